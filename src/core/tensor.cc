@@ -1,0 +1,126 @@
+#include "core/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+namespace kiln {
+
+int64_t NumElements(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+Result<int64_t> CheckedNumElements(const Shape& shape) {
+  // 2^48 elements is far beyond any memory; it keeps byte counts of every type inside int64.
+  constexpr int64_t kMax = int64_t{1} << 48;
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) return InvalidArgument("shape " + ShapeToString(shape) + " has a negative dim");
+    if (d != 0 && n > kMax / d) {
+      return InvalidArgument("shape " + ShapeToString(shape) + " has too many elements (overflow)");
+    }
+    n *= d;
+  }
+  return n;
+}
+
+std::string ShapeToString(const Shape& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ",";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+std::vector<int64_t> Strides(const Shape& shape) {
+  std::vector<int64_t> s(shape.size(), 1);
+  for (int i = static_cast<int>(shape.size()) - 2; i >= 0; --i) {
+    s[static_cast<size_t>(i)] = s[static_cast<size_t>(i) + 1] * shape[static_cast<size_t>(i) + 1];
+  }
+  return s;
+}
+
+Result<Tensor> Tensor::Allocate(ElementType type, Shape shape) {
+  if (type == ElementType::kUndefined) return InvalidArgument("cannot allocate an undefined type");
+  KILN_ASSIGN_OR_RETURN(int64_t n, CheckedNumElements(shape));
+  Tensor t;
+  t.type_ = type;
+  t.shape_ = std::move(shape);
+  t.size_ = n;
+  if (type == ElementType::kString) {
+    auto* strings = new std::string[static_cast<size_t>(n > 0 ? n : 1)];
+    t.owner_ = std::shared_ptr<void>(strings, [](void* p) { delete[] static_cast<std::string*>(p); });
+    t.data_ = strings;
+    return t;
+  }
+  const size_t bytes = static_cast<size_t>(n) * ElementSize(type);
+  const size_t rounded = (bytes + 63) / 64 * 64 + 64;
+  void* p = std::aligned_alloc(64, rounded);
+  if (p == nullptr) return InvalidArgument("out of memory allocating " + t.Describe());
+  std::memset(p, 0, rounded);
+  t.owner_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  t.data_ = p;
+  return t;
+}
+
+Tensor Tensor::Wrap(ElementType type, Shape shape, void* data) {
+  Tensor t;
+  t.type_ = type;
+  t.size_ = NumElements(shape);
+  t.shape_ = std::move(shape);
+  t.data_ = data;
+  return t;
+}
+
+Tensor Tensor::Clone() const {
+  Tensor t = Allocate(type_, shape_).value();
+  if (type_ == ElementType::kString) {
+    for (int64_t i = 0; i < size_; ++i) t.data<std::string>()[i] = data<std::string>()[i];
+  } else if (bytes() > 0) {
+    std::memcpy(t.data_, data_, bytes());
+  }
+  return t;
+}
+
+Tensor Tensor::Reshaped(Shape shape) const {
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+double Tensor::GetAsDouble(int64_t i) const {
+  double v = 0;
+  Dispatch<kAllNumeric | kDispatchBool>(type_, [&](auto tag) {
+    using T = decltype(tag);
+    v = static_cast<double>(data<T>()[i]);
+  });
+  return v;
+}
+
+int64_t Tensor::GetAsInt64(int64_t i) const {
+  int64_t v = 0;
+  Dispatch<kAllNumeric | kDispatchBool>(type_, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_integral_v<T>) {
+      v = static_cast<int64_t>(data<T>()[i]);
+    } else {
+      v = static_cast<int64_t>(static_cast<double>(data<T>()[i]));
+    }
+  });
+  return v;
+}
+
+std::vector<int64_t> Tensor::ToInt64Vector() const {
+  std::vector<int64_t> out(static_cast<size_t>(size_));
+  for (int64_t i = 0; i < size_; ++i) out[static_cast<size_t>(i)] = GetAsInt64(i);
+  return out;
+}
+
+std::string Tensor::Describe() const {
+  return std::string(ElementTypeName(type_)) + ShapeToString(shape_);
+}
+
+}  // namespace kiln

@@ -1,0 +1,86 @@
+// Tensor: an element type, a concrete shape and a view of storage.
+//
+// A Tensor is a cheap handle (copying it shares storage). Storage is either owned (heap, via
+// Allocate, freed with the last handle) or borrowed (Wrap: arena memory owned by an executor,
+// valid while that executor's run lasts). Strings are stored as std::string objects and are
+// always owned.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/element_type.h"
+#include "core/status.h"
+
+namespace kiln {
+
+using Shape = std::vector<int64_t>;
+
+// Product of dims (1 for a scalar). Assumes no overflow: use CheckedNumElements on user input.
+int64_t NumElements(const Shape& shape);
+// Element count, or an error when a dim is negative or the product overflows int64 / 2^48.
+Result<int64_t> CheckedNumElements(const Shape& shape);
+// "[1,3,224,224]"
+std::string ShapeToString(const Shape& shape);
+// Row-major strides in elements.
+std::vector<int64_t> Strides(const Shape& shape);
+
+class Tensor {
+ public:
+  Tensor() = default;
+
+  // Owned, zero-initialised storage (strings default-constructed).
+  static Result<Tensor> Allocate(ElementType type, Shape shape);
+  // Borrowed storage; `data` must hold NumElements(shape) elements and outlive the tensor.
+  static Tensor Wrap(ElementType type, Shape shape, void* data);
+  // A scalar or 1-D tensor from values, for tests and constant folding.
+  template <typename T>
+  static Tensor FromVector(const std::vector<T>& values, Shape shape) {
+    Tensor t = Allocate(ElementTypeOf<T>::value, std::move(shape)).value();
+    for (size_t i = 0; i < values.size(); ++i) t.data<T>()[i] = values[i];
+    return t;
+  }
+
+  bool defined() const { return type_ != ElementType::kUndefined; }
+  ElementType type() const { return type_; }
+  const Shape& shape() const { return shape_; }
+  int rank() const { return static_cast<int>(shape_.size()); }
+  int64_t dim(int i) const { return shape_[static_cast<size_t>(i)]; }
+  int64_t size() const { return size_; }
+  size_t bytes() const { return static_cast<size_t>(size_) * ElementSize(type_); }
+  bool owns_storage() const { return owner_ != nullptr; }
+
+  void* raw() { return data_; }
+  const void* raw() const { return data_; }
+  template <typename T>
+  T* data() {
+    return static_cast<T*>(data_);
+  }
+  template <typename T>
+  const T* data() const {
+    return static_cast<const T*>(data_);
+  }
+
+  // Deep copy into owned storage.
+  Tensor Clone() const;
+  // Same storage, new shape with the same element count.
+  Tensor Reshaped(Shape shape) const;
+  // Reads element i converted to double / int64 (numeric and bool types only).
+  double GetAsDouble(int64_t i) const;
+  int64_t GetAsInt64(int64_t i) const;
+  // Values of an integer tensor (any integer type) as int64, e.g. a shape input.
+  std::vector<int64_t> ToInt64Vector() const;
+  // "f32[1,3,224,224]"
+  std::string Describe() const;
+
+ private:
+  ElementType type_ = ElementType::kUndefined;
+  Shape shape_;
+  int64_t size_ = 0;
+  void* data_ = nullptr;
+  std::shared_ptr<void> owner_;
+};
+
+}  // namespace kiln

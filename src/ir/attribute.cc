@@ -1,0 +1,72 @@
+#include "ir/attribute.h"
+
+namespace kiln {
+
+const char* AttributeKindName(Attribute::Kind k) {
+  switch (k) {
+    case Attribute::Kind::kFloat: return "float";
+    case Attribute::Kind::kInt: return "int";
+    case Attribute::Kind::kString: return "string";
+    case Attribute::Kind::kTensor: return "tensor";
+    case Attribute::Kind::kGraph: return "graph";
+    case Attribute::Kind::kFloats: return "floats";
+    case Attribute::Kind::kInts: return "ints";
+    case Attribute::Kind::kStrings: return "strings";
+    case Attribute::Kind::kTensors: return "tensors";
+    case Attribute::Kind::kGraphs: return "graphs";
+  }
+  return "?";
+}
+
+const Attribute* Attributes::Find(const std::string& name) const {
+  for (const Attribute& a : items_) {
+    if (a.name == name) return &a;
+  }
+  return nullptr;
+}
+
+int64_t Attributes::GetInt(const std::string& name, int64_t def) const {
+  const Attribute* a = Find(name);
+  if (a == nullptr) return def;
+  if (a->kind == Attribute::Kind::kFloat) return static_cast<int64_t>(a->f);
+  return a->i;
+}
+
+float Attributes::GetFloat(const std::string& name, float def) const {
+  const Attribute* a = Find(name);
+  if (a == nullptr) return def;
+  if (a->kind == Attribute::Kind::kInt) return static_cast<float>(a->i);
+  return a->f;
+}
+
+std::string Attributes::GetString(const std::string& name, const std::string& def) const {
+  const Attribute* a = Find(name);
+  return a == nullptr ? def : a->s;
+}
+
+std::vector<int64_t> Attributes::GetInts(const std::string& name, std::vector<int64_t> def) const {
+  const Attribute* a = Find(name);
+  return a == nullptr ? def : a->ints;
+}
+
+std::vector<float> Attributes::GetFloats(const std::string& name, std::vector<float> def) const {
+  const Attribute* a = Find(name);
+  return a == nullptr ? def : a->floats;
+}
+
+std::vector<std::string> Attributes::GetStrings(const std::string& name) const {
+  const Attribute* a = Find(name);
+  return a == nullptr ? std::vector<std::string>{} : a->strings;
+}
+
+const Tensor* Attributes::GetTensor(const std::string& name) const {
+  const Attribute* a = Find(name);
+  return a == nullptr || a->kind != Attribute::Kind::kTensor ? nullptr : &a->t;
+}
+
+const Graph* Attributes::GetGraph(const std::string& name) const {
+  const Attribute* a = Find(name);
+  return a == nullptr || a->kind != Attribute::Kind::kGraph ? nullptr : a->g.get();
+}
+
+}  // namespace kiln

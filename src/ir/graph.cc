@@ -1,0 +1,150 @@
+#include "ir/graph.h"
+
+#include <algorithm>
+
+namespace kiln {
+
+std::string Dim::ToString() const {
+  if (value >= 0) return std::to_string(value);
+  return symbol.empty() ? "?" : symbol;
+}
+
+bool TypeInfo::has_static_shape() const {
+  if (!shape) return false;
+  return std::all_of(shape->begin(), shape->end(), [](const Dim& d) { return d.is_static(); });
+}
+
+Shape TypeInfo::static_shape() const {
+  Shape s;
+  for (const Dim& d : *shape) s.push_back(d.value);
+  return s;
+}
+
+std::string TypeInfo::ToString() const {
+  std::string s = ElementTypeName(type);
+  if (!shape) return s + "[*]";
+  s += "[";
+  for (size_t i = 0; i < shape->size(); ++i) {
+    if (i) s += ",";
+    s += (*shape)[i].ToString();
+  }
+  return s + "]";
+}
+
+std::string Node::Describe() const {
+  std::string s = op_type;
+  if (!domain.empty()) s = domain + "." + s;
+  return s + " '" + name + "'";
+}
+
+ValueId Graph::AddValue(std::string value_name, ElementType type, std::optional<DimVector> shape) {
+  ValueId id(static_cast<uint32_t>(values_.size()));
+  Value v;
+  v.name = std::move(value_name);
+  v.info.type = type;
+  v.info.shape = std::move(shape);
+  if (!v.name.empty()) by_name_[v.name] = id;
+  values_.push_back(std::move(v));
+  return id;
+}
+
+ValueId Graph::AddInitializer(std::string value_name, Tensor data) {
+  DimVector dims(data.shape().begin(), data.shape().end());
+  ValueId id = AddValue(std::move(value_name), data.type(), std::move(dims));
+  values_[id.v].kind = ValueKind::kInitializer;
+  values_[id.v].initializer = std::move(data);
+  return id;
+}
+
+NodeId Graph::AddNode(std::string node_name, std::string op_type, std::vector<ValueId> inputs,
+                      std::vector<ValueId> outputs, Attributes attrs, std::string domain,
+                      int opset) {
+  NodeId id(static_cast<uint32_t>(nodes_.size()));
+  for (ValueId o : outputs) {
+    if (o.valid()) values_[o.v].producer = id;
+  }
+  Node n;
+  n.name = std::move(node_name);
+  n.op_type = std::move(op_type);
+  n.domain = std::move(domain);
+  n.opset = opset;
+  n.inputs = std::move(inputs);
+  n.outputs = std::move(outputs);
+  n.attrs = std::move(attrs);
+  nodes_.push_back(std::move(n));
+  return id;
+}
+
+void Graph::MarkInput(ValueId v) {
+  values_[v.v].kind = ValueKind::kInput;
+  inputs_.push_back(v);
+}
+
+void Graph::MarkOutput(ValueId v) {
+  values_[v.v].is_output = true;
+  outputs_.push_back(v);
+}
+
+std::vector<ValueId> Graph::OuterScopeValues() const {
+  std::vector<ValueId> out;
+  for (uint32_t i = 0; i < values_.size(); ++i) {
+    if (values_[i].kind == ValueKind::kOuterScope) out.push_back(ValueId(i));
+  }
+  return out;
+}
+
+std::optional<ValueId> Graph::FindValue(const std::string& value_name) const {
+  auto it = by_name_.find(value_name);
+  if (it == by_name_.end()) return std::nullopt;
+  return it->second;
+}
+
+Result<std::vector<NodeId>> Graph::TopologicalOrder() const {
+  // Kahn's algorithm, stable: among ready nodes the one listed first in the file goes first.
+  const size_t n = nodes_.size();
+  std::vector<int> missing(n, 0);
+  std::vector<std::vector<uint32_t>> consumers(values_.size());
+  for (uint32_t i = 0; i < n; ++i) {
+    for (ValueId in : nodes_[i].inputs) {
+      if (!in.valid()) continue;
+      if (values_[in.v].producer.valid()) {
+        ++missing[i];
+        consumers[in.v].push_back(i);
+      }
+    }
+  }
+  std::vector<NodeId> order;
+  order.reserve(n);
+  std::vector<uint32_t> ready;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (missing[i] == 0) ready.push_back(i);
+  }
+  // Min-heap over node index keeps the original order where the graph allows it.
+  std::make_heap(ready.begin(), ready.end(), std::greater<>());
+  while (!ready.empty()) {
+    std::pop_heap(ready.begin(), ready.end(), std::greater<>());
+    uint32_t i = ready.back();
+    ready.pop_back();
+    order.push_back(NodeId(i));
+    for (ValueId out : nodes_[i].outputs) {
+      if (!out.valid()) continue;
+      for (uint32_t c : consumers[out.v]) {
+        if (--missing[c] == 0) {
+          ready.push_back(c);
+          std::push_heap(ready.begin(), ready.end(), std::greater<>());
+        }
+      }
+    }
+  }
+  if (order.size() != n) {
+    for (uint32_t i = 0; i < n; ++i) {
+      if (missing[i] > 0) {
+        return InvalidArgument("graph '" + name + "' has a cycle through node " +
+                               nodes_[i].Describe());
+      }
+    }
+  }
+  return order;
+}
+
+}  // namespace kiln

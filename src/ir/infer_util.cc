@@ -1,0 +1,97 @@
+#include "ir/infer_util.h"
+
+namespace kiln {
+
+Result<DimVector> BroadcastDims(const DimVector& a, const DimVector& b) {
+  const size_t rank = std::max(a.size(), b.size());
+  DimVector out(rank);
+  for (size_t i = 0; i < rank; ++i) {
+    const Dim* da = i + a.size() >= rank ? &a[i + a.size() - rank] : nullptr;
+    const Dim* db = i + b.size() >= rank ? &b[i + b.size() - rank] : nullptr;
+    if (da == nullptr) {
+      out[i] = *db;
+    } else if (db == nullptr) {
+      out[i] = *da;
+    } else if (da->is_static() && db->is_static()) {
+      if (da->value == db->value || db->value == 1) {
+        out[i] = *da;
+      } else if (da->value == 1) {
+        out[i] = *db;
+      } else {
+        return InvalidArgument("cannot broadcast dim " + std::to_string(da->value) + " with " +
+                               std::to_string(db->value));
+      }
+    } else if (da->is_static() && da->value == 1) {
+      out[i] = *db;
+    } else if (db->is_static() && db->value == 1) {
+      out[i] = *da;
+    } else if (*da == *db) {
+      out[i] = *da;
+    } else if (da->is_static()) {
+      out[i] = *da;  // the other must be 1 or equal at run time
+    } else if (db->is_static()) {
+      out[i] = *db;
+    } else {
+      out[i] = Dim();
+    }
+  }
+  return out;
+}
+
+Result<std::optional<DimVector>> BroadcastInputs(const InferContext& ctx) {
+  std::optional<DimVector> acc;
+  bool first = true;
+  for (size_t i = 0; i < ctx.num_inputs(); ++i) {
+    if (!ctx.has_input(i)) continue;
+    const auto& s = ctx.input(i).shape;
+    if (!s) return std::optional<DimVector>();
+    if (first) {
+      acc = *s;
+      first = false;
+      continue;
+    }
+    auto r = BroadcastDims(*acc, *s);
+    if (!r.ok()) return ctx.Error(r.status().message());
+    acc = std::move(r).value();
+  }
+  return acc;
+}
+
+Result<int> NormalizeAxis(int64_t axis, int rank, const InferContext& ctx) {
+  if (axis < -rank || axis >= rank) {
+    return ctx.Error("axis " + std::to_string(axis) + " is out of range for rank " +
+                     std::to_string(rank));
+  }
+  return static_cast<int>(axis < 0 ? axis + rank : axis);
+}
+
+DimVector ToDims(const Shape& s) { return DimVector(s.begin(), s.end()); }
+
+Status InferSameAsInput0(InferContext& ctx) {
+  if (!ctx.has_input(0)) return ctx.Error("missing input 0");
+  ctx.set_output(0, ctx.input(0));
+  return Status::Ok();
+}
+
+Status InferBroadcast(InferContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(auto shape, BroadcastInputs(ctx));
+  ctx.set_output(0, ctx.input_type(0), std::move(shape));
+  return Status::Ok();
+}
+
+Status InferBroadcastBool(InferContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(auto shape, BroadcastInputs(ctx));
+  ctx.set_output(0, ElementType::kBool, std::move(shape));
+  return Status::Ok();
+}
+
+std::optional<int64_t> StaticNumElements(const DimVector& d) {
+  int64_t n = 1;
+  for (const Dim& x : d) {
+    if (!x.is_static()) return std::nullopt;
+    n *= x.value;
+  }
+  return n;
+}
+
+}  // namespace kiln

@@ -1,0 +1,29 @@
+// Helpers shared by the per-family inference functions.
+#pragma once
+
+#include <optional>
+
+#include "core/status.h"
+#include "ir/graph.h"
+#include "ir/op_schema.h"
+
+namespace kiln {
+
+// Numpy-style multidirectional broadcast of two symbolic shapes; error on incompatible dims.
+Result<DimVector> BroadcastDims(const DimVector& a, const DimVector& b);
+// Broadcast of all present inputs; nullopt when any rank is unknown.
+Result<std::optional<DimVector>> BroadcastInputs(const InferContext& ctx);
+// Axis in [-rank, rank) to [0, rank); error otherwise.
+Result<int> NormalizeAxis(int64_t axis, int rank, const InferContext& ctx);
+// A DimVector from a concrete shape.
+DimVector ToDims(const Shape& s);
+// Output 0 = type and shape of input 0 (unary elementwise ops).
+Status InferSameAsInput0(InferContext& ctx);
+// Output 0 = broadcast of inputs, type of input 0.
+Status InferBroadcast(InferContext& ctx);
+// Output 0 = broadcast of inputs, bool type (comparisons, logic).
+Status InferBroadcastBool(InferContext& ctx);
+// Product of static dims, nullopt if any is not static.
+std::optional<int64_t> StaticNumElements(const DimVector& d);
+
+}  // namespace kiln
