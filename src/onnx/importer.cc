@@ -1,1 +1,524 @@
+// ONNX protobuf -> Kiln IR. The only translation unit family that sees protobuf types.
 #include "onnx/importer.h"
+
+#include <onnx/onnx_pb.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <unordered_map>
+
+#include "ir/shape_inference.h"
+#include "ir/verifier.h"
+
+namespace kiln {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kMaxDefaultOpset = 17;
+
+Result<std::string> ReadFileBytes(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return NotFound("no such file: " + path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return IoError("cannot open " + path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (!in.good() && !in.eof()) return IoError("cannot read " + path);
+  return ss.str();
+}
+
+// Resolves an external data location against `base_dir`; rejects anything that leaves it.
+Result<std::string> SafeExternalPath(const std::string& base_dir, const std::string& location) {
+  if (location.empty()) return InvalidArgument("external data has an empty location");
+  fs::path rel(location);
+  if (rel.is_absolute()) {
+    return InvalidArgument("external data location '" + location + "' is an absolute path");
+  }
+  for (const auto& part : rel) {
+    if (part == "..") {
+      return InvalidArgument("external data location '" + location +
+                             "' leaves the model's folder");
+    }
+  }
+  fs::path full = fs::path(base_dir.empty() ? "." : base_dir) / rel;
+  std::error_code ec;
+  fs::path canon_base = fs::weakly_canonical(base_dir.empty() ? "." : base_dir, ec);
+  fs::path canon = fs::weakly_canonical(full, ec);
+  if (ec) return InvalidArgument("external data location '" + location + "' cannot be resolved");
+  auto b = canon_base.string(), c = canon.string();
+  if (c.compare(0, b.size(), b) != 0) {
+    return InvalidArgument("external data location '" + location +
+                           "' resolves outside the model's folder");
+  }
+  return canon.string();
+}
+
+template <typename Field, typename T>
+void CopyField(const Field& field, T* out) {
+  for (int i = 0; i < field.size(); ++i) out[i] = static_cast<T>(field.Get(i));
+}
+
+Result<Tensor> ConvertTensor(const onnx::TensorProto& tp, const std::string& base_dir) {
+  const std::string name = tp.name().empty() ? "<unnamed>" : tp.name();
+  const ElementType type = ElementTypeFromOnnx(tp.data_type());
+  if (type == ElementType::kUndefined) {
+    return Unimplemented("tensor '" + name + "' has unsupported data type " +
+                         std::to_string(tp.data_type()));
+  }
+  if (tp.has_segment()) return Unimplemented("tensor '" + name + "' is segmented");
+  Shape shape(tp.dims().begin(), tp.dims().end());
+  auto count = CheckedNumElements(shape);
+  if (!count.ok()) return InvalidArgument("tensor '" + name + "': " + count.status().message());
+  auto allocated = Tensor::Allocate(type, shape);
+  if (!allocated.ok()) return allocated.status().WithContext("tensor '" + name + "'");
+  Tensor t = std::move(allocated).value();
+  const int64_t n = *count;
+  const size_t bytes = t.bytes();
+  auto size_error = [&](int64_t found, const char* what) {
+    return InvalidArgument("tensor '" + name + "' of " + t.Describe() + " holds " +
+                           std::to_string(found) + " " + what + ", expected " +
+                           std::to_string(type == ElementType::kString ? n : static_cast<int64_t>(bytes)));
+  };
+
+  if (tp.data_location() == onnx::TensorProto::EXTERNAL) {
+    std::string location;
+    int64_t offset = 0, length = -1;
+    for (const auto& kv : tp.external_data()) {
+      try {
+        if (kv.key() == "location") location = kv.value();
+        if (kv.key() == "offset") offset = std::stoll(kv.value());
+        if (kv.key() == "length") length = std::stoll(kv.value());
+      } catch (...) {
+        return InvalidArgument("tensor '" + name + "' has a malformed external_data entry '" +
+                               kv.key() + "'");
+      }
+    }
+    if (type == ElementType::kString) {
+      return Unimplemented("tensor '" + name + "': string tensors cannot use external data");
+    }
+    KILN_ASSIGN_OR_RETURN(std::string path, SafeExternalPath(base_dir, location));
+    std::error_code ec;
+    const auto file_size = static_cast<int64_t>(fs::file_size(path, ec));
+    if (ec) return NotFound("tensor '" + name + "': external data file '" + location + "' not found");
+    if (length < 0) length = static_cast<int64_t>(bytes);
+    if (offset < 0 || length != static_cast<int64_t>(bytes) || offset > file_size ||
+        file_size - offset < length) {
+      return InvalidArgument("tensor '" + name + "': external data in '" + location +
+                             "' (offset " + std::to_string(offset) + ", length " +
+                             std::to_string(length) + ", file size " + std::to_string(file_size) +
+                             ") does not hold " + std::to_string(bytes) + " bytes for " +
+                             t.Describe());
+    }
+    std::ifstream in(path, std::ios::binary);
+    in.seekg(offset);
+    in.read(static_cast<char*>(t.raw()), static_cast<std::streamsize>(bytes));
+    if (!in) return IoError("tensor '" + name + "': cannot read external data '" + location + "'");
+    return t;
+  }
+
+  if (tp.has_raw_data()) {
+    if (type == ElementType::kString) return InvalidArgument("string tensor '" + name + "' uses raw_data");
+    if (tp.raw_data().size() != bytes) return size_error(static_cast<int64_t>(tp.raw_data().size()), "bytes");
+    if (bytes) std::memcpy(t.raw(), tp.raw_data().data(), bytes);
+    return t;
+  }
+
+  auto expect = [&](int64_t found) -> Status {
+    if (found != n) return size_error(found, "values");
+    return Status::Ok();
+  };
+  switch (type) {
+    case ElementType::kF32:
+      KILN_RETURN_IF_ERROR(expect(tp.float_data_size()));
+      CopyField(tp.float_data(), t.data<float>());
+      break;
+    case ElementType::kF64:
+      KILN_RETURN_IF_ERROR(expect(tp.double_data_size()));
+      CopyField(tp.double_data(), t.data<double>());
+      break;
+    case ElementType::kI64:
+      KILN_RETURN_IF_ERROR(expect(tp.int64_data_size()));
+      CopyField(tp.int64_data(), t.data<int64_t>());
+      break;
+    case ElementType::kU32:
+      KILN_RETURN_IF_ERROR(expect(tp.uint64_data_size()));
+      CopyField(tp.uint64_data(), t.data<uint32_t>());
+      break;
+    case ElementType::kU64:
+      KILN_RETURN_IF_ERROR(expect(tp.uint64_data_size()));
+      CopyField(tp.uint64_data(), t.data<uint64_t>());
+      break;
+    case ElementType::kI32:
+      KILN_RETURN_IF_ERROR(expect(tp.int32_data_size()));
+      CopyField(tp.int32_data(), t.data<int32_t>());
+      break;
+    case ElementType::kI8:
+      KILN_RETURN_IF_ERROR(expect(tp.int32_data_size()));
+      CopyField(tp.int32_data(), t.data<int8_t>());
+      break;
+    case ElementType::kU8:
+      KILN_RETURN_IF_ERROR(expect(tp.int32_data_size()));
+      CopyField(tp.int32_data(), t.data<uint8_t>());
+      break;
+    case ElementType::kI16:
+      KILN_RETURN_IF_ERROR(expect(tp.int32_data_size()));
+      CopyField(tp.int32_data(), t.data<int16_t>());
+      break;
+    case ElementType::kU16:
+      KILN_RETURN_IF_ERROR(expect(tp.int32_data_size()));
+      CopyField(tp.int32_data(), t.data<uint16_t>());
+      break;
+    case ElementType::kBool:
+      KILN_RETURN_IF_ERROR(expect(tp.int32_data_size()));
+      for (int i = 0; i < tp.int32_data_size(); ++i) t.data<bool>()[i] = tp.int32_data(i) != 0;
+      break;
+    case ElementType::kF16:
+    case ElementType::kBF16:
+      // Stored as bit patterns in int32_data.
+      KILN_RETURN_IF_ERROR(expect(tp.int32_data_size()));
+      for (int i = 0; i < tp.int32_data_size(); ++i) {
+        t.data<uint16_t>()[i] = static_cast<uint16_t>(tp.int32_data(i));
+      }
+      break;
+    case ElementType::kString:
+      KILN_RETURN_IF_ERROR(expect(tp.string_data_size()));
+      for (int i = 0; i < tp.string_data_size(); ++i) t.data<std::string>()[i] = tp.string_data(i);
+      break;
+    default:
+      return Unimplemented("tensor '" + name + "' has unsupported type");
+  }
+  return t;
+}
+
+// Type of a ValueInfoProto; sequences, maps and optionals are not supported yet.
+Result<TypeInfo> ConvertType(const onnx::ValueInfoProto& vi) {
+  TypeInfo info;
+  if (!vi.has_type()) return info;  // untyped: to be inferred
+  const auto& tp = vi.type();
+  if (!tp.has_tensor_type()) {
+    const char* kind = tp.has_sequence_type() ? "a sequence" :
+                       tp.has_map_type() ? "a map" :
+                       tp.has_optional_type() ? "an optional" :
+                       tp.has_sparse_tensor_type() ? "a sparse tensor" : "an unknown";
+    return Unimplemented("value '" + vi.name() + "' has " + kind + " type, which Kiln does not support");
+  }
+  const auto& tt = tp.tensor_type();
+  if (tt.elem_type() != 0) {
+    info.type = ElementTypeFromOnnx(tt.elem_type());
+    if (info.type == ElementType::kUndefined) {
+      return Unimplemented("value '" + vi.name() + "' has unsupported element type " +
+                           std::to_string(tt.elem_type()));
+    }
+  }
+  if (tt.has_shape()) {
+    DimVector dims;
+    for (const auto& d : tt.shape().dim()) {
+      if (d.has_dim_value()) {
+        if (d.dim_value() < 0) {
+          return InvalidArgument("value '" + vi.name() + "' has a negative dimension " +
+                                 std::to_string(d.dim_value()));
+        }
+        dims.push_back(Dim(d.dim_value()));
+      } else if (d.has_dim_param() && !d.dim_param().empty()) {
+        dims.push_back(Dim::Symbol(d.dim_param()));
+      } else {
+        dims.push_back(Dim());
+      }
+    }
+    info.shape = std::move(dims);
+  }
+  return info;
+}
+
+class GraphImporter {
+ public:
+  GraphImporter(const std::map<std::string, int>& opsets, std::string base_dir)
+      : opsets_(opsets), base_dir_(std::move(base_dir)) {}
+
+  // `outer` lists the names visible from enclosing graphs (with their types).
+  Status Import(const onnx::GraphProto& gp, Graph& g,
+                const std::vector<const Graph*>& enclosing) {
+    g.name = gp.name();
+    // Initializers first: old models also list them as inputs.
+    for (const auto& init : gp.initializer()) {
+      if (init.name().empty()) return InvalidArgument("graph '" + gp.name() + "' has an unnamed initializer");
+      if (g.FindValue(init.name())) {
+        return InvalidArgument("initializer '" + init.name() + "' is defined twice");
+      }
+      auto t = ConvertTensor(init, base_dir_);
+      if (!t.ok()) return t.status();
+      g.AddInitializer(init.name(), std::move(t).value());
+    }
+    if (gp.sparse_initializer_size() > 0) {
+      return Unimplemented("graph '" + gp.name() + "' has sparse initializers");
+    }
+    for (const auto& in : gp.input()) {
+      KILN_ASSIGN_OR_RETURN(TypeInfo info, ConvertType(in));
+      if (auto existing = g.FindValue(in.name())) {
+        if (g.value(*existing).kind == ValueKind::kInitializer) continue;  // ir < 4 style
+        return InvalidArgument("graph input '" + in.name() + "' is declared twice");
+      }
+      if (in.name().empty()) return InvalidArgument("graph '" + gp.name() + "' has an unnamed input");
+      ValueId v = g.AddValue(in.name(), info.type, info.shape);
+      g.MarkInput(v);
+    }
+    // Declared types of intermediate values, applied after node outputs exist.
+    std::unordered_map<std::string, TypeInfo> declared;
+    for (const auto& vi : gp.value_info()) {
+      auto info = ConvertType(vi);
+      if (info.ok()) declared[vi.name()] = std::move(info).value();
+    }
+    for (const auto& out : gp.output()) {
+      KILN_ASSIGN_OR_RETURN(TypeInfo info, ConvertType(out));
+      declared_outputs_.emplace_back(out.name(), info);
+    }
+
+    // Pass 1: create every node's output values so that node order does not matter here (the
+    // verifier rejects cycles).
+    std::vector<std::vector<ValueId>> node_outputs(static_cast<size_t>(gp.node_size()));
+    for (int ni = 0; ni < gp.node_size(); ++ni) {
+      const auto& np = gp.node(ni);
+      for (const auto& o : np.output()) {
+        if (o.empty()) {
+          node_outputs[ni].push_back(ValueId());
+          continue;
+        }
+        if (g.FindValue(o)) {
+          return InvalidArgument("value '" + o + "' is produced twice (node " + np.op_type() +
+                                 " '" + np.name() + "')");
+        }
+        TypeInfo info;
+        if (auto it = declared.find(o); it != declared.end()) info = it->second;
+        node_outputs[ni].push_back(g.AddValue(o, info.type, info.shape));
+      }
+    }
+    // Pass 2: nodes.
+    for (int ni = 0; ni < gp.node_size(); ++ni) {
+      const auto& np = gp.node(ni);
+      const std::string node_name =
+          np.name().empty() ? np.op_type() + "_" + std::to_string(ni) : np.name();
+      const std::string& domain = np.domain() == "ai.onnx" ? std::string() : np.domain();
+      auto op_it = opsets_.find(domain);
+      if (op_it == opsets_.end()) {
+        return InvalidArgument("node " + np.op_type() + " '" + node_name + "' uses domain '" +
+                               domain + "' which the model does not import");
+      }
+      std::vector<ValueId> inputs;
+      for (const auto& in : np.input()) {
+        if (in.empty()) {
+          inputs.push_back(ValueId());
+          continue;
+        }
+        auto v = g.FindValue(in);
+        if (!v) {
+          // Outer-scope capture?
+          const Value* outer = nullptr;
+          for (auto it = enclosing.rbegin(); it != enclosing.rend() && !outer; ++it) {
+            if (auto ov = (*it)->FindValue(in)) outer = &(*it)->value(*ov);
+          }
+          if (outer == nullptr) {
+            return InvalidArgument("node " + np.op_type() + " '" + node_name +
+                                   "' reads value '" + in + "' that nothing produces");
+          }
+          ValueId cap = g.AddValue(in, outer->info.type, outer->info.shape);
+          g.value(cap).kind = ValueKind::kOuterScope;
+          v = cap;
+        }
+        inputs.push_back(*v);
+      }
+      Attributes attrs;
+      std::vector<const Graph*> inner_enclosing = enclosing;
+      inner_enclosing.push_back(&g);
+      for (const auto& ap : np.attribute()) {
+        auto a = ConvertAttribute(ap, np, node_name, inner_enclosing);
+        if (!a.ok()) return a.status();
+        attrs.Add(std::move(a).value());
+      }
+      g.AddNode(node_name, np.op_type(), std::move(inputs), std::move(node_outputs[ni]),
+                std::move(attrs), domain, op_it->second);
+    }
+    for (const auto& [name, info] : declared_outputs_) {
+      auto v = g.FindValue(name);
+      if (!v) {
+        // An output may also be an outer-scope value (subgraph passing a value through).
+        const Value* outer = nullptr;
+        for (auto it = enclosing.rbegin(); it != enclosing.rend() && !outer; ++it) {
+          if (auto ov = (*it)->FindValue(name)) outer = &(*it)->value(*ov);
+        }
+        if (outer == nullptr) {
+          return InvalidArgument("graph output '" + name + "' is not produced by any node");
+        }
+        ValueId cap = g.AddValue(name, outer->info.type, outer->info.shape);
+        g.value(cap).kind = ValueKind::kOuterScope;
+        v = cap;
+      }
+      Value& val = g.value(*v);
+      if (val.info.type == ElementType::kUndefined) val.info.type = info.type;
+      if (!val.info.shape) val.info.shape = info.shape;
+      declared_output_types_.push_back(info);
+      g.MarkOutput(*v);
+    }
+    return Status::Ok();
+  }
+
+  const std::vector<TypeInfo>& declared_output_types() const { return declared_output_types_; }
+
+ private:
+  Result<Attribute> ConvertAttribute(const onnx::AttributeProto& ap, const onnx::NodeProto& np,
+                                     const std::string& node_name,
+                                     const std::vector<const Graph*>& enclosing) {
+    Attribute a;
+    a.name = ap.name();
+    auto where = [&] { return "attribute '" + ap.name() + "' of node " + np.op_type() + " '" + node_name + "'"; };
+    if (!ap.ref_attr_name().empty()) {
+      return Unimplemented(where() + " refers to a function attribute");
+    }
+    switch (ap.type()) {
+      case onnx::AttributeProto::FLOAT: a.kind = Attribute::Kind::kFloat; a.f = ap.f(); break;
+      case onnx::AttributeProto::INT: a.kind = Attribute::Kind::kInt; a.i = ap.i(); break;
+      case onnx::AttributeProto::STRING: a.kind = Attribute::Kind::kString; a.s = ap.s(); break;
+      case onnx::AttributeProto::FLOATS:
+        a.kind = Attribute::Kind::kFloats;
+        a.floats.assign(ap.floats().begin(), ap.floats().end());
+        break;
+      case onnx::AttributeProto::INTS:
+        a.kind = Attribute::Kind::kInts;
+        a.ints.assign(ap.ints().begin(), ap.ints().end());
+        break;
+      case onnx::AttributeProto::STRINGS:
+        a.kind = Attribute::Kind::kStrings;
+        a.strings.assign(ap.strings().begin(), ap.strings().end());
+        break;
+      case onnx::AttributeProto::TENSOR: {
+        a.kind = Attribute::Kind::kTensor;
+        auto t = ConvertTensor(ap.t(), base_dir_);
+        if (!t.ok()) return t.status().WithContext(where());
+        a.t = std::move(t).value();
+        break;
+      }
+      case onnx::AttributeProto::TENSORS:
+        a.kind = Attribute::Kind::kTensors;
+        for (const auto& tp : ap.tensors()) {
+          auto t = ConvertTensor(tp, base_dir_);
+          if (!t.ok()) return t.status().WithContext(where());
+          a.tensors.push_back(std::move(t).value());
+        }
+        break;
+      case onnx::AttributeProto::GRAPH: {
+        a.kind = Attribute::Kind::kGraph;
+        a.g = std::make_shared<Graph>();
+        GraphImporter sub(opsets_, base_dir_);
+        Status s = sub.Import(ap.g(), *a.g, enclosing);
+        if (!s.ok()) return s.WithContext("in " + where());
+        break;
+      }
+      case onnx::AttributeProto::GRAPHS:
+        a.kind = Attribute::Kind::kGraphs;
+        for (const auto& gp : ap.graphs()) {
+          auto g = std::make_shared<Graph>();
+          GraphImporter sub(opsets_, base_dir_);
+          Status s = sub.Import(gp, *g, enclosing);
+          if (!s.ok()) return s.WithContext("in " + where());
+          a.graphs.push_back(std::move(g));
+        }
+        break;
+      case onnx::AttributeProto::SPARSE_TENSOR:
+      case onnx::AttributeProto::SPARSE_TENSORS:
+        return Unimplemented(where() + " is a sparse tensor, which Kiln does not support");
+      case onnx::AttributeProto::TYPE_PROTO:
+      case onnx::AttributeProto::TYPE_PROTOS:
+        return Unimplemented(where() + " is a type proto, which Kiln does not support");
+      default:
+        return InvalidArgument(where() + " has no valid type (" + std::to_string(ap.type()) + ")");
+    }
+    return a;
+  }
+
+  const std::map<std::string, int>& opsets_;
+  std::string base_dir_;
+  std::vector<std::pair<std::string, TypeInfo>> declared_outputs_;
+  std::vector<TypeInfo> declared_output_types_;
+};
+
+Result<Model> ImportProto(const onnx::ModelProto& mp, const ImportOptions& options,
+                          const std::string& path) {
+  Model model;
+  model.path = path;
+  model.ir_version = mp.ir_version();
+  model.producer_name = mp.producer_name();
+  model.producer_version = mp.producer_version();
+  for (const auto& p : mp.metadata_props()) model.metadata[p.key()] = p.value();
+  if (!mp.has_graph()) return InvalidArgument("model has no graph (not an ONNX model?)");
+  if (mp.ir_version() <= 0) return InvalidArgument("model has no ir_version (not an ONNX model?)");
+  for (const auto& op : mp.opset_import()) {
+    std::string domain = op.domain() == "ai.onnx" ? "" : op.domain();
+    model.opsets[domain] = static_cast<int>(op.version());
+  }
+  if (mp.opset_import_size() == 0) model.opsets[""] = 1;  // ir_version 1/2 models
+  if (auto it = model.opsets.find(""); it != model.opsets.end()) {
+    if (it->second < 1 || it->second > kMaxDefaultOpset) {
+      return Unimplemented("model imports ai.onnx opset " + std::to_string(it->second) +
+                           "; Kiln supports opsets 1 to " + std::to_string(kMaxDefaultOpset));
+    }
+  }
+  GraphImporter importer(model.opsets, options.external_data_dir);
+  KILN_RETURN_IF_ERROR(importer.Import(mp.graph(), model.graph, {}));
+  KILN_RETURN_IF_ERROR(VerifyGraph(model.graph));
+  if (options.infer_shapes) {
+    KILN_RETURN_IF_ERROR(InferShapes(model.graph, InferShapesOptions{}));
+  }
+  return model;
+}
+
+}  // namespace
+
+Result<Model> ImportOnnxBytes(const void* data, size_t size, const ImportOptions& options) {
+  if (size > static_cast<size_t>(INT32_MAX)) {
+    return Unimplemented("model protobuf is larger than 2 GiB; use external data");
+  }
+  onnx::ModelProto mp;
+  if (size == 0) return InvalidArgument("model is empty (0 bytes)");
+  if (!mp.ParseFromArray(data, static_cast<int>(size))) {
+    return InvalidArgument("model is not a valid ONNX protobuf (" + std::to_string(size) +
+                           " bytes could not be parsed; truncated or not ONNX)");
+  }
+  return ImportProto(mp, options, "");
+}
+
+Result<Model> ImportOnnxFile(const std::string& path, const ImportOptions& options) {
+  KILN_ASSIGN_OR_RETURN(std::string bytes, ReadFileBytes(path));
+  ImportOptions opts = options;
+  if (opts.external_data_dir.empty()) {
+    opts.external_data_dir = fs::path(path).parent_path().string();
+    if (opts.external_data_dir.empty()) opts.external_data_dir = ".";
+  }
+  onnx::ModelProto mp;
+  if (bytes.empty()) return InvalidArgument(path + ": model file is empty");
+  if (bytes.size() > static_cast<size_t>(INT32_MAX) ||
+      !mp.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return InvalidArgument(path + ": not a valid ONNX protobuf (" + std::to_string(bytes.size()) +
+                           " bytes could not be parsed; truncated or not ONNX)");
+  }
+  auto m = ImportProto(mp, opts, path);
+  if (!m.ok()) return m.status().WithContext(path);
+  return m;
+}
+
+Result<Tensor> ParseTensorProto(const void* data, size_t size, const std::string& base_dir) {
+  onnx::TensorProto tp;
+  if (size > static_cast<size_t>(INT32_MAX) || !tp.ParseFromArray(data, static_cast<int>(size))) {
+    return InvalidArgument("not a valid TensorProto");
+  }
+  return ConvertTensor(tp, base_dir);
+}
+
+Result<Tensor> ReadTensorProtoFile(const std::string& path) {
+  KILN_ASSIGN_OR_RETURN(std::string bytes, ReadFileBytes(path));
+  auto t = ParseTensorProto(bytes.data(), bytes.size(), fs::path(path).parent_path().string());
+  if (!t.ok()) return t.status().WithContext(path);
+  return t;
+}
+
+}  // namespace kiln

@@ -1,1 +1,42 @@
-int main() { return 0; }
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+
+namespace {
+std::string OneLine(std::string s) {
+  for (char& c : s) {
+    if (c == '\n') c = ' ';
+  }
+  return s;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"kiln: compile and run ONNX models on this device"};
+  app.require_subcommand(1);
+  std::vector<kiln::cli::Command> commands = {kiln::cli::AddRunCommand(app),
+                                              kiln::cli::AddInspectCommand(app)};
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "error: %s (see kiln --help)\n", OneLine(e.what()).c_str());
+    return 1;
+  }
+  for (auto& c : commands) {
+    if (!c.app->parsed()) continue;
+    kiln::Status s = c.action();
+    if (!s.ok()) {
+      std::fprintf(stderr, "error: %s\n", OneLine(s.message()).c_str());
+      return 1;
+    }
+    return 0;
+  }
+  std::fprintf(stderr, "error: no command given (see kiln --help)\n");
+  return 1;
+}

@@ -1,0 +1,312 @@
+// Unary elementwise reference kernels: math (Abs ... Erf) and activations (Relu ... Shrink).
+//
+// Each kernel maps x -> f(x) elementwise with the same element type in and out. Floats compute
+// in Compute<T> (float for f16/bf16/f32, double for f64) and round on store; integer inputs, where
+// the spec allows them, compute in their own type, or in double for transcendental math (Erf).
+#include <cmath>
+#include <limits>
+
+#include "backends/ref/elementwise_internal.h"
+
+namespace kiln::ew {
+namespace {
+
+template <unsigned Set>
+bool TypeIn(ElementType t) {
+  return Dispatch<Set>(t, [](auto) {});
+}
+
+// y = fn(x) over every element; fn takes and returns the compute type (see Compute<T>).
+template <unsigned Set, typename Fn>
+Status MapUnary(KernelContext& ctx, Fn fn) {
+  const Tensor* x = ctx.input(0);
+  if (x == nullptr) return ctx.Error("missing input 0");
+  if (!TypeIn<Set>(x->type())) return ctx.UnsupportedType(x->type());
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.output(0, x->type(), x->shape()));
+  Dispatch<Set>(x->type(), [&](auto tag) {
+    using T = decltype(tag);
+    using C = Compute<T>;
+    UnaryMap(x->data<T>(), y->data<T>(), x->size(), ctx.thread_pool(),
+             [&](T v) { return static_cast<T>(fn(static_cast<C>(v))); });
+  });
+  return Status::Ok();
+}
+
+// Float-only unary math: fn is called with float or double.
+template <typename Fn>
+Status MapFloat(KernelContext& ctx, Fn fn) {
+  return MapUnary<kDispatchFloat>(ctx, fn);
+}
+
+constexpr unsigned kSignedNumeric = kDispatchFloat | kDispatchSigned;
+
+Status Abs(KernelContext& ctx) {
+  return MapUnary<kAllNumeric>(ctx, [](auto v) {
+    using C = decltype(v);
+    if constexpr (std::is_unsigned_v<C>) {
+      return v;
+    } else if constexpr (std::is_integral_v<C>) {
+      return v < 0 ? WrapSub<C>(0, v) : v;
+    } else {
+      return std::fabs(v);
+    }
+  });
+}
+
+Status Neg(KernelContext& ctx) {
+  return MapUnary<kAllNumeric>(ctx, [](auto v) {
+    using C = decltype(v);
+    if constexpr (std::is_integral_v<C>) {
+      return WrapSub<C>(0, v);
+    } else {
+      return -v;
+    }
+  });
+}
+
+Status Sign(KernelContext& ctx) {
+  // sign(0) = 0 and sign(NaN) = NaN, as numpy.
+  return MapUnary<kAllNumeric>(ctx, [](auto v) {
+    using C = decltype(v);
+    return v > C(0) ? C(1) : (v < C(0) ? static_cast<C>(-1) : v);
+  });
+}
+
+Status Reciprocal(KernelContext& ctx) {
+  return MapFloat(ctx, [](auto v) { return decltype(v)(1) / v; });
+}
+Status Floor(KernelContext& ctx) {
+  return MapFloat(ctx, [](auto v) { return std::floor(v); });
+}
+Status Ceil(KernelContext& ctx) {
+  return MapFloat(ctx, [](auto v) { return std::ceil(v); });
+}
+Status Round(KernelContext& ctx) {
+  // Halves go to the nearest even integer: nearbyint in the default rounding mode.
+  return MapFloat(ctx, [](auto v) { return std::nearbyint(v); });
+}
+Status Sqrt(KernelContext& ctx) {
+  return MapFloat(ctx, [](auto v) { return std::sqrt(v); });
+}
+Status Exp(KernelContext& ctx) {
+  return MapFloat(ctx, [](auto v) { return std::exp(v); });
+}
+Status Log(KernelContext& ctx) {
+  return MapFloat(ctx, [](auto v) { return std::log(v); });
+}
+Status Sin(KernelContext& ctx) {
+  return MapFloat(ctx, [](auto v) { return std::sin(v); });
+}
+Status Cos(KernelContext& ctx) {
+  return MapFloat(ctx, [](auto v) { return std::cos(v); });
+}
+Status Tan(KernelContext& ctx) {
+  return MapFloat(ctx, [](auto v) { return std::tan(v); });
+}
+Status Asin(KernelContext& ctx) {
+  return MapFloat(ctx, [](auto v) { return std::asin(v); });
+}
+Status Acos(KernelContext& ctx) {
+  return MapFloat(ctx, [](auto v) { return std::acos(v); });
+}
+Status Atan(KernelContext& ctx) {
+  return MapFloat(ctx, [](auto v) { return std::atan(v); });
+}
+Status Sinh(KernelContext& ctx) {
+  return MapFloat(ctx, [](auto v) { return std::sinh(v); });
+}
+Status Cosh(KernelContext& ctx) {
+  return MapFloat(ctx, [](auto v) { return std::cosh(v); });
+}
+Status Tanh(KernelContext& ctx) {
+  return MapFloat(ctx, [](auto v) { return std::tanh(v); });
+}
+Status Asinh(KernelContext& ctx) {
+  return MapFloat(ctx, [](auto v) { return std::asinh(v); });
+}
+Status Acosh(KernelContext& ctx) {
+  return MapFloat(ctx, [](auto v) { return std::acosh(v); });
+}
+Status Atanh(KernelContext& ctx) {
+  return MapFloat(ctx, [](auto v) { return std::atanh(v); });
+}
+
+Status Erf(KernelContext& ctx) {
+  // Opset 9+ allows integer inputs: computed in double, truncated back.
+  return MapUnary<kAllNumeric>(ctx, [](auto v) {
+    using C = decltype(v);
+    if constexpr (std::is_integral_v<C>) {
+      return static_cast<C>(std::erf(static_cast<double>(v)));
+    } else {
+      return std::erf(v);
+    }
+  });
+}
+
+Status Relu(KernelContext& ctx) {
+  // max(x, 0) with NaN passed through; opset 14 adds signed integers.
+  return MapUnary<kSignedNumeric>(ctx, [](auto v) { return v < decltype(v)(0) ? decltype(v)(0) : v; });
+}
+
+Status LeakyRelu(KernelContext& ctx) {
+  const float alpha = ctx.attrs().GetFloat("alpha", 0.01f);
+  return MapUnary<kSignedNumeric>(ctx, [alpha](auto v) {
+    using C = decltype(v);
+    if constexpr (std::is_integral_v<C>) {
+      return v < 0 ? static_cast<C>(static_cast<double>(v) * alpha) : v;
+    } else {
+      return v < C(0) ? static_cast<C>(alpha) * v : v;
+    }
+  });
+}
+
+Status Elu(KernelContext& ctx) {
+  const float alpha = ctx.attrs().GetFloat("alpha", 1.0f);
+  return MapFloat(ctx, [alpha](auto v) {
+    using C = decltype(v);
+    return v < C(0) ? static_cast<C>(alpha) * std::expm1(v) : v;
+  });
+}
+
+Status Selu(KernelContext& ctx) {
+  // Opset 1 documented rounded defaults; opset 6 gave them in full precision.
+  const bool old = ctx.opset() < 6;
+  const float alpha = ctx.attrs().GetFloat("alpha", old ? 1.6732f : 1.67326319217681884765625f);
+  const float gamma = ctx.attrs().GetFloat("gamma", old ? 1.0507f : 1.05070102214813232421875f);
+  return MapFloat(ctx, [alpha, gamma](auto v) {
+    using C = decltype(v);
+    const C a = static_cast<C>(alpha);
+    const C g = static_cast<C>(gamma);
+    return v > C(0) ? g * v : g * (a * std::exp(v) - a);
+  });
+}
+
+Status Celu(KernelContext& ctx) {
+  const float alpha = ctx.attrs().GetFloat("alpha", 1.0f);
+  if (alpha == 0.0f) return ctx.Error("alpha must be non-zero");
+  return MapFloat(ctx, [alpha](auto v) {
+    using C = decltype(v);
+    const C a = static_cast<C>(alpha);
+    return v > C(0) ? v : a * std::expm1(v / a);
+  });
+}
+
+Status Sigmoid(KernelContext& ctx) {
+  // 1 / (1 + e^-x), evaluated without overflow for either sign.
+  return MapFloat(ctx, [](auto v) {
+    using C = decltype(v);
+    if (v >= C(0)) return C(1) / (C(1) + std::exp(-v));
+    const C e = std::exp(v);
+    return e / (C(1) + e);
+  });
+}
+
+Status HardSigmoid(KernelContext& ctx) {
+  const float alpha = ctx.attrs().GetFloat("alpha", 0.2f);
+  const float beta = ctx.attrs().GetFloat("beta", 0.5f);
+  return MapFloat(ctx, [alpha, beta](auto v) {
+    using C = decltype(v);
+    C r = static_cast<C>(alpha) * v + static_cast<C>(beta);
+    r = r < C(0) ? C(0) : r;
+    return r > C(1) ? C(1) : r;
+  });
+}
+
+Status HardSwish(KernelContext& ctx) {
+  // x * HardSigmoid(x) with alpha = 1/6, beta = 0.5.
+  return MapFloat(ctx, [](auto v) {
+    using C = decltype(v);
+    C r = static_cast<C>(1.0 / 6.0) * v + C(0.5);
+    r = r < C(0) ? C(0) : r;
+    r = r > C(1) ? C(1) : r;
+    return v * r;
+  });
+}
+
+Status Softplus(KernelContext& ctx) {
+  // log(1 + e^x) = max(x, 0) + log1p(e^-|x|), exact for large |x|.
+  return MapFloat(ctx, [](auto v) {
+    using C = decltype(v);
+    return (v > C(0) ? v : C(0)) + std::log1p(std::exp(-std::fabs(v)));
+  });
+}
+
+Status Softsign(KernelContext& ctx) {
+  return MapFloat(ctx, [](auto v) { return v / (decltype(v)(1) + std::fabs(v)); });
+}
+
+Status ThresholdedRelu(KernelContext& ctx) {
+  const float alpha = ctx.attrs().GetFloat("alpha", 1.0f);
+  return MapFloat(ctx, [alpha](auto v) {
+    using C = decltype(v);
+    return v > static_cast<C>(alpha) ? v : C(0);
+  });
+}
+
+Status Shrink(KernelContext& ctx) {
+  const float lambd = ctx.attrs().GetFloat("lambd", 0.5f);
+  const float bias = ctx.attrs().GetFloat("bias", 0.0f);
+  return MapUnary<kAllNumeric>(ctx, [lambd, bias](auto v) {
+    using C = decltype(v);
+    // Integers compare and shift in double, then truncate back.
+    using M = std::conditional_t<std::is_integral_v<C>, double, C>;
+    const M x = static_cast<M>(v);
+    const M l = static_cast<M>(lambd);
+    const M b = static_cast<M>(bias);
+    return static_cast<C>(x < -l ? x + b : (x > l ? x - b : M(0)));
+  });
+}
+
+Status Not(KernelContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  if (x == nullptr) return ctx.Error("missing input 0");
+  if (x->type() != ElementType::kBool) return ctx.UnsupportedType(x->type());
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.output(0, ElementType::kBool, x->shape()));
+  UnaryMap(x->data<bool>(), y->data<bool>(), x->size(), ctx.thread_pool(), [](bool v) { return !v; });
+  return Status::Ok();
+}
+
+constexpr KernelDef kKernels[] = {
+    {"Abs", "", Abs},
+    {"Neg", "", Neg},
+    {"Sign", "", Sign},
+    {"Reciprocal", "", Reciprocal},
+    {"Floor", "", Floor},
+    {"Ceil", "", Ceil},
+    {"Round", "", Round},
+    {"Sqrt", "", Sqrt},
+    {"Exp", "", Exp},
+    {"Log", "", Log},
+    {"Sin", "", Sin},
+    {"Cos", "", Cos},
+    {"Tan", "", Tan},
+    {"Asin", "", Asin},
+    {"Acos", "", Acos},
+    {"Atan", "", Atan},
+    {"Sinh", "", Sinh},
+    {"Cosh", "", Cosh},
+    {"Tanh", "", Tanh},
+    {"Asinh", "", Asinh},
+    {"Acosh", "", Acosh},
+    {"Atanh", "", Atanh},
+    {"Erf", "", Erf},
+    {"Relu", "", Relu},
+    {"LeakyRelu", "", LeakyRelu},
+    {"Elu", "", Elu},
+    {"Selu", "", Selu},
+    {"Celu", "", Celu},
+    {"Sigmoid", "", Sigmoid},
+    {"HardSigmoid", "", HardSigmoid},
+    {"HardSwish", "", HardSwish},
+    {"Softplus", "", Softplus},
+    {"Softsign", "", Softsign},
+    {"ThresholdedRelu", "", ThresholdedRelu},
+    {"Shrink", "", Shrink},
+    {"Not", "", Not},
+};
+
+}  // namespace
+
+std::span<const KernelDef> UnaryKernels() { return kKernels; }
+
+}  // namespace kiln::ew

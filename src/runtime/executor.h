@@ -1,0 +1,86 @@
+// GraphExecutor: runs one graph (the main graph or a nested If/Loop/Scan body) with the
+// reference kernels, from an execution plan specialised for the concrete input shapes.
+//
+// Life of a run: the input signature (types and shapes of inputs and of the outer-scope values
+// the graph reads) selects a cached ExecutionPlan, or builds one: shape inference with constant
+// folding for those shapes (nodes whose outputs fold to constants are dropped from the steps),
+// then liveness analysis and the arena layout of memory_plan.h for every value whose size is
+// known. Values of unknown size (data-dependent shapes) live on the heap and are released after
+// their last use. Graph outputs are always owned tensors handed to the caller.
+//
+// Thread safety: a GraphExecutor runs one Run at a time (Session serialises).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "backends/ref/kernel.h"
+#include "core/status.h"
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "ir/graph.h"
+#include "plan/memory_plan.h"
+
+namespace kiln {
+
+// Values visible to a running graph, for name lookups by nested bodies.
+struct Frame {
+  const Graph* graph = nullptr;
+  const std::vector<Tensor>* slots = nullptr;
+  const Frame* parent = nullptr;
+  const Tensor* Lookup(const std::string& name) const;
+};
+
+struct ExecutionPlan {
+  std::string signature;
+  std::vector<TypeInfo> types;                       // specialised, per value id
+  std::unordered_map<uint32_t, Tensor> constants;    // folded values, per value id
+  std::vector<NodeId> steps;                         // nodes that run, in order
+  std::vector<int64_t> arena_offset;                 // per value id; -1: not in the arena
+  std::vector<int64_t> arena_bytes_of;               // per value id, planned size
+  std::vector<std::vector<uint32_t>> release_after;  // per step: values dead after it
+  MemoryPlan memory;
+  std::shared_ptr<void> arena;
+
+  // The steps with their output types, then the memory plan.
+  std::string ToString(const Graph& graph) const;
+};
+
+class GraphExecutor {
+ public:
+  // Checks that every node (also in nested graphs) has a kernel; error lists the first missing.
+  static Result<std::unique_ptr<GraphExecutor>> Create(const Graph& graph, ThreadPool* pool);
+
+  // `inputs` in the order of graph.inputs(). `outer` resolves outer-scope values (nested bodies).
+  Result<std::vector<Tensor>> Run(const std::vector<Tensor>& inputs, const Frame* outer = nullptr);
+  // The plan Run would use for these inputs (built if needed).
+  Result<const ExecutionPlan*> PlanFor(const std::vector<Tensor>& inputs,
+                                       const Frame* outer = nullptr);
+  const Graph& graph() const { return graph_; }
+  size_t cached_plans() const { return plans_.size(); }
+
+ private:
+  GraphExecutor(const Graph& graph, ThreadPool* pool) : graph_(graph), pool_(pool) {}
+  Status Prepare();
+  Result<std::unique_ptr<ExecutionPlan>> BuildPlan(const std::vector<Tensor>& inputs,
+                                                   const std::vector<const Tensor*>& captured,
+                                                   std::string signature);
+  Result<GraphExecutor*> SubExecutor(const Graph& body);
+
+  const Graph& graph_;
+  ThreadPool* pool_;
+  std::vector<NodeId> order_;
+  std::vector<const KernelDef*> kernels_;            // per node id
+  std::vector<std::vector<ValueId>> implicit_inputs_;  // per node id: values read by bodies
+  std::vector<ValueId> captured_;                     // this graph's outer-scope values
+  std::map<std::string, std::unique_ptr<ExecutionPlan>> plans_;
+  std::map<const Graph*, std::unique_ptr<GraphExecutor>> subs_;
+
+  friend class ExecContext;
+};
+
+}  // namespace kiln

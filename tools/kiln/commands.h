@@ -1,0 +1,22 @@
+// The `kiln` command line: one file per subcommand. Each Add*Command registers its options on
+// the CLI11 app and returns the subcommand plus the action to run when it was selected.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+
+#include "core/status.h"
+
+namespace kiln::cli {
+
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<Status()> action;  // its Status becomes the one-line error and exit status 1
+};
+
+Command AddRunCommand(CLI::App& app);
+Command AddInspectCommand(CLI::App& app);
+
+}  // namespace kiln::cli

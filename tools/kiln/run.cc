@@ -1,0 +1,94 @@
+// kiln run MODEL [-i NAME=FILE.npy]... [--shape NAME=D0,D1,...]... [-o OUTDIR] [--threads N]
+//          [--seed S] [--repeat N] [--print-plan]
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <random>
+
+#include "commands.h"
+#include "core/npy.h"
+#include "onnx/importer.h"
+#include "runtime/session.h"
+#include "tool_util.h"
+
+namespace kiln::cli {
+namespace {
+
+struct RunOptions {
+  std::string model;
+  std::vector<std::string> inputs;
+  std::vector<std::string> shapes;
+  std::string out_dir;
+  int threads = 1;
+  uint64_t seed = 0;
+  int repeat = 1;
+  bool print_plan = false;
+};
+
+Status DoRun(const RunOptions& o) {
+  auto t0 = std::chrono::steady_clock::now();
+  KILN_ASSIGN_OR_RETURN(Model model, ImportOnnxFile(o.model));
+  KILN_ASSIGN_OR_RETURN(auto given, ParseInputFiles(o.inputs));
+  KILN_ASSIGN_OR_RETURN(auto shapes, ParseShapes(o.shapes));
+  KILN_ASSIGN_OR_RETURN(NamedTensors inputs, MakeInputs(model.graph, given, shapes, o.seed, true));
+  KILN_ASSIGN_OR_RETURN(auto session, Session::Create(std::move(model), SessionOptions{o.threads}));
+  auto t1 = std::chrono::steady_clock::now();
+  if (o.print_plan) {
+    KILN_ASSIGN_OR_RETURN(std::string plan, session->DescribePlan(inputs));
+    std::printf("%s\n", plan.c_str());
+  }
+  std::vector<double> times;
+  std::vector<Tensor> outputs;
+  for (int r = 0; r < std::max(1, o.repeat); ++r) {
+    auto a = std::chrono::steady_clock::now();
+    KILN_ASSIGN_OR_RETURN(outputs, session->Run(inputs));
+    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
+  }
+  const Graph& g = session->graph();
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const std::string& name = g.value(g.outputs()[i]).name;
+    std::printf("output %-24s %-20s %s\n", name.c_str(), outputs[i].Describe().c_str(),
+                Summarize(outputs[i]).c_str());
+  }
+  if (!o.out_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.out_dir, ec);
+    if (ec) return IoError("cannot create output folder " + o.out_dir + ": " + ec.message());
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      const std::string file =
+          (std::filesystem::path(o.out_dir) / (SanitizeFileName(g.value(g.outputs()[i]).name) + ".npy")).string();
+      KILN_RETURN_IF_ERROR(WriteNpy(file, outputs[i]));
+      std::printf("wrote %s\n", file.c_str());
+    }
+  }
+  std::vector<double> sorted = times;
+  std::sort(sorted.begin(), sorted.end());
+  std::printf("load+prepare: %.1f ms; run: first %.2f ms", 
+              std::chrono::duration<double, std::milli>(t1 - t0).count(), times[0]);
+  if (times.size() > 1) {
+    std::printf(", median %.2f ms, min %.2f ms over %zu runs", sorted[sorted.size() / 2], sorted[0],
+                times.size());
+  }
+  std::printf(" (threads %d)\n", o.threads);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Command AddRunCommand(CLI::App& app) {
+  auto o = std::make_shared<RunOptions>();
+  CLI::App* sub = app.add_subcommand("run", "Run a model on given or random inputs");
+  sub->add_option("model", o->model, "ONNX model file")->required();
+  sub->add_option("-i,--input", o->inputs, "Input from a .npy file: NAME=FILE.npy (repeatable)");
+  sub->add_option("--shape", o->shapes,
+                  "Fix an input's shape for random data: NAME=D0,D1,... (repeatable)");
+  sub->add_option("-o,--output-dir", o->out_dir, "Write one .npy per output into this folder");
+  sub->add_option("--threads", o->threads, "Threads for kernels")->check(CLI::Range(1, 256));
+  sub->add_option("--seed", o->seed, "Seed for random inputs");
+  sub->add_option("--repeat", o->repeat, "Run this many times and report timings")->check(CLI::Range(1, 100000));
+  sub->add_flag("--print-plan", o->print_plan, "Print the execution and memory plan");
+  return {sub, [o] { return DoRun(*o); }};
+}
+
+}  // namespace kiln::cli

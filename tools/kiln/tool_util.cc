@@ -1,0 +1,158 @@
+#include "tool_util.h"
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <sstream>
+
+#include "core/npy.h"
+
+namespace kiln::cli {
+namespace {
+
+Result<std::pair<std::string, std::string>> SplitItem(const std::string& item, const char* what) {
+  size_t eq = item.rfind('=');
+  if (eq == std::string::npos || eq == 0) {
+    return InvalidArgument(std::string("expected ") + what + ", got '" + item + "'");
+  }
+  return std::make_pair(item.substr(0, eq), item.substr(eq + 1));
+}
+
+}  // namespace
+
+Result<std::map<std::string, Tensor>> ParseInputFiles(const std::vector<std::string>& items) {
+  std::map<std::string, Tensor> out;
+  for (const auto& item : items) {
+    KILN_ASSIGN_OR_RETURN(auto kv, SplitItem(item, "NAME=FILE.npy"));
+    KILN_ASSIGN_OR_RETURN(Tensor t, ReadNpy(kv.second));
+    if (!out.emplace(kv.first, std::move(t)).second) {
+      return InvalidArgument("input '" + kv.first + "' given twice");
+    }
+  }
+  return out;
+}
+
+Result<std::map<std::string, Shape>> ParseShapes(const std::vector<std::string>& items) {
+  std::map<std::string, Shape> out;
+  for (const auto& item : items) {
+    KILN_ASSIGN_OR_RETURN(auto kv, SplitItem(item, "NAME=D0,D1,..."));
+    Shape s;
+    std::stringstream ss(kv.second);
+    std::string d;
+    while (std::getline(ss, d, ',')) {
+      try {
+        size_t used = 0;
+        long long v = std::stoll(d, &used);
+        if (used != d.size() || v < 0) throw std::invalid_argument(d);
+        s.push_back(v);
+      } catch (...) {
+        return InvalidArgument("bad dimension '" + d + "' in --shape " + item);
+      }
+    }
+    KILN_RETURN_IF_ERROR(CheckedNumElements(s).status().WithContext("--shape " + item));
+    out[kv.first] = s;
+  }
+  return out;
+}
+
+Result<NamedTensors> MakeInputs(const Graph& g, const std::map<std::string, Tensor>& given,
+                                const std::map<std::string, Shape>& shapes, uint64_t seed,
+                                bool verbose) {
+  for (const auto& [name, t] : given) {
+    if (!g.FindValue(name) || g.value(*g.FindValue(name)).kind != ValueKind::kInput) {
+      return InvalidArgument("the model has no input named '" + name + "'");
+    }
+  }
+  for (const auto& [name, s] : shapes) {
+    if (!g.FindValue(name) || g.value(*g.FindValue(name)).kind != ValueKind::kInput) {
+      return InvalidArgument("--shape names '" + name + "', which is not a model input");
+    }
+  }
+  std::mt19937_64 rng(seed);
+  NamedTensors out;
+  for (ValueId id : g.inputs()) {
+    const Value& v = g.value(id);
+    if (auto it = given.find(v.name); it != given.end()) {
+      out.emplace_back(v.name, it->second);
+      continue;
+    }
+    Shape shape;
+    if (auto it = shapes.find(v.name); it != shapes.end()) {
+      shape = it->second;
+      if (v.info.shape && v.info.shape->size() != shape.size()) {
+        return InvalidArgument("--shape " + v.name + " has rank " + std::to_string(shape.size()) +
+                               " but the input is " + v.info.ToString());
+      }
+    } else if (v.info.shape) {
+      for (const Dim& d : *v.info.shape) {
+        if (d.is_static()) {
+          shape.push_back(d.value);
+        } else {
+          shape.push_back(1);
+          if (verbose) {
+            std::fprintf(stderr, "note: input '%s' %s: dynamic dim '%s' set to 1 (use --shape)\n",
+                         v.name.c_str(), v.info.ToString().c_str(), d.ToString().c_str());
+          }
+        }
+      }
+    } else {
+      return InvalidArgument("input '" + v.name + "' has unknown rank; give --shape " + v.name +
+                             "=D0,D1,...");
+    }
+    ElementType type = v.info.type == ElementType::kUndefined ? ElementType::kF32 : v.info.type;
+    auto t = Tensor::Allocate(type, shape);
+    if (!t.ok()) return t.status().WithContext("input '" + v.name + "'");
+    std::uniform_real_distribution<double> uni(0.0, 1.0);
+    std::uniform_int_distribution<int> small(0, 9);
+    bool ok = Dispatch<kAllNumeric | kDispatchBool>(type, [&](auto tag) {
+      using T = decltype(tag);
+      T* p = t->template data<T>();
+      for (int64_t i = 0; i < t->size(); ++i) {
+        if constexpr (std::is_same_v<T, bool>) {
+          p[i] = small(rng) % 2 == 1;
+        } else if constexpr (std::is_integral_v<T>) {
+          p[i] = static_cast<T>(small(rng));
+        } else {
+          p[i] = T(static_cast<float>(uni(rng)));
+        }
+      }
+    });
+    if (!ok) {
+      return InvalidArgument("cannot make random data for input '" + v.name + "' of type " +
+                             ElementTypeName(type) + "; give it with -i");
+    }
+    out.emplace_back(v.name, std::move(t).value());
+  }
+  return out;
+}
+
+std::string Summarize(const Tensor& t) {
+  if (t.type() == ElementType::kString || t.size() == 0) return "";
+  double mn = INFINITY, mx = -INFINITY, sum = 0;
+  for (int64_t i = 0; i < t.size(); ++i) {
+    double x = t.GetAsDouble(i);
+    mn = std::min(mn, x);
+    mx = std::max(mx, x);
+    sum += x;
+  }
+  char buf[160];
+  std::snprintf(buf, sizeof(buf), "min %.6g max %.6g mean %.6g first [", mn, mx, sum / static_cast<double>(t.size()));
+  std::string s = buf;
+  for (int64_t i = 0; i < std::min<int64_t>(4, t.size()); ++i) {
+    std::snprintf(buf, sizeof(buf), "%s%.6g", i ? ", " : "", t.GetAsDouble(i));
+    s += buf;
+  }
+  return s + (t.size() > 4 ? ", ...]" : "]");
+}
+
+std::string SanitizeFileName(const std::string& name) {
+  std::string s = name;
+  for (char& c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) c = '_';
+  }
+  return s;
+}
+
+}  // namespace kiln::cli

@@ -1,0 +1,30 @@
+// Helpers shared by kiln subcommands: parsing NAME=VALUE options, making inputs, printing.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "core/tensor.h"
+#include "ir/graph.h"
+#include "runtime/session.h"
+
+namespace kiln::cli {
+
+// "NAME=FILE.npy" items -> tensors by name.
+Result<std::map<std::string, Tensor>> ParseInputFiles(const std::vector<std::string>& items);
+// "NAME=D0,D1,..." items -> shapes by name ("NAME=" is a scalar).
+Result<std::map<std::string, Shape>> ParseShapes(const std::vector<std::string>& items);
+// One tensor per graph input: given ones (checked against the model), else random from `seed`:
+// floats uniform in [0,1), integers in [0,10), bools 0/1. Dynamic dims come from `shapes`, else
+// 1 (with a note on stderr when `verbose`).
+Result<NamedTensors> MakeInputs(const Graph& graph, const std::map<std::string, Tensor>& given,
+                                const std::map<std::string, Shape>& shapes, uint64_t seed,
+                                bool verbose);
+// "min -0.5 max 3.2 mean 0.7 first [0.1, 0.2, ...]"
+std::string Summarize(const Tensor& t);
+// Every character outside [A-Za-z0-9._-] replaced by '_'.
+std::string SanitizeFileName(const std::string& name);
+
+}  // namespace kiln::cli
