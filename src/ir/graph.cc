@@ -1,6 +1,7 @@
 #include "ir/graph.h"
 
 #include <algorithm>
+#include <set>
 
 namespace kiln {
 
@@ -99,13 +100,42 @@ std::optional<ValueId> Graph::FindValue(const std::string& value_name) const {
   return it->second;
 }
 
+namespace {
+void CollectOuterNames(const Graph& g, std::set<std::string>& names) {
+  for (const Value& v : g.values()) {
+    if (v.kind == ValueKind::kOuterScope) names.insert(v.name);
+  }
+  for (const Node& n : g.nodes()) {
+    for (const Attribute& a : n.attrs.items()) {
+      if (a.g) CollectOuterNames(*a.g, names);
+      for (const auto& sub : a.graphs) CollectOuterNames(*sub, names);
+    }
+  }
+}
+}  // namespace
+
+std::vector<ValueId> Graph::ImplicitInputs(const Node& n) const {
+  std::set<std::string> names;
+  for (const Attribute& a : n.attrs.items()) {
+    if (a.g) CollectOuterNames(*a.g, names);
+    for (const auto& sub : a.graphs) CollectOuterNames(*sub, names);
+  }
+  std::vector<ValueId> out;
+  for (const std::string& name : names) {
+    if (auto v = FindValue(name)) out.push_back(*v);
+  }
+  return out;
+}
+
 Result<std::vector<NodeId>> Graph::TopologicalOrder() const {
   // Kahn's algorithm, stable: among ready nodes the one listed first in the file goes first.
   const size_t n = nodes_.size();
   std::vector<int> missing(n, 0);
   std::vector<std::vector<uint32_t>> consumers(values_.size());
   for (uint32_t i = 0; i < n; ++i) {
-    for (ValueId in : nodes_[i].inputs) {
+    std::vector<ValueId> inputs = nodes_[i].inputs;
+    for (ValueId v : ImplicitInputs(nodes_[i])) inputs.push_back(v);
+    for (ValueId in : inputs) {
       if (!in.valid()) continue;
       if (values_[in.v].producer.valid()) {
         ++missing[i];

@@ -137,7 +137,12 @@ class Graph {
   std::vector<ValueId> OuterScopeValues() const;
   std::optional<ValueId> FindValue(const std::string& value_name) const;
 
-  // Node ids in an order where every node follows the producers of its inputs; an error
+  // Values of this graph that a node's nested graphs read by name (outer-scope captures, at any
+  // depth). They are inputs of the node as far as ordering and liveness go.
+  std::vector<ValueId> ImplicitInputs(const Node& node) const;
+
+  // Node ids in an order where every node follows the producers of its inputs (explicit and
+  // implicit); an error
   // naming a node on a cycle otherwise.
   Result<std::vector<NodeId>> TopologicalOrder() const;
 

@@ -34,10 +34,9 @@ class InferContext {
   int opset() const { return node_.opset; }
 
   size_t num_inputs() const { return inputs_.size(); }
-  // False for an omitted optional input (or one past the end).
-  bool has_input(size_t i) const {
-    return i < inputs_.size() && inputs_[i].type != ElementType::kUndefined;
-  }
+  // False for an omitted optional input (or one past the end). A present input may still have
+  // an unknown element type (kUndefined) and shape.
+  bool has_input(size_t i) const { return i < node_.inputs.size() && node_.inputs[i].valid(); }
   const TypeInfo& input(size_t i) const { return inputs_[i]; }
   ElementType input_type(size_t i) const { return inputs_[i].type; }
   // Constant value of input i when known, else nullptr.

@@ -197,6 +197,7 @@ Result<TypeInfo> ConvertType(const onnx::ValueInfoProto& vi) {
   TypeInfo info;
   if (!vi.has_type()) return info;  // untyped: to be inferred
   const auto& tp = vi.type();
+  if (tp.value_case() == onnx::TypeProto::VALUE_NOT_SET) return info;  // untyped: to be inferred
   if (!tp.has_tensor_type()) {
     const char* kind = tp.has_sequence_type() ? "a sequence" :
                        tp.has_map_type() ? "a map" :

@@ -1,6 +1,7 @@
 #include "runtime/executor.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <set>
@@ -21,18 +22,6 @@ const Tensor* Frame::Lookup(const std::string& name) const {
 namespace {
 
 constexpr size_t kMaxCachedPlans = 32;
-
-void CollectOuterNames(const Graph& g, std::set<std::string>& names) {
-  for (const Value& v : g.values()) {
-    if (v.kind == ValueKind::kOuterScope) names.insert(v.name);
-  }
-  for (const Node& n : g.nodes()) {
-    for (const Attribute& a : n.attrs.items()) {
-      if (a.g) CollectOuterNames(*a.g, names);
-      for (const auto& sub : a.graphs) CollectOuterNames(*sub, names);
-    }
-  }
-}
 
 std::string SignatureOf(const Tensor& t) {
   return std::string(ElementTypeName(t.type())) + ShapeToString(t.shape());
@@ -118,14 +107,7 @@ Status GraphExecutor::Prepare() {
                            std::to_string(n.opset) + ")");
     }
     kernels_[id.v] = k;
-    std::set<std::string> names;
-    for (const Attribute& a : n.attrs.items()) {
-      if (a.g) CollectOuterNames(*a.g, names);
-      for (const auto& sub : a.graphs) CollectOuterNames(*sub, names);
-    }
-    for (const std::string& name : names) {
-      if (auto v = graph_.FindValue(name)) implicit_inputs_[id.v].push_back(*v);
-    }
+    implicit_inputs_[id.v] = graph_.ImplicitInputs(n);
     // Validate nested graphs up front so that a missing kernel is reported at load time.
     for (const Attribute& a : n.attrs.items()) {
       if (a.g) KILN_RETURN_IF_ERROR(SubExecutor(*a.g).status());
@@ -188,6 +170,9 @@ Result<const ExecutionPlan*> GraphExecutor::PlanFor(const std::vector<Tensor>& i
   auto it = plans_.find(sig);
   if (it != plans_.end()) return it->second.get();
   KILN_ASSIGN_OR_RETURN(auto plan, BuildPlan(inputs, captured, sig));
+  if (std::getenv("KILN_TRACE") != nullptr) {
+    std::fprintf(stderr, "[kiln] graph '%s' %s", graph_.name.c_str(), plan->ToString(graph_).c_str());
+  }
   if (plans_.size() >= kMaxCachedPlans) plans_.clear();
   const ExecutionPlan* raw = plan.get();
   plans_[sig] = std::move(plan);
@@ -306,8 +291,11 @@ Result<std::vector<Tensor>> GraphExecutor::Run(const std::vector<Tensor>& inputs
   for (ValueId c : captured_) slots[c.v] = *outer->Lookup(graph_.value(c).name);
   for (auto& [id, t] : plan.constants) slots[id] = t;
   Frame frame{&graph_, &slots, outer};
+  // KILN_TRACE=1 prints every step with its output shapes (debugging aid, off by default).
+  static const bool trace = std::getenv("KILN_TRACE") != nullptr;
   for (size_t s = 0; s < plan.steps.size(); ++s) {
     const Node& n = graph_.node(plan.steps[s]);
+    if (trace) std::fprintf(stderr, "[kiln] %s/%zu: %s\n", graph_.name.c_str(), s, n.Describe().c_str());
     ExecContext ctx(*this, plan, slots, frame, n);
     Status st = kernels_[plan.steps[s].v]->run(ctx);
     if (!st.ok()) {

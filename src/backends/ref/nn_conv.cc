@@ -229,8 +229,7 @@ void DepthwiseConv2d(const float* x, const float* w, const float* bias, float* y
             const float wv = wk[ky * kw + kx];
             const int64_t off = kx * dw - pw;
             if (sw == 1) {
-              const float* src = irow + off;
-              for (int64_t ox = lo[kx]; ox < hi[kx]; ++ox) orow[ox] += wv * src[ox];
+              AxpyF32(orow + lo[kx], irow + off + lo[kx], wv, hi[kx] - lo[kx]);
             } else {
               for (int64_t ox = lo[kx]; ox < hi[kx]; ++ox) orow[ox] += wv * irow[ox * sw + off];
             }

@@ -32,6 +32,20 @@ inline double FromD<double>(double v) {
   return v;
 }
 
+// ---- small f32 vector helpers ----------------------------------------------------------------
+// GCC's -O2 only vectorises loops whose trip count needs no epilogue, so hot row loops use
+// vector extensions explicitly (AVX2 under -mavx2, SSE pairs otherwise).
+typedef float V8f __attribute__((vector_size(32), aligned(4)));
+
+// y[i] += a * x[i] for i in [0, n).
+inline void AxpyF32(float* y, const float* x, float a, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    *reinterpret_cast<V8f*>(y + i) += *reinterpret_cast<const V8f*>(x + i) * a;
+  }
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
 // ---- f32 GEMM -----------------------------------------------------------------------------
 // C[M,N] = alpha * op(A)[M,K] * B[K,N] + beta * C, float accumulation. B is produced block by
 // block by a packer, so that convolutions can gather im2col columns straight into the packed

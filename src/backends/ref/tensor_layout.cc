@@ -101,7 +101,7 @@ Status Split(KernelContext& ctx) {
   }
   int64_t total = 0;
   for (int64_t s : split) {
-    if (s < 0) return ctx.Error("split has a negative size");
+    if (s < 0 || s > x->dim(axis)) return ctx.Error("split has a size outside [0, dim]");
     total += s;
   }
   if (static_cast<int64_t>(split.size()) != n || total != x->dim(axis)) {
@@ -182,9 +182,9 @@ Status Tile(KernelContext& ctx) {
     view.push_back(x->dim(i));
     strides.push_back(0);
     strides.push_back(in_strides[i]);
-    out_shape.push_back(repeats[i] * x->dim(i));
   }
-  KILN_RETURN_IF_ERROR(CheckedNumElements(view).status());
+  KILN_RETURN_IF_ERROR(CheckedNumElements(view).status());  // before any product can overflow
+  for (int i = 0; i < r; ++i) out_shape.push_back(repeats[i] * x->dim(i));
   KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.output(0, x->type(), out_shape));
   StridedCopy(ElementCopier(x->type()), x->raw(), 0, strides, out->raw(), view);
   return Status::Ok();
@@ -196,7 +196,9 @@ Result<int64_t> BlockSize(KernelContext& ctx, const Tensor& x) {
   if (x.rank() != 4) return ctx.Error("input must be 4-D, found " + x.Describe());
   if (!ctx.attrs().Has("blocksize")) return ctx.Error("missing attribute 'blocksize'");
   const int64_t b = ctx.attrs().GetInt("blocksize", 0);
-  if (b <= 0) return ctx.Error("blocksize must be positive, found " + std::to_string(b));
+  if (b <= 0 || b > (int64_t{1} << 20)) {
+    return ctx.Error("blocksize must be in [1, 2^20], found " + std::to_string(b));
+  }
   return b;
 }
 
@@ -368,6 +370,10 @@ Status Pad(KernelContext& ctx) {
     mode = 2;
   } else {
     return ctx.Error("mode must be constant, reflect or edge, found '" + mode_name + "'");
+  }
+  constexpr int64_t kMaxPad = int64_t{1} << 48;
+  for (int64_t p : pads) {
+    if (p < -kMaxPad || p > kMaxPad) return ctx.Error("pad " + std::to_string(p) + " is too large");
   }
   Shape out_shape(static_cast<size_t>(r));
   for (int i = 0; i < r; ++i) {

