@@ -22,7 +22,8 @@ Shape TypeInfo::static_shape() const {
 }
 
 std::string TypeInfo::ToString() const {
-  std::string s = ElementTypeName(type);
+  if (type == ElementType::kUndefined && !shape) return "?";
+  std::string s = type == ElementType::kUndefined ? "?" : ElementTypeName(type);
   if (!shape) return s + "[*]";
   s += "[";
   for (size_t i = 0; i < shape->size(); ++i) {

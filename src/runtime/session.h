@@ -40,6 +40,8 @@ class Session {
   Result<std::vector<Tensor>> Run(const NamedTensors& inputs);
   // The execution plan (steps, folded values, memory layout) for these inputs.
   Result<std::string> DescribePlan(const NamedTensors& inputs);
+  // How many shape-specialised plans the main graph holds (one per distinct input signature).
+  size_t cached_plan_count() const { return executor_->cached_plans(); }
 
  private:
   Session(Model model, SessionOptions options)

@@ -283,6 +283,27 @@ TEST(RefElementwise, Activations) {
   EXPECT_EQ(Values<float>(Run1("PRelu", 16, {px, slope})), (std::vector<float>{-0.5f, 1, -0.5f, 2}));
 }
 
+TEST(RefElementwise, SigmoidF32IsAccurateOverTheWholeRange) {
+  // The f32 kernel uses its own exp; compare with the double formula on a dense sweep.
+  std::vector<float> xs;
+  for (float v = -100.0f; v <= 100.0f; v += 0.00731f) xs.push_back(v);
+  for (float v : {0.0f, -0.0f, 1e-8f, -1e-8f, 87.2f, -87.2f, 87.4f, -87.4f, 1e30f, -1e30f}) xs.push_back(v);
+  xs.push_back(INFINITY);
+  xs.push_back(-INFINITY);
+  xs.push_back(NAN);
+  const auto y = Values<float>(Run1("Sigmoid", 13, {T1<float>(xs)}));
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double x = xs[i];
+    if (std::isnan(x)) {
+      EXPECT_TRUE(std::isnan(y[i]));
+      continue;
+    }
+    const double want = 1.0 / (1.0 + std::exp(-x));
+    // About 2 ulp, or absolute 1e-37 where the kernel flushes results below e^-87.3 to 0.
+    EXPECT_NEAR(y[i], want, std::max(want * 3e-7, 1e-37)) << "x = " << x;
+  }
+}
+
 TEST(RefElementwise, ClipAttributesAndInputs) {
   Tensor x = T1<float>({-3, 0, 3});
   EXPECT_EQ(Values<float>(Run1("Clip", 6, {x}, Attrs({FloatAttr("min", -1), FloatAttr("max", 2)}))),
@@ -350,7 +371,8 @@ TEST(ElementwiseInference, BroadcastLegacyAndCast) {
   InferContext ctx(n, {TypeInfo{ElementType::kF32, DimVector{Dim::Symbol("N"), 3, 1}},
                        TypeInfo{ElementType::kF32, DimVector{4}}},
                    {nullptr, nullptr});
-  ASSERT_TRUE(InferNode(ctx).ok());
+  Status st = InferNode(ctx);
+  ASSERT_TRUE(st.ok()) << st.ToString();
   EXPECT_EQ(ctx.outputs()[0].ToString(), TypeInfo({ElementType::kF32, DimVector{Dim::Symbol("N"), 3, 4}}).ToString());
 
   n.op_type = "Less";

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "commands.h"
+#include "ir/printer.h"
 #include "onnx/importer.h"
 
 namespace kiln::cli {
@@ -31,6 +32,7 @@ void Collect(const Graph& g, Stats& s) {
       if (a.kind == Attribute::Kind::kTensor && n.op_type == "Constant") {
         s.params += a.t.size();
         s.param_bytes += static_cast<int64_t>(a.t.bytes());
+        ++s.initializers;
       }
       if (a.g) {
         ++s.subgraphs;
@@ -44,7 +46,7 @@ void Collect(const Graph& g, Stats& s) {
   }
 }
 
-Status DoInspect(const std::string& path) {
+Status DoInspect(const std::string& path, bool print_graph) {
   KILN_ASSIGN_OR_RETURN(Model m, ImportOnnxFile(path));
   const Graph& g = m.graph;
   std::printf("model: %s\n", path.c_str());
@@ -73,6 +75,7 @@ Status DoInspect(const std::string& path) {
   std::sort(hist.begin(), hist.end());
   std::printf("ops:\n");
   for (const auto& [neg, op] : hist) std::printf("  %-28s %d\n", op.c_str(), -neg);
+  if (print_graph) std::printf("\n%s", PrintGraph(g).c_str());
   if (!m.metadata.empty()) {
     std::printf("metadata:\n");
     for (const auto& [k, v] : m.metadata) std::printf("  %s = %s\n", k.c_str(), v.c_str());
@@ -84,9 +87,11 @@ Status DoInspect(const std::string& path) {
 
 Command AddInspectCommand(CLI::App& app) {
   auto path = std::make_shared<std::string>();
+  auto print_graph = std::make_shared<bool>(false);
   CLI::App* sub = app.add_subcommand("inspect", "Describe a model: inputs, outputs, ops, parameters");
   sub->add_option("model", *path, "ONNX model file")->required();
-  return {sub, [path] { return DoInspect(*path); }};
+  sub->add_flag("--graph", *print_graph, "Also print the whole graph after inference");
+  return {sub, [path, print_graph] { return DoInspect(*path, *print_graph); }};
 }
 
 }  // namespace kiln::cli

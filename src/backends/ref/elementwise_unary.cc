@@ -3,8 +3,9 @@
 // Each kernel maps x -> f(x) elementwise with the same element type in and out. Floats compute
 // in Compute<T> (float for f16/bf16/f32, double for f64) and round on store; integer inputs, where
 // the spec allows them, compute in their own type, or in double for transcendental math (Erf).
+#include <bit>
 #include <cmath>
-#include <cstring>
+#include <cstdint>
 #include <limits>
 
 #include "backends/ref/elementwise_internal.h"
@@ -192,16 +193,27 @@ Status Celu(KernelContext& ctx) {
   });
 }
 
-// e^x for x <= 0 in float, branch-free so that loops over it vectorize: x = n ln2 + r with
-// |r| <= ln2/2, e^r by its Taylor series to r^7 (truncation error < 1e-8 relative), times 2^n
-// built in the exponent bits. Accurate to about 2 ulp; results below e^-87.3 (where 2^n would
-// be denormal) flush to 0.
-inline float ExpNonPositive(float x) {
-  const bool tiny = x < -87.3f;
-  x = tiny ? -87.3f : x;
-  // Round x / ln2 to an integer with the 1.5 * 2^23 trick (exact for |t| < 2^22).
-  constexpr float kShift = 12582912.0f;
-  const float n = (x * 1.44269504088896341f + kShift) - kShift;
+// Bitwise select: a where mask is all ones, b where it is zero.
+inline uint32_t SelectBits(uint32_t mask, uint32_t a, uint32_t b) { return (a & mask) | (b & ~mask); }
+
+// Sigmoid in float, written so that GCC vectorizes loops over it at -O2: no float compares or
+// conversions under a condition (with -ftrapping-math those block if-conversion), bitwise selects.
+// Math: e = e^-|v| via |v| = n ln2 - r (|r| <= ln2/2; n from the 1.5 * 2^23 rounding trick, read
+// back from the sum's bits), e^-r by its Taylor series to r^7 (truncation < 1e-8 relative) times
+// 2^-n built in the exponent bits; then 1 / (1 + e) for v >= 0 and e / (1 + e) otherwise, which
+// never overflows. Accurate to about 2 ulp; |v| > 87.3 (where 2^-n would be denormal) gives exactly
+// 0 or 1; NaN passes through.
+inline float SigmoidF32(float v) {
+  const uint32_t vb = std::bit_cast<uint32_t>(v);
+  const uint32_t ab = vb & 0x7fffffffu;
+  constexpr uint32_t k87_3 = 0x42ae999au;  // 87.3f
+  const uint32_t tiny = 0u - static_cast<uint32_t>(ab > k87_3);
+  const float x = std::bit_cast<float>(SelectBits(tiny, k87_3, ab) | 0x80000000u);  // -min(|v|, 87.3)
+  constexpr float kShift = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const float t = x * 1.44269504088896341f + kShift;
+  const int32_t n_int = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kShift);
+  const float n = t - kShift;
+  // r = x - n ln2, with ln2 split in a part exact in float and the rest.
   const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
   float p = 1.0f / 5040;
   p = p * r + 1.0f / 720;
@@ -211,25 +223,25 @@ inline float ExpNonPositive(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, 4);
-  return tiny ? 0.0f : p * scale;
+  const float e = p * std::bit_cast<float>(~tiny & (static_cast<uint32_t>(n_int + 127) << 23));
+  const uint32_t negative = 0u - (vb >> 31);
+  const float num = std::bit_cast<float>(SelectBits(negative, std::bit_cast<uint32_t>(e), 0x3f800000u));
+  const float s = num / (1.0f + e);
+  const uint32_t nan = 0u - static_cast<uint32_t>(ab > 0x7f800000u);
+  return std::bit_cast<float>(SelectBits(nan, vb, std::bit_cast<uint32_t>(s)));
 }
 
 Status Sigmoid(KernelContext& ctx) {
-  // With e = e^-|x|: 1 / (1 + e) for x >= 0, e / (1 + e) otherwise (no overflow either way).
-  // Float computes e with ExpNonPositive (vectorizable); double uses std::exp.
+  // Float (f32, and f16/bf16 computed in float) uses SigmoidF32; double the same formula with
+  // std::exp.
   return MapFloat(ctx, [](auto v) {
     using C = decltype(v);
-    C e;
     if constexpr (std::is_same_v<C, float>) {
-      e = ExpNonPositive(-std::fabs(v));
+      return SigmoidF32(v);
     } else {
-      e = std::exp(-std::fabs(v));
+      const C e = std::exp(-std::fabs(v));
+      return (v >= C(0) ? C(1) : e) / (C(1) + e);
     }
-    const C d = C(1) / (C(1) + e);
-    return v >= C(0) ? d : e * d;
   });
 }
 

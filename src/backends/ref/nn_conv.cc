@@ -240,6 +240,52 @@ void DepthwiseConv2d(const float* x, const float* w, const float* bias, float* y
   });
 }
 
+// f32 convolution: depthwise direct loop, or one GEMM per (image, group).
+void ConvF32(const float* xd, const float* wd, const float* bd, float* yd, int64_t batch,
+             int64_t channels, int64_t out_channels, int64_t group, const ConvGeometry& g,
+             ThreadPool* pool) {
+  int64_t in_size = 1, out_size = 1, k_size = 1;
+  for (int i = 0; i < g.nd; ++i) {
+    in_size *= g.in[i];
+    out_size *= g.out[i];
+    k_size *= g.kernel[i];
+  }
+  const int64_t cg = channels / group, mg = out_channels / group;
+  if (g.nd == 2 && cg == 1 && group > 1) {
+    DepthwiseConv2d(xd, wd, bd, yd, batch, channels, mg, g, pool);
+    return;
+  }
+  bool pointwise = true;
+  for (int i = 0; i < g.nd; ++i) {
+    pointwise = pointwise && g.kernel[i] == 1 && g.stride[i] == 1 && g.pad_begin[i] == 0 &&
+                g.pad_end[i] == 0;
+  }
+  for (int64_t n = 0; n < batch; ++n) {
+    for (int64_t gi = 0; gi < group; ++gi) {
+      const float* xg = xd + (n * channels + gi * cg) * in_size;
+      float* yg = yd + (n * out_channels + gi * mg) * out_size;
+      if (bd != nullptr) {
+        for (int64_t m = 0; m < mg; ++m) std::fill_n(yg + m * out_size, out_size, bd[gi * mg + m]);
+      }
+      const float* wg = wd + gi * mg * cg * k_size;
+      const float beta = bd != nullptr ? 1.0f : 0.0f;
+      if (pointwise) {
+        MatrixBPacker packer(xg, in_size, false);
+        Sgemm(false, mg, out_size, cg, 1.0f, wg, cg, packer, beta, yg, out_size,
+              pool);
+      } else if (g.nd == 2) {
+        Im2Col2dPacker packer(xg, g);
+        Sgemm(false, mg, out_size, cg * k_size, 1.0f, wg, cg * k_size, packer, beta, yg,
+              out_size, pool);
+      } else {
+        Im2ColNdPacker packer(xg, g);
+        Sgemm(false, mg, out_size, cg * k_size, 1.0f, wg, cg * k_size, packer, beta, yg,
+              out_size, pool);
+      }
+    }
+  }
+}
+
 // Direct N-D convolution for any float type, accumulating in double.
 template <typename T>
 void DirectConv(const T* x, const T* w, const T* bias, T* y, int64_t batch, int64_t channels,
@@ -325,44 +371,18 @@ Status ConvKernel(KernelContext& ctx) {
     k_size *= g.kernel[i];
   }
   if (x->type() == ElementType::kF32) {
-    const float* xd = x->data<float>();
-    const float* wd = w->data<float>();
-    const float* bd = b != nullptr ? b->data<float>() : nullptr;
-    float* yd = y->data<float>();
-    const int64_t cg = channels / group, mg = out_channels / group;
-    if (g.nd == 2 && cg == 1 && group > 1) {
-      DepthwiseConv2d(xd, wd, bd, yd, batch, channels, mg, g, ctx.thread_pool());
-      return Status::Ok();
-    }
-    bool pointwise = true;
-    for (int i = 0; i < g.nd; ++i) {
-      pointwise = pointwise && g.kernel[i] == 1 && g.stride[i] == 1 && g.pad_begin[i] == 0 &&
-                  g.pad_end[i] == 0;
-    }
-    for (int64_t n = 0; n < batch; ++n) {
-      for (int64_t gi = 0; gi < group; ++gi) {
-        const float* xg = xd + (n * channels + gi * cg) * in_size;
-        float* yg = yd + (n * out_channels + gi * mg) * out_size;
-        if (bd != nullptr) {
-          for (int64_t m = 0; m < mg; ++m) std::fill_n(yg + m * out_size, out_size, bd[gi * mg + m]);
-        }
-        const float* wg = wd + gi * mg * cg * k_size;
-        const float beta = bd != nullptr ? 1.0f : 0.0f;
-        if (pointwise) {
-          MatrixBPacker packer(xg, in_size, false);
-          Sgemm(false, mg, out_size, cg, 1.0f, wg, cg, packer, beta, yg, out_size,
-                ctx.thread_pool());
-        } else if (g.nd == 2) {
-          Im2Col2dPacker packer(xg, g);
-          Sgemm(false, mg, out_size, cg * k_size, 1.0f, wg, cg * k_size, packer, beta, yg,
-                out_size, ctx.thread_pool());
-        } else {
-          Im2ColNdPacker packer(xg, g);
-          Sgemm(false, mg, out_size, cg * k_size, 1.0f, wg, cg * k_size, packer, beta, yg,
-                out_size, ctx.thread_pool());
-        }
-      }
-    }
+    ConvF32(x->data<float>(), w->data<float>(), b != nullptr ? b->data<float>() : nullptr,
+            y->data<float>(), batch, channels, out_channels, group, g, ctx.thread_pool());
+    return Status::Ok();
+  }
+  if (x->type() == ElementType::kF16 || x->type() == ElementType::kBF16) {
+    // Narrow floats: widen once, run the f32 path (float accumulation), round on store.
+    const std::vector<float> xf = WidenToF32(*x), wf = WidenToF32(*w);
+    const std::vector<float> bf = b != nullptr ? WidenToF32(*b) : std::vector<float>();
+    std::vector<float> yf(static_cast<size_t>(y->size()));
+    ConvF32(xf.data(), wf.data(), b != nullptr ? bf.data() : nullptr, yf.data(), batch, channels,
+            out_channels, group, g, ctx.thread_pool());
+    NarrowFromF32(yf, y);
     return Status::Ok();
   }
   const bool ok = Dispatch<kDispatchFloat>(x->type(), [&](auto tag) {

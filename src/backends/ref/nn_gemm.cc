@@ -79,8 +79,8 @@ inline void MicroKernel(int64_t kc, const float* a, const float* b, float* c, in
 }
 
 // Packs alpha*A into [k block][m strip][kc][6], zero-padding rows past m.
-std::vector<float, std::allocator<float>> PackA(bool trans_a, int64_t m, int64_t k, float alpha,
-                                                const float* a, int64_t lda, int64_t m_pad) {
+std::vector<float> PackA(bool trans_a, int64_t m, int64_t k, float alpha, const float* a,
+                         int64_t lda, int64_t m_pad) {
   std::vector<float> out(static_cast<size_t>(m_pad * k) + 8);
   for (int64_t k0 = 0; k0 < k; k0 += kKc) {
     const int64_t kc = std::min(kKc, k - k0);
@@ -409,27 +409,37 @@ Status MatMulKernel(KernelContext& ctx) {
       }
     }
   }
+  auto run_f32 = [&](const float* ad, const float* bd, float* yd) {
+    ThreadPool* pool = ctx.thread_pool();
+    const double flops = 2.0 * m * n * k;
+    if (pool != nullptr && batches >= 2 * pool->threads() && flops < 4e6) {
+      ParallelRange(pool, batches, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t t = b0; t < b1; ++t) {
+          SgemmPlain(false, false, m, n, k, 1.0f, ad + a_off[t], k, bd + b_off[t], n, 0.0f,
+                     yd + t * m * n, n, nullptr);
+        }
+      });
+    } else {
+      for (int64_t t = 0; t < batches; ++t) {
+        SgemmPlain(false, false, m, n, k, 1.0f, ad + a_off[t], k, bd + b_off[t], n, 0.0f,
+                   yd + t * m * n, n, pool);
+      }
+    }
+  };
+  if (a->type() == ElementType::kF16 || a->type() == ElementType::kBF16) {
+    const std::vector<float> af = WidenToF32(*a), bf = WidenToF32(*b);
+    std::vector<float> yf(static_cast<size_t>(y->size()));
+    run_f32(af.data(), bf.data(), yf.data());
+    NarrowFromF32(yf, y);
+    return Status::Ok();
+  }
   const bool ok = Dispatch<kGemmTypes>(a->type(), [&](auto tag) {
     using T = decltype(tag);
     const T* ad = a->data<T>();
     const T* bd = b->data<T>();
     T* yd = y->data<T>();
     if constexpr (std::is_same_v<T, float>) {
-      ThreadPool* pool = ctx.thread_pool();
-      const double flops = 2.0 * m * n * k;
-      if (pool != nullptr && batches >= 2 * pool->threads() && flops < 4e6) {
-        ParallelRange(pool, batches, 1, [&](int64_t b0, int64_t b1) {
-          for (int64_t t = b0; t < b1; ++t) {
-            SgemmPlain(false, false, m, n, k, 1.0f, ad + a_off[t], k, bd + b_off[t], n, 0.0f,
-                       yd + t * m * n, n, nullptr);
-          }
-        });
-      } else {
-        for (int64_t t = 0; t < batches; ++t) {
-          SgemmPlain(false, false, m, n, k, 1.0f, ad + a_off[t], k, bd + b_off[t], n, 0.0f,
-                     yd + t * m * n, n, pool);
-        }
-      }
+      run_f32(ad, bd, yd);
     } else {
       std::vector<AccOf<T>> acc;
       for (int64_t t = 0; t < batches; ++t) {

@@ -32,6 +32,27 @@ inline double FromD<double>(double v) {
   return v;
 }
 
+// f16/bf16 tensors run the fast f32 paths: widen once, compute with float accumulation, round
+// on store.
+inline std::vector<float> WidenToF32(const Tensor& t) {
+  std::vector<float> v(static_cast<size_t>(t.size()));
+  if (t.type() == ElementType::kF16) {
+    for (int64_t i = 0; i < t.size(); ++i) v[i] = t.data<Half>()[i];
+  } else if (t.type() == ElementType::kBF16) {
+    for (int64_t i = 0; i < t.size(); ++i) v[i] = t.data<BFloat16>()[i];
+  } else {
+    for (int64_t i = 0; i < t.size(); ++i) v[i] = static_cast<float>(t.GetAsDouble(i));
+  }
+  return v;
+}
+inline void NarrowFromF32(const std::vector<float>& v, Tensor* t) {
+  if (t->type() == ElementType::kF16) {
+    for (int64_t i = 0; i < t->size(); ++i) t->data<Half>()[i] = Half(v[i]);
+  } else if (t->type() == ElementType::kBF16) {
+    for (int64_t i = 0; i < t->size(); ++i) t->data<BFloat16>()[i] = BFloat16(v[i]);
+  }
+}
+
 // ---- small f32 vector helpers ----------------------------------------------------------------
 // GCC's -O2 only vectorises loops whose trip count needs no epilogue, so hot row loops use
 // vector extensions explicitly (AVX2 under -mavx2, SSE pairs otherwise).
