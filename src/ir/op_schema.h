@@ -36,7 +36,11 @@ class InferContext {
   size_t num_inputs() const { return inputs_.size(); }
   // False for an omitted optional input (or one past the end). A present input may still have
   // an unknown element type (kUndefined) and shape.
-  bool has_input(size_t i) const { return i < node_.inputs.size() && node_.inputs[i].valid(); }
+  bool has_input(size_t i) const {
+    if (i >= inputs_.size()) return false;
+    if (i < node_.inputs.size()) return node_.inputs[i].valid();
+    return inputs_[i].type != ElementType::kUndefined;  // node built without value ids (tests)
+  }
   const TypeInfo& input(size_t i) const { return inputs_[i]; }
   ElementType input_type(size_t i) const { return inputs_[i].type; }
   // Constant value of input i when known, else nullptr.

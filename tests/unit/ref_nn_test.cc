@@ -66,7 +66,8 @@ void ExpectClose(const Tensor& got, const std::vector<double>& want, double tol 
                  double scale = 1.0) {
   ASSERT_EQ(got.size(), static_cast<int64_t>(want.size()));
   for (int64_t i = 0; i < got.size(); ++i) {
-    EXPECT_NEAR(got.GetAsDouble(i), want[i], tol * std::max(scale, std::fabs(want[i]))) << "at " << i;
+    EXPECT_NEAR(got.GetAsDouble(i), want[i], tol * std::max(scale, std::fabs(want[i])))
+        << "at " << i;
   }
 }
 
@@ -150,6 +151,25 @@ TEST(RefNn, ConvMatchesNaiveLoopForManyGeometries) {
   }
 }
 
+TEST(RefNn, HalfConvAndMatMulAccumulateInFloat) {
+  // f16 inputs exactly representable; results checked against the double loop within f16 rounding.
+  Tensor x = Tensor::Allocate(ElementType::kF16, {1, 4, 6, 6}).value();
+  Tensor w = Tensor::Allocate(ElementType::kF16, {3, 4, 3, 3}).value();
+  for (int64_t i = 0; i < x.size(); ++i) x.data<Half>()[i] = Half(static_cast<float>(i % 7) - 3);
+  for (int64_t i = 0; i < w.size(); ++i)
+    w.data<Half>()[i] = Half(static_cast<float>(i % 5) * 0.25f);
+  const auto want = NaiveConv2d(x, w, nullptr, 1, 1, 1, 1, 1, 1, 1, 6, 6);
+  auto r = RunOpEager("Conv", 13, {x, w}, 1, Attrs({IntsAttr("pads", {1, 1, 1, 1})}));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)[0].type(), ElementType::kF16);
+  ExpectClose((*r)[0], want, 1e-3);
+  Tensor a = Tensor::Allocate(ElementType::kBF16, {3, 4}).value();
+  for (int64_t i = 0; i < a.size(); ++i) a.data<BFloat16>()[i] = BFloat16(static_cast<float>(i));
+  auto mm = RunOpEager("MatMul", 13, {a, Tensor::FromVector<BFloat16>({1, 1, 1, 1}, {4})}, 1);
+  ASSERT_TRUE(mm.ok()) << mm.status().ToString();
+  ExpectClose((*mm)[0], {6, 22, 38});
+}
+
 TEST(RefNn, Conv1dAnd3dAndAutoPad) {
   // 1-D: x = [1,2,3,4,5], w = [1,0,-1], SAME_UPPER stride 2 -> out 3, total pad 2 (1 each side).
   Tensor x = Tensor::FromVector<float>({1, 2, 3, 4, 5}, {1, 1, 5});
@@ -176,7 +196,8 @@ TEST(RefNn, ConvRejectsChannelMismatch) {
 }
 
 TEST(RefNn, ConvTransposeMatchesNaiveScatter) {
-  const Tensor x = RandomF32({2, 4, 5, 6}, 7), w = RandomF32({4, 3, 3, 2}, 8), b = RandomF32({6}, 9);
+  const Tensor x = RandomF32({2, 4, 5, 6}, 7), w = RandomF32({4, 3, 3, 2}, 8),
+               b = RandomF32({6}, 9);
   const int64_t group = 2, s = 2, pad = 1, opad = 1;
   const int64_t oh = s * (5 - 1) + opad + 3 - 2 * pad, ow = s * (6 - 1) + opad + 2 - 2 * pad;
   std::vector<double> want(static_cast<size_t>(2 * 6 * oh * ow), 0.0);
@@ -197,8 +218,9 @@ TEST(RefNn, ConvTransposeMatchesNaiveScatter) {
                     x.GetAsDouble(((n * 4 + c) * 5 + iy) * 6 + ix) *
                     w.GetAsDouble(((c * 3 + ml) * 3 + ky) * 2 + kx);
               }
-  Attributes at = Attrs({IntAttr("group", group), IntsAttr("strides", {s, s}),
-                         IntsAttr("pads", {pad, pad, pad, pad}), IntsAttr("output_padding", {opad, opad})});
+  Attributes at =
+      Attrs({IntAttr("group", group), IntsAttr("strides", {s, s}),
+             IntsAttr("pads", {pad, pad, pad, pad}), IntsAttr("output_padding", {opad, opad})});
   auto r = RunOpEager("ConvTranspose", 11, {x, w, b}, 1, at);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)[0].shape(), (Shape{2, 6, oh, ow}));
@@ -211,7 +233,8 @@ TEST(RefNn, ConvTransposeMatchesNaiveScatter) {
 TEST(RefNn, GemmAndMatMulMatchNaiveProducts) {
   ThreadPool pool(2);
   // Odd sizes cover partial register tiles; K = 300 crosses a K block.
-  for (auto [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{1, 7, 5}, {13, 300, 37}, {130, 20, 600}}) {
+  for (auto [m, k, n] :
+       {std::tuple<int64_t, int64_t, int64_t>{1, 7, 5}, {13, 300, 37}, {130, 20, 600}}) {
     for (int ta = 0; ta < 2; ++ta) {
       for (int tb = 0; tb < 2; ++tb) {
         const Tensor a = RandomF32(ta ? Shape{k, m} : Shape{m, k}, 11);
@@ -222,7 +245,8 @@ TEST(RefNn, GemmAndMatMulMatchNaiveProducts) {
           for (int64_t j = 0; j < n; ++j) {
             double acc = 0;
             for (int64_t q = 0; q < k; ++q) {
-              acc += a.GetAsDouble(ta ? q * m + i : i * k + q) * b.GetAsDouble(tb ? j * k + q : q * n + j);
+              acc += a.GetAsDouble(ta ? q * m + i : i * k + q) *
+                     b.GetAsDouble(tb ? j * k + q : q * n + j);
             }
             want[i * n + j] = 0.5 * acc + 2.0 * c.GetAsDouble(j);
           }
@@ -253,12 +277,14 @@ TEST(RefNn, GemmAndMatMulMatchNaiveProducts) {
       for (int64_t i = 0; i < 4; ++i)
         for (int64_t j = 0; j < 5; ++j) {
           double acc = 0;
-          for (int64_t t = 0; t < 3; ++t) acc += a.GetAsDouble((p * 4 + i) * 3 + t) * b.GetAsDouble((q * 3 + t) * 5 + j);
+          for (int64_t t = 0; t < 3; ++t)
+            acc += a.GetAsDouble((p * 4 + i) * 3 + t) * b.GetAsDouble((q * 3 + t) * 5 + j);
           EXPECT_NEAR((*r)[0].GetAsDouble(((p * 3 + q) * 4 + i) * 5 + j), acc, 1e-5);
         }
   auto rv = RunOpEager("MatMul", 13,
                        {Tensor::FromVector<int32_t>({1, 2, 3}, {3}),
-                        Tensor::FromVector<int32_t>({1, 2, 3, 4, 5, 6}, {3, 2})}, 1);
+                        Tensor::FromVector<int32_t>({1, 2, 3, 4, 5, 6}, {3, 2})},
+                       1);
   ASSERT_TRUE(rv.ok()) << rv.status().ToString();
   EXPECT_EQ((*rv)[0].shape(), (Shape{2}));
   ExpectClose((*rv)[0], {1 + 6 + 15, 2 + 8 + 18});
@@ -311,17 +337,19 @@ TEST(RefNn, SoftmaxAxisSemanticsChangeAtOpset13) {
 TEST(RefNn, NormalizationsMatchHandValues) {
   // BatchNorm inference: y = s (x - m) / sqrt(v + eps) + b with eps = 0 ... use eps 1e-5 default.
   Tensor x = Tensor::FromVector<float>({1, 2, 3, 4}, {1, 2, 2});
-  auto bn = RunOpEager("BatchNormalization", 15,
-                       {x, Tensor::FromVector<float>({2, 1}, {2}), Tensor::FromVector<float>({0, 1}, {2}),
-                        Tensor::FromVector<float>({1, 3}, {2}), Tensor::FromVector<float>({4, 1}, {2})},
-                       1, Attrs({FloatAttr("epsilon", 0.0f)}));
+  auto bn =
+      RunOpEager("BatchNormalization", 15,
+                 {x, Tensor::FromVector<float>({2, 1}, {2}), Tensor::FromVector<float>({0, 1}, {2}),
+                  Tensor::FromVector<float>({1, 3}, {2}), Tensor::FromVector<float>({4, 1}, {2})},
+                 1, Attrs({FloatAttr("epsilon", 0.0f)}));
   ASSERT_TRUE(bn.ok()) << bn.status().ToString();
   ExpectClose((*bn)[0], {0, 1, 1, 2});
   // LayerNorm over the last axis of [[1,3],[2,6]]: mean 2 / 4, var 1 / 4.
-  auto ln = RunOpEager("LayerNormalization", 17,
-                       {Tensor::FromVector<float>({1, 3, 2, 6}, {2, 2}),
-                        Tensor::FromVector<float>({1, 2}, {2}), Tensor::FromVector<float>({0, 1}, {2})},
-                       3, Attrs({FloatAttr("epsilon", 0.0f)}));
+  auto ln =
+      RunOpEager("LayerNormalization", 17,
+                 {Tensor::FromVector<float>({1, 3, 2, 6}, {2, 2}),
+                  Tensor::FromVector<float>({1, 2}, {2}), Tensor::FromVector<float>({0, 1}, {2})},
+                 3, Attrs({FloatAttr("epsilon", 0.0f)}));
   ASSERT_TRUE(ln.ok()) << ln.status().ToString();
   ExpectClose((*ln)[0], {-1, 3, -1, 3});
   ExpectClose((*ln)[1], {2, 4});
@@ -330,7 +358,8 @@ TEST(RefNn, NormalizationsMatchHandValues) {
 }
 
 TEST(RefNn, ResizeModesMatchOnnxReference) {
-  // test_resize_downsample_scales_linear_align_corners: [[1,2,3,4],[5,6,7,8]] x 0.6 -> [[1, 3.142857]]
+  // test_resize_downsample_scales_linear_align_corners: [[1,2,3,4],[5,6,7,8]] x 0.6 ->
+  // [[1, 3.142857]]
   Tensor x = Tensor::FromVector<float>({1, 2, 3, 4, 5, 6, 7, 8}, {1, 1, 2, 4});
   Tensor scales = Tensor::FromVector<float>({1, 1, 0.6f, 0.6f}, {4});
   auto r = RunOpEager("Resize", 13, {x, Tensor(), scales}, 1,
@@ -352,14 +381,14 @@ TEST(RefNn, ResizeModesMatchOnnxReference) {
   ASSERT_TRUE(ru.ok()) << ru.status().ToString();
   ExpectClose((*ru)[0], {1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4});
   // Half-pixel linear x2 along one axis of [0, 4]: coords -0.25, 0.25, 0.75, 1.25 -> edge-clamped.
-  auto rl = RunOpEager("Resize", 13,
-                       {Tensor::FromVector<float>({0, 4}, {1, 2}), Tensor(),
-                        Tensor::FromVector<float>({1, 2}, {2})},
-                       1, Attrs({StrAttr("mode", "linear")}));
+  auto rl = RunOpEager(
+      "Resize", 13,
+      {Tensor::FromVector<float>({0, 4}, {1, 2}), Tensor(), Tensor::FromVector<float>({1, 2}, {2})},
+      1, Attrs({StrAttr("mode", "linear")}));
   ASSERT_TRUE(rl.ok()) << rl.status().ToString();
   ExpectClose((*rl)[0], {0, 1, 3, 4});
-  EXPECT_FALSE(RunOpEager("Resize", 13, {small, Tensor(), s2}, 1,
-                          Attrs({StrAttr("mode", "bicubic")})).ok());
+  EXPECT_FALSE(
+      RunOpEager("Resize", 13, {small, Tensor(), s2}, 1, Attrs({StrAttr("mode", "bicubic")})).ok());
 }
 
 TEST(RefNn, TrainingDropoutReproducesNumpySeededMask) {
@@ -419,29 +448,33 @@ Result<std::vector<TypeInfo>> Infer(const std::string& op, int opset, std::vecto
 
 TEST(RefNn, InferenceGivesConvPoolMatMulAndResizeShapes) {
   const ElementType f = ElementType::kF32;
-  auto conv = Infer("Conv", 13,
-                    {TypeInfo{f, DimVector{Dim::Symbol("N"), 3, 640, 640}}, TypeInfo{f, DimVector{16, 3, 3, 3}}},
-                    1, Attrs({IntsAttr("strides", {2, 2}), IntsAttr("pads", {1, 1, 1, 1})}));
+  auto conv = Infer(
+      "Conv", 13,
+      {TypeInfo{f, DimVector{Dim::Symbol("N"), 3, 640, 640}}, TypeInfo{f, DimVector{16, 3, 3, 3}}},
+      1, Attrs({IntsAttr("strides", {2, 2}), IntsAttr("pads", {1, 1, 1, 1})}));
   ASSERT_TRUE(conv.ok()) << conv.status().ToString();
-  EXPECT_EQ((*conv)[0].ToString(), TypeInfo({f, DimVector{Dim::Symbol("N"), 16, 320, 320}}).ToString());
+  EXPECT_EQ((*conv)[0].ToString(),
+            TypeInfo({f, DimVector{Dim::Symbol("N"), 16, 320, 320}}).ToString());
   auto pool = Infer("MaxPool", 12, {TypeInfo{f, DimVector{1, 3, 5, 5}}}, 2,
                     Attrs({IntsAttr("kernel_shape", {2, 2}), IntsAttr("strides", {2, 2}),
                            IntAttr("ceil_mode", 1)}));
   ASSERT_TRUE(pool.ok());
   EXPECT_EQ((*pool)[0].static_shape(), (Shape{1, 3, 3, 3}));
   EXPECT_EQ((*pool)[1].type, ElementType::kI64);
-  auto mm = Infer("MatMul", 13, {TypeInfo{f, DimVector{2, 1, 4, 3}}, TypeInfo{f, DimVector{5, 3, 7}}}, 1);
+  auto mm =
+      Infer("MatMul", 13, {TypeInfo{f, DimVector{2, 1, 4, 3}}, TypeInfo{f, DimVector{5, 3, 7}}}, 1);
   ASSERT_TRUE(mm.ok());
   EXPECT_EQ((*mm)[0].static_shape(), (Shape{2, 5, 4, 7}));
-  EXPECT_FALSE(Infer("MatMul", 13, {TypeInfo{f, DimVector{2, 3}}, TypeInfo{f, DimVector{4, 5}}}, 1).ok());
+  EXPECT_FALSE(
+      Infer("MatMul", 13, {TypeInfo{f, DimVector{2, 3}}, TypeInfo{f, DimVector{4, 5}}}, 1).ok());
   Tensor scales = Tensor::FromVector<float>({1, 1, 2, 2}, {4});
   auto rs = Infer("Resize", 13,
                   {TypeInfo{f, DimVector{1, 8, 10, 12}}, TypeInfo{}, TypeInfo{f, DimVector{4}}}, 1,
                   {}, {nullptr, nullptr, &scales});
   ASSERT_TRUE(rs.ok()) << rs.status().ToString();
   EXPECT_EQ((*rs)[0].static_shape(), (Shape{1, 8, 20, 24}));
-  auto ein = Infer("Einsum", 12, {TypeInfo{f, DimVector{2, 3, 4}}, TypeInfo{f, DimVector{2, 4, 5}}}, 1,
-                   Attrs({StrAttr("equation", "bij,bjk->bik")}));
+  auto ein = Infer("Einsum", 12, {TypeInfo{f, DimVector{2, 3, 4}}, TypeInfo{f, DimVector{2, 4, 5}}},
+                   1, Attrs({StrAttr("equation", "bij,bjk->bik")}));
   ASSERT_TRUE(ein.ok());
   EXPECT_EQ((*ein)[0].static_shape(), (Shape{2, 3, 5}));
 }

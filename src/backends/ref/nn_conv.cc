@@ -271,16 +271,15 @@ void ConvF32(const float* xd, const float* wd, const float* bd, float* yd, int64
       const float beta = bd != nullptr ? 1.0f : 0.0f;
       if (pointwise) {
         MatrixBPacker packer(xg, in_size, false);
-        Sgemm(false, mg, out_size, cg, 1.0f, wg, cg, packer, beta, yg, out_size,
-              pool);
+        Sgemm(false, mg, out_size, cg, 1.0f, wg, cg, packer, beta, yg, out_size, pool);
       } else if (g.nd == 2) {
         Im2Col2dPacker packer(xg, g);
-        Sgemm(false, mg, out_size, cg * k_size, 1.0f, wg, cg * k_size, packer, beta, yg,
-              out_size, pool);
+        Sgemm(false, mg, out_size, cg * k_size, 1.0f, wg, cg * k_size, packer, beta, yg, out_size,
+              pool);
       } else {
         Im2ColNdPacker packer(xg, g);
-        Sgemm(false, mg, out_size, cg * k_size, 1.0f, wg, cg * k_size, packer, beta, yg,
-              out_size, pool);
+        Sgemm(false, mg, out_size, cg * k_size, 1.0f, wg, cg * k_size, packer, beta, yg, out_size,
+              pool);
       }
     }
   }
@@ -341,8 +340,8 @@ Status ConvKernel(KernelContext& ctx) {
   const Tensor* b = ctx.input(2);
   if (x == nullptr || w == nullptr) return ctx.Error("inputs X and W are required");
   if (x->rank() < 3 || w->rank() != x->rank()) {
-    return ctx.Error("expected X [N,C,spatial...] and W of the same rank, found " +
-                     x->Describe() + " and " + w->Describe());
+    return ctx.Error("expected X [N,C,spatial...] and W of the same rank, found " + x->Describe() +
+                     " and " + w->Describe());
   }
   if (w->type() != x->type() || (b != nullptr && b->type() != x->type())) {
     return ctx.Error("X, W and B must have one element type");
@@ -364,12 +363,6 @@ Status ConvKernel(KernelContext& ctx) {
   out_shape.insert(out_shape.end(), g.out.begin(), g.out.end());
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.output(0, x->type(), out_shape));
   if (y->size() == 0) return Status::Ok();
-  int64_t in_size = 1, out_size = 1, k_size = 1;
-  for (int i = 0; i < g.nd; ++i) {
-    in_size *= g.in[i];
-    out_size *= g.out[i];
-    k_size *= g.kernel[i];
-  }
   if (x->type() == ElementType::kF32) {
     ConvF32(x->data<float>(), w->data<float>(), b != nullptr ? b->data<float>() : nullptr,
             y->data<float>(), batch, channels, out_channels, group, g, ctx.thread_pool());
@@ -402,8 +395,8 @@ Status ConvTransposeKernel(KernelContext& ctx) {
   const Tensor* b = ctx.input(2);
   if (x == nullptr || w == nullptr) return ctx.Error("inputs X and W are required");
   if (x->rank() < 3 || w->rank() != x->rank()) {
-    return ctx.Error("expected X [N,C,spatial...] and W of the same rank, found " +
-                     x->Describe() + " and " + w->Describe());
+    return ctx.Error("expected X [N,C,spatial...] and W of the same rank, found " + x->Describe() +
+                     " and " + w->Describe());
   }
   if (w->type() != x->type() || (b != nullptr && b->type() != x->type())) {
     return ctx.Error("X, W and B must have one element type");
@@ -451,7 +444,8 @@ Status ConvTransposeKernel(KernelContext& ctx) {
     if (strides[i] <= 0 || dilations[i] <= 0 || kernel[i] <= 0) {
       return ctx.Error("strides, dilations and kernel dims must be positive");
     }
-    const int64_t natural = strides[i] * (g.in[i] - 1) + out_pad[i] + (kernel[i] - 1) * dilations[i] + 1;
+    const int64_t natural =
+        strides[i] * (g.in[i] - 1) + out_pad[i] + (kernel[i] - 1) * dilations[i] + 1;
     const bool same = auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER";
     if (!out_shape_attr.empty() || same) {
       const int64_t out = !out_shape_attr.empty() ? out_shape_attr[i] : g.in[i] * strides[i];
@@ -504,14 +498,14 @@ Status ConvTransposeKernel(KernelContext& ctx) {
       }
     }
   };
+  // Scatter map shared by all images and channels: output offset of (kernel tap, input pixel).
+  std::vector<int64_t> map(static_cast<size_t>(k_size * in_size), -1);
+  scatter([&](int64_t kidx, int64_t p, int64_t off) { map[kidx * in_size + p] = off; });
   if (x->type() == ElementType::kF32) {
     const float* xd = x->data<float>();
     const float* wd = w->data<float>();
     float* yd = y->data<float>();
     std::vector<float> cols(static_cast<size_t>(mg * k_size * in_size));
-    // Precomputed scatter map shared by all images and channels.
-    std::vector<int64_t> map(static_cast<size_t>(k_size * in_size), -1);
-    scatter([&](int64_t kidx, int64_t p, int64_t off) { map[kidx * in_size + p] = off; });
     for (int64_t n = 0; n < batch; ++n) {
       for (int64_t gi = 0; gi < group; ++gi) {
         const float* xg = xd + (n * channels + gi * cg) * in_size;
@@ -547,11 +541,16 @@ Status ConvTransposeKernel(KernelContext& ctx) {
         for (int64_t c = 0; c < cg; ++c) {
           const T* xc = xd + (n * channels + gi * cg + c) * in_size;
           const T* wc = wd + ((gi * cg + c) * mg + ml) * k_size;
-          scatter([&](int64_t kidx, int64_t p, int64_t off) {
-            acc[off] += ToD(xc[p]) * ToD(wc[kidx]);
-          });
+          for (int64_t kidx = 0; kidx < k_size; ++kidx) {
+            const double wv = ToD(wc[kidx]);
+            const int64_t* row = map.data() + kidx * in_size;
+            for (int64_t p = 0; p < in_size; ++p) {
+              if (row[p] >= 0) acc[row[p]] += ToD(xc[p]) * wv;
+            }
+          }
         }
-        for (int64_t i = 0; i < out_size; ++i) yd[(n * out_channels + m) * out_size + i] = FromD<T>(acc[i]);
+        for (int64_t i = 0; i < out_size; ++i)
+          yd[(n * out_channels + m) * out_size + i] = FromD<T>(acc[i]);
       }
     }
   });

@@ -44,7 +44,8 @@ Status ParseTerm(const KernelContext& ctx, const std::string& s, int rank, int* 
   const int letters = static_cast<int>(letters_before->size() + letters_after->size());
   if (rank >= 0) {
     if (*has_ellipsis ? letters > rank : letters != rank) {
-      return ctx.Error("term '" + s + "' does not match an operand of rank " + std::to_string(rank));
+      return ctx.Error("term '" + s + "' does not match an operand of rank " +
+                       std::to_string(rank));
     }
     *ell_rank = *has_ellipsis ? rank - letters : 0;
   }
@@ -91,14 +92,16 @@ Status EinsumKernel(KernelContext& ctx) {
   std::vector<bool> has_ell(n_in);
   for (size_t i = 0; i < n_in; ++i) {
     bool h;
-    KILN_RETURN_IF_ERROR(ParseTerm(ctx, terms[i], ins[i]->rank(), &ell[i], &before[i], &after[i], &h));
+    KILN_RETURN_IF_ERROR(
+        ParseTerm(ctx, terms[i], ins[i]->rank(), &ell[i], &before[i], &after[i], &h));
     has_ell[i] = h;
     max_ell = std::max(max_ell, ell[i]);
   }
   std::vector<Term> in_terms(n_in);
   for (size_t i = 0; i < n_in; ++i) {
     in_terms[i].labels = before[i];
-    for (int e = 0; e < ell[i]; ++e) in_terms[i].labels.push_back(kEllipsisBase + max_ell - ell[i] + e);
+    for (int e = 0; e < ell[i]; ++e)
+      in_terms[i].labels.push_back(kEllipsisBase + max_ell - ell[i] + e);
     in_terms[i].labels.insert(in_terms[i].labels.end(), after[i].begin(), after[i].end());
   }
   // Label sizes (1 broadcasts).
@@ -180,8 +183,9 @@ Status EinsumKernel(KernelContext& ctx) {
   for (size_t j = out_labels.size(); j < nl; ++j) inner_count *= extent[j];
   const bool ok = Dispatch<kAllNumeric>(ins[0]->type(), [&](auto tag) {
     using T = decltype(tag);
-    using Acc = std::conditional_t<std::is_integral_v<T>,
-                                   std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>, double>;
+    using Acc =
+        std::conditional_t<std::is_integral_v<T>,
+                           std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>, double>;
     T* yd = y->data<T>();
     std::vector<const T*> data(n_in);
     for (size_t i = 0; i < n_in; ++i) data[i] = ins[i]->data<T>();

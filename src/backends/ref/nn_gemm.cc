@@ -138,8 +138,8 @@ void MatrixBPacker::Pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, float* 
   }
 }
 
-void Sgemm(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-           int64_t lda, const BPacker& b, float beta, float* c, int64_t ldc, ThreadPool* pool) {
+void Sgemm(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+           const BPacker& b, float beta, float* c, int64_t ldc, ThreadPool* pool) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0 || alpha == 0.0f) {
     for (int64_t i = 0; i < m; ++i) {
@@ -229,10 +229,10 @@ void SgemmPlain(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, flo
 namespace {
 
 template <typename T>
-using AccOf = std::conditional_t<std::is_floating_point_v<T> || std::is_same_v<T, Half> ||
-                                     std::is_same_v<T, BFloat16>,
-                                 double,
-                                 std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>>;
+using AccOf =
+    std::conditional_t<std::is_floating_point_v<T> || std::is_same_v<T, Half> ||
+                           std::is_same_v<T, BFloat16>,
+                       double, std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>>;
 
 template <typename T>
 AccOf<T> ToAcc(T v) {
@@ -303,8 +303,8 @@ Status GemmKernel(KernelContext& ctx) {
       cn = c->dim(0);
     }
     if ((cm != 1 && cm != m) || (cn != 1 && cn != n)) {
-      return ctx.Error("C " + c->Describe() + " does not broadcast to [" + std::to_string(m) +
-                       "," + std::to_string(n) + "]");
+      return ctx.Error("C " + c->Describe() + " does not broadcast to [" + std::to_string(m) + "," +
+                       std::to_string(n) + "]");
     }
   }
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.output(0, a->type(), {m, n}));
@@ -318,8 +318,8 @@ Status GemmKernel(KernelContext& ctx) {
     if constexpr (std::is_same_v<T, float>) {
       for (int64_t i = 0; i < m; ++i) {
         for (int64_t j = 0; j < n; ++j) {
-          yd[i * n + j] = use_c ? beta * c->data<float>()[(cm == 1 ? 0 : i) * cn + (cn == 1 ? 0 : j)]
-                                : 0.0f;
+          yd[i * n + j] =
+              use_c ? beta * c->data<float>()[(cm == 1 ? 0 : i) * cn + (cn == 1 ? 0 : j)] : 0.0f;
         }
       }
       SgemmPlain(ta, tb, m, n, k, alpha, ad, a->dim(1), bd, b->dim(1), use_c ? 1.0f : 0.0f, yd, n,
@@ -339,7 +339,8 @@ Status GemmKernel(KernelContext& ctx) {
           } else if (alpha == 1.0f && (!use_c || beta == 1.0f)) {
             // Exact integer path (wrapping like the type).
             AccOf<T> iv = acc[i * n + j];
-            if (use_c) iv += static_cast<AccOf<T>>(c->data<T>()[(cm == 1 ? 0 : i) * cn + (cn == 1 ? 0 : j)]);
+            if (use_c)
+              iv += static_cast<AccOf<T>>(c->data<T>()[(cm == 1 ? 0 : i) * cn + (cn == 1 ? 0 : j)]);
             yd[i * n + j] = static_cast<T>(iv);
           } else {
             yd[i * n + j] = static_cast<T>(static_cast<int64_t>(v));

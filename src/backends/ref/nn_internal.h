@@ -96,8 +96,8 @@ class MatrixBPacker final : public BPacker {
 // A: element (m, k) at a[m*lda + k], or at a[k*lda + m] when trans_a.
 // C rows are ldc apart. beta == 0 ignores (and overwrites) whatever C holds.
 // pool may be null; Sgemm may parallelise over tiles of C with it.
-void Sgemm(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-           int64_t lda, const BPacker& b, float beta, float* c, int64_t ldc, ThreadPool* pool);
+void Sgemm(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+           const BPacker& b, float beta, float* c, int64_t ldc, ThreadPool* pool);
 // Convenience for plain matrices.
 void SgemmPlain(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                 const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
@@ -115,8 +115,7 @@ struct ConvGeometry {
 // Reads kernel_shape (or `kernel` when given), strides, dilations, pads, auto_pad and (pools)
 // ceil_mode from the node and computes the output size for spatial input dims `in`.
 Status ComputeConvGeometry(const KernelContext& ctx, const std::vector<int64_t>& in,
-                           const std::vector<int64_t>& kernel, bool use_ceil_mode,
-                           ConvGeometry* g);
+                           const std::vector<int64_t>& kernel, bool use_ceil_mode, ConvGeometry* g);
 
 // ---- kernels (one function per op) --------------------------------------------------------
 Status ConvKernel(KernelContext& ctx);

@@ -49,7 +49,8 @@ Status AffinePerGroup(KernelContext& ctx, const Tensor& x, int64_t outer, int64_
           }
         }
         for (int64_t i = 0; i < inner; ++i) {
-          const size_t j = per_element ? static_cast<size_t>(c * inner + i) : static_cast<size_t>(c);
+          const size_t j =
+              per_element ? static_cast<size_t>(c * inner + i) : static_cast<size_t>(c);
           ys[i] = FromD<T>(ToD(xs[i]) * a[j] + b[j]);
         }
       }
@@ -127,7 +128,8 @@ Status BatchNormalizationKernel(KernelContext& ctx) {
       rm[i] = m[i] * momentum + batch_mean[i] * (1 - momentum);
       rv[i] = v[i] * momentum + batch_var[i] * (1 - momentum);
     }
-    if (ctx.output_used(1)) KILN_RETURN_IF_ERROR(WriteDoubles(ctx, 1, mean->type(), mean->shape(), rm));
+    if (ctx.output_used(1))
+      KILN_RETURN_IF_ERROR(WriteDoubles(ctx, 1, mean->type(), mean->shape(), rm));
     if (ctx.num_outputs() > 2 && ctx.output_used(2)) {
       KILN_RETURN_IF_ERROR(WriteDoubles(ctx, 2, var->type(), var->shape(), rv));
     }

@@ -112,7 +112,8 @@ void PoolPlanes(const T* x, T* y, int64_t* indices, int64_t planes, const ConvGe
         } else {
           y[plane * out_size + op] = FromD<T>(out);
         }
-        if (indices != nullptr) indices[plane * out_size + op] = best < 0 ? 0 : plane * in_size + best;
+        if (indices != nullptr)
+          indices[plane * out_size + op] = best < 0 ? 0 : plane * in_size + best;
       }
     }
   });
@@ -211,8 +212,8 @@ Status MaxUnpoolKernel(KernelContext& ctx) {
   const Tensor* shape_in = ctx.input(2);
   if (x == nullptr || ind == nullptr) return ctx.Error("inputs X and I are required");
   if (x->rank() < 3 || ind->shape() != x->shape()) {
-    return ctx.Error("expected X [N,C,spatial...] and I of the same shape, found " +
-                     x->Describe() + " and " + ind->Describe());
+    return ctx.Error("expected X [N,C,spatial...] and I of the same shape, found " + x->Describe() +
+                     " and " + ind->Describe());
   }
   if (!IsInteger(ind->type())) return ctx.Error("I must be an integer tensor");
   const int nd = x->rank() - 2;

@@ -58,8 +58,7 @@ std::vector<double> Coeffs(const ResizeParams& p, double ratio, bool integral) {
       const double r1 = ratio + 1, r2 = 1 - ratio, r3 = 2 - ratio;
       return {((a * r1 - 5 * a) * r1 + 8 * a) * r1 - 4 * a,
               ((a + 2) * ratio - (a + 3)) * ratio * ratio + 1,
-              ((a + 2) * r2 - (a + 3)) * r2 * r2 + 1,
-              ((a * r3 - 5 * a) * r3 + 8 * a) * r3 - 4 * a};
+              ((a + 2) * r2 - (a + 3)) * r2 * r2 + 1, ((a * r3 - 5 * a) * r3 + 8 * a) * r3 - 4 * a};
     }
   }
   return {};
@@ -161,50 +160,51 @@ Status RunResize(KernelContext& ctx, const Tensor& x, const ResizeParams& p,
     const T* xd = x.data<T>();
     T* yd = y->data<T>();
     const int64_t last = out_shape[rank - 1];
-    ParallelRange(ctx.thread_pool(), total / std::max<int64_t>(last, 1), 1, [&](int64_t r0,
-                                                                                 int64_t r1) {
-      std::vector<int64_t> coord(rank, 0);
-      std::vector<size_t> pick(rank, 0);
-      for (int64_t row = r0; row < r1; ++row) {
-        int64_t r = row;
-        for (int a = rank - 2; a >= 0; --a) {
-          coord[a] = r % out_shape[a];
-          r /= out_shape[a];
-        }
-        bool row_outside = false;
-        for (int a = 0; a < rank - 1; ++a) row_outside = row_outside || tables[a].outside[coord[a]];
-        for (int64_t xo = 0; xo < last; ++xo) {
-          coord[rank - 1] = xo;
-          double v = 0;
-          if (row_outside || tables[rank - 1].outside[xo]) {
-            v = p.extrapolation;
-          } else {
-            std::fill(pick.begin(), pick.end(), 0);
-            while (true) {
-              double w = 1.0;
-              int64_t off = 0;
-              for (int a = 0; a < rank; ++a) {
-                const Tap& tp = tables[a].taps[coord[a]][pick[a]];
-                w *= tp.weight;
-                off += tp.index * in_strides[a];
-              }
-              v += w * ToD(xd[off]);
-              int a = rank - 1;
-              for (; a >= 0; --a) {
-                if (++pick[a] < tables[a].taps[coord[a]].size()) break;
-                pick[a] = 0;
-              }
-              if (a < 0) break;
-            }
-          }
-          if constexpr (std::is_integral_v<T>) {
-            yd[row * last + xo] = static_cast<T>(v);
-          } else {
-            yd[row * last + xo] = FromD<T>(v);
-          }
-        }
-      }
-    });
+    ParallelRange(ctx.thread_pool(), total / std::max<int64_t>(last, 1), 1,
+                  [&](int64_t r0, int64_t r1) {
+                    std::vector<int64_t> coord(rank, 0);
+                    std::vector<size_t> pick(rank, 0);
+                    for (int64_t row = r0; row < r1; ++row) {
+                      int64_t r = row;
+                      for (int a = rank - 2; a >= 0; --a) {
+                        coord[a] = r % out_shape[a];
+                        r /= out_shape[a];
+                      }
+                      bool row_outside = false;
+                      for (int a = 0; a < rank - 1; ++a)
+                        row_outside = row_outside || tables[a].outside[coord[a]];
+                      for (int64_t xo = 0; xo < last; ++xo) {
+                        coord[rank - 1] = xo;
+                        double v = 0;
+                        if (row_outside || tables[rank - 1].outside[xo]) {
+                          v = p.extrapolation;
+                        } else {
+                          std::fill(pick.begin(), pick.end(), 0);
+                          while (true) {
+                            double w = 1.0;
+                            int64_t off = 0;
+                            for (int a = 0; a < rank; ++a) {
+                              const Tap& tp = tables[a].taps[coord[a]][pick[a]];
+                              w *= tp.weight;
+                              off += tp.index * in_strides[a];
+                            }
+                            v += w * ToD(xd[off]);
+                            int a = rank - 1;
+                            for (; a >= 0; --a) {
+                              if (++pick[a] < tables[a].taps[coord[a]].size()) break;
+                              pick[a] = 0;
+                            }
+                            if (a < 0) break;
+                          }
+                        }
+                        if constexpr (std::is_integral_v<T>) {
+                          yd[row * last + xo] = static_cast<T>(v);
+                        } else {
+                          yd[row * last + xo] = FromD<T>(v);
+                        }
+                      }
+                    }
+                  });
   });
   if (!ok) return ctx.UnsupportedType(x.type());
   return Status::Ok();
@@ -265,9 +265,8 @@ Status ResizeKernel(KernelContext& ctx) {
     p.cubic_a = at.GetFloat("cubic_coeff_a", -0.75f);
     p.exclude_outside = at.GetInt("exclude_outside", 0) != 0;
     p.extrapolation = at.GetFloat("extrapolation_value", 0.0f);
-    static const char* kTransforms[] = {"half_pixel", "pytorch_half_pixel", "align_corners",
-                                        "asymmetric", "tf_half_pixel_for_nn",
-                                        "tf_crop_and_resize"};
+    static const char* kTransforms[] = {"half_pixel", "pytorch_half_pixel",   "align_corners",
+                                        "asymmetric", "tf_half_pixel_for_nn", "tf_crop_and_resize"};
     if (std::none_of(std::begin(kTransforms), std::end(kTransforms),
                      [&](const char* t) { return p.transform == t; })) {
       return ctx.Error("unknown coordinate_transformation_mode '" + p.transform + "'");

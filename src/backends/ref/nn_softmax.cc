@@ -94,7 +94,8 @@ Status DropoutKernel(KernelContext& ctx) {
       ratio = r->GetAsDouble(0);
     }
     if (const Tensor* t = ctx.input(2); t != nullptr) {
-      if (t->size() != 1) return ctx.Error("training_mode must be a scalar, found " + t->Describe());
+      if (t->size() != 1)
+        return ctx.Error("training_mode must be a scalar, found " + t->Describe());
       training = t->GetAsDouble(0) != 0.0;
     }
   } else {

@@ -62,10 +62,12 @@ Status ReadSpatial(const InferContext& ctx, int nd, std::vector<int64_t> kernel,
   return Status::Ok();
 }
 
-Result<Dim> SpatialOut(const InferContext& ctx, const SpatialAttrs& s, int i, const Dim& in, int nd) {
+Result<Dim> SpatialOut(const InferContext& ctx, const SpatialAttrs& s, int i, const Dim& in,
+                       int nd) {
   if (!in.is_static()) return Dim();
   const int64_t k = s.kernel[i], st = s.stride[i], eff = (k - 1) * s.dilation[i] + 1;
-  if (s.auto_pad == "SAME_UPPER" || s.auto_pad == "SAME_LOWER") return Dim((in.value + st - 1) / st);
+  if (s.auto_pad == "SAME_UPPER" || s.auto_pad == "SAME_LOWER")
+    return Dim((in.value + st - 1) / st);
   if (s.auto_pad == "VALID") {
     if (in.value < eff) return ctx.Error("kernel is larger than the input");
     return Dim((in.value - eff) / st + 1);
@@ -151,7 +153,8 @@ Status InferConvTranspose(InferContext& ctx) {
   const Dim& wm = (*ws)[1];
   DimVector out = {(*xs)[0], wm.is_static() ? Dim(wm.value * group) : Dim()};
   auto out_shape = at.GetInts("output_shape");
-  if (static_cast<int>(out_shape.size()) == nd + 2) out_shape.erase(out_shape.begin(), out_shape.begin() + 2);
+  if (static_cast<int>(out_shape.size()) == nd + 2)
+    out_shape.erase(out_shape.begin(), out_shape.begin() + 2);
   auto strides = at.GetInts("strides", std::vector<int64_t>(nd, 1));
   auto dil = at.GetInts("dilations", std::vector<int64_t>(nd, 1));
   auto pads = at.GetInts("pads", std::vector<int64_t>(2 * nd, 0));
@@ -263,7 +266,8 @@ Status InferMaxUnpool(InferContext& ctx) {
   DimVector d = {(*xs)[0], (*xs)[1]};
   for (int i = 0; i < nd; ++i) {
     const Dim& in = (*xs)[i + 2];
-    d.push_back(in.is_static() ? Dim((in.value - 1) * st[i] + ks[i] - pads[i] - pads[i + nd]) : Dim());
+    d.push_back(in.is_static() ? Dim((in.value - 1) * st[i] + ks[i] - pads[i] - pads[i + nd])
+                               : Dim());
   }
   ctx.set_output(0, t, d);
   return Status::Ok();
@@ -299,7 +303,8 @@ Status InferLayerNorm(InferContext& ctx) {
     d.resize(rank, Dim(1));
     stat = d;
   }
-  for (size_t i = 1; i < ctx.num_outputs() && i < 3; ++i) ctx.set_output(i, ElementType::kF32, stat);
+  for (size_t i = 1; i < ctx.num_outputs() && i < 3; ++i)
+    ctx.set_output(i, ElementType::kF32, stat);
   return Status::Ok();
 }
 
@@ -417,7 +422,8 @@ Status InferEinsum(InferContext& ctx) {
     const int rank = static_cast<int>(s->size());
     const int nl = static_cast<int>(letters.size());
     if (e == std::string::npos ? nl != rank : nl > rank) {
-      return ctx.Error("term '" + term + "' does not match an operand of rank " + std::to_string(rank));
+      return ctx.Error("term '" + term + "' does not match an operand of rank " +
+                       std::to_string(rank));
     }
     const int ne = rank - nl;
     const int before = e == std::string::npos ? nl : static_cast<int>(e);
@@ -448,7 +454,8 @@ Status InferEinsum(InferContext& ctx) {
         continue;
       }
       auto it = label.find(rhs[i]);
-      if (it == label.end()) return ctx.Error(std::string("output label '") + rhs[i] + "' is not in the inputs");
+      if (it == label.end())
+        return ctx.Error(std::string("output label '") + rhs[i] + "' is not in the inputs");
       out.push_back(it->second);
       ++i;
     }
@@ -521,8 +528,8 @@ Status InferResize(InferContext& ctx) {
     ctx.set_output(0, t, ToDims(sizes->ToInt64Vector()));
     return Status::Ok();
   }
-  if (scales != nullptr && scales->size() > 0 && (ctx.opset() < 11 || !ctx.has_input(3) ||
-                                                  ctx.input_value(3) != nullptr)) {
+  if (scales != nullptr && scales->size() > 0 &&
+      (ctx.opset() < 11 || !ctx.has_input(3) || ctx.input_value(3) != nullptr)) {
     return ResizeFromScales(ctx, xs, ConstDoubles(*scales));
   }
   ctx.set_output(0, t, DimVector(xs->size(), Dim()));
@@ -541,7 +548,8 @@ Status InferUpsample(InferContext& ctx) {
     const auto f = ctx.attrs().GetFloats("scales");
     return ResizeFromScales(ctx, xs, std::vector<double>(f.begin(), f.end()));
   }
-  if (const Tensor* s = ctx.input_value(1); s != nullptr) return ResizeFromScales(ctx, xs, ConstDoubles(*s));
+  if (const Tensor* s = ctx.input_value(1); s != nullptr)
+    return ResizeFromScales(ctx, xs, ConstDoubles(*s));
   ctx.set_output(0, t, DimVector(xs->size(), Dim()));
   return Status::Ok();
 }
