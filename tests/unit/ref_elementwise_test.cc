@@ -114,6 +114,11 @@ TEST(RefElementwise, AddBroadcastsRowsAndColumns) {
   EXPECT_EQ(Values<float>(Run1("Div", 14, {scalar, a})),
             (std::vector<float>{2, 1, 2.0f / 3, 0.5f, 0.4f, 2.0f / 6}));
   EXPECT_FALSE(RunOpEager("Add", 14, {a, F32({1, 2}, {2})}, 1).ok());
+  // Empty tensors broadcast to empty outputs.
+  Tensor empty = Tensor::Allocate(ElementType::kF32, {0, 3}).value();
+  EXPECT_EQ(Run1("Add", 14, {empty, row}).shape(), (Shape{0, 3}));
+  EXPECT_EQ(Run1("Where", 16, {Tensor::Allocate(ElementType::kBool, {2, 0}).value(), col, col}).shape(),
+            (Shape{2, 0}));
   EXPECT_FALSE(RunOpEager("Add", 14, {a, T1<int32_t>({1, 2, 3})}, 1).ok());
 }
 

@@ -240,7 +240,10 @@ TEST(MiscInference, LossAndDftShapes) {
                    {TypeInfo{ElementType::kF32, DimVector{3, 5, 2}},
                     TypeInfo{ElementType::kI64, DimVector{3, 2}}},
                    {nullptr, nullptr});
-  ASSERT_TRUE(InferNode(ctx).ok());
+  {
+    Status st = InferNode(ctx);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
   EXPECT_EQ(ctx.outputs()[0].ToString(), TypeInfo({ElementType::kF32, DimVector{3, 2}}).ToString());
   EXPECT_EQ(ctx.outputs()[1].ToString(),
             TypeInfo({ElementType::kF32, DimVector{3, 5, 2}}).ToString());
@@ -250,7 +253,10 @@ TEST(MiscInference, LossAndDftShapes) {
   d.attrs.Add(IntAttr("onesided", 1));
   d.outputs.resize(1);
   InferContext dc(d, {TypeInfo{ElementType::kF32, DimVector{2, 10, 1}}}, {nullptr});
-  ASSERT_TRUE(InferNode(dc).ok());
+  {
+    Status st = InferNode(dc);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
   EXPECT_EQ(dc.outputs()[0].ToString(),
             TypeInfo({ElementType::kF32, DimVector{2, 6, 2}}).ToString());
 }

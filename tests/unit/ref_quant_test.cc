@@ -130,7 +130,10 @@ TEST(QuantInference, OutputTypesFollowZeroPoints) {
       {TypeInfo{ElementType::kF32, DimVector{3}}, TypeInfo{ElementType::kF32, DimVector{}},
        TypeInfo{ElementType::kI8, DimVector{}}},
       {nullptr, nullptr, nullptr});
-  ASSERT_TRUE(InferNode(ctx).ok());
+  {
+    Status st = InferNode(ctx);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
   EXPECT_EQ(ctx.outputs()[0].type, ElementType::kI8);
   Node c;
   c.op_type = "ConvInteger";
@@ -141,7 +144,10 @@ TEST(QuantInference, OutputTypesFollowZeroPoints) {
                   {TypeInfo{ElementType::kU8, DimVector{1, 3, 9, 8}},
                    TypeInfo{ElementType::kU8, DimVector{4, 3, 3, 3}}},
                   {nullptr, nullptr});
-  ASSERT_TRUE(InferNode(cc).ok());
+  {
+    Status st = InferNode(cc);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
   EXPECT_EQ(cc.outputs()[0].ToString(),
             TypeInfo({ElementType::kI32, DimVector{1, 4, 4, 3}}).ToString());
 }

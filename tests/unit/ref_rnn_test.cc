@@ -237,7 +237,10 @@ TEST(RecurrentInference, ShapesFollowLayoutAndDirection) {
                     TypeInfo{ElementType::kF32, DimVector{2, 20, 3}},
                     TypeInfo{ElementType::kF32, DimVector{2, 20, 5}}},
                    {nullptr, nullptr, nullptr});
-  ASSERT_TRUE(InferNode(ctx).ok());
+  {
+    Status st = InferNode(ctx);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
   EXPECT_EQ(ctx.outputs()[0].ToString(),
             TypeInfo({ElementType::kF32, DimVector{7, 2, Dim::Symbol("B"), 5}}).ToString());
   EXPECT_EQ(ctx.outputs()[2].ToString(),

@@ -68,6 +68,7 @@ void UnaryMap(const TI* in, TO* out, int64_t n, ThreadPool* pool, Op op) {
 template <typename TA, typename TB, typename TO, typename Op>
 void BinaryBroadcast(const BroadcastPlan& plan, const TA* a, const TB* b, TO* out,
                      ThreadPool* pool, Op op) {
+  if (plan.size() == 0) return;
   const int64_t inner = plan.inner();
   const int64_t sa = plan.inner_stride(0);
   const int64_t sb = plan.inner_stride(1);

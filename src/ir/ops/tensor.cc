@@ -127,6 +127,7 @@ Status InferReshape(InferContext& ctx) {
         unknown = true;
       }
     }
+    const bool had_symbols = !symbols.empty();
     std::vector<std::string> left;
     for (const auto& [s, n] : symbols) {
       for (int k = 0; k < n; ++k) left.push_back(s);
@@ -137,7 +138,7 @@ Status InferReshape(InferContext& ctx) {
           return ctx.Error("cannot infer the -1 dim of the new shape");
         }
         out[infer_at] = Dim(in_static / out_static);
-      } else if (in_static != out_static) {
+      } else if (in_static != out_static && !had_symbols) {  // a symbol may be 0 at run time
         return ctx.Error("new shape has " + std::to_string(out_static) +
                          " elements, input has " + std::to_string(in_static));
       }
@@ -460,7 +461,7 @@ Status InferGatherND(InferContext& ctx) {
   const Dims& data = ctx.input(0).shape;
   const Dims& ind = ctx.input(1).shape;
   Dims out;
-  const int64_t b = ctx.attrs().GetInt("batch_dims", 0);
+  const int64_t b = ctx.opset() >= 12 ? ctx.attrs().GetInt("batch_dims", 0) : 0;
   if (data && ind && !ind->empty() && ind->back().is_static()) {
     const int64_t k = ind->back().value;
     const int64_t r = static_cast<int64_t>(data->size());
