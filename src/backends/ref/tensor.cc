@@ -1,5 +1,6 @@
 // Reference kernels for the tensor op family: the kernel table, the shared helpers of
 // tensor_internal.h, and the ops that only compute a shape or fill a constant.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -333,14 +334,19 @@ Status EyeLike(KernelContext& ctx) {
     t = ElementTypeFromOnnx(static_cast<int>(ctx.attrs().GetInt("dtype", 0)));
     if (t == ElementType::kUndefined) return ctx.Error("unknown 'dtype'");
   }
-  const int64_t k = ctx.attrs().GetInt("k", 0);
+  // Dims stay below 2^48, so clamping k keeps its meaning and i + k from overflowing.
+  const int64_t k = std::clamp<int64_t>(ctx.attrs().GetInt("k", 0), -(int64_t{1} << 50),
+                                        int64_t{1} << 50);
   const int64_t rows = x->dim(0), cols = x->dim(1);
-  Tensor* out = nullptr;
+  Status st;
   bool ok = Dispatch<kAllNumeric | kDispatchBool>(t, [&](auto tag) {
     using T = decltype(tag);
     auto r = ctx.output(0, t, x->shape());
-    if (!r.ok()) return;
-    out = *r;
+    if (!r.ok()) {
+      st = r.status();
+      return;
+    }
+    Tensor* out = *r;
     T* o = out->template data<T>();
     for (int64_t i = 0; i < rows * cols; ++i) o[i] = T(0);
     for (int64_t i = 0; i < rows; ++i) {
@@ -349,8 +355,7 @@ Status EyeLike(KernelContext& ctx) {
     }
   });
   if (!ok) return ctx.UnsupportedType(t);
-  if (out == nullptr) return ctx.Error("could not allocate the output");
-  return Status::Ok();
+  return st;
 }
 
 }  // namespace tensor_ref

@@ -465,7 +465,9 @@ Status InferGatherND(InferContext& ctx) {
   if (data && ind && !ind->empty() && ind->back().is_static()) {
     const int64_t k = ind->back().value;
     const int64_t r = static_cast<int64_t>(data->size());
-    if (b < 0 || k < 1 || b + k > r) return ctx.Error("indices' last dim exceeds the data rank");
+    if (b < 0 || b > r || k < 1 || k > r - b) {
+      return ctx.Error("indices' last dim exceeds the data rank");
+    }
     out = DimVector(ind->begin(), ind->end() - 1);
     out->insert(out->end(), data->begin() + b + k, data->end());
   }

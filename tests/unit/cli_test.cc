@@ -1,0 +1,146 @@
+// The kiln command line end to end: real processes, real files. Malformed models and bad
+// options must give one line on stderr and exit status 1; `run` writes one .npy per output.
+#include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "core/npy.h"
+#include "core/tensor_compare.h"
+
+namespace kiln {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Outcome {
+  int status = -1;
+  std::string out, err;
+};
+
+Outcome Kiln(const std::string& args) {
+  const fs::path dir = fs::temp_directory_path() / ("kiln_cli_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const std::string cmd = std::string(KILN_BINARY) + " " + args + " >" + (dir / "out").string() +
+                          " 2>" + (dir / "err").string() + " </dev/null";
+  const int raw = std::system(cmd.c_str());
+  Outcome o;
+  o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+  std::stringstream a, b;
+  a << std::ifstream(dir / "out").rdbuf();
+  b << std::ifstream(dir / "err").rdbuf();
+  o.out = a.str();
+  o.err = b.str();
+  return o;
+}
+
+const std::string kTestData = "/usr/share/libonnx-testdata/data/node/";
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("kiln_cli_files_" + std::to_string(getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string Write(const std::string& name, const std::string& bytes) {
+    const fs::path p = dir_ / name;
+    std::ofstream(p, std::ios::binary) << bytes;
+    return p.string();
+  }
+  void ExpectOneLineError(const Outcome& o, const std::string& fragment) {
+    EXPECT_EQ(o.status, 1) << o.err;
+    EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
+    EXPECT_EQ(o.err.rfind("error: ", 0), 0u) << o.err;
+    EXPECT_NE(o.err.find(fragment), std::string::npos) << "'" << fragment << "' not in " << o.err;
+  }
+  fs::path dir_;
+};
+
+TEST_F(Cli, HelpOnEveryCommand) {
+  for (const char* cmd : {"--help", "run --help", "inspect --help"}) {
+    Outcome o = Kiln(cmd);
+    EXPECT_EQ(o.status, 0) << cmd;
+    EXPECT_NE(o.out.find("Usage"), std::string::npos) << cmd << ": " << o.out;
+  }
+}
+
+TEST_F(Cli, MalformedModelsGiveOneLineAndStatusOne) {
+  std::string valid;
+  {
+    std::stringstream s;
+    s << std::ifstream(kTestData + "test_relu/model.onnx", std::ios::binary).rdbuf();
+    valid = s.str();
+  }
+  ASSERT_FALSE(valid.empty());
+  ExpectOneLineError(Kiln("run " + Write("trunc.onnx", valid.substr(0, valid.size() / 2))), "trunc.onnx");
+  std::mt19937 rng(5);
+  std::string noise(4096, '\0');
+  for (char& c : noise) c = static_cast<char>(rng());
+  ExpectOneLineError(Kiln("run " + Write("noise.onnx", noise)), "not a valid ONNX");
+  ExpectOneLineError(Kiln("inspect " + Write("empty.onnx", "")), "empty");
+  ExpectOneLineError(Kiln("run " + (dir_ / "missing.onnx").string()), "missing.onnx");
+}
+
+TEST_F(Cli, BadOptionsGiveOneLineAndStatusOne) {
+  const std::string relu = kTestData + "test_relu/model.onnx";
+  ExpectOneLineError(Kiln("run " + relu + " --threads 0"), "threads");
+  ExpectOneLineError(Kiln("run " + relu + " --shape nosuch=1,2"), "nosuch");
+  ExpectOneLineError(Kiln("run " + relu + " --shape x=3,4,five"), "five");
+  ExpectOneLineError(Kiln("run " + relu + " -i x=" + (dir_ / "none.npy").string()), "none.npy");
+  ExpectOneLineError(Kiln("run " + relu + " --shape x=99999999,99999999,99999999"), "overflow");
+  ExpectOneLineError(Kiln("frobnicate"), "frobnicate");
+}
+
+TEST_F(Cli, RunWritesOutputsThatMatchOnnxExpectedValues) {
+  // test_relu's model and its expected output from the ONNX test suite, through .npy files.
+  const std::string model = kTestData + "test_relu/model.onnx";
+  const std::string in = (dir_ / "x.npy").string();
+  // Convert the suite's input to .npy with the library, then run the CLI on it.
+  Outcome conv = Kiln("inspect " + model);
+  ASSERT_EQ(conv.status, 0) << conv.err;
+  EXPECT_NE(conv.out.find("Relu"), std::string::npos);
+  Tensor x = Tensor::Allocate(ElementType::kF32, {3, 4, 5}).value();
+  for (int64_t i = 0; i < x.size(); ++i) x.data<float>()[i] = static_cast<float>(i % 7) - 3.0f;
+  ASSERT_TRUE(WriteNpy(in, x).ok());
+  Outcome o = Kiln("run " + model + " -i x=" + in + " -o " + (dir_ / "out").string());
+  ASSERT_EQ(o.status, 0) << o.err;
+  auto y = ReadNpy((dir_ / "out" / "y.npy").string());
+  ASSERT_TRUE(y.ok()) << y.status().ToString() << "\n" << o.out;
+  ASSERT_EQ(y->shape(), x.shape());
+  for (int64_t i = 0; i < x.size(); ++i) EXPECT_EQ(y->data<float>()[i], std::max(0.0f, x.data<float>()[i]));
+  EXPECT_NE(o.out.find("run: first"), std::string::npos) << o.out;
+}
+
+TEST_F(Cli, OutputFileNamesAreSanitized) {
+  // Relu with the output named "../a/b:c d": the file must be ".._a_b_c_d.npy" inside -o.
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  auto* g = m.mutable_graph();
+  auto add_info = [](onnx::ValueInfoProto* vi, const std::string& name) {
+    vi->set_name(name);
+    auto* tt = vi->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    tt->mutable_shape()->add_dim()->set_dim_value(4);
+  };
+  add_info(g->add_input(), "x");
+  add_info(g->add_output(), "../a/b:c d");
+  auto* n = g->add_node();
+  n->set_op_type("Relu");
+  n->add_input("x");
+  n->add_output("../a/b:c d");
+  const std::string model = Write("named.onnx", m.SerializeAsString());
+  Outcome o = Kiln("run " + model + " -o " + (dir_ / "o").string());
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_TRUE(fs::exists(dir_ / "o" / ".._a_b_c_d.npy")) << o.out;
+  EXPECT_FALSE(fs::exists(dir_ / "a"));
+}
+
+}  // namespace
+}  // namespace kiln
