@@ -279,7 +279,8 @@ Result<std::unique_ptr<ExecutionPlan>> GraphExecutor::BuildPlan(
 }
 
 Result<std::vector<Tensor>> GraphExecutor::Run(const std::vector<Tensor>& inputs,
-                                               const Frame* outer) {
+                                               const Frame* outer, const NodeObserver* observer) {
+  if (observer == nullptr && outer != nullptr) observer = outer->observer;
   KILN_ASSIGN_OR_RETURN(const ExecutionPlan* cplan, PlanFor(inputs, outer));
   ExecutionPlan& plan = const_cast<ExecutionPlan&>(*cplan);
   std::vector<Tensor> slots(graph_.num_values());
@@ -290,7 +291,7 @@ Result<std::vector<Tensor>> GraphExecutor::Run(const std::vector<Tensor>& inputs
   }
   for (ValueId c : captured_) slots[c.v] = *outer->Lookup(graph_.value(c).name);
   for (auto& [id, t] : plan.constants) slots[id] = t;
-  Frame frame{&graph_, &slots, outer};
+  Frame frame{&graph_, &slots, outer, observer};
   // KILN_TRACE=1 prints every step with its output shapes (debugging aid, off by default).
   static const bool trace = std::getenv("KILN_TRACE") != nullptr;
   for (size_t s = 0; s < plan.steps.size(); ++s) {
@@ -307,6 +308,11 @@ Result<std::vector<Tensor>> GraphExecutor::Run(const std::vector<Tensor>& inputs
         return Internal(n.Describe() + " did not produce output " + std::to_string(i) + " ('" +
                         graph_.value(n.outputs[i]).name + "')");
       }
+    }
+    if (observer != nullptr) {
+      std::vector<const Tensor*> outs;
+      for (ValueId o : n.outputs) outs.push_back(o.valid() ? &slots[o.v] : nullptr);
+      (*observer)(graph_, n, outs);
     }
     for (uint32_t v : plan.release_after[s]) slots[v] = Tensor();
   }

@@ -11,6 +11,7 @@
 // Thread safety: a GraphExecutor runs one Run at a time (Session serialises).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,11 +28,18 @@
 
 namespace kiln {
 
+// Called after every executed node (in nested bodies too) with the node's outputs (nullptr for
+// an unused optional output); for debugging tools such as `kiln compare`'s search for the first
+// non-finite value. Not called for nodes folded at plan time.
+using NodeObserver =
+    std::function<void(const Graph& graph, const Node& node, const std::vector<const Tensor*>& outputs)>;
+
 // Values visible to a running graph, for name lookups by nested bodies.
 struct Frame {
   const Graph* graph = nullptr;
   const std::vector<Tensor>* slots = nullptr;
   const Frame* parent = nullptr;
+  const NodeObserver* observer = nullptr;
   const Tensor* Lookup(const std::string& name) const;
 };
 
@@ -56,7 +64,9 @@ class GraphExecutor {
   static Result<std::unique_ptr<GraphExecutor>> Create(const Graph& graph, ThreadPool* pool);
 
   // `inputs` in the order of graph.inputs(). `outer` resolves outer-scope values (nested bodies).
-  Result<std::vector<Tensor>> Run(const std::vector<Tensor>& inputs, const Frame* outer = nullptr);
+  // `observer` (or, when null, the enclosing frame's) sees every executed node.
+  Result<std::vector<Tensor>> Run(const std::vector<Tensor>& inputs, const Frame* outer = nullptr,
+                                  const NodeObserver* observer = nullptr);
   // The plan Run would use for these inputs (built if needed).
   Result<const ExecutionPlan*> PlanFor(const std::vector<Tensor>& inputs,
                                        const Frame* outer = nullptr);

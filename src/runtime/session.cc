@@ -38,10 +38,11 @@ Result<std::vector<Tensor>> Session::OrderInputs(const NamedTensors& inputs) con
   return ordered;
 }
 
-Result<std::vector<Tensor>> Session::Run(const NamedTensors& inputs) {
+Result<std::vector<Tensor>> Session::Run(const NamedTensors& inputs,
+                                         const NodeObserver* observer) {
   KILN_ASSIGN_OR_RETURN(auto ordered, OrderInputs(inputs));
   std::lock_guard<std::mutex> lock(mu_);
-  return executor_->Run(ordered);
+  return executor_->Run(ordered, nullptr, observer);
 }
 
 Result<std::string> Session::DescribePlan(const NamedTensors& inputs) {

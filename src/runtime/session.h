@@ -37,7 +37,8 @@ class Session {
   const SessionOptions& options() const { return options_; }
 
   // Inputs by name; every graph input must be given once. Outputs in graph output order.
-  Result<std::vector<Tensor>> Run(const NamedTensors& inputs);
+  Result<std::vector<Tensor>> Run(const NamedTensors& inputs,
+                                  const NodeObserver* observer = nullptr);
   // The execution plan (steps, folded values, memory layout) for these inputs.
   Result<std::string> DescribePlan(const NamedTensors& inputs);
   // How many shape-specialised plans the main graph holds (one per distinct input signature).

@@ -16,7 +16,9 @@ template <typename T>
 Tensor Make(const std::vector<T>& v, Shape shape) {
   return Tensor::FromVector<T>(v, std::move(shape));
 }
-Tensor I64(const std::vector<int64_t>& v) { return Make<int64_t>(v, {static_cast<int64_t>(v.size())}); }
+Tensor I64(const std::vector<int64_t>& v) {
+  return Make<int64_t>(v, {static_cast<int64_t>(v.size())});
+}
 Tensor I64Scalar(int64_t v) { return Make<int64_t>({v}, {}); }
 
 template <typename T>
@@ -53,7 +55,7 @@ Attributes Attrs(std::vector<Attribute> list) {
 
 // Runs one op and returns its outputs, failing the test on error.
 std::vector<Tensor> RunOk(const std::string& op, int opset, const std::vector<Tensor>& inputs,
-                        size_t num_outputs = 1, Attributes attrs = {}) {
+                          size_t num_outputs = 1, Attributes attrs = {}) {
   auto r = RunOpEager(op, opset, inputs, num_outputs, std::move(attrs));
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   return r.ok() ? std::move(r).value() : std::vector<Tensor>(num_outputs);
@@ -67,7 +69,8 @@ TEST(RefTensor, ReshapeHandlesZeroMinusOneAndAllowZero) {
   Tensor empty = Make<float>({}, {0, 3});
   out = RunOk("Reshape", 14, {empty, I64({3, 0})}, 1, Attrs({IntAttr("allowzero", 1)}));
   EXPECT_EQ(out[0].shape(), (Shape{3, 0}));
-  EXPECT_FALSE(RunOpEager("Reshape", 14, {x, I64({0, 24})}, 1, Attrs({IntAttr("allowzero", 1)})).ok());
+  EXPECT_FALSE(
+      RunOpEager("Reshape", 14, {x, I64({0, 24})}, 1, Attrs({IntAttr("allowzero", 1)})).ok());
   // Opset < 5: the shape is an attribute.
   out = RunOk("Reshape", 1, {x}, 1, Attrs({IntsAttr("shape", {4, -1})}));
   EXPECT_EQ(out[0].shape(), (Shape{4, 6}));
@@ -77,7 +80,8 @@ TEST(RefTensor, ReshapeHandlesZeroMinusOneAndAllowZero) {
 
 TEST(RefTensor, SqueezeUnsqueezeOldAndNewAxes) {
   Tensor x = Make<int32_t>({1, 2, 3}, {1, 3, 1});
-  EXPECT_EQ(RunOk("Squeeze", 11, {x}, 1, Attrs({IntsAttr("axes", {-1})}))[0].shape(), (Shape{1, 3}));
+  EXPECT_EQ(RunOk("Squeeze", 11, {x}, 1, Attrs({IntsAttr("axes", {-1})}))[0].shape(),
+            (Shape{1, 3}));
   EXPECT_EQ(RunOk("Squeeze", 13, {x, I64({0})})[0].shape(), (Shape{3, 1}));
   EXPECT_EQ(RunOk("Squeeze", 13, {x})[0].shape(), (Shape{3}));
   EXPECT_FALSE(RunOpEager("Squeeze", 13, {x, I64({1})}, 1).ok());  // dim 3 is not 1
@@ -131,11 +135,12 @@ TEST(RefTensor, GatherFamilyWithNegativeIndicesAndBatchDims) {
   EXPECT_EQ(Values<float>(out[0]), (std::vector<float>{5, 6, 1, 2}));
   EXPECT_FALSE(RunOpEager("Gather", 13, {x, I64({3})}, 1).ok());
   out = RunOk("GatherElements", 13, {x, Make<int64_t>({1, 0, 0, -1}, {2, 2})}, 1,
-            Attrs({IntAttr("axis", 1)}));
+              Attrs({IntAttr("axis", 1)}));
   EXPECT_EQ(Values<float>(out[0]), (std::vector<float>{2, 1, 3, 4}));
   // batch_dims=1: batch b picks data[b][idx].
   Tensor d = Make<int32_t>({0, 1, 2, 3, 4, 5, 6, 7}, {2, 2, 2});
-  out = RunOk("GatherND", 13, {d, Make<int64_t>({1, 0}, {2, 1})}, 1, Attrs({IntAttr("batch_dims", 1)}));
+  out = RunOk("GatherND", 13, {d, Make<int64_t>({1, 0}, {2, 1})}, 1,
+              Attrs({IntAttr("batch_dims", 1)}));
   EXPECT_EQ(out[0].shape(), (Shape{2, 2}));
   EXPECT_EQ(Values<int32_t>(out[0]), (std::vector<int32_t>{2, 3, 4, 5}));
 }
@@ -145,17 +150,17 @@ TEST(RefTensor, ScatterReductionsApplyDuplicatesInOrder) {
   Tensor idx = Make<int64_t>({1, 1}, {1, 2});
   Tensor upd = Make<float>({10, 20}, {1, 2});
   auto out = RunOk("ScatterElements", 16, {data, idx, upd}, 1,
-                 Attrs({IntAttr("axis", 1), StrAttr("reduction", "add")}));
+                   Attrs({IntAttr("axis", 1), StrAttr("reduction", "add")}));
   EXPECT_EQ(Values<float>(out[0]), (std::vector<float>{1, 32, 3, 4, 5}));
   out = RunOk("ScatterElements", 16, {data, idx, upd}, 1,
-            Attrs({IntAttr("axis", 1), StrAttr("reduction", "mul")}));
+              Attrs({IntAttr("axis", 1), StrAttr("reduction", "mul")}));
   EXPECT_EQ(Values<float>(out[0]), (std::vector<float>{1, 400, 3, 4, 5}));
   // Scatter-9 is ScatterElements without reduction: the last duplicate wins.
   out = RunOk("Scatter", 9, {data, idx, upd}, 1, Attrs({IntAttr("axis", 1)}));
   EXPECT_EQ(Values<float>(out[0]), (std::vector<float>{1, 20, 3, 4, 5}));
   Tensor d2 = Make<int32_t>({1, 2, 3, 4}, {2, 2});
   out = RunOk("ScatterND", 16, {d2, Make<int64_t>({1}, {1, 1}), Make<int32_t>({5, 6}, {1, 2})}, 1,
-            Attrs({StrAttr("reduction", "add")}));
+              Attrs({StrAttr("reduction", "add")}));
   EXPECT_EQ(Values<int32_t>(out[0]), (std::vector<int32_t>{1, 2, 8, 10}));
 }
 
@@ -219,7 +224,7 @@ TEST(RefTensor, UniqueUnsortedKeepsFirstOccurrenceOrder) {
 TEST(RefTensor, CumSumExclusiveReverseAndHalf) {
   Tensor x = Make<int32_t>({1, 2, 3, 4}, {4});
   auto out = RunOk("CumSum", 14, {x, I64Scalar(0)}, 1,
-                 Attrs({IntAttr("exclusive", 1), IntAttr("reverse", 1)}));
+                   Attrs({IntAttr("exclusive", 1), IntAttr("reverse", 1)}));
   EXPECT_EQ(Values<int32_t>(out[0]), (std::vector<int32_t>{9, 7, 4, 0}));
   Tensor h = Make<Half>({Half(1.0f), Half(0.5f), Half(0.25f)}, {3});
   out = RunOk("CumSum", 14, {h, Make<int32_t>({0}, {})});
@@ -240,7 +245,8 @@ TEST(RefTensor, ArgMaxSelectLastIndexAndKeepdims) {
 }
 
 TEST(RefTensor, SmallGeneratorsAndShapeOps) {
-  auto out = RunOk("Range", 11, {Make<int32_t>({10}, {}), Make<int32_t>({1}, {}), Make<int32_t>({-4}, {})});
+  auto out = RunOk("Range", 11,
+                   {Make<int32_t>({10}, {}), Make<int32_t>({1}, {}), Make<int32_t>({-4}, {})});
   EXPECT_EQ(Values<int32_t>(out[0]), (std::vector<int32_t>{10, 6, 2}));
   out = RunOk("OneHot", 11, {I64({-1, 1}), I64Scalar(3), Make<float>({0, 5}, {2})});
   EXPECT_EQ(Values<float>(out[0]), (std::vector<float>{0, 0, 5, 0, 5, 0}));
@@ -252,7 +258,7 @@ TEST(RefTensor, SmallGeneratorsAndShapeOps) {
   out = RunOk("NonZero", 13, {Make<bool>({false, true, true, false}, {2, 2})});
   EXPECT_EQ(Values<int64_t>(out[0]), (std::vector<int64_t>{0, 1, 1, 0}));
   out = RunOk("Trilu", 14, {Make<int32_t>({1, 2, 3, 4, 5, 6, 7, 8, 9}, {3, 3}), I64Scalar(-1)}, 1,
-            Attrs({IntAttr("upper", 0)}));
+              Attrs({IntAttr("upper", 0)}));
   EXPECT_EQ(Values<int32_t>(out[0]), (std::vector<int32_t>{0, 0, 0, 4, 0, 0, 7, 8, 0}));
 }
 
@@ -264,8 +270,8 @@ TEST(RefTensor, DepthToSpaceModesDiffer) {
   Tensor x = Make<float>(v, {1, 8, 1, 1});
   auto dcr = RunOk("DepthToSpace", 13, {x}, 1, Attrs({IntAttr("blocksize", 2)}));
   EXPECT_EQ(Values<float>(dcr[0]), (std::vector<float>{0, 2, 4, 6, 1, 3, 5, 7}));
-  auto crd = RunOk("DepthToSpace", 13, {x}, 1,
-                 Attrs({IntAttr("blocksize", 2), StrAttr("mode", "CRD")}));
+  auto crd =
+      RunOk("DepthToSpace", 13, {x}, 1, Attrs({IntAttr("blocksize", 2), StrAttr("mode", "CRD")}));
   EXPECT_EQ(Values<float>(crd[0]), (std::vector<float>{0, 1, 2, 3, 4, 5, 6, 7}));
   auto back = RunOk("SpaceToDepth", 13, {dcr[0]}, 1, Attrs({IntAttr("blocksize", 2)}));
   EXPECT_EQ(Values<float>(back[0]), v);
@@ -305,8 +311,9 @@ TEST(InferTensor, ReshapeKeepsSymbolsThroughZeroAndMinusOne) {
   EXPECT_EQ((*r)[0].shape->size(), 2u);
   EXPECT_FALSE((*r)[0].shape->at(0).is_static());
   Tensor bad = I64({5, 5});
-  EXPECT_FALSE(Infer("Reshape", 13, {TypeInfo{ElementType::kF32, DimVector{2, 3}}, shape_t},
-                     {nullptr, &bad}).ok());
+  EXPECT_FALSE(
+      Infer("Reshape", 13, {TypeInfo{ElementType::kF32, DimVector{2, 3}}, shape_t}, {nullptr, &bad})
+          .ok());
 }
 
 TEST(InferTensor, SliceUsesKnownValuesAndLeavesOthersUnknown) {
@@ -344,7 +351,8 @@ TEST(InferTensor, ShapeChainPiecesAndUnknownSqueeze) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ((*r)[1].ToString(), "i64[N,2]");
   Tensor big = I64({4});
-  EXPECT_FALSE(Infer("TopK", 11, {x, TypeInfo{ElementType::kI64, DimVector{1}}}, {nullptr, &big}, 2).ok());
+  EXPECT_FALSE(
+      Infer("TopK", 11, {x, TypeInfo{ElementType::kI64, DimVector{1}}}, {nullptr, &big}, 2).ok());
 }
 
 }  // namespace

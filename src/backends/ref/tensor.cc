@@ -124,8 +124,8 @@ Status Reshape(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(int64_t known, CheckedNumElements(out));
   if (infer_at >= 0) {
     if (known == 0 || x->size() % known != 0) {
-      return ctx.Error("cannot infer the -1 dim of shape " + ShapeToString(spec) +
-                       " for input " + x->Describe());
+      return ctx.Error("cannot infer the -1 dim of shape " + ShapeToString(spec) + " for input " +
+                       x->Describe());
     }
     out[static_cast<size_t>(infer_at)] = x->size() / known;
   }
@@ -154,8 +154,8 @@ Status Squeeze(KernelContext& ctx) {
     for (int64_t a : *axes) {
       KILN_ASSIGN_OR_RETURN(int ax, NormalizeAxis(ctx, a, r));
       if (x->dim(ax) != 1) {
-        return ctx.Error("cannot squeeze axis " + std::to_string(a) + " of input " +
-                         x->Describe() + ": its size is not 1");
+        return ctx.Error("cannot squeeze axis " + std::to_string(a) + " of input " + x->Describe() +
+                         ": its size is not 1");
       }
       drop[ax] = true;
     }
@@ -335,8 +335,8 @@ Status EyeLike(KernelContext& ctx) {
     if (t == ElementType::kUndefined) return ctx.Error("unknown 'dtype'");
   }
   // Dims stay below 2^48, so clamping k keeps its meaning and i + k from overflowing.
-  const int64_t k = std::clamp<int64_t>(ctx.attrs().GetInt("k", 0), -(int64_t{1} << 50),
-                                        int64_t{1} << 50);
+  const int64_t k =
+      std::clamp<int64_t>(ctx.attrs().GetInt("k", 0), -(int64_t{1} << 50), int64_t{1} << 50);
   const int64_t rows = x->dim(0), cols = x->dim(1);
   Status st;
   bool ok = Dispatch<kAllNumeric | kDispatchBool>(t, [&](auto tag) {

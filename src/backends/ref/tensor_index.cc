@@ -142,8 +142,8 @@ Status GatherElements(KernelContext& ctx) {
   if (r == 0) return ctx.Error("data must have rank >= 1");
   KILN_ASSIGN_OR_RETURN(int axis, NormalizeAxis(ctx, ctx.attrs().GetInt("axis", 0), r));
   std::vector<int64_t> src(static_cast<size_t>(ind->size()));
-  KILN_RETURN_IF_ERROR(ForEachAxisIndex(ctx, x->shape(), *ind, axis,
-                                        [&](int64_t i, int64_t off) { src[i] = off; }));
+  KILN_RETURN_IF_ERROR(
+      ForEachAxisIndex(ctx, x->shape(), *ind, axis, [&](int64_t i, int64_t off) { src[i] = off; }));
   KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.output(0, x->type(), ind->shape()));
   const ElementCopier c(x->type());
   for (int64_t i = 0; i < ind->size(); ++i) c.Copy(out->raw(), i, x->raw(), src[i], 1);
@@ -163,9 +163,8 @@ Status ScatterElements(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(int axis, NormalizeAxis(ctx, ctx.attrs().GetInt("axis", 0), r));
   std::vector<std::pair<int64_t, int64_t>> moves;
   moves.reserve(static_cast<size_t>(ind->size()));
-  KILN_RETURN_IF_ERROR(ForEachAxisIndex(ctx, x->shape(), *ind, axis, [&](int64_t i, int64_t off) {
-    moves.emplace_back(off, i);
-  }));
+  KILN_RETURN_IF_ERROR(ForEachAxisIndex(
+      ctx, x->shape(), *ind, axis, [&](int64_t i, int64_t off) { moves.emplace_back(off, i); }));
   KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.output(0, x->type(), x->shape()));
   ElementCopier(x->type()).Copy(out->raw(), 0, x->raw(), 0, x->size());
   const std::string reduction =
@@ -179,9 +178,10 @@ Status GatherND(KernelContext& ctx) {
   const int r = x->rank(), q = ind->rank();
   const int64_t b = ctx.opset() >= 12 ? ctx.attrs().GetInt("batch_dims", 0) : 0;
   if (r < 1 || q < 1 || b < 0 || b >= std::min(r, q)) {
-    return ctx.Error("needs rank(data) >= 1, rank(indices) >= 1 and 0 <= batch_dims < both, "
-                     "found data " + x->Describe() + ", indices " + ind->Describe() +
-                     ", batch_dims " + std::to_string(b));
+    return ctx.Error(
+        "needs rank(data) >= 1, rank(indices) >= 1 and 0 <= batch_dims < both, "
+        "found data " +
+        x->Describe() + ", indices " + ind->Describe() + ", batch_dims " + std::to_string(b));
   }
   const int bd = static_cast<int>(b);
   const int64_t k = ind->dim(q - 1);
@@ -191,8 +191,8 @@ Status GatherND(KernelContext& ctx) {
   }
   for (int i = 0; i < bd; ++i) {
     if (ind->dim(i) != x->dim(i)) {
-      return ctx.Error("batch dims of indices " + ind->Describe() + " and data " +
-                       x->Describe() + " differ");
+      return ctx.Error("batch dims of indices " + ind->Describe() + " and data " + x->Describe() +
+                       " differ");
     }
   }
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> idx, IndexValues(ctx, *ind));
@@ -306,7 +306,8 @@ Status OneHot(KernelContext& ctx) {
       depth_t->type() == ElementType::kString) {
     return ctx.Error("depth must be one number and indices numeric");
   }
-  if (values->size() != 2) return ctx.Error("values must hold [off, on], found " + values->Describe());
+  if (values->size() != 2)
+    return ctx.Error("values must hold [off, on], found " + values->Describe());
   const double depth_d = depth_t->GetAsDouble(0);
   if (!(depth_d >= 1 && depth_d < static_cast<double>(int64_t{1} << 48))) {
     return ctx.Error("depth must be positive, found " + std::to_string(depth_d));
@@ -328,7 +329,8 @@ Status OneHot(KernelContext& ctx) {
         // Out-of-range (and nan) indices give an all-off column.
         double dv = ind->GetAsDouble(o * inner + i);
         if (dv < 0) dv += static_cast<double>(depth);
-        const int64_t v = dv >= 0 && dv < static_cast<double>(depth) ? static_cast<int64_t>(dv) : -1;
+        const int64_t v =
+            dv >= 0 && dv < static_cast<double>(depth) ? static_cast<int64_t>(dv) : -1;
         c.Copy(out->raw(), (o * depth + dd) * inner + i, values->raw(), v == dd ? 1 : 0, 1);
       }
     }

@@ -90,8 +90,7 @@ void StridedCopy(const ElementCopier& c, const void* src, int64_t offset,
 Result<int> NormalizeAxis(const KernelContext& ctx, int64_t axis, int rank);
 
 // Values of an integer tensor (indices, shapes, pads ...); an error for other element types.
-Result<std::vector<int64_t>> IntValues(const KernelContext& ctx, const Tensor& t,
-                                       const char* what);
+Result<std::vector<int64_t>> IntValues(const KernelContext& ctx, const Tensor& t, const char* what);
 
 // Input i, or nullptr with *st set to an error naming the missing input.
 inline const Tensor* RequireInput(const KernelContext& ctx, size_t i, const char* name,
@@ -100,8 +99,8 @@ inline const Tensor* RequireInput(const KernelContext& ctx, size_t i, const char
   if (t == nullptr) *st = ctx.Error(std::string("missing required input '") + name + "'");
   return t;
 }
-#define KILN_REQUIRE_INPUT(var, i, name)                            \
-  Status var##_missing_;                                            \
+#define KILN_REQUIRE_INPUT(var, i, name)                           \
+  Status var##_missing_;                                           \
   const Tensor* var = RequireInput(ctx, i, name, &var##_missing_); \
   if (var == nullptr) return var##_missing_
 

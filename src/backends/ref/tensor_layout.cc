@@ -118,7 +118,8 @@ Status Split(KernelContext& ctx) {
     shape[axis] = split[i];
     KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.output(static_cast<size_t>(i), x->type(), shape));
     const int64_t chunk = split[i] * inner;
-    for (int64_t o = 0; o < outer; ++o) c.Copy(out->raw(), o * chunk, x->raw(), o * row + offset, chunk);
+    for (int64_t o = 0; o < outer; ++o)
+      c.Copy(out->raw(), o * chunk, x->raw(), o * row + offset, chunk);
     offset += chunk;
   }
   return Status::Ok();
@@ -291,8 +292,8 @@ Status Slice(KernelContext& ctx) {
     const int64_t d = x->dim(a);
     if (steps[i] == 0) return ctx.Error("steps must be non-zero");
     // A step longer than the dim takes at most one element; clamping keeps strides in range.
-    const int64_t step = std::clamp<int64_t>(steps[i], -std::max<int64_t>(d, 1),
-                                             std::max<int64_t>(d, 1));
+    const int64_t step =
+        std::clamp<int64_t>(steps[i], -std::max<int64_t>(d, 1), std::max<int64_t>(d, 1));
     int64_t s = starts[i], e = ends[i];
     if (s < 0) s += d;
     if (e < 0) e += d;
@@ -323,7 +324,7 @@ int64_t PadSource(int64_t c, int64_t d, int mode) {
   if (c >= 0 && c < d) return c;
   if (mode == 0) return -1;
   if (mode == 1) return c < 0 ? 0 : d - 1;  // edge
-  if (d == 1) return 0;                      // reflect over a single element repeats it
+  if (d == 1) return 0;                     // reflect over a single element repeats it
   const int64_t period = 2 * (d - 1);
   int64_t m = c % period;
   if (m < 0) m += period;

@@ -124,7 +124,7 @@ Status Unique(KernelContext& ctx) {
   std::vector<int64_t> order(static_cast<size_t>(L.d));
   std::iota(order.begin(), order.end(), 0);
   std::vector<int64_t> group_of(static_cast<size_t>(L.d));  // slice -> unique group
-  std::vector<int64_t> firsts, counts;                       // per group, in sorted order
+  std::vector<int64_t> firsts, counts;                      // per group, in sorted order
   const bool ok = Dispatch<kAllTypes>(x->type(), [&](auto tag) {
     using T = decltype(tag);
     const T* p = x->data<T>();

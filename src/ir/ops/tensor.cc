@@ -139,8 +139,8 @@ Status InferReshape(InferContext& ctx) {
         }
         out[infer_at] = Dim(in_static / out_static);
       } else if (in_static != out_static && !had_symbols) {  // a symbol may be 0 at run time
-        return ctx.Error("new shape has " + std::to_string(out_static) +
-                         " elements, input has " + std::to_string(in_static));
+        return ctx.Error("new shape has " + std::to_string(out_static) + " elements, input has " +
+                         std::to_string(in_static));
       }
     } else if (!unknown && left.size() == 1 && infer_at >= 0 && in_static == out_static) {
       out[infer_at] = Dim::Symbol(left[0]);
@@ -227,7 +227,8 @@ Status InferUnsqueeze(InferContext& ctx) {
   if (known && !axes) return ctx.Error("missing 'axes'");
   if (!in || !axes) {
     auto n = ctx.opset() >= 13 ? StaticLength(ctx, 1) : std::nullopt;
-    ctx.set_output(0, t, in && n ? Dims(Unknown(in->size() + static_cast<size_t>(*n))) : std::nullopt);
+    ctx.set_output(0, t,
+                   in && n ? Dims(Unknown(in->size() + static_cast<size_t>(*n))) : std::nullopt);
     return Status::Ok();
   }
   const int out_rank = static_cast<int>(in->size() + axes->size());
@@ -273,6 +274,7 @@ Status InferTranspose(InferContext& ctx) {
 Status InferConcat(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(NeedInput(ctx, 0));
   const ElementType t = ctx.input_type(0);
+  if (ctx.opset() >= 4 && !ctx.attrs().Has("axis")) return ctx.Error("missing attribute 'axis'");
   Dims out;
   int axis = -1;
   bool axis_static = true;
@@ -287,8 +289,8 @@ Status InferConcat(InferContext& ctx) {
     }
     if (!out) {
       if (s->empty()) return ctx.Error("cannot concatenate scalars");
-      KILN_ASSIGN_OR_RETURN(axis, NormalizeAxis(ctx.attrs().GetInt("axis", 1),
-                                                static_cast<int>(s->size()), ctx));
+      KILN_ASSIGN_OR_RETURN(
+          axis, NormalizeAxis(ctx.attrs().GetInt("axis", 1), static_cast<int>(s->size()), ctx));
       out = *s;
     } else if (s->size() != out->size()) {
       return ctx.Error("inputs have different ranks");
@@ -322,8 +324,8 @@ Status InferSplit(InferContext& ctx) {
     for (size_t i = 0; i < n; ++i) ctx.set_output(i, t, std::nullopt);
     return Status::Ok();
   }
-  KILN_ASSIGN_OR_RETURN(int axis, NormalizeAxis(ctx.attrs().GetInt("axis", 0),
-                                                static_cast<int>(in->size()), ctx));
+  KILN_ASSIGN_OR_RETURN(
+      int axis, NormalizeAxis(ctx.attrs().GetInt("axis", 0), static_cast<int>(in->size()), ctx));
   std::optional<std::vector<int64_t>> split;
   bool known = true;
   if (ctx.has_input(1)) {
@@ -660,7 +662,8 @@ Status InferOneHot(InferContext& ctx) {
   if (in) {
     const int r = static_cast<int>(in->size());
     int64_t axis = ctx.attrs().GetInt("axis", -1);
-    if (axis < -r - 1 || axis > r) return ctx.Error("axis " + std::to_string(axis) + " out of range");
+    if (axis < -r - 1 || axis > r)
+      return ctx.Error("axis " + std::to_string(axis) + " out of range");
     if (axis < 0) axis += r + 1;
     Dim depth;
     if (const Tensor* dv = ctx.input_value(1); dv && dv->size() == 1) {
@@ -694,8 +697,8 @@ Status InferTopK(InferContext& ctx) {
   Dims out;
   if (in) {
     if (in->empty()) return ctx.Error("input must have rank >= 1");
-    KILN_ASSIGN_OR_RETURN(int axis, NormalizeAxis(ctx.attrs().GetInt("axis", -1),
-                                                  static_cast<int>(in->size()), ctx));
+    KILN_ASSIGN_OR_RETURN(
+        int axis, NormalizeAxis(ctx.attrs().GetInt("axis", -1), static_cast<int>(in->size()), ctx));
     std::optional<int64_t> kv;
     if (ctx.opset() < 10) {
       kv = ctx.attrs().GetInt("k", 0);
@@ -811,8 +814,8 @@ Status InferArgExtreme(InferContext& ctx) {
   Dims out;
   if (in) {
     if (in->empty()) return ctx.Error("input must have rank >= 1");
-    KILN_ASSIGN_OR_RETURN(int axis, NormalizeAxis(ctx.attrs().GetInt("axis", 0),
-                                                  static_cast<int>(in->size()), ctx));
+    KILN_ASSIGN_OR_RETURN(
+        int axis, NormalizeAxis(ctx.attrs().GetInt("axis", 0), static_cast<int>(in->size()), ctx));
     out = *in;
     if (ctx.attrs().GetInt("keepdims", 1) != 0) {
       (*out)[axis] = Dim(1);
