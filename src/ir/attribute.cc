@@ -18,6 +18,62 @@ const char* AttributeKindName(Attribute::Kind k) {
   return "?";
 }
 
+Attribute Attribute::Int(std::string name, int64_t v) {
+  Attribute a;
+  a.name = std::move(name);
+  a.kind = Kind::kInt;
+  a.i = v;
+  return a;
+}
+
+Attribute Attribute::Float(std::string name, float v) {
+  Attribute a;
+  a.name = std::move(name);
+  a.kind = Kind::kFloat;
+  a.f = v;
+  return a;
+}
+
+Attribute Attribute::String(std::string name, std::string v) {
+  Attribute a;
+  a.name = std::move(name);
+  a.kind = Kind::kString;
+  a.s = std::move(v);
+  return a;
+}
+
+Attribute Attribute::Ints(std::string name, std::vector<int64_t> v) {
+  Attribute a;
+  a.name = std::move(name);
+  a.kind = Kind::kInts;
+  a.ints = std::move(v);
+  return a;
+}
+
+Attribute Attribute::Floats(std::string name, std::vector<float> v) {
+  Attribute a;
+  a.name = std::move(name);
+  a.kind = Kind::kFloats;
+  a.floats = std::move(v);
+  return a;
+}
+
+Attribute Attribute::Strings(std::string name, std::vector<std::string> v) {
+  Attribute a;
+  a.name = std::move(name);
+  a.kind = Kind::kStrings;
+  a.strings = std::move(v);
+  return a;
+}
+
+Attribute Attribute::TensorValue(std::string name, Tensor v) {
+  Attribute a;
+  a.name = std::move(name);
+  a.kind = Kind::kTensor;
+  a.t = std::move(v);
+  return a;
+}
+
 const Attribute* Attributes::Find(const std::string& name) const {
   for (const Attribute& a : items_) {
     if (a.name == name) return &a;

@@ -26,6 +26,15 @@ struct Attribute {
   std::vector<std::string> strings;
   std::vector<Tensor> tensors;
   std::vector<std::shared_ptr<Graph>> graphs;
+
+  // Constructors for passes and tests: Attribute::Int("axis", 1), Attribute::Ints("perm", {0, 2, 1}).
+  static Attribute Int(std::string name, int64_t v);
+  static Attribute Float(std::string name, float v);
+  static Attribute String(std::string name, std::string v);
+  static Attribute Ints(std::string name, std::vector<int64_t> v);
+  static Attribute Floats(std::string name, std::vector<float> v);
+  static Attribute Strings(std::string name, std::vector<std::string> v);
+  static Attribute TensorValue(std::string name, Tensor v);
 };
 
 const char* AttributeKindName(Attribute::Kind k);

@@ -7,7 +7,7 @@
 // Prints a table per suite and the failing tests, then compares with the checked-in list of
 // known failures: a failure not on that list is a regression and makes the exit status 1.
 //
-//   kiln_conformance --data /usr/share/libonnx-testdata/data \
+//   kiln_conformance --data /usr/share/libonnx-testdata/data
 //       --known-failures tests/conformance/known_failures.txt [--filter REGEX] [--write-known FILE]
 #include <sys/wait.h>
 #include <unistd.h>

@@ -14,16 +14,6 @@
 namespace kiln {
 namespace {
 
-Attributes Ints(const std::string& name, std::vector<int64_t> v) {
-  Attributes a;
-  Attribute x;
-  x.name = name;
-  x.kind = Attribute::Kind::kInts;
-  x.ints = std::move(v);
-  a.Add(x);
-  return a;
-}
-
 TEST(Graph, TopologicalOrderFollowsDependenciesAndKeepsFileOrder) {
   Graph g;
   ValueId x = g.AddValue("x", ElementType::kF32, DimVector{2});

@@ -18,5 +18,7 @@ struct Command {
 
 Command AddRunCommand(CLI::App& app);
 Command AddInspectCommand(CLI::App& app);
+Command AddConvertCommand(CLI::App& app);
+Command AddCompareCommand(CLI::App& app);
 
 }  // namespace kiln::cli

@@ -17,7 +17,9 @@ int main(int argc, char** argv) {
   CLI::App app{"kiln: compile and run ONNX models on this device"};
   app.require_subcommand(1);
   std::vector<kiln::cli::Command> commands = {kiln::cli::AddRunCommand(app),
-                                              kiln::cli::AddInspectCommand(app)};
+                                              kiln::cli::AddInspectCommand(app),
+                                              kiln::cli::AddCompareCommand(app),
+                                              kiln::cli::AddConvertCommand(app)};
   if (argc > 1 && argv[1][0] != '-') {
     std::string names;
     bool known = false;
