@@ -29,27 +29,6 @@ void ExpectNear(const std::vector<float>& got, const std::vector<double>& want, 
   for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], tol) << "element " << i;
 }
 
-Attribute IntAttr(const std::string& name, int64_t v) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
-Attribute FloatAttr(const std::string& name, float v) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::kFloat;
-  a.f = v;
-  return a;
-}
-Attribute StringAttr(const std::string& name, const std::string& v) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::kString;
-  a.s = v;
-  return a;
-}
 Attributes Attrs(std::initializer_list<Attribute> list) {
   Attributes as;
   for (const auto& a : list) as.Add(a);
@@ -153,11 +132,11 @@ TEST(RefElementwise, ModFollowsDivisorSignUnlessFmod) {
   Tensor x = T1<int64_t>({-4, 7, 5, 4, -7, 8});
   Tensor y = T1<int64_t>({2, -3, 8, -2, 3, 5});
   EXPECT_EQ(Values<int64_t>(Run1("Mod", 13, {x, y})), (std::vector<int64_t>{0, -2, 5, 0, 2, 3}));
-  EXPECT_EQ(Values<int64_t>(Run1("Mod", 13, {x, y}, Attrs({IntAttr("fmod", 1)}))),
+  EXPECT_EQ(Values<int64_t>(Run1("Mod", 13, {x, y}, Attrs({Attribute::Int("fmod", 1)}))),
             (std::vector<int64_t>{0, 1, 5, 0, -1, 3}));
   Tensor xf = T1<float>({-4.5f, 7.5f});
   Tensor yf = T1<float>({2.0f, -2.0f});
-  EXPECT_EQ(Values<float>(Run1("Mod", 13, {xf, yf}, Attrs({IntAttr("fmod", 1)}))),
+  EXPECT_EQ(Values<float>(Run1("Mod", 13, {xf, yf}, Attrs({Attribute::Int("fmod", 1)}))),
             (std::vector<float>{-0.5f, 1.5f}));
   EXPECT_EQ(Values<float>(Run1("Mod", 13, {xf, yf})), (std::vector<float>{1.5f, -0.5f}));
   EXPECT_FALSE(RunOpEager("Mod", 13, {x, T1<int64_t>({1, 1, 0, 1, 1, 1})}, 1).ok());
@@ -175,9 +154,9 @@ TEST(RefElementwise, PowMixedTypes) {
 TEST(RefElementwise, BitShiftAndLogic) {
   Tensor x = T1<uint8_t>({16, 4, 1});
   Tensor s = T1<uint8_t>({1, 2, 9});
-  EXPECT_EQ(Values<uint8_t>(Run1("BitShift", 11, {x, s}, Attrs({StringAttr("direction", "RIGHT")}))),
+  EXPECT_EQ(Values<uint8_t>(Run1("BitShift", 11, {x, s}, Attrs({Attribute::String("direction", "RIGHT")}))),
             (std::vector<uint8_t>{8, 1, 0}));
-  EXPECT_EQ(Values<uint8_t>(Run1("BitShift", 11, {x, s}, Attrs({StringAttr("direction", "LEFT")}))),
+  EXPECT_EQ(Values<uint8_t>(Run1("BitShift", 11, {x, s}, Attrs({Attribute::String("direction", "LEFT")}))),
             (std::vector<uint8_t>{32, 16, 0}));
   EXPECT_FALSE(RunOpEager("BitShift", 11, {x, s}, 1).ok());
   Tensor p = T1<bool>({true, true, false, false});
@@ -205,14 +184,14 @@ TEST(RefElementwise, LegacyBroadcastAttribute) {
   // Opset 6: B of shape [3] placed at axis 1 of A [2,3,2].
   Tensor a = F32({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, {2, 3, 2});
   Tensor b = F32({100, 200, 300}, {3});
-  Tensor y = Run1("Add", 6, {a, b}, Attrs({IntAttr("broadcast", 1), IntAttr("axis", 1)}));
+  Tensor y = Run1("Add", 6, {a, b}, Attrs({Attribute::Int("broadcast", 1), Attribute::Int("axis", 1)}));
   EXPECT_EQ(Values<float>(y), (std::vector<float>{100, 101, 202, 203, 304, 305, 106, 107, 208, 209,
                                                   310, 311}));
   // Without broadcast=1 shapes must match.
   EXPECT_FALSE(RunOpEager("Add", 6, {a, b}, 1).ok());
   // Default axis aligns trailing dims.
   Tensor c = F32({1, 2}, {2});
-  EXPECT_EQ(Values<float>(Run1("Sub", 6, {a, c}, Attrs({IntAttr("broadcast", 1)})))[3], 1.0f);
+  EXPECT_EQ(Values<float>(Run1("Sub", 6, {a, c}, Attrs({Attribute::Int("broadcast", 1)})))[3], 1.0f);
 }
 
 TEST(RefElementwise, VariadicAndWhere) {
@@ -257,17 +236,17 @@ TEST(RefElementwise, Activations) {
   Tensor x = T1<float>({-2, -0.5f, 0, 0.5f, 2});
   EXPECT_EQ(Values<float>(Run1("Relu", 14, {x})), (std::vector<float>{0, 0, 0, 0.5f, 2}));
   EXPECT_EQ(Values<int8_t>(Run1("Relu", 14, {T1<int8_t>({-3, 5})})), (std::vector<int8_t>{0, 5}));
-  EXPECT_EQ(Values<float>(Run1("LeakyRelu", 16, {x}, Attrs({FloatAttr("alpha", 0.1f)}))),
+  EXPECT_EQ(Values<float>(Run1("LeakyRelu", 16, {x}, Attrs({Attribute::Float("alpha", 0.1f)}))),
             (std::vector<float>{-0.2f, -0.05f, 0, 0.5f, 2}));
   ExpectNear(Values<float>(Run1("HardSigmoid", 6, {x})), {0.1, 0.4, 0.5, 0.6, 0.9}, 1e-6);
-  EXPECT_EQ(Values<float>(Run1("ThresholdedRelu", 10, {x}, Attrs({FloatAttr("alpha", 0.4f)}))),
+  EXPECT_EQ(Values<float>(Run1("ThresholdedRelu", 10, {x}, Attrs({Attribute::Float("alpha", 0.4f)}))),
             (std::vector<float>{0, 0, 0, 0.5f, 2}));
-  EXPECT_EQ(Values<float>(Run1("Shrink", 9, {x}, Attrs({FloatAttr("lambd", 1), FloatAttr("bias", 0.5f)}))),
+  EXPECT_EQ(Values<float>(Run1("Shrink", 9, {x}, Attrs({Attribute::Float("lambd", 1), Attribute::Float("bias", 0.5f)}))),
             (std::vector<float>{-1.5f, 0, 0, 0, 1.5f}));
   const auto sig = Values<float>(Run1("Sigmoid", 13, {x}));
   const auto elu = Values<float>(Run1("Elu", 6, {x}));
   const auto selu = Values<float>(Run1("Selu", 6, {x}));
-  const auto celu = Values<float>(Run1("Celu", 12, {x}, Attrs({FloatAttr("alpha", 2)})));
+  const auto celu = Values<float>(Run1("Celu", 12, {x}, Attrs({Attribute::Float("alpha", 2)})));
   const auto sp = Values<float>(Run1("Softplus", 1, {x}));
   const auto ss = Values<float>(Run1("Softsign", 1, {x}));
   const auto hs = Values<float>(Run1("HardSwish", 14, {x}));
@@ -311,7 +290,7 @@ TEST(RefElementwise, SigmoidF32IsAccurateOverTheWholeRange) {
 
 TEST(RefElementwise, ClipAttributesAndInputs) {
   Tensor x = T1<float>({-3, 0, 3});
-  EXPECT_EQ(Values<float>(Run1("Clip", 6, {x}, Attrs({FloatAttr("min", -1), FloatAttr("max", 2)}))),
+  EXPECT_EQ(Values<float>(Run1("Clip", 6, {x}, Attrs({Attribute::Float("min", -1), Attribute::Float("max", 2)}))),
             (std::vector<float>{-1, 0, 2}));
   EXPECT_EQ(Values<float>(Run1("Clip", 13, {x, F32({-1}, {}), Tensor()})), (std::vector<float>{-1, 0, 3}));
   EXPECT_EQ(Values<float>(Run1("Clip", 13, {x, Tensor(), F32({1}, {})})), (std::vector<float>{-3, 0, 1}));
@@ -324,34 +303,34 @@ TEST(RefElementwise, ClipAttributesAndInputs) {
 
 TEST(RefElementwise, CastNumbersBoolsAndStrings) {
   Tensor f = T1<float>({1.9f, -1.9f, 0.0f, 300.0f});
-  EXPECT_EQ(Values<int32_t>(Run1("Cast", 13, {f}, Attrs({IntAttr("to", 6)}))),
+  EXPECT_EQ(Values<int32_t>(Run1("Cast", 13, {f}, Attrs({Attribute::Int("to", 6)}))),
             (std::vector<int32_t>{1, -1, 0, 300}));
-  EXPECT_EQ(Values<uint8_t>(Run1("Cast", 13, {f}, Attrs({IntAttr("to", 2)}))),
+  EXPECT_EQ(Values<uint8_t>(Run1("Cast", 13, {f}, Attrs({Attribute::Int("to", 2)}))),
             (std::vector<uint8_t>{1, 255, 0, 44}));
-  EXPECT_EQ(Values<bool>(Run1("Cast", 13, {f}, Attrs({IntAttr("to", 9)}))),
+  EXPECT_EQ(Values<bool>(Run1("Cast", 13, {f}, Attrs({Attribute::Int("to", 9)}))),
             (std::vector<bool>{true, true, false, true}));
   // Opset 1-5 name the type.
-  EXPECT_EQ(Values<double>(Run1("Cast", 5, {f}, Attrs({StringAttr("to", "DOUBLE")})))[0],
+  EXPECT_EQ(Values<double>(Run1("Cast", 5, {f}, Attrs({Attribute::String("to", "DOUBLE")})))[0],
             static_cast<double>(1.9f));
   Tensor s = Run1("Cast", 13, {T1<float>({0.47892547f, 1.0f, 1e-5f, 123456789.0f, -0.0f, NAN, -INFINITY})},
-                  Attrs({IntAttr("to", 8)}));
+                  Attrs({Attribute::Int("to", 8)}));
   EXPECT_EQ(Values<std::string>(s), (std::vector<std::string>{"0.47892547", "1.0", "1e-05", "123456790.0",
                                                               "-0.0", "nan", "-inf"}));
   Tensor back = Run1("Cast", 13, {T1<std::string>({"0.5", "+INF", "-inf", "NaN", "1e3"})},
-                     Attrs({IntAttr("to", 1)}));
+                     Attrs({Attribute::Int("to", 1)}));
   const auto bv = Values<float>(back);
   EXPECT_EQ(bv[0], 0.5f);
   EXPECT_TRUE(std::isinf(bv[1]) && bv[1] > 0);
   EXPECT_TRUE(std::isinf(bv[2]) && bv[2] < 0);
   EXPECT_TRUE(std::isnan(bv[3]));
   EXPECT_EQ(bv[4], 1000.0f);
-  EXPECT_FALSE(RunOpEager("Cast", 13, {T1<std::string>({"abc"})}, 1, Attrs({IntAttr("to", 1)})).ok());
-  EXPECT_EQ(Values<int64_t>(Run1("Cast", 13, {T1<std::string>({"-42", "7"})}, Attrs({IntAttr("to", 7)}))),
+  EXPECT_FALSE(RunOpEager("Cast", 13, {T1<std::string>({"abc"})}, 1, Attrs({Attribute::Int("to", 1)})).ok());
+  EXPECT_EQ(Values<int64_t>(Run1("Cast", 13, {T1<std::string>({"-42", "7"})}, Attrs({Attribute::Int("to", 7)}))),
             (std::vector<int64_t>{-42, 7}));
   // f32 -> f16 rounds to nearest even; f32 -> bf16 truncates (ONNX <= 17 reference data).
-  Tensor h = Run1("Cast", 13, {T1<float>({1.0f + std::ldexp(1.0f, -11) * 3})}, Attrs({IntAttr("to", 10)}));
+  Tensor h = Run1("Cast", 13, {T1<float>({1.0f + std::ldexp(1.0f, -11) * 3})}, Attrs({Attribute::Int("to", 10)}));
   EXPECT_EQ(h.data<Half>()[0].bits, 0x3c02);
-  Tensor bf = Run1("Cast", 13, {T1<float>({0.48033667f})}, Attrs({IntAttr("to", 16)}));
+  Tensor bf = Run1("Cast", 13, {T1<float>({0.48033667f})}, Attrs({Attribute::Int("to", 16)}));
   EXPECT_EQ(bf.data<BFloat16>()[0].bits, 0x3ef5);
   // CastLike takes the type of its second input.
   Tensor cl = Run1("CastLike", 15, {T1<int32_t>({3}), T1<double>({0})});
@@ -363,7 +342,7 @@ TEST(RefElementwise, IsNaNIsInf) {
   Tensor x = T1<float>({NAN, INFINITY, -INFINITY, 1});
   EXPECT_EQ(Values<bool>(Run1("IsNaN", 13, {x})), (std::vector<bool>{true, false, false, false}));
   EXPECT_EQ(Values<bool>(Run1("IsInf", 10, {x})), (std::vector<bool>{false, true, true, false}));
-  EXPECT_EQ(Values<bool>(Run1("IsInf", 10, {x}, Attrs({IntAttr("detect_positive", 0)}))),
+  EXPECT_EQ(Values<bool>(Run1("IsInf", 10, {x}, Attrs({Attribute::Int("detect_positive", 0)}))),
             (std::vector<bool>{false, false, true, false}));
 }
 
@@ -386,7 +365,7 @@ TEST(ElementwiseInference, BroadcastLegacyAndCast) {
   EXPECT_FALSE(InferNode(mismatch).ok());
 
   n.op_type = "Cast";
-  n.attrs = Attrs({IntAttr("to", 7)});
+  n.attrs = Attrs({Attribute::Int("to", 7)});
   InferContext cast(n, {TypeInfo{ElementType::kF32, std::nullopt}}, {nullptr});
   ASSERT_TRUE(InferNode(cast).ok());
   EXPECT_EQ(cast.outputs()[0].type, ElementType::kI64);
@@ -394,7 +373,7 @@ TEST(ElementwiseInference, BroadcastLegacyAndCast) {
 
   n.op_type = "Mul";
   n.opset = 6;
-  n.attrs = Attrs({IntAttr("broadcast", 1)});
+  n.attrs = Attrs({Attribute::Int("broadcast", 1)});
   InferContext legacy(n, {TypeInfo{ElementType::kF32, DimVector{2, 3}}, TypeInfo{ElementType::kF32, DimVector{3}}},
                       {nullptr, nullptr});
   ASSERT_TRUE(InferNode(legacy).ok());

@@ -10,38 +10,6 @@
 namespace kiln {
 namespace {
 
-Attribute IntAttr(const std::string& name, int64_t v) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
-
-Attribute IntsAttr(const std::string& name, std::vector<int64_t> v) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-
-Attribute StrAttr(const std::string& name, const std::string& v) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::kString;
-  a.s = v;
-  return a;
-}
-
-Attribute StrsAttr(const std::string& name, std::vector<std::string> v) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::kStrings;
-  a.strings = std::move(v);
-  return a;
-}
-
 Tensor F32(std::vector<float> v, Shape s) { return Tensor::FromVector(v, std::move(s)); }
 
 std::vector<double> Values(const Tensor& t) {
@@ -61,8 +29,8 @@ TEST(RefLoss, NllWithWeightsAndIgnoreIndex) {
   const Tensor t = Tensor::FromVector<int64_t>({0, 1, 1}, {3});
   const Tensor w = F32({2, 3}, {2});
   Attributes none;
-  none.Add(StrAttr("reduction", "none"));
-  none.Add(IntAttr("ignore_index", 1));
+  none.Add(Attribute::String("reduction", "none"));
+  none.Add(Attribute::Int("ignore_index", 1));
   auto r = RunOpEager("NegativeLogLikelihoodLoss", 13,
                       {x, Tensor::FromVector<int64_t>({0, 0, 1}, {3}), w}, 1, none);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -82,7 +50,7 @@ TEST(RefLoss, SoftmaxCrossEntropyOfUniformScoresIsLogC) {
   const Tensor x = F32({7, 7, 7, 7, 1, 1, 1, 1}, {2, 4});
   const Tensor t = Tensor::FromVector<int32_t>({3, 0}, {2});
   Attributes sum;
-  sum.Add(StrAttr("reduction", "sum"));
+  sum.Add(Attribute::String("reduction", "sum"));
   auto r = RunOpEager("SoftmaxCrossEntropyLoss", 13, {x, t}, 2, sum);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ExpectNear(Values((*r)[0]), {2 * std::log(4.0)}, 1e-5);
@@ -111,8 +79,8 @@ TEST(RefVision, RoiAlignOfConstantImageIsConstant) {
   const Tensor rois = F32({0.5f, 0.5f, 2.5f, 2.5f}, {1, 4});
   const Tensor idx = Tensor::FromVector<int64_t>({0}, {1});
   Attributes attrs;
-  attrs.Add(IntAttr("output_height", 2));
-  attrs.Add(IntAttr("output_width", 2));
+  attrs.Add(Attribute::Int("output_height", 2));
+  attrs.Add(Attribute::Int("output_width", 2));
   auto r = RunOpEager("RoiAlign", 16, {x, rois, idx}, 1, attrs);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)[0].shape(), (Shape{1, 1, 2, 2}));
@@ -127,10 +95,10 @@ TEST(RefVision, GridSampleIdentityGridWithAlignedCorners) {
     for (float xx : {-1.0f, 0.0f, 1.0f}) g.insert(g.end(), {xx, y});
   }
   Attributes attrs;
-  attrs.Add(IntAttr("align_corners", 1));
+  attrs.Add(Attribute::Int("align_corners", 1));
   for (const char* mode : {"bilinear", "nearest", "bicubic"}) {
     Attributes a = attrs;
-    a.Add(StrAttr("mode", mode));
+    a.Add(Attribute::String("mode", mode));
     auto r = RunOpEager("GridSample", 16, {x, F32(g, {1, 2, 3, 2})}, 1, a);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     ExpectNear(Values((*r)[0]), {1, 2, 3, 4, 5, 6}, 1e-5);
@@ -161,12 +129,12 @@ TEST(RefSignal, DftOfRealSignalAndInverse) {
   EXPECT_EQ((*r)[0].shape(), (Shape{1, 4, 2}));
   ExpectNear(Values((*r)[0]), {10, 0, -2, 2, -2, 0, -2, -2}, 1e-5);
   Attributes inv;
-  inv.Add(IntAttr("inverse", 1));
+  inv.Add(Attribute::Int("inverse", 1));
   auto back = RunOpEager("DFT", 17, {(*r)[0]}, 1, inv);
   ASSERT_TRUE(back.ok());
   ExpectNear(Values((*back)[0]), {1, 0, 2, 0, 3, 0, 4, 0}, 1e-5);
   Attributes one;
-  one.Add(IntAttr("onesided", 1));
+  one.Add(Attribute::Int("onesided", 1));
   auto half = RunOpEager("DFT", 17, {x}, 1, one);
   ASSERT_TRUE(half.ok());
   EXPECT_EQ((*half)[0].shape(), (Shape{1, 3, 2}));
@@ -192,7 +160,7 @@ TEST(RefSignal, Windows) {
   ASSERT_TRUE(hann.ok());
   ExpectNear(Values((*hann)[0]), {0, 0.5, 1, 0.5}, 1e-6);
   Attributes sym;
-  sym.Add(IntAttr("periodic", 0));
+  sym.Add(Attribute::Int("periodic", 0));
   auto blackman = RunOpEager("BlackmanWindow", 17, {Tensor::FromVector<int64_t>({3}, {})}, 1, sym);
   ASSERT_TRUE(blackman.ok());
   ExpectNear(Values((*blackman)[0]), {0, 1, 0}, 1e-6);
@@ -204,8 +172,8 @@ TEST(RefText, StringNormalizerRemovesStopwordsCaseInsensitively) {
   x.data<std::string>()[1] = "is";
   x.data<std::string>()[2] = "fine";
   Attributes attrs;
-  attrs.Add(StrsAttr("stopwords", {"monday"}));
-  attrs.Add(StrAttr("case_change_action", "UPPER"));
+  attrs.Add(Attribute::Strings("stopwords", {"monday"}));
+  attrs.Add(Attribute::String("case_change_action", "UPPER"));
   auto r = RunOpEager("StringNormalizer", 10, {x}, 1, attrs);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)[0].shape(), (Shape{1, 2}));
@@ -216,13 +184,13 @@ TEST(RefText, StringNormalizerRemovesStopwordsCaseInsensitively) {
 TEST(RefText, TfIdfCountsUnigramsAndSkipBigrams) {
   // Pool: unigrams {1, 2}, bigram {(1, 3)}; outputs at indexes 0, 1, 2.
   Attributes attrs;
-  attrs.Add(IntAttr("min_gram_length", 1));
-  attrs.Add(IntAttr("max_gram_length", 2));
-  attrs.Add(IntAttr("max_skip_count", 1));
-  attrs.Add(StrAttr("mode", "TF"));
-  attrs.Add(IntsAttr("ngram_counts", {0, 2}));
-  attrs.Add(IntsAttr("ngram_indexes", {0, 1, 2}));
-  attrs.Add(IntsAttr("pool_int64s", {1, 2, 1, 3}));
+  attrs.Add(Attribute::Int("min_gram_length", 1));
+  attrs.Add(Attribute::Int("max_gram_length", 2));
+  attrs.Add(Attribute::Int("max_skip_count", 1));
+  attrs.Add(Attribute::String("mode", "TF"));
+  attrs.Add(Attribute::Ints("ngram_counts", {0, 2}));
+  attrs.Add(Attribute::Ints("ngram_indexes", {0, 1, 2}));
+  attrs.Add(Attribute::Ints("pool_int64s", {1, 2, 1, 3}));
   // Sequence 1 2 3 1 3: unigram 1 twice, 2 once; bigram (1,3) at skip 1 (1 _ 3) and skip 0 (1 3).
   auto r = RunOpEager("TfIdfVectorizer", 9, {Tensor::FromVector<int32_t>({1, 2, 3, 1, 3}, {5})}, 1,
                       attrs);
@@ -234,7 +202,7 @@ TEST(MiscInference, LossAndDftShapes) {
   Node n;
   n.op_type = "SoftmaxCrossEntropyLoss";
   n.opset = 13;
-  n.attrs.Add(StrAttr("reduction", "none"));
+  n.attrs.Add(Attribute::String("reduction", "none"));
   n.outputs.resize(2);
   InferContext ctx(n,
                    {TypeInfo{ElementType::kF32, DimVector{3, 5, 2}},
@@ -250,7 +218,7 @@ TEST(MiscInference, LossAndDftShapes) {
   Node d;
   d.op_type = "DFT";
   d.opset = 17;
-  d.attrs.Add(IntAttr("onesided", 1));
+  d.attrs.Add(Attribute::Int("onesided", 1));
   d.outputs.resize(1);
   InferContext dc(d, {TypeInfo{ElementType::kF32, DimVector{2, 10, 1}}}, {nullptr});
   {

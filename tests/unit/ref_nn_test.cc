@@ -12,34 +12,6 @@
 namespace kiln {
 namespace {
 
-Attribute IntAttr(const std::string& name, int64_t v) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
-Attribute IntsAttr(const std::string& name, std::vector<int64_t> v) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-Attribute FloatAttr(const std::string& name, float v) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::kFloat;
-  a.f = v;
-  return a;
-}
-Attribute StrAttr(const std::string& name, std::string v) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::kString;
-  a.s = std::move(v);
-  return a;
-}
 Attributes Attrs(std::vector<Attribute> list) {
   Attributes at;
   for (auto& a : list) at.Add(a);
@@ -133,9 +105,9 @@ TEST(RefNn, ConvMatchesNaiveLoopForManyGeometries) {
     n.name = "conv";
     n.op_type = "Conv";
     n.opset = 11;
-    n.attrs = Attrs({IntAttr("group", c.group), IntsAttr("strides", {c.stride, c.stride}),
-                     IntsAttr("pads", {c.pad, c.pad, c.pad, c.pad}),
-                     IntsAttr("dilations", {c.dilation, c.dilation})});
+    n.attrs = Attrs({Attribute::Int("group", c.group), Attribute::Ints("strides", {c.stride, c.stride}),
+                     Attribute::Ints("pads", {c.pad, c.pad, c.pad, c.pad}),
+                     Attribute::Ints("dilations", {c.dilation, c.dilation})});
     n.inputs = {ValueId(0), ValueId(1), c.bias ? ValueId(2) : ValueId()};
     n.outputs = {ValueId(3)};
     for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
@@ -159,7 +131,7 @@ TEST(RefNn, HalfConvAndMatMulAccumulateInFloat) {
   for (int64_t i = 0; i < w.size(); ++i)
     w.data<Half>()[i] = Half(static_cast<float>(i % 5) * 0.25f);
   const auto want = NaiveConv2d(x, w, nullptr, 1, 1, 1, 1, 1, 1, 1, 6, 6);
-  auto r = RunOpEager("Conv", 13, {x, w}, 1, Attrs({IntsAttr("pads", {1, 1, 1, 1})}));
+  auto r = RunOpEager("Conv", 13, {x, w}, 1, Attrs({Attribute::Ints("pads", {1, 1, 1, 1})}));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)[0].type(), ElementType::kF16);
   ExpectClose((*r)[0], want, 1e-3);
@@ -175,7 +147,7 @@ TEST(RefNn, Conv1dAnd3dAndAutoPad) {
   Tensor x = Tensor::FromVector<float>({1, 2, 3, 4, 5}, {1, 1, 5});
   Tensor w = Tensor::FromVector<float>({1, 0, -1}, {1, 1, 3});
   auto r = RunOpEager("Conv", 13, {x, w}, 1,
-                      Attrs({StrAttr("auto_pad", "SAME_UPPER"), IntsAttr("strides", {2})}));
+                      Attrs({Attribute::String("auto_pad", "SAME_UPPER"), Attribute::Ints("strides", {2})}));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   // windows: [0,1,2] -> 0-2 = -2; [2,3,4] -> 2-4 = -2; [4,5,0] -> 4-0 = 4
   ExpectClose((*r)[0], {-2, -2, 4});
@@ -219,8 +191,8 @@ TEST(RefNn, ConvTransposeMatchesNaiveScatter) {
                     w.GetAsDouble(((c * 3 + ml) * 3 + ky) * 2 + kx);
               }
   Attributes at =
-      Attrs({IntAttr("group", group), IntsAttr("strides", {s, s}),
-             IntsAttr("pads", {pad, pad, pad, pad}), IntsAttr("output_padding", {opad, opad})});
+      Attrs({Attribute::Int("group", group), Attribute::Ints("strides", {s, s}),
+             Attribute::Ints("pads", {pad, pad, pad, pad}), Attribute::Ints("output_padding", {opad, opad})});
   auto r = RunOpEager("ConvTranspose", 11, {x, w, b}, 1, at);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)[0].shape(), (Shape{2, 6, oh, ow}));
@@ -254,8 +226,8 @@ TEST(RefNn, GemmAndMatMulMatchNaiveProducts) {
         node.name = "gemm";
         node.op_type = "Gemm";
         node.opset = 13;
-        node.attrs = Attrs({IntAttr("transA", ta), IntAttr("transB", tb), FloatAttr("alpha", 0.5f),
-                            FloatAttr("beta", 2.0f)});
+        node.attrs = Attrs({Attribute::Int("transA", ta), Attribute::Int("transB", tb), Attribute::Float("alpha", 0.5f),
+                            Attribute::Float("beta", 2.0f)});
         node.inputs = {ValueId(0), ValueId(1), ValueId(2)};
         node.outputs = {ValueId(3)};
         auto r = RunNodeEager(node, {a, b, c}, &pool);
@@ -294,23 +266,23 @@ TEST(RefNn, GemmAndMatMulMatchNaiveProducts) {
 TEST(RefNn, MaxPoolReportsIndicesAndAveragePoolCountsPads) {
   // 1x1x3x3 = 1..9 with a 9 duplicated; 2x2 window, stride 1.
   Tensor x = Tensor::FromVector<float>({1, 2, 3, 4, 9, 6, 7, 8, 9}, {1, 1, 3, 3});
-  auto r = RunOpEager("MaxPool", 12, {x}, 2, Attrs({IntsAttr("kernel_shape", {2, 2})}));
+  auto r = RunOpEager("MaxPool", 12, {x}, 2, Attrs({Attribute::Ints("kernel_shape", {2, 2})}));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ExpectClose((*r)[0], {9, 9, 9, 9});
   ExpectClose((*r)[1], {4, 4, 4, 4});  // the first 9 wins ties (index 8 is later)
   auto rc = RunOpEager("MaxPool", 12, {x}, 2,
-                       Attrs({IntsAttr("kernel_shape", {2, 2}), IntAttr("storage_order", 1),
-                              IntsAttr("strides", {2, 2}), IntAttr("ceil_mode", 1)}));
+                       Attrs({Attribute::Ints("kernel_shape", {2, 2}), Attribute::Int("storage_order", 1),
+                              Attribute::Ints("strides", {2, 2}), Attribute::Int("ceil_mode", 1)}));
   ASSERT_TRUE(rc.ok()) << rc.status().ToString();
   ExpectClose((*rc)[0], {9, 6, 8, 9});
   // Column-major indices: (h, w) -> h + w * 3. 9 at (1,1) -> 4; 6 at (1,2) -> 7; 8 at (2,1) -> 5;
   // 9 at (2,2) -> 8.
   ExpectClose((*rc)[1], {4, 7, 5, 8});
-  Attributes avg = Attrs({IntsAttr("kernel_shape", {2, 2}), IntsAttr("pads", {1, 1, 0, 0})});
+  Attributes avg = Attrs({Attribute::Ints("kernel_shape", {2, 2}), Attribute::Ints("pads", {1, 1, 0, 0})});
   auto ra = RunOpEager("AveragePool", 11, {x}, 1, avg);
   ASSERT_TRUE(ra.ok());
   ExpectClose((*ra)[0], {1, 1.5, 2.5, 2.5, 4, 5, 5.5, 7, 8});
-  avg.Add(IntAttr("count_include_pad", 1));
+  avg.Add(Attribute::Int("count_include_pad", 1));
   auto rb = RunOpEager("AveragePool", 11, {x}, 1, avg);
   ASSERT_TRUE(rb.ok());
   ExpectClose((*rb)[0], {0.25, 0.75, 1.25, 1.25, 4, 5, 2.75, 7, 8});
@@ -341,7 +313,7 @@ TEST(RefNn, NormalizationsMatchHandValues) {
       RunOpEager("BatchNormalization", 15,
                  {x, Tensor::FromVector<float>({2, 1}, {2}), Tensor::FromVector<float>({0, 1}, {2}),
                   Tensor::FromVector<float>({1, 3}, {2}), Tensor::FromVector<float>({4, 1}, {2})},
-                 1, Attrs({FloatAttr("epsilon", 0.0f)}));
+                 1, Attrs({Attribute::Float("epsilon", 0.0f)}));
   ASSERT_TRUE(bn.ok()) << bn.status().ToString();
   ExpectClose((*bn)[0], {0, 1, 1, 2});
   // LayerNorm over the last axis of [[1,3],[2,6]]: mean 2 / 4, var 1 / 4.
@@ -349,7 +321,7 @@ TEST(RefNn, NormalizationsMatchHandValues) {
       RunOpEager("LayerNormalization", 17,
                  {Tensor::FromVector<float>({1, 3, 2, 6}, {2, 2}),
                   Tensor::FromVector<float>({1, 2}, {2}), Tensor::FromVector<float>({0, 1}, {2})},
-                 3, Attrs({FloatAttr("epsilon", 0.0f)}));
+                 3, Attrs({Attribute::Float("epsilon", 0.0f)}));
   ASSERT_TRUE(ln.ok()) << ln.status().ToString();
   ExpectClose((*ln)[0], {-1, 3, -1, 3});
   ExpectClose((*ln)[1], {2, 4});
@@ -363,8 +335,8 @@ TEST(RefNn, ResizeModesMatchOnnxReference) {
   Tensor x = Tensor::FromVector<float>({1, 2, 3, 4, 5, 6, 7, 8}, {1, 1, 2, 4});
   Tensor scales = Tensor::FromVector<float>({1, 1, 0.6f, 0.6f}, {4});
   auto r = RunOpEager("Resize", 13, {x, Tensor(), scales}, 1,
-                      Attrs({StrAttr("mode", "linear"),
-                             StrAttr("coordinate_transformation_mode", "align_corners")}));
+                      Attrs({Attribute::String("mode", "linear"),
+                             Attribute::String("coordinate_transformation_mode", "align_corners")}));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)[0].shape(), (Shape{1, 1, 1, 2}));
   ExpectClose((*r)[0], {1, 3.142857142857143});
@@ -372,8 +344,8 @@ TEST(RefNn, ResizeModesMatchOnnxReference) {
   Tensor s2 = Tensor::FromVector<float>({1, 1, 2, 2}, {4});
   Tensor small = Tensor::FromVector<float>({1, 2, 3, 4}, {1, 1, 2, 2});
   auto rn = RunOpEager("Resize", 13, {small, Tensor(), s2}, 1,
-                       Attrs({StrAttr("coordinate_transformation_mode", "asymmetric"),
-                              StrAttr("nearest_mode", "floor")}));
+                       Attrs({Attribute::String("coordinate_transformation_mode", "asymmetric"),
+                              Attribute::String("nearest_mode", "floor")}));
   ASSERT_TRUE(rn.ok()) << rn.status().ToString();
   ExpectClose((*rn)[0], {1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4});
   // Upsample-9 nearest gives the same.
@@ -384,11 +356,11 @@ TEST(RefNn, ResizeModesMatchOnnxReference) {
   auto rl = RunOpEager(
       "Resize", 13,
       {Tensor::FromVector<float>({0, 4}, {1, 2}), Tensor(), Tensor::FromVector<float>({1, 2}, {2})},
-      1, Attrs({StrAttr("mode", "linear")}));
+      1, Attrs({Attribute::String("mode", "linear")}));
   ASSERT_TRUE(rl.ok()) << rl.status().ToString();
   ExpectClose((*rl)[0], {0, 1, 3, 4});
   EXPECT_FALSE(
-      RunOpEager("Resize", 13, {small, Tensor(), s2}, 1, Attrs({StrAttr("mode", "bicubic")})).ok());
+      RunOpEager("Resize", 13, {small, Tensor(), s2}, 1, Attrs({Attribute::String("mode", "bicubic")})).ok());
 }
 
 TEST(RefNn, TrainingDropoutReproducesNumpySeededMask) {
@@ -397,7 +369,7 @@ TEST(RefNn, TrainingDropoutReproducesNumpySeededMask) {
   Tensor x = Tensor::FromVector<float>({1, 2, 3, 4, 5}, {5});
   Tensor ratio = Tensor::FromVector<float>({0.55f}, {});
   Tensor train = Tensor::FromVector<bool>({true}, {});
-  auto r = RunOpEager("Dropout", 13, {x, ratio, train}, 2, Attrs({IntAttr("seed", 0)}));
+  auto r = RunOpEager("Dropout", 13, {x, ratio, train}, 2, Attrs({Attribute::Int("seed", 0)}));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   const double scale = 1.0f / (1.0f - 0.55f);
   ExpectClose((*r)[0], {0, 2 * scale, 3 * scale, 0, 0});
@@ -411,23 +383,23 @@ TEST(RefNn, TrainingDropoutReproducesNumpySeededMask) {
 
 TEST(RefNn, EinsumHandlesTracesDiagonalsAndImplicitOutput) {
   Tensor m = Tensor::FromVector<float>({1, 2, 3, 4}, {2, 2});
-  auto trace = RunOpEager("Einsum", 12, {m}, 1, Attrs({StrAttr("equation", "ii")}));
+  auto trace = RunOpEager("Einsum", 12, {m}, 1, Attrs({Attribute::String("equation", "ii")}));
   ASSERT_TRUE(trace.ok()) << trace.status().ToString();
   EXPECT_EQ((*trace)[0].shape(), Shape{});
   ExpectClose((*trace)[0], {5});
-  auto diag = RunOpEager("Einsum", 12, {m}, 1, Attrs({StrAttr("equation", "ii->i")}));
+  auto diag = RunOpEager("Einsum", 12, {m}, 1, Attrs({Attribute::String("equation", "ii->i")}));
   ASSERT_TRUE(diag.ok());
   ExpectClose((*diag)[0], {1, 4});
   // Implicit output of "ij,jk" is "ik": a matrix product.
-  auto mm = RunOpEager("Einsum", 12, {m, m}, 1, Attrs({StrAttr("equation", "ij,jk")}));
+  auto mm = RunOpEager("Einsum", 12, {m, m}, 1, Attrs({Attribute::String("equation", "ij,jk")}));
   ASSERT_TRUE(mm.ok());
   ExpectClose((*mm)[0], {7, 10, 15, 22});
   // Ellipsis batch transpose.
   Tensor b = Tensor::FromVector<float>({1, 2, 3, 4, 5, 6, 7, 8}, {2, 2, 2});
-  auto bt = RunOpEager("Einsum", 12, {b}, 1, Attrs({StrAttr("equation", "...ij->...ji")}));
+  auto bt = RunOpEager("Einsum", 12, {b}, 1, Attrs({Attribute::String("equation", "...ij->...ji")}));
   ASSERT_TRUE(bt.ok()) << bt.status().ToString();
   ExpectClose((*bt)[0], {1, 3, 2, 4, 5, 7, 6, 8});
-  EXPECT_FALSE(RunOpEager("Einsum", 12, {m}, 1, Attrs({StrAttr("equation", "ijk")})).ok());
+  EXPECT_FALSE(RunOpEager("Einsum", 12, {m}, 1, Attrs({Attribute::String("equation", "ijk")})).ok());
 }
 
 Result<std::vector<TypeInfo>> Infer(const std::string& op, int opset, std::vector<TypeInfo> ins,
@@ -451,13 +423,13 @@ TEST(RefNn, InferenceGivesConvPoolMatMulAndResizeShapes) {
   auto conv = Infer(
       "Conv", 13,
       {TypeInfo{f, DimVector{Dim::Symbol("N"), 3, 640, 640}}, TypeInfo{f, DimVector{16, 3, 3, 3}}},
-      1, Attrs({IntsAttr("strides", {2, 2}), IntsAttr("pads", {1, 1, 1, 1})}));
+      1, Attrs({Attribute::Ints("strides", {2, 2}), Attribute::Ints("pads", {1, 1, 1, 1})}));
   ASSERT_TRUE(conv.ok()) << conv.status().ToString();
   EXPECT_EQ((*conv)[0].ToString(),
             TypeInfo({f, DimVector{Dim::Symbol("N"), 16, 320, 320}}).ToString());
   auto pool = Infer("MaxPool", 12, {TypeInfo{f, DimVector{1, 3, 5, 5}}}, 2,
-                    Attrs({IntsAttr("kernel_shape", {2, 2}), IntsAttr("strides", {2, 2}),
-                           IntAttr("ceil_mode", 1)}));
+                    Attrs({Attribute::Ints("kernel_shape", {2, 2}), Attribute::Ints("strides", {2, 2}),
+                           Attribute::Int("ceil_mode", 1)}));
   ASSERT_TRUE(pool.ok());
   EXPECT_EQ((*pool)[0].static_shape(), (Shape{1, 3, 3, 3}));
   EXPECT_EQ((*pool)[1].type, ElementType::kI64);
@@ -474,7 +446,7 @@ TEST(RefNn, InferenceGivesConvPoolMatMulAndResizeShapes) {
   ASSERT_TRUE(rs.ok()) << rs.status().ToString();
   EXPECT_EQ((*rs)[0].static_shape(), (Shape{1, 8, 20, 24}));
   auto ein = Infer("Einsum", 12, {TypeInfo{f, DimVector{2, 3, 4}}, TypeInfo{f, DimVector{2, 4, 5}}},
-                   1, Attrs({StrAttr("equation", "bij,bjk->bik")}));
+                   1, Attrs({Attribute::String("equation", "bij,bjk->bik")}));
   ASSERT_TRUE(ein.ok());
   EXPECT_EQ((*ein)[0].static_shape(), (Shape{2, 3, 5}));
 }

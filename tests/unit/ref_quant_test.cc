@@ -7,22 +7,6 @@
 namespace kiln {
 namespace {
 
-Attribute IntAttr(const std::string& name, int64_t v) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
-
-Attribute IntsAttr(const std::string& name, std::vector<int64_t> v) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-
 template <typename T>
 std::vector<T> Vec(const Tensor& t) {
   return std::vector<T>(t.data<T>(), t.data<T>() + t.size());
@@ -46,7 +30,7 @@ TEST(RefQuant, PerAxisQuantizeAndDequantize) {
   const Tensor scale = Tensor::FromVector<float>({0.5f, 2.0f}, {2});
   const Tensor zp = Tensor::FromVector<uint8_t>({10, 20}, {2});
   Attributes attrs;
-  attrs.Add(IntAttr("axis", 0));
+  attrs.Add(Attribute::Int("axis", 0));
   auto q = RunOpEager("QuantizeLinear", 13, {x, scale, zp}, 1, attrs);
   ASSERT_TRUE(q.ok()) << q.status().ToString();
   EXPECT_EQ(Vec<uint8_t>((*q)[0]), (std::vector<uint8_t>{12, 8, 22, 24}));  // 9/2 = 4.5 -> 4
@@ -97,7 +81,7 @@ TEST(RefQuant, ConvIntegerPadsWithZeroPoint) {
   const Tensor x = Tensor::FromVector<uint8_t>({2, 3, 4, 5}, {1, 1, 2, 2});
   const Tensor w = Tensor::FromVector<uint8_t>({1, 1, 1, 1}, {1, 1, 2, 2});
   Attributes attrs;
-  attrs.Add(IntsAttr("pads", {1, 1, 1, 1}));
+  attrs.Add(Attribute::Ints("pads", {1, 1, 1, 1}));
   auto r = RunOpEager("ConvInteger", 10, {x, w, Tensor::FromVector<uint8_t>({1}, {})}, 1, attrs);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)[0].shape(), (Shape{1, 1, 3, 3}));
@@ -139,7 +123,7 @@ TEST(QuantInference, OutputTypesFollowZeroPoints) {
   c.op_type = "ConvInteger";
   c.opset = 10;
   c.outputs.resize(1);
-  c.attrs.Add(IntsAttr("strides", {2, 2}));
+  c.attrs.Add(Attribute::Ints("strides", {2, 2}));
   InferContext cc(c,
                   {TypeInfo{ElementType::kU8, DimVector{1, 3, 9, 8}},
                    TypeInfo{ElementType::kU8, DimVector{4, 3, 3, 3}}},

@@ -11,22 +11,6 @@
 namespace kiln {
 namespace {
 
-Attribute IntAttr(const std::string& name, int64_t v) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
-
-Attribute IntsAttr(const std::string& name, std::vector<int64_t> v) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-
 Tensor F32(std::vector<float> v, Shape s) { return Tensor::FromVector(v, std::move(s)); }
 
 std::vector<float> Values(const Tensor& t) {
@@ -37,7 +21,7 @@ std::vector<float> Values(const Tensor& t) {
 
 TEST(RefReduce, SumWithAxesInputAtOpset13) {
   Attributes attrs;
-  attrs.Add(IntAttr("keepdims", 0));
+  attrs.Add(Attribute::Int("keepdims", 0));
   auto r = RunOpEager("ReduceSum", 13,
                       {F32({1, 2, 3, 4, 5, 6}, {2, 3}), Tensor::FromVector<int64_t>({1}, {1})}, 1,
                       attrs);
@@ -48,7 +32,7 @@ TEST(RefReduce, SumWithAxesInputAtOpset13) {
 
 TEST(RefReduce, SumWithAxesAttributeBeforeOpset13KeepsDims) {
   Attributes attrs;
-  attrs.Add(IntsAttr("axes", {0}));
+  attrs.Add(Attribute::Ints("axes", {0}));
   auto r = RunOpEager("ReduceSum", 11, {F32({1, 2, 3, 4, 5, 6}, {2, 3})}, 1, attrs);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)[0].shape(), (Shape{1, 3}));
@@ -61,7 +45,7 @@ TEST(RefReduce, EmptyAxesReduceAllOrNothing) {
   EXPECT_EQ((*all)[0].shape(), (Shape{1, 1}));
   EXPECT_EQ(Values((*all)[0]), (std::vector<float>{10}));
   Attributes noop;
-  noop.Add(IntAttr("noop_with_empty_axes", 1));
+  noop.Add(Attribute::Int("noop_with_empty_axes", 1));
   auto same = RunOpEager(
       "ReduceSum", 13, {F32({1, 2, 3, 4}, {2, 2}), Tensor::FromVector<int64_t>({}, {0})}, 1, noop);
   ASSERT_TRUE(same.ok());
@@ -71,8 +55,8 @@ TEST(RefReduce, EmptyAxesReduceAllOrNothing) {
 
 TEST(RefReduce, EmptySetGivesIdentities) {
   Attributes attrs;
-  attrs.Add(IntsAttr("axes", {1}));
-  attrs.Add(IntAttr("keepdims", 0));
+  attrs.Add(Attribute::Ints("axes", {1}));
+  attrs.Add(Attribute::Int("keepdims", 0));
   const Tensor x = Tensor::Allocate(ElementType::kF32, {2, 0}).value();
   const float inf = std::numeric_limits<float>::infinity();
   struct Case {
@@ -90,7 +74,7 @@ TEST(RefReduce, EmptySetGivesIdentities) {
 
 TEST(RefReduce, FloatOpsMatchHandValues) {
   Attributes attrs;
-  attrs.Add(IntsAttr("axes", {-1}));
+  attrs.Add(Attribute::Ints("axes", {-1}));
   const Tensor x = F32({3, -4, 1, 2}, {2, 2});
   struct Case {
     const char* op;
@@ -121,7 +105,7 @@ TEST(RefReduce, LogSumExpIsStableForLargeInputs) {
 
 TEST(RefReduce, IntegersReduceExactly) {
   Attributes attrs;
-  attrs.Add(IntAttr("keepdims", 0));
+  attrs.Add(Attribute::Int("keepdims", 0));
   const Tensor x = Tensor::FromVector<int32_t>({7, -2, 4, 2}, {4});
   auto mean = RunOpEager("ReduceMean", 13, {x}, 1, attrs);
   ASSERT_TRUE(mean.ok());
@@ -138,10 +122,10 @@ TEST(RefReduce, IntegersReduceExactly) {
 
 TEST(RefReduce, RejectsBadAxes) {
   Attributes dup;
-  dup.Add(IntsAttr("axes", {0, -2}));
+  dup.Add(Attribute::Ints("axes", {0, -2}));
   EXPECT_FALSE(RunOpEager("ReduceMean", 13, {F32({1, 2}, {1, 2})}, 1, dup).ok());
   Attributes range;
-  range.Add(IntsAttr("axes", {2}));
+  range.Add(Attribute::Ints("axes", {2}));
   EXPECT_FALSE(RunOpEager("ReduceMean", 13, {F32({1, 2}, {1, 2})}, 1, range).ok());
 }
 
@@ -149,8 +133,8 @@ TEST(ReduceInference, ShapesFromAttributesAndUnknownAxes) {
   Node n;
   n.op_type = "ReduceMean";
   n.opset = 13;
-  n.attrs.Add(IntsAttr("axes", {1}));
-  n.attrs.Add(IntAttr("keepdims", 0));
+  n.attrs.Add(Attribute::Ints("axes", {1}));
+  n.attrs.Add(Attribute::Int("keepdims", 0));
   n.outputs.resize(1);
   InferContext ctx(n, {TypeInfo{ElementType::kF32, DimVector{Dim::Symbol("N"), 3, 4}}}, {nullptr});
   {

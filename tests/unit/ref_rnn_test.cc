@@ -10,30 +10,6 @@
 namespace kiln {
 namespace {
 
-Attribute IntAttr(const std::string& name, int64_t v) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
-
-Attribute StrAttr(const std::string& name, const std::string& v) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::kString;
-  a.s = v;
-  return a;
-}
-
-Attribute StrsAttr(const std::string& name, std::vector<std::string> v) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::kStrings;
-  a.strings = std::move(v);
-  return a;
-}
-
 Tensor F32(std::vector<float> v, Shape s) { return Tensor::FromVector(v, std::move(s)); }
 
 double Sig(double x) { return 1 / (1 + std::exp(-x)); }
@@ -48,7 +24,7 @@ std::vector<float> Ramp(size_t n, int seed) {
 
 TEST(RefRnn, TwoStepsMatchFormula) {
   Attributes attrs;
-  attrs.Add(IntAttr("hidden_size", 1));
+  attrs.Add(Attribute::Int("hidden_size", 1));
   auto r = RunOpEager("RNN", 14,
                       {F32({1, 2}, {2, 1, 1}), F32({0.5f}, {1, 1, 1}), F32({0.25f}, {1, 1, 1})}, 2,
                       attrs);
@@ -63,8 +39,8 @@ TEST(RefRnn, TwoStepsMatchFormula) {
 
 TEST(RefRnn, CustomActivation) {
   Attributes attrs;
-  attrs.Add(IntAttr("hidden_size", 1));
-  attrs.Add(StrsAttr("activations", {"Relu"}));
+  attrs.Add(Attribute::Int("hidden_size", 1));
+  attrs.Add(Attribute::Strings("activations", {"Relu"}));
   auto r = RunOpEager(
       "RNN", 14, {F32({-1, 2}, {2, 1, 1}), F32({1}, {1, 1, 1}), F32({0.5f}, {1, 1, 1})}, 2, attrs);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -74,7 +50,7 @@ TEST(RefRnn, CustomActivation) {
 
 TEST(RefLstm, OneStepWithPeepholesAndBiasMatchesFormula) {
   Attributes attrs;
-  attrs.Add(IntAttr("hidden_size", 1));
+  attrs.Add(Attribute::Int("hidden_size", 1));
   const Tensor x = F32({2}, {1, 1, 1});
   const Tensor w = F32({0.1f, 0.2f, 0.3f, 0.4f}, {1, 4, 1});  // gates i, o, f, c
   const Tensor r = F32({0.5f, 0.6f, 0.7f, 0.8f}, {1, 4, 1});
@@ -105,8 +81,8 @@ TEST(RefGru, OneStepBothResetVariantsMatchFormula) {
   const double rg = Sig(0.2 + 0.5 * 0.5 + 0.02 + 0.05);
   for (int lbr : {0, 1}) {
     Attributes attrs;
-    attrs.Add(IntAttr("hidden_size", 1));
-    attrs.Add(IntAttr("linear_before_reset", lbr));
+    attrs.Add(Attribute::Int("hidden_size", 1));
+    attrs.Add(Attribute::Int("linear_before_reset", lbr));
     auto out = RunOpEager("GRU", 14, {x, w, r, b, Tensor(), h0}, 2, attrs);
     ASSERT_TRUE(out.ok()) << out.status().ToString();
     const double hh = lbr ? std::tanh(0.3 + rg * (0.6 * 0.5 + 0.06) + 0.03)
@@ -121,8 +97,8 @@ Result<std::vector<Tensor>> RunSmall(const std::string& op, const std::string& d
                                      const Tensor& w, const Tensor& r,
                                      const Tensor& lens = Tensor()) {
   Attributes attrs;
-  attrs.Add(IntAttr("hidden_size", 2));
-  attrs.Add(StrAttr("direction", direction));
+  attrs.Add(Attribute::Int("hidden_size", 2));
+  attrs.Add(Attribute::String("direction", direction));
   const Tensor x = F32(Ramp(18, 1), {3, 2, 3});
   return RunOpEager(op, 14, {x, w, r, Tensor(), lens}, 2, attrs);
 }
@@ -193,9 +169,9 @@ TEST(RefRecurrent, BatchMajorLayoutTransposes) {
     }
   }
   Attributes a0, a1;
-  a0.Add(IntAttr("hidden_size", 2));
-  a1.Add(IntAttr("hidden_size", 2));
-  a1.Add(IntAttr("layout", 1));
+  a0.Add(Attribute::Int("hidden_size", 2));
+  a1.Add(Attribute::Int("hidden_size", 2));
+  a1.Add(Attribute::Int("layout", 1));
   auto s = RunOpEager("GRU", 14, {F32(xs, {3, 2, 3}), w, r}, 2, a0);
   auto b = RunOpEager("GRU", 14, {F32(xb, {2, 3, 3}), w, r}, 2, a1);
   ASSERT_TRUE(s.ok() && b.ok());
@@ -213,7 +189,7 @@ TEST(RefRecurrent, BatchMajorLayoutTransposes) {
 
 TEST(RefRecurrent, RejectsMismatchedShapes) {
   Attributes attrs;
-  attrs.Add(IntAttr("hidden_size", 2));
+  attrs.Add(Attribute::Int("hidden_size", 2));
   EXPECT_FALSE(RunOpEager("LSTM", 14,
                           {F32(Ramp(6, 1), {1, 2, 3}), F32(Ramp(24, 1), {1, 8, 3}),
                            F32(Ramp(8, 1), {1, 4, 2})},
@@ -229,8 +205,8 @@ TEST(RecurrentInference, ShapesFollowLayoutAndDirection) {
   Node n;
   n.op_type = "LSTM";
   n.opset = 14;
-  n.attrs.Add(IntAttr("hidden_size", 5));
-  n.attrs.Add(StrAttr("direction", "bidirectional"));
+  n.attrs.Add(Attribute::Int("hidden_size", 5));
+  n.attrs.Add(Attribute::String("direction", "bidirectional"));
   n.outputs.resize(3);
   InferContext ctx(n,
                    {TypeInfo{ElementType::kF32, DimVector{7, Dim::Symbol("B"), 3}},

@@ -26,27 +26,6 @@ std::vector<T> Values(const Tensor& t) {
   return std::vector<T>(t.data<T>(), t.data<T>() + t.size());
 }
 
-Attribute IntAttr(const std::string& name, int64_t v) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
-Attribute IntsAttr(const std::string& name, std::vector<int64_t> v) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-Attribute StrAttr(const std::string& name, const std::string& v) {
-  Attribute a;
-  a.name = name;
-  a.kind = Attribute::Kind::kString;
-  a.s = v;
-  return a;
-}
 Attributes Attrs(std::vector<Attribute> list) {
   Attributes out;
   for (auto& a : list) out.Add(std::move(a));
@@ -67,12 +46,12 @@ TEST(RefTensor, ReshapeHandlesZeroMinusOneAndAllowZero) {
   EXPECT_EQ(out[0].shape(), (Shape{2, 6, 2}));
   // allowzero=1: a 0 is a real zero dim, so [0, 4] of a 0-element input works, and 0 here fails.
   Tensor empty = Make<float>({}, {0, 3});
-  out = RunOk("Reshape", 14, {empty, I64({3, 0})}, 1, Attrs({IntAttr("allowzero", 1)}));
+  out = RunOk("Reshape", 14, {empty, I64({3, 0})}, 1, Attrs({Attribute::Int("allowzero", 1)}));
   EXPECT_EQ(out[0].shape(), (Shape{3, 0}));
   EXPECT_FALSE(
-      RunOpEager("Reshape", 14, {x, I64({0, 24})}, 1, Attrs({IntAttr("allowzero", 1)})).ok());
+      RunOpEager("Reshape", 14, {x, I64({0, 24})}, 1, Attrs({Attribute::Int("allowzero", 1)})).ok());
   // Opset < 5: the shape is an attribute.
-  out = RunOk("Reshape", 1, {x}, 1, Attrs({IntsAttr("shape", {4, -1})}));
+  out = RunOk("Reshape", 1, {x}, 1, Attrs({Attribute::Ints("shape", {4, -1})}));
   EXPECT_EQ(out[0].shape(), (Shape{4, 6}));
   EXPECT_FALSE(RunOpEager("Reshape", 13, {x, I64({5, -1})}, 1).ok());
   EXPECT_FALSE(RunOpEager("Reshape", 13, {x, I64({-1, -1})}, 1).ok());
@@ -80,13 +59,13 @@ TEST(RefTensor, ReshapeHandlesZeroMinusOneAndAllowZero) {
 
 TEST(RefTensor, SqueezeUnsqueezeOldAndNewAxes) {
   Tensor x = Make<int32_t>({1, 2, 3}, {1, 3, 1});
-  EXPECT_EQ(RunOk("Squeeze", 11, {x}, 1, Attrs({IntsAttr("axes", {-1})}))[0].shape(),
+  EXPECT_EQ(RunOk("Squeeze", 11, {x}, 1, Attrs({Attribute::Ints("axes", {-1})}))[0].shape(),
             (Shape{1, 3}));
   EXPECT_EQ(RunOk("Squeeze", 13, {x, I64({0})})[0].shape(), (Shape{3, 1}));
   EXPECT_EQ(RunOk("Squeeze", 13, {x})[0].shape(), (Shape{3}));
   EXPECT_FALSE(RunOpEager("Squeeze", 13, {x, I64({1})}, 1).ok());  // dim 3 is not 1
   EXPECT_EQ(RunOk("Unsqueeze", 13, {x, I64({-1, 0})})[0].shape(), (Shape{1, 1, 3, 1, 1}));
-  EXPECT_EQ(RunOk("Unsqueeze", 11, {x}, 1, Attrs({IntsAttr("axes", {2})}))[0].shape(),
+  EXPECT_EQ(RunOk("Unsqueeze", 11, {x}, 1, Attrs({Attribute::Ints("axes", {2})}))[0].shape(),
             (Shape{1, 3, 1, 1}));
 }
 
@@ -96,17 +75,17 @@ TEST(RefTensor, TransposeAndStringsAreCopiedByValue) {
   EXPECT_EQ(out[0].shape(), (Shape{3, 2}));
   EXPECT_EQ(Values<std::string>(out[0]), (std::vector<std::string>{"a", "d", "b", "e", "c", "f"}));
   Tensor x = Make<float>({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, {2, 3, 2});
-  out = RunOk("Transpose", 13, {x}, 1, Attrs({IntsAttr("perm", {1, 0, 2})}));
+  out = RunOk("Transpose", 13, {x}, 1, Attrs({Attribute::Ints("perm", {1, 0, 2})}));
   EXPECT_EQ(Values<float>(out[0]), (std::vector<float>{0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11}));
 }
 
 TEST(RefTensor, ConcatAndSplitOldAndNewForms) {
   Tensor a = Make<int64_t>({1, 2, 3, 4}, {2, 2});
   Tensor b = Make<int64_t>({5, 6}, {2, 1});
-  auto out = RunOk("Concat", 13, {a, b}, 1, Attrs({IntAttr("axis", -1)}));
+  auto out = RunOk("Concat", 13, {a, b}, 1, Attrs({Attribute::Int("axis", -1)}));
   EXPECT_EQ(Values<int64_t>(out[0]), (std::vector<int64_t>{1, 2, 5, 3, 4, 6}));
   Tensor x = Make<float>({1, 2, 3, 4, 5, 6}, {6});
-  auto parts = RunOk("Split", 11, {x}, 2, Attrs({IntsAttr("split", {2, 4})}));
+  auto parts = RunOk("Split", 11, {x}, 2, Attrs({Attribute::Ints("split", {2, 4})}));
   EXPECT_EQ(Values<float>(parts[1]), (std::vector<float>{3, 4, 5, 6}));
   parts = RunOk("Split", 13, {x, I64({5, 1})}, 2);
   EXPECT_EQ(Values<float>(parts[1]), (std::vector<float>{6}));
@@ -122,7 +101,7 @@ TEST(RefTensor, SliceClampsAndStepsBackwards) {
   EXPECT_EQ(Values<int32_t>(out[0]), (std::vector<int32_t>{9, 6, 3, 0}));
   out = RunOk("Slice", 13, {x, I64({-4}), I64({1000})});
   EXPECT_EQ(Values<int32_t>(out[0]), (std::vector<int32_t>{6, 7, 8, 9}));
-  out = RunOk("Slice", 1, {x}, 1, Attrs({IntsAttr("starts", {2}), IntsAttr("ends", {5})}));
+  out = RunOk("Slice", 1, {x}, 1, Attrs({Attribute::Ints("starts", {2}), Attribute::Ints("ends", {5})}));
   EXPECT_EQ(Values<int32_t>(out[0]), (std::vector<int32_t>{2, 3, 4}));
   out = RunOk("Slice", 13, {x, I64({5}), I64({2})});
   EXPECT_EQ(out[0].shape(), (Shape{0}));
@@ -135,12 +114,12 @@ TEST(RefTensor, GatherFamilyWithNegativeIndicesAndBatchDims) {
   EXPECT_EQ(Values<float>(out[0]), (std::vector<float>{5, 6, 1, 2}));
   EXPECT_FALSE(RunOpEager("Gather", 13, {x, I64({3})}, 1).ok());
   out = RunOk("GatherElements", 13, {x, Make<int64_t>({1, 0, 0, -1}, {2, 2})}, 1,
-              Attrs({IntAttr("axis", 1)}));
+              Attrs({Attribute::Int("axis", 1)}));
   EXPECT_EQ(Values<float>(out[0]), (std::vector<float>{2, 1, 3, 4}));
   // batch_dims=1: batch b picks data[b][idx].
   Tensor d = Make<int32_t>({0, 1, 2, 3, 4, 5, 6, 7}, {2, 2, 2});
   out = RunOk("GatherND", 13, {d, Make<int64_t>({1, 0}, {2, 1})}, 1,
-              Attrs({IntAttr("batch_dims", 1)}));
+              Attrs({Attribute::Int("batch_dims", 1)}));
   EXPECT_EQ(out[0].shape(), (Shape{2, 2}));
   EXPECT_EQ(Values<int32_t>(out[0]), (std::vector<int32_t>{2, 3, 4, 5}));
 }
@@ -150,17 +129,17 @@ TEST(RefTensor, ScatterReductionsApplyDuplicatesInOrder) {
   Tensor idx = Make<int64_t>({1, 1}, {1, 2});
   Tensor upd = Make<float>({10, 20}, {1, 2});
   auto out = RunOk("ScatterElements", 16, {data, idx, upd}, 1,
-                   Attrs({IntAttr("axis", 1), StrAttr("reduction", "add")}));
+                   Attrs({Attribute::Int("axis", 1), Attribute::String("reduction", "add")}));
   EXPECT_EQ(Values<float>(out[0]), (std::vector<float>{1, 32, 3, 4, 5}));
   out = RunOk("ScatterElements", 16, {data, idx, upd}, 1,
-              Attrs({IntAttr("axis", 1), StrAttr("reduction", "mul")}));
+              Attrs({Attribute::Int("axis", 1), Attribute::String("reduction", "mul")}));
   EXPECT_EQ(Values<float>(out[0]), (std::vector<float>{1, 400, 3, 4, 5}));
   // Scatter-9 is ScatterElements without reduction: the last duplicate wins.
-  out = RunOk("Scatter", 9, {data, idx, upd}, 1, Attrs({IntAttr("axis", 1)}));
+  out = RunOk("Scatter", 9, {data, idx, upd}, 1, Attrs({Attribute::Int("axis", 1)}));
   EXPECT_EQ(Values<float>(out[0]), (std::vector<float>{1, 20, 3, 4, 5}));
   Tensor d2 = Make<int32_t>({1, 2, 3, 4}, {2, 2});
   out = RunOk("ScatterND", 16, {d2, Make<int64_t>({1}, {1, 1}), Make<int32_t>({5, 6}, {1, 2})}, 1,
-              Attrs({StrAttr("reduction", "add")}));
+              Attrs({Attribute::String("reduction", "add")}));
   EXPECT_EQ(Values<int32_t>(out[0]), (std::vector<int32_t>{1, 2, 8, 10}));
 }
 
@@ -180,9 +159,9 @@ TEST(RefTensor, PadModesAndOldAttributes) {
   Tensor x = Make<float>({1, 2, 3}, {1, 3});
   auto out = RunOk("Pad", 13, {x, I64({0, 2, 0, 1}), Make<float>({9}, {})});
   EXPECT_EQ(Values<float>(out[0]), (std::vector<float>{9, 9, 1, 2, 3, 9}));
-  out = RunOk("Pad", 13, {x, I64({0, 2, 0, 2})}, 1, Attrs({StrAttr("mode", "reflect")}));
+  out = RunOk("Pad", 13, {x, I64({0, 2, 0, 2})}, 1, Attrs({Attribute::String("mode", "reflect")}));
   EXPECT_EQ(Values<float>(out[0]), (std::vector<float>{3, 2, 1, 2, 3, 2, 1}));
-  out = RunOk("Pad", 13, {x, I64({0, 2, 0, 1})}, 1, Attrs({StrAttr("mode", "edge")}));
+  out = RunOk("Pad", 13, {x, I64({0, 2, 0, 1})}, 1, Attrs({Attribute::String("mode", "edge")}));
   EXPECT_EQ(Values<float>(out[0]), (std::vector<float>{1, 1, 1, 2, 3, 3}));
   out = RunOk("Pad", 13, {x, I64({0, -1, 0, 0})});  // negative pads crop
   EXPECT_EQ(Values<float>(out[0]), (std::vector<float>{2, 3}));
@@ -190,7 +169,7 @@ TEST(RefTensor, PadModesAndOldAttributes) {
   value.name = "value";
   value.kind = Attribute::Kind::kFloat;
   value.f = 7;
-  out = RunOk("Pad", 2, {x}, 1, Attrs({IntsAttr("pads", {1, 0, 0, 0}), value}));
+  out = RunOk("Pad", 2, {x}, 1, Attrs({Attribute::Ints("pads", {1, 0, 0, 0}), value}));
   EXPECT_EQ(Values<float>(out[0]), (std::vector<float>{7, 7, 7, 1, 2, 3}));
 }
 
@@ -199,16 +178,16 @@ TEST(RefTensor, TopKBreaksTiesTowardsLowerIndex) {
   auto out = RunOk("TopK", 11, {x, I64({3})}, 2);
   EXPECT_EQ(Values<float>(out[0]), (std::vector<float>{3, 3, 2}));
   EXPECT_EQ(Values<int64_t>(out[1]), (std::vector<int64_t>{0, 2, 3}));
-  out = RunOk("TopK", 11, {x, I64({2})}, 2, Attrs({IntAttr("largest", 0)}));
+  out = RunOk("TopK", 11, {x, I64({2})}, 2, Attrs({Attribute::Int("largest", 0)}));
   EXPECT_EQ(Values<int64_t>(out[1]), (std::vector<int64_t>{1, 4}));
-  out = RunOk("TopK", 1, {x}, 2, Attrs({IntAttr("k", 1)}));
+  out = RunOk("TopK", 1, {x}, 2, Attrs({Attribute::Int("k", 1)}));
   EXPECT_EQ(Values<int64_t>(out[1]), (std::vector<int64_t>{0}));
   EXPECT_FALSE(RunOpEager("TopK", 11, {x, I64({6})}, 2).ok());
 }
 
 TEST(RefTensor, UniqueUnsortedKeepsFirstOccurrenceOrder) {
   Tensor x = Make<int32_t>({5, 3, 5, 1, 3}, {5});
-  auto out = RunOk("Unique", 11, {x}, 4, Attrs({IntAttr("sorted", 0)}));
+  auto out = RunOk("Unique", 11, {x}, 4, Attrs({Attribute::Int("sorted", 0)}));
   EXPECT_EQ(Values<int32_t>(out[0]), (std::vector<int32_t>{5, 3, 1}));
   EXPECT_EQ(Values<int64_t>(out[1]), (std::vector<int64_t>{0, 1, 3}));
   EXPECT_EQ(Values<int64_t>(out[2]), (std::vector<int64_t>{0, 1, 0, 2, 1}));
@@ -224,7 +203,7 @@ TEST(RefTensor, UniqueUnsortedKeepsFirstOccurrenceOrder) {
 TEST(RefTensor, CumSumExclusiveReverseAndHalf) {
   Tensor x = Make<int32_t>({1, 2, 3, 4}, {4});
   auto out = RunOk("CumSum", 14, {x, I64Scalar(0)}, 1,
-                   Attrs({IntAttr("exclusive", 1), IntAttr("reverse", 1)}));
+                   Attrs({Attribute::Int("exclusive", 1), Attribute::Int("reverse", 1)}));
   EXPECT_EQ(Values<int32_t>(out[0]), (std::vector<int32_t>{9, 7, 4, 0}));
   Tensor h = Make<Half>({Half(1.0f), Half(0.5f), Half(0.25f)}, {3});
   out = RunOk("CumSum", 14, {h, Make<int32_t>({0}, {})});
@@ -234,13 +213,13 @@ TEST(RefTensor, CumSumExclusiveReverseAndHalf) {
 
 TEST(RefTensor, ArgMaxSelectLastIndexAndKeepdims) {
   Tensor x = Make<float>({2, 5, 5, 1, 0, 0}, {2, 3});
-  auto out = RunOk("ArgMax", 13, {x}, 1, Attrs({IntAttr("axis", 1), IntAttr("keepdims", 0)}));
+  auto out = RunOk("ArgMax", 13, {x}, 1, Attrs({Attribute::Int("axis", 1), Attribute::Int("keepdims", 0)}));
   EXPECT_EQ(out[0].shape(), (Shape{2}));
   EXPECT_EQ(Values<int64_t>(out[0]), (std::vector<int64_t>{1, 0}));
-  out = RunOk("ArgMax", 13, {x}, 1, Attrs({IntAttr("axis", 1), IntAttr("select_last_index", 1)}));
+  out = RunOk("ArgMax", 13, {x}, 1, Attrs({Attribute::Int("axis", 1), Attribute::Int("select_last_index", 1)}));
   EXPECT_EQ(out[0].shape(), (Shape{2, 1}));
   EXPECT_EQ(Values<int64_t>(out[0]), (std::vector<int64_t>{2, 0}));
-  out = RunOk("ArgMin", 13, {x}, 1, Attrs({IntAttr("axis", 1), IntAttr("select_last_index", 1)}));
+  out = RunOk("ArgMin", 13, {x}, 1, Attrs({Attribute::Int("axis", 1), Attribute::Int("select_last_index", 1)}));
   EXPECT_EQ(Values<int64_t>(out[0]), (std::vector<int64_t>{0, 2}));
 }
 
@@ -251,14 +230,14 @@ TEST(RefTensor, SmallGeneratorsAndShapeOps) {
   out = RunOk("OneHot", 11, {I64({-1, 1}), I64Scalar(3), Make<float>({0, 5}, {2})});
   EXPECT_EQ(Values<float>(out[0]), (std::vector<float>{0, 0, 5, 0, 5, 0}));
   Tensor x = Make<float>(std::vector<float>(6, 0), {2, 3});
-  out = RunOk("Shape", 15, {x}, 1, Attrs({IntAttr("start", -1)}));
+  out = RunOk("Shape", 15, {x}, 1, Attrs({Attribute::Int("start", -1)}));
   EXPECT_EQ(Values<int64_t>(out[0]), (std::vector<int64_t>{3}));
-  out = RunOk("EyeLike", 11, {x}, 1, Attrs({IntAttr("k", 1), IntAttr("dtype", 7)}));
+  out = RunOk("EyeLike", 11, {x}, 1, Attrs({Attribute::Int("k", 1), Attribute::Int("dtype", 7)}));
   EXPECT_EQ(Values<int64_t>(out[0]), (std::vector<int64_t>{0, 1, 0, 0, 0, 1}));
   out = RunOk("NonZero", 13, {Make<bool>({false, true, true, false}, {2, 2})});
   EXPECT_EQ(Values<int64_t>(out[0]), (std::vector<int64_t>{0, 1, 1, 0}));
   out = RunOk("Trilu", 14, {Make<int32_t>({1, 2, 3, 4, 5, 6, 7, 8, 9}, {3, 3}), I64Scalar(-1)}, 1,
-              Attrs({IntAttr("upper", 0)}));
+              Attrs({Attribute::Int("upper", 0)}));
   EXPECT_EQ(Values<int32_t>(out[0]), (std::vector<int32_t>{0, 0, 0, 4, 0, 0, 7, 8, 0}));
 }
 
@@ -268,12 +247,12 @@ TEST(RefTensor, DepthToSpaceModesDiffer) {
   std::vector<float> v(8);
   for (int i = 0; i < 8; ++i) v[i] = static_cast<float>(i);
   Tensor x = Make<float>(v, {1, 8, 1, 1});
-  auto dcr = RunOk("DepthToSpace", 13, {x}, 1, Attrs({IntAttr("blocksize", 2)}));
+  auto dcr = RunOk("DepthToSpace", 13, {x}, 1, Attrs({Attribute::Int("blocksize", 2)}));
   EXPECT_EQ(Values<float>(dcr[0]), (std::vector<float>{0, 2, 4, 6, 1, 3, 5, 7}));
   auto crd =
-      RunOk("DepthToSpace", 13, {x}, 1, Attrs({IntAttr("blocksize", 2), StrAttr("mode", "CRD")}));
+      RunOk("DepthToSpace", 13, {x}, 1, Attrs({Attribute::Int("blocksize", 2), Attribute::String("mode", "CRD")}));
   EXPECT_EQ(Values<float>(crd[0]), (std::vector<float>{0, 1, 2, 3, 4, 5, 6, 7}));
-  auto back = RunOk("SpaceToDepth", 13, {dcr[0]}, 1, Attrs({IntAttr("blocksize", 2)}));
+  auto back = RunOk("SpaceToDepth", 13, {dcr[0]}, 1, Attrs({Attribute::Int("blocksize", 2)}));
   EXPECT_EQ(Values<float>(back[0]), v);
 }
 
