@@ -1,5 +1,8 @@
 #include "ir/infer_util.h"
 
+#include <algorithm>
+#include <cstdint>
+
 namespace kiln {
 
 Result<DimVector> BroadcastDims(const DimVector& a, const DimVector& b) {
@@ -83,6 +86,22 @@ Status InferBroadcastBool(InferContext& ctx) {
   KILN_ASSIGN_OR_RETURN(auto shape, BroadcastInputs(ctx));
   ctx.set_output(0, ElementType::kBool, std::move(shape));
   return Status::Ok();
+}
+
+SliceSpan NormalizeSlice(int64_t s, int64_t e, int64_t step, int64_t d) {
+  if (s < 0) s += d;
+  if (e < 0) e += d;
+  int64_t len;
+  if (step > 0) {
+    s = std::clamp<int64_t>(s, 0, d);
+    e = std::clamp<int64_t>(e, 0, d);
+    len = e > s ? (e - s - 1) / step + 1 : 0;
+  } else {
+    s = std::clamp<int64_t>(s, 0, d - 1);
+    e = std::clamp<int64_t>(e, -1, d - 1);
+    len = s > e ? (s - e - 1) / (step == INT64_MIN ? INT64_MAX : -step) + 1 : 0;
+  }
+  return {s, len};
 }
 
 std::optional<int64_t> StaticNumElements(const DimVector& d) {

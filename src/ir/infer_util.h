@@ -23,6 +23,15 @@ Status InferSameAsInput0(InferContext& ctx);
 Status InferBroadcast(InferContext& ctx);
 // Output 0 = broadcast of inputs, bool type (comparisons, logic).
 Status InferBroadcastBool(InferContext& ctx);
+// One axis of an ONNX Slice on a dim of size `dim`: negative start/end count from the end, then
+// clamp ([0, dim] for positive steps, [-1, dim-1] for negative ones). `step` must be non-zero.
+// Shared by Slice's inference and its kernel so that both always agree.
+struct SliceSpan {
+  int64_t start = 0;   // first index taken (meaningful when length > 0)
+  int64_t length = 0;  // number of elements taken
+};
+SliceSpan NormalizeSlice(int64_t start, int64_t end, int64_t step, int64_t dim);
+
 // Product of static dims, nullopt if any is not static.
 std::optional<int64_t> StaticNumElements(const DimVector& d);
 

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/tensor_compare.h"
 #include "passes/precision_internal.h"
 
 namespace kiln::precision_internal {
@@ -355,16 +356,12 @@ bool AllFinite(const Tensor& t) {
 }
 
 double RelError(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape()) return INFINITY;
-  double num = 0, den = 0;
+  // Non-finite candidates count as unbounded error; otherwise ||a-b|| / ||b||.
   for (int64_t i = 0; i < a.size(); ++i) {
-    const double x = a.GetAsDouble(i), y = b.GetAsDouble(i);
-    if (!std::isfinite(x)) return INFINITY;
-    num += (x - y) * (x - y);
-    den += y * y;
+    if (!std::isfinite(a.GetAsDouble(i))) return INFINITY;
   }
-  if (den == 0) return num == 0 ? 0.0 : std::sqrt(num);
-  return std::sqrt(num / den);
+  auto err = RelativeL2Error(a, b);
+  return err.ok() ? *err : INFINITY;
 }
 
 }  // namespace kiln::precision_internal

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "backends/ref/tensor_internal.h"
+#include "ir/infer_util.h"
 
 namespace kiln::tensor_ref {
 namespace {
@@ -294,19 +295,8 @@ Status Slice(KernelContext& ctx) {
     // A step longer than the dim takes at most one element; clamping keeps strides in range.
     const int64_t step =
         std::clamp<int64_t>(steps[i], -std::max<int64_t>(d, 1), std::max<int64_t>(d, 1));
-    int64_t s = starts[i], e = ends[i];
-    if (s < 0) s += d;
-    if (e < 0) e += d;
-    int64_t len;
-    if (step > 0) {
-      s = std::clamp<int64_t>(s, 0, d);
-      e = std::clamp<int64_t>(e, 0, d);
-      len = e > s ? (e - s - 1) / step + 1 : 0;
-    } else {
-      s = std::clamp<int64_t>(s, 0, d - 1);
-      e = std::clamp<int64_t>(e, -1, d - 1);
-      len = s > e ? (s - e - 1) / (-step) + 1 : 0;
-    }
+    const SliceSpan span = NormalizeSlice(starts[i], ends[i], step, d);
+    const int64_t s = span.start, len = span.length;
     out_shape[a] = len;
     if (len > 0) offset += s * in_strides[a];
     strides[a] = in_strides[a] * step;

@@ -413,19 +413,7 @@ Status InferSlice(InferContext& ctx) {
     }
     const int64_t d = dim.value, step = steps ? (*steps)[i] : 1;
     if (step == 0) return ctx.Error("steps must be non-zero");
-    int64_t s = (*starts)[i], e = (*ends)[i];
-    if (s < 0) s += d;
-    if (e < 0) e += d;
-    int64_t len;
-    if (step > 0) {
-      s = std::clamp<int64_t>(s, 0, d);
-      e = std::clamp<int64_t>(e, 0, d);
-      len = e > s ? (e - s - 1) / step + 1 : 0;
-    } else {
-      s = std::clamp<int64_t>(s, 0, d - 1);
-      e = std::clamp<int64_t>(e, -1, d - 1);
-      len = s > e ? (s - e - 1) / (step == INT64_MIN ? INT64_MAX : -step) + 1 : 0;
-    }
+    const int64_t len = NormalizeSlice((*starts)[i], (*ends)[i], step, d).length;
     out[a] = Dim(len);
   }
   ctx.set_output(0, t, std::move(out));
