@@ -178,4 +178,20 @@ Result<std::vector<NodeId>> Graph::TopologicalOrder() const {
   return order;
 }
 
+const char* ModelTypeName(ModelType t) { return t == ModelType::kNetwork ? "network" : "program"; }
+
+Result<ModelType> ParseModelType(const std::string& s) {
+  if (s == "program") return ModelType::kProgram;
+  if (s == "network") return ModelType::kNetwork;
+  return InvalidArgument("model type '" + s + "': expected program or network");
+}
+
+Result<ModelType> Model::model_type() const {
+  auto it = metadata.find("kiln.model_type");
+  if (it == metadata.end()) return ModelType::kProgram;
+  auto t = ParseModelType(it->second);
+  if (!t.ok()) return InvalidArgument("metadata kiln.model_type: " + t.status().message());
+  return t;
+}
+
 }  // namespace kiln

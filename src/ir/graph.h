@@ -155,7 +155,18 @@ class Graph {
 };
 
 // A model: its main graph and where it came from.
+// How a typed model's element types bind a runtime (DESIGN.md, "Typed execution"):
+// kProgram: every value's type is its minimum precision (a backend may raise, never lower);
+// kNetwork: only graph inputs and outputs are typed, each compute unit computes in its own
+// native precision. Recorded in the metadata key "kiln.model_type"; absent means program.
+enum class ModelType { kProgram, kNetwork };
+const char* ModelTypeName(ModelType t);  // "program" / "network"
+Result<ModelType> ParseModelType(const std::string& s);
+
 struct Model {
+  // The model type recorded in the metadata (kProgram when absent); an unknown value is an error.
+  Result<ModelType> model_type() const;
+
   Graph graph;
   std::map<std::string, int> opsets;  // domain -> version ("" is ai.onnx)
   int64_t ir_version = 0;

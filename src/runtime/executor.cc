@@ -7,6 +7,7 @@
 #include <set>
 
 #include "backends/ref/eager.h"
+#include "backends/ref/ref_backend.h"
 #include "ir/shape_inference.h"
 
 namespace kiln {
@@ -89,8 +90,24 @@ class ExecContext final : public KernelContext {
   std::vector<Tensor> scratch_;
 };
 
-Result<std::unique_ptr<GraphExecutor>> GraphExecutor::Create(const Graph& graph, ThreadPool* pool) {
-  std::unique_ptr<GraphExecutor> ex(new GraphExecutor(graph, pool));
+namespace {
+std::shared_ptr<const ExecutorConfig> RefOnlyConfig() {
+  static const std::shared_ptr<const ExecutorConfig> config = [] {
+    auto c = std::make_shared<ExecutorConfig>();
+    c->backends.push_back(MakeRefBackend());
+    return c;
+  }();
+  return config;
+}
+}  // namespace
+
+Result<std::unique_ptr<GraphExecutor>> GraphExecutor::Create(
+    const Graph& graph, ThreadPool* pool, std::shared_ptr<const ExecutorConfig> config) {
+  if (config == nullptr) config = RefOnlyConfig();
+  bool has_ref = false;
+  for (const auto& b : config->backends) has_ref |= b->runs_in_executor();
+  if (!has_ref) return InvalidArgument("an executor needs the reference backend among its backends");
+  std::unique_ptr<GraphExecutor> ex(new GraphExecutor(graph, pool, std::move(config)));
   KILN_RETURN_IF_ERROR(ex->Prepare());
   return ex;
 }
@@ -121,7 +138,7 @@ Status GraphExecutor::Prepare() {
 Result<GraphExecutor*> GraphExecutor::SubExecutor(const Graph& body) {
   auto it = subs_.find(&body);
   if (it != subs_.end()) return it->second.get();
-  KILN_ASSIGN_OR_RETURN(auto ex, Create(body, pool_));
+  KILN_ASSIGN_OR_RETURN(auto ex, Create(body, pool_, config_->nested ? config_->nested : config_));
   GraphExecutor* raw = ex.get();
   subs_[&body] = std::move(ex);
   return raw;
@@ -213,29 +230,58 @@ Result<std::unique_ptr<ExecutionPlan>> GraphExecutor::BuildPlan(
     plan->constants[id] = t;
     is_const[id] = true;
   }
+  // Constant nodes too large for the folder are constants all the same (weights stored as
+  // Constant nodes): their tensors are shared, not copied, and compiled backends see them.
+  for (NodeId id : order_) {
+    const Node& n = graph_.node(id);
+    if (n.op_type != "Constant" || !n.domain.empty() || n.outputs.size() != 1 ||
+        !n.outputs[0].valid() || is_const[n.outputs[0].v]) {
+      continue;
+    }
+    const Tensor* value = n.attrs.GetTensor("value");
+    if (value == nullptr || !value->defined()) continue;
+    plan->constants[n.outputs[0].v] = *value;
+    is_const[n.outputs[0].v] = true;
+  }
+  std::vector<NodeId> running;
   for (NodeId id : order_) {
     const Node& n = graph_.node(id);
     bool folded = !n.outputs.empty();
     for (ValueId o : n.outputs) folded &= !o.valid() || is_const[o.v];
-    if (!folded) plan->steps.push_back(id);
+    if (!folded) running.push_back(id);
   }
-  // Liveness over steps.
+  KILN_RETURN_IF_ERROR(PlanSteps(*plan, running));
+  // Liveness over steps: a compiled partition reads its border inputs and writes its border
+  // outputs; values inside it never reach the executor.
   const size_t nv = graph_.num_values();
   std::vector<int> first(nv, -1), last(nv, -1);
+  auto step_io = [&](const PlanStep& st, std::vector<ValueId>& reads, std::vector<ValueId>& writes) {
+    reads.clear();
+    writes.clear();
+    if (st.compiled >= 0) {
+      const Partition& part =
+          plan->partitioning.partitions[plan->compiled[st.compiled].partition];
+      reads = part.inputs;
+      writes = part.outputs;
+      return;
+    }
+    const Node& n = graph_.node(st.node);
+    reads = n.inputs;
+    reads.insert(reads.end(), implicit_inputs_[st.node.v].begin(), implicit_inputs_[st.node.v].end());
+    writes = n.outputs;
+  };
+  std::vector<ValueId> reads, writes;
   for (size_t s = 0; s < plan->steps.size(); ++s) {
-    const Node& n = graph_.node(plan->steps[s]);
-    for (ValueId o : n.outputs) {
+    step_io(plan->steps[s], reads, writes);
+    for (ValueId o : writes) {
       if (o.valid()) first[o.v] = last[o.v] = static_cast<int>(s);
     }
   }
   for (size_t s = 0; s < plan->steps.size(); ++s) {
-    const NodeId nid = plan->steps[s];
-    const Node& n = graph_.node(nid);
-    auto use = [&](ValueId v) {
+    step_io(plan->steps[s], reads, writes);
+    for (ValueId v : reads) {
       if (v.valid() && first[v.v] >= 0) last[v.v] = std::max(last[v.v], static_cast<int>(s));
-    };
-    for (ValueId in : n.inputs) use(in);
-    for (ValueId in : implicit_inputs_[nid.v]) use(in);
+    }
   }
   plan->arena_offset.assign(nv, -1);
   plan->arena_bytes_of.assign(nv, 0);
@@ -295,10 +341,21 @@ Result<std::vector<Tensor>> GraphExecutor::Run(const std::vector<Tensor>& inputs
   // KILN_TRACE=1 prints every step with its output shapes (debugging aid, off by default).
   static const bool trace = std::getenv("KILN_TRACE") != nullptr;
   for (size_t s = 0; s < plan.steps.size(); ++s) {
-    const Node& n = graph_.node(plan.steps[s]);
+    const PlanStep& step = plan.steps[s];
+    if (step.compiled >= 0) {
+      const CompiledStep& cs = plan.compiled[step.compiled];
+      if (trace) {
+        std::fprintf(stderr, "[kiln] %s/%zu: partition %d on %s\n", graph_.name.c_str(), s,
+                     cs.partition, cs.backend->name().c_str());
+      }
+      KILN_RETURN_IF_ERROR(RunCompiled(plan, cs, slots, observer));
+      for (uint32_t v : plan.release_after[s]) slots[v] = Tensor();
+      continue;
+    }
+    const Node& n = graph_.node(step.node);
     if (trace) std::fprintf(stderr, "[kiln] %s/%zu: %s\n", graph_.name.c_str(), s, n.Describe().c_str());
     ExecContext ctx(*this, plan, slots, frame, n);
-    Status st = kernels_[plan.steps[s].v]->run(ctx);
+    Status st = kernels_[step.node.v]->run(ctx);
     if (!st.ok()) {
       if (st.message().find(n.name) == std::string::npos) return st.WithContext(n.Describe());
       return st;
@@ -327,10 +384,113 @@ Result<std::vector<Tensor>> GraphExecutor::Run(const std::vector<Tensor>& inputs
   return outputs;
 }
 
+Status GraphExecutor::PlanSteps(ExecutionPlan& plan, const std::vector<NodeId>& nodes) {
+  auto constant = [&](ValueId v) -> const Tensor* {
+    const Value& val = graph_.value(v);
+    if (val.kind == ValueKind::kInitializer) return &val.initializer;
+    auto it = plan.constants.find(v.v);
+    return it == plan.constants.end() ? nullptr : &it->second;
+  };
+  KILN_ASSIGN_OR_RETURN(plan.partitioning,
+                        PartitionGraph(graph_, plan.types, constant, nodes, config_->backends,
+                                       config_->partition));
+  for (size_t p = 0; p < plan.partitioning.partitions.size(); ++p) {
+    const Partition& part = plan.partitioning.partitions[p];
+    const auto& backend = config_->backends[part.backend];
+    if (backend->runs_in_executor()) {
+      for (NodeId id : part.nodes) plan.steps.push_back(PlanStep{id, -1});
+      continue;
+    }
+    PartitionSpec spec;
+    spec.graph = &graph_;
+    spec.nodes = part.nodes;
+    spec.inputs = part.inputs;
+    spec.outputs = part.outputs;
+    spec.types = &plan.types;
+    spec.constant = constant;
+    spec.model_type = config_->partition.model_type;
+    spec.pool = pool_;
+    spec.threads = config_->partition.threads;
+    for (ValueId v : part.outputs) {
+      if (!plan.types[v.v].has_static_shape()) {
+        return Internal("partition " + std::to_string(p) + " on " + backend->name() +
+                        " produces '" + graph_.value(v).name + "' of unknown shape");
+      }
+    }
+    auto program = backend->Compile(spec);
+    if (!program.ok()) {
+      return program.status().WithContext("compiling partition " + std::to_string(p) + " (" +
+                                          std::to_string(part.nodes.size()) + " nodes) on " +
+                                          backend->name());
+    }
+    CompiledStep cs;
+    cs.partition = static_cast<int>(p);
+    cs.backend = backend;
+    cs.program = std::move(program).value();
+    plan.compiled.push_back(std::move(cs));
+    plan.steps.push_back(PlanStep{NodeId(), static_cast<int>(plan.compiled.size()) - 1});
+  }
+  return Status::Ok();
+}
+
+Status GraphExecutor::RunCompiled(ExecutionPlan& plan, const CompiledStep& step,
+                                  std::vector<Tensor>& slots, const NodeObserver* observer) {
+  const Partition& part = plan.partitioning.partitions[step.partition];
+  std::vector<const Tensor*> ins;
+  for (ValueId v : part.inputs) {
+    const Tensor& t = slots[v.v];
+    if (!t.defined()) {
+      return Internal("partition " + std::to_string(step.partition) + " input '" +
+                      graph_.value(v).name + "' is not available");
+    }
+    ins.push_back(&t);
+  }
+  std::vector<Tensor*> outs;
+  for (ValueId v : part.outputs) {
+    const TypeInfo& ti = plan.types[v.v];
+    const Shape shape = ti.static_shape();
+    Tensor& slot = slots[v.v];
+    const int64_t offset = plan.arena_offset[v.v];
+    if (offset >= 0) {
+      slot = Tensor::Wrap(ti.type, shape, static_cast<char*>(plan.arena.get()) + offset);
+    } else {
+      KILN_ASSIGN_OR_RETURN(slot, Tensor::Allocate(ti.type, shape));
+    }
+    outs.push_back(&slot);
+  }
+  Status st = step.program->Run(ins, outs);
+  if (!st.ok()) {
+    return st.WithContext("partition " + std::to_string(step.partition) + " on " +
+                          step.backend->name());
+  }
+  if (observer != nullptr) {
+    for (ValueId v : part.outputs) {
+      const Value& val = graph_.value(v);
+      if (!val.producer.valid()) continue;
+      const Node& n = graph_.node(val.producer);
+      std::vector<const Tensor*> o(n.outputs.size(), nullptr);
+      for (size_t i = 0; i < n.outputs.size(); ++i) {
+        if (n.outputs[i] == v) o[i] = &slots[v.v];
+      }
+      (*observer)(graph_, n, o);
+    }
+  }
+  return Status::Ok();
+}
+
 std::string ExecutionPlan::ToString(const Graph& graph) const {
   std::string s = "plan for " + signature + "\n";
   for (size_t i = 0; i < steps.size(); ++i) {
-    const Node& n = graph.node(steps[i]);
+    if (steps[i].compiled >= 0) {
+      const CompiledStep& cs = compiled[steps[i].compiled];
+      const Partition& part = partitioning.partitions[cs.partition];
+      s += "  " + std::to_string(i) + ": partition " + std::to_string(cs.partition) + " on " +
+           cs.backend->name() + " (" + std::to_string(part.nodes.size()) + " nodes) ->";
+      for (ValueId o : part.outputs) s += " " + graph.value(o).name + ":" + types[o.v].ToString();
+      s += "\n";
+      continue;
+    }
+    const Node& n = graph.node(steps[i].node);
     s += "  " + std::to_string(i) + ": " + n.Describe() + " ->";
     for (ValueId o : n.outputs) {
       if (o.valid()) s += " " + graph.value(o).name + ":" + types[o.v].ToString();

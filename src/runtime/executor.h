@@ -24,7 +24,9 @@
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "ir/graph.h"
+#include "plan/backend.h"
 #include "plan/memory_plan.h"
+#include "plan/partitioner.h"
 
 namespace kiln {
 
@@ -43,11 +45,34 @@ struct Frame {
   const Tensor* Lookup(const std::string& name) const;
 };
 
+// The backends a graph may use and the partitioning rules. The reference backend must be among
+// them (the executor runs its nodes itself).
+struct ExecutorConfig {
+  std::vector<std::shared_ptr<Backend>> backends;  // preference order
+  PartitionOptions partition;
+  // Config for nested bodies (If/Loop/Scan); null: the same as this one.
+  std::shared_ptr<const ExecutorConfig> nested;
+};
+
+// One step of a plan: a node run by the reference kernels, or a compiled partition.
+struct PlanStep {
+  NodeId node;         // valid for a reference node
+  int compiled = -1;   // >= 0: index into ExecutionPlan::compiled
+};
+
+struct CompiledStep {
+  int partition = -1;  // index into ExecutionPlan::partitioning.partitions
+  std::shared_ptr<Backend> backend;
+  std::unique_ptr<CompiledPartition> program;
+};
+
 struct ExecutionPlan {
   std::string signature;
   std::vector<TypeInfo> types;                       // specialised, per value id
   std::unordered_map<uint32_t, Tensor> constants;    // folded values, per value id
-  std::vector<NodeId> steps;                         // nodes that run, in order
+  std::vector<PlanStep> steps;                       // in execution order
+  PartitionResult partitioning;                      // where every node runs, and why
+  std::vector<CompiledStep> compiled;
   std::vector<int64_t> arena_offset;                 // per value id; -1: not in the arena
   std::vector<int64_t> arena_bytes_of;               // per value id, planned size
   std::vector<std::vector<uint32_t>> release_after;  // per step: values dead after it
@@ -61,7 +86,10 @@ struct ExecutionPlan {
 class GraphExecutor {
  public:
   // Checks that every node (also in nested graphs) has a kernel; error lists the first missing.
-  static Result<std::unique_ptr<GraphExecutor>> Create(const Graph& graph, ThreadPool* pool);
+  // `config` null: the reference backend only.
+  static Result<std::unique_ptr<GraphExecutor>> Create(
+      const Graph& graph, ThreadPool* pool,
+      std::shared_ptr<const ExecutorConfig> config = nullptr);
 
   // `inputs` in the order of graph.inputs(). `outer` resolves outer-scope values (nested bodies).
   // `observer` (or, when null, the enclosing frame's) sees every executed node.
@@ -71,10 +99,15 @@ class GraphExecutor {
   Result<const ExecutionPlan*> PlanFor(const std::vector<Tensor>& inputs,
                                        const Frame* outer = nullptr);
   const Graph& graph() const { return graph_; }
+  const ExecutorConfig& config() const { return *config_; }
   size_t cached_plans() const { return plans_.size(); }
 
  private:
-  GraphExecutor(const Graph& graph, ThreadPool* pool) : graph_(graph), pool_(pool) {}
+  GraphExecutor(const Graph& graph, ThreadPool* pool, std::shared_ptr<const ExecutorConfig> c)
+      : graph_(graph), pool_(pool), config_(std::move(c)) {}
+  Status PlanSteps(ExecutionPlan& plan, const std::vector<NodeId>& nodes);
+  Status RunCompiled(ExecutionPlan& plan, const CompiledStep& step, std::vector<Tensor>& slots,
+                     const NodeObserver* observer);
   Status Prepare();
   Result<std::unique_ptr<ExecutionPlan>> BuildPlan(const std::vector<Tensor>& inputs,
                                                    const std::vector<const Tensor*>& captured,
@@ -83,6 +116,7 @@ class GraphExecutor {
 
   const Graph& graph_;
   ThreadPool* pool_;
+  std::shared_ptr<const ExecutorConfig> config_;
   std::vector<NodeId> order_;
   std::vector<const KernelDef*> kernels_;            // per node id
   std::vector<std::vector<ValueId>> implicit_inputs_;  // per node id: values read by bodies

@@ -2,12 +2,103 @@
 
 #include <set>
 
+#include "backends/ref/ref_backend.h"
+#include "backends/xnnpack/xnnpack_backend.h"
+#include "precision/raise.h"
+
 namespace kiln {
+
+namespace {
+
+// Built-in and extra backends, filtered by unit and ordered by preference.
+Result<std::vector<std::shared_ptr<Backend>>> ChooseBackends(const SessionOptions& o) {
+  std::vector<std::shared_ptr<Backend>> all = o.extra_backends;
+  if (auto x = MakeXnnpackBackend()) all.push_back(std::move(x));
+  all.push_back(MakeRefBackend());
+  std::vector<std::shared_ptr<Backend>> chosen;
+  auto take = [&](const std::shared_ptr<Backend>& b) {
+    for (const auto& c : chosen) {
+      if (c->name() == b->name()) return;
+    }
+    chosen.push_back(b);
+  };
+  if (!o.backends.empty()) {
+    for (const std::string& name : o.backends) {
+      std::shared_ptr<Backend> found;
+      std::string names;
+      for (const auto& b : all) {
+        names += (names.empty() ? "" : ", ") + b->name();
+        if (b->name() == name) found = b;
+      }
+      if (found == nullptr) {
+        return InvalidArgument("backend '" + name + "' is not available (available: " + names + ")");
+      }
+      if (!UnitAllowed(o.units, found->unit())) {
+        return InvalidArgument("backend '" + name + "' runs on the " +
+                               ComputeUnitName(found->unit()) + ", which compute units " +
+                               ComputeUnitsName(o.units) + " does not allow");
+      }
+      take(found);
+    }
+  } else {
+    for (ComputeUnit u : {ComputeUnit::kNpu, ComputeUnit::kGpu, ComputeUnit::kCpu}) {
+      for (const auto& b : all) {
+        if (b->unit() == u && !b->runs_in_executor() && UnitAllowed(o.units, u)) take(b);
+      }
+    }
+  }
+  // The reference backend runs in the executor: it is always present, and last. With fallback
+  // off the partitioner refuses to put nodes on it.
+  for (const auto& b : all) {
+    if (b->runs_in_executor()) take(b);
+  }
+  std::vector<std::shared_ptr<Backend>> ordered;
+  for (const auto& b : chosen) {
+    if (!b->runs_in_executor()) ordered.push_back(b);
+  }
+  for (const auto& b : chosen) {
+    if (b->runs_in_executor()) ordered.push_back(b);
+  }
+  return ordered;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Session>> Session::Create(Model model, SessionOptions options) {
   if (options.threads < 1) return InvalidArgument("threads must be at least 1");
+  ModelType type = ModelType::kProgram;
+  if (options.model_type) {
+    type = *options.model_type;
+  } else {
+    KILN_ASSIGN_OR_RETURN(type, model.model_type());
+  }
   std::unique_ptr<Session> s(new Session(std::move(model), options));
-  KILN_ASSIGN_OR_RETURN(s->executor_, GraphExecutor::Create(s->model_.graph, &s->pool_));
+  if (type == ModelType::kNetwork) {
+    // A network's inside is untyped: each unit computes in its native precision. The CPU's is
+    // fp32, so float16 values are raised before partitioning; an fp16 accelerator casts back
+    // at its partition borders.
+    KILN_ASSIGN_OR_RETURN(RaiseReport r, RaiseToFloat32(s->model_));
+    if (r.values_raised > 0 || r.initializers_raised > 0) {
+      s->notes_.push_back("network model: " + std::to_string(r.values_raised) + " f16 values and " +
+                          std::to_string(r.initializers_raised) +
+                          " f16 weights raised to f32 (the CPU's native precision)");
+    }
+  }
+  s->config_ = std::make_shared<ExecutorConfig>();
+  KILN_ASSIGN_OR_RETURN(s->config_->backends, ChooseBackends(options));
+  s->config_->partition.model_type = type;
+  s->config_->partition.op_backend = options.op_backend;
+  s->config_->partition.fallback = options.fallback;
+  s->config_->partition.threads = options.threads;
+  // Nested bodies run on the reference backend for now.
+  auto nested = std::make_shared<ExecutorConfig>();
+  nested->backends.push_back(MakeRefBackend());
+  nested->partition = s->config_->partition;
+  nested->partition.op_backend.clear();
+  nested->partition.fallback = true;
+  s->config_->nested = nested;
+  KILN_ASSIGN_OR_RETURN(s->executor_,
+                        GraphExecutor::Create(s->model_.graph, &s->pool_, s->config_));
   return s;
 }
 
@@ -45,11 +136,16 @@ Result<std::vector<Tensor>> Session::Run(const NamedTensors& inputs,
   return executor_->Run(ordered, nullptr, observer);
 }
 
-Result<std::string> Session::DescribePlan(const NamedTensors& inputs) {
+Result<const ExecutionPlan*> Session::Plan(const NamedTensors& inputs) {
   KILN_ASSIGN_OR_RETURN(auto ordered, OrderInputs(inputs));
   std::lock_guard<std::mutex> lock(mu_);
-  KILN_ASSIGN_OR_RETURN(const ExecutionPlan* plan, executor_->PlanFor(ordered));
-  return plan->ToString(model_.graph);
+  return executor_->PlanFor(ordered);
+}
+
+Result<std::string> Session::DescribePlan(const NamedTensors& inputs) {
+  KILN_ASSIGN_OR_RETURN(const ExecutionPlan* plan, Plan(inputs));
+  return PartitionResultToString(model_.graph, plan->partitioning, config_->backends) +
+         plan->ToString(model_.graph);
 }
 
 }  // namespace kiln

@@ -2,14 +2,16 @@
 // main graph (which owns the executors of nested bodies).
 //
 //   auto model = ImportOnnxFile("m.onnx");
-//   auto session = Session::Create(std::move(model).value(), SessionOptions{.threads = 2});
+//   auto session = Session::Create(std::move(model).value(), SessionOptions::Threads(2));
 //   auto outputs = (*session)->Run({{"x", x}});
 //
 // Run is safe to call from several threads; calls are serialised.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,6 +26,32 @@ namespace kiln {
 
 struct SessionOptions {
   int threads = 1;
+  // Which compute units may run nodes (DESIGN.md "Partitioned execution").
+  ComputeUnits units = ComputeUnits::kAll;
+  // Backend preference by name (e.g. {"xnnpack", "ref"}); empty: accelerators first, then the
+  // CPU backends, the reference backend last. Named backends go first in the given order; with
+  // a non-empty list only the named backends (plus "ref" while fallback is on) are used.
+  std::vector<std::string> backends;
+  // Per-op pins: op type -> backend name (config key OpBackend.<OpType>).
+  std::map<std::string, std::string> op_backend;
+  // May nodes that no preferred backend takes run on the reference backend?
+  bool fallback = true;
+  // Overrides the model's kiln.model_type metadata when set.
+  std::optional<ModelType> model_type;
+  // Backends added to the built-in ones (for tests: a stand-in accelerator).
+  std::vector<std::shared_ptr<Backend>> extra_backends;
+
+  static SessionOptions Threads(int n) {
+    SessionOptions o;
+    o.threads = n;
+    return o;
+  }
+  // The reference backend alone: the oracle (exact fp16 rounding per op, every op and type).
+  static SessionOptions Reference(int n = 1) {
+    SessionOptions o = Threads(n);
+    o.backends = {"ref"};
+    return o;
+  }
 };
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
@@ -41,6 +69,13 @@ class Session {
                                   const NodeObserver* observer = nullptr);
   // The execution plan (steps, folded values, memory layout) for these inputs.
   Result<std::string> DescribePlan(const NamedTensors& inputs);
+  // The plan itself (placement, partitions, memory), for reports such as `kiln plan`.
+  Result<const ExecutionPlan*> Plan(const NamedTensors& inputs);
+  // The backends in preference order, and the model type this session runs the model as.
+  const std::vector<std::shared_ptr<Backend>>& backends() const { return config_->backends; }
+  ModelType model_type() const { return config_->partition.model_type; }
+  // Notes from Create (e.g. "network model: f16 values raised to f32 for the CPU").
+  const std::vector<std::string>& notes() const { return notes_; }
   // How many shape-specialised plans the main graph holds (one per distinct input signature).
   size_t cached_plan_count() const { return executor_->cached_plans(); }
 
@@ -52,6 +87,8 @@ class Session {
   Model model_;
   SessionOptions options_;
   ThreadPool pool_;
+  std::shared_ptr<ExecutorConfig> config_;
+  std::vector<std::string> notes_;
   std::unique_ptr<GraphExecutor> executor_;
   std::mutex mu_;
 };

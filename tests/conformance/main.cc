@@ -55,7 +55,7 @@ Status RunTest(const fs::path& dir) {
     }
     return t;
   };
-  auto session = Session::Create(std::move(model).value(), SessionOptions{1});
+  auto session = Session::Create(std::move(model).value(), SessionOptions::Threads(1));
   if (!session.ok()) return session.status().WithContext("prepare");
   std::vector<fs::path> sets;
   for (const auto& e : fs::directory_iterator(dir)) {

@@ -81,7 +81,7 @@ void CompareWithOrt(const fs::path& model, const NamedTensors& inputs, int threa
 
   auto imported = ImportOnnxFile(model.string());
   ASSERT_TRUE(imported.ok()) << imported.status().ToString();
-  auto session = Session::Create(std::move(imported).value(), SessionOptions{threads});
+  auto session = Session::Create(std::move(imported).value(), SessionOptions::Threads(threads));
   ASSERT_TRUE(session.ok()) << session.status().ToString();
   auto outputs = (*session)->Run(inputs);
   ASSERT_TRUE(outputs.ok()) << outputs.status().ToString();

@@ -203,7 +203,7 @@ TEST(Executor, MatMulMatchesADoubleReferenceAtOneAndTwoThreads) {
   for (int64_t i = 0; i < ta.size(); ++i) ta.data<float>()[i] = d(rng);
   for (int64_t i = 0; i < tb.size(); ++i) tb.data<float>()[i] = d(rng);
   for (int threads : {1, 2}) {
-  auto s1 = Session::Create(MatMulModel(), SessionOptions{threads});
+  auto s1 = Session::Create(MatMulModel(), SessionOptions::Threads(threads));
   ASSERT_TRUE(s1.ok());
   auto r1 = (*s1)->Run({{"a", ta}, {"b", tb}});
   ASSERT_TRUE(r1.ok()) << r1.status().ToString();

@@ -20,5 +20,6 @@ Command AddRunCommand(CLI::App& app);
 Command AddInspectCommand(CLI::App& app);
 Command AddConvertCommand(CLI::App& app);
 Command AddCompareCommand(CLI::App& app);
+Command AddBenchCommand(CLI::App& app);
 
 }  // namespace kiln::cli

@@ -92,9 +92,9 @@ Result<CompareResult> CompareModels(Model reference, Model candidate, const Comp
   const int samples = std::max(1, o.samples);
   // MakeInputs needs the reference's graph; keep it alive in the session and read it there.
   KILN_ASSIGN_OR_RETURN(auto ref_session,
-                        Session::Create(std::move(reference), SessionOptions{o.threads}));
+                        Session::Create(std::move(reference), SessionOptions::Threads(o.threads)));
   KILN_ASSIGN_OR_RETURN(auto cand_session,
-                        Session::Create(std::move(candidate), SessionOptions{o.threads}));
+                        Session::Create(std::move(candidate), SessionOptions::Threads(o.threads)));
   const Graph& rg = ref_session->graph();
   const Graph& cg = cand_session->graph();
 

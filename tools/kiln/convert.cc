@@ -1,13 +1,18 @@
 // kiln convert MODEL.onnx -o OUT.onnx --precision fp32|fp16|mixed [--keep-fp32 SELECTOR]
 //              [--keep-io-types] [--model-type program|network] [-i NAME=FILE.npy]...
-//              [--shape NAME=D0,D1,...]... [--seed S] [--threads N]
+//              [--shape NAME=D0,D1,...]... [--seed S] [--threads N] [--no-optimize]
+//
+// Runs the default graph passes (src/passes/pass_manager.h: BatchNormalization and bias folding,
+// dead code) before the precision conversion unless --no-optimize; they are recorded in the
+// metadata key kiln.passes.
 #include <cstdio>
 #include <filesystem>
 
 #include "commands.h"
 #include "onnx/exporter.h"
 #include "onnx/importer.h"
-#include "passes/precision_convert.h"
+#include "passes/pass_manager.h"
+#include "precision/convert.h"
 #include "tool_util.h"
 
 namespace kiln::cli {
@@ -24,6 +29,7 @@ struct ConvertOptions {
   std::vector<std::string> shapes;
   uint64_t seed = 0;
   int threads = 1;
+  bool no_optimize = false;
 };
 
 std::string Bytes(int64_t b) {
@@ -44,6 +50,22 @@ Status DoConvert(const ConvertOptions& o) {
   p.keep_io_types = o.keep_io_types;
   p.threads = o.threads;
   KILN_ASSIGN_OR_RETURN(Model model, ImportOnnxFile(o.model));
+  if (o.no_optimize) {
+    std::printf("graph passes: off (--no-optimize)\n");
+  } else {
+    KILN_ASSIGN_OR_RETURN(std::vector<PassResult> passes,
+                          RunPasses(model, DefaultOptimizationPasses()));
+    constexpr size_t kMaxNotes = 6;  // per pass; the first says what it did
+    for (const PassResult& r : passes) {
+      std::printf("pass %s: %d rewrites\n", r.name.c_str(), r.rewrites);
+      for (size_t i = 0; i < r.notes.size() && i < kMaxNotes; ++i) {
+        std::printf("  %s\n", r.notes[i].c_str());
+      }
+      if (r.notes.size() > kMaxNotes) {
+        std::printf("  ... and %zu more candidates left alone\n", r.notes.size() - kMaxNotes);
+      }
+    }
+  }
   if (p.keep_fp32.auto_tolerance) {
     KILN_ASSIGN_OR_RETURN(auto given, ParseInputFiles(o.inputs));
     KILN_ASSIGN_OR_RETURN(auto shapes, ParseShapes(o.shapes));
@@ -106,6 +128,8 @@ Command AddConvertCommand(CLI::App& app) {
   sub->add_option("--shape", o->shapes, "auto: shape for random inputs: NAME=D0,D1,... (repeatable)");
   sub->add_option("--seed", o->seed, "auto: seed for random inputs");
   sub->add_option("--threads", o->threads, "Threads for auto's runs")->check(CLI::Range(1, 256));
+  sub->add_flag("--no-optimize", o->no_optimize,
+                "Skip the graph passes (BatchNormalization/bias folding, dead code)");
   return {sub, [o] { return DoConvert(*o); }};
 }
 

@@ -19,7 +19,8 @@ int main(int argc, char** argv) {
   std::vector<kiln::cli::Command> commands = {kiln::cli::AddRunCommand(app),
                                               kiln::cli::AddInspectCommand(app),
                                               kiln::cli::AddCompareCommand(app),
-                                              kiln::cli::AddConvertCommand(app)};
+                                              kiln::cli::AddConvertCommand(app),
+                                              kiln::cli::AddBenchCommand(app)};
   if (argc > 1 && argv[1][0] != '-') {
     std::string names;
     bool known = false;

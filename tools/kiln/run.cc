@@ -32,7 +32,7 @@ Status DoRun(const RunOptions& o) {
   KILN_ASSIGN_OR_RETURN(auto given, ParseInputFiles(o.inputs));
   KILN_ASSIGN_OR_RETURN(auto shapes, ParseShapes(o.shapes));
   KILN_ASSIGN_OR_RETURN(NamedTensors inputs, MakeInputs(model.graph, given, shapes, o.seed, true));
-  KILN_ASSIGN_OR_RETURN(auto session, Session::Create(std::move(model), SessionOptions{o.threads}));
+  KILN_ASSIGN_OR_RETURN(auto session, Session::Create(std::move(model), SessionOptions::Threads(o.threads)));
   auto t1 = std::chrono::steady_clock::now();
   if (o.print_plan) {
     KILN_ASSIGN_OR_RETURN(std::string plan, session->DescribePlan(inputs));

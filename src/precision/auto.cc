@@ -17,7 +17,7 @@
 #include <unordered_map>
 
 #include "backends/ref/eager.h"
-#include "passes/precision_internal.h"
+#include "precision/internal.h"
 
 namespace kiln::precision_internal {
 namespace {
@@ -201,7 +201,7 @@ Result<Evaluation> Evaluate(const Model& model, const std::set<std::string>& kee
   KILN_ASSIGN_OR_RETURN(Graph g, RewriteGraph(model.graph, keep, true, !o.keep_io_types,
                                               CastOpsetOf(model), &stats));
   KILN_ASSIGN_OR_RETURN(auto session, Session::Create(WithGraph(model, std::move(g)),
-                                                      SessionOptions{o.threads}));
+                                                      SessionOptions::Reference(o.threads)));
   NamedTensors ins;
   for (const auto& [name, t] : inputs) ins.emplace_back(name, o.keep_io_types ? t : ToF16(t));
   Evaluation ev;
@@ -275,7 +275,7 @@ Status AutoSelect(const Model& model, double tol, const PrecisionOptions& o,
   // 1. fp32 reference run with local probes.
   KILN_ASSIGN_OR_RETURN(Graph ref_graph, RewriteGraph(model.graph, {}, false, false, 13, nullptr));
   KILN_ASSIGN_OR_RETURN(auto ref, Session::Create(WithGraph(model, std::move(ref_graph)),
-                                                  SessionOptions{o.threads}));
+                                                  SessionOptions::Reference(o.threads)));
   Probe probe(keep);
   probe.Seed(ref->graph(), o.auto_inputs);
   NodeObserver observer = [&](const Graph& g, const Node& n, const std::vector<const Tensor*>& outs) {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "passes/precision_convert.h"
+#include "precision/convert.h"
 
 namespace kiln::precision_internal {
 

@@ -1,4 +1,4 @@
-#include "passes/precision_selector.h"
+#include "precision/selector.h"
 
 #include <cmath>
 #include <cstdlib>

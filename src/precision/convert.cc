@@ -1,4 +1,4 @@
-#include "passes/precision_convert.h"
+#include "precision/convert.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 #include <set>
 
 #include "ir/shape_inference.h"
-#include "passes/precision_internal.h"
+#include "precision/internal.h"
 
 namespace kiln {
 
@@ -21,19 +21,11 @@ const char* PrecisionName(Precision p) {
   return "?";
 }
 
-const char* ModelTypeName(ModelType t) { return t == ModelType::kNetwork ? "network" : "program"; }
-
 Result<Precision> ParsePrecision(const std::string& s) {
   if (s == "fp32") return Precision::kFp32;
   if (s == "fp16") return Precision::kFp16;
   if (s == "mixed") return Precision::kMixed;
   return InvalidArgument("--precision '" + s + "': expected fp32, fp16 or mixed");
-}
-
-Result<ModelType> ParseModelType(const std::string& s) {
-  if (s == "program") return ModelType::kProgram;
-  if (s == "network") return ModelType::kNetwork;
-  return InvalidArgument("--model-type '" + s + "': expected program or network");
 }
 
 namespace {

@@ -10,7 +10,7 @@
 #include <unordered_set>
 
 #include "core/tensor_compare.h"
-#include "passes/precision_internal.h"
+#include "precision/internal.h"
 
 namespace kiln::precision_internal {
 namespace {

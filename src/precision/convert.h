@@ -34,18 +34,15 @@
 
 #include "core/status.h"
 #include "ir/graph.h"
-#include "passes/precision_selector.h"
+#include "precision/selector.h"
 #include "runtime/session.h"
 
 namespace kiln {
 
 enum class Precision { kFp32, kFp16, kMixed };
-enum class ModelType { kProgram, kNetwork };
 
 const char* PrecisionName(Precision p);  // "fp32" / "fp16" / "mixed"
-const char* ModelTypeName(ModelType t);  // "program" / "network"
 Result<Precision> ParsePrecision(const std::string& s);
-Result<ModelType> ParseModelType(const std::string& s);
 
 inline constexpr const char* kPrecisionConverterVersion = "kiln-precision 1";
 

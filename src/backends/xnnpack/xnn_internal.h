@@ -1,0 +1,163 @@
+// Private to the XNNPACK backend: the op table entry, the partition builder that op builders
+// append steps to, and the layout / conversion helpers they share.
+//
+// Inside a compiled partition every value is stored as float32 (float16 nodes are raised to
+// float32: this 2022 XNNPACK's f16 kernels are emulated on x86 and ~6x slower than f32), and
+// every rank-4 value is stored NHWC (physical dim i = logical dim kNhwc[i]); other ranks keep
+// their logical (row-major) order. Values are buffers in one workspace planned by liveness
+// (plan/memory_plan.h). Compile runs each op's build function, which appends steps: XNNPACK
+// operators (created, i.e. weights packed, at compile; set up once with the workspace's fixed
+// pointers) or own loops. Run converts the border inputs into the workspace, runs the steps
+// and converts the border outputs back to NCHW and the graph's element types.
+#pragma once
+
+#include <xnnpack.h>
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "plan/backend.h"
+
+namespace kiln::xnn {
+
+// Physical order of a rank-4 value: N, H, W, C.
+inline constexpr int kNhwc[4] = {0, 2, 3, 1};
+
+// Physical permutation of a value of `rank`: NHWC for rank 4, identity otherwise.
+std::vector<int> PhysicalPerm(int rank);
+// shape permuted: out[i] = shape[perm[i]].
+Shape Permuted(const Shape& shape, const std::vector<int>& perm);
+bool IsIdentity(const std::vector<int>& perm);
+
+struct XnnDeleter {
+  void operator()(xnn_operator_t op) const;
+};
+using XnnOp = std::unique_ptr<xnn_operator, XnnDeleter>;
+
+// An error naming the node and the XNNPACK call that failed.
+Status XnnError(const Node& node, const char* call, xnn_status s);
+
+// Runs fn(begin, end) over [0, n) on the pool (nullptr: inline), in about 4 chunks per thread
+// of at least `grain` items.
+void ParallelFor(pthreadpool_t pool, int64_t n, int64_t grain,
+                 const std::function<void(int64_t, int64_t)>& fn);
+
+// dst (physical shape Permuted(src_shape, perm)) = src transposed: dst dim i is src dim perm[i].
+// Blocked over the two innermost dims when they move (NCHW <-> NHWC is the common case).
+void PermuteCopy(const float* src, const Shape& src_shape, const std::vector<int>& perm, float* dst,
+                 pthreadpool_t pool);
+// Same, reading float16 / writing float16 (border conversions).
+void PermuteCopyF16ToF32(const uint16_t* src, const Shape& src_shape, const std::vector<int>& perm,
+                         float* dst, pthreadpool_t pool);
+void PermuteCopyF32ToF16(const float* src, const Shape& src_shape, const std::vector<int>& perm,
+                         uint16_t* dst, pthreadpool_t pool);
+
+// A constant's values as float32 (f32, f16, bf16 or f64 data).
+std::vector<float> ConstantFloats(const Tensor& t);
+
+// The resolved workspace: buffer id -> pointer.
+class Workspace {
+ public:
+  float* f(int buffer) const { return ptrs_[static_cast<size_t>(buffer)]; }
+  std::vector<float*> ptrs_;
+};
+
+// Activation fused into the producing op (Relu, Clip) and other fused followers.
+struct Fusion {
+  ValueId out;                          // the value the fused group writes
+  float out_min = -INFINITY, out_max = INFINITY;
+  const Node* batch_norm = nullptr;     // Conv + BatchNormalization
+  std::vector<const Node*> absorbed;    // nodes folded into this one
+};
+
+class Builder;
+using SupportsFn = NodeSupport (*)(const NodeQuery& q);
+using BuildFn = Status (*)(Builder& b, const Node& n, const Fusion& f);
+
+// One op the backend runs: the single source of both the support answer and dispatch.
+struct OpDef {
+  const char* op_type;
+  SupportsFn supports;
+  BuildFn build;
+  // Whether a following Relu/Clip can fold into this op's output_min/output_max.
+  bool takes_activation = false;
+};
+const std::vector<OpDef>& OpTable();
+const OpDef* FindOp(const std::string& op_type);
+
+// Builds the steps of one partition.
+class Builder {
+ public:
+  explicit Builder(const PartitionSpec& spec) : spec_(spec) {}
+
+  const Graph& graph() const { return *spec_.graph; }
+  const PartitionSpec& spec() const { return spec_; }
+  Shape shape(ValueId v) const { return (*spec_.types)[v.v].static_shape(); }
+  int rank(ValueId v) const { return static_cast<int>((*spec_.types)[v.v].shape->size()); }
+  const Tensor* constant(ValueId v) const { return v.valid() ? spec_.constant(v) : nullptr; }
+  std::vector<int> perm(ValueId v) const { return PhysicalPerm(rank(v)); }
+
+  // The buffer holding value v (created on first use), marked live at the current step.
+  int Buffer(ValueId v);
+  // A temporary buffer of `floats` floats live at the current step only (call Use to extend).
+  int Scratch(int64_t floats);
+  // Marks buffer b live at the current step.
+  int Use(int b);
+  // Buffer holding v in logical (row-major NCHW) order: v's own buffer when its layout is the
+  // identity, else a scratch filled by a permute step added now.
+  int LogicalIn(ValueId v);
+  // Buffer to write v in logical order; call FinishLogicalOut after adding the producing step.
+  int LogicalOut(ValueId v);
+  void FinishLogicalOut(ValueId v, int logical_buffer);
+
+  // Appends an XNNPACK operator step; `setup` is called once with the final workspace and the
+  // pool (old XNNPACK sizes its tiles for the pool's thread count at setup).
+  void AddXnn(const Node& n, XnnOp op, std::function<xnn_status(const Workspace&, pthreadpool_t)> setup,
+              const char* setup_name);
+  // Appends an own-loop step.
+  void AddLoop(std::function<void(const Workspace&, pthreadpool_t)> fn);
+  void AddWeightBytes(int64_t bytes) { weight_bytes_ += bytes; }
+
+  // Internal to the partition compiler.
+  struct Step {
+    XnnOp op;
+    std::function<xnn_status(const Workspace&, pthreadpool_t)> setup;
+    const char* setup_name = "";
+    const Node* node = nullptr;
+    std::function<void(const Workspace&, pthreadpool_t)> loop;
+  };
+  struct BufferInfo {
+    int64_t floats = 0;
+    int first = -1, last = -1;
+    std::string name;
+  };
+  std::vector<Step>& steps() { return steps_; }
+  std::vector<BufferInfo>& buffers() { return buffers_; }
+  int BufferOf(ValueId v) const;
+  int64_t weight_bytes() const { return weight_bytes_; }
+
+ private:
+  const PartitionSpec& spec_;
+  std::vector<Step> steps_;
+  std::vector<BufferInfo> buffers_;
+  std::vector<std::pair<uint32_t, int>> value_buffer_;
+  int64_t weight_bytes_ = 0;
+};
+
+// Common Supports() checks: float inputs/outputs all f32 or all f16 with static shapes (the
+// inputs listed in `float_inputs`; others are ignored), rank <= max_rank. Empty when fine.
+std::string CheckFloatNode(const NodeQuery& q, const std::vector<int>& float_inputs,
+                           int max_rank = 6);
+// Yes with the compute type for the node's float type (f16 raised to f32) and a cost from
+// EstimateWork at the given throughputs.
+NodeSupport YesFloat(const NodeQuery& q, double gmacs_per_thread, double gbytes);
+// Constant min/max of a Clip node (attributes before opset 11, inputs after); false if not
+// constant.
+bool ClipBounds(const Node& n, const std::function<const Tensor*(ValueId)>& constant, float* lo,
+                float* hi);
+
+}  // namespace kiln::xnn

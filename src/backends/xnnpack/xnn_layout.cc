@@ -1,0 +1,235 @@
+// Layout and conversion helpers of the XNNPACK backend: physical permutations, the blocked
+// transposing copies used at partition borders (NCHW <-> NHWC, f16 <-> f32) and inside
+// partitions, the parallel loop over XNNPACK's pthreadpool, and shared Supports() checks.
+#include <pthreadpool.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "backends/xnnpack/xnn_internal.h"
+#include "core/half.h"
+#include "plan/cost.h"
+
+namespace kiln::xnn {
+
+std::vector<int> PhysicalPerm(int rank) {
+  if (rank == 4) return {kNhwc[0], kNhwc[1], kNhwc[2], kNhwc[3]};
+  std::vector<int> p(static_cast<size_t>(rank));
+  for (int i = 0; i < rank; ++i) p[static_cast<size_t>(i)] = i;
+  return p;
+}
+
+Shape Permuted(const Shape& shape, const std::vector<int>& perm) {
+  Shape out(perm.size());
+  for (size_t i = 0; i < perm.size(); ++i) out[i] = shape[static_cast<size_t>(perm[i])];
+  return out;
+}
+
+bool IsIdentity(const std::vector<int>& perm) {
+  for (size_t i = 0; i < perm.size(); ++i) {
+    if (perm[i] != static_cast<int>(i)) return false;
+  }
+  return true;
+}
+
+void XnnDeleter::operator()(xnn_operator_t op) const { xnn_delete_operator(op); }
+
+Status XnnError(const Node& node, const char* call, xnn_status s) {
+  return Internal(node.Describe() + ": " + call + " failed (xnn_status " +
+                  std::to_string(static_cast<int>(s)) + ")");
+}
+
+namespace {
+
+struct ParallelCtx {
+  const std::function<void(int64_t, int64_t)>* fn;
+  int64_t n, chunk;
+};
+
+void ParallelTask(void* arg, size_t i) {
+  auto* c = static_cast<ParallelCtx*>(arg);
+  const int64_t begin = static_cast<int64_t>(i) * c->chunk;
+  (*c->fn)(begin, std::min(c->n, begin + c->chunk));
+}
+
+}  // namespace
+
+void ParallelFor(pthreadpool_t pool, int64_t n, int64_t grain,
+                 const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  const int64_t threads = pool ? static_cast<int64_t>(pthreadpool_get_threads_count(pool)) : 1;
+  if (threads <= 1 || n <= grain) {
+    fn(0, n);
+    return;
+  }
+  const int64_t chunk = std::max(grain, (n + threads * 4 - 1) / (threads * 4));
+  ParallelCtx ctx{&fn, n, chunk};
+  pthreadpool_parallelize_1d(pool, ParallelTask, &ctx, static_cast<size_t>((n + chunk - 1) / chunk),
+                             0);
+}
+
+namespace {
+
+inline float ToF(float x) { return x; }
+inline float ToF(uint16_t h) { return HalfBitsToFloat(h); }
+template <typename D>
+inline D FromF(float x);
+template <>
+inline float FromF<float>(float x) {
+  return x;
+}
+template <>
+inline uint16_t FromF<uint16_t>(float x) {
+  return FloatToHalfBits(x);
+}
+
+// dst dim i = src dim perm[i]. Outer dims are iterated with an odometer; the innermost work is
+// either a contiguous row (the last dim stays last) or a tiled 2D transpose of the dst dim that
+// is contiguous in src against the dst's last dim.
+template <typename S, typename D>
+void PermuteT(const S* src, const Shape& src_shape, const std::vector<int>& perm, D* dst,
+              pthreadpool_t pool) {
+  const int r = static_cast<int>(src_shape.size());
+  const int64_t total = NumElements(src_shape);
+  if (total == 0) return;
+  if (r == 0 || IsIdentity(perm)) {
+    ParallelFor(pool, total, 1 << 14, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) dst[i] = FromF<D>(ToF(src[i]));
+    });
+    return;
+  }
+  const std::vector<int64_t> ss = Strides(src_shape);
+  const Shape ds = Permuted(src_shape, perm);
+  const std::vector<int64_t> dstr = Strides(ds);
+  int j = 0;  // dst position of src's last dim
+  for (int i = 0; i < r; ++i) {
+    if (perm[static_cast<size_t>(i)] == r - 1) j = i;
+  }
+  const int64_t inner = ds[static_cast<size_t>(r - 1)];
+  const int64_t inner_src_stride = ss[static_cast<size_t>(perm[static_cast<size_t>(r - 1)])];
+  // Outer dims: all dst dims but r-1 and j.
+  std::vector<int> outer_dims;
+  for (int i = 0; i < r - 1; ++i) {
+    if (i != j) outer_dims.push_back(i);
+  }
+  int64_t outer = 1;
+  for (int d : outer_dims) outer *= ds[static_cast<size_t>(d)];
+  const int64_t jn = (j == r - 1) ? 1 : ds[static_cast<size_t>(j)];
+  const int64_t j_dst_stride = dstr[static_cast<size_t>(j)];
+  ParallelFor(pool, outer, 1, [&](int64_t b, int64_t e) {
+    for (int64_t o = b; o < e; ++o) {
+      // Decompose o over outer_dims.
+      int64_t rem = o, so = 0, doff = 0;
+      for (int k = static_cast<int>(outer_dims.size()) - 1; k >= 0; --k) {
+        const int d = outer_dims[static_cast<size_t>(k)];
+        const int64_t idx = rem % ds[static_cast<size_t>(d)];
+        rem /= ds[static_cast<size_t>(d)];
+        so += idx * ss[static_cast<size_t>(perm[static_cast<size_t>(d)])];
+        doff += idx * dstr[static_cast<size_t>(d)];
+      }
+      if (j == r - 1) {  // contiguous row
+        const S* s = src + so;
+        D* d = dst + doff;
+        for (int64_t x = 0; x < inner; ++x) d[x] = FromF<D>(ToF(s[x]));
+        continue;
+      }
+      constexpr int64_t kTile = 16;
+      for (int64_t a0 = 0; a0 < jn; a0 += kTile) {
+        const int64_t a1 = std::min(jn, a0 + kTile);
+        for (int64_t b0 = 0; b0 < inner; b0 += kTile) {
+          const int64_t b1 = std::min(inner, b0 + kTile);
+          for (int64_t a = a0; a < a1; ++a) {
+            const S* s = src + so + a;
+            D* d = dst + doff + a * j_dst_stride;
+            for (int64_t x = b0; x < b1; ++x) d[x] = FromF<D>(ToF(s[x * inner_src_stride]));
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void PermuteCopy(const float* src, const Shape& src_shape, const std::vector<int>& perm, float* dst,
+                 pthreadpool_t pool) {
+  PermuteT(src, src_shape, perm, dst, pool);
+}
+void PermuteCopyF16ToF32(const uint16_t* src, const Shape& src_shape, const std::vector<int>& perm,
+                         float* dst, pthreadpool_t pool) {
+  PermuteT(src, src_shape, perm, dst, pool);
+}
+void PermuteCopyF32ToF16(const float* src, const Shape& src_shape, const std::vector<int>& perm,
+                         uint16_t* dst, pthreadpool_t pool) {
+  PermuteT(src, src_shape, perm, dst, pool);
+}
+
+std::vector<float> ConstantFloats(const Tensor& t) {
+  std::vector<float> v(static_cast<size_t>(t.size()));
+  for (int64_t i = 0; i < t.size(); ++i) v[static_cast<size_t>(i)] = static_cast<float>(t.GetAsDouble(i));
+  return v;
+}
+
+std::string CheckFloatNode(const NodeQuery& q, const std::vector<int>& float_inputs, int max_rank) {
+  ElementType t = ElementType::kUndefined;
+  auto check = [&](const TypeInfo* ti, const std::string& what) -> std::string {
+    if (ti == nullptr) return what + " is missing";
+    if (ti->type != ElementType::kF32 && ti->type != ElementType::kF16) {
+      return what + " is " + ElementTypeName(ti->type) + " (f32/f16 only)";
+    }
+    if (t != ElementType::kUndefined && ti->type != t) return "mixed element types";
+    t = ti->type;
+    if (!ti->has_static_shape()) return what + " has no static shape (" + ti->ToString() + ")";
+    if (static_cast<int>(ti->shape->size()) > max_rank) {
+      return what + " has rank " + std::to_string(ti->shape->size()) + " (at most " +
+             std::to_string(max_rank) + ")";
+    }
+    return "";
+  };
+  for (int i : float_inputs) {
+    if (static_cast<size_t>(i) >= q.inputs.size()) return "input " + std::to_string(i) + " is missing";
+    std::string e = check(q.inputs[static_cast<size_t>(i)], "input " + std::to_string(i));
+    if (!e.empty()) return e;
+  }
+  if (q.outputs.empty()) return "no outputs";
+  std::string e = check(q.outputs[0], "output 0");
+  if (!e.empty()) return e;
+  for (size_t i = 1; i < q.outputs.size(); ++i) {
+    if (q.outputs[i] != nullptr && i < q.node->outputs.size() && q.node->outputs[i].valid()) {
+      return "output " + std::to_string(i) + " is used (only output 0 is supported)";
+    }
+  }
+  return "";
+}
+
+NodeSupport YesFloat(const NodeQuery& q, double gmacs_per_thread, double gbytes) {
+  const NodeWork w = EstimateWork(q);
+  const double threads = std::max(1, q.threads);
+  // Elementwise work is bandwidth bound; MACs scale with threads.
+  NodeSupport s = NodeSupport::Yes(EstimateMicros(w, gmacs_per_thread * threads, gbytes, 1.0));
+  if (!q.outputs.empty() && q.outputs[0] != nullptr && q.outputs[0]->type == ElementType::kF16) {
+    s.compute_type = ElementType::kF32;
+    s.reason = "f16 raised to f32";
+  }
+  return s;
+}
+
+bool ClipBounds(const Node& n, const std::function<const Tensor*(ValueId)>& constant, float* lo,
+                float* hi) {
+  *lo = -INFINITY;
+  *hi = INFINITY;
+  if (n.opset < 11) {
+    *lo = n.attrs.GetFloat("min", -3.402823466e38f);
+    *hi = n.attrs.GetFloat("max", 3.402823466e38f);
+    return true;
+  }
+  for (size_t i = 1; i < 3 && i < n.inputs.size(); ++i) {
+    if (!n.inputs[i].valid()) continue;
+    const Tensor* t = constant(n.inputs[i]);
+    if (t == nullptr || t->size() != 1) return false;
+    (i == 1 ? *lo : *hi) = static_cast<float>(t->GetAsDouble(0));
+  }
+  return true;
+}
+
+}  // namespace kiln::xnn

@@ -1,0 +1,397 @@
+// XNNPACK backend ops with weights: Conv (grouped and depthwise, with a following
+// BatchNormalization folded in at compile), ConvTranspose (deconvolution), Gemm and MatMul with
+// constant weights (fully connected), and standalone BatchNormalization (scale and shift loop).
+// Weights are converted to float32 and re-laid out once here; XNNPACK packs them at create.
+#include <cmath>
+
+#include "backends/xnnpack/xnn_internal.h"
+#include "backends/xnnpack/xnn_ops.h"
+
+namespace kiln::xnn {
+
+namespace {
+
+constexpr double kConvGmacs = 25;  // per thread, f32 igemm on AVX2
+constexpr double kGbytes = 10;
+
+struct ConvGeometry {
+  int64_t kh = 0, kw = 0, sh = 1, sw = 1, dh = 1, dw = 1;
+  int64_t pt = 0, pl = 0, pb = 0, pr = 0;  // pads (input for Conv, output for ConvTranspose)
+  int64_t group = 1;
+  int64_t adj_h = 0, adj_w = 0;            // ConvTranspose output_padding
+};
+
+// Conv / ConvTranspose geometry from attributes and static shapes, or an error saying which
+// attribute is not supported.
+Result<ConvGeometry> Geometry(const Node& n, const Shape& x, const Shape& w, const Shape& y,
+                              bool transpose) {
+  ConvGeometry g;
+  if (x.size() != 4 || w.size() != 4 || y.size() != 4) {
+    return InvalidArgument("only 2D (rank-4) " + n.op_type + " is supported");
+  }
+  g.group = n.attrs.GetInt("group", 1);
+  const std::vector<int64_t> k = n.attrs.GetInts("kernel_shape", {w[2], w[3]});
+  if (k.size() != 2 || k[0] != w[2] || k[1] != w[3]) return InvalidArgument("kernel_shape disagrees with W");
+  g.kh = k[0];
+  g.kw = k[1];
+  const std::vector<int64_t> s = n.attrs.GetInts("strides", {1, 1});
+  const std::vector<int64_t> d = n.attrs.GetInts("dilations", {1, 1});
+  if (s.size() != 2 || d.size() != 2) return InvalidArgument("strides/dilations must have 2 values");
+  g.sh = s[0];
+  g.sw = s[1];
+  g.dh = d[0];
+  g.dw = d[1];
+  if (g.sh < 1 || g.sw < 1 || g.dh < 1 || g.dw < 1) return InvalidArgument("strides/dilations must be >= 1");
+  const std::string auto_pad = n.attrs.GetString("auto_pad", "NOTSET");
+  const int64_t ekh = (g.kh - 1) * g.dh + 1, ekw = (g.kw - 1) * g.dw + 1;
+  if (transpose) {
+    if (n.attrs.Has("output_shape")) return InvalidArgument("ConvTranspose output_shape is not supported");
+    if (auto_pad != "NOTSET" && auto_pad != "VALID") {
+      return InvalidArgument("ConvTranspose auto_pad " + auto_pad + " is not supported");
+    }
+    const std::vector<int64_t> op = n.attrs.GetInts("output_padding", {0, 0});
+    if (op.size() != 2) return InvalidArgument("output_padding must have 2 values");
+    g.adj_h = op[0];
+    g.adj_w = op[1];
+    if (g.adj_h >= g.sh || g.adj_w >= g.sw || g.adj_h < 0 || g.adj_w < 0) {
+      return InvalidArgument("output_padding must be below the stride");
+    }
+  } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+    const int64_t th = std::max<int64_t>(0, (y[2] - 1) * g.sh + ekh - x[2]);
+    const int64_t tw = std::max<int64_t>(0, (y[3] - 1) * g.sw + ekw - x[3]);
+    const bool upper = auto_pad == "SAME_UPPER";
+    g.pt = upper ? th / 2 : th - th / 2;
+    g.pb = th - g.pt;
+    g.pl = upper ? tw / 2 : tw - tw / 2;
+    g.pr = tw - g.pl;
+    return g;
+  } else if (auto_pad != "NOTSET" && auto_pad != "VALID") {
+    return InvalidArgument("auto_pad " + auto_pad + " is not supported");
+  }
+  if (auto_pad == "NOTSET") {
+    const std::vector<int64_t> p = n.attrs.GetInts("pads", {0, 0, 0, 0});
+    if (p.size() != 4) return InvalidArgument("pads must have 4 values");
+    for (int64_t v : p) {
+      if (v < 0) return InvalidArgument("negative pads are not supported");
+    }
+    g.pt = p[0];
+    g.pl = p[1];
+    g.pb = p[2];
+    g.pr = p[3];
+  }
+  // The output shape must be what XNNPACK computes.
+  int64_t oh, ow;
+  if (transpose) {
+    oh = g.sh * (x[2] - 1) + g.adj_h + ekh - g.pt - g.pb;
+    ow = g.sw * (x[3] - 1) + g.adj_w + ekw - g.pl - g.pr;
+  } else {
+    oh = (x[2] + g.pt + g.pb - ekh) / g.sh + 1;
+    ow = (x[3] + g.pl + g.pr - ekw) / g.sw + 1;
+  }
+  if (oh != y[2] || ow != y[3]) {
+    return InvalidArgument("output spatial size " + ShapeToString(y) + " is not what " +
+                           n.op_type + " computes from its attributes");
+  }
+  return g;
+}
+
+NodeSupport ConvLikeSupports(const NodeQuery& q, bool transpose) {
+  const Node& n = *q.node;
+  std::string e = CheckFloatNode(q, {0}, 4);
+  if (!e.empty()) return NodeSupport::No(e);
+  if (q.inputs.size() < 2 || q.constants[1] == nullptr) return NodeSupport::No("W is not a constant");
+  if (q.inputs.size() > 2 && q.inputs[2] != nullptr && q.constants[2] == nullptr) {
+    return NodeSupport::No("B is not a constant");
+  }
+  const Shape x = q.inputs[0]->static_shape(), y = q.outputs[0]->static_shape();
+  const Shape w = q.constants[1]->shape();
+  auto g = Geometry(n, x, w, y, transpose);
+  if (!g.ok()) return NodeSupport::No(g.status().message());
+  const int64_t group = g->group;
+  if (group < 1 || x[1] % group != 0 || (transpose ? x[1] != w[0] : w[0] % group != 0) ||
+      (!transpose && w[1] * group != x[1])) {
+    return NodeSupport::No("group " + std::to_string(group) + " does not fit the shapes");
+  }
+  return YesFloat(q, kConvGmacs, kGbytes);
+}
+
+NodeSupport ConvSupports(const NodeQuery& q) { return ConvLikeSupports(q, false); }
+NodeSupport ConvTransposeSupports(const NodeQuery& q) { return ConvLikeSupports(q, true); }
+
+std::vector<float> BiasOrZeros(const Builder& b, const Node& n, size_t index, int64_t count) {
+  if (n.inputs.size() > index && n.inputs[index].valid()) return ConstantFloats(*b.constant(n.inputs[index]));
+  return std::vector<float>(static_cast<size_t>(count), 0.0f);
+}
+
+Status ConvBuild(Builder& b, const Node& n, const Fusion& f) {
+  const Shape x = b.shape(n.inputs[0]), y = b.shape(n.outputs[0]);
+  const Tensor& wt = *b.constant(n.inputs[1]);
+  const Shape w = wt.shape();
+  KILN_ASSIGN_OR_RETURN(ConvGeometry g, Geometry(n, x, w, y, false));
+  const int64_t m = w[0], cg = w[1], kh = g.kh, kw = g.kw;
+  const std::vector<float> src = ConstantFloats(wt);
+  std::vector<float> bias = BiasOrZeros(b, n, 2, m);
+  std::vector<float> scale(static_cast<size_t>(m), 1.0f);
+  if (f.batch_norm) {
+    const Node& bn = *f.batch_norm;
+    const std::vector<float> gamma = ConstantFloats(*b.constant(bn.inputs[1]));
+    const std::vector<float> beta = ConstantFloats(*b.constant(bn.inputs[2]));
+    const std::vector<float> mean = ConstantFloats(*b.constant(bn.inputs[3]));
+    const std::vector<float> var = ConstantFloats(*b.constant(bn.inputs[4]));
+    const double eps = bn.attrs.GetFloat("epsilon", 1e-5f);
+    if (gamma.size() != static_cast<size_t>(m) || beta.size() != gamma.size() ||
+        mean.size() != gamma.size() || var.size() != gamma.size()) {
+      return InvalidArgument("BatchNormalization parameters do not have " + std::to_string(m) + " channels");
+    }
+    for (size_t c = 0; c < gamma.size(); ++c) {
+      const double s = gamma[c] / std::sqrt(static_cast<double>(var[c]) + eps);
+      scale[c] = static_cast<float>(s);
+      bias[c] = static_cast<float>((bias[c] - mean[c]) * s + beta[c]);
+    }
+  }
+  // ONNX [M, C/g, kh, kw] -> XNNPACK [g, M/g, kh, kw, C/g].
+  std::vector<float> kernel(src.size());
+  for (int64_t o = 0; o < m; ++o) {
+    for (int64_t c = 0; c < cg; ++c) {
+      for (int64_t i = 0; i < kh * kw; ++i) {
+        kernel[static_cast<size_t>((o * kh * kw + i) * cg + c)] =
+            src[static_cast<size_t>((o * cg + c) * kh * kw + i)] * scale[static_cast<size_t>(o)];
+      }
+    }
+  }
+  xnn_operator_t op = nullptr;
+  const xnn_status st = xnn_create_convolution2d_nhwc_f32(
+      static_cast<uint32_t>(g.pt), static_cast<uint32_t>(g.pr), static_cast<uint32_t>(g.pb),
+      static_cast<uint32_t>(g.pl), static_cast<uint32_t>(kh), static_cast<uint32_t>(kw),
+      static_cast<uint32_t>(g.sh), static_cast<uint32_t>(g.sw), static_cast<uint32_t>(g.dh),
+      static_cast<uint32_t>(g.dw), static_cast<uint32_t>(g.group), static_cast<size_t>(cg),
+      static_cast<size_t>(m / g.group), static_cast<size_t>(x[1]), static_cast<size_t>(m),
+      kernel.data(), bias.data(), f.out_min, f.out_max, 0, &op);
+  if (st != xnn_status_success) return XnnError(n, "xnn_create_convolution2d_nhwc_f32", st);
+  b.AddWeightBytes(static_cast<int64_t>(kernel.size() + bias.size()) * 4);
+  const int in = b.Buffer(n.inputs[0]);
+  const int out = b.Buffer(f.out);
+  b.AddXnn(n, XnnOp(op), [=](const Workspace& ws, pthreadpool_t pool) {
+    return xnn_setup_convolution2d_nhwc_f32(op, static_cast<size_t>(x[0]), static_cast<size_t>(x[2]),
+                                            static_cast<size_t>(x[3]), ws.f(in), ws.f(out), pool);
+  }, "xnn_setup_convolution2d_nhwc_f32");
+  return Status::Ok();
+}
+
+Status ConvTransposeBuild(Builder& b, const Node& n, const Fusion& f) {
+  const Shape x = b.shape(n.inputs[0]), y = b.shape(n.outputs[0]);
+  const Tensor& wt = *b.constant(n.inputs[1]);
+  const Shape w = wt.shape();  // [Cin, Cout/g, kh, kw]
+  KILN_ASSIGN_OR_RETURN(ConvGeometry g, Geometry(n, x, w, y, true));
+  const int64_t cin = w[0], og = w[1], ig = cin / g.group, kh = g.kh, kw = g.kw;
+  const int64_t cout = og * g.group;
+  const std::vector<float> src = ConstantFloats(wt);
+  const std::vector<float> bias = BiasOrZeros(b, n, 2, cout);
+  // ONNX [g, Ig, Og, kh, kw] -> XNNPACK [g, Og, kh, kw, Ig].
+  std::vector<float> kernel(src.size());
+  for (int64_t gi = 0; gi < g.group; ++gi) {
+    for (int64_t i = 0; i < ig; ++i) {
+      for (int64_t o = 0; o < og; ++o) {
+        for (int64_t p = 0; p < kh * kw; ++p) {
+          kernel[static_cast<size_t>(((gi * og + o) * kh * kw + p) * ig + i)] =
+              src[static_cast<size_t>(((gi * ig + i) * og + o) * kh * kw + p)];
+        }
+      }
+    }
+  }
+  xnn_operator_t op = nullptr;
+  const xnn_status st = xnn_create_deconvolution2d_nhwc_f32(
+      static_cast<uint32_t>(g.pt), static_cast<uint32_t>(g.pr), static_cast<uint32_t>(g.pb),
+      static_cast<uint32_t>(g.pl), static_cast<uint32_t>(kh), static_cast<uint32_t>(kw),
+      static_cast<uint32_t>(g.sh), static_cast<uint32_t>(g.sw), static_cast<uint32_t>(g.dh),
+      static_cast<uint32_t>(g.dw), static_cast<uint32_t>(g.group), static_cast<size_t>(ig),
+      static_cast<size_t>(og), static_cast<size_t>(cin), static_cast<size_t>(cout), kernel.data(),
+      bias.data(), f.out_min, f.out_max, 0, &op);
+  if (st != xnn_status_success) return XnnError(n, "xnn_create_deconvolution2d_nhwc_f32", st);
+  b.AddWeightBytes(static_cast<int64_t>(kernel.size() + bias.size()) * 4);
+  const int in = b.Buffer(n.inputs[0]);
+  const int out = b.Buffer(f.out);
+  b.AddXnn(n, XnnOp(op), [=](const Workspace& ws, pthreadpool_t pool) {
+    return xnn_setup_deconvolution2d_nhwc_f32(
+        op, static_cast<size_t>(x[0]), static_cast<size_t>(x[2]), static_cast<size_t>(x[3]),
+        static_cast<uint32_t>(g.adj_h), static_cast<uint32_t>(g.adj_w), ws.f(in), ws.f(out), pool);
+  }, "xnn_setup_deconvolution2d_nhwc_f32");
+  return Status::Ok();
+}
+
+// ---- Fully connected: Gemm and MatMul with constant weights ----
+
+NodeSupport GemmSupports(const NodeQuery& q) {
+  const Node& n = *q.node;
+  std::string e = CheckFloatNode(q, {0}, 2);
+  if (!e.empty()) return NodeSupport::No(e);
+  if (q.inputs[0]->shape->size() != 2) return NodeSupport::No("A must be 2D");
+  if (n.attrs.GetInt("transA", 0) != 0) return NodeSupport::No("transA=1 is not supported");
+  if (q.inputs.size() < 2 || q.constants[1] == nullptr) return NodeSupport::No("B is not a constant");
+  if (q.constants[1]->rank() != 2) return NodeSupport::No("B must be 2D");
+  const int64_t nout = q.outputs[0]->static_shape()[1];
+  if (q.inputs.size() > 2 && q.inputs[2] != nullptr) {
+    if (q.constants[2] == nullptr) return NodeSupport::No("C is not a constant");
+    const Tensor& c = *q.constants[2];
+    if (c.size() != 1 && c.size() != nout) return NodeSupport::No("C must broadcast along N only");
+    if (c.rank() == 2 && c.dim(0) != 1) return NodeSupport::No("C must broadcast along N only");
+  }
+  return YesFloat(q, kConvGmacs, kGbytes);
+}
+
+NodeSupport MatMulSupports(const NodeQuery& q) {
+  std::string e = CheckFloatNode(q, {0}, 6);
+  if (!e.empty()) return NodeSupport::No(e);
+  if (q.inputs[0]->shape->size() < 2) return NodeSupport::No("A must have rank >= 2");
+  if (q.inputs.size() < 2 || q.constants[1] == nullptr) {
+    return NodeSupport::No("B is not a constant (no batched matmul in this XNNPACK)");
+  }
+  if (q.constants[1]->rank() != 2) return NodeSupport::No("B must be 2D");
+  return YesFloat(q, kConvGmacs, kGbytes);
+}
+
+// kernel: [N, K] row-major (output channels, input channels).
+Status AddFullyConnected(Builder& b, const Node& n, const Fusion& f, ValueId a, int64_t k,
+                         int64_t nout, const std::vector<float>& kernel,
+                         const std::vector<float>& bias) {
+  xnn_operator_t op = nullptr;
+  const xnn_status st = xnn_create_fully_connected_nc_f32(
+      static_cast<size_t>(k), static_cast<size_t>(nout), static_cast<size_t>(k),
+      static_cast<size_t>(nout), kernel.data(), bias.data(), f.out_min, f.out_max, 0, &op);
+  if (st != xnn_status_success) return XnnError(n, "xnn_create_fully_connected_nc_f32", st);
+  b.AddWeightBytes(static_cast<int64_t>(kernel.size() + bias.size()) * 4);
+  const int64_t batch = NumElements(b.shape(a)) / k;
+  const int in = b.LogicalIn(a);
+  const int out = b.LogicalOut(f.out);
+  b.AddXnn(n, XnnOp(op), [=](const Workspace& ws, pthreadpool_t pool) {
+    return xnn_setup_fully_connected_nc_f32(op, static_cast<size_t>(batch), ws.f(in), ws.f(out), pool);
+  }, "xnn_setup_fully_connected_nc_f32");
+  b.FinishLogicalOut(f.out, out);
+  return Status::Ok();
+}
+
+Status GemmBuild(Builder& b, const Node& n, const Fusion& f) {
+  const Tensor& bt = *b.constant(n.inputs[1]);
+  const bool trans_b = n.attrs.GetInt("transB", 0) != 0;
+  const float alpha = n.attrs.GetFloat("alpha", 1.0f), beta = n.attrs.GetFloat("beta", 1.0f);
+  const int64_t k = b.shape(n.inputs[0])[1];
+  const int64_t nout = trans_b ? bt.dim(0) : bt.dim(1);
+  const std::vector<float> src = ConstantFloats(bt);
+  std::vector<float> kernel(static_cast<size_t>(k * nout));
+  for (int64_t o = 0; o < nout; ++o) {
+    for (int64_t i = 0; i < k; ++i) {
+      kernel[static_cast<size_t>(o * k + i)] =
+          alpha * src[static_cast<size_t>(trans_b ? o * k + i : i * nout + o)];
+    }
+  }
+  std::vector<float> bias(static_cast<size_t>(nout), 0.0f);
+  if (n.inputs.size() > 2 && n.inputs[2].valid()) {
+    const std::vector<float> c = ConstantFloats(*b.constant(n.inputs[2]));
+    for (int64_t o = 0; o < nout; ++o) bias[static_cast<size_t>(o)] = beta * c[c.size() == 1 ? 0 : static_cast<size_t>(o)];
+  }
+  return AddFullyConnected(b, n, f, n.inputs[0], k, nout, kernel, bias);
+}
+
+Status MatMulBuild(Builder& b, const Node& n, const Fusion& f) {
+  const Tensor& bt = *b.constant(n.inputs[1]);
+  const int64_t k = bt.dim(0), nout = bt.dim(1);
+  const std::vector<float> src = ConstantFloats(bt);
+  std::vector<float> kernel(static_cast<size_t>(k * nout));
+  for (int64_t o = 0; o < nout; ++o) {
+    for (int64_t i = 0; i < k; ++i) kernel[static_cast<size_t>(o * k + i)] = src[static_cast<size_t>(i * nout + o)];
+  }
+  return AddFullyConnected(b, n, f, n.inputs[0], k, nout, kernel,
+                           std::vector<float>(static_cast<size_t>(nout), 0.0f));
+}
+
+// ---- Standalone BatchNormalization: y = x * s[c] + t[c] (float accumulation) ----
+
+NodeSupport BatchNormSupports(const NodeQuery& q) {
+  std::string e = CheckFloatNode(q, {0}, 6);
+  if (!e.empty()) return NodeSupport::No(e);
+  if (q.inputs[0]->shape->size() < 2) return NodeSupport::No("X must have rank >= 2");
+  if (q.node->attrs.GetInt("training_mode", 0) != 0) return NodeSupport::No("training_mode=1");
+  for (size_t i = 1; i < 5; ++i) {
+    if (i >= q.constants.size() || q.constants[i] == nullptr) {
+      return NodeSupport::No("input " + std::to_string(i) + " is not a constant");
+    }
+  }
+  return YesFloat(q, kConvGmacs, kGbytes);
+}
+
+Status BatchNormBuild(Builder& b, const Node& n, const Fusion& f) {
+  const Shape x = b.shape(n.inputs[0]);
+  const std::vector<float> gamma = ConstantFloats(*b.constant(n.inputs[1]));
+  const std::vector<float> beta = ConstantFloats(*b.constant(n.inputs[2]));
+  const std::vector<float> mean = ConstantFloats(*b.constant(n.inputs[3]));
+  const std::vector<float> var = ConstantFloats(*b.constant(n.inputs[4]));
+  const int64_t c = x[1];
+  if (static_cast<int64_t>(gamma.size()) != c || beta.size() != gamma.size() ||
+      mean.size() != gamma.size() || var.size() != gamma.size()) {
+    return InvalidArgument("parameters do not have " + std::to_string(c) + " channels");
+  }
+  const double eps = n.attrs.GetFloat("epsilon", 1e-5f);
+  std::vector<float> s(static_cast<size_t>(c)), t(static_cast<size_t>(c));
+  for (size_t i = 0; i < s.size(); ++i) {
+    const double sc = gamma[i] / std::sqrt(static_cast<double>(var[i]) + eps);
+    s[i] = static_cast<float>(sc);
+    t[i] = static_cast<float>(beta[i] - mean[i] * sc);
+  }
+  b.AddWeightBytes(c * 8);
+  // Physical position of the channel dim, and the element counts around it.
+  const std::vector<int> p = b.perm(n.inputs[0]);
+  const Shape phys = Permuted(x, p);
+  int64_t outer = 1, inner = 1;
+  bool after = false;
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p[i] == 1) {
+      after = true;
+    } else if (after) {
+      inner *= phys[i];
+    } else {
+      outer *= phys[i];
+    }
+  }
+  const float lo = f.out_min, hi = f.out_max;
+  const int in = b.Buffer(n.inputs[0]);
+  const int out = b.Buffer(f.out);
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const float* src = ws.f(in);
+    float* dst = ws.f(out);
+    if (inner == 1) {  // channels last: one row of c per outer index
+      ParallelFor(pool, outer, std::max<int64_t>(1, 4096 / c), [&](int64_t b0, int64_t e0) {
+        for (int64_t r = b0; r < e0; ++r) {
+          const float* xs = src + r * c;
+          float* ys = dst + r * c;
+          for (int64_t i = 0; i < c; ++i) {
+            const float v = xs[i] * s[static_cast<size_t>(i)] + t[static_cast<size_t>(i)];
+            ys[i] = std::min(hi, std::max(lo, v));
+          }
+        }
+      });
+      return;
+    }
+    ParallelFor(pool, outer * c, std::max<int64_t>(1, 4096 / inner), [&](int64_t b0, int64_t e0) {
+      for (int64_t r = b0; r < e0; ++r) {
+        const size_t ch = static_cast<size_t>(r % c);
+        const float sc = s[ch], sh = t[ch];
+        const float* xs = src + r * inner;
+        float* ys = dst + r * inner;
+        for (int64_t i = 0; i < inner; ++i) ys[i] = std::min(hi, std::max(lo, xs[i] * sc + sh));
+      }
+    });
+  });
+  return Status::Ok();
+}
+
+}  // namespace
+
+void AddConvOps(std::vector<OpDef>& table) {
+  table.push_back({"Conv", ConvSupports, ConvBuild, true});
+  table.push_back({"ConvTranspose", ConvTransposeSupports, ConvTransposeBuild, true});
+  table.push_back({"Gemm", GemmSupports, GemmBuild, true});
+  table.push_back({"MatMul", MatMulSupports, MatMulBuild, true});
+  table.push_back({"BatchNormalization", BatchNormSupports, BatchNormBuild, true});
+}
+
+}  // namespace kiln::xnn

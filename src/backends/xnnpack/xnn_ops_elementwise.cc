@@ -1,0 +1,302 @@
+// XNNPACK backend elementwise ops: Add/Sub/Mul/Div/Max/Min with numpy broadcasting (XNNPACK's
+// nd operators, up to 6 dims, on the physical NHWC shapes), and activations: Relu, Clip,
+// LeakyRelu, PRelu, Sigmoid, HardSwish (also the fused patterns), Abs, Neg, Sqrt, Floor, Ceil,
+// Elu, and HardSigmoid (own loop: clamp(alpha*x+beta, 0, 1)). Tanh is declined: this XNNPACK
+// has no f32 tanh.
+#include <cmath>
+#include <cstring>
+
+#include "backends/xnnpack/xnn_internal.h"
+#include "backends/xnnpack/xnn_ops.h"
+
+namespace kiln::xnn {
+
+namespace {
+
+constexpr double kGmacs = 25;
+constexpr double kGbytes = 10;
+
+// ---- Binary ----
+
+using BinaryCreate = xnn_status (*)(float, float, uint32_t, xnn_operator_t*);
+using BinaryCreateNoClamp = xnn_status (*)(uint32_t, xnn_operator_t*);
+using BinarySetup = xnn_status (*)(xnn_operator_t, size_t, const size_t*, size_t, const size_t*,
+                                   const float*, const float*, float*, pthreadpool_t);
+
+struct BinaryKind {
+  const char* op;
+  BinaryCreate create;          // with output clamp (Add, Sub, Mul, Div)
+  BinaryCreateNoClamp create2;  // without (Max, Min)
+  BinarySetup setup;
+};
+
+const BinaryKind kBinary[] = {
+    {"Add", xnn_create_add_nd_f32, nullptr, xnn_setup_add_nd_f32},
+    {"Sub", xnn_create_subtract_nd_f32, nullptr, xnn_setup_subtract_nd_f32},
+    {"Mul", xnn_create_multiply_nd_f32, nullptr, xnn_setup_multiply_nd_f32},
+    {"Div", xnn_create_divide_nd_f32, nullptr, xnn_setup_divide_nd_f32},
+    {"Max", nullptr, xnn_create_maximum_nd_f32, xnn_setup_maximum_nd_f32},
+    {"Min", nullptr, xnn_create_minimum_nd_f32, xnn_setup_minimum_nd_f32},
+};
+
+const BinaryKind* FindBinary(const std::string& op) {
+  for (const BinaryKind& k : kBinary) {
+    if (op == k.op) return &k;
+  }
+  return nullptr;
+}
+
+NodeSupport BinarySupports(const NodeQuery& q) {
+  if (q.inputs.size() != 2) return NodeSupport::No("exactly 2 inputs are supported");
+  std::string e = CheckFloatNode(q, {0, 1}, XNN_MAX_TENSOR_DIMS);
+  if (!e.empty()) return NodeSupport::No(e);
+  const size_t r = q.outputs[0]->shape->size();
+  for (int i = 0; i < 2; ++i) {
+    const Shape s = q.inputs[static_cast<size_t>(i)]->static_shape();
+    if (s.size() > r) return NodeSupport::No("input rank above the output rank");
+  }
+  return YesFloat(q, kGmacs, kGbytes);
+}
+
+// Whether a buffer holding `padded` in row-major order can be read as Permuted(padded, perm):
+// true when the dims larger than 1 keep their relative order.
+bool SameMemoryOrder(const Shape& padded, const std::vector<int>& perm) {
+  int prev = -1;
+  for (int d : perm) {
+    if (padded[static_cast<size_t>(d)] == 1) continue;
+    if (d < prev) return false;
+    prev = d;
+  }
+  return true;
+}
+
+// One operand of a binary op, in the output's physical layout: a workspace buffer or an owned
+// constant, with its physical shape.
+struct Operand {
+  int buffer = -1;
+  std::shared_ptr<std::vector<float>> constant;
+  std::vector<size_t> shape;
+};
+
+Operand PrepareOperand(Builder& b, ValueId v, int out_rank) {
+  Operand o;
+  const Shape s = b.shape(v);
+  Shape padded(static_cast<size_t>(out_rank) - s.size(), 1);
+  padded.insert(padded.end(), s.begin(), s.end());
+  const std::vector<int> out_perm = PhysicalPerm(out_rank);
+  const Shape phys = Permuted(padded, out_perm);
+  for (int64_t d : phys) o.shape.push_back(static_cast<size_t>(d));
+  if (o.shape.empty()) o.shape.push_back(1);
+  if (const Tensor* c = b.constant(v)) {
+    const std::vector<float> vals = ConstantFloats(*c);
+    o.constant = std::make_shared<std::vector<float>>(vals.size() + XNN_EXTRA_BYTES / 4);
+    PermuteCopy(vals.data(), padded, out_perm, o.constant->data(), nullptr);
+    return o;
+  }
+  const std::vector<int> in_perm = b.perm(v);
+  if (static_cast<int>(s.size()) == out_rank || (IsIdentity(in_perm) && SameMemoryOrder(padded, out_perm))) {
+    o.buffer = b.Buffer(v);  // same rank: same layout; or a compatible lower-rank identity layout
+    return o;
+  }
+  // Materialise the logical operand in the output's layout.
+  const int logical = b.LogicalIn(v);
+  o.buffer = b.Scratch(NumElements(padded));
+  const int dst = o.buffer;
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    PermuteCopy(ws.f(logical), padded, out_perm, ws.f(dst), pool);
+  });
+  b.Use(o.buffer);
+  return o;
+}
+
+Status BinaryBuild(Builder& b, const Node& n, const Fusion& f) {
+  const BinaryKind* k = FindBinary(n.op_type);
+  const int out_rank = b.rank(n.outputs[0]);
+  Operand a = PrepareOperand(b, n.inputs[0], out_rank);
+  Operand c = PrepareOperand(b, n.inputs[1], out_rank);
+  if (a.buffer >= 0) b.Use(a.buffer);
+  xnn_operator_t op = nullptr;
+  const xnn_status st = k->create ? k->create(f.out_min, f.out_max, 0, &op) : k->create2(0, &op);
+  if (st != xnn_status_success) return XnnError(n, "xnn_create_*_nd_f32", st);
+  const int out = b.Buffer(f.out);
+  const BinarySetup setup = k->setup;
+  b.AddXnn(n, XnnOp(op), [=](const Workspace& ws, pthreadpool_t pool) {
+    const float* pa = a.buffer >= 0 ? ws.f(a.buffer) : a.constant->data();
+    const float* pc = c.buffer >= 0 ? ws.f(c.buffer) : c.constant->data();
+    return setup(op, a.shape.size(), a.shape.data(), c.shape.size(), c.shape.data(), pa, pc,
+                 ws.f(out), pool);
+  }, "xnn_setup_*_nd_f32");
+  return Status::Ok();
+}
+
+// ---- Unary ----
+
+NodeSupport UnarySupports(const NodeQuery& q) {
+  std::string e = CheckFloatNode(q, {0}, 8);
+  if (!e.empty()) return NodeSupport::No(e);
+  return YesFloat(q, kGmacs, kGbytes);
+}
+
+using UnarySetup = xnn_status (*)(xnn_operator_t, size_t, const float*, float*, pthreadpool_t);
+
+// A unary nc operator over all elements (channels 1, contiguous).
+Status AddUnary(Builder& b, const Node& n, ValueId x, ValueId y, xnn_operator_t op, xnn_status st,
+                UnarySetup setup, int64_t channels = 1) {
+  if (st != xnn_status_success) return XnnError(n, "xnn_create_*_nc_f32", st);
+  const int in = b.Buffer(x);
+  const int out = b.Buffer(y);
+  const int64_t batch = NumElements(b.shape(x)) / channels;
+  b.AddXnn(n, XnnOp(op), [=](const Workspace& ws, pthreadpool_t pool) {
+    return setup(op, static_cast<size_t>(batch), ws.f(in), ws.f(out), pool);
+  }, "xnn_setup_*_nc_f32");
+  return Status::Ok();
+}
+
+Status ClampBuild(Builder& b, const Node& n, const Fusion& f) {
+  float lo = 0, hi = INFINITY;
+  if (n.op_type == "Clip" && !ClipBounds(n, [&](ValueId v) { return b.constant(v); }, &lo, &hi)) {
+    return InvalidArgument("Clip bounds are not constant");
+  }
+  lo = std::max(lo, f.out_min);
+  hi = std::min(hi, f.out_max);
+  xnn_operator_t op = nullptr;
+  const xnn_status st = xnn_create_clamp_nc_f32(1, 1, 1, lo, hi, 0, &op);
+  return AddUnary(b, n, n.inputs[0], f.out, op, st, xnn_setup_clamp_nc_f32);
+}
+
+NodeSupport ClipSupports(const NodeQuery& q) {
+  NodeSupport s = UnarySupports(q);
+  if (!s.supported) return s;
+  for (size_t i = 1; i < 3 && i < q.inputs.size(); ++i) {
+    if (q.inputs[i] != nullptr && (q.constants[i] == nullptr || q.constants[i]->size() != 1)) {
+      return NodeSupport::No(std::string(i == 1 ? "min" : "max") + " is not a constant scalar");
+    }
+  }
+  float lo, hi;
+  ClipBounds(*q.node, [&](ValueId v) -> const Tensor* {
+    for (size_t i = 0; i < q.node->inputs.size(); ++i) {
+      if (q.node->inputs[i] == v) return q.constants[i];
+    }
+    return nullptr;
+  }, &lo, &hi);
+  if (!(lo < hi)) return NodeSupport::No("Clip min must be below max");
+  return s;
+}
+
+Status LeakyReluBuild(Builder& b, const Node& n, const Fusion& f) {
+  xnn_operator_t op = nullptr;
+  const xnn_status st = xnn_create_leaky_relu_nc_f32(1, 1, 1, n.attrs.GetFloat("alpha", 0.01f), 0, &op);
+  return AddUnary(b, n, n.inputs[0], f.out, op, st, xnn_setup_leaky_relu_nc_f32);
+}
+
+Status EluBuild(Builder& b, const Node& n, const Fusion& f) {
+  xnn_operator_t op = nullptr;
+  const xnn_status st = xnn_create_elu_nc_f32(1, 1, 1, n.attrs.GetFloat("alpha", 1.0f), 0, &op);
+  return AddUnary(b, n, n.inputs[0], f.out, op, st, xnn_setup_elu_nc_f32);
+}
+
+using PlainCreate = xnn_status (*)(size_t, size_t, size_t, uint32_t, xnn_operator_t*);
+struct PlainUnary {
+  const char* op;
+  PlainCreate create;
+  UnarySetup setup;
+};
+const PlainUnary kPlainUnary[] = {
+    {"Sigmoid", xnn_create_sigmoid_nc_f32, xnn_setup_sigmoid_nc_f32},
+    {"HardSwish", xnn_create_hardswish_nc_f32, xnn_setup_hardswish_nc_f32},
+    {"Abs", xnn_create_abs_nc_f32, xnn_setup_abs_nc_f32},
+    {"Neg", xnn_create_negate_nc_f32, xnn_setup_negate_nc_f32},
+    {"Sqrt", xnn_create_square_root_nc_f32, xnn_setup_square_root_nc_f32},
+    {"Floor", xnn_create_floor_nc_f32, xnn_setup_floor_nc_f32},
+    {"Ceil", xnn_create_ceiling_nc_f32, xnn_setup_ceiling_nc_f32},
+};
+
+Status PlainUnaryBuild(Builder& b, const Node& n, const Fusion& f) {
+  for (const PlainUnary& u : kPlainUnary) {
+    if (n.op_type != u.op) continue;
+    xnn_operator_t op = nullptr;
+    const xnn_status st = u.create(1, 1, 1, 0, &op);
+    return AddUnary(b, n, n.inputs[0], f.out, op, st, u.setup);
+  }
+  return Internal("no unary kernel for " + n.op_type);
+}
+
+// PRelu: slope per channel (logical axis 1, physical last for NHWC / [N,C]) or a scalar.
+NodeSupport PReluSupports(const NodeQuery& q) {
+  std::string e = CheckFloatNode(q, {0}, 6);
+  if (!e.empty()) return NodeSupport::No(e);
+  if (q.constants.size() < 2 || q.constants[1] == nullptr) return NodeSupport::No("slope is not a constant");
+  const Shape x = q.inputs[0]->static_shape();
+  const Tensor& s = *q.constants[1];
+  if (s.size() == 1) return YesFloat(q, kGmacs, kGbytes);
+  if ((x.size() != 4 && x.size() != 2) || s.size() != x[1]) {
+    return NodeSupport::No("slope must be a scalar or per channel of a 2D/4D input");
+  }
+  // Per channel: every slope dim but the channel one is 1, aligned to axis 1.
+  const Shape ss = s.shape();
+  const size_t off = x.size() - ss.size();
+  for (size_t i = 0; i < ss.size(); ++i) {
+    if (ss[i] != 1 && i + off != 1) return NodeSupport::No("slope must broadcast along axis 1 only");
+  }
+  return YesFloat(q, kGmacs, kGbytes);
+}
+
+Status PReluBuild(Builder& b, const Node& n, const Fusion& f) {
+  const Shape x = b.shape(n.inputs[0]);
+  const std::vector<float> slope = ConstantFloats(*b.constant(n.inputs[1]));
+  const int64_t channels = slope.size() == 1 ? 1 : x[1];
+  auto data = std::make_shared<std::vector<float>>(slope);
+  xnn_operator_t op = nullptr;
+  const xnn_status st = xnn_create_prelu_nc_f32(static_cast<size_t>(channels), static_cast<size_t>(channels),
+                                                static_cast<size_t>(channels), data->data(), 0, &op);
+  b.AddWeightBytes(channels * 4);
+  return AddUnary(b, n, n.inputs[0], f.out, op, st, xnn_setup_prelu_nc_f32, channels);
+}
+
+// HardSigmoid: y = clamp(alpha * x + beta, 0, 1), float arithmetic.
+Status HardSigmoidBuild(Builder& b, const Node& n, const Fusion& f) {
+  const float alpha = n.attrs.GetFloat("alpha", 0.2f), beta = n.attrs.GetFloat("beta", 0.5f);
+  const float lo = std::max(0.0f, f.out_min), hi = std::min(1.0f, f.out_max);
+  const int64_t count = NumElements(b.shape(n.inputs[0]));
+  const int in = b.Buffer(n.inputs[0]);
+  const int out = b.Buffer(f.out);
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const float* x = ws.f(in);
+    float* y = ws.f(out);
+    ParallelFor(pool, count, 1 << 14, [&](int64_t s, int64_t e) {
+      for (int64_t i = s; i < e; ++i) y[i] = std::min(hi, std::max(lo, alpha * x[i] + beta));
+    });
+  });
+  return Status::Ok();
+}
+
+NodeSupport TanhSupports(const NodeQuery&) {
+  return NodeSupport::No("this XNNPACK (2022) has no f32 Tanh operator");
+}
+Status NoBuild(Builder&, const Node& n, const Fusion&) {
+  return Internal(n.op_type + " is not supported by the XNNPACK backend");
+}
+
+}  // namespace
+
+Status BuildHardSwish(Builder& b, const Node& n, ValueId x, const Fusion& f) {
+  xnn_operator_t op = nullptr;
+  const xnn_status st = xnn_create_hardswish_nc_f32(1, 1, 1, 0, &op);
+  return AddUnary(b, n, x, f.out, op, st, xnn_setup_hardswish_nc_f32);
+}
+
+void AddElementwiseOps(std::vector<OpDef>& table) {
+  for (const BinaryKind& k : kBinary) {
+    table.push_back({k.op, BinarySupports, BinaryBuild, k.create != nullptr});
+  }
+  table.push_back({"Relu", UnarySupports, ClampBuild, false});
+  table.push_back({"Clip", ClipSupports, ClampBuild, false});
+  table.push_back({"LeakyRelu", UnarySupports, LeakyReluBuild, false});
+  table.push_back({"Elu", UnarySupports, EluBuild, false});
+  table.push_back({"PRelu", PReluSupports, PReluBuild, false});
+  table.push_back({"HardSigmoid", UnarySupports, HardSigmoidBuild, false});
+  for (const PlainUnary& u : kPlainUnary) table.push_back({u.op, UnarySupports, PlainUnaryBuild, false});
+  table.push_back({"Tanh", TanhSupports, NoBuild, false});
+}
+
+}  // namespace kiln::xnn

@@ -1,0 +1,349 @@
+// XNNPACK backend pooling, Softmax and Resize: MaxPool / AveragePool / GlobalAveragePool (NHWC
+// XNNPACK operators; ceil_mode as extra bottom/right padding for MaxPool), Softmax over the last
+// logical axis (or axis 1 of a 4D tensor, the physical last in NHWC), Resize linear (XNNPACK
+// bilinear, coordinate modes mapped to its flags) and nearest (own loop, exact index rules).
+#include <cmath>
+#include <cstring>
+
+#include "backends/xnnpack/xnn_internal.h"
+#include "backends/xnnpack/xnn_ops.h"
+
+namespace kiln::xnn {
+
+namespace {
+
+constexpr double kGmacs = 25;
+constexpr double kGbytes = 10;
+
+// ---- MaxPool / AveragePool ----
+
+struct PoolGeometry {
+  int64_t kh, kw, sh, sw, dh = 1, dw = 1, pt, pl, pb, pr;
+};
+
+Result<PoolGeometry> PoolGeometryOf(const Node& n, const Shape& x, const Shape& y) {
+  const bool is_max = n.op_type == "MaxPool";
+  if (x.size() != 4) return InvalidArgument("only 2D (rank-4) pooling is supported");
+  const std::vector<int64_t> k = n.attrs.GetInts("kernel_shape");
+  if (k.size() != 2) return InvalidArgument("kernel_shape must have 2 values");
+  PoolGeometry g{};
+  g.kh = k[0];
+  g.kw = k[1];
+  if (g.kh * g.kw <= 1) return InvalidArgument("1x1 pooling is not supported by XNNPACK");
+  const std::vector<int64_t> s = n.attrs.GetInts("strides", {1, 1});
+  const std::vector<int64_t> d = n.attrs.GetInts("dilations", {1, 1});
+  if (s.size() != 2 || d.size() != 2) return InvalidArgument("strides/dilations must have 2 values");
+  g.sh = s[0];
+  g.sw = s[1];
+  g.dh = d[0];
+  g.dw = d[1];
+  if (!is_max && (g.dh != 1 || g.dw != 1)) return InvalidArgument("AveragePool dilations are not supported");
+  if (g.sh < 1 || g.sw < 1 || g.dh < 1 || g.dw < 1) return InvalidArgument("strides/dilations must be >= 1");
+  const int64_t ekh = (g.kh - 1) * g.dh + 1, ekw = (g.kw - 1) * g.dw + 1;
+  const std::string auto_pad = n.attrs.GetString("auto_pad", "NOTSET");
+  if (auto_pad == "NOTSET") {
+    const std::vector<int64_t> p = n.attrs.GetInts("pads", {0, 0, 0, 0});
+    if (p.size() != 4) return InvalidArgument("pads must have 4 values");
+    g.pt = p[0];
+    g.pl = p[1];
+    g.pb = p[2];
+    g.pr = p[3];
+  } else if (auto_pad == "VALID") {
+    g.pt = g.pl = g.pb = g.pr = 0;
+  } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+    const int64_t th = std::max<int64_t>(0, (y[2] - 1) * g.sh + ekh - x[2]);
+    const int64_t tw = std::max<int64_t>(0, (y[3] - 1) * g.sw + ekw - x[3]);
+    const bool upper = auto_pad == "SAME_UPPER";
+    g.pt = upper ? th / 2 : th - th / 2;
+    g.pb = th - g.pt;
+    g.pl = upper ? tw / 2 : tw - tw / 2;
+    g.pr = tw - g.pl;
+  } else {
+    return InvalidArgument("auto_pad " + auto_pad + " is not supported");
+  }
+  if (g.pt < 0 || g.pl < 0 || g.pb < 0 || g.pr < 0) return InvalidArgument("negative pads");
+  // ceil_mode (or SAME) may need windows past the bottom/right edge: extra padding.
+  const int64_t xh = std::max<int64_t>(0, (y[2] - 1) * g.sh + ekh - (x[2] + g.pt + g.pb));
+  const int64_t xw = std::max<int64_t>(0, (y[3] - 1) * g.sw + ekw - (x[3] + g.pl + g.pr));
+  if (xh > 0 || xw > 0) {
+    if (!is_max) return InvalidArgument("AveragePool ceil_mode windows past the edge are not supported");
+    g.pb += xh;
+    g.pr += xw;
+  }
+  if (!is_max && n.attrs.GetInt("count_include_pad", 0) != 0 && (g.pt || g.pl || g.pb || g.pr)) {
+    return InvalidArgument("AveragePool count_include_pad=1 with padding is not supported");
+  }
+  if ((x[2] + g.pt + g.pb - ekh) / g.sh + 1 != y[2] || (x[3] + g.pl + g.pr - ekw) / g.sw + 1 != y[3]) {
+    return InvalidArgument("output size " + ShapeToString(y) + " does not match the attributes");
+  }
+  return g;
+}
+
+NodeSupport PoolSupports(const NodeQuery& q) {
+  std::string e = CheckFloatNode(q, {0}, 4);
+  if (!e.empty()) return NodeSupport::No(e);
+  auto g = PoolGeometryOf(*q.node, q.inputs[0]->static_shape(), q.outputs[0]->static_shape());
+  if (!g.ok()) return NodeSupport::No(g.status().message());
+  return YesFloat(q, kGmacs, kGbytes);
+}
+
+Status PoolBuild(Builder& b, const Node& n, const Fusion& f) {
+  const Shape x = b.shape(n.inputs[0]), y = b.shape(n.outputs[0]);
+  KILN_ASSIGN_OR_RETURN(PoolGeometry g, PoolGeometryOf(n, x, y));
+  const size_t c = static_cast<size_t>(x[1]);
+  xnn_operator_t op = nullptr;
+  const bool is_max = n.op_type == "MaxPool";
+  xnn_status st;
+  if (is_max) {
+    st = xnn_create_max_pooling2d_nhwc_f32(
+        static_cast<uint32_t>(g.pt), static_cast<uint32_t>(g.pr), static_cast<uint32_t>(g.pb),
+        static_cast<uint32_t>(g.pl), static_cast<uint32_t>(g.kh), static_cast<uint32_t>(g.kw),
+        static_cast<uint32_t>(g.sh), static_cast<uint32_t>(g.sw), static_cast<uint32_t>(g.dh),
+        static_cast<uint32_t>(g.dw), c, c, c, f.out_min, f.out_max, 0, &op);
+  } else {
+    st = xnn_create_average_pooling2d_nhwc_f32(
+        static_cast<uint32_t>(g.pt), static_cast<uint32_t>(g.pr), static_cast<uint32_t>(g.pb),
+        static_cast<uint32_t>(g.pl), static_cast<uint32_t>(g.kh), static_cast<uint32_t>(g.kw),
+        static_cast<uint32_t>(g.sh), static_cast<uint32_t>(g.sw), c, c, c, f.out_min, f.out_max, 0,
+        &op);
+  }
+  if (st != xnn_status_success) return XnnError(n, "xnn_create_*_pooling2d_nhwc_f32", st);
+  const int in = b.Buffer(n.inputs[0]);
+  const int out = b.Buffer(f.out);
+  b.AddXnn(n, XnnOp(op), [=](const Workspace& ws, pthreadpool_t pool) {
+    return (is_max ? xnn_setup_max_pooling2d_nhwc_f32 : xnn_setup_average_pooling2d_nhwc_f32)(
+        op, static_cast<size_t>(x[0]), static_cast<size_t>(x[2]), static_cast<size_t>(x[3]),
+        ws.f(in), ws.f(out), pool);
+  }, "xnn_setup_*_pooling2d_nhwc_f32");
+  return Status::Ok();
+}
+
+NodeSupport GlobalPoolSupports(const NodeQuery& q) {
+  std::string e = CheckFloatNode(q, {0}, 4);
+  if (!e.empty()) return NodeSupport::No(e);
+  if (q.inputs[0]->shape->size() != 4) return NodeSupport::No("only rank-4 input is supported");
+  return YesFloat(q, kGmacs, kGbytes);
+}
+
+Status GlobalPoolBuild(Builder& b, const Node& n, const Fusion& f) {
+  const Shape x = b.shape(n.inputs[0]);
+  const size_t c = static_cast<size_t>(x[1]);
+  xnn_operator_t op = nullptr;
+  const xnn_status st =
+      xnn_create_global_average_pooling_nwc_f32(c, c, c, f.out_min, f.out_max, 0, &op);
+  if (st != xnn_status_success) return XnnError(n, "xnn_create_global_average_pooling_nwc_f32", st);
+  const int in = b.Buffer(n.inputs[0]);
+  const int out = b.Buffer(f.out);
+  b.AddXnn(n, XnnOp(op), [=](const Workspace& ws, pthreadpool_t pool) {
+    return xnn_setup_global_average_pooling_nwc_f32(op, static_cast<size_t>(x[0]),
+                                                    static_cast<size_t>(x[2] * x[3]), ws.f(in),
+                                                    ws.f(out), pool);
+  }, "xnn_setup_global_average_pooling_nwc_f32");
+  return Status::Ok();
+}
+
+// ---- Softmax ----
+
+// Row length of the softmax in logical order, or 0 when not a contiguous trailing block.
+int64_t SoftmaxRow(const Node& n, const Shape& x) {
+  const int64_t r = static_cast<int64_t>(x.size());
+  int64_t axis = n.attrs.GetInt("axis", n.opset < 13 ? 1 : -1);
+  if (axis < 0) axis += r;
+  if (axis < 0 || axis >= r) return 0;
+  int64_t row = 1;
+  if (n.opset < 13) {  // coerced to 2D at axis
+    for (int64_t i = axis; i < r; ++i) row *= x[static_cast<size_t>(i)];
+    return row;
+  }
+  for (int64_t i = axis + 1; i < r; ++i) {
+    if (x[static_cast<size_t>(i)] != 1) return 0;
+  }
+  return x[static_cast<size_t>(axis)];
+}
+
+NodeSupport SoftmaxSupports(const NodeQuery& q) {
+  std::string e = CheckFloatNode(q, {0}, 6);
+  if (!e.empty()) return NodeSupport::No(e);
+  const Shape x = q.inputs[0]->static_shape();
+  const int64_t axis = q.node->attrs.GetInt("axis", q.node->opset < 13 ? 1 : -1);
+  const bool nhwc_channels = x.size() == 4 && (axis == 1 || axis == -3) && q.node->opset >= 13;
+  if (!nhwc_channels && SoftmaxRow(*q.node, x) == 0) {
+    return NodeSupport::No("Softmax axis " + std::to_string(axis) + " is not the last axis");
+  }
+  if (x.empty()) return NodeSupport::No("scalar Softmax");
+  return YesFloat(q, kGmacs, kGbytes);
+}
+
+Status SoftmaxBuild(Builder& b, const Node& n, const Fusion& f) {
+  const Shape x = b.shape(n.inputs[0]);
+  const int64_t axis = n.attrs.GetInt("axis", n.opset < 13 ? 1 : -1);
+  const bool nhwc_channels = x.size() == 4 && (axis == 1 || axis == -3) && n.opset >= 13;
+  const int64_t row = nhwc_channels ? x[1] : SoftmaxRow(n, x);
+  const int64_t rows = NumElements(x) / row;
+  xnn_operator_t op = nullptr;
+  const xnn_status st = xnn_create_softmax_nc_f32(static_cast<size_t>(row), static_cast<size_t>(row),
+                                                  static_cast<size_t>(row), 0, &op);
+  if (st != xnn_status_success) return XnnError(n, "xnn_create_softmax_nc_f32", st);
+  const int in = nhwc_channels ? b.Buffer(n.inputs[0]) : b.LogicalIn(n.inputs[0]);
+  const int out = nhwc_channels ? b.Buffer(f.out) : b.LogicalOut(f.out);
+  b.AddXnn(n, XnnOp(op), [=](const Workspace& ws, pthreadpool_t pool) {
+    return xnn_setup_softmax_nc_f32(op, static_cast<size_t>(rows), ws.f(in), ws.f(out), pool);
+  }, "xnn_setup_softmax_nc_f32");
+  if (!nhwc_channels) b.FinishLogicalOut(f.out, out);
+  return Status::Ok();
+}
+
+// ---- Resize ----
+
+
+struct ResizeSpec {
+  bool linear = false;
+  std::string transform, nearest_mode;
+  double scale_h = 1, scale_w = 1;  // output / input, as the reference uses it
+};
+
+// Source index of output coordinate o along one axis for nearest mode (reference's rules).
+int64_t NearestIndex(const ResizeSpec& r, int64_t o, int64_t in, int64_t out, double scale) {
+  const double x = static_cast<double>(o);
+  const double out_len = scale * static_cast<double>(in);
+  double xr;
+  const std::string& m = r.transform;
+  if (m == "asymmetric") {
+    xr = x / scale;
+  } else if (m == "pytorch_half_pixel") {
+    xr = out_len > 1 ? (x + 0.5) / scale - 0.5 : 0.0;
+  } else if (m == "align_corners") {
+    xr = out_len == 1 ? 0.0 : x * static_cast<double>(in - 1) / (out_len - 1);
+  } else if (m == "tf_half_pixel_for_nn") {
+    xr = (x + 0.5) / scale;
+  } else {
+    xr = (x + 0.5) / scale - 0.5;
+  }
+  if (!std::isfinite(xr)) xr = 0.0;
+  const double fl = std::floor(xr);
+  int64_t i = static_cast<int64_t>(fl);
+  if (xr != fl) {
+    const double ratio = xr - fl;
+    const std::string& nm = r.nearest_mode;
+    if (nm == "ceil") {
+      i += 1;
+    } else if (nm == "round_prefer_ceil") {
+      i += ratio >= 0.5 ? 1 : 0;
+    } else if (nm != "floor") {
+      i += ratio > 0.5 ? 1 : 0;
+    }
+  }
+  (void)out;
+  return std::clamp<int64_t>(i, 0, in - 1);
+}
+
+Result<ResizeSpec> ResizeSpecOf(const Node& n, const Shape& x, const Shape& y,
+                                const std::function<const Tensor*(size_t)>& constant_input) {
+  if (n.opset < 11) return InvalidArgument("Resize before opset 11 is not supported");
+  if (x.size() != 4) return InvalidArgument("only rank-4 Resize is supported");
+  if (x[0] != y[0] || x[1] != y[1]) return InvalidArgument("Resize must keep N and C");
+  if (n.attrs.GetInt("antialias", 0) != 0) return InvalidArgument("antialias is not supported");
+  if (n.attrs.Has("axes")) return InvalidArgument("axes is not supported");
+  ResizeSpec r;
+  const std::string mode = n.attrs.GetString("mode", "nearest");
+  if (mode != "nearest" && mode != "linear") return InvalidArgument("Resize mode '" + mode + "'");
+  r.linear = mode == "linear";
+  r.transform = n.attrs.GetString("coordinate_transformation_mode", "half_pixel");
+  r.nearest_mode = n.attrs.GetString("nearest_mode", "round_prefer_floor");
+  if (r.transform == "tf_crop_and_resize") return InvalidArgument("coordinate mode tf_crop_and_resize");
+  if (r.linear && r.transform == "tf_half_pixel_for_nn") {
+    return InvalidArgument("linear with tf_half_pixel_for_nn");
+  }
+  r.scale_h = static_cast<double>(y[2]) / static_cast<double>(x[2]);
+  r.scale_w = static_cast<double>(y[3]) / static_cast<double>(x[3]);
+  const Tensor* scales = constant_input(2);
+  if (scales != nullptr && scales->size() == 4) {
+    r.scale_h = scales->GetAsDouble(2);
+    r.scale_w = scales->GetAsDouble(3);
+    if (r.linear && (r.scale_h * static_cast<double>(x[2]) != static_cast<double>(y[2]) ||
+                     r.scale_w * static_cast<double>(x[3]) != static_cast<double>(y[3]))) {
+      return InvalidArgument("linear Resize scales that do not give whole output sizes");
+    }
+  } else if (constant_input(3) == nullptr) {
+    return InvalidArgument("Resize scales/sizes are not constants");
+  }
+  if (!r.linear) {  // unscaled axes must map to themselves (tf_half_pixel_for_nn shifts them)
+    for (int a = 0; a < 2; ++a) {
+      for (int64_t o = 0; o < x[static_cast<size_t>(a)]; ++o) {
+        if (NearestIndex(r, o, x[static_cast<size_t>(a)], x[static_cast<size_t>(a)], 1.0) != o) {
+          return InvalidArgument("nearest mode " + r.transform + "/" + r.nearest_mode +
+                                 " moves the unscaled N/C axes");
+        }
+      }
+    }
+  }
+  if (r.linear && r.transform == "pytorch_half_pixel" && (y[2] == 1 || y[3] == 1)) {
+    return InvalidArgument("pytorch_half_pixel with an output size of 1");
+  }
+  return r;
+}
+
+NodeSupport ResizeSupports(const NodeQuery& q) {
+  std::string e = CheckFloatNode(q, {0}, 4);
+  if (!e.empty()) return NodeSupport::No(e);
+  auto r = ResizeSpecOf(*q.node, q.inputs[0]->static_shape(), q.outputs[0]->static_shape(),
+                        [&](size_t i) { return i < q.constants.size() ? q.constants[i] : nullptr; });
+  if (!r.ok()) return NodeSupport::No(r.status().message());
+  return YesFloat(q, kGmacs, kGbytes);
+}
+
+Status ResizeBuild(Builder& b, const Node& n, const Fusion& f) {
+  const Shape x = b.shape(n.inputs[0]), y = b.shape(n.outputs[0]);
+  KILN_ASSIGN_OR_RETURN(ResizeSpec r, ResizeSpecOf(n, x, y, [&](size_t i) {
+                          return i < n.inputs.size() ? b.constant(n.inputs[i]) : nullptr;
+                        }));
+  const int in = b.Buffer(n.inputs[0]);
+  const int out = b.Buffer(f.out);
+  const int64_t c = x[1];
+  if (r.linear) {
+    uint32_t flags = 0;
+    if (r.transform == "align_corners") flags = XNN_FLAG_ALIGN_CORNERS;
+    if (r.transform == "asymmetric") flags = XNN_FLAG_TENSORFLOW_LEGACY_MODE;
+    xnn_operator_t op = nullptr;
+    const xnn_status st = xnn_create_resize_bilinear2d_nhwc_f32(
+        static_cast<size_t>(c), static_cast<size_t>(c), static_cast<size_t>(c), flags, &op);
+    if (st != xnn_status_success) return XnnError(n, "xnn_create_resize_bilinear2d_nhwc_f32", st);
+    b.AddXnn(n, XnnOp(op), [=](const Workspace& ws, pthreadpool_t pool) {
+      return xnn_setup_resize_bilinear2d_nhwc_f32(
+          op, static_cast<size_t>(x[0]), static_cast<size_t>(x[2]), static_cast<size_t>(x[3]),
+          static_cast<size_t>(y[2]), static_cast<size_t>(y[3]), ws.f(in), ws.f(out), pool);
+    }, "xnn_setup_resize_bilinear2d_nhwc_f32");
+    return Status::Ok();
+  }
+  std::vector<int64_t> ih(static_cast<size_t>(y[2])), iw(static_cast<size_t>(y[3]));
+  for (int64_t o = 0; o < y[2]; ++o) ih[static_cast<size_t>(o)] = NearestIndex(r, o, x[2], y[2], r.scale_h);
+  for (int64_t o = 0; o < y[3]; ++o) iw[static_cast<size_t>(o)] = NearestIndex(r, o, x[3], y[3], r.scale_w);
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const float* src = ws.f(in);
+    float* dst = ws.f(out);
+    const size_t row = static_cast<size_t>(c) * sizeof(float);
+    ParallelFor(pool, y[0] * y[2], 1, [&](int64_t s, int64_t e) {
+      for (int64_t nh = s; nh < e; ++nh) {
+        const int64_t bn = nh / y[2], oh = nh % y[2];
+        const float* srow = src + (bn * x[2] + ih[static_cast<size_t>(oh)]) * x[3] * c;
+        float* drow = dst + nh * y[3] * c;
+        for (int64_t ow = 0; ow < y[3]; ++ow) {
+          std::memcpy(drow + ow * c, srow + iw[static_cast<size_t>(ow)] * c, row);
+        }
+      }
+    });
+  });
+  return Status::Ok();
+}
+
+}  // namespace
+
+void AddPoolOps(std::vector<OpDef>& table) {
+  table.push_back({"MaxPool", PoolSupports, PoolBuild, true});
+  table.push_back({"AveragePool", PoolSupports, PoolBuild, true});
+  table.push_back({"GlobalAveragePool", GlobalPoolSupports, GlobalPoolBuild, true});
+  table.push_back({"Softmax", SoftmaxSupports, SoftmaxBuild, false});
+  table.push_back({"Resize", ResizeSupports, ResizeBuild, false});
+}
+
+}  // namespace kiln::xnn

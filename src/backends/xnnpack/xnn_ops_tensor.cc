@@ -1,0 +1,168 @@
+// XNNPACK backend data-movement ops, done with own copy loops so that partitions stay large:
+// Concat (along the physical position of the axis), Reshape / Flatten / Squeeze / Unsqueeze
+// (logical order preserved across the NHWC <-> row-major change of rank), and Transpose
+// (one permuting copy composed with both physical layouts).
+#include <cstring>
+
+#include "backends/xnnpack/xnn_internal.h"
+#include "backends/xnnpack/xnn_ops.h"
+
+namespace kiln::xnn {
+
+namespace {
+
+constexpr double kGbytes = 10;
+
+std::vector<int> Inverse(const std::vector<int>& p) {
+  std::vector<int> inv(p.size());
+  for (size_t i = 0; i < p.size(); ++i) inv[static_cast<size_t>(p[i])] = static_cast<int>(i);
+  return inv;
+}
+
+// ---- Concat ----
+
+NodeSupport ConcatSupports(const NodeQuery& q) {
+  std::vector<int> all;
+  for (size_t i = 0; i < q.inputs.size(); ++i) all.push_back(static_cast<int>(i));
+  std::string e = CheckFloatNode(q, all, 6);
+  if (!e.empty()) return NodeSupport::No(e);
+  if (q.outputs[0]->shape->empty()) return NodeSupport::No("scalar Concat");
+  return YesFloat(q, 1, kGbytes);
+}
+
+Status ConcatBuild(Builder& b, const Node& n, const Fusion& f) {
+  const Shape y = b.shape(n.outputs[0]);
+  const int r = static_cast<int>(y.size());
+  int64_t axis = n.attrs.GetInt("axis", 0);
+  if (axis < 0) axis += r;
+  const std::vector<int> p = PhysicalPerm(r);
+  int pa = 0;
+  for (int i = 0; i < r; ++i) {
+    if (p[static_cast<size_t>(i)] == axis) pa = i;
+  }
+  const Shape yp = Permuted(y, p);
+  int64_t outer = 1;
+  for (int i = 0; i < pa; ++i) outer *= yp[static_cast<size_t>(i)];
+  struct Part {
+    int buffer = -1;
+    std::shared_ptr<std::vector<float>> constant;
+    int64_t chunk = 0;  // floats per outer index
+  };
+  std::vector<Part> parts;
+  for (ValueId v : n.inputs) {
+    Part part;
+    part.chunk = NumElements(b.shape(v)) / outer;
+    if (const Tensor* c = b.constant(v)) {
+      const std::vector<float> vals = ConstantFloats(*c);
+      part.constant = std::make_shared<std::vector<float>>(vals.size());
+      PermuteCopy(vals.data(), b.shape(v), p, part.constant->data(), nullptr);
+    } else {
+      part.buffer = b.Buffer(v);
+    }
+    parts.push_back(std::move(part));
+  }
+  const int64_t total_chunk = NumElements(y) / outer;
+  const int out = b.Buffer(f.out);
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    float* dst = ws.f(out);
+    ParallelFor(pool, outer, 1, [&](int64_t s, int64_t e) {
+      for (int64_t o = s; o < e; ++o) {
+        float* d = dst + o * total_chunk;
+        for (const Part& part : parts) {
+          const float* src = part.buffer >= 0 ? ws.f(part.buffer) : part.constant->data();
+          std::memcpy(d, src + o * part.chunk, static_cast<size_t>(part.chunk) * sizeof(float));
+          d += part.chunk;
+        }
+      }
+    });
+  });
+  return Status::Ok();
+}
+
+// ---- Reshape family ----
+
+NodeSupport ReshapeSupports(const NodeQuery& q) {
+  std::string e = CheckFloatNode(q, {0}, 6);
+  if (!e.empty()) return NodeSupport::No(e);
+  for (size_t i = 1; i < q.inputs.size(); ++i) {
+    if (q.inputs[i] != nullptr && q.constants[i] == nullptr) {
+      return NodeSupport::No("input " + std::to_string(i) + " is not a constant");
+    }
+  }
+  return YesFloat(q, 1, kGbytes);
+}
+
+Status ReshapeBuild(Builder& b, const Node& n, const Fusion& f) {
+  const ValueId x = n.inputs[0];
+  const Shape xs = b.shape(x), ys = b.shape(f.out);
+  const std::vector<int> pin = b.perm(x), pout = b.perm(f.out);
+  const bool in_id = IsIdentity(pin), out_id = IsIdentity(pout);
+  if (in_id && out_id) {
+    const int in = b.Buffer(x), out = b.Buffer(f.out);
+    const int64_t count = NumElements(xs);
+    b.AddLoop([=](const Workspace& ws, pthreadpool_t) {
+      std::memcpy(ws.f(out), ws.f(in), static_cast<size_t>(count) * sizeof(float));
+    });
+    return Status::Ok();
+  }
+  if (!in_id && out_id) {  // physical input -> logical order is the output
+    const int in = b.Buffer(x), out = b.Buffer(f.out);
+    const Shape phys = Permuted(xs, pin);
+    const std::vector<int> inv = Inverse(pin);
+    b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+      PermuteCopy(ws.f(in), phys, inv, ws.f(out), pool);
+    });
+    return Status::Ok();
+  }
+  // Input in logical order (its own buffer or a permuted scratch) -> output's physical layout.
+  const int logical = b.LogicalIn(x);
+  const int out = b.Buffer(f.out);
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    PermuteCopy(ws.f(logical), ys, pout, ws.f(out), pool);
+  });
+  return Status::Ok();
+}
+
+// ---- Transpose ----
+
+NodeSupport TransposeSupports(const NodeQuery& q) {
+  std::string e = CheckFloatNode(q, {0}, 6);
+  if (!e.empty()) return NodeSupport::No(e);
+  return YesFloat(q, 1, kGbytes);
+}
+
+Status TransposeBuild(Builder& b, const Node& n, const Fusion& f) {
+  const ValueId x = n.inputs[0];
+  const Shape xs = b.shape(x);
+  const int r = static_cast<int>(xs.size());
+  std::vector<int64_t> perm = n.attrs.GetInts("perm");
+  if (perm.empty()) {
+    for (int i = r - 1; i >= 0; --i) perm.push_back(i);
+  }
+  if (static_cast<int>(perm.size()) != r) return InvalidArgument("perm has the wrong length");
+  const std::vector<int> pin = b.perm(x), pout = b.perm(f.out);
+  const std::vector<int> inv_in = Inverse(pin);
+  // Output physical dim i = logical out dim pout[i] = logical in dim perm[pout[i]].
+  std::vector<int> q(static_cast<size_t>(r));
+  for (int i = 0; i < r; ++i) {
+    q[static_cast<size_t>(i)] = inv_in[static_cast<size_t>(perm[static_cast<size_t>(pout[static_cast<size_t>(i)])])];
+  }
+  const Shape phys_in = Permuted(xs, pin);
+  const int in = b.Buffer(x), out = b.Buffer(f.out);
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    PermuteCopy(ws.f(in), phys_in, q, ws.f(out), pool);
+  });
+  return Status::Ok();
+}
+
+}  // namespace
+
+void AddTensorOps(std::vector<OpDef>& table) {
+  table.push_back({"Concat", ConcatSupports, ConcatBuild, false});
+  for (const char* op : {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}) {
+    table.push_back({op, ReshapeSupports, ReshapeBuild, false});
+  }
+  table.push_back({"Transpose", TransposeSupports, TransposeBuild, false});
+}
+
+}  // namespace kiln::xnn

@@ -1,0 +1,199 @@
+// kiln bench MODEL [--shape NAME=D0,D1,...]... [-i NAME=FILE.npy]... [--threads N] [--warmup N]
+//                  [--iters N] [--seed S] [--json FILE]
+// Times one model on this device: load (import + Session::Create), the first run, then --iters
+// steady-state runs after --warmup more; reports median/p90/min/mean and memory (resident set
+// before and right after load, peak over the process). bench/ort_bench.js measures the same for
+// ONNX Runtime and bench/side_by_side.py runs both.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <string>
+
+#include "commands.h"
+#include "onnx/importer.h"
+#include "runtime/session.h"
+#include "tool_util.h"
+
+namespace kiln::cli {
+namespace {
+
+struct BenchOptions {
+  std::string model;
+  std::vector<std::string> inputs;
+  std::vector<std::string> shapes;
+  int threads = 1;
+  int warmup = 2;
+  int iters = 10;
+  uint64_t seed = 0;
+  std::string json;  // "-": JSON on stdout instead of the text report
+};
+
+using Clock = std::chrono::steady_clock;
+
+double Ms(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// A "VmRSS:" / "VmHWM:" line of /proc/self/status in MB; -1 where unavailable.
+double ProcStatusMb(const std::string& key) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind(key, 0) == 0) return std::strtod(line.c_str() + key.size(), nullptr) / 1024.0;
+  }
+  return -1;
+}
+
+// Resident set now, in MB.
+double CurrentRssMb() { return std::max(0.0, ProcStatusMb("VmRSS:")); }
+
+// Peak resident set of this program, in MB. VmHWM (this address space only) rather than
+// getrusage's ru_maxrss, which also counts the peak of the process that forked and exec'd us
+// (a Python benchmark driver's own 30 MB, say); ru_maxrss only where /proc is missing.
+double PeakRssMb() {
+  const double hwm = ProcStatusMb("VmHWM:");
+  if (hwm >= 0) return hwm;
+  rusage u{};
+  if (getrusage(RUSAGE_SELF, &u) != 0) return 0;
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // KiB on Linux
+}
+
+struct Stats {
+  double median = 0, p90 = 0, min = 0, max = 0, mean = 0;
+};
+
+// Median (mean of the middle two for an even count); p90 by nearest rank. Same definitions as
+// bench/ort_bench.js.
+Stats Summarise(std::vector<double> v) {
+  Stats s;
+  if (v.empty()) return s;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  s.median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  const size_t rank = static_cast<size_t>(std::ceil(0.9 * static_cast<double>(n)));
+  s.p90 = v[std::max<size_t>(rank, 1) - 1];
+  s.min = v.front();
+  s.max = v.back();
+  s.mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(n);
+  return s;
+}
+
+// Nanosecond resolution: tiny models run in well under a microsecond.
+double Round6(double x) { return std::round(x * 1e6) / 1e6; }
+
+Status DoBench(const BenchOptions& o) {
+  KILN_ASSIGN_OR_RETURN(auto given, ParseInputFiles(o.inputs));
+  KILN_ASSIGN_OR_RETURN(auto shapes, ParseShapes(o.shapes));
+  const bool json_stdout = o.json == "-";
+  std::ofstream json_file;  // opened now so that a bad path fails before a long benchmark
+  if (!o.json.empty() && !json_stdout) {
+    json_file.open(o.json, std::ios::binary | std::ios::trunc);
+    if (!json_file) return IoError("cannot write " + o.json);
+  }
+  const double rss_before = CurrentRssMb();
+
+  const auto t0 = Clock::now();
+  KILN_ASSIGN_OR_RETURN(Model model, ImportOnnxFile(o.model));
+  const auto t1 = Clock::now();
+  SessionOptions so;
+  so.threads = o.threads;
+  KILN_ASSIGN_OR_RETURN(auto session, Session::Create(std::move(model), so));
+  const auto t2 = Clock::now();
+  const double rss_after_load = CurrentRssMb();
+
+  KILN_ASSIGN_OR_RETURN(NamedTensors inputs,
+                        MakeInputs(session->graph(), given, shapes, o.seed, true));
+
+  auto a = Clock::now();
+  KILN_RETURN_IF_ERROR(session->Run(inputs).status());
+  const double first = Ms(a, Clock::now());
+  for (int i = 0; i < o.warmup; ++i) KILN_RETURN_IF_ERROR(session->Run(inputs).status());
+  std::vector<double> times;
+  times.reserve(static_cast<size_t>(o.iters));
+  for (int i = 0; i < o.iters; ++i) {
+    a = Clock::now();
+    KILN_RETURN_IF_ERROR(session->Run(inputs).status());
+    times.push_back(Ms(a, Clock::now()));
+  }
+  const Stats s = Summarise(times);
+  const double peak = PeakRssMb();
+
+  nlohmann::ordered_json j;
+  j["tool"] = "kiln";
+  j["model"] = o.model;
+  j["threads"] = o.threads;
+  j["warmup"] = o.warmup;
+  j["iters"] = o.iters;
+  j["inputs"] = nlohmann::ordered_json::array();
+  for (const auto& [name, t] : inputs) {
+    j["inputs"].push_back({{"name", name},
+                           {"type", ElementTypeName(t.type())},
+                           {"shape", t.shape()}});
+  }
+  j["import_ms"] = Round6(Ms(t0, t1));
+  j["prepare_ms"] = Round6(Ms(t1, t2));
+  j["load_ms"] = Round6(Ms(t0, t2));
+  j["first_run_ms"] = Round6(first);
+  j["median_ms"] = Round6(s.median);
+  j["p90_ms"] = Round6(s.p90);
+  j["min_ms"] = Round6(s.min);
+  j["max_ms"] = Round6(s.max);
+  j["mean_ms"] = Round6(s.mean);
+  j["times_ms"] = nlohmann::ordered_json::array();
+  for (double t : times) j["times_ms"].push_back(Round6(t));
+  j["rss_before_load_mb"] = Round6(rss_before);
+  j["rss_after_load_mb"] = Round6(rss_after_load);
+  j["peak_rss_mb"] = Round6(peak);
+
+  if (json_stdout) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return Status::Ok();
+  }
+  std::printf("model: %s\n", o.model.c_str());
+  for (const auto& [name, t] : inputs) {
+    std::printf("input %-24s %s\n", name.c_str(), t.Describe().c_str());
+  }
+  std::printf("threads %d, warmup %d, iters %d\n", o.threads, o.warmup, o.iters);
+  std::printf("load: %.1f ms (import %.1f ms, prepare %.1f ms); RSS %.1f MB before, %.1f MB after\n",
+              Ms(t0, t2), Ms(t0, t1), Ms(t1, t2), rss_before, rss_after_load);
+  std::printf("first run: %.2f ms\n", first);
+  std::printf("steady state over %d runs: median %.2f ms, p90 %.2f ms, min %.2f ms, mean %.2f ms\n",
+              o.iters, s.median, s.p90, s.min, s.mean);
+  std::printf("peak RSS: %.1f MB\n", peak);
+  if (json_file.is_open()) {
+    json_file << j.dump(2) << "\n";
+    json_file.close();
+    if (!json_file) return IoError("cannot write " + o.json);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Command AddBenchCommand(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "bench", "Time a model: load, first run, steady-state runs, memory");
+  sub->add_option("model", o->model, "ONNX model file")->required();
+  sub->add_option("-i,--input", o->inputs, "Input from a .npy file: NAME=FILE.npy (repeatable)");
+  sub->add_option("--shape", o->shapes,
+                  "Fix an input's shape for random data: NAME=D0,D1,... (repeatable)");
+  sub->add_option("--threads", o->threads, "Threads for kernels")->check(CLI::Range(1, 256));
+  sub->add_option("--warmup", o->warmup, "Untimed runs after the first one")
+      ->check(CLI::Range(0, 100000));
+  sub->add_option("--iters", o->iters, "Timed steady-state runs")->check(CLI::Range(1, 100000));
+  sub->add_option("--seed", o->seed, "Seed for random inputs");
+  sub->add_option("--json", o->json,
+                  "Also write the results as JSON to this file ('-': JSON only, on stdout)");
+  return {sub, [o] { return DoBench(*o); }};
+}
+
+}  // namespace kiln::cli
