@@ -5,7 +5,7 @@ For each model x thread count: writes one input set (.npy, fixed seed), then run
 and bench/ort_bench.js in separate processes, interleaved over --rounds rounds (kiln, ort in even
 rounds; ort, kiln in odd ones), each process doing a first run, --warmup untimed runs and --iters
 timed runs. Each cell of the table is the median over the rounds of the per-process value (median,
-p90, peak RSS, load time), except "min": the fastest single run over all rounds. Prints a markdown table (and writes it to --out).
+p90, peak RSS, load time, first run), except "min": the fastest single run over all rounds. Prints a markdown table (and writes it to --out).
 
   /usr/bin/python3 bench/side_by_side.py [--models det,rec,cls,silero_vad] [--threads 1,2]
       [--rounds 3] [--warmup 2] [--iters 10] [--kiln build/kiln] [--precision fp32]
@@ -154,7 +154,7 @@ def main():
                         print(f'{m} threads {t} round {r + 1}/{a.rounds} {engine}: median '
                               f'{res["median_ms"]:.2f} ms', file=sys.stderr)
                 agg = {e: {k: median([g[k] for g in got[e]])
-                           for k in ('median_ms', 'p90_ms', 'peak_rss_mb', 'load_ms')}
+                           for k in ('median_ms', 'p90_ms', 'peak_rss_mb', 'load_ms', 'first_run_ms')}
                        for e in got}
                 for e in got:  # the fastest run of all: least disturbed by other load
                     agg[e]['min_ms'] = min(g['min_ms'] for g in got[e])
@@ -168,8 +168,10 @@ def main():
         f'{load_before:.2f} before, {os.getloadavg()[0]:.2f} after.',
         '',
         '| model | threads | kiln median ms | ort median ms | kiln/ort | kiln p90 ms | ort p90 ms '
-        '| kiln peak RSS MB | ort peak RSS MB | kiln load ms | ort load ms | kiln min ms | ort min ms |',
-        '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+        '| kiln peak RSS MB | ort peak RSS MB | kiln load ms | ort load ms | kiln min ms | ort min ms '
+        '| kiln first ms | ort first ms |',
+        '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: '
+        '| ---: |',
     ]
     for m, t, g in rows:
         k, o = g['kiln'], g['ort']
@@ -177,7 +179,8 @@ def main():
         lines.append(f'| {m} | {t} | {k["median_ms"]:.2f} | {o["median_ms"]:.2f} | {ratio:.2f} | '
                      f'{k["p90_ms"]:.2f} | {o["p90_ms"]:.2f} | {k["peak_rss_mb"]:.1f} | '
                      f'{o["peak_rss_mb"]:.1f} | {k["load_ms"]:.1f} | {o["load_ms"]:.1f} | '
-                     f'{k["min_ms"]:.2f} | {o["min_ms"]:.2f} |')
+                     f'{k["min_ms"]:.2f} | {o["min_ms"]:.2f} | {k["first_run_ms"]:.1f} | '
+                     f'{o["first_run_ms"]:.1f} |')
     if raw:
         base = {e: median([x['result']['rss_before_load_mb'] for x in raw if x['engine'] == e])
                 for e in ('kiln', 'ort')}

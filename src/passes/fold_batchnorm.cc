@@ -61,12 +61,14 @@ Result<std::string> TryFold(GraphEditor& e, NodeId bn_id) {
   w_info.type = w->type();
   w_info.shape = DimVector(w->shape().begin(), w->shape().end());
   const std::optional<int64_t> channels = passes::ConvOutputChannels(conv, w_info);
-  if (!channels)
+  if (!channels) {
     return "the " + conv_desc + " weight shape " + ShapeToString(w->shape()) +
            " does not fit its group";
+  }
   const int64_t m_count = *channels;
-  if (b && b->size() != m_count)
+  if (b && b->size() != m_count) {
     return "the " + conv_desc + " bias does not have one value per channel";
+  }
 
   std::vector<std::vector<double>> params;  // scale, B, mean, var
   for (size_t i = 1; i < 5; ++i) {

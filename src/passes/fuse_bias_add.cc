@@ -20,6 +20,8 @@ namespace {
 using passes::ConstantValue;
 using passes::GraphEditor;
 
+constexpr const char* kNotCandidate = "-";
+
 // The slot of `add` holding the conv output, or -1 when neither input comes from a live conv.
 int ConvSlot(const GraphEditor& e, const Node& add) {
   for (int s = 0; s < 2; ++s) {
@@ -32,18 +34,18 @@ int ConvSlot(const GraphEditor& e, const Node& add) {
 }
 
 // Fuses `add_id` into the conv feeding it when possible; returns why not otherwise ("" when
-// fused, "-" when the Add is not a candidate at all).
+// fused, kNotCandidate when the Add is not a conv output plus a constant at all).
 Result<std::string> TryFuse(GraphEditor& e, NodeId add_id) {
   Graph& g = e.graph();
   const Node& add = g.node(add_id);
   if (add.inputs.size() != 2 || add.outputs.size() != 1 || !add.outputs[0].valid()) {
-    return std::string("-");
+    return std::string(kNotCandidate);
   }
   const int slot = ConvSlot(e, add);
-  if (slot < 0) return std::string("-");
+  if (slot < 0) return std::string(kNotCandidate);
   const ValueId y = add.inputs[static_cast<size_t>(slot)];
   const std::optional<Tensor> c = ConstantValue(g, add.inputs[static_cast<size_t>(1 - slot)]);
-  if (!c) return std::string("-");
+  if (!c) return std::string(kNotCandidate);
   const NodeId conv_id = g.value(y).producer;
   const Node& conv = g.node(conv_id);
   const std::string conv_desc = conv.Describe();
@@ -58,8 +60,9 @@ Result<std::string> TryFuse(GraphEditor& e, NodeId add_id) {
   if (conv.inputs.size() < 2 || !conv.inputs[1].valid()) return conv_desc + " has no weight";
   const TypeInfo& w_info = g.value(conv.inputs[1]).info;
   const std::optional<int64_t> channels = passes::ConvOutputChannels(conv, w_info);
-  if (!channels)
+  if (!channels) {
     return "the " + conv_desc + " weight shape " + w_info.ToString() + " is not static";
+  }
   const int64_t m_count = *channels;
   const int64_t rank = static_cast<int64_t>(w_info.shape->size());
   const TypeInfo& y_info = g.value(y).info;
@@ -67,8 +70,9 @@ Result<std::string> TryFuse(GraphEditor& e, NodeId add_id) {
     return "the constant is " + std::string(ElementTypeName(c->type())) +
            " but the conv output is " + ElementTypeName(y_info.type);
   }
-  if (c->rank() > rank)
+  if (c->rank() > rank) {
     return "the constant " + ShapeToString(c->shape()) + " broadcasts the output";
+  }
   bool per_channel = false;
   for (int64_t i = 0; i < c->rank(); ++i) {
     const int64_t axis = i + rank - c->rank();
@@ -117,7 +121,7 @@ Result<PassResult> FuseBiasAddPass(Model& model) {
     KILN_ASSIGN_OR_RETURN(std::string skip, TryFuse(e, id));
     if (skip.empty()) {
       ++result.rewrites;
-    } else if (skip != "-") {
+    } else if (skip != kNotCandidate) {
       result.notes.push_back(desc + " not fused: " + skip);
     }
   }

@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "ir/shape_inference.h"
+
 namespace kiln {
 namespace {
 
@@ -75,11 +77,17 @@ Result<RaiseReport> RaiseToFloat32(Model& model) {
   Graph& g = model.graph;
   RaiseReport r;
   const int cast_opset = model.opsets.count("") ? model.opsets.at("") : 13;
+  // Element types as inferred (intermediate values rarely declare theirs).
+  std::vector<TypeInfo> types = DeclaredTypes(g);
+  if (!InferShapes(g, types, InferShapesOptions{}).ok()) types = DeclaredTypes(g);
+  auto is_f16 = [&](ValueId v) {
+    return types[v.v].type == ElementType::kF16 || g.value(v).info.type == ElementType::kF16;
+  };
   std::set<uint32_t> keep_values, keep_nodes;
   for (ValueId in : g.inputs()) {
     keep_values.insert(in.v);
     Value& val = g.value(in);
-    if (val.info.type != ElementType::kF16 || val.is_output) continue;
+    if (!is_f16(in) || val.is_output) continue;
     ValueId raised = g.AddValue(val.name + "__kiln_f32", ElementType::kF32, g.value(in).info.shape);
     ReplaceUses(g, in, raised, NodeId());
     NodeId c = g.AddNode(g.value(in).name + "__kiln_raise", "Cast", {in}, {raised},
@@ -90,7 +98,7 @@ Result<RaiseReport> RaiseToFloat32(Model& model) {
   for (ValueId out : std::vector<ValueId>(g.outputs())) {
     keep_values.insert(out.v);
     Value& val = g.value(out);
-    if (val.info.type != ElementType::kF16 || val.kind != ValueKind::kIntermediate ||
+    if (!is_f16(out) || val.kind != ValueKind::kIntermediate ||
         !val.producer.valid()) {
       continue;
     }
@@ -101,6 +109,7 @@ Result<RaiseReport> RaiseToFloat32(Model& model) {
       if (o == out) o = raised;
     }
     g.value(raised).producer = producer;
+    g.value(out).info.type = ElementType::kF16;
     NodeId c = g.AddNode(g.value(out).name + "__kiln_lower", "Cast", {raised}, {out},
                          CastTo(kOnnxFloat16), "", cast_opset);
     keep_nodes.insert(c.v);

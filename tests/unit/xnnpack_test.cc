@@ -654,15 +654,19 @@ Tensor Page(int64_t h, int64_t w) {
   return t;
 }
 
-void CheckModel(const std::string& name, const Tensor& input) {
+// Runs the model with the RunMixed driver (each run of supported nodes one partition) and with
+// a Session on the default backends (the partitioner), at 1 and 2 threads, against the
+// reference Session; `max_partitions`: the most XNNPACK partitions the Session may use.
+void CheckModel(const std::string& name, const Tensor& input, int max_partitions) {
   const auto path = ModelPath(name);
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "model not installed: " << path;
   auto model = ImportOnnxFile(path.string());
   ASSERT_TRUE(model.ok()) << model.status().ToString();
-  auto session = Session::Create(std::move(model).value(), SessionOptions{.threads = 2});
+  auto session = Session::Create(*model, SessionOptions::Reference(2));
   ASSERT_TRUE(session.ok());
   const Graph& g = (*session)->graph();
-  auto ref = (*session)->Run({{g.value(g.inputs()[0]).name, input}});
+  const std::string in_name = g.value(g.inputs()[0]).name;
+  auto ref = (*session)->Run({{in_name, input}});
   ASSERT_TRUE(ref.ok()) << ref.status().ToString();
   const int repeats = std::getenv("KILN_XNN_BENCH") ? 5 : 1;
   for (int threads : {1, 2}) {
@@ -684,13 +688,35 @@ void CheckModel(const std::string& name, const Tensor& input) {
     }
     EXPECT_LE(err, 1e-4);
     EXPECT_GT(got->xnn_nodes, 0);
+    EXPECT_LE(got->partitions, max_partitions);
+
+    // The default Session (partitioner: xnnpack, then ref).
+    auto s2 = Session::Create(*model, SessionOptions::Threads(threads));
+    ASSERT_TRUE(s2.ok()) << s2.status().ToString();
+    auto out = (*s2)->Run({{in_name, input}});
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    const double err2 = *RelativeL2Error((*out)[0], (*ref)[0]);
+    auto plan = (*s2)->Plan({{in_name, input}});
+    ASSERT_TRUE(plan.ok());
+    int xnn_parts = 0;
+    for (const Partition& p : (*plan)->partitioning.partitions) {
+      xnn_parts += (*s2)->backends()[static_cast<size_t>(p.backend)]->name() == "xnnpack";
+    }
+    std::printf("%s session threads %d: %zu partitions (%d xnnpack), rel err %.2e\n", name.c_str(),
+                threads, (*plan)->partitioning.partitions.size(), xnn_parts, err2);
+    EXPECT_LE(err2, 1e-4);
+    EXPECT_LE(xnn_parts, max_partitions);
+    EXPECT_GE(xnn_parts, 1);
   }
 }
 
-TEST(XnnpackModels, PpOcrV4Det) { CheckModel("ch_PP-OCRv4_det_infer.onnx", Page(640, 640)); }
-TEST(XnnpackModels, PpOcrV4Rec) { CheckModel("ch_PP-OCRv4_rec_infer.onnx", Page(48, 320)); }
+TEST(XnnpackModels, PpOcrV4Det) { CheckModel("ch_PP-OCRv4_det_infer.onnx", Page(640, 640), 1); }
+TEST(XnnpackModels, PpOcrV4Rec) { CheckModel("ch_PP-OCRv4_rec_infer.onnx", Page(48, 320), 1); }
+TEST(XnnpackModels, PpOcrV4RecRandom) {
+  CheckModel("ch_PP-OCRv4_rec_infer.onnx", Random(kF32, {1, 3, 48, 320}, 11), 1);
+}
 TEST(XnnpackModels, PpOcrMobileCls) {
-  CheckModel("ch_ppocr_mobile_v2.0_cls_infer.onnx", Page(48, 192));
+  CheckModel("ch_ppocr_mobile_v2.0_cls_infer.onnx", Page(48, 192), 1);
 }
 
 }  // namespace

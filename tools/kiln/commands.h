@@ -21,5 +21,6 @@ Command AddInspectCommand(CLI::App& app);
 Command AddConvertCommand(CLI::App& app);
 Command AddCompareCommand(CLI::App& app);
 Command AddBenchCommand(CLI::App& app);
+Command AddPlanCommand(CLI::App& app);
 
 }  // namespace kiln::cli

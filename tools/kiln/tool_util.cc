@@ -155,4 +155,41 @@ std::string SanitizeFileName(const std::string& name) {
   return s;
 }
 
+void AddSessionFlags(CLI::App* app, SessionFlags& f) {
+  app->add_option("--threads", f.threads, "threads for kernels")->check(CLI::Range(1, 256));
+  app->add_option("--units", f.units, "compute units: cpu_only, cpu_and_gpu, cpu_and_npu, all");
+  app->add_option("--backends", f.backends, "backend preference, comma-separated (e.g. xnnpack,ref)");
+  app->add_option("--pin", f.pins, "OP=BACKEND: run every node of that op type on that backend");
+  app->add_flag("--no-fallback", f.no_fallback,
+                "error (listing every node) instead of running nodes on the reference backend");
+  app->add_option("--model-type", f.model_type, "override the model's type: program or network");
+}
+
+Result<SessionOptions> ToSessionOptions(const SessionFlags& f) {
+  SessionOptions o = SessionOptions::Threads(f.threads);
+  KILN_ASSIGN_OR_RETURN(o.units, ParseComputeUnits(f.units));
+  std::string item;
+  for (size_t i = 0; i <= f.backends.size(); ++i) {
+    if (i == f.backends.size() || f.backends[i] == ',') {
+      if (!item.empty()) o.backends.push_back(item);
+      item.clear();
+    } else {
+      item += f.backends[i];
+    }
+  }
+  for (const std::string& pin : f.pins) {
+    const size_t eq = pin.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == pin.size()) {
+      return InvalidArgument("--pin '" + pin + "': expected OP=BACKEND, e.g. Conv=ref");
+    }
+    o.op_backend[pin.substr(0, eq)] = pin.substr(eq + 1);
+  }
+  o.fallback = !f.no_fallback;
+  if (!f.model_type.empty()) {
+    KILN_ASSIGN_OR_RETURN(ModelType t, ParseModelType(f.model_type));
+    o.model_type = t;
+  }
+  return o;
+}
+
 }  // namespace kiln::cli

@@ -1,6 +1,8 @@
 // Helpers shared by kiln subcommands: parsing NAME=VALUE options, making inputs, printing.
 #pragma once
 
+#include <CLI/CLI.hpp>
+
 #include <map>
 #include <string>
 #include <vector>
@@ -26,5 +28,19 @@ Result<NamedTensors> MakeInputs(const Graph& graph, const std::map<std::string, 
 std::string Summarize(const Tensor& t);
 // Every character outside [A-Za-z0-9._-] replaced by '_'.
 std::string SanitizeFileName(const std::string& name);
+
+// Where a session may run, as command-line flags shared by run, bench, plan and compare:
+//   --threads N  --units cpu_only|cpu_and_gpu|cpu_and_npu|all  --backends xnnpack,ref
+//   --pin OP=BACKEND (repeatable)  --no-fallback  --model-type program|network
+struct SessionFlags {
+  int threads = 1;
+  std::string units = "all";
+  std::string backends;
+  std::vector<std::string> pins;
+  bool no_fallback = false;
+  std::string model_type;  // empty: the model's own
+};
+void AddSessionFlags(CLI::App* app, SessionFlags& flags);
+Result<SessionOptions> ToSessionOptions(const SessionFlags& flags);
 
 }  // namespace kiln::cli

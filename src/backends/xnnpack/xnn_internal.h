@@ -71,6 +71,12 @@ struct Fusion {
   ValueId out;                          // the value the fused group writes
   float out_min = -INFINITY, out_max = INFINITY;
   const Node* batch_norm = nullptr;     // Conv + BatchNormalization
+  // Conv / HardSwish followed by Mul and/or Add by constant scalars: y * post_mul + post_add
+  // (folded into the Conv's weights and bias; computed in the HardSwish loop).
+  bool has_post = false;
+  float post_mul = 1, post_add = 0;
+  const Tensor* bias = nullptr;         // MatMul / Gemm + Add(constant along the last axis)
+  const Node* hard_sigmoid = nullptr;   // the HardSwish pattern's HardSigmoid form
   std::vector<const Node*> absorbed;    // nodes folded into this one
 };
 
@@ -121,6 +127,8 @@ class Builder {
   // Appends an own-loop step.
   void AddLoop(std::function<void(const Workspace&, pthreadpool_t)> fn);
   void AddWeightBytes(int64_t bytes) { weight_bytes_ += bytes; }
+  // The node whose steps are being added (labels own-loop steps in the profile).
+  void set_node(const Node* n) { node_ = n; }
 
   // Internal to the partition compiler.
   struct Step {
@@ -146,6 +154,7 @@ class Builder {
   std::vector<BufferInfo> buffers_;
   std::vector<std::pair<uint32_t, int>> value_buffer_;
   int64_t weight_bytes_ = 0;
+  const Node* node_ = nullptr;
 };
 
 // Common Supports() checks: float inputs/outputs all f32 or all f16 with static shapes (the

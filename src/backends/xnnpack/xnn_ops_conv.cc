@@ -149,6 +149,12 @@ Status ConvBuild(Builder& b, const Node& n, const Fusion& f) {
       bias[c] = static_cast<float>((bias[c] - mean[c]) * s + beta[c]);
     }
   }
+  if (f.has_post) {  // ((conv * scale + bias) * post_mul) + post_add
+    for (size_t c = 0; c < scale.size(); ++c) {
+      scale[c] *= f.post_mul;
+      bias[c] = bias[c] * f.post_mul + f.post_add;
+    }
+  }
   // ONNX [M, C/g, kh, kw] -> XNNPACK [g, M/g, kh, kw, C/g].
   std::vector<float> kernel(src.size());
   for (int64_t o = 0; o < m; ++o) {
@@ -243,10 +249,9 @@ NodeSupport MatMulSupports(const NodeQuery& q) {
   std::string e = CheckFloatNode(q, {0}, 6);
   if (!e.empty()) return NodeSupport::No(e);
   if (q.inputs[0]->shape->size() < 2) return NodeSupport::No("A must have rank >= 2");
-  if (q.inputs.size() < 2 || q.constants[1] == nullptr) {
-    return NodeSupport::No("B is not a constant (no batched matmul in this XNNPACK)");
+  if (q.inputs.size() < 2 || q.constants[1] == nullptr || q.constants[1]->rank() != 2) {
+    return MatMulComputedSupports(q);  // own blocked GEMM per batch
   }
-  if (q.constants[1]->rank() != 2) return NodeSupport::No("B must be 2D");
   return YesFloat(q, kConvGmacs, kGbytes);
 }
 
@@ -293,6 +298,9 @@ Status GemmBuild(Builder& b, const Node& n, const Fusion& f) {
 }
 
 Status MatMulBuild(Builder& b, const Node& n, const Fusion& f) {
+  if (b.constant(n.inputs[1]) == nullptr || b.constant(n.inputs[1])->rank() != 2) {
+    return BuildBatchMatMul(b, n, f);
+  }
   const Tensor& bt = *b.constant(n.inputs[1]);
   const int64_t k = bt.dim(0), nout = bt.dim(1);
   const std::vector<float> src = ConstantFloats(bt);
@@ -300,8 +308,10 @@ Status MatMulBuild(Builder& b, const Node& n, const Fusion& f) {
   for (int64_t o = 0; o < nout; ++o) {
     for (int64_t i = 0; i < k; ++i) kernel[static_cast<size_t>(o * k + i)] = src[static_cast<size_t>(i * nout + o)];
   }
-  return AddFullyConnected(b, n, f, n.inputs[0], k, nout, kernel,
-                           std::vector<float>(static_cast<size_t>(nout), 0.0f));
+  std::vector<float> bias(static_cast<size_t>(nout), 0.0f);
+  if (f.bias != nullptr) bias = ConstantFloats(*f.bias);
+  if (static_cast<int64_t>(bias.size()) != nout) return InvalidArgument("MatMul bias size");
+  return AddFullyConnected(b, n, f, n.inputs[0], k, nout, kernel, bias);
 }
 
 // ---- Standalone BatchNormalization: y = x * s[c] + t[c] (float accumulation) ----

@@ -1,8 +1,11 @@
 // XNNPACK backend elementwise ops: Add/Sub/Mul/Div/Max/Min with numpy broadcasting (XNNPACK's
 // nd operators, up to 6 dims, on the physical NHWC shapes), and activations: Relu, Clip,
 // LeakyRelu, PRelu, Sigmoid, HardSwish (also the fused patterns), Abs, Neg, Sqrt, Floor, Ceil,
-// Elu, and HardSigmoid (own loop: clamp(alpha*x+beta, 0, 1)). Tanh is declined: this XNNPACK
-// has no f32 tanh.
+// Elu, and HardSigmoid (own loop: clamp(alpha*x+beta, 0, 1)). The fused HardSwish patterns are
+// an own AVX2 loop in the pattern's own operation order (with a following constant affine
+// y*s+b folded in). Tanh is an own loop in xnn_ops_neck.cc.
+#include <immintrin.h>
+
 #include <cmath>
 #include <cstring>
 
@@ -270,19 +273,49 @@ Status HardSigmoidBuild(Builder& b, const Node& n, const Fusion& f) {
   return Status::Ok();
 }
 
-NodeSupport TanhSupports(const NodeQuery&) {
-  return NodeSupport::No("this XNNPACK (2022) has no f32 Tanh operator");
-}
-Status NoBuild(Builder&, const Node& n, const Fusion&) {
-  return Internal(n.op_type + " is not supported by the XNNPACK backend");
-}
-
 }  // namespace
 
 Status BuildHardSwish(Builder& b, const Node& n, ValueId x, const Fusion& f) {
-  xnn_operator_t op = nullptr;
-  const xnn_status st = xnn_create_hardswish_nc_f32(1, 1, 1, 0, &op);
-  return AddUnary(b, n, x, f.out, op, st, xnn_setup_hardswish_nc_f32);
+  (void)n;
+  const int64_t count = NumElements(b.shape(x));
+  const int in = b.Buffer(x);
+  const int out = b.Buffer(f.out);
+  const bool hs = f.hard_sigmoid != nullptr;
+  const float alpha = hs ? f.hard_sigmoid->attrs.GetFloat("alpha", 0.2f) : 1.0f;
+  const float beta = hs ? f.hard_sigmoid->attrs.GetFloat("beta", 0.5f) : 3.0f;
+  const float hi = hs ? 1.0f : 6.0f;
+  const bool post = f.has_post;
+  const float pm = f.post_mul, pa = f.post_add;
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const float* src = ws.f(in);
+    float* dst = ws.f(out);
+    ParallelFor(pool, count, 1 << 13, [&](int64_t s, int64_t e) {
+      // hs: x * clamp(alpha*x + beta, 0, 1); else x * clamp(x + 3, 0, 6) / 6; then *pm + pa.
+      const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+      const __m256 zero = _mm256_setzero_ps(), vhi = _mm256_set1_ps(hi);
+      const __m256 six = _mm256_set1_ps(6.0f), vpm = _mm256_set1_ps(pm), vpa = _mm256_set1_ps(pa);
+      int64_t i = s;
+      for (; i + 8 <= e; i += 8) {
+        const __m256 v = _mm256_loadu_ps(src + i);
+        __m256 t = hs ? _mm256_add_ps(_mm256_mul_ps(va, v), vb) : _mm256_add_ps(v, vb);
+        t = _mm256_min_ps(_mm256_max_ps(t, zero), vhi);
+        t = _mm256_mul_ps(v, t);
+        if (!hs) t = _mm256_div_ps(t, six);
+        if (post) t = _mm256_add_ps(_mm256_mul_ps(t, vpm), vpa);
+        _mm256_storeu_ps(dst + i, t);
+      }
+      for (; i < e; ++i) {
+        const float v = src[i];
+        float t = hs ? alpha * v + beta : v + beta;
+        t = std::min(std::max(t, 0.0f), hi);
+        t = v * t;
+        if (!hs) t = t / 6.0f;
+        if (post) t = t * pm + pa;
+        dst[i] = t;
+      }
+    });
+  });
+  return Status::Ok();
 }
 
 void AddElementwiseOps(std::vector<OpDef>& table) {
@@ -296,7 +329,6 @@ void AddElementwiseOps(std::vector<OpDef>& table) {
   table.push_back({"PRelu", PReluSupports, PReluBuild, false});
   table.push_back({"HardSigmoid", UnarySupports, HardSigmoidBuild, false});
   for (const PlainUnary& u : kPlainUnary) table.push_back({u.op, UnarySupports, PlainUnaryBuild, false});
-  table.push_back({"Tanh", TanhSupports, NoBuild, false});
 }
 
 }  // namespace kiln::xnn

@@ -12,6 +12,7 @@ const std::vector<OpDef>& OpTable() {
     AddElementwiseOps(t);
     AddPoolOps(t);
     AddTensorOps(t);
+    AddNeckOps(t);
     return t;
   }();
   return table;

@@ -6,7 +6,10 @@
 
 #include <pthreadpool.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -104,6 +107,7 @@ void Builder::AddXnn(const Node& n, XnnOp op,
 void Builder::AddLoop(std::function<void(const Workspace&, pthreadpool_t)> fn) {
   Step s;
   s.loop = std::move(fn);
+  s.node = node_;
   steps_.push_back(std::move(s));
 }
 
@@ -165,6 +169,41 @@ class FusionPlanner {
     f.out = n->outputs[0];
   }
 
+  // `n` is Mul/Add of v and a constant scalar with an output of v's shape: the scalar.
+  bool ScalarWith(const Node* n, const char* op, ValueId v, float* value) const {
+    if (n == nullptr || n->op_type != op || n->inputs.size() != 2 || n->outputs.size() != 1) {
+      return false;
+    }
+    const ValueId other = n->inputs[0] == v ? n->inputs[1] : n->inputs[0];
+    if (other == v || (n->inputs[0] != v && n->inputs[1] != v)) return false;
+    const Tensor* c = Const(other);
+    if (c == nullptr || c->size() != 1) return false;
+    const auto& types = *spec_.types;
+    if (!types[v.v].has_static_shape() || !types[n->outputs[0].v].has_static_shape() ||
+        types[v.v].static_shape() != types[n->outputs[0].v].static_shape()) {
+      return false;
+    }
+    *value = static_cast<float>(c->GetAsDouble(0));
+    return true;
+  }
+
+  // Following Mul and/or Add by constant scalars: y * post_mul + post_add.
+  void PlanPostAffine(Fusion& f) {
+    float v;
+    const Node* mul = SoleConsumer(f.out);
+    if (ScalarWith(mul, "Mul", f.out, &v)) {
+      Absorb(f, mul);
+      f.has_post = true;
+      f.post_mul = v;
+    }
+    const Node* add = SoleConsumer(f.out);
+    if (ScalarWith(add, "Add", f.out, &v)) {
+      Absorb(f, add);
+      f.has_post = true;
+      f.post_add = v;
+    }
+  }
+
   Fusion Plan(const Node& n, const OpDef& def) {
     Fusion f;
     f.out = n.outputs[0];
@@ -175,6 +214,26 @@ class FusionPlanner {
           Const(bn->inputs[4]) && (bn->outputs.size() == 1 || !bn->outputs[1].valid())) {
         Absorb(f, bn);
         f.batch_norm = bn;
+      }
+      PlanPostAffine(f);
+    }
+    if (n.op_type == "MatMul" && n.inputs.size() == 2 && Const(n.inputs[1]) &&
+        Const(n.inputs[1])->rank() == 2) {
+      const Node* add = SoleConsumer(f.out);
+      const auto& types = *spec_.types;
+      if (add && add->op_type == "Add" && add->inputs.size() == 2) {
+        const ValueId other = add->inputs[0] == f.out ? add->inputs[1] : add->inputs[0];
+        const Tensor* c = Const(other);
+        const int64_t nout = Const(n.inputs[1])->dim(1);
+        bool ok = c != nullptr && other != f.out && c->size() == nout &&
+                  c->rank() <= static_cast<int>(types[f.out.v].shape->size()) &&
+                  types[add->outputs[0].v].has_static_shape() &&
+                  types[add->outputs[0].v].static_shape() == types[f.out.v].static_shape();
+        if (ok && c->rank() > 0 && c->shape().back() != nout) ok = false;
+        if (ok) {
+          Absorb(f, add);
+          f.bias = c;
+        }
       }
     }
     if (def.takes_activation) {
@@ -205,7 +264,9 @@ class FusionPlanner {
       if (other != in) return false;
       *x = in;
       f->out = n.outputs[0];
+      f->hard_sigmoid = &n;
       Absorb(*f, mul);
+      PlanPostAffine(*f);
       return true;
     }
     if (n.op_type != "Add") return false;
@@ -243,6 +304,98 @@ class FusionPlanner {
     Absorb(*f, clip);
     Absorb(*f, mul);
     Absorb(*f, div);
+    PlanPostAffine(*f);
+    return true;
+  }
+
+  // The consumers of v inside this partition (not yet absorbed).
+  std::vector<const Node*> Consumers(ValueId v) const {
+    std::vector<const Node*> out;
+    for (const Node* n : in_partition_) {
+      if (absorbed(n)) continue;
+      for (ValueId in : n->inputs) {
+        if (in == v) {
+          out.push_back(n);
+          break;
+        }
+      }
+    }
+    return out;
+  }
+
+  static bool LastAxisMean(const Node& n, int rank) {
+    if (n.op_type != "ReduceMean" || n.inputs.size() != 1 || n.attrs.GetInt("keepdims", 1) != 1) {
+      return false;
+    }
+    const std::vector<int64_t> axes = n.attrs.GetInts("axes");
+    return axes.size() == 1 && (axes[0] == -1 || axes[0] == rank - 1);
+  }
+
+  // LayerNorm over the last axis, starting at the first ReduceMean (see xnn_ops.h).
+  bool MatchLayerNorm(const Node& n, LayerNormMatch* m, Fusion* f) {
+    const auto& types = *spec_.types;
+    if (n.inputs.empty() || !n.inputs[0].valid() || !types[n.inputs[0].v].has_static_shape()) {
+      return false;
+    }
+    const ValueId x = n.inputs[0];
+    const Shape xs = types[x.v].static_shape();
+    const int rank = static_cast<int>(xs.size());
+    if (rank < 1 || !LastAxisMean(n, rank)) return false;
+    const Node* sub = SoleConsumer(n.outputs[0]);
+    if (!sub || sub->op_type != "Sub" || sub->inputs[0] != x || sub->inputs[1] != n.outputs[0]) {
+      return false;
+    }
+    const ValueId d = sub->outputs[0];
+    if (!types[d.v].has_static_shape() || types[d.v].static_shape() != xs || uses_[d.v] != 2) {
+      return false;
+    }
+    const std::vector<const Node*> dc = Consumers(d);
+    if (dc.size() != 2) return false;
+    const Node* pow = dc[0]->op_type == "Pow" ? dc[0] : dc[1];
+    const Node* div = pow == dc[0] ? dc[1] : dc[0];
+    if (pow->op_type != "Pow" || pow->inputs[0] != d || !IsScalarConst(pow->inputs[1], 2)) return false;
+    if (div->op_type != "Div" || div->inputs[0] != d) return false;
+    const Node* mean2 = SoleConsumer(pow->outputs[0]);
+    if (!mean2 || !LastAxisMean(*mean2, rank)) return false;
+    const Node* add = SoleConsumer(mean2->outputs[0]);
+    if (!add || add->op_type != "Add" || add->inputs.size() != 2 || add->inputs[0] != mean2->outputs[0]) {
+      return false;
+    }
+    const Tensor* eps = Const(add->inputs[1]);
+    if (eps == nullptr || eps->size() != 1) return false;
+    const Node* sqrt = SoleConsumer(add->outputs[0]);
+    if (!sqrt || sqrt->op_type != "Sqrt" || SoleConsumer(sqrt->outputs[0]) != div ||
+        div->inputs[1] != sqrt->outputs[0]) {
+      return false;
+    }
+    if (!types[div->outputs[0].v].has_static_shape() || types[div->outputs[0].v].static_shape() != xs) {
+      return false;
+    }
+    m->x = x;
+    m->eps = static_cast<float>(eps->GetAsDouble(0));
+    f->out = n.outputs[0];
+    for (const Node* a : {sub, pow, mean2, add, sqrt, div}) Absorb(*f, a);
+    // Optional affine along the last axis.
+    auto last_axis_const = [&](const Node* e, const char* op) -> const Tensor* {
+      if (!e || e->op_type != op || e->inputs.size() != 2 || e->inputs[0] != f->out) return nullptr;
+      const Tensor* c = Const(e->inputs[1]);
+      if (c == nullptr || (c->size() != 1 && c->size() != xs.back())) return nullptr;
+      if (c->rank() > rank || (c->rank() > 0 && c->shape().back() != c->size())) return nullptr;
+      if (!types[e->outputs[0].v].has_static_shape() || types[e->outputs[0].v].static_shape() != xs) {
+        return nullptr;
+      }
+      return c;
+    };
+    const Node* mul = SoleConsumer(f->out);
+    if (const Tensor* g = last_axis_const(mul, "Mul")) {
+      m->gamma = g;
+      Absorb(*f, mul);
+    }
+    const Node* bias = SoleConsumer(f->out);
+    if (const Tensor* bt = last_axis_const(bias, "Add")) {
+      m->beta = bt;
+      Absorb(*f, bias);
+    }
     return true;
   }
 
@@ -273,6 +426,8 @@ class XnnPartition final : public CompiledPartition {
                              std::to_string(outputs.size()));
     }
     pthreadpool_t pool = pool_.get();
+    Clock::time_point t0;
+    if (profile_) t0 = Clock::now();
     for (size_t i = 0; i < inputs.size(); ++i) {
       const Border& b = in_[i];
       const Tensor& t = *inputs[i];
@@ -289,12 +444,23 @@ class XnnPartition final : public CompiledPartition {
         PermuteCopy(t.data<float>(), b.shape, b.perm, ws_.f(b.buffer), pool);
       }
     }
-    for (Builder::Step& s : steps_) {
+    if (profile_) {
+      const Clock::time_point t = Clock::now();
+      border_us_ += Micros(t0, t);
+      t0 = t;
+    }
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      Builder::Step& s = steps_[i];
       if (s.op) {
         const xnn_status st = xnn_run_operator(s.op.get(), pool);
         if (st != xnn_status_success) return XnnError(*s.node, "xnn_run_operator", st);
       } else {
         s.loop(ws_, pool);
+      }
+      if (profile_) {
+        const Clock::time_point t = Clock::now();
+        step_us_[i] += Micros(t0, t);
+        t0 = t;
       }
     }
     for (size_t i = 0; i < outputs.size(); ++i) {
@@ -313,7 +479,52 @@ class XnnPartition final : public CompiledPartition {
         PermuteCopy(ws_.f(b.buffer), phys, b.inverse, t.data<float>(), pool);
       }
     }
+    if (profile_) {
+      border_us_ += Micros(t0, Clock::now());
+      ++runs_;
+    }
     return Status::Ok();
+  }
+
+  ~XnnPartition() override {
+    if (profile_ && runs_ > 0) PrintProfile();
+  }
+
+  // KILN_XNN_PROFILE=1: per-step times, summed over runs, printed when the partition is freed.
+  void EnableProfile() {
+    profile_ = true;
+    step_us_.assign(steps_.size(), 0.0);
+  }
+
+  void PrintProfile() const {
+    const double n = static_cast<double>(runs_);
+    double total = border_us_;
+    std::map<std::string, std::pair<double, int>> by_op;
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      total += step_us_[i];
+      const Builder::Step& s = steps_[i];
+      const std::string op = s.node ? s.node->op_type + (s.op ? "" : " (loop)") : "(loop)";
+      by_op[op].first += step_us_[i];
+      by_op[op].second += 1;
+    }
+    std::fprintf(stderr, "xnnpack partition profile: %zu steps, %d runs, %.1f us/run (borders %.1f)\n",
+                 steps_.size(), runs_, total / n, border_us_ / n);
+    std::vector<std::pair<double, std::string>> ops;
+    for (const auto& [op, v] : by_op) {
+      ops.push_back({v.first, op + " x" + std::to_string(v.second)});
+    }
+    std::sort(ops.rbegin(), ops.rend());
+    for (const auto& [us, op] : ops) {
+      std::fprintf(stderr, "  %-36s %9.1f us/run %5.1f%%\n", op.c_str(), us / n, 100 * us / total);
+    }
+    if (std::getenv("KILN_XNN_PROFILE") && std::string(std::getenv("KILN_XNN_PROFILE")) == "2") {
+      for (size_t i = 0; i < steps_.size(); ++i) {
+        const Builder::Step& s = steps_[i];
+        std::fprintf(stderr, "  step %4zu %-20s %-32s %8.1f us\n", i,
+                     s.node ? s.node->op_type.c_str() : "-", s.node ? s.node->name.c_str() : "-",
+                     step_us_[i] / n);
+      }
+    }
   }
 
   std::vector<std::string> border_conversions() const override {
@@ -345,6 +556,16 @@ class XnnPartition final : public CompiledPartition {
   PoolPtr pool_;
   int64_t weight_bytes_ = 0;
   int64_t workspace_bytes_ = 0;
+  bool profile_ = false;
+  std::vector<double> step_us_;
+  double border_us_ = 0;
+  int runs_ = 0;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  static double Micros(Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::micro>(b - a).count();
+  }
 };
 
 }  // namespace
@@ -393,8 +614,12 @@ class XnnBackend final : public Backend {
       Fusion f;
       ValueId x;
       Status st = Status::Ok();
+      b.set_node(&n);
+      LayerNormMatch ln;
       if (fusion.MatchHardSwish(n, &x, &f)) {
         st = BuildHardSwish(b, n, x, f);
+      } else if (fusion.MatchLayerNorm(n, &ln, &f)) {
+        st = BuildLayerNorm(b, n, ln, f);
       } else {
         f = fusion.Plan(n, *def);
         st = def->build(b, n, f);
@@ -451,6 +676,9 @@ class XnnBackend final : public Backend {
     }
     part->steps_ = std::move(b.steps());
     part->weight_bytes_ = b.weight_bytes();
+    if (const char* p = std::getenv("KILN_XNN_PROFILE"); p != nullptr && *p && *p != '0') {
+      part->EnableProfile();
+    }
     return std::unique_ptr<CompiledPartition>(std::move(part));
   }
 
