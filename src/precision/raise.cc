@@ -46,6 +46,7 @@ void RaiseAttrs(Node& n, const std::set<uint32_t>& keep_nodes, uint32_t id, Rais
   for (Attribute& a : n.attrs.items()) {
     if (a.kind == Attribute::Kind::kTensor && a.t.type() == ElementType::kF16) {
       a.t = ToF32(a.t);
+      ++r.initializers_raised;  // Constant values are weights too
     }
     if (a.kind == Attribute::Kind::kInt && a.i == kOnnxFloat16 &&
         ((a.name == "to" && n.op_type == "Cast") || a.name == "dtype")) {

@@ -13,7 +13,7 @@ namespace kiln {
 
 struct RaiseReport {
   int values_raised = 0;
-  int initializers_raised = 0;
+  int initializers_raised = 0;  // initializers and Constant/ConstantOfShape tensors
   int casts_inserted = 0;
 };
 

@@ -339,9 +339,10 @@ TEST(PrecisionModels, RecFp16MatchesFp32) {
   for (size_t i = 0; i < got.size(); ++i) EXPECT_LE(RelL2(got[i], want[i]), 1e-2) << "output " << i;
 }
 
-// fp16 files are at most 0.51x the fp32 size and ONNX Runtime runs them within 1e-2 of Kiln fp32.
+// fp16 files are at most 0.51x the fp32 size, and both Kiln and ONNX Runtime run them within
+// 1e-2 of Kiln fp32. With `keep` (a --keep-fp32 selector) the model is converted as mixed.
 // As `kiln convert` does, the default graph passes (BatchNormalization folding, ...) run first.
-void CheckExportedFp16(const std::string& file, const Tensor& x) {
+void CheckExportedFp16(const std::string& file, const Tensor& x, const std::string& keep = "") {
   const fs::path path = kOcr / file;
   ASSERT_TRUE(fs::exists(path)) << path << " missing: run scripts/setup.sh";
   ASSERT_EQ(std::system("node --version > /dev/null 2>&1"), 0) << "node missing: run scripts/setup.sh";
@@ -349,23 +350,38 @@ void CheckExportedFp16(const std::string& file, const Tensor& x) {
   Model model = ImportOnnxFile(path.string()).value();
   auto passes = RunPasses(model, DefaultOptimizationPasses());
   ASSERT_TRUE(passes.ok()) << passes.status().ToString();
-  ASSERT_TRUE(ConvertPrecision(model, PrecisionOptions{}).ok());
+  PrecisionOptions po;
+  if (!keep.empty()) {
+    po.precision = Precision::kMixed;
+    po.keep_fp32 = ParseKeepSelector(keep).value();
+  }
+  auto converted = ConvertPrecision(model, po);
+  ASSERT_TRUE(converted.ok()) << converted.status().ToString();
+  if (!keep.empty()) EXPECT_FALSE(converted->kept.empty());
   const fs::path work = fs::temp_directory_path() /
-                        ("kiln_precision_" + std::to_string(getpid()) + "_" + path.stem().string());
+                        ("kiln_precision_" + std::to_string(getpid()) + "_" + path.stem().string() +
+                         (keep.empty() ? "" : "_mixed"));
   fs::create_directories(work / "in");
   const fs::path out = work / "fp16.onnx";
   Status s = ExportOnnxFile(model, out.string(), ExportOptions{.value_info = false});
   ASSERT_TRUE(s.ok()) << s.ToString();
   const double ratio =
       static_cast<double>(fs::file_size(out)) / static_cast<double>(fs::file_size(path));
-  std::printf("  %s: fp16 file is %.3fx the fp32 file\n", file.c_str(), ratio);
-  EXPECT_LE(ratio, 0.51);
+  std::printf("  %s: %s file is %.3fx the fp32 file\n", file.c_str(), keep.empty() ? "fp16" : "mixed", ratio);
+  if (keep.empty()) EXPECT_LE(ratio, 0.51);
   auto reread = ImportOnnxFile(out.string());
   ASSERT_TRUE(reread.ok()) << reread.status().ToString();
-  EXPECT_EQ(reread->metadata["kiln.precision"], "fp16");
+  EXPECT_EQ(reread->metadata["kiln.precision"], keep.empty() ? "fp16" : "mixed");
 
   const std::string in_name = ref.graph.value(ref.graph.inputs()[0]).name;
   auto want = RunModel(std::move(ref), {{in_name, x}});
+  auto kiln = RunModel(std::move(reread).value(), {{in_name, ToHalf(x)}});
+  ASSERT_EQ(kiln.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double e = RelL2(kiln[i], want[i]);
+    std::printf("  Kiln %s vs fp32, output %zu: %.3g\n", keep.empty() ? "fp16" : "mixed", i, e);
+    EXPECT_LE(e, 1e-2) << file << " Kiln output " << i;
+  }
   ASSERT_TRUE(WriteNpy((work / "in" / (in_name + ".npy")).string(), ToHalf(x)).ok());
   const std::string cmd = "node '" + (kSource / "tests" / "models" / "ort_run.js").string() +
                           "' '" + out.string() + "' '" + (work / "in").string() + "' '" +
@@ -379,7 +395,9 @@ void CheckExportedFp16(const std::string& file, const Tensor& x) {
     }
     auto ort = ReadNpy((work / "ort" / (name + ".npy")).string());
     ASSERT_TRUE(ort.ok()) << ort.status().ToString();
-    EXPECT_LE(RelL2(*ort, want[i]), 1e-2) << file << " output " << name;
+    const double e = RelL2(*ort, want[i]);
+    std::printf("  ONNX Runtime %s vs Kiln fp32, output %s: %.3g\n", keep.empty() ? "fp16" : "mixed", name.c_str(), e);
+    EXPECT_LE(e, 1e-2) << file << " output " << name;
   }
   fs::remove_all(work);
 }
@@ -407,6 +425,19 @@ Tensor Page(int64_t h, int64_t w) {
 
 TEST(PrecisionModels, DetFp16ExportSizeAndOrt) {
   CheckExportedFp16("ch_PP-OCRv4_det_infer.onnx", Page(96, 160));
+}
+
+// Mixed: fp16 with the numerically touchy ops kept in fp32, run by Kiln and ONNX Runtime.
+TEST(PrecisionModels, RecMixedRunsInKilnAndOrt) {
+  CheckExportedFp16("ch_PP-OCRv4_rec_infer.onnx", Uniform({1, 3, 48, 320}, -1, 1, 5),
+                    "op:Softmax,op:ReduceMean,op:Pow,op:Sqrt");
+}
+TEST(PrecisionModels, ClsMixedRunsInKilnAndOrt) {
+  CheckExportedFp16("ch_ppocr_mobile_v2.0_cls_infer.onnx", Uniform({1, 3, 48, 192}, -1, 1, 6),
+                    "op:Softmax");
+}
+TEST(PrecisionModels, DetMixedRunsInKilnAndOrt) {
+  CheckExportedFp16("ch_PP-OCRv4_det_infer.onnx", Page(96, 160), "op:Sigmoid,op:ConvTranspose");
 }
 
 }  // namespace

@@ -635,6 +635,130 @@ TEST(Xnnpack, Fusions) {
   EXPECT_EQ(got->weight_bytes, (8 * 4 * 9 + 8 + 5 * 8 + 5) * 4);
 }
 
+TEST(Xnnpack, NeckOps) {
+  for (ElementType t : {kF32, kF16}) {
+    const double tol = t == kF16 ? 2e-3 : 1e-5;
+    OpCase mm;  // batched MatMul, both inputs computed, rank 4 (NHWC inside the partition)
+    mm.op = "MatMul";
+    mm.inputs = {Random(t, {1, 8, 40, 15}, 1), Random(t, {1, 8, 15, 37}, 2)};
+    ExpectMatches(mm, tol);
+    mm.inputs = {Random(t, {2, 3, 5, 17}, 3), Random(t, {17, 21}, 4)};  // broadcast computed B
+    ExpectMatches(mm, tol);
+    mm.inputs = {Random(t, {3, 1, 9, 6}, 3), Random(t, {4, 6, 5}, 4)};  // batch broadcast
+    ExpectMatches(mm, tol);
+    mm.inputs = {Random(t, {2, 7, 6}, 5), Random(t, {2, 6, 19}, 6)};
+    mm.is_const = {false, true};  // constant batched B
+    ExpectMatches(mm, tol);
+    OpCase rm;
+    rm.op = "ReduceMean";
+    rm.opset = 13;
+    rm.inputs = {Random(t, {1, 40, 120}, 7)};
+    rm.attrs = Attrs({Attribute::Ints("axes", {-1})});
+    ExpectMatches(rm, tol);
+    rm.inputs = {Random(t, {2, 3, 4, 5}, 8)};
+    rm.attrs = Attrs({Attribute::Ints("axes", {1, 2}), Attribute::Int("keepdims", 0)});
+    ExpectMatches(rm, tol);
+    rm.op = "ReduceSum";
+    rm.attrs = Attrs({Attribute::Ints("axes", {2, 3})});
+    ExpectMatches(rm, tol);
+    OpCase pw;
+    pw.op = "Pow";
+    for (float e : {2.0f, 0.5f, 3.0f}) {
+      pw.inputs = {Random(t, {2, 3, 4, 5}, 9, 0.1f, 2.0f), Tensor::FromVector<float>({e}, {})};
+      pw.is_const = {false, true};
+      ExpectMatches(pw, tol);
+    }
+    OpCase th;
+    th.op = "Tanh";
+    th.inputs = {Random(t, {2, 3, 4, 5}, 10, -3, 3)};
+    ExpectMatches(th, tol);
+    OpCase sl;
+    sl.op = "Slice";
+    sl.opset = 13;
+    sl.inputs = {Random(t, {3, 1, 8, 40, 15}, 11), Tensor::FromVector<int64_t>({1}, {1}),
+                 Tensor::FromVector<int64_t>({2}, {1}), Tensor::FromVector<int64_t>({0}, {1})};
+    sl.is_const = {false, true, true, true};
+    ExpectMatches(sl, 0);
+    sl.inputs = {Random(t, {2, 6, 7, 9}, 12), Tensor::FromVector<int64_t>({1, -1, 5}, {3}),
+                 Tensor::FromVector<int64_t>({5, -100, 0}, {3}),
+                 Tensor::FromVector<int64_t>({1, 3, 2}, {3}), Tensor::FromVector<int64_t>({2, -2, -3}, {3})};
+    sl.is_const = {false, true, true, true, true};
+    ExpectMatches(sl, 0);  // rank 4 (NHWC), negative steps
+    OpCase ga;
+    ga.op = "Gather";
+    ga.inputs = {Random(t, {3, 4, 5}, 13), Tensor::FromVector<int64_t>({2, 0, -1, 1}, {2, 2})};
+    ga.is_const = {false, true};
+    ga.attrs = Attrs({Attribute::Int("axis", 1)});
+    ExpectMatches(ga, 0);
+    ga.inputs = {Random(t, {2, 3, 4, 5}, 14), Tensor::FromVector<int64_t>({1}, {})};
+    ga.attrs = Attrs({Attribute::Int("axis", 2)});
+    ExpectMatches(ga, 0);
+  }
+  OpCase bad;
+  bad.op = "Pow";
+  bad.inputs = {Random(kF32, {2, 3}, 1), Random(kF32, {2, 3}, 2)};
+  EXPECT_NE(DeclineReason(bad).find("exponent is not a constant"), std::string::npos);
+}
+
+TEST(Xnnpack, NeckFusions) {
+  // x -> LayerNorm(ReduceMean, Sub, Pow, ReduceMean, Add eps, Sqrt, Div, Mul g, Add b)
+  //   -> MatMul(W) + bias -> Relu -> MatMul(computed: y * y^T) and, from a Conv branch, a Conv
+  //   followed by Mul/Add scalars and a HardSwish followed by Mul/Add scalars.
+  Graph g;
+  ValueId x = g.AddValue("x", kF32, DimVector{2, 40, 120});
+  g.MarkInput(x);
+  auto init = [&](const std::string& name, Tensor t) { return g.AddInitializer(name, std::move(t)); };
+  auto scalar = [&](const std::string& name, float f) {
+    return init(name, Tensor::FromVector<float>({f}, {1}));
+  };
+  auto v = [&](const std::string& n) { return g.AddValue(n); };
+  ValueId m1 = v("m1"), d = v("d"), p = v("p"), m2 = v("m2"), ae = v("ae"), sq = v("sq"), dv = v("dv"),
+          mg = v("mg"), ln = v("ln"), mm = v("mm"), mb = v("mb"), r = v("r"), rt = v("rt"), y = v("y");
+  g.AddNode("rm1", "ReduceMean", {x}, {m1}, Attrs({Attribute::Ints("axes", {-1})}), "", 13);
+  g.AddNode("sub", "Sub", {x, m1}, {d}, {}, "", 13);
+  g.AddNode("pow", "Pow", {d, scalar("two", 2)}, {p}, {}, "", 13);
+  g.AddNode("rm2", "ReduceMean", {p}, {m2}, Attrs({Attribute::Ints("axes", {-1})}), "", 13);
+  g.AddNode("adde", "Add", {m2, scalar("eps", 1e-5f)}, {ae}, {}, "", 13);
+  g.AddNode("sqrt", "Sqrt", {ae}, {sq}, {}, "", 13);
+  g.AddNode("div", "Div", {d, sq}, {dv}, {}, "", 13);
+  g.AddNode("mulg", "Mul", {dv, init("gamma", Random(kF32, {120}, 1))}, {mg}, {}, "", 13);
+  g.AddNode("addb", "Add", {mg, init("beta", Random(kF32, {120}, 2))}, {ln}, {}, "", 13);
+  g.AddNode("fc", "MatMul", {ln, init("w", Random(kF32, {120, 64}, 3))}, {mm}, {}, "", 13);
+  g.AddNode("fcb", "Add", {mm, init("fb", Random(kF32, {64}, 4))}, {mb}, {}, "", 13);
+  g.AddNode("relu", "Relu", {mb}, {r}, {}, "", 13);
+  g.AddNode("tr", "Transpose", {r}, {rt}, Attrs({Attribute::Ints("perm", {0, 2, 1})}), "", 13);
+  g.AddNode("att", "MatMul", {r, rt}, {y}, {}, "", 13);
+  g.MarkOutput(y);
+  // Conv branch.
+  ValueId ci = g.AddValue("ci", kF32, DimVector{1, 4, 9, 9});
+  g.MarkInput(ci);
+  ValueId c1 = v("c1"), c2 = v("c2"), c3 = v("c3"), a3 = v("a3"), cl = v("cl"), hm = v("hm"), hs = v("hs"),
+          h2 = v("h2"), h3 = v("h3");
+  g.AddNode("conv", "Conv", {ci, init("cw", Random(kF32, {6, 4, 3, 3}, 5)), init("cb", Random(kF32, {6}, 6))},
+            {c1}, Attrs({Attribute::Ints("pads", {1, 1, 1, 1})}), "", 13);
+  g.AddNode("cmul", "Mul", {scalar("s1", 1.7f), c1}, {c2}, {}, "", 13);
+  g.AddNode("cadd", "Add", {c2, scalar("b1", 0.3f)}, {c3}, {}, "", 13);
+  g.AddNode("add3", "Add", {c3, scalar("three", 3)}, {a3}, {}, "", 13);
+  g.AddNode("clip", "Clip", {a3, scalar("zero", 0), scalar("six", 6)}, {cl}, {}, "", 13);
+  g.AddNode("hmul", "Mul", {c3, cl}, {hm}, {}, "", 13);
+  g.AddNode("hdiv", "Div", {hm, scalar("six2", 6)}, {hs}, {}, "", 13);
+  g.AddNode("amul", "Mul", {scalar("s2", 0.4f), hs}, {h2}, {}, "", 13);
+  g.AddNode("aadd", "Add", {h2, scalar("b2", -0.2f)}, {h3}, {}, "", 13);
+  g.MarkOutput(h3);
+  const std::vector<Tensor> in = {Random(kF32, {2, 40, 120}, 7, -2, 2), Random(kF32, {1, 4, 9, 9}, 8, -2, 2)};
+  auto ref = RunMixed(g, in, false);
+  ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+  for (int threads : {1, 2}) {
+    auto got = RunMixed(g, in, true, threads);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(got->partitions, 1) << (got->declined.empty() ? "" : got->declined[0]);
+    EXPECT_LE(*RelativeL2Error(got->outputs[0], ref->outputs[0]), 1e-5);
+    EXPECT_LE(*RelativeL2Error(got->outputs[1], ref->outputs[1]), 1e-5);
+    // Conv weights + bias, FC weights + bias: the Mul/Add scalars and the bias Add are folded.
+    EXPECT_EQ(got->weight_bytes, (6 * 4 * 9 + 6 + 120 * 64 + 64) * 4);
+  }
+}
+
 // ---- Real models ----
 
 std::filesystem::path ModelPath(const std::string& name) {
@@ -662,7 +786,7 @@ void CheckModel(const std::string& name, const Tensor& input, int max_partitions
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "model not installed: " << path;
   auto model = ImportOnnxFile(path.string());
   ASSERT_TRUE(model.ok()) << model.status().ToString();
-  auto session = Session::Create(*model, SessionOptions::Reference(2));
+  auto session = Session::Create(std::move(model).value(), SessionOptions::Reference(2));
   ASSERT_TRUE(session.ok());
   const Graph& g = (*session)->graph();
   const std::string in_name = g.value(g.inputs()[0]).name;
@@ -691,7 +815,9 @@ void CheckModel(const std::string& name, const Tensor& input, int max_partitions
     EXPECT_LE(got->partitions, max_partitions);
 
     // The default Session (partitioner: xnnpack, then ref).
-    auto s2 = Session::Create(*model, SessionOptions::Threads(threads));
+    auto model2 = ImportOnnxFile(path.string());
+    ASSERT_TRUE(model2.ok());
+    auto s2 = Session::Create(std::move(model2).value(), SessionOptions::Threads(threads));
     ASSERT_TRUE(s2.ok()) << s2.status().ToString();
     auto out = (*s2)->Run({{in_name, input}});
     ASSERT_TRUE(out.ok()) << out.status().ToString();

@@ -10,10 +10,12 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "commands.h"
 #include "onnx/importer.h"
+#include "plan/partitioner.h"
 #include "plan_render.h"
 #include "runtime/session.h"
 #include "tool_util.h"
@@ -22,6 +24,16 @@ namespace kiln::cli {
 namespace {
 
 namespace fs = std::filesystem;
+
+PlanValueInfo ValueInfo(const Graph& g, const ExecutionPlan& plan, ValueId v) {
+  PlanValueInfo info;
+  if (!v.valid()) return info;
+  const Value& val = g.value(v);
+  info.name = val.name;
+  info.type = v.v < plan.types.size() ? plan.types[v.v].ToString() : val.info.ToString();
+  info.constant = val.kind == ValueKind::kInitializer || plan.constants.count(v.v) > 0;
+  return info;
+}
 
 struct PlanOptions {
   std::string model;
@@ -122,6 +134,166 @@ Status DoPlan(const PlanOptions& o) {
 }
 
 }  // namespace
+
+size_t PlanReport::folded_count() const {
+  size_t n = 0;
+  for (const auto& node : nodes) n += node.folded ? 1 : 0;
+  return n;
+}
+
+std::vector<std::pair<std::string, size_t>> PlanReport::NodesPerBackend() const {
+  std::vector<std::pair<std::string, size_t>> out;
+  for (const auto& [name, unit] : backends) {
+    size_t n = 0;
+    for (const auto& node : nodes) n += !node.folded && node.backend == name ? 1 : 0;
+    if (n > 0) out.emplace_back(name, n);
+  }
+  return out;
+}
+
+std::string PlanReport::SummaryLine() const {
+  std::string per;
+  for (const auto& [name, n] : NodesPerBackend()) {
+    per += (per.empty() ? "" : ", ") + name + " " + std::to_string(n);
+  }
+  return std::to_string(nodes.size()) + " nodes (" + std::to_string(folded_count()) +
+         " folded), " + std::to_string(partitions.size()) + " partitions (" + per +
+         "), model type " + model_type + ", units " + units + ", threads " +
+         std::to_string(threads);
+}
+
+PlanReport CollectPlanReport(const Session& session, const ExecutionPlan& plan,
+                             const std::string& model_file) {
+  const Graph& g = session.graph();
+  const auto& backends = session.backends();
+  PlanReport r;
+  r.model = model_file;
+  r.model_type = ModelTypeName(session.model_type());
+  r.units = ComputeUnitsName(session.options().units);
+  r.threads = session.options().threads;
+  for (const auto& b : backends) r.backends.emplace_back(b->name(), ComputeUnitName(b->unit()));
+  r.notes = session.notes();
+  for (ValueId v : g.inputs()) r.inputs.push_back(ValueInfo(g, plan, v));
+  for (ValueId v : g.outputs()) r.outputs.push_back(ValueInfo(g, plan, v));
+  const auto& placement = plan.partitioning.placement;
+  for (uint32_t id = 0; id < g.num_nodes(); ++id) {
+    const Node& n = g.node(NodeId(id));
+    PlanNodeInfo info;
+    info.id = id;
+    info.name = n.name;
+    info.op_type = n.domain.empty() ? n.op_type : n.domain + "." + n.op_type;
+    for (ValueId v : n.inputs) info.inputs.push_back(ValueInfo(g, plan, v));
+    for (ValueId v : n.outputs) info.outputs.push_back(ValueInfo(g, plan, v));
+    const NodePlacement* p = id < placement.size() ? &placement[id] : nullptr;
+    if (p == nullptr || p->partition < 0 || p->backend < 0 ||
+        p->backend >= static_cast<int>(backends.size())) {
+      info.folded = true;
+    } else {
+      info.partition = p->partition;
+      info.backend = backends[p->backend]->name();
+      info.unit = ComputeUnitName(backends[p->backend]->unit());
+      const ElementType actual = p->actual == ElementType::kUndefined ? p->stated : p->actual;
+      info.stated = ElementTypeName(p->stated);
+      info.actual = ElementTypeName(actual);
+      info.precision = PrecisionLabel(p->stated, p->actual);
+      info.reason = p->reason;
+      info.cost_us = p->cost_us;
+    }
+    r.nodes.push_back(std::move(info));
+  }
+  std::set<std::pair<uint32_t, uint32_t>> seen;
+  for (uint32_t id = 0; id < g.num_nodes(); ++id) {
+    const Node& n = g.node(NodeId(id));
+    std::vector<ValueId> reads = n.inputs;
+    for (ValueId v : g.ImplicitInputs(n)) reads.push_back(v);
+    for (ValueId v : reads) {
+      if (!v.valid() || !g.value(v).producer.valid()) continue;
+      const uint32_t from = g.value(v).producer.v;
+      if (from != id && seen.insert({from, id}).second) r.edges.push_back({from, id, g.value(v).name});
+    }
+  }
+  const auto& parts = plan.partitioning.partitions;
+  for (size_t p = 0; p < parts.size(); ++p) {
+    const Partition& part = parts[p];
+    PlanPartitionInfo info;
+    info.index = static_cast<int>(p);
+    if (part.backend >= 0 && part.backend < static_cast<int>(backends.size())) {
+      info.backend = backends[part.backend]->name();
+      info.unit = ComputeUnitName(backends[part.backend]->unit());
+    }
+    for (NodeId n : part.nodes) info.nodes.push_back(n.v);
+    info.cost_us = part.cost_us;
+    info.border_cost_us = part.border_cost_us;
+    for (ValueId v : part.inputs) info.inputs.push_back(ValueInfo(g, plan, v));
+    for (ValueId v : part.outputs) info.outputs.push_back(ValueInfo(g, plan, v));
+    for (const CompiledStep& c : plan.compiled) {
+      if (c.partition != static_cast<int>(p) || c.program == nullptr) continue;
+      info.compiled = true;
+      info.border_conversions = c.program->border_conversions();
+      info.weight_bytes = c.program->weight_bytes();
+      info.workspace_bytes = c.program->workspace_bytes();
+    }
+    r.partitions.push_back(std::move(info));
+  }
+  r.arena_bytes = plan.memory.arena_bytes;
+  r.unshared_bytes = plan.memory.unshared_bytes;
+  r.arena_buffers = plan.memory.buffers.size();
+  return r;
+}
+
+std::string RenderPlanTable(const PlanReport& r) {
+  std::string s;
+  char buf[512];
+  s += "model: " + r.model + "\n";
+  s += "summary: " + r.SummaryLine() + "\n";
+  std::string bl;
+  for (const auto& [name, unit] : r.backends) bl += (bl.empty() ? "" : ", ") + name + " (" + unit + ")";
+  s += "backends (preference order): " + bl + "\n";
+  for (const auto& note : r.notes) s += "note: " + note + "\n";
+  s += "inputs: " + ValueList(r.inputs) + "\n";
+  s += "outputs: " + ValueList(r.outputs) + "\n";
+  s += "memory: arena " + FormatBytes(r.arena_bytes) + " (" + FormatBytes(r.unshared_bytes) +
+       " without reuse), " + std::to_string(r.arena_buffers) + " buffers\n";
+  s += "\npartitions:\n";
+  std::snprintf(buf, sizeof(buf), "  %3s  %-10s %-4s %6s %11s %11s %4s %4s %11s %11s\n", "#",
+                "backend", "unit", "nodes", "est us", "border us", "in", "out", "weights",
+                "workspace");
+  s += buf;
+  for (const auto& p : r.partitions) {
+    std::snprintf(buf, sizeof(buf), "  %3d  %-10s %-4s %6zu %11.1f %11.1f %4zu %4zu %11s %11s\n",
+                  p.index, p.backend.c_str(), p.unit.c_str(), p.nodes.size(), p.cost_us,
+                  p.border_cost_us, p.inputs.size(), p.outputs.size(),
+                  p.compiled ? FormatBytes(p.weight_bytes).c_str() : "-",
+                  p.compiled ? FormatBytes(p.workspace_bytes).c_str() : "-");
+    s += buf;
+    s += "       border inputs: " + ValueList(p.inputs) + "\n";
+    s += "       border outputs: " + ValueList(p.outputs) + "\n";
+    if (!p.border_conversions.empty()) {
+      std::string c;
+      for (const auto& x : p.border_conversions) c += (c.empty() ? "" : "; ") + x;
+      s += "       border conversions: " + c + "\n";
+    }
+  }
+  s += "\nnodes (execution order):\n";
+  std::snprintf(buf, sizeof(buf), "  %4s  %-13s %-24s %-16s %s\n", "part", "backend/unit",
+                "precision", "op", "name  [why preferred backends declined]");
+  s += buf;
+  for (const auto& p : r.partitions) {
+    for (uint32_t id : p.nodes) {
+      const PlanNodeInfo& n = r.nodes[id];
+      std::snprintf(buf, sizeof(buf), "  %4d  %-13s %-24s %-16s ", n.partition,
+                    (n.backend + "/" + n.unit).c_str(), n.precision.c_str(), n.op_type.c_str());
+      s += buf + n.name;
+      if (!n.reason.empty()) s += "  [" + n.reason + "]";
+      s += "\n";
+    }
+  }
+  s += "\nfolded at plan time (" + std::to_string(r.folded_count()) + "):\n";
+  for (const auto& n : r.nodes) {
+    if (n.folded) s += "  " + n.op_type + " '" + n.name + "' -> " + ValueList(n.outputs) + "\n";
+  }
+  return s;
+}
 
 Command AddPlanCommand(CLI::App& app) {
   auto o = std::make_shared<PlanOptions>();

@@ -1,29 +1,17 @@
-// Gathers a session's execution plan into a PlanReport and renders it as a text table, JSON or
-// Graphviz dot. The HTML page (a drawing of the graph) is in plan_html.cc.
+// Renders a PlanReport as JSON, Graphviz dot, or one self-contained HTML page that draws the
+// graph (layered layout computed here; the page's script only pans, zooms and shows details).
 #include "plan_render.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <set>
 
 #include "plan/partitioner.h"
 
 namespace kiln::cli {
-namespace {
 
-PlanValueInfo ValueInfo(const Graph& g, const ExecutionPlan& plan, ValueId v) {
-  PlanValueInfo info;
-  if (!v.valid()) return info;
-  const Value& val = g.value(v);
-  info.name = val.name;
-  info.type = v.v < plan.types.size() ? plan.types[v.v].ToString() : val.info.ToString();
-  info.constant = val.kind == ValueKind::kInitializer || plan.constants.count(v.v) > 0;
-  return info;
-}
-
-std::string Bytes(int64_t b) {
+std::string FormatBytes(int64_t b) {
   char buf[64];
   if (b < 1024) {
     std::snprintf(buf, sizeof(buf), "%lld B", static_cast<long long>(b));
@@ -43,6 +31,8 @@ std::string ValueList(const std::vector<PlanValueInfo>& vs) {
   }
   return s.empty() ? "-" : s;
 }
+
+namespace {
 
 nlohmann::ordered_json ValuesJson(const std::vector<PlanValueInfo>& vs) {
   auto a = nlohmann::ordered_json::array();
@@ -67,166 +57,6 @@ std::string DotQuote(const std::string& s) {
 }
 
 }  // namespace
-
-size_t PlanReport::folded_count() const {
-  size_t n = 0;
-  for (const auto& node : nodes) n += node.folded ? 1 : 0;
-  return n;
-}
-
-std::vector<std::pair<std::string, size_t>> PlanReport::NodesPerBackend() const {
-  std::vector<std::pair<std::string, size_t>> out;
-  for (const auto& [name, unit] : backends) {
-    size_t n = 0;
-    for (const auto& node : nodes) n += !node.folded && node.backend == name ? 1 : 0;
-    if (n > 0) out.emplace_back(name, n);
-  }
-  return out;
-}
-
-std::string PlanReport::SummaryLine() const {
-  std::string per;
-  for (const auto& [name, n] : NodesPerBackend()) {
-    per += (per.empty() ? "" : ", ") + name + " " + std::to_string(n);
-  }
-  return std::to_string(nodes.size()) + " nodes (" + std::to_string(folded_count()) +
-         " folded), " + std::to_string(partitions.size()) + " partitions (" + per +
-         "), model type " + model_type + ", units " + units + ", threads " +
-         std::to_string(threads);
-}
-
-PlanReport CollectPlanReport(const Session& session, const ExecutionPlan& plan,
-                             const std::string& model_file) {
-  const Graph& g = session.graph();
-  const auto& backends = session.backends();
-  PlanReport r;
-  r.model = model_file;
-  r.model_type = ModelTypeName(session.model_type());
-  r.units = ComputeUnitsName(session.options().units);
-  r.threads = session.options().threads;
-  for (const auto& b : backends) r.backends.emplace_back(b->name(), ComputeUnitName(b->unit()));
-  r.notes = session.notes();
-  for (ValueId v : g.inputs()) r.inputs.push_back(ValueInfo(g, plan, v));
-  for (ValueId v : g.outputs()) r.outputs.push_back(ValueInfo(g, plan, v));
-  const auto& placement = plan.partitioning.placement;
-  for (uint32_t id = 0; id < g.num_nodes(); ++id) {
-    const Node& n = g.node(NodeId(id));
-    PlanNodeInfo info;
-    info.id = id;
-    info.name = n.name;
-    info.op_type = n.domain.empty() ? n.op_type : n.domain + "." + n.op_type;
-    for (ValueId v : n.inputs) info.inputs.push_back(ValueInfo(g, plan, v));
-    for (ValueId v : n.outputs) info.outputs.push_back(ValueInfo(g, plan, v));
-    const NodePlacement* p = id < placement.size() ? &placement[id] : nullptr;
-    if (p == nullptr || p->partition < 0 || p->backend < 0 ||
-        p->backend >= static_cast<int>(backends.size())) {
-      info.folded = true;
-    } else {
-      info.partition = p->partition;
-      info.backend = backends[p->backend]->name();
-      info.unit = ComputeUnitName(backends[p->backend]->unit());
-      const ElementType actual = p->actual == ElementType::kUndefined ? p->stated : p->actual;
-      info.stated = ElementTypeName(p->stated);
-      info.actual = ElementTypeName(actual);
-      info.precision = PrecisionLabel(p->stated, p->actual);
-      info.reason = p->reason;
-      info.cost_us = p->cost_us;
-    }
-    r.nodes.push_back(std::move(info));
-  }
-  std::set<std::pair<uint32_t, uint32_t>> seen;
-  for (uint32_t id = 0; id < g.num_nodes(); ++id) {
-    const Node& n = g.node(NodeId(id));
-    std::vector<ValueId> reads = n.inputs;
-    for (ValueId v : g.ImplicitInputs(n)) reads.push_back(v);
-    for (ValueId v : reads) {
-      if (!v.valid() || !g.value(v).producer.valid()) continue;
-      const uint32_t from = g.value(v).producer.v;
-      if (from != id && seen.insert({from, id}).second) r.edges.push_back({from, id, g.value(v).name});
-    }
-  }
-  const auto& parts = plan.partitioning.partitions;
-  for (size_t p = 0; p < parts.size(); ++p) {
-    const Partition& part = parts[p];
-    PlanPartitionInfo info;
-    info.index = static_cast<int>(p);
-    if (part.backend >= 0 && part.backend < static_cast<int>(backends.size())) {
-      info.backend = backends[part.backend]->name();
-      info.unit = ComputeUnitName(backends[part.backend]->unit());
-    }
-    for (NodeId n : part.nodes) info.nodes.push_back(n.v);
-    info.cost_us = part.cost_us;
-    info.border_cost_us = part.border_cost_us;
-    for (ValueId v : part.inputs) info.inputs.push_back(ValueInfo(g, plan, v));
-    for (ValueId v : part.outputs) info.outputs.push_back(ValueInfo(g, plan, v));
-    for (const CompiledStep& c : plan.compiled) {
-      if (c.partition != static_cast<int>(p) || c.program == nullptr) continue;
-      info.compiled = true;
-      info.border_conversions = c.program->border_conversions();
-      info.weight_bytes = c.program->weight_bytes();
-      info.workspace_bytes = c.program->workspace_bytes();
-    }
-    r.partitions.push_back(std::move(info));
-  }
-  r.arena_bytes = plan.memory.arena_bytes;
-  r.unshared_bytes = plan.memory.unshared_bytes;
-  r.arena_buffers = plan.memory.buffers.size();
-  return r;
-}
-
-std::string RenderPlanTable(const PlanReport& r) {
-  std::string s;
-  char buf[512];
-  s += "model: " + r.model + "\n";
-  s += "summary: " + r.SummaryLine() + "\n";
-  std::string bl;
-  for (const auto& [name, unit] : r.backends) bl += (bl.empty() ? "" : ", ") + name + " (" + unit + ")";
-  s += "backends (preference order): " + bl + "\n";
-  for (const auto& note : r.notes) s += "note: " + note + "\n";
-  s += "inputs: " + ValueList(r.inputs) + "\n";
-  s += "outputs: " + ValueList(r.outputs) + "\n";
-  s += "memory: arena " + Bytes(r.arena_bytes) + " (" + Bytes(r.unshared_bytes) +
-       " without reuse), " + std::to_string(r.arena_buffers) + " buffers\n";
-  s += "\npartitions:\n";
-  std::snprintf(buf, sizeof(buf), "  %3s  %-10s %-4s %6s %11s %11s %4s %4s %11s %11s\n", "#",
-                "backend", "unit", "nodes", "est us", "border us", "in", "out", "weights",
-                "workspace");
-  s += buf;
-  for (const auto& p : r.partitions) {
-    std::snprintf(buf, sizeof(buf), "  %3d  %-10s %-4s %6zu %11.1f %11.1f %4zu %4zu %11s %11s\n",
-                  p.index, p.backend.c_str(), p.unit.c_str(), p.nodes.size(), p.cost_us,
-                  p.border_cost_us, p.inputs.size(), p.outputs.size(),
-                  p.compiled ? Bytes(p.weight_bytes).c_str() : "-",
-                  p.compiled ? Bytes(p.workspace_bytes).c_str() : "-");
-    s += buf;
-    s += "       border inputs: " + ValueList(p.inputs) + "\n";
-    s += "       border outputs: " + ValueList(p.outputs) + "\n";
-    if (!p.border_conversions.empty()) {
-      std::string c;
-      for (const auto& x : p.border_conversions) c += (c.empty() ? "" : "; ") + x;
-      s += "       border conversions: " + c + "\n";
-    }
-  }
-  s += "\nnodes (execution order):\n";
-  std::snprintf(buf, sizeof(buf), "  %4s  %-13s %-24s %-16s %s\n", "part", "backend/unit",
-                "precision", "op", "name  [why preferred backends declined]");
-  s += buf;
-  for (const auto& p : r.partitions) {
-    for (uint32_t id : p.nodes) {
-      const PlanNodeInfo& n = r.nodes[id];
-      std::snprintf(buf, sizeof(buf), "  %4d  %-13s %-24s %-16s ", n.partition,
-                    (n.backend + "/" + n.unit).c_str(), n.precision.c_str(), n.op_type.c_str());
-      s += buf + n.name;
-      if (!n.reason.empty()) s += "  [" + n.reason + "]";
-      s += "\n";
-    }
-  }
-  s += "\nfolded at plan time (" + std::to_string(r.folded_count()) + "):\n";
-  for (const auto& n : r.nodes) {
-    if (n.folded) s += "  " + n.op_type + " '" + n.name + "' -> " + ValueList(n.outputs) + "\n";
-  }
-  return s;
-}
 
 std::string RenderPlanJson(const PlanReport& r) {
   using J = nlohmann::ordered_json;
@@ -571,8 +401,9 @@ std::vector<Item> Layout(const PlanReport& r, double& width, double& height) {
 }
 
 // Partition band colours (translucent behind the nodes); neighbours in execution order differ.
-const char* const kBand[] = {"#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e",
-                             "#e6ab02", "#a6761d", "#1f78b4", "#b2182b", "#4d4d4d"};
+// Kept away from the backend colours (blue, orange) so that a band never reads as a backend.
+const char* const kBand[] = {"#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#e6ab02",
+                             "#8c564b", "#17becf", "#9467bd", "#bcbd22", "#666666"};
 
 std::string EdgePath(const Item& a, const Item& b) {
   const double x1 = a.x + kNodeW / 2, y1 = a.y + (a.node >= 0 ? kNodeH : kPillH);
@@ -610,10 +441,10 @@ header .sum{font-size:12.5px;color:#cfd8dc}
 #view{flex:1;position:relative;background:#f6f8f9;overflow:hidden;cursor:grab}
 #view.drag{cursor:grabbing}
 #graph{width:100%;height:100%;display:block;user-select:none}
-#side{width:410px;overflow:auto;border-left:1px solid #cfd8dc;background:#fff;padding:6px 12px 12px}
+#side{width:460px;overflow:auto;border-left:1px solid #cfd8dc;background:#fff;padding:6px 12px 12px}
 #side h2{font-size:12px;margin:12px 0 5px;text-transform:uppercase;letter-spacing:.05em;color:#455a64}
-table{border-collapse:collapse;width:100%;font-size:12px}
-td,th{padding:2px 5px;border-bottom:1px solid #eceff1;text-align:left;vertical-align:top}
+table{border-collapse:collapse;width:100%;font-size:12px}#parts{font-size:11.5px}
+td,th{padding:2px 4px;white-space:nowrap;border-bottom:1px solid #eceff1;text-align:left;vertical-align:top}
 th{color:#546e7a;font-weight:600;position:sticky;top:0;background:#fff}
 .num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 #parts tbody tr{cursor:pointer}#parts tbody tr:hover{background:#eef3f7}#parts tr.on{background:#e3f2fd}
@@ -635,6 +466,10 @@ svg text{font-family:system-ui,"Segoe UI",Roboto,Helvetica,Arial,sans-serif}
 svg.dim .n:not(.on),svg.dim .pill{opacity:.22}
 .plabel{font-size:11.5px;font-weight:700;paint-order:stroke;stroke:#fff;stroke-width:4px}
 .pill text{font-size:10.5px;fill:#263238;font-weight:600}
+#details td,#summary td{white-space:normal}
+#mini{position:absolute;right:10px;top:44px;width:90px;height:300px;background:#fff;
+ border:1px solid #b0bec5;border-radius:4px;box-shadow:0 1px 4px #0002;cursor:pointer}
+#mview{fill:#0d47a11a;stroke:#0d47a1;stroke-width:1.5}
 #details td.k{color:#607d8b;white-space:nowrap;width:90px}.reason{color:#b71c1c}
 .muted{color:#90a4ae}.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:11.5px}
 )CSS";
@@ -646,7 +481,16 @@ const L=JSON.parse(document.getElementById('plan-layout').textContent);
 const svg=document.getElementById('graph'),view=document.getElementById('view');
 const tip=document.getElementById('tip'),det=document.getElementById('details');
 let vb={x:0,y:0,w:L.w,h:L.h};
-function apply(){svg.setAttribute('viewBox',vb.x+' '+vb.y+' '+vb.w+' '+vb.h);}
+const mini=document.getElementById('mini'),mv=document.getElementById('mview');
+function apply(){svg.setAttribute('viewBox',vb.x+' '+vb.y+' '+vb.w+' '+vb.h);
+ mv.setAttribute('x',vb.x);mv.setAttribute('y',vb.y);mv.setAttribute('width',vb.w);mv.setAttribute('height',vb.h);}
+function sizeMini(){const mw=L.h>L.w?90:200;const avail=view.clientHeight-56;
+ mini.style.width=mw+'px';mini.style.height=Math.max(60,Math.min(avail,mw*L.h/L.w))+'px';}
+function miniGo(e){const r=mini.getBoundingClientRect();
+ vb.x=(e.clientX-r.left)/r.width*L.w-vb.w/2;vb.y=(e.clientY-r.top)/r.height*L.h-vb.h/2;apply();}
+let mdrag=false;mini.addEventListener('mousedown',e=>{mdrag=true;miniGo(e);e.stopPropagation();});
+window.addEventListener('mousemove',e=>{if(mdrag)miniGo(e);});
+window.addEventListener('mouseup',()=>{mdrag=false;});
 function size(){const r=svg.getBoundingClientRect();return [Math.max(r.width,1),Math.max(r.height,1)];}
 function show(x,y,w,h,max){const [cw,ch]=size();const s=Math.min(cw/w,ch/h,max);
  vb.w=cw/s;vb.h=ch/s;vb.x=x+w/2-vb.w/2;vb.y=y+h/2-vb.h/2;apply();}
@@ -661,7 +505,7 @@ view.addEventListener('wheel',e=>{e.preventDefault();const r=svg.getBoundingClie
  const s=vb.w/cw;const dx=e.shiftKey?e.deltaY:e.deltaX,dy=e.shiftKey?0:e.deltaY;
  vb.x+=dx*s;vb.y+=dy*s;apply();},{passive:false});
 let drag=null,moved=false;
-view.addEventListener('mousedown',e=>{if(e.target.closest('.tools'))return;
+view.addEventListener('mousedown',e=>{if(e.target.closest('.tools')||e.target.closest('#mini'))return;
  drag={x:e.clientX,y:e.clientY,vx:vb.x,vy:vb.y};moved=false;view.classList.add('drag');});
 window.addEventListener('mousemove',e=>{if(!drag)return;const [cw]=size();const s=vb.w/cw;
  const dx=e.clientX-drag.x,dy=e.clientY-drag.y;if(Math.abs(dx)+Math.abs(dy)>3)moved=true;
@@ -717,8 +561,12 @@ document.getElementById('bfit').onclick=fitWidth;
 document.getElementById('ball').onclick=()=>show(0,0,L.w,L.h,1);
 document.getElementById('bin').onclick=()=>zoom(1/1.3,.5,.5);
 document.getElementById('bout').onclick=()=>zoom(1.3,.5,.5);
-window.addEventListener('resize',fitWidth);
-fitWidth();
+window.addEventListener('resize',()=>{sizeMini();fitWidth();});
+sizeMini();fitWidth();
+// Links: #node=NAME selects a node, #partition=N focuses a partition.
+const h=decodeURIComponent(location.hash.slice(1));
+if(h.startsWith('node=')){const n=D.nodes.find(x=>x.name===h.slice(5));if(n)select(n.id,true);}
+if(h.startsWith('partition=')){const p=+h.slice(10);if(D.partitions[p])focusPart(p);}
 })();
 )JS";
 
@@ -739,7 +587,7 @@ std::string RenderPlanHtml(const PlanReport& r) {
   svg += "<svg id=\"graph\" viewBox=\"0 0 " + Num(gw) + " " + Num(gw * 0.7) +
          "\" preserveAspectRatio=\"xMidYMin meet\">\n<defs><marker id=\"ar\" viewBox=\"0 0 8 8\" "
          "refX=\"7\" refY=\"4\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path "
-         "d=\"M0,0 L8,4 L0,8 z\" fill=\"#78909c\"/></marker></defs>\n";
+         "d=\"M0,0 L8,4 L0,8 z\" fill=\"#78909c\"/></marker></defs><g id=\"gc\">\n";
   // Partition bands: a translucent ribbon over each partition's boxes and inner edges.
   for (const auto& p : r.partitions) {
     const char* c = kBand[p.index % 10];
@@ -752,7 +600,8 @@ std::string RenderPlanHtml(const PlanReport& r) {
     }
     for (uint32_t id : p.nodes) {
       for (int s : items[id].succs) {
-        if (is_node(s) && !r.nodes[s].folded && r.nodes[s].partition == p.index) {
+        if (is_node(s) && !r.nodes[s].folded && r.nodes[s].partition == p.index &&
+            items[s].layer == items[id].layer + 1) {
           svg += "<path d=\"" + EdgePath(items[id], items[s]) +
                  "\" fill=\"none\" stroke-width=\"30\" stroke-linecap=\"round\"/>";
         }
@@ -791,12 +640,19 @@ std::string RenderPlanHtml(const PlanReport& r) {
     const Item& it = items[i];
     const std::string strong = BackendColor(r, n.backend, false);
     const std::string light = BackendColor(r, n.backend, true);
-    std::string line3 = n.folded ? "folded at plan time" : n.precision + " \xC2\xB7 " + n.backend;
+    std::string line3 =
+        n.folded ? "folded at plan time" : n.precision + " \xC2\xB7 " + n.backend + "/" + n.unit;
     const bool raised = !n.folded && n.stated != n.actual;
     if (it.hidden) continue;
+    // Long op names are squeezed to leave room for the "+N const" tag.
+    const size_t room = it.consts > 0 ? 14 : 19;
+    const std::string op_fit =
+        n.op_type.size() <= room ? ""
+                                 : " textLength=\"" + Num(it.consts > 0 ? 100 : 150) +
+                                       "\" lengthAdjust=\"spacingAndGlyphs\"";
     const std::string consts =
         it.consts == 0 ? ""
-                       : "<text class=\"u\" x=\"" + Num(kNodeW - 6) + "\" y=\"43\" text-anchor=\"end\">+" +
+                       : "<text class=\"u\" x=\"" + Num(kNodeW - 6) + "\" y=\"14\" text-anchor=\"end\">+" +
                              std::to_string(it.consts) + " const</text>";
     svg += "<g class=\"n" + std::string(n.folded ? " fold" : "") + "\" id=\"n" + std::to_string(i) +
            "\" data-i=\"" + std::to_string(i) + "\" transform=\"translate(" + Num(it.x) + "," +
@@ -804,9 +660,8 @@ std::string RenderPlanHtml(const PlanReport& r) {
            Num(kNodeH) + "\" rx=\"6\" fill=\"" + light + "\" stroke=\"" + strong + "\"" +
            (n.folded ? " stroke-dasharray=\"4 3\"" : "") + " stroke-width=\"1.4\"/><rect x=\"0\" "
            "y=\"0\" width=\"6\" height=\"" + Num(kNodeH) + "\" rx=\"3\" fill=\"" + strong + "\"/>" +
-           "<text class=\"op\" x=\"12\" y=\"16\">" + Esc(Trunc(n.op_type, 20)) + "</text>" +
-           "<text class=\"u\" x=\"" + Num(kNodeW - 6) + "\" y=\"14\" text-anchor=\"end\">" +
-           Esc(n.folded ? "const" : n.unit) + "</text><text class=\"nm\" x=\"12\" y=\"30\">" +
+           "<text class=\"op\" x=\"12\" y=\"16\"" + op_fit + ">" + Esc(Trunc(n.op_type, 26)) +
+           "</text><text class=\"nm\" x=\"12\" y=\"30\">" +
            Esc(Trunc(n.name, 28)) + "</text><text class=\"pr" + (raised ? " raised" : "") +
            "\" x=\"12\" y=\"43\">" + Esc(Trunc(line3, 30)) + "</text>" + consts + "</g>\n";
   }
@@ -821,7 +676,9 @@ std::string RenderPlanHtml(const PlanReport& r) {
            Esc(Trunc((in ? "in: " : "out: ") + v.name + " " + v.type, 30)) + "<title>" +
            Esc(v.name + " " + v.type) + "</title></text></g>\n";
   }
-  svg += "</svg>";
+  svg += "</g></svg>\n<svg id=\"mini\" viewBox=\"0 0 " + Num(gw) + " " + Num(gh) +
+         "\" preserveAspectRatio=\"none\"><use href=\"#gc\"/><rect id=\"mview\" x=\"0\" "
+         "y=\"0\" width=\"10\" height=\"10\" vector-effect=\"non-scaling-stroke\"/></svg>";
 
   std::string layout = "{\"w\":" + Num(gw) + ",\"h\":" + Num(gh) + ",\"nw\":" + Num(kNodeW) +
                        ",\"nh\":" + Num(kNodeH) + ",\"pos\":[";
@@ -862,8 +719,8 @@ std::string RenderPlanHtml(const PlanReport& r) {
                                          std::to_string(r.nodes.size() - r.folded_count()) +
                                          " placed, " + std::to_string(r.folded_count()) + " folded)") +
                         row("partitions", std::to_string(r.partitions.size())) +
-                        row("arena", Esc(Bytes(r.arena_bytes)) + " <span class=\"muted\">(" +
-                                         Esc(Bytes(r.unshared_bytes)) + " without reuse, " +
+                        row("arena", Esc(FormatBytes(r.arena_bytes)) + " <span class=\"muted\">(" +
+                                         Esc(FormatBytes(r.unshared_bytes)) + " without reuse, " +
                                          std::to_string(r.arena_buffers) + " buffers)</span>");
   summary += row("inputs", "<span class=\"mono\">" + Esc(ValueList(r.inputs)) + "</span>");
   summary += row("outputs", "<span class=\"mono\">" + Esc(ValueList(r.outputs)) + "</span>");
@@ -899,8 +756,8 @@ std::string RenderPlanHtml(const PlanReport& r) {
              "</td><td class=\"num\">" + Num(p.cost_us) + "</td><td class=\"num\">" +
              std::to_string(p.inputs.size()) + "/" + std::to_string(p.outputs.size()) +
              (conv.empty() ? "" : " \xE2\x87\x84" + std::to_string(p.border_conversions.size())) +
-             "</td><td class=\"num\">" + (p.compiled ? Esc(Bytes(p.weight_bytes)) : "-") +
-             "</td><td class=\"num\">" + (p.compiled ? Esc(Bytes(p.workspace_bytes)) : "-") +
+             "</td><td class=\"num\">" + (p.compiled ? Esc(FormatBytes(p.weight_bytes)) : "-") +
+             "</td><td class=\"num\">" + (p.compiled ? Esc(FormatBytes(p.workspace_bytes)) : "-") +
              "</td></tr>";
   }
   parts += "</tbody></table>";
@@ -908,8 +765,8 @@ std::string RenderPlanHtml(const PlanReport& r) {
   std::string page = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>kiln plan: " +
                      Esc(r.model) + "</title>\n<style>" + kPageCss + "</style></head>\n<body>\n";
   page += "<header><h1>kiln plan \xE2\x80\x94 " + Esc(r.model) + "</h1><div class=\"sum\">" +
-          Esc(r.SummaryLine()) + " \xC2\xB7 arena " + Esc(Bytes(r.arena_bytes)) + " (" +
-          Esc(Bytes(r.unshared_bytes)) + " without reuse)</div><div class=\"legend\">" + legend +
+          Esc(r.SummaryLine()) + " \xC2\xB7 arena " + Esc(FormatBytes(r.arena_bytes)) + " (" +
+          Esc(FormatBytes(r.unshared_bytes)) + " without reuse)</div><div class=\"legend\">" + legend +
           "</div></header>\n";
   page += "<div id=\"main\"><div id=\"view\"><div class=\"tools\"><button id=\"bfit\">fit width"
           "</button><button id=\"ball\">whole graph</button><button id=\"bin\">+</button><button "

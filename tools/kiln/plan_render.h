@@ -80,13 +80,20 @@ struct PlanReport {
   std::string SummaryLine() const;
 };
 
+// Defined in plan.cc, with the text table.
 PlanReport CollectPlanReport(const Session& session, const ExecutionPlan& plan,
                              const std::string& model_file);
+std::string RenderPlanTable(const PlanReport& r);
+
+// The rest in plan_render.cc.
 
 // Colours per backend ("" = folded): strong (outline) or light (fill), as "#rrggbb".
 std::string BackendColor(const PlanReport& r, const std::string& backend, bool light);
+// "512 B", "3.4 KiB", "1.25 MiB".
+std::string FormatBytes(int64_t bytes);
+// "x f32[1,3,160,160], y f32[2]" ("-" when empty; omitted values skipped).
+std::string ValueList(const std::vector<PlanValueInfo>& values);
 
-std::string RenderPlanTable(const PlanReport& r);
 std::string RenderPlanJson(const PlanReport& r);
 std::string RenderPlanDot(const PlanReport& r);
 std::string RenderPlanHtml(const PlanReport& r);

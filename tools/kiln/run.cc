@@ -1,5 +1,6 @@
 // kiln run MODEL [-i NAME=FILE.npy]... [--shape NAME=D0,D1,...]... [-o OUTDIR] [--threads N]
-//          [--seed S] [--repeat N] [--print-plan]
+//          [--seed S] [--repeat N] [--print-plan] [--units U] [--backends B,...] [--pin OP=B]...
+//          [--no-fallback] [--model-type program|network]
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -20,7 +21,7 @@ struct RunOptions {
   std::vector<std::string> inputs;
   std::vector<std::string> shapes;
   std::string out_dir;
-  int threads = 1;
+  SessionFlags session;
   uint64_t seed = 0;
   int repeat = 1;
   bool print_plan = false;
@@ -32,7 +33,9 @@ Status DoRun(const RunOptions& o) {
   KILN_ASSIGN_OR_RETURN(auto given, ParseInputFiles(o.inputs));
   KILN_ASSIGN_OR_RETURN(auto shapes, ParseShapes(o.shapes));
   KILN_ASSIGN_OR_RETURN(NamedTensors inputs, MakeInputs(model.graph, given, shapes, o.seed, true));
-  KILN_ASSIGN_OR_RETURN(auto session, Session::Create(std::move(model), SessionOptions::Threads(o.threads)));
+  KILN_ASSIGN_OR_RETURN(SessionOptions so, ToSessionOptions(o.session));
+  KILN_ASSIGN_OR_RETURN(auto session, Session::Create(std::move(model), so));
+  for (const std::string& note : session->notes()) std::printf("note: %s\n", note.c_str());
   auto t1 = std::chrono::steady_clock::now();
   if (o.print_plan) {
     KILN_ASSIGN_OR_RETURN(std::string plan, session->DescribePlan(inputs));
@@ -70,7 +73,7 @@ Status DoRun(const RunOptions& o) {
     std::printf(", median %.2f ms, min %.2f ms over %zu runs", sorted[sorted.size() / 2], sorted[0],
                 times.size());
   }
-  std::printf(" (threads %d)\n", o.threads);
+  std::printf(" (threads %d)\n", o.session.threads);
   return Status::Ok();
 }
 
@@ -84,7 +87,7 @@ Command AddRunCommand(CLI::App& app) {
   sub->add_option("--shape", o->shapes,
                   "Fix an input's shape for random data: NAME=D0,D1,... (repeatable)");
   sub->add_option("-o,--output-dir", o->out_dir, "Write one .npy per output into this folder");
-  sub->add_option("--threads", o->threads, "Threads for kernels")->check(CLI::Range(1, 256));
+  AddSessionFlags(sub, o->session);
   sub->add_option("--seed", o->seed, "Seed for random inputs");
   sub->add_option("--repeat", o->repeat, "Run this many times and report timings")->check(CLI::Range(1, 100000));
   sub->add_flag("--print-plan", o->print_plan, "Print the execution and memory plan");
