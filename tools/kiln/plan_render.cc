@@ -435,7 +435,7 @@ header .sum{font-size:12.5px;color:#cfd8dc}
 .sw{display:inline-block;width:24px;height:14px;border-radius:3px;vertical-align:-3px;
  margin-right:5px;border:2px solid}
 .band{display:inline-block;width:24px;height:14px;border-radius:7px;vertical-align:-3px;
- margin-right:5px;background:linear-gradient(90deg,#1b9e7766,#d95f0266,#7570b366)}
+ margin-right:5px;background:linear-gradient(90deg,#1b9e7766,#7570b366,#e7298a66)}
 .ln{display:inline-block;width:26px;vertical-align:3px;margin-right:5px;border-top:2px solid #90a4ae}
 #main{flex:1;display:flex;min-height:0}
 #view{flex:1;position:relative;background:#f6f8f9;overflow:hidden;cursor:grab}
@@ -539,7 +539,7 @@ function clearSel(){svg.querySelectorAll('.sel,.nb,.hl').forEach(x=>x.classList.
 function select(i,center){clearSel();const g=document.getElementById('n'+i);if(!g)return;g.classList.add('sel');
  svg.querySelectorAll('.e[data-a="'+i+'"],.e[data-b="'+i+'"]').forEach(p=>{p.classList.add('hl');
   const o=p.dataset.a==i?p.dataset.b:p.dataset.a;const q=document.getElementById('n'+o);if(q)q.classList.add('nb');});
- det.innerHTML=info(i);
+ det.innerHTML=info(i);det.classList.remove('muted');
  if(center){const p=L.pos[i];show(p[0]-300,p[1]-260,600+L.nw,520+L.nh,1.2);}}
 svg.addEventListener('click',e=>{if(moved)return;const g=e.target.closest('.n');if(g)select(+g.dataset.i,false);});
 let focus=-1;
@@ -586,7 +586,8 @@ std::string RenderPlanHtml(const PlanReport& r) {
   std::string svg;
   svg += "<svg id=\"graph\" viewBox=\"0 0 " + Num(gw) + " " + Num(gw * 0.7) +
          "\" preserveAspectRatio=\"xMidYMin meet\">\n<defs><marker id=\"ar\" viewBox=\"0 0 8 8\" "
-         "refX=\"7\" refY=\"4\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path "
+         "refX=\"7\" refY=\"4\" markerWidth=\"8\" markerHeight=\"8\" markerUnits=\"userSpaceOnUse\" "
+         "orient=\"auto\"><path "
          "d=\"M0,0 L8,4 L0,8 z\" fill=\"#78909c\"/></marker></defs><g id=\"gc\">\n";
   // Partition bands: a translucent ribbon over each partition's boxes and inner edges.
   for (const auto& p : r.partitions) {
