@@ -57,7 +57,9 @@ function parseArgs(argv) {
   const o = { model: null, inputs: [], threads: 1, warmup: 2, iters: 10, json: null };
   const intArg = (name, value, min) => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min) fail(`${name}: expected an integer >= ${min}, got '${value}'`);
+    if (!Number.isInteger(n) || n < min) {
+      fail(`${name}: expected an integer >= ${min}, got '${value}'`);
+    }
     return n;
   };
   for (let i = 0; i < argv.length; ++i) {

@@ -5,7 +5,8 @@ For each model x thread count: writes one input set (.npy, fixed seed), then run
 and bench/ort_bench.js in separate processes, interleaved over --rounds rounds (kiln, ort in even
 rounds; ort, kiln in odd ones), each process doing a first run, --warmup untimed runs and --iters
 timed runs. Each cell of the table is the median over the rounds of the per-process value (median,
-p90, peak RSS, load time, first run), except "min": the fastest single run over all rounds. Prints a markdown table (and writes it to --out).
+p90, peak RSS, load time, first run), except "min": the fastest single run over all rounds.
+Prints a markdown table (and writes it to --out).
 
   /usr/bin/python3 bench/side_by_side.py [--models det,rec,cls,silero_vad] [--threads 1,2]
       [--rounds 3] [--warmup 2] [--iters 10] [--kiln build/kiln] [--precision fp32]
@@ -93,7 +94,8 @@ def median(values):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('--models', default=','.join(MODELS), help='comma-separated: ' + ','.join(MODELS))
+    ap.add_argument('--models', default=','.join(MODELS),
+                    help='comma-separated: ' + ','.join(MODELS))
     ap.add_argument('--threads', default='1,2', help='comma-separated thread counts')
     ap.add_argument('--rounds', type=int, default=3, help='processes per engine, interleaved')
     ap.add_argument('--warmup', type=int, default=2, help='untimed runs after the first one')
@@ -153,9 +155,8 @@ def main():
                                     'result': res})
                         print(f'{m} threads {t} round {r + 1}/{a.rounds} {engine}: median '
                               f'{res["median_ms"]:.2f} ms', file=sys.stderr)
-                agg = {e: {k: median([g[k] for g in got[e]])
-                           for k in ('median_ms', 'p90_ms', 'peak_rss_mb', 'load_ms', 'first_run_ms')}
-                       for e in got}
+                keys = ('median_ms', 'p90_ms', 'peak_rss_mb', 'load_ms', 'first_run_ms')
+                agg = {e: {k: median([g[k] for g in got[e]]) for k in keys} for e in got}
                 for e in got:  # the fastest run of all: least disturbed by other load
                     agg[e]['min_ms'] = min(g['min_ms'] for g in got[e])
                 rows.append((m, t, agg))
@@ -168,10 +169,9 @@ def main():
         f'{load_before:.2f} before, {os.getloadavg()[0]:.2f} after.',
         '',
         '| model | threads | kiln median ms | ort median ms | kiln/ort | kiln p90 ms | ort p90 ms '
-        '| kiln peak RSS MB | ort peak RSS MB | kiln load ms | ort load ms | kiln min ms | ort min ms '
-        '| kiln first ms | ort first ms |',
-        '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: '
-        '| ---: |',
+        '| kiln peak RSS MB | ort peak RSS MB | kiln load ms | ort load ms | kiln min ms '
+        '| ort min ms | kiln first ms | ort first ms |',
+        '| --- |' + ' ---: |' * 14,
     ]
     for m, t, g in rows:
         k, o = g['kiln'], g['ort']
@@ -184,8 +184,9 @@ def main():
     if raw:
         base = {e: median([x['result']['rss_before_load_mb'] for x in raw if x['engine'] == e])
                 for e in ('kiln', 'ort')}
-        lines += ['', f'Resident set before loading a model (inputs read): kiln {base["kiln"]:.1f} MB, '
-                      f'ort {base["ort"]:.1f} MB (Node.js itself); peak RSS includes it.']
+        lines += ['', f'Resident set before loading a model (inputs read): '
+                      f'kiln {base["kiln"]:.1f} MB, ort {base["ort"]:.1f} MB (Node.js itself); '
+                      f'peak RSS includes it.']
     table = '\n'.join(lines) + '\n'
     print(table, end='')
     if a.out:

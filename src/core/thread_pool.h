@@ -1,18 +1,21 @@
-// A fixed-size pool of worker threads with a blocking ParallelFor.
+// A fixed-size pool of worker threads with a blocking ParallelFor, on pthreadpool.
 //
 // The calling thread takes part in the work, so a pool of N threads has N-1 workers. With
 // threads <= 1 ParallelFor runs inline. Work items are contiguous index ranges.
+//
+// The same pthreadpool serves XNNPACK (pthreadpool()), so the reference kernels and the XNNPACK
+// partitions of one session share one set of workers: two pools on the same cores would leave
+// one pool's spinning workers starving the other's (measured: rec at 2 threads 30x slower).
+// A ParallelFor called from inside a ParallelFor runs inline.
 //
 //   ThreadPool pool(4);
 //   pool.ParallelFor(rows, [&](int64_t begin, int64_t end) { ... });
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
-#include <thread>
-#include <vector>
+
+typedef struct pthreadpool* pthreadpool_t;
 
 namespace kiln {
 
@@ -24,25 +27,15 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int threads() const { return threads_; }
-  // Splits [0, n) into about threads() chunks (at least `grain` items each) and runs fn on
+  // Splits [0, n) into chunks of at least `grain` items (about 4 per thread) and runs fn on
   // each; returns when all chunks are done.
   void ParallelFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1);
+  // The underlying pool for libraries that take one (XNNPACK); null when threads() <= 1.
+  pthreadpool_t pthreadpool() const { return pool_; }
 
  private:
-  void Worker();
-
   int threads_;
-  std::vector<std::thread> workers_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::condition_variable done_cv_;
-  const std::function<void(int64_t, int64_t)>* job_ = nullptr;
-  int64_t job_n_ = 0;
-  int64_t chunk_ = 0;
-  int64_t next_ = 0;
-  int64_t pending_ = 0;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
+  pthreadpool_t pool_ = nullptr;
 };
 
 }  // namespace kiln

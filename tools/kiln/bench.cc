@@ -162,7 +162,8 @@ Status DoBench(const BenchOptions& o) {
     std::printf("input %-24s %s\n", name.c_str(), t.Describe().c_str());
   }
   std::printf("threads %d, warmup %d, iters %d\n", o.threads, o.warmup, o.iters);
-  std::printf("load: %.1f ms (import %.1f ms, prepare %.1f ms); RSS %.1f MB before, %.1f MB after\n",
+  std::printf(
+      "load: %.1f ms (import %.1f ms, prepare %.1f ms); RSS %.1f MB before, %.1f MB after\n",
               Ms(t0, t2), Ms(t0, t1), Ms(t1, t2), rss_before, rss_after_load);
   std::printf("first run: %.2f ms\n", first);
   std::printf("steady state over %d runs: median %.2f ms, p90 %.2f ms, min %.2f ms, mean %.2f ms\n",

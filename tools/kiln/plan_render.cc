@@ -458,7 +458,9 @@ th{color:#546e7a;font-weight:600;position:sticky;top:0;background:#fff}
 svg text{font-family:system-ui,"Segoe UI",Roboto,Helvetica,Arial,sans-serif}
 .op{font-size:12.5px;font-weight:700;fill:#1d2327}.nm{font-size:10px;fill:#37474f}
 .pr{font-size:10px;fill:#546e7a}.pr.raised{fill:#6a1b9a;font-weight:700}
-.u{font-size:9px;fill:#607d8b;font-weight:600}
+.u{font-size:9px;fill:#607d8b;font-weight:600}.fb{font-size:11px;font-weight:800;fill:#fff}
+.mark{display:inline-block;width:14px;height:14px;border-radius:7px;background:#c62828;color:#fff;
+ font-weight:800;font-size:11px;text-align:center;line-height:14px;margin-right:5px}
 .n{cursor:pointer}.n.fold text{fill:#757575}
 .e{fill:none;stroke:#90a4ae;stroke-width:1.2}.e.x{stroke:#c62828;stroke-dasharray:5 3;stroke-width:1.6}
 .e.f{stroke:#bdbdbd;stroke-dasharray:2 3}.e.hl{stroke:#0d47a1;stroke-width:3;stroke-dasharray:none}
@@ -485,6 +487,7 @@ const mini=document.getElementById('mini'),mv=document.getElementById('mview');
 function apply(){svg.setAttribute('viewBox',vb.x+' '+vb.y+' '+vb.w+' '+vb.h);
  mv.setAttribute('x',vb.x);mv.setAttribute('y',vb.y);mv.setAttribute('width',vb.w);mv.setAttribute('height',vb.h);}
 function sizeMini(){const mw=L.h>L.w?90:200;const avail=view.clientHeight-56;
+ mini.style.display=L.w<=view.clientWidth-120&&L.h<=view.clientHeight-40?'none':'block';
  mini.style.width=mw+'px';mini.style.height=Math.max(60,Math.min(avail,mw*L.h/L.w))+'px';}
 function miniGo(e){const r=mini.getBoundingClientRect();
  vb.x=(e.clientX-r.left)/r.width*L.w-vb.w/2;vb.y=(e.clientY-r.top)/r.height*L.h-vb.h/2;apply();}
@@ -651,6 +654,11 @@ std::string RenderPlanHtml(const PlanReport& r) {
         n.op_type.size() <= room ? ""
                                  : " textLength=\"" + Num(it.consts > 0 ? 100 : 150) +
                                        "\" lengthAdjust=\"spacingAndGlyphs\"";
+    // A red mark on nodes that preferred backends declined (the reason is in the details).
+    const std::string fell =
+        n.reason.empty() ? ""
+                         : "<circle cx=\"" + Num(kNodeW) + "\" cy=\"0\" r=\"7\" fill=\"#c62828\"/>"
+                           "<text class=\"fb\" x=\"" + Num(kNodeW) + "\" y=\"4\" text-anchor=\"middle\">!</text>";
     const std::string consts =
         it.consts == 0 ? ""
                        : "<text class=\"u\" x=\"" + Num(kNodeW - 6) + "\" y=\"14\" text-anchor=\"end\">+" +
@@ -664,7 +672,7 @@ std::string RenderPlanHtml(const PlanReport& r) {
            "<text class=\"op\" x=\"12\" y=\"16\"" + op_fit + ">" + Esc(Trunc(n.op_type, 26)) +
            "</text><text class=\"nm\" x=\"12\" y=\"30\">" +
            Esc(Trunc(n.name, 28)) + "</text><text class=\"pr" + (raised ? " raised" : "") +
-           "\" x=\"12\" y=\"43\">" + Esc(Trunc(line3, 30)) + "</text>" + consts + "</g>\n";
+           "\" x=\"12\" y=\"43\">" + Esc(Trunc(line3, 30)) + "</text>" + consts + fell + "</g>\n";
   }
   for (size_t i = nn; i < items.size(); ++i) {
     const Item& it = items[i];
@@ -703,7 +711,8 @@ std::string RenderPlanHtml(const PlanReport& r) {
   legend += "<span><span class=\"band\"></span>partition (one colour band each)</span>"
             "<span><span class=\"ln\" style=\"border-top:2px dashed #c62828\"></span>crosses a "
             "partition border</span><span><span class=\"ln\" style=\"border-top:2px dotted "
-            "#bdbdbd\"></span>from a folded node</span><span style=\"color:#e1bee7;font-weight:"
+            "#bdbdbd\"></span>from a folded node</span><span><span class=\"mark\">!</span>fell back "
+            "(hover: why)</span><span style=\"color:#e1bee7;font-weight:"
             "700\">purple precision = raised</span>";
 
   std::string backends;

@@ -163,10 +163,11 @@ namespace {
 // available.
 bool ReduceAxes(const Node& n, int rank, const Tensor* axes_input, std::vector<int64_t>* axes) {
   axes->clear();
-  if (n.attrs.Has("axes")) {
+  const bool attr_axes = n.opset < (n.op_type == "ReduceSum" ? 13 : 18);
+  if (attr_axes) {
     *axes = n.attrs.GetInts("axes");
   } else if (n.inputs.size() > 1 && n.inputs[1].valid()) {
-    if (axes_input == nullptr) return false;
+    if (axes_input == nullptr) return false;  // computed axes
     for (int64_t i = 0; i < axes_input->size(); ++i) axes->push_back(axes_input->GetAsInt64(i));
   }
   if (axes->empty()) {

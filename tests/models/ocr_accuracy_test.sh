@@ -1,0 +1,19 @@
+#!/bin/sh
+# OCR accuracy on rendered text (bench/ocr/accuracy.py): PP-OCRv4 det/rec and the direction
+# classifier, fp32 and fp16 (converted by `kiln convert`) on Kiln, against ground truth and against
+# ONNX Runtime fp32. Fails if a Kiln row errs, loses more than 5 points of a metric against ONNX
+# Runtime fp32, or agrees with its predictions on less than 95 %.
+#
+#   sh tests/models/ocr_accuracy_test.sh KILN_BINARY
+# Needs what scripts/setup.sh installs: .deps/npm (models, onnxruntime-node), python3-numpy,
+# python3-onnx, python3-pil, fonts-dejavu-core.
+set -eu
+if [ $# -ne 1 ]; then
+  echo "usage: sh ocr_accuracy_test.sh KILN_BINARY" >&2
+  exit 2
+fi
+src=$(cd "$(dirname "$0")/../.." && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+/usr/bin/python3 "$src/bench/ocr/accuracy.py" --kiln "$1" --make-fp16 "$tmp/fp16" \
+  --work "$tmp/work" --check --max-drop 5 --min-agreement 95
