@@ -4,6 +4,9 @@
 #include <unordered_map>
 
 namespace kiln {
+
+std::span<const OpSchema> QuantFusedSchemas();  // ops/quant_fused.cc: Kiln-domain int8 ops
+
 namespace {
 
 std::string Key(std::string_view domain, std::string_view op) {
@@ -17,7 +20,8 @@ const std::unordered_map<std::string, const OpSchema*>& Registry() {
   static const auto* registry = [] {
     auto* m = new std::unordered_map<std::string, const OpSchema*>();
     for (auto family : {ElementwiseSchemas(), TensorSchemas(), NnSchemas(), ReduceSchemas(),
-                        RnnSchemas(), ControlFlowSchemas(), QuantSchemas(), MiscSchemas()}) {
+                        RnnSchemas(), ControlFlowSchemas(), QuantSchemas(), MiscSchemas(),
+                        QuantFusedSchemas()}) {
       for (const OpSchema& s : family) (*m)[Key(s.domain, s.op_type)] = &s;
     }
     return m;

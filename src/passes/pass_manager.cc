@@ -1,6 +1,8 @@
 // The table of graph passes and RunPasses (pass_manager.h).
 #include "passes/pass_manager.h"
 
+#include "passes/qdq_fusion.h"
+
 #include "ir/verifier.h"
 
 namespace kiln {
@@ -12,6 +14,7 @@ const std::vector<PassInfo>& AllPasses() {
       {"fuse-bias-add", &FuseBiasAddPass,
        "fold an Add of a per-channel constant into the Conv/ConvTranspose bias"},
       {"eliminate-dead", &EliminateDeadPass, "remove unread nodes and initializers"},
+      {"fuse-qdq", &FuseQdqPass, "DequantizeLinear -> op -> QuantizeLinear patterns become int8 ops"},
   };
   return kPasses;
 }

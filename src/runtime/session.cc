@@ -4,6 +4,7 @@
 
 #include "backends/ref/ref_backend.h"
 #include "backends/xnnpack/xnnpack_backend.h"
+#include "passes/qdq_fusion.h"
 #include "precision/raise.h"
 
 namespace kiln {
@@ -73,6 +74,16 @@ Result<std::unique_ptr<Session>> Session::Create(Model model, SessionOptions opt
     KILN_ASSIGN_OR_RETURN(type, model.model_type());
   }
   std::unique_ptr<Session> s(new Session(std::move(model), options));
+  if (options.fuse_qdq && HasQdq(s->model_.graph)) {
+    // A quantized (QDQ) model: its quantized ops run as int8 kernels, exactly.
+    KILN_ASSIGN_OR_RETURN(PassResult r, FuseQdqPass(s->model_));
+    s->notes_.push_back("QDQ model: " + std::to_string(r.rewrites) +
+                        " quantized patterns run as int8 ops");
+    for (size_t i = 0; i < r.notes.size() && i < 5; ++i) s->notes_.push_back(r.notes[i]);
+    if (r.notes.size() > 5) {
+      s->notes_.push_back("(" + std::to_string(r.notes.size() - 5) + " more QDQ notes)");
+    }
+  }
   if (type == ModelType::kNetwork) {
     // A network's inside is untyped: each unit computes in its native precision. The CPU's is
     // fp32, so float16 values are raised before partitioning; an fp16 accelerator casts back

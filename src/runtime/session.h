@@ -38,6 +38,9 @@ struct SessionOptions {
   bool fallback = true;
   // Overrides the model's kiln.model_type metadata when set.
   std::optional<ModelType> model_type;
+  // Run QDQ models (QuantizeLinear/DequantizeLinear around float ops) as int8 kernels
+  // (passes/qdq_fusion.h); off: run them as written, in float.
+  bool fuse_qdq = true;
   // Backends added to the built-in ones (for tests: a stand-in accelerator).
   std::vector<std::shared_ptr<Backend>> extra_backends;
 

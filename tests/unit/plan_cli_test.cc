@@ -55,7 +55,9 @@ class PlanCli : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  Outcome Kiln(const std::string& args) { return Shell(std::string(KILN_BINARY) + " " + args, dir_); }
+  Outcome Kiln(const std::string& args) {
+    return Shell(std::string(KILN_BINARY) + " " + args, dir_);
+  }
 
   // `kiln plan ARGS --format json`, parsed; fails the test on any error.
   json PlanJson(const std::string& args) {
@@ -217,10 +219,14 @@ TEST_F(PlanCli, DetEveryNodeIsPlacedOrFolded) {
   ASSERT_EQ(j.at("nodes").size(), onnx_nodes.size());
   for (size_t i = 0; i < onnx_nodes.size(); ++i) {
     // Unnamed ONNX nodes get a name from the importer.
-    if (!onnx_nodes[i].first.empty()) EXPECT_EQ(j["nodes"][i]["name"], onnx_nodes[i].first);
+    if (!onnx_nodes[i].first.empty()) {
+      EXPECT_EQ(j["nodes"][i]["name"], onnx_nodes[i].first);
+    }
     EXPECT_EQ(j["nodes"][i]["op_type"], onnx_nodes[i].second);
     // Constant nodes have nothing to run: they are folded at plan time, never placed.
-    if (onnx_nodes[i].second == "Constant") EXPECT_EQ(j["nodes"][i]["status"], "folded");
+    if (onnx_nodes[i].second == "Constant") {
+      EXPECT_EQ(j["nodes"][i]["status"], "folded");
+    }
   }
   ExpectConsistent(j);
   EXPECT_EQ(j.at("inputs").at(0).at("type"), "f32[1,3,160,160]");
@@ -230,7 +236,9 @@ TEST_F(PlanCli, DetEveryNodeIsPlacedOrFolded) {
   for (const json& p : j.at("partitions")) {
     EXPECT_FALSE(p.at("inputs").empty());
     EXPECT_FALSE(p.at("outputs").empty());
-    if (p.at("backend") == "xnnpack") EXPECT_GT(p.at("weight_bytes").get<int64_t>(), 0) << p.dump();
+    if (p.at("backend") == "xnnpack") {
+      EXPECT_GT(p.at("weight_bytes").get<int64_t>(), 0) << p.dump();
+    }
   }
   // The text table says the same in a summary line.
   Outcome t = Kiln("plan " + kDet + kDetShape);
@@ -246,7 +254,9 @@ TEST_F(PlanCli, BackendsRefPutsEverythingOnRef) {
   json j = PlanJson(kDet + kDetShape + " --backends ref");
   ExpectConsistent(j);
   for (const json& n : j.at("nodes")) {
-    if (n.at("status") == "placed") EXPECT_EQ(n.at("backend"), "ref") << n.dump();
+    if (n.at("status") == "placed") {
+      EXPECT_EQ(n.at("backend"), "ref") << n.dump();
+    }
   }
   ASSERT_EQ(j.at("backends").size(), 1u);
   EXPECT_EQ(j.at("partitions").size(), 1u);
@@ -388,6 +398,12 @@ TEST_F(PlanCli, HtmlIsSelfContainedAndRendersInChromium) {
   size_t boxes = 0;
   for (size_t at = 0; (at = page.find("<g class=\"n", at)) != std::string::npos; ++at) ++boxes;
   EXPECT_EQ(boxes, drawn);
+  // Nodes that fell back carry a red mark (the reason is in the embedded data).
+  size_t fell = 0, marks = 0;
+  for (const json& n : j.at("nodes")) fell += n.value("reason", "").empty() ? 0 : 1;
+  for (size_t at = 0; (at = page.find("class=\"fb\"", at)) != std::string::npos; ++at) ++marks;
+  EXPECT_GT(fell, 0u);
+  EXPECT_EQ(marks, fell);
   EXPECT_NE(page.find("id=\"p" + std::to_string(j["partitions"].size() - 1) + "\""),
             std::string::npos);
   EXPECT_NE(page.find("xnnpack (cpu)"), std::string::npos);
@@ -401,11 +417,12 @@ TEST_F(PlanCli, HtmlIsSelfContainedAndRendersInChromium) {
   const fs::path png = dir_ / "shot.png";
   std::string url = "file://";
   for (char c : html.string()) url += c == ' ' ? std::string("%20") : std::string(1, c);
-  Outcome shot = Shell("timeout 90 chromium --headless --no-sandbox --disable-gpu "
-                       "--user-data-dir='" + (dir_ / "chromium-profile").string() +
-                       "' --screenshot='" + png.string() +
-                       "' --window-size=1400,1000 '" + url + "'",
-                       dir_);
+  Outcome shot = Shell(
+      "timeout 90 chromium --headless --no-sandbox --disable-gpu "
+      "--user-data-dir='" +
+          (dir_ / "chromium-profile").string() + "' --screenshot='" + png.string() +
+          "' --window-size=1400,1000 '" + url + "'",
+      dir_);
   ASSERT_EQ(shot.status, 0) << shot.err;
   const std::string bytes = ReadFile(png);
   uint32_t w = 0, h = 0;

@@ -29,7 +29,7 @@ struct BenchOptions {
   std::string model;
   std::vector<std::string> inputs;
   std::vector<std::string> shapes;
-  int threads = 1;
+  SessionFlags session;
   int warmup = 2;
   int iters = 10;
   uint64_t seed = 0;
@@ -103,8 +103,7 @@ Status DoBench(const BenchOptions& o) {
   const auto t0 = Clock::now();
   KILN_ASSIGN_OR_RETURN(Model model, ImportOnnxFile(o.model));
   const auto t1 = Clock::now();
-  SessionOptions so;
-  so.threads = o.threads;
+  KILN_ASSIGN_OR_RETURN(SessionOptions so, ToSessionOptions(o.session));
   KILN_ASSIGN_OR_RETURN(auto session, Session::Create(std::move(model), so));
   const auto t2 = Clock::now();
   const double rss_after_load = CurrentRssMb();
@@ -129,7 +128,9 @@ Status DoBench(const BenchOptions& o) {
   nlohmann::ordered_json j;
   j["tool"] = "kiln";
   j["model"] = o.model;
-  j["threads"] = o.threads;
+  j["threads"] = o.session.threads;
+  j["units"] = o.session.units;
+  j["backends"] = o.session.backends;
   j["warmup"] = o.warmup;
   j["iters"] = o.iters;
   j["inputs"] = nlohmann::ordered_json::array();
@@ -161,7 +162,7 @@ Status DoBench(const BenchOptions& o) {
   for (const auto& [name, t] : inputs) {
     std::printf("input %-24s %s\n", name.c_str(), t.Describe().c_str());
   }
-  std::printf("threads %d, warmup %d, iters %d\n", o.threads, o.warmup, o.iters);
+  std::printf("threads %d, warmup %d, iters %d\n", o.session.threads, o.warmup, o.iters);
   std::printf(
       "load: %.1f ms (import %.1f ms, prepare %.1f ms); RSS %.1f MB before, %.1f MB after\n",
               Ms(t0, t2), Ms(t0, t1), Ms(t1, t2), rss_before, rss_after_load);
@@ -187,7 +188,7 @@ Command AddBenchCommand(CLI::App& app) {
   sub->add_option("-i,--input", o->inputs, "Input from a .npy file: NAME=FILE.npy (repeatable)");
   sub->add_option("--shape", o->shapes,
                   "Fix an input's shape for random data: NAME=D0,D1,... (repeatable)");
-  sub->add_option("--threads", o->threads, "Threads for kernels")->check(CLI::Range(1, 256));
+  AddSessionFlags(sub, o->session);
   sub->add_option("--warmup", o->warmup, "Untimed runs after the first one")
       ->check(CLI::Range(0, 100000));
   sub->add_option("--iters", o->iters, "Timed steady-state runs")->check(CLI::Range(1, 100000));

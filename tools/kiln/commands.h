@@ -22,5 +22,6 @@ Command AddConvertCommand(CLI::App& app);
 Command AddCompareCommand(CLI::App& app);
 Command AddBenchCommand(CLI::App& app);
 Command AddPlanCommand(CLI::App& app);
+Command AddQuantizeCommand(CLI::App& app);
 
 }  // namespace kiln::cli

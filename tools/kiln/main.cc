@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
                                               kiln::cli::AddInspectCommand(app),
                                               kiln::cli::AddCompareCommand(app),
                                               kiln::cli::AddConvertCommand(app),
-                                              kiln::cli::AddBenchCommand(app), kiln::cli::AddPlanCommand(app)};
+                                              kiln::cli::AddBenchCommand(app), kiln::cli::AddPlanCommand(app),
+                                              kiln::cli::AddQuantizeCommand(app)};
   if (argc > 1 && argv[1][0] != '-') {
     std::string names;
     bool known = false;

@@ -35,6 +35,16 @@ PlanValueInfo ValueInfo(const Graph& g, const ExecutionPlan& plan, ValueId v) {
   return info;
 }
 
+// Graphviz-quoted string.
+std::string DotQuote(const std::string& s) {
+  std::string q = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') q += '\\';
+    q += c == '\n' ? ' ' : c;
+  }
+  return q + "\"";
+}
+
 struct PlanOptions {
   std::string model;
   std::vector<std::string> inputs;
@@ -78,8 +88,8 @@ Status CheckOutputPath(const std::string& path) {
 // half-written report.
 Status WriteFileAtomically(const std::string& path, const std::string& text) {
   const fs::path p(path);
-  const fs::path tmp = p.parent_path() / ("." + p.filename().string() + ".tmp" +
-                                          std::to_string(getpid()));
+  const fs::path tmp =
+      p.parent_path() / ("." + p.filename().string() + ".tmp" + std::to_string(getpid()));
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) return IoError("cannot write " + path + ": cannot create " + tmp.string());
@@ -156,10 +166,9 @@ std::string PlanReport::SummaryLine() const {
   for (const auto& [name, n] : NodesPerBackend()) {
     per += (per.empty() ? "" : ", ") + name + " " + std::to_string(n);
   }
-  return std::to_string(nodes.size()) + " nodes (" + std::to_string(folded_count()) +
-         " folded), " + std::to_string(partitions.size()) + " partitions (" + per +
-         "), model type " + model_type + ", units " + units + ", threads " +
-         std::to_string(threads);
+  return std::to_string(nodes.size()) + " nodes (" + std::to_string(folded_count()) + " folded), " +
+         std::to_string(partitions.size()) + " partitions (" + per + "), model type " + model_type +
+         ", units " + units + ", threads " + std::to_string(threads);
 }
 
 PlanReport CollectPlanReport(const Session& session, const ExecutionPlan& plan,
@@ -209,7 +218,8 @@ PlanReport CollectPlanReport(const Session& session, const ExecutionPlan& plan,
     for (ValueId v : reads) {
       if (!v.valid() || !g.value(v).producer.valid()) continue;
       const uint32_t from = g.value(v).producer.v;
-      if (from != id && seen.insert({from, id}).second) r.edges.push_back({from, id, g.value(v).name});
+      if (from != id && seen.insert({from, id}).second)
+        r.edges.push_back({from, id, g.value(v).name});
     }
   }
   const auto& parts = plan.partitioning.partitions;
@@ -247,7 +257,8 @@ std::string RenderPlanTable(const PlanReport& r) {
   s += "model: " + r.model + "\n";
   s += "summary: " + r.SummaryLine() + "\n";
   std::string bl;
-  for (const auto& [name, unit] : r.backends) bl += (bl.empty() ? "" : ", ") + name + " (" + unit + ")";
+  for (const auto& [name, unit] : r.backends)
+    bl += (bl.empty() ? "" : ", ") + name + " (" + unit + ")";
   s += "backends (preference order): " + bl + "\n";
   for (const auto& note : r.notes) s += "note: " + note + "\n";
   s += "inputs: " + ValueList(r.inputs) + "\n";
@@ -292,6 +303,77 @@ std::string RenderPlanTable(const PlanReport& r) {
   for (const auto& n : r.nodes) {
     if (n.folded) s += "  " + n.op_type + " '" + n.name + "' -> " + ValueList(n.outputs) + "\n";
   }
+  return s;
+}
+
+std::string RenderPlanDot(const PlanReport& r) {
+  std::string s = "// kiln plan: " + r.SummaryLine() + "\ndigraph plan {\n";
+  s += "  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", "
+       "fontsize=10];\n  edge [color=\"#78909c\", arrowsize=0.6];\n";
+  s += "  label=" + DotQuote(r.model + ": " + r.SummaryLine()) + "; labelloc=t;\n";
+  auto node_line = [&](const PlanNodeInfo& n) {
+    std::string label =
+        n.op_type + "\\n" + n.name + "\\n" +
+        (n.folded ? std::string("folded") : n.precision + " " + n.backend + "/" + n.unit);
+    std::string q = DotQuote(label);
+    // DotQuote escapes backslashes; keep the \n line breaks.
+    for (size_t i = 0; (i = q.find("\\\\n", i)) != std::string::npos;) q.replace(i, 3, "\\n");
+    std::string attrs = "label=" + q + ", fillcolor=\"" + BackendColor(r, n.backend, true) +
+                        "\", color=\"" + BackendColor(r, n.backend, false) + "\"";
+    if (n.folded) attrs += ", style=\"rounded,dashed,filled\", fontcolor=\"#616161\"";
+    if (!n.reason.empty()) attrs += ", tooltip=" + DotQuote(n.reason);
+    return "    n" + std::to_string(n.id) + " [" + attrs + "];\n";
+  };
+  for (const auto& p : r.partitions) {
+    char head[256];
+    std::snprintf(head, sizeof(head), "P%d %s/%s, %zu nodes, est %.1f us", p.index,
+                  p.backend.c_str(), p.unit.c_str(), p.nodes.size(), p.cost_us);
+    s += "  subgraph cluster_p" + std::to_string(p.index) + " {\n    label=" + DotQuote(head) +
+         "; style=\"rounded,dashed\"; color=\"" + BackendColor(r, p.backend, false) + "\";\n";
+    for (uint32_t id : p.nodes) s += node_line(r.nodes[id]);
+    s += "  }\n";
+  }
+  for (const auto& n : r.nodes) {
+    if (n.folded) s += node_line(n).substr(2);
+  }
+  std::map<std::string, uint32_t> producer;
+  for (const auto& n : r.nodes) {
+    for (const auto& o : n.outputs) producer[o.name] = n.id;
+  }
+  for (size_t i = 0; i < r.inputs.size(); ++i) {
+    s += "  in" + std::to_string(i) +
+         " [shape=ellipse, style=filled, fillcolor=\"#eceff1\", label=" +
+         DotQuote(r.inputs[i].name + " " + r.inputs[i].type) + "];\n";
+  }
+  for (size_t i = 0; i < r.outputs.size(); ++i) {
+    s += "  out" + std::to_string(i) +
+         " [shape=ellipse, style=filled, fillcolor=\"#eceff1\", label=" +
+         DotQuote(r.outputs[i].name + " " + r.outputs[i].type) + "];\n";
+    if (auto it = producer.find(r.outputs[i].name); it != producer.end()) {
+      s += "  n" + std::to_string(it->second) + " -> out" + std::to_string(i) + ";\n";
+    }
+  }
+  for (const auto& n : r.nodes) {
+    for (const auto& in : n.inputs) {
+      for (size_t i = 0; i < r.inputs.size(); ++i) {
+        if (!in.name.empty() && in.name == r.inputs[i].name) {
+          s += "  in" + std::to_string(i) + " -> n" + std::to_string(n.id) + ";\n";
+        }
+      }
+    }
+  }
+  for (const auto& e : r.edges) {
+    const PlanNodeInfo& a = r.nodes[e.from];
+    const PlanNodeInfo& b = r.nodes[e.to];
+    std::string attrs = "tooltip=" + DotQuote(e.value);
+    if (a.folded) {
+      attrs += ", style=dotted";
+    } else if (!b.folded && a.partition != b.partition) {
+      attrs += ", style=dashed, color=\"#c62828\", penwidth=1.4";
+    }
+    s += "  n" + std::to_string(e.from) + " -> n" + std::to_string(e.to) + " [" + attrs + "];\n";
+  }
+  s += "}\n";
   return s;
 }
 

@@ -3,7 +3,7 @@
 // self-contained HTML page that draws the graph.
 //
 //   KILN_ASSIGN_OR_RETURN(const ExecutionPlan* plan, session->Plan(inputs));
-//   PlanReport r = CollectPlanReport(*session, *plan, context);
+//   PlanReport r = CollectPlanReport(*session, *plan, "model.onnx");
 //   std::string page = RenderPlanHtml(r);
 //
 // Every node of the main graph appears once: placed (partition, backend, unit, precision, and
@@ -22,7 +22,7 @@ namespace kiln::cli {
 
 struct PlanValueInfo {
   std::string name;
-  std::string type;  // specialised type, e.g. "f32[1,3,160,160]"; "" for an omitted input
+  std::string type;       // specialised type, e.g. "f32[1,3,160,160]"; "" for an omitted input
   bool constant = false;  // initializer or folded at plan time
 };
 
@@ -32,10 +32,10 @@ struct PlanNodeInfo {
   std::string op_type;
   bool folded = false;  // not placed: every output was computed at plan time
   int partition = -1;
-  std::string backend;  // "" when folded
-  std::string unit;     // "cpu" / "gpu" / "npu"; "" when folded
-  std::string stated;   // the node's stated float type, e.g. "f16"
-  std::string actual;   // what the backend computes it in (= stated when not raised)
+  std::string backend;    // "" when folded
+  std::string unit;       // "cpu" / "gpu" / "npu"; "" when folded
+  std::string stated;     // the node's stated float type, e.g. "f16"
+  std::string actual;     // what the backend computes it in (= stated when not raised)
   std::string precision;  // PrecisionLabel(): "f16" or "f16 raised to f32"
   std::string reason;     // why backends before the chosen one declined it
   double cost_us = 0;
@@ -45,7 +45,7 @@ struct PlanNodeInfo {
 struct PlanPartitionInfo {
   int index = 0;
   std::string backend, unit;
-  bool compiled = false;  // false: run node by node in the executor (reference backend)
+  bool compiled = false;        // false: run node by node in the executor (reference backend)
   std::vector<uint32_t> nodes;  // node ids in execution order
   double cost_us = 0, border_cost_us = 0;
   std::vector<PlanValueInfo> inputs, outputs;  // border values
@@ -80,10 +80,11 @@ struct PlanReport {
   std::string SummaryLine() const;
 };
 
-// Defined in plan.cc, with the text table.
+// Defined in plan.cc, with the text table and the dot graph.
 PlanReport CollectPlanReport(const Session& session, const ExecutionPlan& plan,
                              const std::string& model_file);
 std::string RenderPlanTable(const PlanReport& r);
+std::string RenderPlanDot(const PlanReport& r);
 
 // The rest in plan_render.cc.
 
@@ -95,7 +96,6 @@ std::string FormatBytes(int64_t bytes);
 std::string ValueList(const std::vector<PlanValueInfo>& values);
 
 std::string RenderPlanJson(const PlanReport& r);
-std::string RenderPlanDot(const PlanReport& r);
 std::string RenderPlanHtml(const PlanReport& r);
 
 }  // namespace kiln::cli

@@ -4,6 +4,9 @@
 #include "backends/ref/kernel.h"
 
 namespace kiln {
+
+std::span<const KernelDef> QuantFusedKernels();  // quant_fused.cc: Kiln-domain int8 ops
+
 namespace {
 
 std::string Key(std::string_view domain, std::string_view op) {
@@ -18,7 +21,8 @@ const KernelDef* FindRefKernel(std::string_view domain, std::string_view op_type
   static const auto* table = [] {
     auto* m = new std::unordered_map<std::string, const KernelDef*>();
     for (auto family : {ElementwiseKernels(), TensorKernels(), NnKernels(), ReduceKernels(),
-                        RnnKernels(), ControlFlowKernels(), QuantKernels(), MiscKernels()}) {
+                        RnnKernels(), ControlFlowKernels(), QuantKernels(), MiscKernels(),
+                        QuantFusedKernels()}) {
       for (const KernelDef& k : family) (*m)[Key(k.domain, k.op_type)] = &k;
     }
     return m;

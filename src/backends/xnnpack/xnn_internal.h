@@ -68,16 +68,19 @@ class Workspace {
 
 // Activation fused into the producing op (Relu, Clip) and other fused followers.
 struct Fusion {
-  ValueId out;                          // the value the fused group writes
+  ValueId out;  // the value the fused group writes
   float out_min = -INFINITY, out_max = INFINITY;
-  const Node* batch_norm = nullptr;     // Conv + BatchNormalization
-  // Conv / HardSwish followed by Mul and/or Add by constant scalars: y * post_mul + post_add
-  // (folded into the Conv's weights and bias; computed in the HardSwish loop).
+  // Conv / ConvTranspose followed by BatchNormalization, Mul, Add, Sub by constants (scalars or
+  // per output channel): y * channel_scale[c] + channel_shift[c], folded into the weights and
+  // bias (empty: none).
+  std::vector<double> channel_scale, channel_shift;
+  // HardSwish followed by Mul and/or Add by constant scalars: y * post_mul + post_add
+  // (computed in the HardSwish loop).
   bool has_post = false;
   float post_mul = 1, post_add = 0;
-  const Tensor* bias = nullptr;         // MatMul / Gemm + Add(constant along the last axis)
-  const Node* hard_sigmoid = nullptr;   // the HardSwish pattern's HardSigmoid form
-  std::vector<const Node*> absorbed;    // nodes folded into this one
+  const Tensor* bias = nullptr;        // MatMul / Gemm + Add(constant along the last axis)
+  const Node* hard_sigmoid = nullptr;  // the HardSwish pattern's HardSigmoid form
+  std::vector<const Node*> absorbed;   // nodes folded into this one
 };
 
 class Builder;
@@ -122,7 +125,8 @@ class Builder {
 
   // Appends an XNNPACK operator step; `setup` is called once with the final workspace and the
   // pool (old XNNPACK sizes its tiles for the pool's thread count at setup).
-  void AddXnn(const Node& n, XnnOp op, std::function<xnn_status(const Workspace&, pthreadpool_t)> setup,
+  void AddXnn(const Node& n, XnnOp op,
+              std::function<xnn_status(const Workspace&, pthreadpool_t)> setup,
               const char* setup_name);
   // Appends an own-loop step.
   void AddLoop(std::function<void(const Workspace&, pthreadpool_t)> fn);

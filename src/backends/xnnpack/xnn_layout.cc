@@ -87,8 +87,24 @@ inline uint16_t FromF<uint16_t>(float x) {
 // either a contiguous row (the last dim stays last) or a tiled 2D transpose of the dst dim that
 // is contiguous in src against the dst's last dim.
 template <typename S, typename D>
-void PermuteT(const S* src, const Shape& src_shape, const std::vector<int>& perm, D* dst,
+void PermuteT(const S* src, const Shape& src_shape_in, const std::vector<int>& perm_in, D* dst,
               pthreadpool_t pool) {
+  // Dims of size 1 do not move anything: drop them (NHWC <-> NCHW of [1,C,1,W] or [N,1,H,W]
+  // then becomes a plain copy or a 2D transpose).
+  Shape src_shape;
+  std::vector<int> perm;
+  {
+    std::vector<int> new_index(src_shape_in.size(), -1);
+    for (size_t i = 0; i < src_shape_in.size(); ++i) {
+      if (src_shape_in[i] != 1) {
+        new_index[i] = static_cast<int>(src_shape.size());
+        src_shape.push_back(src_shape_in[i]);
+      }
+    }
+    for (int d : perm_in) {
+      if (new_index[static_cast<size_t>(d)] >= 0) perm.push_back(new_index[static_cast<size_t>(d)]);
+    }
+  }
   const int r = static_cast<int>(src_shape.size());
   const int64_t total = NumElements(src_shape);
   if (total == 0) return;
@@ -166,7 +182,8 @@ void PermuteCopyF32ToF16(const float* src, const Shape& src_shape, const std::ve
 
 std::vector<float> ConstantFloats(const Tensor& t) {
   std::vector<float> v(static_cast<size_t>(t.size()));
-  for (int64_t i = 0; i < t.size(); ++i) v[static_cast<size_t>(i)] = static_cast<float>(t.GetAsDouble(i));
+  for (int64_t i = 0; i < t.size(); ++i)
+    v[static_cast<size_t>(i)] = static_cast<float>(t.GetAsDouble(i));
   return v;
 }
 
@@ -187,7 +204,8 @@ std::string CheckFloatNode(const NodeQuery& q, const std::vector<int>& float_inp
     return "";
   };
   for (int i : float_inputs) {
-    if (static_cast<size_t>(i) >= q.inputs.size()) return "input " + std::to_string(i) + " is missing";
+    if (static_cast<size_t>(i) >= q.inputs.size())
+      return "input " + std::to_string(i) + " is missing";
     std::string e = check(q.inputs[static_cast<size_t>(i)], "input " + std::to_string(i));
     if (!e.empty()) return e;
   }

@@ -2,7 +2,11 @@
 // BatchNormalization folded in at compile), ConvTranspose (deconvolution), Gemm and MatMul with
 // constant weights (fully connected), and standalone BatchNormalization (scale and shift loop).
 // Weights are converted to float32 and re-laid out once here; XNNPACK packs them at create.
+#include <immintrin.h>
+
+#include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "backends/xnnpack/xnn_internal.h"
 #include "backends/xnnpack/xnn_ops.h"
@@ -18,7 +22,7 @@ struct ConvGeometry {
   int64_t kh = 0, kw = 0, sh = 1, sw = 1, dh = 1, dw = 1;
   int64_t pt = 0, pl = 0, pb = 0, pr = 0;  // pads (input for Conv, output for ConvTranspose)
   int64_t group = 1;
-  int64_t adj_h = 0, adj_w = 0;            // ConvTranspose output_padding
+  int64_t adj_h = 0, adj_w = 0;  // ConvTranspose output_padding
 };
 
 // Conv / ConvTranspose geometry from attributes and static shapes, or an error saying which
@@ -31,21 +35,25 @@ Result<ConvGeometry> Geometry(const Node& n, const Shape& x, const Shape& w, con
   }
   g.group = n.attrs.GetInt("group", 1);
   const std::vector<int64_t> k = n.attrs.GetInts("kernel_shape", {w[2], w[3]});
-  if (k.size() != 2 || k[0] != w[2] || k[1] != w[3]) return InvalidArgument("kernel_shape disagrees with W");
+  if (k.size() != 2 || k[0] != w[2] || k[1] != w[3])
+    return InvalidArgument("kernel_shape disagrees with W");
   g.kh = k[0];
   g.kw = k[1];
   const std::vector<int64_t> s = n.attrs.GetInts("strides", {1, 1});
   const std::vector<int64_t> d = n.attrs.GetInts("dilations", {1, 1});
-  if (s.size() != 2 || d.size() != 2) return InvalidArgument("strides/dilations must have 2 values");
+  if (s.size() != 2 || d.size() != 2)
+    return InvalidArgument("strides/dilations must have 2 values");
   g.sh = s[0];
   g.sw = s[1];
   g.dh = d[0];
   g.dw = d[1];
-  if (g.sh < 1 || g.sw < 1 || g.dh < 1 || g.dw < 1) return InvalidArgument("strides/dilations must be >= 1");
+  if (g.sh < 1 || g.sw < 1 || g.dh < 1 || g.dw < 1)
+    return InvalidArgument("strides/dilations must be >= 1");
   const std::string auto_pad = n.attrs.GetString("auto_pad", "NOTSET");
   const int64_t ekh = (g.kh - 1) * g.dh + 1, ekw = (g.kw - 1) * g.dw + 1;
   if (transpose) {
-    if (n.attrs.Has("output_shape")) return InvalidArgument("ConvTranspose output_shape is not supported");
+    if (n.attrs.Has("output_shape"))
+      return InvalidArgument("ConvTranspose output_shape is not supported");
     if (auto_pad != "NOTSET" && auto_pad != "VALID") {
       return InvalidArgument("ConvTranspose auto_pad " + auto_pad + " is not supported");
     }
@@ -89,8 +97,8 @@ Result<ConvGeometry> Geometry(const Node& n, const Shape& x, const Shape& w, con
     ow = (x[3] + g.pl + g.pr - ekw) / g.sw + 1;
   }
   if (oh != y[2] || ow != y[3]) {
-    return InvalidArgument("output spatial size " + ShapeToString(y) + " is not what " +
-                           n.op_type + " computes from its attributes");
+    return InvalidArgument("output spatial size " + ShapeToString(y) + " is not what " + n.op_type +
+                           " computes from its attributes");
   }
   return g;
 }
@@ -99,7 +107,8 @@ NodeSupport ConvLikeSupports(const NodeQuery& q, bool transpose) {
   const Node& n = *q.node;
   std::string e = CheckFloatNode(q, {0}, 4);
   if (!e.empty()) return NodeSupport::No(e);
-  if (q.inputs.size() < 2 || q.constants[1] == nullptr) return NodeSupport::No("W is not a constant");
+  if (q.inputs.size() < 2 || q.constants[1] == nullptr)
+    return NodeSupport::No("W is not a constant");
   if (q.inputs.size() > 2 && q.inputs[2] != nullptr && q.constants[2] == nullptr) {
     return NodeSupport::No("B is not a constant");
   }
@@ -116,10 +125,80 @@ NodeSupport ConvLikeSupports(const NodeQuery& q, bool transpose) {
 }
 
 NodeSupport ConvSupports(const NodeQuery& q) { return ConvLikeSupports(q, false); }
+
+inline float Dot(const float* a, const float* b, int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+  float sum = _mm_cvtss_f32(s4);
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+// ConvTranspose with stride == kernel, no padding, group 1 (own loop, NHWC): every input pixel
+// writes its own kh x kw block of outputs, each a dot product over the input channels.
+// kernel: [cout, kh, kw, cin].
+Status AddPixelShuffleDeconv(Builder& b, const Node& n, const Fusion& f, const Shape& x, int64_t kh,
+                             int64_t kw, int64_t cin, int64_t cout, std::vector<float> kernel,
+                             const std::vector<float>& bias) {
+  (void)n;
+  b.AddWeightBytes(static_cast<int64_t>(kernel.size() + bias.size()) * 4);
+  auto w = std::make_shared<std::vector<float>>(std::move(kernel));
+  const int64_t h = x[2], wd = x[3], oh = h * kh, ow = wd * kw;
+  const float lo = f.out_min, hi = f.out_max;
+  const int in = b.Buffer(n.inputs[0]);
+  const int out = b.Buffer(f.out);
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const float* src = ws.f(in);
+    float* dst = ws.f(out);
+    const float* wk = w->data();
+    ParallelFor(pool, x[0] * h, 1, [&](int64_t s, int64_t e) {
+      for (int64_t ny = s; ny < e; ++ny) {
+        const int64_t bn = ny / h, y = ny % h;
+        for (int64_t xx = 0; xx < wd; ++xx) {
+          const float* px = src + (ny * wd + xx) * cin;
+          for (int64_t a = 0; a < kh; ++a) {
+            float* row = dst + ((bn * oh + y * kh + a) * ow + xx * kw) * cout;
+            for (int64_t bb = 0; bb < kw; ++bb) {
+              for (int64_t o = 0; o < cout; ++o) {
+                const float v = Dot(px, wk + ((o * kh + a) * kw + bb) * cin, cin) +
+                                bias[static_cast<size_t>(o)];
+                row[bb * cout + o] = std::min(hi, std::max(lo, v));
+              }
+            }
+          }
+        }
+      }
+    });
+  });
+  return Status::Ok();
+}
 NodeSupport ConvTransposeSupports(const NodeQuery& q) { return ConvLikeSupports(q, true); }
 
+// Folds f's per-channel affine (BatchNormalization, Mul, Add after the convolution) into the
+// per-output-channel weight scale and the bias.
+Status ApplyChannelAffine(const Fusion& f, int64_t channels, std::vector<float>* scale,
+                          std::vector<float>* bias) {
+  if (f.channel_scale.empty()) return Status::Ok();
+  if (static_cast<int64_t>(f.channel_scale.size()) != channels ||
+      static_cast<int64_t>(bias->size()) != channels) {
+    return InvalidArgument("the folded per-channel parameters do not have " +
+                           std::to_string(channels) + " channels");
+  }
+  for (size_t c = 0; c < scale->size(); ++c) {
+    (*scale)[c] = static_cast<float>((*scale)[c] * f.channel_scale[c]);
+    (*bias)[c] = static_cast<float>((*bias)[c] * f.channel_scale[c] + f.channel_shift[c]);
+  }
+  return Status::Ok();
+}
+
 std::vector<float> BiasOrZeros(const Builder& b, const Node& n, size_t index, int64_t count) {
-  if (n.inputs.size() > index && n.inputs[index].valid()) return ConstantFloats(*b.constant(n.inputs[index]));
+  if (n.inputs.size() > index && n.inputs[index].valid())
+    return ConstantFloats(*b.constant(n.inputs[index]));
   return std::vector<float>(static_cast<size_t>(count), 0.0f);
 }
 
@@ -132,29 +211,7 @@ Status ConvBuild(Builder& b, const Node& n, const Fusion& f) {
   const std::vector<float> src = ConstantFloats(wt);
   std::vector<float> bias = BiasOrZeros(b, n, 2, m);
   std::vector<float> scale(static_cast<size_t>(m), 1.0f);
-  if (f.batch_norm) {
-    const Node& bn = *f.batch_norm;
-    const std::vector<float> gamma = ConstantFloats(*b.constant(bn.inputs[1]));
-    const std::vector<float> beta = ConstantFloats(*b.constant(bn.inputs[2]));
-    const std::vector<float> mean = ConstantFloats(*b.constant(bn.inputs[3]));
-    const std::vector<float> var = ConstantFloats(*b.constant(bn.inputs[4]));
-    const double eps = bn.attrs.GetFloat("epsilon", 1e-5f);
-    if (gamma.size() != static_cast<size_t>(m) || beta.size() != gamma.size() ||
-        mean.size() != gamma.size() || var.size() != gamma.size()) {
-      return InvalidArgument("BatchNormalization parameters do not have " + std::to_string(m) + " channels");
-    }
-    for (size_t c = 0; c < gamma.size(); ++c) {
-      const double s = gamma[c] / std::sqrt(static_cast<double>(var[c]) + eps);
-      scale[c] = static_cast<float>(s);
-      bias[c] = static_cast<float>((bias[c] - mean[c]) * s + beta[c]);
-    }
-  }
-  if (f.has_post) {  // ((conv * scale + bias) * post_mul) + post_add
-    for (size_t c = 0; c < scale.size(); ++c) {
-      scale[c] *= f.post_mul;
-      bias[c] = bias[c] * f.post_mul + f.post_add;
-    }
-  }
+  KILN_RETURN_IF_ERROR(ApplyChannelAffine(f, m, &scale, &bias));
   // ONNX [M, C/g, kh, kw] -> XNNPACK [g, M/g, kh, kw, C/g].
   std::vector<float> kernel(src.size());
   for (int64_t o = 0; o < m; ++o) {
@@ -177,10 +234,14 @@ Status ConvBuild(Builder& b, const Node& n, const Fusion& f) {
   b.AddWeightBytes(static_cast<int64_t>(kernel.size() + bias.size()) * 4);
   const int in = b.Buffer(n.inputs[0]);
   const int out = b.Buffer(f.out);
-  b.AddXnn(n, XnnOp(op), [=](const Workspace& ws, pthreadpool_t pool) {
-    return xnn_setup_convolution2d_nhwc_f32(op, static_cast<size_t>(x[0]), static_cast<size_t>(x[2]),
-                                            static_cast<size_t>(x[3]), ws.f(in), ws.f(out), pool);
-  }, "xnn_setup_convolution2d_nhwc_f32");
+  b.AddXnn(
+      n, XnnOp(op),
+      [=](const Workspace& ws, pthreadpool_t pool) {
+        return xnn_setup_convolution2d_nhwc_f32(
+            op, static_cast<size_t>(x[0]), static_cast<size_t>(x[2]), static_cast<size_t>(x[3]),
+            ws.f(in), ws.f(out), pool);
+      },
+      "xnn_setup_convolution2d_nhwc_f32");
   return Status::Ok();
 }
 
@@ -192,7 +253,9 @@ Status ConvTransposeBuild(Builder& b, const Node& n, const Fusion& f) {
   const int64_t cin = w[0], og = w[1], ig = cin / g.group, kh = g.kh, kw = g.kw;
   const int64_t cout = og * g.group;
   const std::vector<float> src = ConstantFloats(wt);
-  const std::vector<float> bias = BiasOrZeros(b, n, 2, cout);
+  std::vector<float> bias = BiasOrZeros(b, n, 2, cout);
+  std::vector<float> scale(static_cast<size_t>(cout), 1.0f);
+  KILN_RETURN_IF_ERROR(ApplyChannelAffine(f, cout, &scale, &bias));
   // ONNX [g, Ig, Og, kh, kw] -> XNNPACK [g, Og, kh, kw, Ig].
   std::vector<float> kernel(src.size());
   for (int64_t gi = 0; gi < g.group; ++gi) {
@@ -200,10 +263,17 @@ Status ConvTransposeBuild(Builder& b, const Node& n, const Fusion& f) {
       for (int64_t o = 0; o < og; ++o) {
         for (int64_t p = 0; p < kh * kw; ++p) {
           kernel[static_cast<size_t>(((gi * og + o) * kh * kw + p) * ig + i)] =
-              src[static_cast<size_t>(((gi * ig + i) * og + o) * kh * kw + p)];
+              src[static_cast<size_t>(((gi * ig + i) * og + o) * kh * kw + p)] *
+              scale[static_cast<size_t>(gi * og + o)];
         }
       }
     }
+  }
+  if (g.group == 1 && g.sh == kh && g.sw == kw && g.dh == 1 && g.dw == 1 && g.pt == 0 &&
+      g.pl == 0 && g.pb == 0 && g.pr == 0 && g.adj_h == 0 && g.adj_w == 0 && cout <= 4) {
+    // Non-overlapping upsampling with few output channels (a segmentation head's last layer):
+    // XNNPACK's deconvolution tiles output channels by 8 or more and wastes most of its work.
+    return AddPixelShuffleDeconv(b, n, f, x, kh, kw, cin, cout, std::move(kernel), bias);
   }
   xnn_operator_t op = nullptr;
   const xnn_status st = xnn_create_deconvolution2d_nhwc_f32(
@@ -217,11 +287,15 @@ Status ConvTransposeBuild(Builder& b, const Node& n, const Fusion& f) {
   b.AddWeightBytes(static_cast<int64_t>(kernel.size() + bias.size()) * 4);
   const int in = b.Buffer(n.inputs[0]);
   const int out = b.Buffer(f.out);
-  b.AddXnn(n, XnnOp(op), [=](const Workspace& ws, pthreadpool_t pool) {
-    return xnn_setup_deconvolution2d_nhwc_f32(
-        op, static_cast<size_t>(x[0]), static_cast<size_t>(x[2]), static_cast<size_t>(x[3]),
-        static_cast<uint32_t>(g.adj_h), static_cast<uint32_t>(g.adj_w), ws.f(in), ws.f(out), pool);
-  }, "xnn_setup_deconvolution2d_nhwc_f32");
+  b.AddXnn(
+      n, XnnOp(op),
+      [=](const Workspace& ws, pthreadpool_t pool) {
+        return xnn_setup_deconvolution2d_nhwc_f32(
+            op, static_cast<size_t>(x[0]), static_cast<size_t>(x[2]), static_cast<size_t>(x[3]),
+            static_cast<uint32_t>(g.adj_h), static_cast<uint32_t>(g.adj_w), ws.f(in), ws.f(out),
+            pool);
+      },
+      "xnn_setup_deconvolution2d_nhwc_f32");
   return Status::Ok();
 }
 
@@ -233,7 +307,8 @@ NodeSupport GemmSupports(const NodeQuery& q) {
   if (!e.empty()) return NodeSupport::No(e);
   if (q.inputs[0]->shape->size() != 2) return NodeSupport::No("A must be 2D");
   if (n.attrs.GetInt("transA", 0) != 0) return NodeSupport::No("transA=1 is not supported");
-  if (q.inputs.size() < 2 || q.constants[1] == nullptr) return NodeSupport::No("B is not a constant");
+  if (q.inputs.size() < 2 || q.constants[1] == nullptr)
+    return NodeSupport::No("B is not a constant");
   if (q.constants[1]->rank() != 2) return NodeSupport::No("B must be 2D");
   const int64_t nout = q.outputs[0]->static_shape()[1];
   if (q.inputs.size() > 2 && q.inputs[2] != nullptr) {
@@ -268,9 +343,13 @@ Status AddFullyConnected(Builder& b, const Node& n, const Fusion& f, ValueId a, 
   const int64_t batch = NumElements(b.shape(a)) / k;
   const int in = b.LogicalIn(a);
   const int out = b.LogicalOut(f.out);
-  b.AddXnn(n, XnnOp(op), [=](const Workspace& ws, pthreadpool_t pool) {
-    return xnn_setup_fully_connected_nc_f32(op, static_cast<size_t>(batch), ws.f(in), ws.f(out), pool);
-  }, "xnn_setup_fully_connected_nc_f32");
+  b.AddXnn(
+      n, XnnOp(op),
+      [=](const Workspace& ws, pthreadpool_t pool) {
+        return xnn_setup_fully_connected_nc_f32(op, static_cast<size_t>(batch), ws.f(in), ws.f(out),
+                                                pool);
+      },
+      "xnn_setup_fully_connected_nc_f32");
   b.FinishLogicalOut(f.out, out);
   return Status::Ok();
 }
@@ -292,7 +371,8 @@ Status GemmBuild(Builder& b, const Node& n, const Fusion& f) {
   std::vector<float> bias(static_cast<size_t>(nout), 0.0f);
   if (n.inputs.size() > 2 && n.inputs[2].valid()) {
     const std::vector<float> c = ConstantFloats(*b.constant(n.inputs[2]));
-    for (int64_t o = 0; o < nout; ++o) bias[static_cast<size_t>(o)] = beta * c[c.size() == 1 ? 0 : static_cast<size_t>(o)];
+    for (int64_t o = 0; o < nout; ++o)
+      bias[static_cast<size_t>(o)] = beta * c[c.size() == 1 ? 0 : static_cast<size_t>(o)];
   }
   return AddFullyConnected(b, n, f, n.inputs[0], k, nout, kernel, bias);
 }
@@ -306,7 +386,8 @@ Status MatMulBuild(Builder& b, const Node& n, const Fusion& f) {
   const std::vector<float> src = ConstantFloats(bt);
   std::vector<float> kernel(static_cast<size_t>(k * nout));
   for (int64_t o = 0; o < nout; ++o) {
-    for (int64_t i = 0; i < k; ++i) kernel[static_cast<size_t>(o * k + i)] = src[static_cast<size_t>(i * nout + o)];
+    for (int64_t i = 0; i < k; ++i)
+      kernel[static_cast<size_t>(o * k + i)] = src[static_cast<size_t>(i * nout + o)];
   }
   std::vector<float> bias(static_cast<size_t>(nout), 0.0f);
   if (f.bias != nullptr) bias = ConstantFloats(*f.bias);

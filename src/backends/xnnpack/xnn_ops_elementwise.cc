@@ -97,7 +97,8 @@ Operand PrepareOperand(Builder& b, ValueId v, int out_rank) {
     return o;
   }
   const std::vector<int> in_perm = b.perm(v);
-  if (static_cast<int>(s.size()) == out_rank || (IsIdentity(in_perm) && SameMemoryOrder(padded, out_perm))) {
+  if (static_cast<int>(s.size()) == out_rank ||
+      (IsIdentity(in_perm) && SameMemoryOrder(padded, out_perm))) {
     o.buffer = b.Buffer(v);  // same rank: same layout; or a compatible lower-rank identity layout
     return o;
   }
@@ -123,12 +124,15 @@ Status BinaryBuild(Builder& b, const Node& n, const Fusion& f) {
   if (st != xnn_status_success) return XnnError(n, "xnn_create_*_nd_f32", st);
   const int out = b.Buffer(f.out);
   const BinarySetup setup = k->setup;
-  b.AddXnn(n, XnnOp(op), [=](const Workspace& ws, pthreadpool_t pool) {
-    const float* pa = a.buffer >= 0 ? ws.f(a.buffer) : a.constant->data();
-    const float* pc = c.buffer >= 0 ? ws.f(c.buffer) : c.constant->data();
-    return setup(op, a.shape.size(), a.shape.data(), c.shape.size(), c.shape.data(), pa, pc,
-                 ws.f(out), pool);
-  }, "xnn_setup_*_nd_f32");
+  b.AddXnn(
+      n, XnnOp(op),
+      [=](const Workspace& ws, pthreadpool_t pool) {
+        const float* pa = a.buffer >= 0 ? ws.f(a.buffer) : a.constant->data();
+        const float* pc = c.buffer >= 0 ? ws.f(c.buffer) : c.constant->data();
+        return setup(op, a.shape.size(), a.shape.data(), c.shape.size(), c.shape.data(), pa, pc,
+                     ws.f(out), pool);
+      },
+      "xnn_setup_*_nd_f32");
   return Status::Ok();
 }
 
@@ -149,15 +153,19 @@ Status AddUnary(Builder& b, const Node& n, ValueId x, ValueId y, xnn_operator_t 
   const int in = b.Buffer(x);
   const int out = b.Buffer(y);
   const int64_t batch = NumElements(b.shape(x)) / channels;
-  b.AddXnn(n, XnnOp(op), [=](const Workspace& ws, pthreadpool_t pool) {
-    return setup(op, static_cast<size_t>(batch), ws.f(in), ws.f(out), pool);
-  }, "xnn_setup_*_nc_f32");
+  b.AddXnn(
+      n, XnnOp(op),
+      [=](const Workspace& ws, pthreadpool_t pool) {
+        return setup(op, static_cast<size_t>(batch), ws.f(in), ws.f(out), pool);
+      },
+      "xnn_setup_*_nc_f32");
   return Status::Ok();
 }
 
 Status ClampBuild(Builder& b, const Node& n, const Fusion& f) {
   float lo = 0, hi = INFINITY;
-  if (n.op_type == "Clip" && !ClipBounds(n, [&](ValueId v) { return b.constant(v); }, &lo, &hi)) {
+  if (n.op_type == "Clip" && !ClipBounds(
+                                 n, [&](ValueId v) { return b.constant(v); }, &lo, &hi)) {
     return InvalidArgument("Clip bounds are not constant");
   }
   lo = std::max(lo, f.out_min);
@@ -176,19 +184,23 @@ NodeSupport ClipSupports(const NodeQuery& q) {
     }
   }
   float lo, hi;
-  ClipBounds(*q.node, [&](ValueId v) -> const Tensor* {
-    for (size_t i = 0; i < q.node->inputs.size(); ++i) {
-      if (q.node->inputs[i] == v) return q.constants[i];
-    }
-    return nullptr;
-  }, &lo, &hi);
+  ClipBounds(
+      *q.node,
+      [&](ValueId v) -> const Tensor* {
+        for (size_t i = 0; i < q.node->inputs.size(); ++i) {
+          if (q.node->inputs[i] == v) return q.constants[i];
+        }
+        return nullptr;
+      },
+      &lo, &hi);
   if (!(lo < hi)) return NodeSupport::No("Clip min must be below max");
   return s;
 }
 
 Status LeakyReluBuild(Builder& b, const Node& n, const Fusion& f) {
   xnn_operator_t op = nullptr;
-  const xnn_status st = xnn_create_leaky_relu_nc_f32(1, 1, 1, n.attrs.GetFloat("alpha", 0.01f), 0, &op);
+  const xnn_status st =
+      xnn_create_leaky_relu_nc_f32(1, 1, 1, n.attrs.GetFloat("alpha", 0.01f), 0, &op);
   return AddUnary(b, n, n.inputs[0], f.out, op, st, xnn_setup_leaky_relu_nc_f32);
 }
 
@@ -228,7 +240,8 @@ Status PlainUnaryBuild(Builder& b, const Node& n, const Fusion& f) {
 NodeSupport PReluSupports(const NodeQuery& q) {
   std::string e = CheckFloatNode(q, {0}, 6);
   if (!e.empty()) return NodeSupport::No(e);
-  if (q.constants.size() < 2 || q.constants[1] == nullptr) return NodeSupport::No("slope is not a constant");
+  if (q.constants.size() < 2 || q.constants[1] == nullptr)
+    return NodeSupport::No("slope is not a constant");
   const Shape x = q.inputs[0]->static_shape();
   const Tensor& s = *q.constants[1];
   if (s.size() == 1) return YesFloat(q, kGmacs, kGbytes);
@@ -239,7 +252,8 @@ NodeSupport PReluSupports(const NodeQuery& q) {
   const Shape ss = s.shape();
   const size_t off = x.size() - ss.size();
   for (size_t i = 0; i < ss.size(); ++i) {
-    if (ss[i] != 1 && i + off != 1) return NodeSupport::No("slope must broadcast along axis 1 only");
+    if (ss[i] != 1 && i + off != 1)
+      return NodeSupport::No("slope must broadcast along axis 1 only");
   }
   return YesFloat(q, kGmacs, kGbytes);
 }
@@ -250,8 +264,9 @@ Status PReluBuild(Builder& b, const Node& n, const Fusion& f) {
   const int64_t channels = slope.size() == 1 ? 1 : x[1];
   auto data = std::make_shared<std::vector<float>>(slope);
   xnn_operator_t op = nullptr;
-  const xnn_status st = xnn_create_prelu_nc_f32(static_cast<size_t>(channels), static_cast<size_t>(channels),
-                                                static_cast<size_t>(channels), data->data(), 0, &op);
+  const xnn_status st =
+      xnn_create_prelu_nc_f32(static_cast<size_t>(channels), static_cast<size_t>(channels),
+                              static_cast<size_t>(channels), data->data(), 0, &op);
   b.AddWeightBytes(channels * 4);
   return AddUnary(b, n, n.inputs[0], f.out, op, st, xnn_setup_prelu_nc_f32, channels);
 }
@@ -318,6 +333,34 @@ Status BuildHardSwish(Builder& b, const Node& n, ValueId x, const Fusion& f) {
   return Status::Ok();
 }
 
+Status BuildScaleResidual(Builder& b, const Node& n, ValueId x, ValueId s, const Fusion& f) {
+  (void)n;
+  const Shape xs = b.shape(x);  // logical [N, C, H, W]; NHWC here, s is [N, 1, 1, C]
+  const int64_t batch = xs[0], c = xs[1], pixels = xs[2] * xs[3];
+  const int in = b.Buffer(x);
+  const int sc = b.Buffer(s);
+  const int out = b.Buffer(f.out);
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const float* src = ws.f(in);
+    const float* scale = ws.f(sc);
+    float* dst = ws.f(out);
+    ParallelFor(pool, batch * pixels, std::max<int64_t>(1, 8192 / c), [&](int64_t b0, int64_t e0) {
+      for (int64_t p = b0; p < e0; ++p) {
+        const float* xr = src + p * c;
+        const float* sr = scale + (p / pixels) * c;
+        float* yr = dst + p * c;
+        int64_t i = 0;
+        for (; i + 8 <= c; i += 8) {
+          const __m256 v = _mm256_loadu_ps(xr + i);
+          _mm256_storeu_ps(yr + i, _mm256_add_ps(v, _mm256_mul_ps(v, _mm256_loadu_ps(sr + i))));
+        }
+        for (; i < c; ++i) yr[i] = xr[i] + xr[i] * sr[i];
+      }
+    });
+  });
+  return Status::Ok();
+}
+
 void AddElementwiseOps(std::vector<OpDef>& table) {
   for (const BinaryKind& k : kBinary) {
     table.push_back({k.op, BinarySupports, BinaryBuild, k.create != nullptr});
@@ -328,7 +371,8 @@ void AddElementwiseOps(std::vector<OpDef>& table) {
   table.push_back({"Elu", UnarySupports, EluBuild, false});
   table.push_back({"PRelu", PReluSupports, PReluBuild, false});
   table.push_back({"HardSigmoid", UnarySupports, HardSigmoidBuild, false});
-  for (const PlainUnary& u : kPlainUnary) table.push_back({u.op, UnarySupports, PlainUnaryBuild, false});
+  for (const PlainUnary& u : kPlainUnary)
+    table.push_back({u.op, UnarySupports, PlainUnaryBuild, false});
 }
 
 }  // namespace kiln::xnn

@@ -4,7 +4,7 @@
 // ReduceMean / ReduceSum over a contiguous block of axes, Pow with a constant scalar exponent,
 // Slice and Gather with constant parameters, and Tanh (own scalar std::tanh loop: XNNPACK has
 // no f32 Tanh here). The fused LayerNorm (ReduceMean, Sub, Pow 2, ReduceMean, Add eps, Sqrt,
-// Div[, Mul gamma][, Add beta]) is built here too (matched in xnnpack_backend.cc).
+// Div[, Mul gamma][, Add beta]) is built here too (matched in xnn_fusion.h).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -80,7 +80,8 @@ void GemmRows(const float* a, int64_t lda, const float* b, int64_t ldb, float* c
   for (int64_t j = 0; j < n; j += 16) {
     const int64_t cols = std::min<int64_t>(16, n - j);
     int64_t i = m0;
-    for (; i + 4 <= m1; i += 4) GemmBlock<4>(a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, k, cols);
+    for (; i + 4 <= m1; i += 4)
+      GemmBlock<4>(a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, k, cols);
     for (; i < m1; ++i) GemmBlock<1>(a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, k, cols);
   }
 }
@@ -137,19 +138,21 @@ Status BuildBatchMatMul(Builder& b, const Node& n, const Fusion& f) {
     const float* pa = sa.get(ws);
     const float* pb = sb.get(ws);
     float* pc = ws.f(out);
-    ParallelFor(pool, batches * row_blocks, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, k * nn)),
+    ParallelFor(pool, batches * row_blocks,
+                std::max<int64_t>(1, 16384 / std::max<int64_t>(1, k * nn)),
                 [&](int64_t s, int64_t e) {
-      for (int64_t t = s; t < e; ++t) {
-        const int64_t bi = t / row_blocks, rb = t % row_blocks;
-        const int64_t r0 = rb * 4, r1 = std::min(m, r0 + 4);
-        float* c = pc + bi * m * nn;
-        GemmRows(pa + a_off[static_cast<size_t>(bi)], k, pb + b_off[static_cast<size_t>(bi)], nn, c,
-                 nn, r0, r1, nn, k);
-        if (clamp) {  // a fused Relu / Clip
-          for (int64_t i = r0 * nn; i < r1 * nn; ++i) c[i] = std::min(hi, std::max(lo, c[i]));
-        }
-      }
-    });
+                  for (int64_t t = s; t < e; ++t) {
+                    const int64_t bi = t / row_blocks, rb = t % row_blocks;
+                    const int64_t r0 = rb * 4, r1 = std::min(m, r0 + 4);
+                    float* c = pc + bi * m * nn;
+                    GemmRows(pa + a_off[static_cast<size_t>(bi)], k,
+                             pb + b_off[static_cast<size_t>(bi)], nn, c, nn, r0, r1, nn, k);
+                    if (clamp) {  // a fused Relu / Clip
+                      for (int64_t i = r0 * nn; i < r1 * nn; ++i)
+                        c[i] = std::min(hi, std::max(lo, c[i]));
+                    }
+                  }
+                });
   });
   b.FinishLogicalOut(f.out, out);
   return Status::Ok();
@@ -360,8 +363,10 @@ Result<SliceParams> SliceParamsOf(const Node& n, const Shape& x, const Shape& y,
   for (int a = 0; a < r; ++a) {
     const int64_t len = y[static_cast<size_t>(a)];
     if (len == 0) continue;
-    const int64_t last = p.start[static_cast<size_t>(a)] + (len - 1) * p.step[static_cast<size_t>(a)];
-    if (last < 0 || last >= x[static_cast<size_t>(a)]) return InvalidArgument("Slice output shape disagrees");
+    const int64_t last =
+        p.start[static_cast<size_t>(a)] + (len - 1) * p.step[static_cast<size_t>(a)];
+    if (last < 0 || last >= x[static_cast<size_t>(a)])
+      return InvalidArgument("Slice output shape disagrees");
   }
   return p;
 }
@@ -369,8 +374,9 @@ Result<SliceParams> SliceParamsOf(const Node& n, const Shape& x, const Shape& y,
 NodeSupport SliceSupports(const NodeQuery& q) {
   std::string e = CheckFloatNode(q, {0}, 6);
   if (!e.empty()) return NodeSupport::No(e);
-  auto p = SliceParamsOf(*q.node, q.inputs[0]->static_shape(), q.outputs[0]->static_shape(),
-                         [&](size_t i) { return i < q.constants.size() ? q.constants[i] : nullptr; });
+  auto p =
+      SliceParamsOf(*q.node, q.inputs[0]->static_shape(), q.outputs[0]->static_shape(),
+                    [&](size_t i) { return i < q.constants.size() ? q.constants[i] : nullptr; });
   if (!p.ok()) return NodeSupport::No(p.status().message());
   return YesFloat(q, 1, kGbytes);
 }
@@ -402,21 +408,21 @@ Status SliceBuild(Builder& b, const Node& n, const Fusion& f) {
     float* dst = ws.f(out);
     ParallelFor(pool, rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, inner)),
                 [&](int64_t s, int64_t e) {
-      for (int64_t row = s; row < e; ++row) {
-        int64_t rem = row, off = base;
-        for (int d = r - 2; d >= 0; --d) {
-          const int64_t dim = yp[static_cast<size_t>(d)];
-          off += (rem % dim) * in_stride[static_cast<size_t>(d)];
-          rem /= dim;
-        }
-        float* dr = dst + row * inner;
-        if (inner_stride == 1) {
-          std::memcpy(dr, src + off, static_cast<size_t>(inner) * sizeof(float));
-        } else {
-          for (int64_t i = 0; i < inner; ++i) dr[i] = src[off + i * inner_stride];
-        }
-      }
-    });
+                  for (int64_t row = s; row < e; ++row) {
+                    int64_t rem = row, off = base;
+                    for (int d = r - 2; d >= 0; --d) {
+                      const int64_t dim = yp[static_cast<size_t>(d)];
+                      off += (rem % dim) * in_stride[static_cast<size_t>(d)];
+                      rem /= dim;
+                    }
+                    float* dr = dst + row * inner;
+                    if (inner_stride == 1) {
+                      std::memcpy(dr, src + off, static_cast<size_t>(inner) * sizeof(float));
+                    } else {
+                      for (int64_t i = 0; i < inner; ++i) dr[i] = src[off + i * inner_stride];
+                    }
+                  }
+                });
   });
   return Status::Ok();
 }
@@ -426,7 +432,8 @@ Status SliceBuild(Builder& b, const Node& n, const Fusion& f) {
 NodeSupport GatherSupports(const NodeQuery& q) {
   std::string e = CheckFloatNode(q, {0}, 6);
   if (!e.empty()) return NodeSupport::No(e);
-  if (q.constants.size() < 2 || q.constants[1] == nullptr) return NodeSupport::No("indices are not a constant");
+  if (q.constants.size() < 2 || q.constants[1] == nullptr)
+    return NodeSupport::No("indices are not a constant");
   const Tensor& idx = *q.constants[1];
   if (idx.type() != ElementType::kI64 && idx.type() != ElementType::kI32) {
     return NodeSupport::No("indices are not int32/int64");
@@ -434,11 +441,13 @@ NodeSupport GatherSupports(const NodeQuery& q) {
   const Shape x = q.inputs[0]->static_shape();
   int64_t axis = q.node->attrs.GetInt("axis", 0);
   if (axis < 0) axis += static_cast<int64_t>(x.size());
-  if (axis < 0 || axis >= static_cast<int64_t>(x.size())) return NodeSupport::No("axis out of range");
+  if (axis < 0 || axis >= static_cast<int64_t>(x.size()))
+    return NodeSupport::No("axis out of range");
   const int64_t dim = x[static_cast<size_t>(axis)];
   for (int64_t i = 0; i < idx.size(); ++i) {
     const int64_t v = idx.GetAsInt64(i);
-    if (v < -dim || v >= dim) return NodeSupport::No("index " + std::to_string(v) + " out of range");
+    if (v < -dim || v >= dim)
+      return NodeSupport::No("index " + std::to_string(v) + " out of range");
   }
   return YesFloat(q, 1, kGbytes);
 }
@@ -466,7 +475,8 @@ Status GatherBuild(Builder& b, const Node& n, const Fusion& f) {
     ParallelFor(pool, outer, 1, [&](int64_t s, int64_t e) {
       for (int64_t o = s; o < e; ++o) {
         for (int64_t j = 0; j < k; ++j) {
-          std::memcpy(dst + (o * k + j) * inner, src + (o * dim + ids[static_cast<size_t>(j)]) * inner,
+          std::memcpy(dst + (o * k + j) * inner,
+                      src + (o * dim + ids[static_cast<size_t>(j)]) * inner,
                       static_cast<size_t>(inner) * sizeof(float));
         }
       }
@@ -504,26 +514,26 @@ Status BuildLayerNorm(Builder& b, const Node& n, const LayerNormMatch& m, const 
     const float inv_n = 1.0f / static_cast<float>(c);
     ParallelFor(pool, rows, std::max<int64_t>(1, 2048 / std::max<int64_t>(1, c)),
                 [&](int64_t s, int64_t e) {
-      for (int64_t r = s; r < e; ++r) {
-        const float* xr = src + r * c;
-        float* yr = dst + r * c;
-        float sum = 0;
-        for (int64_t i = 0; i < c; ++i) sum += xr[i];
-        const float mean = sum * inv_n;
-        float sq = 0;
-        for (int64_t i = 0; i < c; ++i) {
-          const float d = xr[i] - mean;
-          sq += d * d;
-        }
-        const float den = std::sqrt(sq * inv_n + eps);
-        for (int64_t i = 0; i < c; ++i) {
-          float v = (xr[i] - mean) / den;
-          if (!gamma->empty()) v *= (*gamma)[static_cast<size_t>(i)];
-          if (!beta->empty()) v += (*beta)[static_cast<size_t>(i)];
-          yr[i] = v;
-        }
-      }
-    });
+                  for (int64_t r = s; r < e; ++r) {
+                    const float* xr = src + r * c;
+                    float* yr = dst + r * c;
+                    float sum = 0;
+                    for (int64_t i = 0; i < c; ++i) sum += xr[i];
+                    const float mean = sum * inv_n;
+                    float sq = 0;
+                    for (int64_t i = 0; i < c; ++i) {
+                      const float d = xr[i] - mean;
+                      sq += d * d;
+                    }
+                    const float den = std::sqrt(sq * inv_n + eps);
+                    for (int64_t i = 0; i < c; ++i) {
+                      float v = (xr[i] - mean) / den;
+                      if (!gamma->empty()) v *= (*gamma)[static_cast<size_t>(i)];
+                      if (!beta->empty()) v += (*beta)[static_cast<size_t>(i)];
+                      yr[i] = v;
+                    }
+                  }
+                });
   });
   b.FinishLogicalOut(f.out, out);
   return Status::Ok();

@@ -32,13 +32,16 @@ Result<PoolGeometry> PoolGeometryOf(const Node& n, const Shape& x, const Shape& 
   if (g.kh * g.kw <= 1) return InvalidArgument("1x1 pooling is not supported by XNNPACK");
   const std::vector<int64_t> s = n.attrs.GetInts("strides", {1, 1});
   const std::vector<int64_t> d = n.attrs.GetInts("dilations", {1, 1});
-  if (s.size() != 2 || d.size() != 2) return InvalidArgument("strides/dilations must have 2 values");
+  if (s.size() != 2 || d.size() != 2)
+    return InvalidArgument("strides/dilations must have 2 values");
   g.sh = s[0];
   g.sw = s[1];
   g.dh = d[0];
   g.dw = d[1];
-  if (!is_max && (g.dh != 1 || g.dw != 1)) return InvalidArgument("AveragePool dilations are not supported");
-  if (g.sh < 1 || g.sw < 1 || g.dh < 1 || g.dw < 1) return InvalidArgument("strides/dilations must be >= 1");
+  if (!is_max && (g.dh != 1 || g.dw != 1))
+    return InvalidArgument("AveragePool dilations are not supported");
+  if (g.sh < 1 || g.sw < 1 || g.dh < 1 || g.dw < 1)
+    return InvalidArgument("strides/dilations must be >= 1");
   const int64_t ekh = (g.kh - 1) * g.dh + 1, ekw = (g.kw - 1) * g.dw + 1;
   const std::string auto_pad = n.attrs.GetString("auto_pad", "NOTSET");
   if (auto_pad == "NOTSET") {
@@ -66,14 +69,16 @@ Result<PoolGeometry> PoolGeometryOf(const Node& n, const Shape& x, const Shape& 
   const int64_t xh = std::max<int64_t>(0, (y[2] - 1) * g.sh + ekh - (x[2] + g.pt + g.pb));
   const int64_t xw = std::max<int64_t>(0, (y[3] - 1) * g.sw + ekw - (x[3] + g.pl + g.pr));
   if (xh > 0 || xw > 0) {
-    if (!is_max) return InvalidArgument("AveragePool ceil_mode windows past the edge are not supported");
+    if (!is_max)
+      return InvalidArgument("AveragePool ceil_mode windows past the edge are not supported");
     g.pb += xh;
     g.pr += xw;
   }
   if (!is_max && n.attrs.GetInt("count_include_pad", 0) != 0 && (g.pt || g.pl || g.pb || g.pr)) {
     return InvalidArgument("AveragePool count_include_pad=1 with padding is not supported");
   }
-  if ((x[2] + g.pt + g.pb - ekh) / g.sh + 1 != y[2] || (x[3] + g.pl + g.pr - ekw) / g.sw + 1 != y[3]) {
+  if ((x[2] + g.pt + g.pb - ekh) / g.sh + 1 != y[2] ||
+      (x[3] + g.pl + g.pr - ekw) / g.sw + 1 != y[3]) {
     return InvalidArgument("output size " + ShapeToString(y) + " does not match the attributes");
   }
   return g;
@@ -110,11 +115,14 @@ Status PoolBuild(Builder& b, const Node& n, const Fusion& f) {
   if (st != xnn_status_success) return XnnError(n, "xnn_create_*_pooling2d_nhwc_f32", st);
   const int in = b.Buffer(n.inputs[0]);
   const int out = b.Buffer(f.out);
-  b.AddXnn(n, XnnOp(op), [=](const Workspace& ws, pthreadpool_t pool) {
-    return (is_max ? xnn_setup_max_pooling2d_nhwc_f32 : xnn_setup_average_pooling2d_nhwc_f32)(
-        op, static_cast<size_t>(x[0]), static_cast<size_t>(x[2]), static_cast<size_t>(x[3]),
-        ws.f(in), ws.f(out), pool);
-  }, "xnn_setup_*_pooling2d_nhwc_f32");
+  b.AddXnn(
+      n, XnnOp(op),
+      [=](const Workspace& ws, pthreadpool_t pool) {
+        return (is_max ? xnn_setup_max_pooling2d_nhwc_f32 : xnn_setup_average_pooling2d_nhwc_f32)(
+            op, static_cast<size_t>(x[0]), static_cast<size_t>(x[2]), static_cast<size_t>(x[3]),
+            ws.f(in), ws.f(out), pool);
+      },
+      "xnn_setup_*_pooling2d_nhwc_f32");
   return Status::Ok();
 }
 
@@ -134,11 +142,14 @@ Status GlobalPoolBuild(Builder& b, const Node& n, const Fusion& f) {
   if (st != xnn_status_success) return XnnError(n, "xnn_create_global_average_pooling_nwc_f32", st);
   const int in = b.Buffer(n.inputs[0]);
   const int out = b.Buffer(f.out);
-  b.AddXnn(n, XnnOp(op), [=](const Workspace& ws, pthreadpool_t pool) {
-    return xnn_setup_global_average_pooling_nwc_f32(op, static_cast<size_t>(x[0]),
-                                                    static_cast<size_t>(x[2] * x[3]), ws.f(in),
-                                                    ws.f(out), pool);
-  }, "xnn_setup_global_average_pooling_nwc_f32");
+  b.AddXnn(
+      n, XnnOp(op),
+      [=](const Workspace& ws, pthreadpool_t pool) {
+        return xnn_setup_global_average_pooling_nwc_f32(op, static_cast<size_t>(x[0]),
+                                                        static_cast<size_t>(x[2] * x[3]), ws.f(in),
+                                                        ws.f(out), pool);
+      },
+      "xnn_setup_global_average_pooling_nwc_f32");
   return Status::Ok();
 }
 
@@ -181,20 +192,22 @@ Status SoftmaxBuild(Builder& b, const Node& n, const Fusion& f) {
   const int64_t row = nhwc_channels ? x[1] : SoftmaxRow(n, x);
   const int64_t rows = NumElements(x) / row;
   xnn_operator_t op = nullptr;
-  const xnn_status st = xnn_create_softmax_nc_f32(static_cast<size_t>(row), static_cast<size_t>(row),
-                                                  static_cast<size_t>(row), 0, &op);
+  const xnn_status st = xnn_create_softmax_nc_f32(
+      static_cast<size_t>(row), static_cast<size_t>(row), static_cast<size_t>(row), 0, &op);
   if (st != xnn_status_success) return XnnError(n, "xnn_create_softmax_nc_f32", st);
   const int in = nhwc_channels ? b.Buffer(n.inputs[0]) : b.LogicalIn(n.inputs[0]);
   const int out = nhwc_channels ? b.Buffer(f.out) : b.LogicalOut(f.out);
-  b.AddXnn(n, XnnOp(op), [=](const Workspace& ws, pthreadpool_t pool) {
-    return xnn_setup_softmax_nc_f32(op, static_cast<size_t>(rows), ws.f(in), ws.f(out), pool);
-  }, "xnn_setup_softmax_nc_f32");
+  b.AddXnn(
+      n, XnnOp(op),
+      [=](const Workspace& ws, pthreadpool_t pool) {
+        return xnn_setup_softmax_nc_f32(op, static_cast<size_t>(rows), ws.f(in), ws.f(out), pool);
+      },
+      "xnn_setup_softmax_nc_f32");
   if (!nhwc_channels) b.FinishLogicalOut(f.out, out);
   return Status::Ok();
 }
 
 // ---- Resize ----
-
 
 struct ResizeSpec {
   bool linear = false;
@@ -250,7 +263,8 @@ Result<ResizeSpec> ResizeSpecOf(const Node& n, const Shape& x, const Shape& y,
   r.linear = mode == "linear";
   r.transform = n.attrs.GetString("coordinate_transformation_mode", "half_pixel");
   r.nearest_mode = n.attrs.GetString("nearest_mode", "round_prefer_floor");
-  if (r.transform == "tf_crop_and_resize") return InvalidArgument("coordinate mode tf_crop_and_resize");
+  if (r.transform == "tf_crop_and_resize")
+    return InvalidArgument("coordinate mode tf_crop_and_resize");
   if (r.linear && r.transform == "tf_half_pixel_for_nn") {
     return InvalidArgument("linear with tf_half_pixel_for_nn");
   }
@@ -286,8 +300,9 @@ Result<ResizeSpec> ResizeSpecOf(const Node& n, const Shape& x, const Shape& y,
 NodeSupport ResizeSupports(const NodeQuery& q) {
   std::string e = CheckFloatNode(q, {0}, 4);
   if (!e.empty()) return NodeSupport::No(e);
-  auto r = ResizeSpecOf(*q.node, q.inputs[0]->static_shape(), q.outputs[0]->static_shape(),
-                        [&](size_t i) { return i < q.constants.size() ? q.constants[i] : nullptr; });
+  auto r =
+      ResizeSpecOf(*q.node, q.inputs[0]->static_shape(), q.outputs[0]->static_shape(),
+                   [&](size_t i) { return i < q.constants.size() ? q.constants[i] : nullptr; });
   if (!r.ok()) return NodeSupport::No(r.status().message());
   return YesFloat(q, kGmacs, kGbytes);
 }
@@ -308,16 +323,21 @@ Status ResizeBuild(Builder& b, const Node& n, const Fusion& f) {
     const xnn_status st = xnn_create_resize_bilinear2d_nhwc_f32(
         static_cast<size_t>(c), static_cast<size_t>(c), static_cast<size_t>(c), flags, &op);
     if (st != xnn_status_success) return XnnError(n, "xnn_create_resize_bilinear2d_nhwc_f32", st);
-    b.AddXnn(n, XnnOp(op), [=](const Workspace& ws, pthreadpool_t pool) {
-      return xnn_setup_resize_bilinear2d_nhwc_f32(
-          op, static_cast<size_t>(x[0]), static_cast<size_t>(x[2]), static_cast<size_t>(x[3]),
-          static_cast<size_t>(y[2]), static_cast<size_t>(y[3]), ws.f(in), ws.f(out), pool);
-    }, "xnn_setup_resize_bilinear2d_nhwc_f32");
+    b.AddXnn(
+        n, XnnOp(op),
+        [=](const Workspace& ws, pthreadpool_t pool) {
+          return xnn_setup_resize_bilinear2d_nhwc_f32(
+              op, static_cast<size_t>(x[0]), static_cast<size_t>(x[2]), static_cast<size_t>(x[3]),
+              static_cast<size_t>(y[2]), static_cast<size_t>(y[3]), ws.f(in), ws.f(out), pool);
+        },
+        "xnn_setup_resize_bilinear2d_nhwc_f32");
     return Status::Ok();
   }
   std::vector<int64_t> ih(static_cast<size_t>(y[2])), iw(static_cast<size_t>(y[3]));
-  for (int64_t o = 0; o < y[2]; ++o) ih[static_cast<size_t>(o)] = NearestIndex(r, o, x[2], y[2], r.scale_h);
-  for (int64_t o = 0; o < y[3]; ++o) iw[static_cast<size_t>(o)] = NearestIndex(r, o, x[3], y[3], r.scale_w);
+  for (int64_t o = 0; o < y[2]; ++o)
+    ih[static_cast<size_t>(o)] = NearestIndex(r, o, x[2], y[2], r.scale_h);
+  for (int64_t o = 0; o < y[3]; ++o)
+    iw[static_cast<size_t>(o)] = NearestIndex(r, o, x[3], y[3], r.scale_w);
   b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
     const float* src = ws.f(in);
     float* dst = ws.f(out);

@@ -145,7 +145,8 @@ Status TransposeBuild(Builder& b, const Node& n, const Fusion& f) {
   // Output physical dim i = logical out dim pout[i] = logical in dim perm[pout[i]].
   std::vector<int> q(static_cast<size_t>(r));
   for (int i = 0; i < r; ++i) {
-    q[static_cast<size_t>(i)] = inv_in[static_cast<size_t>(perm[static_cast<size_t>(pout[static_cast<size_t>(i)])])];
+    q[static_cast<size_t>(i)] =
+        inv_in[static_cast<size_t>(perm[static_cast<size_t>(pout[static_cast<size_t>(i)])])];
   }
   const Shape phys_in = Permuted(xs, pin);
   const int in = b.Buffer(x), out = b.Buffer(f.out);

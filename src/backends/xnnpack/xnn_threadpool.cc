@@ -9,7 +9,8 @@
 // Here work items are claimed dynamically from a shared counter; the caller works too, and once
 // every item is claimed it closes the job and waits only for workers that joined it (and are
 // running an item). Idle workers spin briefly (about 50 us) for the next job, then sleep on a
-// condition variable; the caller wakes sleepers only when there are any.
+// condition variable; the caller wakes sleepers only when there are any. A parallel call made
+// from inside a work item runs inline; calls from several threads take turns.
 #include <pthreadpool.h>
 #include <xmmintrin.h>
 
@@ -33,8 +34,13 @@ struct Job {
   std::atomic<size_t> next{0};
 };
 
+// Set while this thread runs items of some job: a parallel call from inside one runs inline.
+thread_local bool in_job = false;
+
 // Runs chunks of `job` until none is left.
 void Drain(Job& job) {
+  const bool outer = in_job;
+  in_job = true;
   uint32_t saved = 0;
   const bool ftz = (job.flags & PTHREADPOOL_FLAG_DISABLE_DENORMALS) != 0;
   if (ftz) {
@@ -47,6 +53,7 @@ void Drain(Job& job) {
     job.item(job, b, std::min(job.n, b + job.chunk));
   }
   if (ftz) _mm_setcsr(saved);
+  in_job = outer;
 }
 
 }  // namespace
@@ -66,10 +73,12 @@ struct pthreadpool {
   }
 
   void Run(Job& job) {
-    if (threads <= 1 || job.n <= 1) {
+    if (threads <= 1 || job.n <= 1 || in_job) {
       Drain(job);
       return;
     }
+    // One job at a time: callers on other threads queue here.
+    std::lock_guard<std::mutex> serial(run_mu);
     job.chunk = std::max<size_t>(1, job.n / (threads * 16));
     bool wake;
     {
@@ -118,6 +127,7 @@ struct pthreadpool {
 
   const size_t threads;
   std::vector<std::thread> workers;
+  std::mutex run_mu;
   std::mutex mu;
   std::condition_variable cv, done_cv;
   std::atomic<uint64_t> generation{0};
@@ -167,73 +177,93 @@ size_t pthreadpool_get_threads_count(pthreadpool_t threadpool) {
 
 void pthreadpool_parallelize_1d(pthreadpool_t pool, pthreadpool_task_1d_t task, void* ctx,
                                 size_t range, uint32_t flags) {
-  Parallel(pool, range, [&](size_t i) { task(ctx, i); }, flags);
+  Parallel(
+      pool, range, [&](size_t i) { task(ctx, i); }, flags);
 }
 
 void pthreadpool_parallelize_1d_tile_1d(pthreadpool_t pool, pthreadpool_task_1d_tile_1d_t task,
                                         void* ctx, size_t range, size_t tile, uint32_t flags) {
-  Parallel(pool, Tiles(range, tile), [&](size_t t) {
-    const size_t i = t * tile;
-    task(ctx, i, std::min(tile, range - i));
-  }, flags);
+  Parallel(
+      pool, Tiles(range, tile),
+      [&](size_t t) {
+        const size_t i = t * tile;
+        task(ctx, i, std::min(tile, range - i));
+      },
+      flags);
 }
 
 void pthreadpool_parallelize_2d(pthreadpool_t pool, pthreadpool_task_2d_t task, void* ctx,
                                 size_t range_i, size_t range_j, uint32_t flags) {
-  Parallel(pool, range_i * range_j, [&](size_t t) { task(ctx, t / range_j, t % range_j); }, flags);
+  Parallel(
+      pool, range_i * range_j, [&](size_t t) { task(ctx, t / range_j, t % range_j); }, flags);
 }
 
 void pthreadpool_parallelize_2d_tile_1d(pthreadpool_t pool, pthreadpool_task_2d_tile_1d_t task,
                                         void* ctx, size_t range_i, size_t range_j, size_t tile_j,
                                         uint32_t flags) {
   const size_t tj = Tiles(range_j, tile_j);
-  Parallel(pool, range_i * tj, [&](size_t t) {
-    const size_t i = t / tj, j = (t % tj) * tile_j;
-    task(ctx, i, j, std::min(tile_j, range_j - j));
-  }, flags);
+  Parallel(
+      pool, range_i * tj,
+      [&](size_t t) {
+        const size_t i = t / tj, j = (t % tj) * tile_j;
+        task(ctx, i, j, std::min(tile_j, range_j - j));
+      },
+      flags);
 }
 
 void pthreadpool_parallelize_2d_tile_2d(pthreadpool_t pool, pthreadpool_task_2d_tile_2d_t task,
                                         void* ctx, size_t range_i, size_t range_j, size_t tile_i,
                                         size_t tile_j, uint32_t flags) {
   const size_t ti = Tiles(range_i, tile_i), tj = Tiles(range_j, tile_j);
-  Parallel(pool, ti * tj, [&](size_t t) {
-    const size_t i = (t / tj) * tile_i, j = (t % tj) * tile_j;
-    task(ctx, i, j, std::min(tile_i, range_i - i), std::min(tile_j, range_j - j));
-  }, flags);
+  Parallel(
+      pool, ti * tj,
+      [&](size_t t) {
+        const size_t i = (t / tj) * tile_i, j = (t % tj) * tile_j;
+        task(ctx, i, j, std::min(tile_i, range_i - i), std::min(tile_j, range_j - j));
+      },
+      flags);
 }
 
 void pthreadpool_parallelize_3d(pthreadpool_t pool, pthreadpool_task_3d_t task, void* ctx,
                                 size_t range_i, size_t range_j, size_t range_k, uint32_t flags) {
-  Parallel(pool, range_i * range_j * range_k, [&](size_t t) {
-    const size_t k = t % range_k;
-    t /= range_k;
-    task(ctx, t / range_j, t % range_j, k);
-  }, flags);
+  Parallel(
+      pool, range_i * range_j * range_k,
+      [&](size_t t) {
+        const size_t k = t % range_k;
+        t /= range_k;
+        task(ctx, t / range_j, t % range_j, k);
+      },
+      flags);
 }
 
 void pthreadpool_parallelize_3d_tile_2d(pthreadpool_t pool, pthreadpool_task_3d_tile_2d_t task,
                                         void* ctx, size_t range_i, size_t range_j, size_t range_k,
                                         size_t tile_j, size_t tile_k, uint32_t flags) {
   const size_t tj = Tiles(range_j, tile_j), tk = Tiles(range_k, tile_k);
-  Parallel(pool, range_i * tj * tk, [&](size_t t) {
-    const size_t k = (t % tk) * tile_k;
-    t /= tk;
-    const size_t j = (t % tj) * tile_j, i = t / tj;
-    task(ctx, i, j, k, std::min(tile_j, range_j - j), std::min(tile_k, range_k - k));
-  }, flags);
+  Parallel(
+      pool, range_i * tj * tk,
+      [&](size_t t) {
+        const size_t k = (t % tk) * tile_k;
+        t /= tk;
+        const size_t j = (t % tj) * tile_j, i = t / tj;
+        task(ctx, i, j, k, std::min(tile_j, range_j - j), std::min(tile_k, range_k - k));
+      },
+      flags);
 }
 
 void pthreadpool_parallelize_4d(pthreadpool_t pool, pthreadpool_task_4d_t task, void* ctx,
                                 size_t range_i, size_t range_j, size_t range_k, size_t range_l,
                                 uint32_t flags) {
-  Parallel(pool, range_i * range_j * range_k * range_l, [&](size_t t) {
-    const size_t l = t % range_l;
-    t /= range_l;
-    const size_t k = t % range_k;
-    t /= range_k;
-    task(ctx, t / range_j, t % range_j, k, l);
-  }, flags);
+  Parallel(
+      pool, range_i * range_j * range_k * range_l,
+      [&](size_t t) {
+        const size_t l = t % range_l;
+        t /= range_l;
+        const size_t k = t % range_k;
+        t /= range_k;
+        task(ctx, t / range_j, t % range_j, k, l);
+      },
+      flags);
 }
 
 void pthreadpool_parallelize_4d_tile_2d(pthreadpool_t pool, pthreadpool_task_4d_tile_2d_t task,
@@ -241,28 +271,34 @@ void pthreadpool_parallelize_4d_tile_2d(pthreadpool_t pool, pthreadpool_task_4d_
                                         size_t range_l, size_t tile_k, size_t tile_l,
                                         uint32_t flags) {
   const size_t tk = Tiles(range_k, tile_k), tl = Tiles(range_l, tile_l);
-  Parallel(pool, range_i * range_j * tk * tl, [&](size_t t) {
-    const size_t l = (t % tl) * tile_l;
-    t /= tl;
-    const size_t k = (t % tk) * tile_k;
-    t /= tk;
-    task(ctx, t / range_j, t % range_j, k, l, std::min(tile_k, range_k - k),
-         std::min(tile_l, range_l - l));
-  }, flags);
+  Parallel(
+      pool, range_i * range_j * tk * tl,
+      [&](size_t t) {
+        const size_t l = (t % tl) * tile_l;
+        t /= tl;
+        const size_t k = (t % tk) * tile_k;
+        t /= tk;
+        task(ctx, t / range_j, t % range_j, k, l, std::min(tile_k, range_k - k),
+             std::min(tile_l, range_l - l));
+      },
+      flags);
 }
 
 void pthreadpool_parallelize_5d(pthreadpool_t pool, pthreadpool_task_5d_t task, void* ctx,
                                 size_t range_i, size_t range_j, size_t range_k, size_t range_l,
                                 size_t range_m, uint32_t flags) {
-  Parallel(pool, range_i * range_j * range_k * range_l * range_m, [&](size_t t) {
-    const size_t m = t % range_m;
-    t /= range_m;
-    const size_t l = t % range_l;
-    t /= range_l;
-    const size_t k = t % range_k;
-    t /= range_k;
-    task(ctx, t / range_j, t % range_j, k, l, m);
-  }, flags);
+  Parallel(
+      pool, range_i * range_j * range_k * range_l * range_m,
+      [&](size_t t) {
+        const size_t m = t % range_m;
+        t /= range_m;
+        const size_t l = t % range_l;
+        t /= range_l;
+        const size_t k = t % range_k;
+        t /= range_k;
+        task(ctx, t / range_j, t % range_j, k, l, m);
+      },
+      flags);
 }
 
 void pthreadpool_parallelize_5d_tile_2d(pthreadpool_t pool, pthreadpool_task_5d_tile_2d_t task,
@@ -270,16 +306,19 @@ void pthreadpool_parallelize_5d_tile_2d(pthreadpool_t pool, pthreadpool_task_5d_
                                         size_t range_l, size_t range_m, size_t tile_l,
                                         size_t tile_m, uint32_t flags) {
   const size_t tl = Tiles(range_l, tile_l), tm = Tiles(range_m, tile_m);
-  Parallel(pool, range_i * range_j * range_k * tl * tm, [&](size_t t) {
-    const size_t m = (t % tm) * tile_m;
-    t /= tm;
-    const size_t l = (t % tl) * tile_l;
-    t /= tl;
-    const size_t k = t % range_k;
-    t /= range_k;
-    task(ctx, t / range_j, t % range_j, k, l, m, std::min(tile_l, range_l - l),
-         std::min(tile_m, range_m - m));
-  }, flags);
+  Parallel(
+      pool, range_i * range_j * range_k * tl * tm,
+      [&](size_t t) {
+        const size_t m = (t % tm) * tile_m;
+        t /= tm;
+        const size_t l = (t % tl) * tile_l;
+        t /= tl;
+        const size_t k = t % range_k;
+        t /= range_k;
+        task(ctx, t / range_j, t % range_j, k, l, m, std::min(tile_l, range_l - l),
+             std::min(tile_m, range_m - m));
+      },
+      flags);
 }
 
 void pthreadpool_parallelize_6d_tile_2d(pthreadpool_t pool, pthreadpool_task_6d_tile_2d_t task,
@@ -287,18 +326,21 @@ void pthreadpool_parallelize_6d_tile_2d(pthreadpool_t pool, pthreadpool_task_6d_
                                         size_t range_l, size_t range_m, size_t range_n,
                                         size_t tile_m, size_t tile_n, uint32_t flags) {
   const size_t tm = Tiles(range_m, tile_m), tn = Tiles(range_n, tile_n);
-  Parallel(pool, range_i * range_j * range_k * range_l * tm * tn, [&](size_t t) {
-    const size_t n = (t % tn) * tile_n;
-    t /= tn;
-    const size_t m = (t % tm) * tile_m;
-    t /= tm;
-    const size_t l = t % range_l;
-    t /= range_l;
-    const size_t k = t % range_k;
-    t /= range_k;
-    task(ctx, t / range_j, t % range_j, k, l, m, n, std::min(tile_m, range_m - m),
-         std::min(tile_n, range_n - n));
-  }, flags);
+  Parallel(
+      pool, range_i * range_j * range_k * range_l * tm * tn,
+      [&](size_t t) {
+        const size_t n = (t % tn) * tile_n;
+        t /= tn;
+        const size_t m = (t % tm) * tile_m;
+        t /= tm;
+        const size_t l = t % range_l;
+        t /= range_l;
+        const size_t k = t % range_k;
+        t /= range_k;
+        task(ctx, t / range_j, t % range_j, k, l, m, n, std::min(tile_m, range_m - m),
+             std::min(tile_n, range_n - n));
+      },
+      flags);
 }
 
 }  // extern "C"

@@ -1,0 +1,509 @@
+// The QDQ rewrite: which nodes and values to quantize (PlanQdq) and the rewritten graph
+// (EmitQdq). The rules are in quantize.h.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <unordered_set>
+
+#include "passes/graph_edit.h"
+#include "quant/internal.h"
+
+namespace kiln::quant_internal {
+namespace {
+
+using passes::ConstantValue;
+using passes::IsDefaultDomain;
+
+bool IsF32(const Graph& g, ValueId v) {
+  return v.valid() && g.value(v).info.type == ElementType::kF32;
+}
+
+bool IsComputeOp(const std::string& op) {
+  static const std::set<std::string> kOps = {"Conv", "ConvTranspose", "MatMul", "Gemm",
+                                             "Add", "Mul", "Concat", "AveragePool",
+                                             "GlobalAveragePool"};
+  return kOps.count(op) > 0;
+}
+
+bool IsPassThroughOp(const std::string& op) {
+  static const std::set<std::string> kOps = {"MaxPool", "Resize", "Reshape", "Transpose",
+                                             "Squeeze", "Unsqueeze", "Flatten"};
+  return kOps.count(op) > 0;
+}
+
+float RoundHalfEven(float x) { return std::nearbyint(x); }  // default rounding mode: to even
+
+int ChannelOf(int64_t i, const Shape& shape, int axis) {
+  int64_t inner = 1;
+  for (int d = axis + 1; d < static_cast<int>(shape.size()); ++d) inner *= shape[d];
+  return static_cast<int>((i / inner) % shape[axis]);
+}
+
+Tensor Scalar(ElementType type, double v) {
+  Tensor t = Tensor::Allocate(type, {}).value();
+  switch (type) {
+    case ElementType::kF32: t.data<float>()[0] = static_cast<float>(v); break;
+    case ElementType::kU8: t.data<uint8_t>()[0] = static_cast<uint8_t>(v); break;
+    case ElementType::kI8: t.data<int8_t>()[0] = static_cast<int8_t>(v); break;
+    default: t.data<int32_t>()[0] = static_cast<int32_t>(v); break;
+  }
+  return t;
+}
+
+}  // namespace
+
+QParams ParamsForRange(double lo, double hi, ActivationType type) {
+  QParams p;
+  lo = std::min(lo, 0.0);
+  hi = std::max(hi, 0.0);
+  if (type == ActivationType::kS8) {
+    p.type = ElementType::kI8;
+    const double a = std::max(-lo, hi);
+    p.scale = static_cast<float>(a / 127.0);
+    p.zero_point = 0;
+  } else {
+    p.type = ElementType::kU8;
+    p.scale = static_cast<float>((hi - lo) / 255.0);
+    if (p.scale > 0 && std::isfinite(p.scale)) {
+      const double z = std::nearbyint(-lo / static_cast<double>(p.scale));
+      p.zero_point = static_cast<int32_t>(std::clamp(z, 0.0, 255.0));
+    }
+  }
+  if (!(p.scale > 0) || !std::isfinite(p.scale)) {
+    p.scale = 1;
+    p.zero_point = 0;
+  }
+  return p;
+}
+
+QuantizedWeight QuantizeWeight(const Tensor& w, int axis) {
+  QuantizedWeight out;
+  const int channels = axis < 0 ? 1 : static_cast<int>(w.dim(axis));
+  std::vector<double> amax(channels, 0.0);
+  for (int64_t i = 0; i < w.size(); ++i) {
+    const int c = axis < 0 ? 0 : ChannelOf(i, w.shape(), axis);
+    const double x = w.GetAsDouble(i);
+    if (std::isfinite(x)) amax[c] = std::max(amax[c], std::fabs(x));
+  }
+  out.scales.resize(channels);
+  for (int c = 0; c < channels; ++c) {
+    const float s = static_cast<float>(amax[c] / 127.0);
+    out.scales[c] = s > 0 && std::isfinite(s) ? s : 1.0f;
+  }
+  out.q = Tensor::Allocate(ElementType::kI8, w.shape()).value();
+  for (int64_t i = 0; i < w.size(); ++i) {
+    const int c = axis < 0 ? 0 : ChannelOf(i, w.shape(), axis);
+    const float q = RoundHalfEven(static_cast<float>(w.GetAsDouble(i)) / out.scales[c]);
+    out.q.data<int8_t>()[i] = static_cast<int8_t>(std::clamp(q, -127.0f, 127.0f));
+  }
+  return out;
+}
+
+Tensor FakeQuantize(const Tensor& x, const QParams& p) {
+  Tensor y = Tensor::Allocate(ElementType::kF32, x.shape()).value();
+  const float qmin = p.type == ElementType::kI8 ? -128.0f : 0.0f;
+  const float qmax = p.type == ElementType::kI8 ? 127.0f : 255.0f;
+  for (int64_t i = 0; i < x.size(); ++i) {
+    const float q = std::clamp(RoundHalfEven(static_cast<float>(x.GetAsDouble(i)) / p.scale) +
+                                   static_cast<float>(p.zero_point), qmin, qmax);
+    y.data<float>()[i] = (q - static_cast<float>(p.zero_point)) * p.scale;
+  }
+  return y;
+}
+
+Tensor DequantizeWeight(const QuantizedWeight& w, int axis) {
+  Tensor y = Tensor::Allocate(ElementType::kF32, w.q.shape()).value();
+  for (int64_t i = 0; i < w.q.size(); ++i) {
+    const int c = axis < 0 ? 0 : ChannelOf(i, w.q.shape(), axis);
+    y.data<float>()[i] = static_cast<float>(w.q.data<int8_t>()[i]) * w.scales[c];
+  }
+  return y;
+}
+
+Result<QdqPlan> PlanQdq(const Graph& g, const CalibrationStats& stats,
+                        const QuantizeOptions& o, bool per_channel,
+                        const std::set<std::string>& keep) {
+  QdqPlan plan;
+  plan.nodes.resize(g.num_nodes());
+  plan.acts.resize(g.num_values());
+  KILN_ASSIGN_OR_RETURN(std::vector<NodeId> order, g.TopologicalOrder());
+  // Readers per value (input slots of main-graph nodes; a nested-body capture counts as one).
+  std::vector<std::vector<NodeId>> readers(g.num_values());
+  for (NodeId id : order) {
+    const Node& n = g.node(id);
+    for (ValueId in : n.inputs) {
+      if (in.valid()) readers[in.v].push_back(id);
+    }
+    for (ValueId in : g.ImplicitInputs(n)) readers[in.v].push_back(id);
+  }
+  std::vector<bool> want(g.num_values(), false);
+  std::vector<ValueId> shared_with(g.num_values());  // pass-through output -> its input
+  auto is_const = [&](ValueId v) { return ConstantValue(g, v).has_value(); };
+  auto has_stats = [&](ValueId v) {
+    const TensorStats* s = stats.Find(g.value(v).name);
+    return s != nullptr && s->count > 0;
+  };
+  auto usable_node = [&](const Node& n) {
+    return IsDefaultDomain(n) && !keep.count(n.name) && !n.outputs.empty() &&
+           IsF32(g, n.outputs[0]);
+  };
+
+  // Compute ops.
+  for (NodeId id : order) {
+    const Node& n = g.node(id);
+    if (!IsComputeOp(n.op_type) || !usable_node(n)) continue;
+    NodePlan np;
+    np.roles.assign(n.inputs.size(), SlotRole::kFloat);
+    bool ok = true;
+    std::string missing;
+    auto activation = [&](size_t s) {
+      const ValueId v = n.inputs[s];
+      if (!IsF32(g, v)) {
+        ok = false;
+      } else if (is_const(v)) {
+        np.roles[s] = SlotRole::kConstant;
+      } else if (!has_stats(v)) {
+        ok = false;
+        missing = g.value(v).name;
+      } else {
+        np.roles[s] = SlotRole::kActivation;
+      }
+    };
+    const std::string& op = n.op_type;
+    if (op == "Conv" || op == "ConvTranspose" || op == "MatMul" || op == "Gemm") {
+      if (n.inputs.size() < 2 || !n.inputs[0].valid() || !n.inputs[1].valid()) continue;
+      activation(0);
+      if (np.roles[0] == SlotRole::kConstant && op != "MatMul") ok = false;
+      const ValueId w = n.inputs[1];
+      if (IsF32(g, w) && is_const(w)) {
+        np.roles[1] = SlotRole::kWeight;
+        const Tensor wt = *ConstantValue(g, w);
+        int axis = -1;
+        if (per_channel && wt.rank() >= 2) {
+          if (op == "Conv") axis = 0;
+          if (op == "ConvTranspose") axis = 1;
+          if (op == "MatMul") axis = wt.rank() - 1;
+          if (op == "Gemm") axis = n.attrs.GetInt("transB", 0) ? 0 : 1;
+        }
+        np.weight_axis = axis;
+        if ((op == "Conv" || op == "ConvTranspose" || op == "Gemm") && n.inputs.size() > 2 &&
+            n.inputs[2].valid() && IsF32(g, n.inputs[2]) && is_const(n.inputs[2]) &&
+            np.roles[0] == SlotRole::kActivation) {
+          const Tensor b = *ConstantValue(g, n.inputs[2]);
+          const bool gemm_plain = op != "Gemm" || (n.attrs.GetFloat("alpha", 1.0f) == 1.0f &&
+                                                   n.attrs.GetFloat("beta", 1.0f) == 1.0f);
+          const int64_t m = op == "Conv" || (op == "Gemm" && axis == 0) ? wt.dim(0)
+                            : op == "Gemm"                             ? wt.dim(1)
+                                                                       : -1;
+          const bool shape_ok = b.rank() == 1 && (m < 0 || b.dim(0) == m);
+          if (gemm_plain && shape_ok) {
+            np.roles[2] = SlotRole::kBias;
+            np.bias_group_channels = axis < 0 ? 1 : static_cast<int>(wt.dim(axis));
+          }
+        }
+      } else {
+        activation(1);
+      }
+    } else if (op == "AveragePool" || op == "GlobalAveragePool") {
+      activation(0);
+      if (np.roles[0] != SlotRole::kActivation) ok = false;
+    } else {  // Add, Mul, Concat
+      for (size_t s = 0; s < n.inputs.size(); ++s) activation(s);
+      bool any_activation = false;
+      for (SlotRole r : np.roles) any_activation |= r == SlotRole::kActivation;
+      ok = ok && any_activation;
+    }
+    if (!ok) {
+      if (!missing.empty()) {
+        plan.notes.push_back(n.Describe() + " stays float: no statistics for its input '" +
+                             missing + "'");
+      }
+      continue;
+    }
+    np.quantized = true;
+    for (size_t s = 0; s < n.inputs.size(); ++s) {
+      if (np.roles[s] == SlotRole::kActivation) want[n.inputs[s].v] = true;
+    }
+    plan.nodes[id.v] = std::move(np);
+  }
+  // Outputs of compute ops, with Relu/Clip fused into the range.
+  for (NodeId id : order) {
+    if (!plan.nodes[id.v].quantized) continue;
+    const ValueId out = g.node(id).outputs[0];
+    const Value& ov = g.value(out);
+    if (ov.is_output || !has_stats(out)) continue;
+    if (readers[out.v].size() == 1) {
+      const Node& r = g.node(readers[out.v][0]);
+      bool fusable = (r.op_type == "Relu" || r.op_type == "Clip") && usable_node(r) &&
+                     r.inputs[0] == out;
+      for (size_t s = 1; fusable && s < r.inputs.size(); ++s) {
+        fusable = !r.inputs[s].valid() || is_const(r.inputs[s]);
+      }
+      if (fusable) {
+        const ValueId ro = r.outputs[0];
+        plan.nodes[readers[out.v][0].v].fused_activation = true;
+        if (!g.value(ro).is_output && has_stats(ro)) want[ro.v] = true;
+        continue;
+      }
+    }
+    want[out.v] = true;
+  }
+  // Pass-through ops whose input is quantized anyway: the output shares its scale.
+  for (NodeId id : order) {
+    const Node& n = g.node(id);
+    if (!IsPassThroughOp(n.op_type) || !usable_node(n) || n.inputs.empty() ||
+        !n.inputs[0].valid() || !want[n.inputs[0].v]) {
+      continue;
+    }
+    const ValueId out = n.outputs[0];
+    if (g.value(out).is_output) continue;
+    NodePlan& np = plan.nodes[id.v];
+    np.quantized = true;
+    np.roles.assign(n.inputs.size(), SlotRole::kFloat);
+    np.roles[0] = SlotRole::kActivation;
+    want[out.v] = true;
+    shared_with[out.v] = n.inputs[0];
+  }
+  // Parameters: from statistics, or shared along pass-through chains (in topological order).
+  const bool symmetric = o.activations == ActivationType::kS8;
+  auto params_of = [&](ValueId v) -> Result<QParams> {
+    const TensorStats* s = stats.Find(g.value(v).name);
+    auto range = ComputeRange(*s, o.method, symmetric);
+    if (!range.ok()) {
+      return InvalidArgument("tensor '" + g.value(v).name + "': " + range.status().message());
+    }
+    return ParamsForRange(range->first, range->second, o.activations);
+  };
+  for (ValueId in : g.inputs()) {
+    if (want[in.v]) {
+      KILN_ASSIGN_OR_RETURN(plan.acts[in.v], params_of(in));
+    }
+  }
+  for (uint32_t v = 0; v < g.num_values(); ++v) {
+    const Value& val = g.value(ValueId(v));
+    if (want[v] && !val.producer.valid() && !plan.acts[v]) {
+      KILN_ASSIGN_OR_RETURN(plan.acts[v], params_of(ValueId(v)));
+    }
+  }
+  for (NodeId id : order) {
+    for (ValueId out : g.node(id).outputs) {
+      if (!out.valid() || !want[out.v]) continue;
+      if (shared_with[out.v].valid()) {
+        plan.acts[out.v] = plan.acts[shared_with[out.v].v];
+      } else {
+        KILN_ASSIGN_OR_RETURN(plan.acts[out.v], params_of(out));
+      }
+    }
+  }
+  return plan;
+}
+
+namespace {
+
+class Emitter {
+ public:
+  Emitter(const Graph& src, const QdqPlan& plan, const QuantizeOptions& o, int opset,
+          QuantizeReport* report)
+      : src_(src), plan_(plan), o_(o), opset_(opset), report_(report) {}
+
+  Result<Graph> Run() {
+    CollectNames(src_);
+    dst_.name = src_.name;
+    for (uint32_t i = 0; i < src_.num_values(); ++i) {
+      const Value& v = src_.value(ValueId(i));
+      ValueId id = dst_.AddValue(v.name, v.info.type, v.info.shape);
+      Value& d = dst_.value(id);
+      d.kind = v.kind;
+      d.quant = v.quant;
+      d.initializer = v.initializer;
+    }
+    for (ValueId in : src_.inputs()) dst_.MarkInput(in);
+    dq_.assign(src_.num_values(), ValueId());
+    for (uint32_t v = 0; v < src_.num_values(); ++v) {
+      if (plan_.acts[v] && !src_.value(ValueId(v)).producer.valid()) AddQdq(ValueId(v));
+    }
+    KILN_ASSIGN_OR_RETURN(std::vector<NodeId> order, src_.TopologicalOrder());
+    for (NodeId id : order) {
+      const Node& n = src_.node(id);
+      const NodePlan& np = plan_.nodes[id.v];
+      std::vector<ValueId> inputs = n.inputs;
+      for (size_t s = 0; s < inputs.size(); ++s) {
+        const ValueId v = inputs[s];
+        if (!v.valid()) continue;
+        const SlotRole role = np.quantized ? np.roles[s] : SlotRole::kFloat;
+        if (role == SlotRole::kWeight) {
+          inputs[s] = Weight(v, np.weight_axis);
+        } else if (role == SlotRole::kBias) {
+          KILN_ASSIGN_OR_RETURN(inputs[s], Bias(n, np));
+        } else if (role == SlotRole::kConstant) {
+          inputs[s] = ConstantInput(v);
+        } else if (dq_[v.v].valid()) {
+          inputs[s] = dq_[v.v];
+        }
+      }
+      if (np.quantized) {
+        ++(report_ ? report_->quantized[n.op_type] : scratch_);
+      }
+      dst_.AddNode(n.name, n.op_type, std::move(inputs), n.outputs, n.attrs, n.domain, n.opset);
+      for (ValueId out : n.outputs) {
+        if (out.valid() && plan_.acts[out.v]) AddQdq(out);
+      }
+    }
+    for (ValueId out : src_.outputs()) dst_.MarkOutput(out);
+    return std::move(dst_);
+  }
+
+ private:
+  void CollectNames(const Graph& g) {
+    for (const Value& v : g.values()) names_.insert(v.name);
+    for (const Node& n : g.nodes()) {
+      names_.insert(n.name);
+      for (const Attribute& a : n.attrs.items()) {
+        if (a.g) CollectNames(*a.g);
+        for (const auto& sub : a.graphs) CollectNames(*sub);
+      }
+    }
+  }
+  std::string Unique(const std::string& base) {
+    std::string name = base;
+    for (int i = 1; names_.count(name); ++i) name = base + "_" + std::to_string(i);
+    names_.insert(name);
+    return name;
+  }
+  ValueId Init(const std::string& base, Tensor t) {
+    return dst_.AddInitializer(Unique(base), std::move(t));
+  }
+  ValueId Vector(const std::string& base, ElementType type, const std::vector<double>& v,
+                 bool scalar) {
+    Tensor t = scalar ? Scalar(type, v[0])
+                      : Tensor::Allocate(type, {static_cast<int64_t>(v.size())}).value();
+    if (!scalar) {
+      for (size_t i = 0; i < v.size(); ++i) {
+        if (type == ElementType::kF32) t.data<float>()[i] = static_cast<float>(v[i]);
+        if (type == ElementType::kI8) t.data<int8_t>()[i] = static_cast<int8_t>(v[i]);
+        if (type == ElementType::kI32) t.data<int32_t>()[i] = static_cast<int32_t>(v[i]);
+      }
+    }
+    return Init(base, std::move(t));
+  }
+  ValueId Dequantize(const std::string& base, ValueId q, ValueId scale, ValueId zp, int axis,
+                     const std::optional<DimVector>& shape) {
+    ValueId out = dst_.AddValue(Unique(base + "_DequantizeLinear_Output"), ElementType::kF32, shape);
+    Attributes attrs;
+    if (axis >= 0) attrs.Add(Attribute::Int("axis", axis));
+    dst_.AddNode(Unique(base + "_DequantizeLinear"), "DequantizeLinear", {q, scale, zp}, {out},
+                 std::move(attrs), "", opset_);
+    return out;
+  }
+  void AddQdq(ValueId v) {
+    const QParams& p = *plan_.acts[v.v];
+    const Value& val = src_.value(v);
+    const ValueId scale = Init(val.name + "_scale", Scalar(ElementType::kF32, p.scale));
+    const ValueId zp = Init(val.name + "_zero_point", Scalar(p.type, p.zero_point));
+    const ValueId q = dst_.AddValue(Unique(val.name + "_QuantizeLinear_Output"), p.type,
+                                    val.info.shape);
+    dst_.AddNode(Unique(val.name + "_QuantizeLinear"), "QuantizeLinear", {v, scale, zp}, {q}, {},
+                 "", opset_);
+    dq_[v.v] = Dequantize(val.name, q, scale, zp, -1, val.info.shape);
+    if (report_) ++report_->activations_quantized;
+  }
+  ValueId Weight(ValueId v, int axis) {
+    auto key = std::make_pair(v.v, axis);
+    if (auto it = weights_.find(key); it != weights_.end()) return it->second.first;
+    const Value& val = src_.value(v);
+    const Tensor w = *ConstantValue(src_, v);
+    QuantizedWeight qw = QuantizeWeight(w, axis);
+    const bool scalar = axis < 0;
+    std::vector<double> scales(qw.scales.begin(), qw.scales.end());
+    const ValueId scale = Vector(val.name + "_scale", ElementType::kF32, scales, scalar);
+    const ValueId zp = Vector(val.name + "_zero_point", ElementType::kI8,
+                              std::vector<double>(scales.size(), 0.0), scalar);
+    const ValueId q = Init(val.name + "_quantized", qw.q);
+    DimVector dims(w.shape().begin(), w.shape().end());
+    const ValueId out = Dequantize(val.name, q, scale, zp, axis, dims);
+    weights_[key] = {out, qw.scales};
+    if (report_) ++report_->weights_quantized;
+    return out;
+  }
+  Result<ValueId> Bias(const Node& n, const NodePlan& np) {
+    const QParams& in = *plan_.acts[n.inputs[0].v];
+    Weight(n.inputs[1], np.weight_axis);
+    const std::vector<float>& ws = weights_[std::make_pair(n.inputs[1].v, np.weight_axis)].second;
+    const Value& val = src_.value(n.inputs[2]);
+    const Tensor b = *ConstantValue(src_, n.inputs[2]);
+    Tensor q = Tensor::Allocate(ElementType::kI32, b.shape()).value();
+    std::vector<double> scales(static_cast<size_t>(b.size()));
+    const bool per_tensor = np.weight_axis < 0;
+    for (int64_t i = 0; i < b.size(); ++i) {
+      const float s = in.scale * ws[per_tensor ? 0 : static_cast<size_t>(i % np.bias_group_channels)];
+      scales[i] = s;
+      const double r = std::nearbyint(b.GetAsDouble(i) / static_cast<double>(s));
+      const double lim = std::numeric_limits<int32_t>::max();
+      q.data<int32_t>()[i] = static_cast<int32_t>(std::clamp(r, -lim, lim));
+    }
+    if (per_tensor) scales.resize(1);
+    const ValueId scale = Vector(val.name + "_scale", ElementType::kF32, scales, per_tensor);
+    const ValueId zp = Vector(val.name + "_zero_point", ElementType::kI32,
+                              std::vector<double>(scales.size(), 0.0), per_tensor);
+    const ValueId qv = Init(val.name + "_quantized", q);
+    DimVector dims(b.shape().begin(), b.shape().end());
+    if (report_) ++report_->biases_quantized;
+    return Dequantize(val.name, qv, scale, zp, per_tensor ? -1 : 0, dims);
+  }
+  ValueId ConstantInput(ValueId v) {
+    if (auto it = constants_.find(v.v); it != constants_.end()) return it->second;
+    const Value& val = src_.value(v);
+    const Tensor c = *ConstantValue(src_, v);
+    double lo = 0, hi = 0;
+    for (int64_t i = 0; i < c.size(); ++i) {
+      const double x = c.GetAsDouble(i);
+      if (std::isfinite(x)) {
+        lo = std::min(lo, x);
+        hi = std::max(hi, x);
+      }
+    }
+    const QParams p = ParamsForRange(lo, hi, o_.activations);
+    Tensor q = Tensor::Allocate(p.type, c.shape()).value();
+    const float qmin = p.type == ElementType::kI8 ? -128.0f : 0.0f;
+    const float qmax = p.type == ElementType::kI8 ? 127.0f : 255.0f;
+    for (int64_t i = 0; i < c.size(); ++i) {
+      const float x = std::clamp(RoundHalfEven(static_cast<float>(c.GetAsDouble(i)) / p.scale) +
+                                     static_cast<float>(p.zero_point), qmin, qmax);
+      if (p.type == ElementType::kI8) {
+        q.data<int8_t>()[i] = static_cast<int8_t>(x);
+      } else {
+        q.data<uint8_t>()[i] = static_cast<uint8_t>(x);
+      }
+    }
+    const ValueId scale = Init(val.name + "_scale", Scalar(ElementType::kF32, p.scale));
+    const ValueId zp = Init(val.name + "_zero_point", Scalar(p.type, p.zero_point));
+    const ValueId qv = Init(val.name + "_quantized", q);
+    DimVector dims(c.shape().begin(), c.shape().end());
+    const ValueId out = Dequantize(val.name, qv, scale, zp, -1, dims);
+    constants_[v.v] = out;
+    if (report_) ++report_->weights_quantized;
+    return out;
+  }
+
+  const Graph& src_;
+  const QdqPlan& plan_;
+  const QuantizeOptions& o_;
+  int opset_;
+  QuantizeReport* report_;
+  int scratch_ = 0;
+  Graph dst_;
+  std::vector<ValueId> dq_;  // per src value: its dequantized version
+  std::map<std::pair<uint32_t, int>, std::pair<ValueId, std::vector<float>>> weights_;
+  std::map<uint32_t, ValueId> constants_;
+  std::unordered_set<std::string> names_;
+};
+
+}  // namespace
+
+Result<Graph> EmitQdq(const Graph& g, const QdqPlan& plan, const QuantizeOptions& options,
+                      int opset, QuantizeReport* report) {
+  return Emitter(g, plan, options, opset, report).Run();
+}
+
+}  // namespace kiln::quant_internal

@@ -1,0 +1,108 @@
+// Static int8 quantization: rewrites a float model into a QDQ model (QuantizeLinear ->
+// DequantizeLinear pairs, as ONNX Runtime's quantization tool writes them) from calibration
+// statistics (calibration.h).
+//
+// What is quantized (default-domain nodes with float32 data, not kept in float):
+//   Conv, ConvTranspose, MatMul, Gemm   activation inputs QDQ per tensor; constant weights int8
+//                                       symmetric, per output channel (Conv axis 0, ConvTranspose
+//                                       axis 1, MatMul last axis, Gemm B by transB) or per tensor;
+//                                       Conv/ConvTranspose/Gemm biases int32 with scale
+//                                       input_scale * weight_scale, zero point 0
+//   Add, Mul, Concat, AveragePool,      every float input and the output QDQ (constant inputs
+//   GlobalAveragePool                   stored quantized, per tensor, in the activation type)
+//   MaxPool, Resize, Reshape, Transpose, input 0 and output share one scale; quantized only when
+//   Squeeze, Unsqueeze, Flatten          input 0 is already quantized by a neighbour
+//   Relu, Clip                          fused: when a quantized node's output is read only by a
+//                                       Relu/Clip, that output is not quantized and the Relu/Clip
+//                                       output carries the range instead (ONNX Runtime removes
+//                                       the Relu/Clip when it fuses, Kiln runs it in float)
+// Everything else (Sigmoid, HardSigmoid, Softmax, Div, ...) stays float; its inputs read the
+// dequantized values when their producer is quantized. Graph inputs and outputs stay float:
+// outputs are never quantized, inputs get a QDQ pair after them. Activations are uint8
+// asymmetric (zero point from the range, which always includes 0) or int8 symmetric.
+//
+// Per-axis scales need opset 13: a model with a lower default-domain opset is upgraded to 13
+// first (Clip, Slice, Squeeze/Unsqueeze, Softmax-family, ReduceSum, Split, Pad, TopK and
+// Dropout rewritten to their opset-13 forms); with an op it cannot upgrade, a model at opset
+// 10-12 falls back to per-tensor weights (noted in the report) and one below 10 is an error.
+//
+// A node whose float input has no recorded statistics (and is not a constant) stays float,
+// with a note. Unnamed nodes are named "<OpType>_<k>" first (as precision conversion does).
+//
+// Metadata written: kiln.quantization (JSON: method, activations, weights, per_channel,
+// keep_float, kept_float_nodes, calibration_runs), kiln.quantizer.
+//
+//   QuantizeOptions o;
+//   KILN_ASSIGN_OR_RETURN(o.method, ParseCalibrationMethod("percentile:99.99"));
+//   KILN_ASSIGN_OR_RETURN(o.keep_float, ParseKeepSelector("op:Softmax,auto:0.05"));
+//   o.samples = samples;  // needed by auto:TOL
+//   KILN_ASSIGN_OR_RETURN(QuantizeReport r, QuantizeModel(model, stats, o));
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "ir/graph.h"
+#include "precision/selector.h"
+#include "quant/calibration.h"
+#include "quant/record.h"
+
+namespace kiln {
+
+inline constexpr const char* kQuantizerVersion = "kiln-quant 1";
+
+enum class ActivationType { kU8, kS8 };
+const char* ActivationTypeName(ActivationType t);  // "u8" / "s8"
+Result<ActivationType> ParseActivationType(const std::string& s);
+
+struct QuantizeOptions {
+  CalibrationMethod method;
+  ActivationType activations = ActivationType::kU8;
+  bool per_channel = true;
+  KeepSelector keep_float;
+  // Samples for auto:TOL (the float model's outputs on them are the reference).
+  std::vector<NamedTensors> samples;
+  int threads = 1;
+  ProgressFn progress;
+};
+
+struct QuantKeptNode {
+  std::string name;
+  std::string op_type;
+  std::string reason;  // "selected by op:Softmax", "measured error ..."
+};
+
+struct LayerError {
+  std::string name;
+  std::string op_type;
+  double relative_l2 = 0;  // the node's own output, quantized vs float, on the auto samples
+};
+
+struct QuantOutputError {
+  std::string name;
+  double relative_l2 = 0;  // pooled over the auto samples, QDQ model vs float
+};
+
+struct QuantizeReport {
+  std::map<std::string, int> quantized;  // op_type -> quantized nodes
+  int weights_quantized = 0;             // int8 weight tensors
+  int biases_quantized = 0;              // int32 bias tensors
+  int activations_quantized = 0;         // activation tensors with a QDQ pair
+  int opset_before = 0, opset_after = 0;
+  bool per_channel = true;               // after a possible fallback
+  std::vector<QuantKeptNode> kept;
+  // auto:TOL only: every measured layer (most sensitive first), the final output errors and how
+  // many whole-model evaluations the search took.
+  std::vector<LayerError> layer_errors;
+  std::vector<QuantOutputError> output_errors;
+  int model_runs = 0;
+  std::vector<std::string> notes;
+};
+
+// Rewrites `model` (a float model, after the default graph passes) into a QDQ model.
+Result<QuantizeReport> QuantizeModel(Model& model, const CalibrationStats& stats,
+                                     const QuantizeOptions& options);
+
+}  // namespace kiln

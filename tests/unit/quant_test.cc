@@ -1,0 +1,500 @@
+// Tests of src/quant: calibration statistics against values computed here, the statistics file
+// (round trip, truncated and corrupted files), the QDQ rewrite on a small conv model (Kiln's
+// reference backend and ONNX Runtime agree on the QDQ file), auto:TOL on a model with one
+// quantization-hostile layer, and the PP-OCR models (cls, rec, det at 160x160) from random
+// calibration inputs.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "core/npy.h"
+#include "ir/shape_inference.h"
+#include "onnx/exporter.h"
+#include "onnx/importer.h"
+#include "passes/pass_manager.h"
+#include "quant/quantize.h"
+
+namespace kiln {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kSource = KILN_SOURCE_DIR;
+const fs::path kOcr = kSource / ".deps" / "npm" / "node_modules" / "@gutenye" / "ocr-models" / "assets";
+
+Tensor Uniform(const Shape& shape, float lo, float hi, uint64_t seed) {
+  Tensor t = Tensor::Allocate(ElementType::kF32, shape).value();
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  for (int64_t i = 0; i < t.size(); ++i) t.data<float>()[i] = d(rng);
+  return t;
+}
+
+double RelL2(const Tensor& a, const Tensor& b) {
+  EXPECT_EQ(a.shape(), b.shape());
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < a.size() && i < b.size(); ++i) {
+    const double x = a.GetAsDouble(i), y = b.GetAsDouble(i);
+    if (!std::isfinite(x)) return INFINITY;
+    num += (x - y) * (x - y);
+    den += y * y;
+  }
+  return std::sqrt(num / den);
+}
+
+// Fraction of rows (slices along the last axis) with the same argmax.
+double ArgmaxAgreement(const Tensor& a, const Tensor& b, int64_t* rows_out = nullptr) {
+  const int64_t n = a.shape().back();
+  const int64_t rows = a.size() / n;
+  int64_t same = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t ia = 0, ib = 0;
+    for (int64_t k = 1; k < n; ++k) {
+      if (a.GetAsDouble(r * n + k) > a.GetAsDouble(r * n + ia)) ia = k;
+      if (b.GetAsDouble(r * n + k) > b.GetAsDouble(r * n + ib)) ib = k;
+    }
+    same += ia == ib;
+  }
+  if (rows_out) *rows_out = rows;
+  return rows ? static_cast<double>(same) / static_cast<double>(rows) : 1.0;
+}
+
+std::vector<Tensor> RunRef(Model model, const NamedTensors& inputs) {
+  auto session = Session::Create(std::move(model), SessionOptions::Reference(2));
+  EXPECT_TRUE(session.ok()) << session.status().ToString();
+  if (!session.ok()) return {};
+  auto outs = (*session)->Run(inputs);
+  EXPECT_TRUE(outs.ok()) << outs.status().ToString();
+  return outs.ok() ? *outs : std::vector<Tensor>{};
+}
+
+std::string Sanitize(std::string s) {
+  for (char& c : s) {
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '_';
+  }
+  return s;
+}
+
+bool HaveOrt() {
+  return std::system("node --version > /dev/null 2>&1") == 0 &&
+         fs::exists(kSource / ".deps" / "npm" / "node_modules" / "onnxruntime-node");
+}
+
+// Runs an ONNX file with ONNX Runtime (tests/models/ort_run.js); outputs in graph order.
+std::vector<Tensor> RunOrt(const fs::path& model, const NamedTensors& inputs,
+                           const std::vector<std::string>& outputs) {
+  const fs::path work = fs::temp_directory_path() /
+                        ("kiln_quant_ort_" + std::to_string(getpid()) + "_" + model.stem().string());
+  fs::remove_all(work);
+  fs::create_directories(work / "in");
+  for (const auto& [name, t] : inputs) {
+    EXPECT_TRUE(WriteNpy((work / "in" / (Sanitize(name) + ".npy")).string(), t).ok());
+  }
+  const std::string cmd = "node '" + (kSource / "tests" / "models" / "ort_run.js").string() + "' '" +
+                          model.string() + "' '" + (work / "in").string() + "' '" +
+                          (work / "ort").string() + "' 1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << "ONNX Runtime failed: " << cmd;
+  std::vector<Tensor> result;
+  for (const std::string& name : outputs) {
+    auto t = ReadNpy((work / "ort" / (Sanitize(name) + ".npy")).string());
+    EXPECT_TRUE(t.ok()) << t.status().ToString();
+    if (t.ok()) result.push_back(*t);
+  }
+  fs::remove_all(work);
+  return result;
+}
+
+// --- statistics --------------------------------------------------------------------------
+
+TEST(QuantStats, MinMaxAndHistogramMatchIndependentCounts) {
+  Tensor t = Uniform({1000}, -3.0f, 5.0f, 1);
+  CalibrationStats stats;
+  ASSERT_TRUE(stats.Add("x", t).ok());
+  const TensorStats* s = stats.Find("x");
+  ASSERT_NE(s, nullptr);
+  double lo = INFINITY, hi = -INFINITY;
+  for (int64_t i = 0; i < t.size(); ++i) {
+    lo = std::min(lo, t.GetAsDouble(i));
+    hi = std::max(hi, t.GetAsDouble(i));
+  }
+  EXPECT_EQ(s->count, 1000);
+  EXPECT_EQ(s->min, lo);
+  EXPECT_EQ(s->max, hi);
+  // |x| < 5, so the range is 8 (the smallest power of two above max |x|), bin width 16/4096.
+  EXPECT_EQ(s->range, 8.0);
+  std::vector<int64_t> want(kHistogramBins, 0);
+  for (int64_t i = 0; i < t.size(); ++i) {
+    ++want[static_cast<size_t>(std::floor((t.GetAsDouble(i) + 8.0) / (16.0 / kHistogramBins)))];
+  }
+  EXPECT_EQ(s->hist, want);
+}
+
+TEST(QuantStats, MergeOfTwoRecordingsEqualsOneRecordingOfBoth) {
+  Tensor a = Uniform({3000}, -0.7f, 0.9f, 2), b = Uniform({2000}, -40.0f, 20.0f, 3);
+  Tensor inf = Tensor::FromVector<float>({INFINITY, 1.0f}, {2});
+  CalibrationStats both, first, second;
+  ASSERT_TRUE(both.Add("x", a).ok());
+  ASSERT_TRUE(both.Add("x", b).ok());
+  ASSERT_TRUE(both.Add("y", inf).ok());
+  both.AddRuns(2);
+  ASSERT_TRUE(first.Add("x", b).ok());  // the wider one first: the other side doubles
+  first.AddRuns(1);
+  ASSERT_TRUE(second.Add("x", a).ok());
+  ASSERT_TRUE(second.Add("y", inf).ok());
+  second.AddRuns(1);
+  ASSERT_TRUE(first.Merge(second).ok());
+  EXPECT_EQ(first.Serialize(), both.Serialize());
+  EXPECT_EQ(first.runs(), 2);
+  EXPECT_EQ(first.Find("y")->nonfinite, 1);
+  EXPECT_EQ(first.Find("x")->count, 5000);
+}
+
+TEST(QuantStats, PercentileAndEntropyRanges) {
+  // 99,000 values in [0, 1) and 1,000 outliers at 100: the 99th percentile of |x| is < 1.
+  Tensor t = Tensor::Allocate(ElementType::kF32, {100000}).value();
+  std::mt19937_64 rng(4);
+  std::uniform_real_distribution<float> d(0.0f, 1.0f);
+  std::vector<double> abs;
+  for (int64_t i = 0; i < t.size(); ++i) {
+    t.data<float>()[i] = i % 100 == 0 ? 100.0f : d(rng);
+    abs.push_back(std::fabs(t.data<float>()[i]));
+  }
+  std::sort(abs.begin(), abs.end());
+  TensorStats s;
+  ASSERT_TRUE(s.Add(t).ok());
+  const double width = 2 * s.range / kHistogramBins;
+  auto p = ComputeRange(s, ParseCalibrationMethod("percentile:98.5").value(), true);
+  ASSERT_TRUE(p.ok());
+  const double want = abs[static_cast<size_t>(std::ceil(0.985 * abs.size())) - 1];
+  EXPECT_NEAR(p->second, want, width);
+  EXPECT_EQ(p->first, -p->second);
+  auto mm = ComputeRange(s, ParseCalibrationMethod("minmax").value(), false);
+  ASSERT_TRUE(mm.ok());
+  EXPECT_EQ(mm->first, s.min);
+  EXPECT_EQ(mm->second, 100.0);
+  // Entropy: a normal bulk (sigma 1) with 0.01% outliers at 40: the KL-optimal threshold keeps
+  // the bulk and clips the outliers. (Like TensorRT's, the search starts at 128 bins, range / 16.)
+  TensorStats rare;
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int64_t i = 0; i < t.size(); ++i) t.data<float>()[i] = i % 10000 == 0 ? 40.0f : normal(rng);
+  ASSERT_TRUE(rare.Add(t).ok());
+  auto ent = ComputeRange(rare, ParseCalibrationMethod("entropy").value(), true);
+  ASSERT_TRUE(ent.ok());
+  std::printf("  entropy threshold %.3g (max 40)\n", ent->second);
+  EXPECT_GT(ent->second, 2.5);
+  EXPECT_LT(ent->second, 20.0);
+  EXPECT_FALSE(ParseCalibrationMethod("percentile:120").ok());
+  EXPECT_FALSE(ParseCalibrationMethod("kl").ok());
+}
+
+TEST(QuantStats, FileRoundTripAndBadFiles) {
+  CalibrationStats stats;
+  ASSERT_TRUE(stats.Add("conv_out", Uniform({500}, -2, 3, 5)).ok());
+  ASSERT_TRUE(stats.Add("zeros", Tensor::Allocate(ElementType::kF32, {4}).value()).ok());
+  stats.AddRuns(1);
+  const fs::path dir = fs::temp_directory_path() / ("kiln_quant_stats_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const std::string path = (dir / "stats.json").string();
+  ASSERT_TRUE(SaveCalibrationStats(stats, path).ok());
+  auto loaded = LoadCalibrationStats(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(loaded->Serialize(), stats.Serialize());
+
+  const std::string text = stats.Serialize();
+  {
+    std::ofstream f(dir / "truncated.json");
+    f << text.substr(0, text.size() / 2);
+  }
+  auto truncated = LoadCalibrationStats((dir / "truncated.json").string());
+  ASSERT_FALSE(truncated.ok());
+  EXPECT_NE(truncated.status().message().find("truncated.json"), std::string::npos);
+  EXPECT_NE(truncated.status().message().find("truncated or corrupted"), std::string::npos);
+
+  std::string corrupted = text;
+  const size_t at = corrupted.find("\"count\":500");
+  ASSERT_NE(at, std::string::npos);
+  corrupted.replace(at, 11, "\"count\":501");
+  auto bad = CalibrationStats::Parse(corrupted, "stats.json");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("conv_out"), std::string::npos) << bad.status().message();
+  EXPECT_NE(bad.status().message().find("add up"), std::string::npos);
+  EXPECT_FALSE(CalibrationStats::Parse("{\"format\":\"other\"}", "x.json").ok());
+  EXPECT_FALSE(LoadCalibrationStats((dir / "missing.json").string()).ok());
+  fs::remove_all(dir);
+}
+
+// --- models ------------------------------------------------------------------------------
+
+Tensor Weights(const Shape& shape, float scale, uint64_t seed) {
+  return Uniform(shape, -scale, scale, seed);
+}
+
+// x[1,4,12,12] -> Conv 3x3 (8) -> Clip(0,6) -> Conv 3x3 (8) -> Relu -> MaxPool 2x2 -> Conv 1x1
+// (4) -> Add(skip of a GlobalAveragePool) -> y
+Model SmallConvModel(uint64_t seed) {
+  Model m;
+  m.opsets[""] = 13;
+  Graph& g = m.graph;
+  ValueId x = g.AddValue("x", ElementType::kF32, DimVector{1, 4, 12, 12});
+  g.MarkInput(x);
+  auto conv = [&](const std::string& name, ValueId in, int64_t cin, int64_t cout, int64_t k,
+                  uint64_t s) {
+    ValueId w = g.AddInitializer(name + ".w", Weights({cout, cin, k, k}, 0.5f, s));
+    ValueId b = g.AddInitializer(name + ".b", Weights({cout}, 0.2f, s + 100));
+    ValueId out = g.AddValue(name + ".out");
+    Attributes a;
+    a.Add(Attribute::Ints("pads", {k / 2, k / 2, k / 2, k / 2}));
+    g.AddNode(name, "Conv", {in, w, b}, {out}, a, "", 13);
+    return out;
+  };
+  ValueId c1 = conv("conv1", x, 4, 8, 3, seed);
+  ValueId lo = g.AddInitializer("clip.lo", Tensor::FromVector<float>({0.0f}, {}));
+  ValueId hi = g.AddInitializer("clip.hi", Tensor::FromVector<float>({6.0f}, {}));
+  ValueId r1 = g.AddValue("clip1.out");
+  g.AddNode("clip1", "Clip", {c1, lo, hi}, {r1}, {}, "", 13);
+  ValueId c2 = conv("conv2", r1, 8, 8, 3, seed + 1);
+  ValueId r2 = g.AddValue("relu2.out");
+  g.AddNode("relu2", "Relu", {c2}, {r2}, {}, "", 13);
+  ValueId p = g.AddValue("pool.out");
+  Attributes pa;
+  pa.Add(Attribute::Ints("kernel_shape", {2, 2}));
+  pa.Add(Attribute::Ints("strides", {2, 2}));
+  g.AddNode("pool", "MaxPool", {r2}, {p}, pa, "", 13);
+  ValueId c3 = conv("conv3", p, 8, 4, 1, seed + 2);
+  ValueId gap = g.AddValue("gap.out");
+  g.AddNode("gap", "GlobalAveragePool", {c3}, {gap}, {}, "", 13);
+  ValueId y = g.AddValue("y");
+  g.AddNode("add", "Add", {c3, gap}, {y}, {}, "", 13);
+  g.MarkOutput(y);
+  EXPECT_TRUE(InferShapes(g, InferShapesOptions{}).ok());
+  return m;
+}
+
+TEST(Quantize, SmallConvModelRunsInKilnAndOrtAlike) {
+  std::vector<NamedTensors> samples;
+  for (int i = 0; i < 8; ++i) samples.push_back({{"x", Uniform({1, 4, 12, 12}, -1, 1, 10 + i)}});
+  Model model = SmallConvModel(7);
+  CalibrationStats stats;
+  ASSERT_TRUE(RecordStatistics(model, samples, {}, stats).ok());
+  EXPECT_EQ(stats.runs(), 8);
+  ASSERT_NE(stats.Find("conv2.out"), nullptr);
+  QuantizeOptions o;
+  auto report = QuantizeModel(model, stats, o);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->quantized["Conv"], 3);
+  EXPECT_EQ(report->quantized["MaxPool"], 1);
+  EXPECT_EQ(report->biases_quantized, 3);
+  int q = 0, dq = 0;
+  for (const Node& n : model.graph.nodes()) {
+    q += n.op_type == "QuantizeLinear";
+    dq += n.op_type == "DequantizeLinear";
+    // Relu and Clip are fused: the conv outputs they read are not quantized themselves.
+    if (n.op_type == "QuantizeLinear") {
+      EXPECT_NE(model.graph.value(n.inputs[0]).name, "conv1.out");
+      EXPECT_NE(model.graph.value(n.inputs[0]).name, "conv2.out");
+    }
+  }
+  EXPECT_GT(q, 0);
+  EXPECT_GT(dq, q);  // weights and biases have a DequantizeLinear only
+  EXPECT_NE(model.metadata["kiln.quantization"].find("\"method\":\"minmax\""), std::string::npos);
+
+  const fs::path dir = fs::temp_directory_path() / ("kiln_quant_small_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const fs::path file = dir / "small_qdq.onnx";
+  ASSERT_TRUE(ExportOnnxFile(model, file.string()).ok());
+  Tensor x = Uniform({1, 4, 12, 12}, -1, 1, 99);
+  auto want = RunRef(SmallConvModel(7), {{"x", x}});
+  auto kiln = RunRef(ImportOnnxFile(file.string()).value(), {{"x", x}});
+  ASSERT_EQ(kiln.size(), 1u);
+  const double err = RelL2(kiln[0], want[0]);
+  std::printf("  small conv: int8 QDQ vs float relative error %.3g\n", err);
+  EXPECT_LE(err, 0.05);
+  if (!HaveOrt()) GTEST_SKIP() << "ONNX Runtime missing: run scripts/setup.sh";
+  auto ort = RunOrt(file, {{"x", x}}, {"y"});
+  ASSERT_EQ(ort.size(), 1u);
+  const double agree = RelL2(ort[0], kiln[0]);
+  std::printf("  small conv: ONNX Runtime vs Kiln on the QDQ file %.3g\n", agree);
+  EXPECT_LE(agree, 0.02);
+  fs::remove_all(dir);
+}
+
+// x -> Conv A (reads x, whose range is dominated by rare outliers) -> Clip(0,6) -> Conv B ->
+// Relu -> Conv C -> y. Quantizing x wipes out its normal values; keeping A float keeps x float.
+TEST(Quantize, AutoTolKeepsTheHostileLayerFloat) {
+  Model model;
+  model.opsets[""] = 13;
+  Graph& g = model.graph;
+  ValueId x = g.AddValue("x", ElementType::kF32, DimVector{1, 4, 8, 8});
+  g.MarkInput(x);
+  auto conv = [&](const std::string& name, ValueId in, int64_t cin, int64_t cout, uint64_t s) {
+    ValueId w = g.AddInitializer(name + ".w", Weights({cout, cin, 3, 3}, 0.4f, s));
+    ValueId b = g.AddInitializer(name + ".b", Weights({cout}, 0.1f, s + 50));
+    ValueId out = g.AddValue(name + ".out");
+    Attributes a;
+    a.Add(Attribute::Ints("pads", {1, 1, 1, 1}));
+    g.AddNode(name, "Conv", {in, w, b}, {out}, a, "", 13);
+    return out;
+  };
+  ValueId a = conv("A", x, 4, 8, 1);
+  ValueId lo = g.AddInitializer("lo", Tensor::FromVector<float>({0.0f}, {}));
+  ValueId hi = g.AddInitializer("hi", Tensor::FromVector<float>({6.0f}, {}));
+  ValueId ca = g.AddValue("clipA.out");
+  g.AddNode("clipA", "Clip", {a, lo, hi}, {ca}, {}, "", 13);
+  ValueId b = conv("B", ca, 8, 8, 2);
+  ValueId rb = g.AddValue("reluB.out");
+  g.AddNode("reluB", "Relu", {b}, {rb}, {}, "", 13);
+  ValueId c = conv("C", rb, 8, 4, 3);
+  g.MarkOutput(c);
+  ASSERT_TRUE(InferShapes(g, InferShapesOptions{}).ok());
+
+  std::vector<NamedTensors> samples;
+  for (int i = 0; i < 6; ++i) {
+    Tensor t = Uniform({1, 4, 8, 8}, 0, 1, 20 + i);
+    t.data<float>()[(i * 37) % t.size()] = 500.0f;  // one outlier per sample
+    samples.push_back({{"x", t}});
+  }
+  CalibrationStats stats;
+  ASSERT_TRUE(RecordStatistics(model, samples, {}, stats).ok());
+  Model plain = CopyModel(model);
+  Model float_model = CopyModel(model);
+  ASSERT_TRUE(QuantizeModel(plain, stats, QuantizeOptions{}).ok());
+  double plain_err = 0;
+  for (const auto& s : samples) {
+    const auto want = RunRef(CopyModel(float_model), s);
+    const auto got = RunRef(CopyModel(plain), s);
+    plain_err = std::max(plain_err, RelL2(got[0], want[0]));
+  }
+  std::printf("  hostile model, everything quantized: error %.3g\n", plain_err);
+  EXPECT_GT(plain_err, 0.2);
+
+  constexpr double kTol = 0.05;
+  QuantizeOptions o;
+  o.keep_float = ParseKeepSelector("auto:0.05").value();
+  o.samples = samples;
+  auto report = QuantizeModel(model, stats, o);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->kept.size(), 1u);
+  EXPECT_EQ(report->kept[0].name, "A");
+  ASSERT_FALSE(report->layer_errors.empty());
+  EXPECT_EQ(report->layer_errors[0].name, "A");
+  ASSERT_EQ(report->output_errors.size(), 1u);
+  EXPECT_LE(report->output_errors[0].relative_l2, kTol);
+  EXPECT_NE(model.metadata["kiln.quantization"].find("\"kept_float_nodes\":[\"A\"]"),
+            std::string::npos);
+  // Checked independently: the written model on every sample.
+  for (const auto& s : samples) {
+    const auto want = RunRef(CopyModel(float_model), s);
+    const auto got = RunRef(CopyModel(model), s);
+    EXPECT_LE(RelL2(got[0], want[0]), 2 * kTol);
+  }
+  for (const auto& e : report->layer_errors) {
+    std::printf("  layer %-4s %-5s %.3g\n", e.name.c_str(), e.op_type.c_str(), e.relative_l2);
+  }
+  std::printf("  auto:%.2g kept %s, output error %.3g after %d evaluations\n", kTol,
+              report->kept[0].name.c_str(), report->output_errors[0].relative_l2,
+              report->model_runs);
+}
+
+TEST(Quantize, BadCalibrationDataIsAClearError) {
+  Model model = SmallConvModel(1);
+  auto none = LoadCalibrationSamples("/nonexistent/kiln", model.graph, 4);
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("not a directory"), std::string::npos);
+  const fs::path dir = fs::temp_directory_path() / ("kiln_quant_data_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  ASSERT_TRUE(WriteNpy((dir / "a.npy").string(), Uniform({1, 4, 12, 13}, 0, 1, 1)).ok());
+  auto wrong = LoadCalibrationSamples(dir.string(), model.graph, 4);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.status().message().find("a.npy"), std::string::npos);
+  ASSERT_TRUE(WriteNpy((dir / "a.npy").string(), Uniform({1, 4, 12, 12}, 0, 1, 1)).ok());
+  ASSERT_TRUE(WriteNpy((dir / "b.npy").string(), Uniform({1, 4, 12, 12}, 0, 1, 2)).ok());
+  auto ok = LoadCalibrationSamples(dir.string(), model.graph, 1);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->size(), 1u);
+  fs::remove_all(dir);
+}
+
+// A PP-OCR model quantized from random calibration inputs: Kiln (reference) and ONNX Runtime
+// run the QDQ file alike; the int8 error vs float is printed.
+// A synthetic document page (light paper, dark stroke "words", shifted by `seed`), normalised as
+// PaddleOCR does: the detector's output on pure noise is ~0 everywhere, which makes a relative
+// error meaningless.
+Tensor Page(const Shape& shape, uint64_t seed) {
+  Tensor t = Tensor::Allocate(ElementType::kF32, shape).value();
+  const int64_t h = shape[2], w = shape[3];
+  std::mt19937_64 rng(seed);
+  const int64_t dy = static_cast<int64_t>(rng() % 16), dx = static_cast<int64_t>(rng() % 24);
+  std::uniform_real_distribution<float> noise(-0.1f, 0.1f);
+  for (int64_t c = 0; c < 3; ++c) {
+    for (int64_t y = 0; y < h; ++y) {
+      for (int64_t x = 0; x < w; ++x) {
+        const int64_t yy = y + dy, xx = x + dx;
+        const bool ink = (yy % 32) >= 10 && (yy % 32) < 22 && (xx % 48) < 36 && (xx / 3) % 3 != 0;
+        t.data<float>()[(c * h + y) * w + x] = (ink ? -1.7f : 1.9f) + noise(rng);
+      }
+    }
+  }
+  return t;
+}
+
+void CheckRealModel(const std::string& file, const Shape& shape, int samples, double max_ort_err,
+                    bool argmax_rows, bool page = false) {
+  auto input = [&](uint64_t seed) { return page ? Page(shape, seed) : Uniform(shape, -1, 1, seed); };
+  const fs::path path = kOcr / file;
+  ASSERT_TRUE(fs::exists(path)) << path << " missing: run scripts/setup.sh";
+  Model model = ImportOnnxFile(path.string()).value();
+  ASSERT_TRUE(RunPasses(model, DefaultOptimizationPasses()).ok());
+  Model float_model = CopyModel(model);
+  std::vector<NamedTensors> calib;
+  for (int i = 0; i < samples; ++i) calib.push_back({{"x", input(100 + i)}});
+  CalibrationStats stats;
+  ASSERT_TRUE(RecordStatistics(model, calib, {}, stats).ok());
+  auto report = QuantizeModel(model, stats, QuantizeOptions{});
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->opset_after, 13);
+  EXPECT_TRUE(report->per_channel);
+  const fs::path dir = fs::temp_directory_path() / ("kiln_quant_real_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const fs::path out = dir / (path.stem().string() + ".qdq.onnx");
+  ASSERT_TRUE(ExportOnnxFile(model, out.string(), ExportOptions{.value_info = false}).ok());
+  std::printf("  %s: file %.3fx the float file\n", file.c_str(),
+              static_cast<double>(fs::file_size(out)) / static_cast<double>(fs::file_size(path)));
+  const Tensor x = input(999);
+  const auto want = RunRef(std::move(float_model), {{"x", x}});
+  const auto kiln = RunRef(ImportOnnxFile(out.string()).value(), {{"x", x}});
+  ASSERT_EQ(kiln.size(), want.size());
+  std::printf("  %s: int8 vs float relative error %.3g, argmax agreement %.3f\n", file.c_str(),
+              RelL2(kiln[0], want[0]), ArgmaxAgreement(kiln[0], want[0]));
+  if (!HaveOrt()) GTEST_SKIP() << "ONNX Runtime missing: run scripts/setup.sh";
+  const std::string out_name = model.graph.value(model.graph.outputs()[0]).name;
+  auto ort = RunOrt(out, {{"x", x}}, {out_name});
+  ASSERT_EQ(ort.size(), 1u);
+  int64_t rows = 0;
+  const double agree = ArgmaxAgreement(ort[0], kiln[0], &rows);
+  const double err = RelL2(ort[0], kiln[0]);
+  std::printf("  %s: ONNX Runtime vs Kiln on the QDQ file: relative error %.3g, argmax %.3f "
+              "(%lld rows)\n", file.c_str(), err, agree, static_cast<long long>(rows));
+  EXPECT_LE(err, max_ort_err);
+  if (argmax_rows) EXPECT_GE(agree, 0.99);
+  fs::remove_all(dir);
+}
+
+TEST(QuantizeModels, ClsQdqRunsInKilnAndOrt) {
+  CheckRealModel("ch_ppocr_mobile_v2.0_cls_infer.onnx", {1, 3, 48, 192}, 8, 0.05, false);
+}
+TEST(QuantizeModels, RecQdqRunsInKilnAndOrt) {
+  CheckRealModel("ch_PP-OCRv4_rec_infer.onnx", {1, 3, 48, 320}, 6, 0.15, true);
+}
+TEST(QuantizeModels, DetQdqRunsInKilnAndOrt) {
+  CheckRealModel("ch_PP-OCRv4_det_infer.onnx", {1, 3, 160, 160}, 4, 0.1, false, true);
+}
+
+}  // namespace
+}  // namespace kiln

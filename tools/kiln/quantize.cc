@@ -1,0 +1,173 @@
+// kiln quantize MODEL.onnx -o OUT.onnx (--data DIR | --stats FILE)... [--method M]
+//               [--per-channel on|off] [--activations u8|s8] [--keep-float SELECTOR]
+//               [--samples N] [--save-stats FILE] [--threads N] [--no-optimize]
+//
+// Runs the default graph passes (as kiln convert does), records calibration statistics on the
+// samples in DIR (src/quant/record.h) and/or merges saved statistics files, then writes the QDQ
+// model (src/quant/quantize.h). A progress bar is drawn on stderr when it is a terminal.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "commands.h"
+#include "onnx/exporter.h"
+#include "onnx/importer.h"
+#include "passes/pass_manager.h"
+#include "quant/quantize.h"
+
+namespace kiln::cli {
+namespace {
+
+struct QuantizeCliOptions {
+  std::string model;
+  std::string output;
+  std::string data;
+  std::vector<std::string> stats;
+  std::string save_stats;
+  std::string method = "minmax";
+  std::string per_channel = "on";
+  std::string activations = "u8";
+  std::string keep_float;
+  int samples = 64;
+  int threads = 1;
+  bool no_optimize = false;
+};
+
+// "calibrating [=========>          ] 12/64" redrawn in place on a terminal.
+void DrawProgress(const std::string& phase, int done, int total) {
+  constexpr int kWidth = 30;
+  const int filled = total > 0 ? done * kWidth / total : kWidth;
+  std::string bar(static_cast<size_t>(filled), '=');
+  if (filled < kWidth) bar += '>' + std::string(static_cast<size_t>(kWidth - filled - 1), ' ');
+  std::fprintf(stderr, "\r%-18s [%s] %d/%d", phase.c_str(), bar.c_str(), done, total);
+  if (done >= total) std::fprintf(stderr, "\n");
+  std::fflush(stderr);
+}
+
+std::string KeepFloatMessage(std::string m) {
+  const std::string from = "--keep-fp32";
+  if (m.rfind(from, 0) == 0) m = "--keep-float" + m.substr(from.size());
+  return m;
+}
+
+Status DoQuantize(const QuantizeCliOptions& c) {
+  if (c.data.empty() && c.stats.empty()) {
+    return InvalidArgument("give calibration data (--data DIR) or statistics (--stats FILE)");
+  }
+  QuantizeOptions o;
+  KILN_ASSIGN_OR_RETURN(o.method, ParseCalibrationMethod(c.method));
+  KILN_ASSIGN_OR_RETURN(o.activations, ParseActivationType(c.activations));
+  if (c.per_channel != "on" && c.per_channel != "off") {
+    return InvalidArgument("--per-channel '" + c.per_channel + "': expected on or off");
+  }
+  o.per_channel = c.per_channel == "on";
+  auto sel = ParseKeepSelector(c.keep_float);
+  if (!sel.ok()) return InvalidArgument(KeepFloatMessage(sel.status().message()));
+  o.keep_float = std::move(sel).value();
+  o.threads = c.threads;
+  if (isatty(fileno(stderr))) o.progress = DrawProgress;
+  if (o.keep_float.auto_tolerance && c.data.empty()) {
+    return InvalidArgument("--keep-float auto:TOL needs --data to measure on");
+  }
+
+  KILN_ASSIGN_OR_RETURN(Model model, ImportOnnxFile(c.model));
+  if (!c.no_optimize) {
+    KILN_ASSIGN_OR_RETURN(std::vector<PassResult> passes,
+                          RunPasses(model, DefaultOptimizationPasses()));
+    for (const PassResult& r : passes) std::printf("pass %s: %d rewrites\n", r.name.c_str(), r.rewrites);
+  }
+  CalibrationStats stats;
+  for (const std::string& f : c.stats) {
+    KILN_ASSIGN_OR_RETURN(CalibrationStats s, LoadCalibrationStats(f));
+    std::printf("statistics: %s (%lld runs, %zu tensors)\n", f.c_str(),
+                static_cast<long long>(s.runs()), s.tensors().size());
+    KILN_RETURN_IF_ERROR(stats.Merge(s));
+  }
+  if (!c.data.empty()) {
+    KILN_ASSIGN_OR_RETURN(o.samples, LoadCalibrationSamples(c.data, model.graph, c.samples));
+    std::printf("calibration data: %s (%zu samples)\n", c.data.c_str(), o.samples.size());
+    RecordOptions r;
+    r.threads = c.threads;
+    r.progress = o.progress;
+    KILN_RETURN_IF_ERROR(RecordStatistics(model, o.samples, r, stats));
+  }
+  if (!c.save_stats.empty()) {
+    KILN_RETURN_IF_ERROR(SaveCalibrationStats(stats, c.save_stats));
+    std::printf("statistics saved: %s (%lld runs, %zu tensors)\n", c.save_stats.c_str(),
+                static_cast<long long>(stats.runs()), stats.tensors().size());
+  }
+  KILN_ASSIGN_OR_RETURN(QuantizeReport r, QuantizeModel(model, stats, o));
+  KILN_RETURN_IF_ERROR(ExportOnnxFile(model, c.output, ExportOptions{.value_info = false}));
+
+  std::printf("method %s, activations %s, weights s8 %s, opset %d -> %d\n",
+              o.method.ToString().c_str(), ActivationTypeName(o.activations),
+              r.per_channel ? "per channel" : "per tensor", r.opset_before, r.opset_after);
+  int total = 0;
+  std::string by_op;
+  for (const auto& [op, count] : r.quantized) {
+    total += count;
+    by_op += " " + op + "=" + std::to_string(count);
+  }
+  std::printf("quantized: %d nodes:%s\n", total, by_op.c_str());
+  std::printf("int8 weights/constants: %d; int32 biases: %d; activations with QDQ: %d\n",
+              r.weights_quantized, r.biases_quantized, r.activations_quantized);
+  if (!r.layer_errors.empty()) {
+    std::printf("layer errors (relative L2 of each quantized layer's output, most sensitive "
+                "first):\n");
+    for (const LayerError& e : r.layer_errors) {
+      std::printf("  %-40s %-18s %.3g\n", e.name.c_str(), e.op_type.c_str(), e.relative_l2);
+    }
+  }
+  std::printf("kept float: %zu nodes\n", r.kept.size());
+  for (const QuantKeptNode& k : r.kept) {
+    std::printf("  %-40s %-18s %s\n", k.name.c_str(), k.op_type.c_str(), k.reason.c_str());
+  }
+  if (o.keep_float.auto_tolerance) {
+    std::printf("auto: %d model evaluations; output errors (relative L2 vs float):\n",
+                r.model_runs);
+    for (const QuantOutputError& e : r.output_errors) {
+      std::printf("  %-40s %.3g\n", e.name.c_str(), e.relative_l2);
+    }
+  }
+  constexpr size_t kMaxNotes = 20;
+  for (size_t i = 0; i < r.notes.size() && i < kMaxNotes; ++i) {
+    std::printf("note: %s\n", r.notes[i].c_str());
+  }
+  if (r.notes.size() > kMaxNotes) std::printf("note: ... and %zu more\n", r.notes.size() - kMaxNotes);
+  std::error_code ec1, ec2;
+  const auto in_size = std::filesystem::file_size(c.model, ec1);
+  const auto out_size = std::filesystem::file_size(c.output, ec2);
+  if (!ec1 && !ec2 && in_size > 0) {
+    std::printf("file: %s (%.1f KiB) -> %s (%.1f KiB), ratio %.3f\n", c.model.c_str(),
+                in_size / 1024.0, c.output.c_str(), out_size / 1024.0,
+                static_cast<double>(out_size) / static_cast<double>(in_size));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Command AddQuantizeCommand(CLI::App& app) {
+  auto o = std::make_shared<QuantizeCliOptions>();
+  CLI::App* sub = app.add_subcommand("quantize", "Quantize a float model to int8 (QDQ ONNX)");
+  sub->add_option("model", o->model, "ONNX model file")->required();
+  sub->add_option("-o,--output", o->output, "Quantized (QDQ) ONNX model file")->required();
+  sub->add_option("--data", o->data,
+                  "Calibration inputs: DIR/<sample>/NAME.npy, or DIR/<sample>.npy for one input");
+  sub->add_option("--stats", o->stats, "Recorded statistics to merge in (repeatable)");
+  sub->add_option("--save-stats", o->save_stats, "Write the (merged) statistics to this file");
+  sub->add_option("--method", o->method, "Ranges: minmax, percentile:P (e.g. 99.99) or entropy");
+  sub->add_option("--per-channel", o->per_channel, "Per-channel int8 weights: on or off");
+  sub->add_option("--activations", o->activations, "Activation type: u8 (asymmetric) or s8");
+  sub->add_option("--keep-float", o->keep_float,
+                  "Nodes kept float: comma-separated op:TYPE, name:REGEX, auto:TOL");
+  sub->add_option("--samples", o->samples, "Use at most N calibration samples")
+      ->check(CLI::Range(1, 1000000));
+  sub->add_option("--threads", o->threads, "Threads for the runs")->check(CLI::Range(1, 256));
+  sub->add_flag("--no-optimize", o->no_optimize,
+                "Skip the graph passes (BatchNormalization/bias folding, dead code)");
+  return {sub, [o] { return DoQuantize(*o); }};
+}
+
+}  // namespace kiln::cli
