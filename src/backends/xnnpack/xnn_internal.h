@@ -141,6 +141,7 @@ class Builder {
     const char* setup_name = "";
     const Node* node = nullptr;
     std::function<void(const Workspace&, pthreadpool_t)> loop;
+    bool single_thread = false;  // too little work to be worth a parallel dispatch
   };
   struct BufferInfo {
     int64_t floats = 0;

@@ -117,6 +117,30 @@ namespace {
 
 // ---- The compiled partition ----
 
+// Operators below this many multiply-adds (or elements) run on the calling thread: a parallel
+// dispatch costs a few microseconds, more when the machine is loaded.
+constexpr double kMinParallelWork = 1 << 17;
+
+// Rough work of an XNNPACK step: output elements times multiply-adds per output.
+double StepWork(const PartitionSpec& spec, const Node& n) {
+  if (n.outputs.empty() || !(*spec.types)[n.outputs[0].v].has_static_shape()) return 1e30;
+  double work = static_cast<double>(NumElements((*spec.types)[n.outputs[0].v].static_shape()));
+  if ((n.op_type == "Conv" || n.op_type == "ConvTranspose" || n.op_type == "MatMul" ||
+       n.op_type == "Gemm") &&
+      n.inputs.size() > 1) {
+    const Tensor* w = spec.constant(n.inputs[1]);
+    const Shape xs = (*spec.types)[n.inputs[0].v].has_static_shape()
+                         ? (*spec.types)[n.inputs[0].v].static_shape()
+                         : Shape{};
+    if (n.op_type == "Conv" && w != nullptr && w->rank() == 4 && w->dim(0) > 0) {
+      work *= static_cast<double>(w->size() / w->dim(0));
+    } else if (!xs.empty()) {
+      work *= static_cast<double>(n.op_type == "ConvTranspose" ? xs[1] : xs.back());
+    }
+  }
+  return work;
+}
+
 struct PoolDeleter {
   void operator()(pthreadpool_t p) const {
     if (p) pthreadpool_destroy(p);
@@ -161,7 +185,7 @@ class XnnPartition final : public CompiledPartition {
     for (size_t i = 0; i < steps_.size(); ++i) {
       Builder::Step& s = steps_[i];
       if (s.op) {
-        const xnn_status st = xnn_run_operator(s.op.get(), pool);
+        const xnn_status st = xnn_run_operator(s.op.get(), s.single_thread ? nullptr : pool);
         if (st != xnn_status_success) return XnnError(*s.node, "xnn_run_operator", st);
       } else {
         s.loop(ws_, pool);
@@ -394,7 +418,8 @@ class XnnBackend final : public Backend {
     }
     for (Builder::Step& s : b.steps()) {
       if (!s.op) continue;
-      const xnn_status st = s.setup(part->ws_, part->pool_.get());
+      s.single_thread = StepWork(spec, *s.node) < kMinParallelWork;
+      const xnn_status st = s.setup(part->ws_, s.single_thread ? nullptr : part->pool_.get());
       if (st != xnn_status_success) return XnnError(*s.node, s.setup_name, st);
     }
     part->steps_ = std::move(b.steps());
