@@ -9,7 +9,7 @@ p90, peak RSS, load time, first run), except "min": the fastest single run over 
 Prints a markdown table (and writes it to --out).
 
   /usr/bin/python3 bench/side_by_side.py [--models det,rec,cls,silero_vad] [--threads 1,2]
-      [--rounds 3] [--warmup 2] [--iters 10] [--kiln build/kiln] [--precision fp32]
+      [--rounds 3] [--warmup 2] [--iters 10] [--kiln build/kiln] [--variant int8=DIR]...
       [--out table.md] [--raw results.json]
 
 Needs numpy only. ONNX Runtime and the models come from .deps/npm (scripts/setup.sh).
@@ -56,6 +56,21 @@ MODELS = {
                                 'state': np.zeros((2, 1, 128), np.float32),
                                 'sr': np.array(16000, np.int64)}),
 }
+
+
+def variant_inputs(model_path, inputs, tmp, stem):
+    """-i arguments for a variant: float inputs cast to the model's float type (fp16 models)."""
+    import onnx  # python3-onnx; only needed for variants
+    model = onnx.load(model_path, load_external_data=False)
+    types = {i.name: i.type.tensor_type.elem_type for i in model.graph.input}
+    args = []
+    for name, arr in inputs.items():
+        if types.get(name) == onnx.TensorProto.FLOAT16 and arr.dtype == np.float32:
+            arr = arr.astype(np.float16)
+        f = os.path.join(tmp, f'{stem}_{name}.npy')
+        np.save(f, arr)
+        args += ['-i', f'{name}={f}']
+    return args
 
 
 def fail(message):
@@ -105,7 +120,10 @@ def main():
     ap.add_argument('--npm-dir', default=os.environ.get('KILN_NPM_DIR',
                                                         os.path.join(REPO, '.deps', 'npm')),
                     help='folder with node_modules/onnxruntime-node and the models')
-    ap.add_argument('--precision', default='fp32', help='fp32 (fp16/int8 rows: not yet)')
+    ap.add_argument('--variant', action='append', default=[],
+                    help='NAME=DIR: also time Kiln on the model files in DIR (e.g. int8=out/q8, '
+                         'files found by "det"/"rec"/"cls" in their names), against ONNX Runtime '
+                         'fp32 and Kiln fp32 (repeatable)')
     ap.add_argument('--seed', type=int, default=0, help='seed of the random inputs')
     ap.add_argument('--out', help='also write the markdown table to this file')
     ap.add_argument('--raw', help='write every per-process JSON result to this file')
@@ -118,8 +136,12 @@ def main():
     threads = int_list(a.threads, '--threads')
     if a.rounds < 1 or a.iters < 1 or a.warmup < 0:
         fail('--rounds and --iters must be >= 1, --warmup >= 0')
-    if a.precision != 'fp32':
-        fail(f'--precision {a.precision}: only fp32 is benchmarked so far')
+    variants = []  # (name, folder)
+    for v in a.variant:
+        name, sep, folder = v.partition('=')
+        if not sep or not name or not os.path.isdir(folder):
+            fail(f'--variant {v!r}: expected NAME=DIR with an existing folder')
+        variants.append((name, folder))
     if not os.access(a.kiln, os.X_OK):
         fail(f'--kiln {a.kiln}: no such executable (build it: ninja -C build kiln)')
     ort_bench = os.path.join(REPO, 'bench', 'ort_bench.js')
@@ -142,13 +164,21 @@ def main():
             for t in threads:
                 common = input_args + ['--threads', str(t), '--warmup', str(a.warmup),
                                        '--iters', str(a.iters)]
-                kiln_cmd = [a.kiln, 'bench', model_path] + common + ['--json', '-']
-                ort_cmd = [a.node, ort_bench, model_path] + common
-                got = {'kiln': [], 'ort': []}
+                cmds = {'kiln': [a.kiln, 'bench', model_path] + common + ['--json', '-'],
+                        'ort': [a.node, ort_bench, model_path] + common}
+                for name, folder in variants:
+                    found = [f for f in sorted(os.listdir(folder))
+                             if f.endswith('.onnx') and m in f]
+                    if found:
+                        vpath = os.path.join(folder, found[0])
+                        vargs = variant_inputs(vpath, inputs, tmp, f'{m}_{name}')
+                        cmds['kiln:' + name] = ([a.kiln, 'bench', vpath] + vargs + common[len(input_args):]
+                                                + ['--json', '-'])
+                got = {e: [] for e in cmds}
                 for r in range(a.rounds):
-                    order = ['kiln', 'ort'] if r % 2 == 0 else ['ort', 'kiln']
+                    order = list(cmds) if r % 2 == 0 else list(reversed(list(cmds)))
                     for engine in order:
-                        cmd = kiln_cmd if engine == 'kiln' else ort_cmd
+                        cmd = cmds[engine]
                         res = subprocess_json(cmd, f'{engine} on {m}', env_npm)
                         got[engine].append(res)
                         raw.append({'model': m, 'threads': t, 'round': r, 'engine': engine,
@@ -163,20 +193,28 @@ def main():
 
     ort_version = next((x['result'].get('version') for x in raw if x['engine'] == 'ort'), '?')
     lines = [
-        f'{datetime.date.today().isoformat()}, {machine()}; precision {a.precision}; '
+        f'{datetime.date.today().isoformat()}, {machine()}; '
         f'ONNX Runtime {ort_version} (CPU EP); {a.rounds} rounds x (first + {a.warmup} warmup + '
         f'{a.iters} timed runs) per engine; each cell the median over rounds; load average '
         f'{load_before:.2f} before, {os.getloadavg()[0]:.2f} after.',
         '',
-        '| model | threads | kiln median ms | ort median ms | kiln/ort | kiln p90 ms | ort p90 ms '
+        '| model | kiln variant | threads | kiln median ms | ort fp32 median ms | kiln/ort '
+        '| vs kiln fp32 | kiln p90 ms | ort p90 ms '
         '| kiln peak RSS MB | ort peak RSS MB | kiln load ms | ort load ms | kiln min ms '
         '| ort min ms | kiln first ms | ort first ms |',
-        '| --- |' + ' ---: |' * 14,
+        '| --- | --- |' + ' ---: |' * 15,
     ]
     for m, t, g in rows:
-        k, o = g['kiln'], g['ort']
+      o = g['ort']
+      for engine in g:
+        if engine == 'ort':
+            continue
+        k = g[engine]
+        variant = 'fp32' if engine == 'kiln' else engine.split(':', 1)[1]
         ratio = k['median_ms'] / o['median_ms'] if o['median_ms'] > 0 else float('inf')
-        lines.append(f'| {m} | {t} | {k["median_ms"]:.2f} | {o["median_ms"]:.2f} | {ratio:.2f} | '
+        speedup = g['kiln']['median_ms'] / k['median_ms'] if k['median_ms'] > 0 else float('inf')
+        lines.append(f'| {m} | {variant} | {t} | {k["median_ms"]:.2f} | {o["median_ms"]:.2f} | '
+                     f'{ratio:.2f} | {speedup:.2f}x | '
                      f'{k["p90_ms"]:.2f} | {o["p90_ms"]:.2f} | {k["peak_rss_mb"]:.1f} | '
                      f'{o["peak_rss_mb"]:.1f} | {k["load_ms"]:.1f} | {o["load_ms"]:.1f} | '
                      f'{k["min_ms"]:.2f} | {o["min_ms"]:.2f} | {k["first_run_ms"]:.1f} | '
