@@ -194,11 +194,16 @@ def parse_args():
     ap.add_argument('--make-fp16', metavar='DIR', help='convert the fp32 models to fp16 into DIR')
     ap.add_argument('--make-calibration', metavar='DIR',
                     help='write the calibration set (DIR/{det,rec,cls}/NNN/x.npy) and exit')
+    ap.add_argument('--make-int8', metavar='DIR',
+                    help='make a calibration set, quantize the fp32 models to int8 (QDQ) into DIR '
+                    'with `kiln quantize` and add the variant int8=DIR')
     ap.add_argument('--runtime', default='kiln', choices=['kiln', 'ort', 'both'],
                     help='what runs the variants (ONNX Runtime fp32 always runs)')
     ap.add_argument('--models', default='det,rec,cls')
-    ap.add_argument('--samples', type=int, default=64, help='rec and cls lines (at most 64)')
-    ap.add_argument('--det-pages', type=int, default=32, help='det pages (at most 64)')
+    ap.add_argument('--samples', type=int, default=64,
+                    help='rec and cls lines (at most 512; calibration sets at most 64)')
+    ap.add_argument('--det-pages', type=int, default=32,
+                    help='det pages (at most 256; calibration sets at most 64)')
     ap.add_argument('--kiln', default=os.path.join(REPO, 'build', 'kiln'))
     ap.add_argument('--node', default='node')
     ap.add_argument('--threads', type=int, default=1)
@@ -213,8 +218,12 @@ def parse_args():
     ap.add_argument('--max-drop', type=float, default=3.0)
     ap.add_argument('--min-agreement', type=float, default=90.0)
     args = ap.parse_args()
-    if not 1 <= args.samples <= 64 or not 1 <= args.det_pages <= 64:
-        fail('--samples and --det-pages must be in [1, 64]')
+    if not 1 <= args.samples <= 512 or not 1 <= args.det_pages <= 256:
+        fail('--samples must be in [1, 512] and --det-pages in [1, 256]')
+    if (args.make_calibration or args.make_int8) and max(args.samples, args.det_pages) > \
+            ocr_data.CALIBRATION_MAX:
+        fail(f'calibration sets have at most {ocr_data.CALIBRATION_MAX} samples per model '
+             '(--samples, --det-pages)')
     args.models = [m.strip() for m in args.models.split(',') if m.strip()]
     for m in args.models:
         if m not in MODELS:

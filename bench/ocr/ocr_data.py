@@ -277,17 +277,19 @@ def det_set(rng, words, n):
 
 CALIBRATION_SEED = 1
 EVALUATION_SEED = 2
+CALIBRATION_MAX = 64  # samples per model in a calibration set
 
 
 def make_sets(kind, n_lines, n_pages):
     """{'rec': [...], 'cls': [...] (n_lines each), 'det': [...] (n_pages)} for kind 'calibration'
     or 'evaluation'. The two kinds use different seeds and disjoint word halves; evaluation lines
-    never equal a calibration line."""
+    never equal a line of the largest calibration set (CALIBRATION_MAX lines)."""
     cal_words, eval_words = word_halves()
     if kind == 'calibration':
         seed, words, taken = CALIBRATION_SEED, cal_words, frozenset()
     else:
-        cal_texts = {s['text'] for s in rec_set(_streams(CALIBRATION_SEED)[0], cal_words, n_lines)}
+        cal_texts = {s['text'] for s in rec_set(_streams(CALIBRATION_SEED)[0], cal_words,
+                                         CALIBRATION_MAX)}
         seed, words, taken = EVALUATION_SEED, eval_words, cal_texts
     rec_rng, det_rng, cls_rng = _streams(seed)
     return {'rec': rec_set(rec_rng, words, n_lines, taken), 'det': det_set(det_rng, words, n_pages),

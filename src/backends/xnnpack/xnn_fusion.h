@@ -410,11 +410,18 @@ class FusionPlanner {
     return true;
   }
 
+  // Reads of v (graph and partition outputs count twice each).
+  int uses(ValueId v) const { return v.valid() ? uses_[v.v] : 0; }
+
  private:
   const PartitionSpec& spec_;
   std::vector<int> uses_;
   std::set<const Node*> in_partition_;
   std::set<const Node*> absorbed_;
 };
+
+// An elementwise chain that is a function of one 8-bit value, starting at n, as one 256-entry
+// table lookup (xnn_int8_chain.cc): true when built (*status says how), false if n starts none.
+bool BuildInt8Chain(Builder& b, FusionPlanner& fp, const Node& n, Status* status);
 
 }  // namespace kiln::xnn

@@ -1,8 +1,10 @@
 // Private to the XNNPACK backend: the op table entry, the partition builder that op builders
 // append steps to, and the layout / conversion helpers they share.
 //
-// Inside a compiled partition every value is stored as float32 (float16 nodes are raised to
-// float32: this 2022 XNNPACK's f16 kernels are emulated on x86 and ~6x slower than f32), and
+// Inside a compiled partition every float value is stored as float32 (float16 nodes are raised to
+// float32: this 2022 XNNPACK's f16 kernels are emulated on x86 and ~6x slower than f32), every
+// 8-bit value as int8 (u8 values XOR 0x80, i.e. minus 128, with their zero points minus 128, so
+// that one family of qs8/qc8 kernels serves both; see xnn_ops_int8.cc), and
 // every rank-4 value is stored NHWC (physical dim i = logical dim kNhwc[i]); other ranks keep
 // their logical (row-major) order. Values are buffers in one workspace planned by liveness
 // (plan/memory_plan.h). Compile runs each op's build function, which appends steps: XNNPACK
@@ -55,6 +57,14 @@ void PermuteCopyF16ToF32(const uint16_t* src, const Shape& src_shape, const std:
                          float* dst, pthreadpool_t pool);
 void PermuteCopyF32ToF16(const float* src, const Shape& src_shape, const std::vector<int>& perm,
                          uint16_t* dst, pthreadpool_t pool);
+// Same for bytes, each XORed with `flip` (0x80: u8 <-> the int8 storage of u8 values).
+void PermuteCopyBytes(const uint8_t* src, const Shape& src_shape, const std::vector<int>& perm,
+                      uint8_t* dst, pthreadpool_t pool, uint8_t flip);
+
+inline bool Is8Bit(ElementType t) { return t == ElementType::kU8 || t == ElementType::kI8; }
+// Whether a node is answered by the int8 entry of its op: input 0 or output 0 is u8/i8.
+bool IsInt8Node(const std::vector<const TypeInfo*>& inputs,
+                const std::vector<const TypeInfo*>& outputs);
 
 // A constant's values as float32 (f32, f16, bf16 or f64 data).
 std::vector<float> ConstantFloats(const Tensor& t);
@@ -63,6 +73,9 @@ std::vector<float> ConstantFloats(const Tensor& t);
 class Workspace {
  public:
   float* f(int buffer) const { return ptrs_[static_cast<size_t>(buffer)]; }
+  int8_t* s8(int buffer) const {
+    return reinterpret_cast<int8_t*>(ptrs_[static_cast<size_t>(buffer)]);
+  }
   std::vector<float*> ptrs_;
 };
 
@@ -92,11 +105,14 @@ struct OpDef {
   const char* op_type;
   SupportsFn supports;
   BuildFn build;
-  // Whether a following Relu/Clip can fold into this op's output_min/output_max.
+  // Whether a following Relu/Clip can fold into this op's output_min/output_max (for int8 entries
+  // the bounds are raw 8-bit values of the graph's type).
   bool takes_activation = false;
+  // The int8 entry of the op (8-bit input 0 or output 0; xnn_ops_int8.cc), else the float one.
+  bool int8 = false;
 };
 const std::vector<OpDef>& OpTable();
-const OpDef* FindOp(const std::string& op_type);
+const OpDef* FindOp(const std::string& op_type, bool int8 = false);
 
 // Builds the steps of one partition.
 class Builder {
@@ -110,10 +126,13 @@ class Builder {
   const Tensor* constant(ValueId v) const { return v.valid() ? spec_.constant(v) : nullptr; }
   std::vector<int> perm(ValueId v) const { return PhysicalPerm(rank(v)); }
 
-  // The buffer holding value v (created on first use), marked live at the current step.
+  // The buffer holding value v (created on first use; 1 byte per element for u8/i8 values, else
+  // 4), marked live at the current step.
   int Buffer(ValueId v);
   // A temporary buffer of `floats` floats live at the current step only (call Use to extend).
   int Scratch(int64_t floats);
+  int ScratchBytes(int64_t bytes) { return Scratch((bytes + 3) / 4); }
+  ElementType type(ValueId v) const { return (*spec_.types)[v.v].type; }
   // Marks buffer b live at the current step.
   int Use(int b);
   // Buffer holding v in logical (row-major NCHW) order: v's own buffer when its layout is the

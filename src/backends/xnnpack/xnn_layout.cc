@@ -70,25 +70,27 @@ void ParallelFor(pthreadpool_t pool, int64_t n, int64_t grain,
 
 namespace {
 
-inline float ToF(float x) { return x; }
-inline float ToF(uint16_t h) { return HalfBitsToFloat(h); }
-template <typename D>
-inline D FromF(float x);
-template <>
-inline float FromF<float>(float x) {
-  return x;
-}
-template <>
-inline uint16_t FromF<uint16_t>(float x) {
-  return FloatToHalfBits(x);
-}
+// Element conversions of the copies.
+struct SameF32 {
+  float operator()(float x) const { return x; }
+};
+struct F16ToF32 {
+  float operator()(uint16_t h) const { return HalfBitsToFloat(h); }
+};
+struct F32ToF16 {
+  uint16_t operator()(float x) const { return FloatToHalfBits(x); }
+};
+struct XorByte {
+  uint8_t flip;
+  uint8_t operator()(uint8_t x) const { return static_cast<uint8_t>(x ^ flip); }
+};
 
 // dst dim i = src dim perm[i]. Outer dims are iterated with an odometer; the innermost work is
 // either a contiguous row (the last dim stays last) or a tiled 2D transpose of the dst dim that
 // is contiguous in src against the dst's last dim.
-template <typename S, typename D>
+template <typename S, typename D, typename Cvt>
 void PermuteT(const S* src, const Shape& src_shape_in, const std::vector<int>& perm_in, D* dst,
-              pthreadpool_t pool) {
+              pthreadpool_t pool, Cvt cvt) {
   // Dims of size 1 do not move anything: drop them (NHWC <-> NCHW of [1,C,1,W] or [N,1,H,W]
   // then becomes a plain copy or a 2D transpose).
   Shape src_shape;
@@ -110,7 +112,7 @@ void PermuteT(const S* src, const Shape& src_shape_in, const std::vector<int>& p
   if (total == 0) return;
   if (r == 0 || IsIdentity(perm)) {
     ParallelFor(pool, total, 1 << 14, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) dst[i] = FromF<D>(ToF(src[i]));
+      for (int64_t i = b; i < e; ++i) dst[i] = cvt(src[i]);
     });
     return;
   }
@@ -146,7 +148,7 @@ void PermuteT(const S* src, const Shape& src_shape_in, const std::vector<int>& p
       if (j == r - 1) {  // contiguous row
         const S* s = src + so;
         D* d = dst + doff;
-        for (int64_t x = 0; x < inner; ++x) d[x] = FromF<D>(ToF(s[x]));
+        for (int64_t x = 0; x < inner; ++x) d[x] = cvt(s[x]);
         continue;
       }
       constexpr int64_t kTile = 16;
@@ -157,7 +159,7 @@ void PermuteT(const S* src, const Shape& src_shape_in, const std::vector<int>& p
           for (int64_t a = a0; a < a1; ++a) {
             const S* s = src + so + a;
             D* d = dst + doff + a * j_dst_stride;
-            for (int64_t x = b0; x < b1; ++x) d[x] = FromF<D>(ToF(s[x * inner_src_stride]));
+            for (int64_t x = b0; x < b1; ++x) d[x] = cvt(s[x * inner_src_stride]);
           }
         }
       }
@@ -169,15 +171,25 @@ void PermuteT(const S* src, const Shape& src_shape_in, const std::vector<int>& p
 
 void PermuteCopy(const float* src, const Shape& src_shape, const std::vector<int>& perm, float* dst,
                  pthreadpool_t pool) {
-  PermuteT(src, src_shape, perm, dst, pool);
+  PermuteT(src, src_shape, perm, dst, pool, SameF32{});
 }
 void PermuteCopyF16ToF32(const uint16_t* src, const Shape& src_shape, const std::vector<int>& perm,
                          float* dst, pthreadpool_t pool) {
-  PermuteT(src, src_shape, perm, dst, pool);
+  PermuteT(src, src_shape, perm, dst, pool, F16ToF32{});
 }
 void PermuteCopyF32ToF16(const float* src, const Shape& src_shape, const std::vector<int>& perm,
                          uint16_t* dst, pthreadpool_t pool) {
-  PermuteT(src, src_shape, perm, dst, pool);
+  PermuteT(src, src_shape, perm, dst, pool, F32ToF16{});
+}
+void PermuteCopyBytes(const uint8_t* src, const Shape& src_shape, const std::vector<int>& perm,
+                      uint8_t* dst, pthreadpool_t pool, uint8_t flip) {
+  PermuteT(src, src_shape, perm, dst, pool, XorByte{flip});
+}
+
+bool IsInt8Node(const std::vector<const TypeInfo*>& inputs,
+                const std::vector<const TypeInfo*>& outputs) {
+  return (!inputs.empty() && inputs[0] != nullptr && Is8Bit(inputs[0]->type)) ||
+         (!outputs.empty() && outputs[0] != nullptr && Is8Bit(outputs[0]->type));
 }
 
 std::vector<float> ConstantFloats(const Tensor& t) {

@@ -1,6 +1,8 @@
 // Private to the XNNPACK backend: the op families that fill the one op table (xnn_table.cc).
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <vector>
 
 #include "backends/xnnpack/xnn_internal.h"
@@ -12,6 +14,24 @@ void AddElementwiseOps(std::vector<OpDef>& table);  // xnn_ops_elementwise.cc
 void AddPoolOps(std::vector<OpDef>& table);         // xnn_ops_pool.cc
 void AddTensorOps(std::vector<OpDef>& table);       // xnn_ops_tensor.cc
 void AddNeckOps(std::vector<OpDef>& table);         // xnn_ops_neck.cc
+void AddInt8Ops(std::vector<OpDef>& table);         // xnn_ops_int8*.cc (int8 entries)
+
+struct ConvGeometry {
+  int64_t kh = 0, kw = 0, sh = 1, sw = 1, dh = 1, dw = 1;
+  int64_t pt = 0, pl = 0, pb = 0, pr = 0;  // pads (input for Conv, output for ConvTranspose)
+  int64_t group = 1;
+  int64_t adj_h = 0, adj_w = 0;  // ConvTranspose output_padding
+};
+// Conv geometry from attributes and static shapes (x, w, y NCHW), or why it is not supported.
+Result<ConvGeometry> ConvGeometryOf(const Node& n, const Shape& x, const Shape& w, const Shape& y);
+
+// int8 entries: a u8/i8 value with a static shape of rank <= 6 ("" when fine), and Yes with the
+// node's 8-bit compute type and a cost at int8 throughputs (xnn_ops_int8.cc).
+std::string CheckInt8Value(const TypeInfo* t, const std::string& what);
+NodeSupport YesInt8(const NodeQuery& q, double gmacs_per_thread);
+
+// y = table[storage byte of x] (x, y int8 storage of the same shape): an own loop.
+void AddTableLoop(Builder& b, ValueId x, ValueId y, const std::array<uint8_t, 256>& table);
 
 // MatMul with a computed or batched B (own blocked AVX2 GEMM per batch): xnn_ops_neck.cc.
 NodeSupport MatMulComputedSupports(const NodeQuery& q);

@@ -18,13 +18,6 @@ namespace {
 constexpr double kConvGmacs = 25;  // per thread, f32 igemm on AVX2
 constexpr double kGbytes = 10;
 
-struct ConvGeometry {
-  int64_t kh = 0, kw = 0, sh = 1, sw = 1, dh = 1, dw = 1;
-  int64_t pt = 0, pl = 0, pb = 0, pr = 0;  // pads (input for Conv, output for ConvTranspose)
-  int64_t group = 1;
-  int64_t adj_h = 0, adj_w = 0;  // ConvTranspose output_padding
-};
-
 // Conv / ConvTranspose geometry from attributes and static shapes, or an error saying which
 // attribute is not supported.
 Result<ConvGeometry> Geometry(const Node& n, const Shape& x, const Shape& w, const Shape& y,
@@ -476,6 +469,10 @@ Status BatchNormBuild(Builder& b, const Node& n, const Fusion& f) {
 }
 
 }  // namespace
+
+Result<ConvGeometry> ConvGeometryOf(const Node& n, const Shape& x, const Shape& w, const Shape& y) {
+  return Geometry(n, x, w, y, false);
+}
 
 void AddConvOps(std::vector<OpDef>& table) {
   table.push_back({"Conv", ConvSupports, ConvBuild, true});

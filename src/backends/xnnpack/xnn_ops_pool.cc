@@ -307,6 +307,19 @@ NodeSupport ResizeSupports(const NodeQuery& q) {
   return YesFloat(q, kGmacs, kGbytes);
 }
 
+// int8 entry: nearest only (own copy loop on the int8 storage).
+NodeSupport Int8ResizeSupports(const NodeQuery& q) {
+  std::string e = CheckInt8Value(q.inputs[0], "input 0");
+  if (e.empty()) e = CheckInt8Value(q.outputs[0], "output 0");
+  if (!e.empty()) return NodeSupport::No(e);
+  auto r =
+      ResizeSpecOf(*q.node, q.inputs[0]->static_shape(), q.outputs[0]->static_shape(),
+                   [&](size_t i) { return i < q.constants.size() ? q.constants[i] : nullptr; });
+  if (!r.ok()) return NodeSupport::No(r.status().message());
+  if (r->linear) return NodeSupport::No("int8 Resize is nearest only");
+  return YesInt8(q, 1);
+}
+
 Status ResizeBuild(Builder& b, const Node& n, const Fusion& f) {
   const Shape x = b.shape(n.inputs[0]), y = b.shape(n.outputs[0]);
   KILN_ASSIGN_OR_RETURN(ResizeSpec r, ResizeSpecOf(n, x, y, [&](size_t i) {
@@ -338,17 +351,20 @@ Status ResizeBuild(Builder& b, const Node& n, const Fusion& f) {
     ih[static_cast<size_t>(o)] = NearestIndex(r, o, x[2], y[2], r.scale_h);
   for (int64_t o = 0; o < y[3]; ++o)
     iw[static_cast<size_t>(o)] = NearestIndex(r, o, x[3], y[3], r.scale_w);
+  const size_t es = Is8Bit(b.type(n.inputs[0])) ? 1 : sizeof(float);  // int8 entry: bytes
   b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
-    const float* src = ws.f(in);
-    float* dst = ws.f(out);
-    const size_t row = static_cast<size_t>(c) * sizeof(float);
+    const char* src = reinterpret_cast<const char*>(ws.f(in));
+    char* dst = reinterpret_cast<char*>(ws.f(out));
+    const size_t row = static_cast<size_t>(c) * es;
     ParallelFor(pool, y[0] * y[2], 1, [&](int64_t s, int64_t e) {
       for (int64_t nh = s; nh < e; ++nh) {
         const int64_t bn = nh / y[2], oh = nh % y[2];
-        const float* srow = src + (bn * x[2] + ih[static_cast<size_t>(oh)]) * x[3] * c;
-        float* drow = dst + nh * y[3] * c;
+        const char* srow =
+            src + static_cast<size_t>((bn * x[2] + ih[static_cast<size_t>(oh)]) * x[3]) * row;
+        char* drow = dst + static_cast<size_t>(nh * y[3]) * row;
         for (int64_t ow = 0; ow < y[3]; ++ow) {
-          std::memcpy(drow + ow * c, srow + iw[static_cast<size_t>(ow)] * c, row);
+          std::memcpy(drow + static_cast<size_t>(ow) * row,
+                      srow + static_cast<size_t>(iw[static_cast<size_t>(ow)]) * row, row);
         }
       }
     });
@@ -364,6 +380,7 @@ void AddPoolOps(std::vector<OpDef>& table) {
   table.push_back({"GlobalAveragePool", GlobalPoolSupports, GlobalPoolBuild, true});
   table.push_back({"Softmax", SoftmaxSupports, SoftmaxBuild, false});
   table.push_back({"Resize", ResizeSupports, ResizeBuild, false});
+  table.push_back({"Resize", Int8ResizeSupports, ResizeBuild, false, true});
 }
 
 }  // namespace kiln::xnn

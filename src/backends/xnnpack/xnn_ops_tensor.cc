@@ -43,19 +43,28 @@ Status ConcatBuild(Builder& b, const Node& n, const Fusion& f) {
   const Shape yp = Permuted(y, p);
   int64_t outer = 1;
   for (int i = 0; i < pa; ++i) outer *= yp[static_cast<size_t>(i)];
+  const bool q8 = Is8Bit(b.type(f.out));
+  const size_t es = q8 ? 1 : sizeof(float);  // bytes per element
   struct Part {
     int buffer = -1;
-    std::shared_ptr<std::vector<float>> constant;
-    int64_t chunk = 0;  // floats per outer index
+    std::shared_ptr<std::vector<float>> constant;  // floats, or the int8 storage bytes
+    int64_t chunk = 0;  // elements per outer index
   };
   std::vector<Part> parts;
   for (ValueId v : n.inputs) {
     Part part;
     part.chunk = NumElements(b.shape(v)) / outer;
     if (const Tensor* c = b.constant(v)) {
-      const std::vector<float> vals = ConstantFloats(*c);
-      part.constant = std::make_shared<std::vector<float>>(vals.size());
-      PermuteCopy(vals.data(), b.shape(v), p, part.constant->data(), nullptr);
+      if (q8) {
+        part.constant = std::make_shared<std::vector<float>>((c->size() + 3) / 4);
+        PermuteCopyBytes(static_cast<const uint8_t*>(c->raw()), b.shape(v), p,
+                         reinterpret_cast<uint8_t*>(part.constant->data()), nullptr,
+                         c->type() == ElementType::kU8 ? 0x80 : 0);
+      } else {
+        const std::vector<float> vals = ConstantFloats(*c);
+        part.constant = std::make_shared<std::vector<float>>(vals.size());
+        PermuteCopy(vals.data(), b.shape(v), p, part.constant->data(), nullptr);
+      }
     } else {
       part.buffer = b.Buffer(v);
     }
@@ -64,14 +73,16 @@ Status ConcatBuild(Builder& b, const Node& n, const Fusion& f) {
   const int64_t total_chunk = NumElements(y) / outer;
   const int out = b.Buffer(f.out);
   b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
-    float* dst = ws.f(out);
+    char* dst = reinterpret_cast<char*>(ws.f(out));
     ParallelFor(pool, outer, 1, [&](int64_t s, int64_t e) {
       for (int64_t o = s; o < e; ++o) {
-        float* d = dst + o * total_chunk;
+        char* d = dst + static_cast<size_t>(o * total_chunk) * es;
         for (const Part& part : parts) {
-          const float* src = part.buffer >= 0 ? ws.f(part.buffer) : part.constant->data();
-          std::memcpy(d, src + o * part.chunk, static_cast<size_t>(part.chunk) * sizeof(float));
-          d += part.chunk;
+          const char* src = reinterpret_cast<const char*>(
+              part.buffer >= 0 ? ws.f(part.buffer) : part.constant->data());
+          const size_t bytes = static_cast<size_t>(part.chunk) * es;
+          std::memcpy(d, src + static_cast<size_t>(o) * bytes, bytes);
+          d += bytes;
         }
       }
     });
@@ -97,14 +108,27 @@ Status ReshapeBuild(Builder& b, const Node& n, const Fusion& f) {
   const Shape xs = b.shape(x), ys = b.shape(f.out);
   const std::vector<int> pin = b.perm(x), pout = b.perm(f.out);
   const bool in_id = IsIdentity(pin), out_id = IsIdentity(pout);
+  const bool q8 = Is8Bit(b.type(x));
   if (in_id && out_id) {
     const int in = b.Buffer(x), out = b.Buffer(f.out);
-    const int64_t count = NumElements(xs);
+    const size_t bytes = static_cast<size_t>(NumElements(xs)) * (q8 ? 1 : sizeof(float));
     b.AddLoop([=](const Workspace& ws, pthreadpool_t) {
-      std::memcpy(ws.f(out), ws.f(in), static_cast<size_t>(count) * sizeof(float));
+      std::memcpy(ws.f(out), ws.f(in), bytes);
     });
     return Status::Ok();
   }
+  if (q8 && (in_id || out_id)) {  // int8: one permuting byte copy
+    const int in = b.Buffer(x), out = b.Buffer(f.out);
+    const Shape phys = in_id ? xs : Permuted(xs, pin);
+    const std::vector<int> q = in_id ? pout : Inverse(pin);
+    const Shape src_shape = in_id ? ys : phys;
+    b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+      PermuteCopyBytes(reinterpret_cast<const uint8_t*>(ws.s8(in)), src_shape, q,
+                       reinterpret_cast<uint8_t*>(ws.s8(out)), pool, 0);
+    });
+    return Status::Ok();
+  }
+  if (q8) return InvalidArgument("int8 reshape between two rank-4 shapes is not supported");
   if (!in_id && out_id) {  // physical input -> logical order is the output
     const int in = b.Buffer(x), out = b.Buffer(f.out);
     const Shape phys = Permuted(xs, pin);
@@ -150,10 +174,55 @@ Status TransposeBuild(Builder& b, const Node& n, const Fusion& f) {
   }
   const Shape phys_in = Permuted(xs, pin);
   const int in = b.Buffer(x), out = b.Buffer(f.out);
+  if (Is8Bit(b.type(x))) {
+    b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+      PermuteCopyBytes(reinterpret_cast<const uint8_t*>(ws.s8(in)), phys_in, q,
+                       reinterpret_cast<uint8_t*>(ws.s8(out)), pool, 0);
+    });
+    return Status::Ok();
+  }
   b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
     PermuteCopy(ws.f(in), phys_in, q, ws.f(out), pool);
   });
   return Status::Ok();
+}
+
+// ---- int8 entries: the same copies on the int8 storage ----
+
+NodeSupport Int8ConcatSupports(const NodeQuery& q) {
+  for (size_t i = 0; i < q.inputs.size(); ++i) {
+    std::string e = CheckInt8Value(q.inputs[i], "input " + std::to_string(i));
+    if (!e.empty()) return NodeSupport::No(e);
+    if (q.constants[i] == nullptr && q.inputs[i]->type != q.outputs[0]->type)
+      return NodeSupport::No("mixed element types");
+  }
+  std::string e = CheckInt8Value(q.outputs[0], "output 0");
+  if (!e.empty()) return NodeSupport::No(e);
+  if (q.outputs[0]->shape->empty()) return NodeSupport::No("scalar Concat");
+  return YesInt8(q, 1);
+}
+
+NodeSupport Int8ReshapeSupports(const NodeQuery& q) {
+  std::string e = CheckInt8Value(q.inputs[0], "input 0");
+  if (e.empty()) e = CheckInt8Value(q.outputs[0], "output 0");
+  if (!e.empty()) return NodeSupport::No(e);
+  for (size_t i = 1; i < q.inputs.size(); ++i) {
+    if (q.inputs[i] != nullptr && q.constants[i] == nullptr) {
+      return NodeSupport::No("input " + std::to_string(i) + " is not a constant");
+    }
+  }
+  if (q.inputs[0]->shape->size() == 4 && q.outputs[0]->shape->size() == 4 &&
+      q.inputs[0]->static_shape() != q.outputs[0]->static_shape()) {
+    return NodeSupport::No("int8 reshape between two rank-4 shapes");
+  }
+  return YesInt8(q, 1);
+}
+
+NodeSupport Int8TransposeSupports(const NodeQuery& q) {
+  std::string e = CheckInt8Value(q.inputs[0], "input 0");
+  if (e.empty()) e = CheckInt8Value(q.outputs[0], "output 0");
+  if (!e.empty()) return NodeSupport::No(e);
+  return YesInt8(q, 1);
 }
 
 }  // namespace
@@ -164,6 +233,11 @@ void AddTensorOps(std::vector<OpDef>& table) {
     table.push_back({op, ReshapeSupports, ReshapeBuild, false});
   }
   table.push_back({"Transpose", TransposeSupports, TransposeBuild, false});
+  table.push_back({"Concat", Int8ConcatSupports, ConcatBuild, false, true});
+  for (const char* op : {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}) {
+    table.push_back({op, Int8ReshapeSupports, ReshapeBuild, false, true});
+  }
+  table.push_back({"Transpose", Int8TransposeSupports, TransposeBuild, false, true});
 }
 
 }  // namespace kiln::xnn

@@ -13,14 +13,15 @@ const std::vector<OpDef>& OpTable() {
     AddPoolOps(t);
     AddTensorOps(t);
     AddNeckOps(t);
+    AddInt8Ops(t);
     return t;
   }();
   return table;
 }
 
-const OpDef* FindOp(const std::string& op_type) {
+const OpDef* FindOp(const std::string& op_type, bool int8) {
   for (const OpDef& d : OpTable()) {
-    if (op_type == d.op_type) return &d;
+    if (op_type == d.op_type && d.int8 == int8) return &d;
   }
   return nullptr;
 }

@@ -47,7 +47,8 @@ int Builder::Buffer(ValueId v) {
   if (b < 0) {
     b = static_cast<int>(buffers_.size());
     BufferInfo info;
-    info.floats = NumElements(shape(v));
+    const int64_t n = NumElements(shape(v));
+    info.floats = Is8Bit(type(v)) ? (n + 3) / 4 : n;
     info.name = graph().value(v).name;
     buffers_.push_back(info);
     value_buffer_.push_back({v.v, b});
@@ -125,14 +126,15 @@ constexpr double kMinParallelWork = 1 << 17;
 double StepWork(const PartitionSpec& spec, const Node& n) {
   if (n.outputs.empty() || !(*spec.types)[n.outputs[0].v].has_static_shape()) return 1e30;
   double work = static_cast<double>(NumElements((*spec.types)[n.outputs[0].v].static_shape()));
+  const bool qconv = n.op_type == "QLinearConv";
   if ((n.op_type == "Conv" || n.op_type == "ConvTranspose" || n.op_type == "MatMul" ||
-       n.op_type == "Gemm") &&
-      n.inputs.size() > 1) {
-    const Tensor* w = spec.constant(n.inputs[1]);
+       n.op_type == "Gemm" || qconv) &&
+      n.inputs.size() > (qconv ? 3 : 1)) {
+    const Tensor* w = spec.constant(n.inputs[qconv ? 3 : 1]);
     const Shape xs = (*spec.types)[n.inputs[0].v].has_static_shape()
                          ? (*spec.types)[n.inputs[0].v].static_shape()
                          : Shape{};
-    if (n.op_type == "Conv" && w != nullptr && w->rank() == 4 && w->dim(0) > 0) {
+    if ((n.op_type == "Conv" || qconv) && w != nullptr && w->rank() == 4 && w->dim(0) > 0) {
       work *= static_cast<double>(w->size() / w->dim(0));
     } else if (!xs.empty()) {
       work *= static_cast<double>(n.op_type == "ConvTranspose" ? xs[1] : xs.back());
@@ -170,7 +172,11 @@ class XnnPartition final : public CompiledPartition {
                                t.Describe());
       }
       if (b.buffer < 0) continue;
-      if (b.type == ElementType::kF16) {
+      if (Is8Bit(b.type)) {
+        PermuteCopyBytes(static_cast<const uint8_t*>(t.raw()), b.shape, b.perm,
+                         reinterpret_cast<uint8_t*>(ws_.s8(b.buffer)), pool,
+                         b.type == ElementType::kU8 ? 0x80 : 0);
+      } else if (b.type == ElementType::kF16) {
         PermuteCopyF16ToF32(static_cast<const uint16_t*>(t.raw()), b.shape, b.perm, ws_.f(b.buffer),
                             pool);
       } else {
@@ -205,7 +211,11 @@ class XnnPartition final : public CompiledPartition {
                                t.Describe());
       }
       const Shape phys = Permuted(b.shape, b.perm);
-      if (b.type == ElementType::kF16) {
+      if (Is8Bit(b.type)) {
+        PermuteCopyBytes(reinterpret_cast<const uint8_t*>(ws_.s8(b.buffer)), phys, b.inverse,
+                         static_cast<uint8_t*>(t.raw()), pool,
+                         b.type == ElementType::kU8 ? 0x80 : 0);
+      } else if (b.type == ElementType::kF16) {
         PermuteCopyF32ToF16(ws_.f(b.buffer), phys, b.inverse, static_cast<uint16_t*>(t.raw()),
                             pool);
       } else {
@@ -268,6 +278,8 @@ class XnnPartition final : public CompiledPartition {
       if (!IsIdentity(b.perm)) s += in ? "NCHW->NHWC" : "NHWC->NCHW";
       if (b.type == ElementType::kF16)
         s += std::string(s.empty() ? "" : ", ") + (in ? "f16->f32" : "f32->f16");
+      if (b.type == ElementType::kU8)
+        s += std::string(s.empty() ? "" : ", ") + (in ? "u8->s8 (xor 0x80)" : "s8->u8 (xor 0x80)");
       if (!s.empty()) out.push_back(b.name + ": " + s);
     };
     for (const Border& b : in_) describe(b, true);
@@ -314,12 +326,20 @@ class XnnBackend final : public Backend {
 
   NodeSupport Supports(const NodeQuery& q) const override {
     const Node& n = *q.node;
-    if (!n.domain.empty() && n.domain != "ai.onnx") {
+    if (!n.domain.empty() && n.domain != "ai.onnx" && n.domain != "ai.kiln") {
       return NodeSupport::No("domain '" + n.domain + "' is not supported");
     }
-    const OpDef* def = FindOp(n.op_type);
-    if (def == nullptr)
-      return NodeSupport::No("op " + n.op_type + " is not in the XNNPACK backend");
+    const bool int8 = IsInt8Node(q.inputs, q.outputs);
+    const OpDef* def = FindOp(n.op_type, int8);
+    if (def == nullptr) {
+      return NodeSupport::No("op " + n.op_type + (int8 ? " on int8" : "") +
+                             " is not in the XNNPACK backend");
+    }
+    static const std::set<std::string> kKilnOps = {"QGemm", "QAdd", "QMul", "QAveragePool",
+                                                   "QGlobalAveragePool", "QLut"};
+    if ((n.domain == "ai.kiln") != (kKilnOps.count(n.op_type) != 0)) {
+      return NodeSupport::No("op " + n.domain + "." + n.op_type + " is not in the XNNPACK backend");
+    }
     return def->supports(q);
   }
 
@@ -345,7 +365,11 @@ class XnnBackend final : public Backend {
     for (NodeId id : spec.nodes) {
       const Node& n = g.node(id);
       if (fusion.absorbed(&n)) continue;
-      const OpDef* def = FindOp(n.op_type);
+      std::vector<const TypeInfo*> ins, outs;
+      if (!n.inputs.empty() && n.inputs[0].valid()) ins.push_back(&(*spec.types)[n.inputs[0].v]);
+      if (!n.outputs.empty() && n.outputs[0].valid())
+        outs.push_back(&(*spec.types)[n.outputs[0].v]);
+      const OpDef* def = FindOp(n.op_type, IsInt8Node(ins, outs));
       if (def == nullptr) return Unimplemented("xnnpack: no op " + n.Describe());
       Fusion f;
       ValueId x;
@@ -353,7 +377,12 @@ class XnnBackend final : public Backend {
       b.set_node(&n);
       LayerNormMatch ln;
       ValueId scale;
-      if (fusion.MatchHardSwish(n, &x, &f)) {
+      if (def->int8 && BuildInt8Chain(b, fusion, n, &st)) {
+        // one table lookup for the chain
+      } else if (def->int8) {
+        f = fusion.Plan(n, *def);
+        st = def->build(b, n, f);
+      } else if (fusion.MatchHardSwish(n, &x, &f)) {
         st = BuildHardSwish(b, n, x, f);
       } else if (fusion.MatchScaleResidual(n, &x, &scale, &f)) {
         st = BuildScaleResidual(b, n, x, scale, f);

