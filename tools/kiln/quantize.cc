@@ -4,7 +4,8 @@
 //
 // Runs the default graph passes (as kiln convert does), records calibration statistics on the
 // samples in DIR (src/quant/record.h) and/or merges saved statistics files, then writes the QDQ
-// model (src/quant/quantize.h). A progress bar is drawn on stderr when it is a terminal.
+// model (src/quant/quantize.h). --method defaults to percentile:99.99 (on PP-OCRv4 rec minmax
+// reads 28 % of lines exactly, percentile:99.99 95 %: bench/ocr/README.md). A progress bar is drawn on stderr when it is a terminal.
 #include <unistd.h>
 
 #include <cstdio>
@@ -25,8 +26,9 @@ struct QuantizeCliOptions {
   std::string data;
   std::vector<std::string> stats;
   std::string save_stats;
-  std::string method = "minmax";
+  std::string method = "percentile:99.99";  // see bench/ocr/README.md (int8)
   std::string per_channel = "on";
+  std::string bias_correction = "on";
   std::string activations = "u8";
   std::string keep_float;
   int samples = 64;
@@ -62,6 +64,10 @@ Status DoQuantize(const QuantizeCliOptions& c) {
     return InvalidArgument("--per-channel '" + c.per_channel + "': expected on or off");
   }
   o.per_channel = c.per_channel == "on";
+  if (c.bias_correction != "on" && c.bias_correction != "off") {
+    return InvalidArgument("--bias-correction '" + c.bias_correction + "': expected on or off");
+  }
+  o.bias_correction = c.bias_correction == "on";
   auto sel = ParseKeepSelector(c.keep_float);
   if (!sel.ok()) return InvalidArgument(KeepFloatMessage(sel.status().message()));
   o.keep_float = std::move(sel).value();
@@ -110,8 +116,9 @@ Status DoQuantize(const QuantizeCliOptions& c) {
     by_op += " " + op + "=" + std::to_string(count);
   }
   std::printf("quantized: %d nodes:%s\n", total, by_op.c_str());
-  std::printf("int8 weights/constants: %d; int32 biases: %d; activations with QDQ: %d\n",
-              r.weights_quantized, r.biases_quantized, r.activations_quantized);
+  std::printf("int8 weights/constants: %d; int32 biases: %d (%d bias-corrected); activations with "
+              "QDQ: %d\n",
+              r.weights_quantized, r.biases_quantized, r.biases_corrected, r.activations_quantized);
   if (!r.layer_errors.empty()) {
     std::printf("layer errors (relative L2 of each quantized layer's output, most sensitive "
                 "first):\n");
@@ -157,8 +164,12 @@ Command AddQuantizeCommand(CLI::App& app) {
                   "Calibration inputs: DIR/<sample>/NAME.npy, or DIR/<sample>.npy for one input");
   sub->add_option("--stats", o->stats, "Recorded statistics to merge in (repeatable)");
   sub->add_option("--save-stats", o->save_stats, "Write the (merged) statistics to this file");
-  sub->add_option("--method", o->method, "Ranges: minmax, percentile:P (e.g. 99.99) or entropy");
+  sub->add_option("--method", o->method,
+                  "Ranges: minmax, percentile:P or entropy (default percentile:99.99)");
   sub->add_option("--per-channel", o->per_channel, "Per-channel int8 weights: on or off");
+  sub->add_option("--bias-correction", o->bias_correction,
+                  "Fold weight rounding error times input channel means into Conv/Gemm biases: "
+                  "on (default) or off");
   sub->add_option("--activations", o->activations, "Activation type: u8 (asymmetric) or s8");
   sub->add_option("--keep-float", o->keep_float,
                   "Nodes kept float: comma-separated op:TYPE, name:REGEX, auto:TOL");
