@@ -131,6 +131,30 @@ Status TensorStats::Add(const Tensor& t) {
     amax = std::max(amax, std::fabs(x));
   }
   if (finite == 0) return Status::Ok();
+  if (t.rank() >= 2 && t.dim(1) > 0) {
+    const int64_t channels = t.dim(1);
+    int64_t inner = 1;
+    for (int d = 2; d < t.rank(); ++d) inner *= t.dim(d);
+    // Channels are valid so far (or nothing recorded yet) and match: accumulate; else poison.
+    const bool fresh = count == 0 && channel_sum.empty();
+    if (fresh || (HasChannelMeans() && static_cast<int64_t>(channel_sum.size()) == channels)) {
+      channel_sum.resize(channels, 0.0);
+      channel_count.resize(channels, 0);
+      for (int64_t i = 0; i < t.size(); ++i) {
+        const double x = t.GetAsDouble(i);
+        if (!std::isfinite(x)) continue;
+        const int64_t c = (i / std::max<int64_t>(inner, 1)) % channels;
+        channel_sum[c] += x;
+        ++channel_count[c];
+      }
+    } else {
+      channel_sum.clear();
+      channel_count.clear();
+    }
+  } else {
+    channel_sum.clear();
+    channel_count.clear();
+  }
   const double need = RangeFor(amax);
   if (hist.empty()) {
     hist.assign(kHistogramBins, 0);
@@ -157,12 +181,33 @@ void TensorStats::Merge(const TensorStats& o) {
     return;
   }
   TensorStats other = o;
+  if (HasChannelMeans() && other.HasChannelMeans() &&
+      channel_sum.size() == other.channel_sum.size()) {
+    for (size_t c = 0; c < channel_sum.size(); ++c) {
+      channel_sum[c] += other.channel_sum[c];
+      channel_count[c] += other.channel_count[c];
+    }
+  } else {
+    channel_sum.clear();
+    channel_count.clear();
+  }
   while (range < other.range) DoubleRange(*this);
   while (other.range < range) DoubleRange(other);
   for (int i = 0; i < kHistogramBins; ++i) hist[i] += other.hist[i];
   count += other.count;
   min = std::min(min, other.min);
   max = std::max(max, other.max);
+}
+
+bool TensorStats::HasChannelMeans() const {
+  if (count == 0 || channel_sum.empty() || channel_sum.size() != channel_count.size()) return false;
+  int64_t total = 0;
+  for (int64_t n : channel_count) total += n;
+  return total == count;
+}
+
+double TensorStats::ChannelMean(size_t c) const {
+  return channel_count[c] > 0 ? channel_sum[c] / static_cast<double>(channel_count[c]) : 0.0;
 }
 
 double TensorStats::BinLow(int i) const {
@@ -314,6 +359,10 @@ std::string CalibrationStats::Serialize() const {
       while (last > first && s.hist[last] == 0) --last;
       t["first_bin"] = first;
       t["counts"] = std::vector<int64_t>(s.hist.begin() + first, s.hist.begin() + last + 1);
+      if (s.HasChannelMeans()) {
+        t["channel_sums"] = s.channel_sum;
+        t["channel_counts"] = s.channel_count;
+      }
     }
     tensors[name] = std::move(t);
   }
@@ -398,6 +447,31 @@ Result<CalibrationStats> CalibrationStats::Parse(const std::string& text, const 
       if (total != s.count) {
         return tbad("histogram counts add up to " + std::to_string(total) + ", expected count " +
                     std::to_string(s.count));
+      }
+      // Optional (files written before bias correction have none; they load without means).
+      if (t.contains("channel_sums") || t.contains("channel_counts")) {
+        const bool shape_ok = t.contains("channel_sums") && t["channel_sums"].is_array() &&
+                              t.contains("channel_counts") && t["channel_counts"].is_array() &&
+                              t["channel_sums"].size() == t["channel_counts"].size();
+        if (!shape_ok) {
+          return tbad("\"channel_sums\" and \"channel_counts\" must be arrays of one size");
+        }
+        int64_t n = 0;
+        for (size_t i = 0; i < t["channel_sums"].size(); ++i) {
+          const Json& sum = t["channel_sums"][i];
+          const Json& cnt = t["channel_counts"][i];
+          if (!sum.is_number() || !std::isfinite(sum.get<double>()) || !cnt.is_number_integer() ||
+              cnt.get<int64_t>() < 0) {
+            return tbad("channel entry " + std::to_string(i) + " is not a finite sum and a count");
+          }
+          s.channel_sum.push_back(sum.get<double>());
+          s.channel_count.push_back(cnt.get<int64_t>());
+          n += s.channel_count.back();
+        }
+        if (n != s.count) {
+          return tbad("channel counts add up to " + std::to_string(n) + ", expected count " +
+                      std::to_string(s.count));
+        }
       }
     }
     stats.tensors_[name] = std::move(s);

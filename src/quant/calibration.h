@@ -47,6 +47,14 @@ struct TensorStats {
   double max = -std::numeric_limits<double>::infinity();
   double range = 0;           // histogram half-width, a power of two; 0 while empty
   std::vector<int64_t> hist;  // kHistogramBins counts, empty while count == 0
+  // Per-channel sums and counts of the finite elements along axis 1 (rank >= 2 tensors), for
+  // bias correction. Valid only when the counts add up to `count` (HasChannelMeans): a file
+  // written before they existed, or merged recordings of different channel counts, have none.
+  std::vector<double> channel_sum;
+  std::vector<int64_t> channel_count;
+
+  bool HasChannelMeans() const;
+  double ChannelMean(size_t c) const;  // HasChannelMeans() and c < channel_sum.size()
 
   // Records every element of a floating tensor (other types are an error).
   Status Add(const Tensor& t);

@@ -30,6 +30,10 @@ struct NodePlan {
   std::vector<SlotRole> roles;    // per input slot (quantized nodes)
   int weight_axis = -1;           // kWeight slot: the channel axis; -1 per tensor
   int bias_group_channels = 0;    // kBias: weight channels along weight_axis (bias index % this)
+  // Bias correction (Conv, Gemm): added to the float bias before it is quantized; a Conv without
+  // a bias gets one (add_bias). Empty when not corrected.
+  std::vector<double> bias_delta;
+  bool add_bias = false;
 };
 
 struct QParams {

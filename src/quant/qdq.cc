@@ -121,6 +121,65 @@ Tensor DequantizeWeight(const QuantizedWeight& w, int axis) {
   return y;
 }
 
+namespace {
+
+// The bias correction of a Conv or Gemm (quantize.h): per output o, the sum over the input
+// channels c it reads and the kernel taps k of (W - dq(q(W)))[o, c, k] * E[x_c]. Empty (with
+// `why`) when the input has no channel means or the shapes do not fit.
+std::vector<double> BiasDelta(const Graph& g, const Node& n, const Tensor& w, int axis,
+                              const CalibrationStats& stats, std::string* why) {
+  const TensorStats* s = stats.Find(g.value(n.inputs[0]).name);
+  if (s == nullptr || !s->HasChannelMeans()) {
+    *why = "the statistics have no channel means for '" + g.value(n.inputs[0]).name +
+           "'; record them again";
+    return {};
+  }
+  const int64_t in_channels = static_cast<int64_t>(s->channel_sum.size());
+  const Tensor dq = DequantizeWeight(QuantizeWeight(w, axis), axis);
+  auto err = [&](int64_t i) {
+    return w.GetAsDouble(i) - static_cast<double>(dq.data<float>()[i]);
+  };
+  if (n.op_type == "Conv") {
+    if (w.rank() < 3) return {};
+    const int64_t m = w.dim(0), cg = w.dim(1);
+    const int64_t group = n.attrs.GetInt("group", 1);
+    if (group < 1 || m % group != 0 || cg * group != in_channels) {
+      *why = "weight shape does not match the " + std::to_string(in_channels) + " input channels";
+      return {};
+    }
+    int64_t taps = 1;
+    for (int d = 2; d < w.rank(); ++d) taps *= w.dim(d);
+    std::vector<double> delta(static_cast<size_t>(m), 0.0);
+    const int64_t per_group = m / group;
+    for (int64_t o = 0; o < m; ++o) {
+      const int64_t first_c = (o / per_group) * cg;
+      double sum = 0;
+      for (int64_t c = 0; c < cg; ++c) {
+        double tap_err = 0;
+        for (int64_t k = 0; k < taps; ++k) tap_err += err((o * cg + c) * taps + k);
+        sum += tap_err * s->ChannelMean(static_cast<size_t>(first_c + c));
+      }
+      delta[o] = sum;
+    }
+    return delta;
+  }
+  // Gemm: Y = A B (+ C), A [N, K] (transA 0), B [K, M] or [M, K] (transB).
+  if (w.rank() != 2 || n.attrs.GetInt("transA", 0) != 0) return {};
+  const bool trans_b = n.attrs.GetInt("transB", 0) != 0;
+  const int64_t k_dim = trans_b ? w.dim(1) : w.dim(0), m = trans_b ? w.dim(0) : w.dim(1);
+  if (k_dim != in_channels) return {};
+  std::vector<double> delta(static_cast<size_t>(m), 0.0);
+  for (int64_t o = 0; o < m; ++o) {
+    for (int64_t k = 0; k < k_dim; ++k) {
+      const int64_t i = trans_b ? o * k_dim + k : k * m + o;
+      delta[o] += err(i) * s->ChannelMean(static_cast<size_t>(k));
+    }
+  }
+  return delta;
+}
+
+}  // namespace
+
 Result<QdqPlan> PlanQdq(const Graph& g, const CalibrationStats& stats,
                         const QuantizeOptions& o, bool per_channel,
                         const std::set<std::string>& keep) {
@@ -200,6 +259,21 @@ Result<QdqPlan> PlanQdq(const Graph& g, const CalibrationStats& stats,
           if (gemm_plain && shape_ok) {
             np.roles[2] = SlotRole::kBias;
             np.bias_group_channels = axis < 0 ? 1 : static_cast<int>(wt.dim(axis));
+          }
+        }
+        if (o.bias_correction && np.roles[0] == SlotRole::kActivation) {
+          const bool no_bias = n.inputs.size() < 3 || !n.inputs[2].valid();
+          const bool has_bias_slot = n.inputs.size() > 2 && np.roles[2] == SlotRole::kBias;
+          if ((op == "Conv" && (no_bias || has_bias_slot)) || (op == "Gemm" && has_bias_slot)) {
+            std::string why;
+            np.bias_delta = BiasDelta(g, n, wt, axis, stats, &why);
+            if (!np.bias_delta.empty() && no_bias) {
+              np.add_bias = true;
+              np.bias_group_channels = axis < 0 ? 1 : static_cast<int>(wt.dim(axis));
+            }
+            if (np.bias_delta.empty() && !why.empty()) {
+              plan.notes.push_back(n.Describe() + ": no bias correction (" + why + ")");
+            }
           }
         }
       } else {
@@ -335,12 +409,20 @@ class Emitter {
         if (role == SlotRole::kWeight) {
           inputs[s] = Weight(v, np.weight_axis);
         } else if (role == SlotRole::kBias) {
-          KILN_ASSIGN_OR_RETURN(inputs[s], Bias(n, np));
+          KILN_ASSIGN_OR_RETURN(inputs[s],
+                                Bias(n, np, *ConstantValue(src_, v), src_.value(v).name));
         } else if (role == SlotRole::kConstant) {
           inputs[s] = ConstantInput(v);
         } else if (dq_[v.v].valid()) {
           inputs[s] = dq_[v.v];
         }
+      }
+      if (np.quantized && np.add_bias) {
+        const int64_t m = static_cast<int64_t>(np.bias_delta.size());
+        Tensor zero = Tensor::Allocate(ElementType::kF32, {m}).value();
+        for (int64_t i = 0; i < zero.size(); ++i) zero.data<float>()[i] = 0.0f;
+        inputs.resize(3);
+        KILN_ASSIGN_OR_RETURN(inputs[2], Bias(n, np, zero, n.name + "_bias"));
       }
       if (np.quantized) {
         ++(report_ ? report_->quantized[n.op_type] : scratch_);
@@ -426,12 +508,23 @@ class Emitter {
     if (report_) ++report_->weights_quantized;
     return out;
   }
-  Result<ValueId> Bias(const Node& n, const NodePlan& np) {
+  Result<ValueId> Bias(const Node& n, const NodePlan& np, Tensor b, const std::string& base) {
     const QParams& in = *plan_.acts[n.inputs[0].v];
     Weight(n.inputs[1], np.weight_axis);
     const std::vector<float>& ws = weights_[std::make_pair(n.inputs[1].v, np.weight_axis)].second;
-    const Value& val = src_.value(n.inputs[2]);
-    const Tensor b = *ConstantValue(src_, n.inputs[2]);
+    if (!np.bias_delta.empty()) {
+      if (static_cast<size_t>(b.size()) != np.bias_delta.size()) {
+        return InvalidArgument(n.Describe() + ": bias correction has " +
+                               std::to_string(np.bias_delta.size()) + " values for a bias of " +
+                               std::to_string(b.size()));
+      }
+      Tensor c = Tensor::Allocate(ElementType::kF32, b.shape()).value();
+      for (int64_t i = 0; i < b.size(); ++i) {
+        c.data<float>()[i] = static_cast<float>(b.GetAsDouble(i) + np.bias_delta[i]);
+      }
+      b = std::move(c);
+      if (report_) ++report_->biases_corrected;
+    }
     Tensor q = Tensor::Allocate(ElementType::kI32, b.shape()).value();
     std::vector<double> scales(static_cast<size_t>(b.size()));
     const bool per_tensor = np.weight_axis < 0;
@@ -443,13 +536,13 @@ class Emitter {
       q.data<int32_t>()[i] = static_cast<int32_t>(std::clamp(r, -lim, lim));
     }
     if (per_tensor) scales.resize(1);
-    const ValueId scale = Vector(val.name + "_scale", ElementType::kF32, scales, per_tensor);
-    const ValueId zp = Vector(val.name + "_zero_point", ElementType::kI32,
+    const ValueId scale = Vector(base + "_scale", ElementType::kF32, scales, per_tensor);
+    const ValueId zp = Vector(base + "_zero_point", ElementType::kI32,
                               std::vector<double>(scales.size(), 0.0), per_tensor);
-    const ValueId qv = Init(val.name + "_quantized", q);
+    const ValueId qv = Init(base + "_quantized", q);
     DimVector dims(b.shape().begin(), b.shape().end());
     if (report_) ++report_->biases_quantized;
-    return Dequantize(val.name, qv, scale, zp, per_tensor ? -1 : 0, dims);
+    return Dequantize(base, qv, scale, zp, per_tensor ? -1 : 0, dims);
   }
   ValueId ConstantInput(ValueId v) {
     if (auto it = constants_.find(v.v); it != constants_.end()) return it->second;

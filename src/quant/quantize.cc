@@ -104,6 +104,7 @@ Result<QuantizeReport> QuantizeModel(Model& model, const CalibrationStats& stats
   q["activations"] = ActivationTypeName(options.activations);
   q["weights"] = "s8";
   q["per_channel"] = per_channel;
+  q["bias_correction"] = options.bias_correction;
   q["keep_float"] = options.keep_float.text;
   std::vector<std::string> kept;
   for (const QuantKeptNode& k : report.kept) kept.push_back(k.name);

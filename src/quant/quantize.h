@@ -26,6 +26,12 @@
 // Dropout rewritten to their opset-13 forms); with an op it cannot upgrade, a model at opset
 // 10-12 falls back to per-tensor weights (noted in the report) and one below 10 is an error.
 //
+// Bias correction (QuantizeOptions::bias_correction, off by default): for a quantized Conv (any
+// group count) or Gemm (transA 0) with a per-channel mean of its input recorded (calibration.h),
+// sum over input channels c and taps k of (W - dq(q(W)))[o, c, k] * E[x_c] is added to output
+// o's bias before the bias is quantized; a Conv without a bias gets one. Zero padding is ignored
+// (the mean is assumed at the borders too), and the input's own rounding is not corrected.
+//
 // A node whose float input has no recorded statistics (and is not a constant) stays float,
 // with a note. Unnamed nodes are named "<OpType>_<k>" first (as precision conversion does).
 //
@@ -61,6 +67,10 @@ struct QuantizeOptions {
   CalibrationMethod method;
   ActivationType activations = ActivationType::kU8;
   bool per_channel = true;
+  // Bias correction: each quantized Conv/Gemm weight's rounding error times the calibration
+  // mean of its input channels is added to the bias (needs channel means in the statistics).
+  // Off by default: on PP-OCR it did not help enough (bench/ocr/README.md, int8).
+  bool bias_correction = false;
   KeepSelector keep_float;
   // Samples for auto:TOL (the float model's outputs on them are the reference).
   std::vector<NamedTensors> samples;
@@ -89,6 +99,7 @@ struct QuantizeReport {
   std::map<std::string, int> quantized;  // op_type -> quantized nodes
   int weights_quantized = 0;             // int8 weight tensors
   int biases_quantized = 0;              // int32 bias tensors
+  int biases_corrected = 0;              // of which bias-corrected (bias_correction)
   int activations_quantized = 0;         // activation tensors with a QDQ pair
   int opset_before = 0, opset_after = 0;
   bool per_channel = true;               // after a possible fallback

@@ -496,5 +496,168 @@ TEST(QuantizeModels, DetQdqRunsInKilnAndOrt) {
   CheckRealModel("ch_PP-OCRv4_det_infer.onnx", {1, 3, 160, 160}, 4, 0.1, false, true);
 }
 
+// --- bias correction ---------------------------------------------------------------------
+
+// x[1,2,6,6] -> depthwise Conv 3x3 (group 2, no bias, no padding) -> y. Each filter is a
+// high-pass filter whose taps all round the same way (scale 0.05: one tap 127 steps, eight taps
+// at n + 0.45 steps), so int8 rounding shifts its DC response by 8 * 0.0225 per unit of input.
+Model HighPassModel() {
+  Model m;
+  m.opsets[""] = 13;
+  Graph& g = m.graph;
+  ValueId x = g.AddValue("x", ElementType::kF32, DimVector{1, 2, 6, 6});
+  g.MarkInput(x);
+  Tensor w = Tensor::Allocate(ElementType::kF32, {2, 1, 3, 3}).value();
+  for (int o = 0; o < 2; ++o) {
+    const float sign = o == 0 ? 1.0f : -1.0f;  // channel 1: errors of the other sign
+    for (int k = 0; k < 9; ++k) {
+      w.data<float>()[o * 9 + k] = k == 4 ? sign * 127 * 0.05f : sign * (-16 + 0.45f) * 0.05f;
+    }
+  }
+  ValueId wv = g.AddInitializer("dw.w", w);
+  ValueId y = g.AddValue("y");
+  Attributes a;
+  a.Add(Attribute::Int("group", 2));
+  g.AddNode("dw", "Conv", {x, wv}, {y}, a, "", 13);
+  g.MarkOutput(y);
+  EXPECT_TRUE(InferShapes(g, InferShapesOptions{}).ok());
+  return m;
+}
+
+double Mean(const Tensor& t, int64_t channel) {
+  const int64_t inner = t.size() / t.dim(1);
+  double sum = 0;
+  for (int64_t i = 0; i < inner; ++i) sum += t.GetAsDouble(channel * inner + i);
+  return sum / static_cast<double>(inner);
+}
+
+TEST(QuantStats, ChannelMeansRecordMergeAndLoadOldFiles) {
+  Tensor a = Uniform({2, 3, 4}, 0, 1, 1), b = Uniform({1, 3, 5}, -2, 0, 2);
+  TensorStats s1, s2, both;
+  ASSERT_TRUE(s1.Add(a).ok());
+  ASSERT_TRUE(s2.Add(b).ok());
+  ASSERT_TRUE(both.Add(a).ok());
+  ASSERT_TRUE(both.Add(b).ok());
+  s1.Merge(s2);
+  ASSERT_TRUE(both.HasChannelMeans());
+  ASSERT_TRUE(s1.HasChannelMeans());
+  for (int c = 0; c < 3; ++c) {
+    double sum = 0;
+    for (int n = 0; n < 2; ++n) {
+      for (int k = 0; k < 4; ++k) sum += a.GetAsDouble((n * 3 + c) * 4 + k);
+    }
+    for (int k = 0; k < 5; ++k) sum += b.GetAsDouble(c * 5 + k);
+    EXPECT_NEAR(both.ChannelMean(c), sum / 13, 1e-9);
+    EXPECT_NEAR(s1.ChannelMean(c), sum / 13, 1e-9);
+  }
+  // Different channel counts: no means rather than wrong ones.
+  TensorStats odd;
+  ASSERT_TRUE(odd.Add(Uniform({1, 4, 2}, 0, 1, 3)).ok());
+  odd.Merge(s2);
+  EXPECT_FALSE(odd.HasChannelMeans());
+  // Round trip keeps them; a file without them (written before they existed) loads without.
+  CalibrationStats cs;
+  ASSERT_TRUE(cs.Add("t", a).ok());
+  auto back = CalibrationStats::Parse(cs.Serialize(), "test");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_TRUE(back->Find("t")->HasChannelMeans());
+  EXPECT_NEAR(back->Find("t")->ChannelMean(1), cs.Find("t")->ChannelMean(1), 1e-12);
+  // Drops "KEY":[...] and the comma after it (keys are written sorted, "count" follows).
+  auto drop = [](std::string text, const std::string& key) {
+    const size_t at = text.find("\"" + key + "\":[");
+    EXPECT_NE(at, std::string::npos) << key;
+    if (at == std::string::npos) return text;
+    return text.substr(0, at) + text.substr(text.find(']', at) + 2);
+  };
+  const std::string old = drop(cs.Serialize(), "channel_counts");
+  // Only sums: a clear error.
+  auto half = CalibrationStats::Parse(old, "half.json");
+  ASSERT_FALSE(half.ok());
+  EXPECT_NE(half.status().message().find("channel_sums"), std::string::npos);
+  const std::string no_sums = drop(old, "channel_sums");
+  auto legacy = CalibrationStats::Parse(no_sums, "old.json");
+  ASSERT_TRUE(legacy.ok()) << legacy.status().ToString() << "\n" << no_sums.substr(0, 300);
+  EXPECT_FALSE(legacy->Find("t")->HasChannelMeans());
+  EXPECT_EQ(legacy->Find("t")->count, 24);
+}
+
+TEST(Quantize, BiasCorrectionRestoresTheOutputMean) {
+  // A flat "page": channel 0 around 1, channel 1 around 2.
+  auto page = [](uint64_t seed) {
+    Tensor x = Uniform({1, 2, 6, 6}, -0.1f, 0.1f, seed);
+    for (int64_t i = 0; i < x.size(); ++i) x.data<float>()[i] += i < 36 ? 1.0f : 2.0f;
+    return x;
+  };
+  std::vector<NamedTensors> samples;
+  for (int i = 0; i < 8; ++i) samples.push_back({{"x", page(20 + i)}});
+  CalibrationStats stats;
+  ASSERT_TRUE(RecordStatistics(HighPassModel(), samples, {}, stats).ok());
+  ASSERT_TRUE(stats.Find("x")->HasChannelMeans());
+
+  // Independently: the mean of x per channel, each filter's rounding error sum, the delta.
+  double mean_x[2] = {0, 0};
+  for (const auto& smp : samples) {
+    for (int c = 0; c < 2; ++c) mean_x[c] += Mean(smp[0].second, c) / 8;
+  }
+  const float scale = 127 * 0.05f / 127;  // max |w| / 127
+  double want_delta[2];
+  for (int o = 0; o < 2; ++o) {
+    const float sign = o == 0 ? 1.0f : -1.0f;
+    double err = 0;
+    for (int k = 0; k < 9; ++k) {
+      const float wk = k == 4 ? sign * 127 * 0.05f : sign * (-16 + 0.45f) * 0.05f;
+      err += wk - std::nearbyint(wk / scale) * scale;
+    }
+    want_delta[o] = err * mean_x[o];
+  }
+  EXPECT_NEAR(want_delta[0], 8 * 0.0225, 0.01);
+  EXPECT_NEAR(want_delta[1], -2 * 8 * 0.0225, 0.02);
+
+  Model on = HighPassModel(), off = HighPassModel();
+  QuantizeOptions o;
+  EXPECT_FALSE(o.bias_correction);  // off by default (bench/ocr/README.md)
+  o.bias_correction = true;
+  auto r_on = QuantizeModel(on, stats, o);
+  ASSERT_TRUE(r_on.ok()) << r_on.status().ToString();
+  EXPECT_EQ(r_on->biases_corrected, 1);
+  EXPECT_EQ(r_on->biases_quantized, 1);  // created for the bias-less conv
+  o.bias_correction = false;
+  auto r_off = QuantizeModel(off, stats, o);
+  ASSERT_TRUE(r_off.ok()) << r_off.status().ToString();
+  EXPECT_EQ(r_off->biases_corrected, 0);
+  EXPECT_NE(on.metadata["kiln.quantization"].find("\"bias_correction\":true"), std::string::npos);
+
+  // The created bias holds the delta (up to one int32 step).
+  const Graph& g = on.graph;
+  for (const Node& n : g.nodes()) {
+    if (n.op_type != "Conv") continue;
+    ASSERT_EQ(n.inputs.size(), 3u);
+    const Node& dq = g.node(g.value(n.inputs[2]).producer);
+    ASSERT_EQ(dq.op_type, "DequantizeLinear");
+    const Tensor q = g.value(dq.inputs[0]).initializer;
+    const Tensor s = g.value(dq.inputs[1]).initializer;
+    for (int c = 0; c < 2; ++c) {
+      const double b = q.GetAsDouble(c) * s.GetAsDouble(c);
+      EXPECT_NEAR(b, want_delta[c], s.GetAsDouble(c)) << "channel " << c;
+    }
+  }
+
+  Tensor x = page(99);
+  auto want = RunRef(HighPassModel(), {{"x", x}});
+  auto y_on = RunRef(std::move(on), {{"x", x}});
+  auto y_off = RunRef(std::move(off), {{"x", x}});
+  ASSERT_EQ(want.size(), 1u);
+  ASSERT_EQ(y_on.size(), 1u);
+  ASSERT_EQ(y_off.size(), 1u);
+  for (int c = 0; c < 2; ++c) {
+    const double f = Mean(want[0], c);
+    const double e_on = std::fabs(Mean(y_on[0], c) - f), e_off = std::fabs(Mean(y_off[0], c) - f);
+    std::printf("  channel %d: float mean %.4f, int8 mean error %.4f corrected, %.4f not\n", c, f,
+                e_on, e_off);
+    EXPECT_GT(e_off, 0.1 * (c + 1));  // the shift the rounding causes
+    EXPECT_LT(e_on, 0.25 * e_off);    // mostly gone
+  }
+}
+
 }  // namespace
 }  // namespace kiln

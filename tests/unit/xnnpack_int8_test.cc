@@ -3,7 +3,8 @@
 // are copied here) run fused in a Reference() session and in a default session, whose plan must
 // put the int8 nodes on XNNPACK (computed in u8/i8); outputs must be equal (the DQ'd outputs
 // bit for bit), or within one quantization step for two-tensor QAdd, which XNNPACK's qs8 add
-// requantizes in fixed point (KILN_XNN_EXACT_INT8=1 makes it exact: checked too). The real
+// requantizes in fixed point (KILN_XNN_EXACT_INT8=1 makes it exact: checked too). Convs run on
+// every conv kernel (own VNNI where the CPU has it, own AVX2 forced, XNNPACK's qc8). The real
 // quantized PP-OCR det runs when tests/models' npm models and build-x/kiln-made int8 files are
 // around (KILN_INT8_DET=/path/det.onnx).
 #include <gtest/gtest.h>
@@ -185,6 +186,17 @@ Diff Compare(const Tensor& a, const Tensor& b, float step) {
   return d;
 }
 
+// KILN_XNN_QCONV_ISA (xnn_qconv.h): "" the default (own AVX-512 VNNI kernel where the CPU has
+// it, else XNNPACK's qc8), "avx2" the own AVX2 kernel, "xnnpack" XNNPACK's qc8 only.
+void SetQConvIsa(const std::string& isa) {
+  if (isa.empty()) {
+    unsetenv("KILN_XNN_QCONV_ISA");
+  } else {
+    setenv("KILN_XNN_QCONV_ISA", isa.c_str(), 1);
+  }
+}
+const char* const kQConvIsas[] = {"", "avx2", "xnnpack"};
+
 void SetExact(bool on) {
   if (on) {
     setenv("KILN_XNN_EXACT_INT8", "1", 1);
@@ -238,9 +250,12 @@ TEST_P(Int8NetTest, MatchesReference) {
   const auto [parts, int8_nodes] = Int8Placement(m(), inputs);
   EXPECT_GE(int8_nodes, 6) << "the int8 nodes should run on XNNPACK in 8 bits";
   EXPECT_EQ(parts, 1) << "one XNNPACK partition";
-  for (bool exact : {false, true}) {
+  for (int pass = 0; pass < 3; ++pass) {
+    const bool exact = pass > 0;
     SetExact(exact);
+    SetQConvIsa(pass == 2 ? "avx2" : "");
     const auto got = RunSession(m(), inputs, SessionOptions::Threads(1));
+    SetQConvIsa("");
     SetExact(false);
     ASSERT_EQ(ref.size(), 1u);
     ASSERT_EQ(got.size(), 1u);
@@ -255,30 +270,81 @@ INSTANTIATE_TEST_SUITE_P(Types, Int8NetTest,
                          ::testing::Combine(::testing::Values(ElementType::kU8, ElementType::kI8),
                                             ::testing::Bool()));
 
-// Per-tensor u8 weights (zero point 128) and strided, padded, grouped convs: exact.
+
+// Per-tensor u8 weights (zero point 128) and strided, padded, grouped, dilated, 1x1 and
+// depthwise convs, with channels below, at and above one 16-channel tile and fused clamps, on
+// every conv kernel: exact.
 TEST(Int8ConvTest, GeometriesMatchReference) {
-  for (int variant = 0; variant < 4; ++variant) {
-    auto m = [variant] {
-      QdqBuilder b(100 + variant);
-      ValueId x = b.Input("x", {1, 6, 17, 15});
-      ValueId xq = b.QuantAct(x, 0.02f, 100, ElementType::kU8);
-      ValueId w = b.Weight({12, variant == 2 ? 3 : 6, 3, 3}, variant % 2 == 1);
-      ValueId bias = b.Bias(12, 0.02f, b.last_scales);
-      Attributes a = Ints({{"pads", {1, 0, 2, 1}}, {"strides", {variant == 1 ? 2 : 1, 2}}});
-      if (variant == 2) a.Add(Attribute::Int("group", 2));
-      if (variant == 3) a.Add(Attribute::Ints("dilations", {2, 1}));
-      ValueId y = b.Op("Conv", {xq, w, bias}, std::move(a));
-      b.Output(y, 0.04f, 120, ElementType::kU8, "y");
-      return std::move(b.model);
-    };
-    const NamedTensors inputs = {{"x", Uniform({1, 6, 17, 15}, -2.0f, 2.0f, variant)}};
-    const auto ref = RunSession(m(), inputs, SessionOptions::Reference());
-    const auto [parts, int8_nodes] = Int8Placement(m(), inputs);
-    EXPECT_GE(int8_nodes, 1) << "variant " << variant;
-    const auto got = RunSession(m(), inputs, SessionOptions::Threads(1));
-    ASSERT_EQ(got.size(), 1u);
-    const Diff d = Compare(ref[0], got[0], 0.04f);
-    EXPECT_EQ(d.max_steps, 0.0) << "variant " << variant << ": " << d.equal << "/" << d.count;
+  for (const char* isa : kQConvIsas) {
+    for (int variant = 0; variant < 10; ++variant) {
+      // 7-9: depthwise (24, 3 and 40 channels; 3x3 stride 2, 5x5, 3x3 dilated).
+      const bool dw = variant >= 7;
+      const int64_t cin = variant == 6 || variant == 8 ? 3
+                          : variant == 9               ? 40
+                          : variant == 7               ? 24
+                                                       : 10;
+      const int64_t cout = dw ? cin : variant == 4 ? 20 : variant == 5 ? 16 : 12;
+      auto m = [variant, cin, cout, dw] {
+        QdqBuilder b(100 + variant);
+        ValueId x = b.Input("x", {1, cin, 17, 15});
+        ValueId xq = b.QuantAct(x, 0.02f, 100, ElementType::kU8);
+        const bool one = variant == 4 || variant == 5;
+        const int64_t k = one ? 1 : variant == 8 ? 5 : 3;
+        ValueId w = b.Weight({cout, dw ? 1 : variant == 2 ? cin / 2 : cin, k, k},
+                             variant % 2 == 1);
+        ValueId bias = b.Bias(cout, 0.02f, b.last_scales);
+        Attributes a = one ? Attributes()
+                           : Ints({{"pads", {1, 0, 2, 1}},
+                                   {"strides", {variant == 1 ? 2 : 1, 2}}});
+        if (variant == 8) a = Ints({{"pads", {2, 1, 2, 2}}});
+        if (variant == 2) a.Add(Attribute::Int("group", 2));
+        if (dw) a.Add(Attribute::Int("group", cin));
+        if (variant == 3 || variant == 9) a.Add(Attribute::Ints("dilations", {2, 1}));
+        ValueId y = b.Op("Conv", {xq, w, bias}, std::move(a));
+        if (variant == 5) y = b.Op("Relu", {y});
+        b.Output(y, 0.04f, 120, ElementType::kU8, "y");
+        return std::move(b.model);
+      };
+      const NamedTensors inputs = {{"x", Uniform({1, cin, 17, 15}, -2.0f, 2.0f, variant)}};
+      const auto ref = RunSession(m(), inputs, SessionOptions::Reference());
+      const auto [parts, int8_nodes] = Int8Placement(m(), inputs);
+      EXPECT_GE(int8_nodes, 1) << "variant " << variant;
+      SetQConvIsa(isa);
+      const auto got = RunSession(m(), inputs, SessionOptions::Threads(variant % 2 == 0 ? 1 : 3));
+      SetQConvIsa("");
+      ASSERT_EQ(got.size(), 1u);
+      const Diff d = Compare(ref[0], got[0], 0.04f);
+      EXPECT_EQ(d.max_steps, 0.0) << "isa '" << isa << "' variant " << variant << ": " << d.equal
+                                  << "/" << d.count;
+    }
+  }
+}
+
+// A larger conv (more pixels than one im2col block, K = 9 * 40 not a multiple of 4, several
+// channel tiles, i8 activations, per-channel weights) on every conv kernel and 1 and 4 threads.
+TEST(Int8ConvTest, LargeConvMatchesReference) {
+  auto m = [] {
+    QdqBuilder b(7);
+    ValueId x = b.Input("x", {1, 40, 23, 29});
+    ValueId xq = b.QuantAct(x, 0.03f, -7, ElementType::kI8);
+    ValueId w = b.Weight({40, 40, 3, 3}, true);
+    ValueId bias = b.Bias(40, 0.03f, b.last_scales);
+    ValueId y = b.Op("Conv", {xq, w, bias}, Ints({{"pads", {1, 1, 1, 1}}}));
+    b.Output(y, 0.05f, 3, ElementType::kI8, "y");
+    return std::move(b.model);
+  };
+  const NamedTensors inputs = {{"x", Uniform({1, 40, 23, 29}, -3.0f, 3.0f, 5)}};
+  const auto ref = RunSession(m(), inputs, SessionOptions::Reference());
+  for (const char* isa : kQConvIsas) {
+    for (int threads : {1, 4}) {
+      SetQConvIsa(isa);
+      const auto got = RunSession(m(), inputs, SessionOptions::Threads(threads));
+      SetQConvIsa("");
+      ASSERT_EQ(got.size(), 1u);
+      const Diff d = Compare(ref[0], got[0], 0.05f);
+      EXPECT_EQ(d.max_steps, 0.0) << "isa '" << isa << "' threads " << threads << ": " << d.equal
+                                  << "/" << d.count;
+    }
   }
 }
 
@@ -311,13 +377,30 @@ TEST(Int8RealModelTest, DetMatchesReference) {
   };
   const NamedTensors inputs = {{"x", Uniform({1, 3, 96, 128}, -1.0f, 1.0f, 3)}};
   const auto ref = RunSession(load(), inputs, SessionOptions::Reference());
-  SetExact(true);
-  const auto got = RunSession(load(), inputs, SessionOptions::Threads(1));
-  SetExact(false);
-  ASSERT_EQ(ref.size(), got.size());
   ASSERT_FALSE(ref.empty());
-  const Diff d = Compare(ref[0], got[0], 1.0f);
-  EXPECT_LE(d.max_steps, 1e-6) << d.equal << "/" << d.count << " equal";
+  std::set<float> distinct(ref[0].data<float>(), ref[0].data<float>() + ref[0].size());
+  EXPECT_GE(distinct.size(), 16u) << "a degenerate det output checks little";
+  // The own conv kernels must give exactly XNNPACK's qc8 results: the same int8 tensors, so the
+  // same float output bit for bit (the float tail makes "within 1e-6 of the reference" a weak
+  // check of the int8 convs alone).
+  std::vector<Tensor> qc8;
+  for (const char* isa : {"xnnpack", "", "avx2"}) {
+    SetExact(true);
+    SetQConvIsa(isa);
+    auto got = RunSession(load(), inputs, SessionOptions::Threads(1));
+    SetQConvIsa("");
+    SetExact(false);
+    ASSERT_EQ(ref.size(), got.size());
+    const Diff d = Compare(ref[0], got[0], 1.0f);
+    EXPECT_LE(d.max_steps, 1e-6) << "isa '" << isa << "': " << d.equal << "/" << d.count
+                                 << " equal";
+    if (qc8.empty()) {
+      qc8 = std::move(got);
+    } else {
+      const Diff e = Compare(qc8[0], got[0], 1.0f);
+      EXPECT_EQ(e.equal, e.count) << "isa '" << isa << "' against XNNPACK's qc8 convs";
+    }
+  }
   fs::remove_all(work);
 }
 

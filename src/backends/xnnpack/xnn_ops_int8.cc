@@ -5,8 +5,11 @@
 // flipped back at the partition border. This lets the qs8/qc8 kernels run the usual
 // u8-activation / s8-weight QDQ models (this XNNPACK has no u8 x s8 convolution).
 //
-//   QLinearConv        xnn convolution2d_nhwc_qc8 (per-channel scales; per-tensor repeated),
-//                      depthwise via groups; s8 weights with zero point 0 (u8 with 128: flipped)
+//   QLinearConv        dense convs: own im2col + GEMM kernel (xnn_qconv.h, AVX-512 VNNI;
+//                      AVX2 when forced); depthwise: own AVX-512 loop on VNNI machines; else
+//                      xnn convolution2d_nhwc_qc8
+//                      (per-channel scales; per-tensor repeated), depthwise via groups; s8
+//                      weights with zero point 0 (u8 with 128: flipped)
 //   QAdd / QMul        xnn add_nd_qs8 / multiply_nd_qs8; with a constant scalar operand (a unary
 //                      function of an 8-bit value) a 256-entry table, exact
 //   QGlobalAveragePool own loop (exact integer sums, the reference's double requantization)
@@ -18,8 +21,9 @@
 //   xnn_ops_pool.cc.)
 //
 // Exactness against the reference kernels (src/backends/ref/quant*.cc): QLinearConv is exact
-// (XNNPACK's qc8 "fp32" requantization computes (float)acc * (x_scale * w_scale / y_scale) in
-// float and rounds half to even like the reference); the table ops, pools, DQ and Q are exact.
+// (XNNPACK's qc8 "fp32" requantization and the own kernel compute (float)acc * (x_scale *
+// w_scale / y_scale) in float and round half to even like the reference); the table ops, pools,
+// DQ and Q are exact.
 // QAdd / QMul of two tensors run XNNPACK's qs8 kernels, whose fixed-point (add) or float (mul)
 // requantization can differ from the reference's double arithmetic by one step (seen for add on
 // PP-OCR det; multiply matched there); KILN_XNN_EXACT_INT8=1 runs same-shape ones in an exact
@@ -36,6 +40,7 @@
 
 #include "backends/xnnpack/xnn_internal.h"
 #include "backends/xnnpack/xnn_ops.h"
+#include "backends/xnnpack/xnn_qconv.h"
 #include "plan/cost.h"
 
 namespace kiln::xnn {
@@ -183,6 +188,19 @@ NodeSupport QConvSupports(const NodeQuery& q) {
   return YesInt8(q, kInt8Gmacs);
 }
 
+// The own int8 convolution (xnn_qconv.h) for this conv, or kNone for XNNPACK's qc8: dense
+// (group 1) convs.
+OwnQConvIsa OwnQConvFor(const ConvGeometry& g) {
+  if (g.group != 1) return OwnQConvIsa::kNone;
+  return ChooseOwnQConvIsa();
+}
+
+// Depthwise with one output channel per group and at most 32 kernel rows: the own AVX-512
+// loop (xnn_qconv.h).
+bool OwnDwQConvFor(const ConvGeometry& g, const Shape& x, int64_t m) {
+  return g.group > 1 && g.group == x[1] && m == x[1] && g.kh <= 32 && OwnDwQConvAvailable();
+}
+
 Status QConvBuild(Builder& b, const Node& n, const Fusion& f) {
   const Shape x = b.shape(n.inputs[0]), y = b.shape(n.outputs[0]);
   const Tensor& wt = *b.constant(n.inputs[3]);
@@ -215,6 +233,35 @@ Status QConvBuild(Builder& b, const Node& n, const Fusion& f) {
   }
   int8_t lo, hi;
   StoredBounds(f, b.type(f.out), &lo, &hi);
+  const OwnQConvIsa isa = OwnQConvFor(g);
+  const bool own_dw = OwnDwQConvFor(g, x, m);
+  if (isa != OwnQConvIsa::kNone || own_dw) {
+    QConvSpec s;
+    s.batch = x[0], s.cin = x[1], s.ih = x[2], s.iw = x[3];
+    s.cout = m, s.oh = y[2], s.ow = y[3];
+    s.kh = kh, s.kw = kw, s.sh = g.sh, s.sw = g.sw, s.dh = g.dh, s.dw = g.dw;
+    s.pt = g.pt, s.pl = g.pl;
+    s.x_zp = static_cast<int8_t>(cq.x.stored_zp());
+    s.y_zp = static_cast<int8_t>(cq.y.stored_zp());
+    s.lo = lo, s.hi = hi;
+    s.weights.resize(static_cast<size_t>(wt.size()));
+    const int64_t per_out = cg * kh * kw;
+    for (int64_t i = 0; i < wt.size(); ++i) {
+      s.weights[static_cast<size_t>(i)] =
+          cq.dead[static_cast<size_t>(i / per_out)]
+              ? 0
+              : static_cast<int8_t>(src[static_cast<size_t>(i)] ^ flip);
+    }
+    s.bias = bias;
+    for (int64_t i = 0; i < m; ++i)
+      s.mult.push_back(cq.x.scale * cq.w_scale[static_cast<size_t>(i)] / cq.y.scale);
+    QConvFn fn = own_dw ? MakeOwnDwQConv(s) : MakeOwnQConv(s, isa);
+    b.AddWeightBytes(static_cast<int64_t>(kernel.size() + bias.size() * 8));
+    const int in = b.Buffer(n.inputs[0]);
+    const int out = b.Buffer(f.out);
+    b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) { fn(ws.s8(in), ws.s8(out), pool); });
+    return Status::Ok();
+  }
   xnn_operator_t op = nullptr;
   const xnn_status st = xnn_create_convolution2d_nhwc_qc8(
       static_cast<uint32_t>(g.pt), static_cast<uint32_t>(g.pr), static_cast<uint32_t>(g.pb),
@@ -578,6 +625,30 @@ Status Int8ClampBuild(Builder& b, const Node& n, const Fusion& f) {
 
 // ---- QGlobalAveragePool: exact sums, the reference's requantization ----
 
+// sums[ch] = sum over the hw pixels of src[p * c + ch] (int32: |sum| <= 128 * hw): 64 channels
+// in registers at a time.
+void ChannelSums(const int8_t* src, int64_t hw, int64_t c, int32_t* sums) {
+  int64_t c0 = 0;
+  for (; c0 + 64 <= c; c0 += 64) {
+    __m256i acc[8];
+    for (__m256i& a : acc) a = _mm256_setzero_si256();
+    for (int64_t p = 0; p < hw; ++p) {
+      const int8_t* px = src + p * c + c0;
+      for (int j = 0; j < 8; ++j) {
+        const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(px + 8 * j));
+        acc[j] = _mm256_add_epi32(acc[j], _mm256_cvtepi8_epi32(v));
+      }
+    }
+    for (int j = 0; j < 8; ++j)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + c0 + 8 * j), acc[j]);
+  }
+  for (int64_t ch = c0; ch < c; ++ch) sums[ch] = 0;
+  for (int64_t p = 0; p < hw && c0 < c; ++p) {
+    const int8_t* px = src + p * c;
+    for (int64_t ch = c0; ch < c; ++ch) sums[ch] += px[ch];
+  }
+}
+
 NodeSupport QGapSupports(const NodeQuery& q) {
   std::string e = CheckInt8Value(q.inputs[0], "X");
   if (e.empty()) e = CheckInt8Value(q.outputs[0], "Y");
@@ -610,12 +681,8 @@ Status QGapBuild(Builder& b, const Node& n, const Fusion& f) {
   b.AddLoop([=](const Workspace& ws, pthreadpool_t) {
     std::vector<int32_t> sums(static_cast<size_t>(c));
     for (int64_t bn = 0; bn < batch; ++bn) {
-      std::fill(sums.begin(), sums.end(), 0);
       const int8_t* src = ws.s8(in) + bn * hw * c;
-      for (int64_t p = 0; p < hw; ++p) {
-        const int8_t* px = src + p * c;
-        for (int64_t ch = 0; ch < c; ++ch) sums[static_cast<size_t>(ch)] += px[ch];
-      }
+      ChannelSums(src, hw, c, sums.data());
       int8_t* dst = ws.s8(out) + bn * c;
       for (int64_t ch = 0; ch < c; ++ch) {
         const int64_t s = sums[static_cast<size_t>(ch)] - static_cast<int64_t>(xzp) * hw;
@@ -653,6 +720,8 @@ Status DqBuild(Builder& b, const Node& n, const Fusion& f) {
     (*table)[static_cast<size_t>(u)] =
         static_cast<float>(stored - p.stored_zp()) * p.scale;
   }
+  const int32_t zp = p.stored_zp();
+  const float scale = p.scale;
   const int in = b.Buffer(n.inputs[0]);
   const int out = b.Buffer(f.out);
   const int64_t count = NumElements(b.shape(f.out));
@@ -660,8 +729,17 @@ Status DqBuild(Builder& b, const Node& n, const Fusion& f) {
     const auto* s = reinterpret_cast<const uint8_t*>(ws.s8(in));
     float* d = ws.f(out);
     const float* t = table->data();
+    // (float)(q - zp) * scale, 8 at a time: the same two float operations as the table.
+    const __m256i vzp = _mm256_set1_epi32(zp);
+    const __m256 vscale = _mm256_set1_ps(scale);
     ParallelFor(pool, count, 1 << 14, [&](int64_t b0, int64_t e0) {
-      for (int64_t i = b0; i < e0; ++i) d[i] = t[s[i]];
+      int64_t i = b0;
+      for (; i + 8 <= e0; i += 8) {
+        const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(s + i));
+        const __m256i q = _mm256_sub_epi32(_mm256_cvtepi8_epi32(v), vzp);
+        _mm256_storeu_ps(d + i, _mm256_mul_ps(_mm256_cvtepi32_ps(q), vscale));
+      }
+      for (; i < e0; ++i) d[i] = t[s[i]];
     });
   });
   return Status::Ok();
@@ -709,9 +787,10 @@ Status QBuild(Builder& b, const Node& n, const Fusion& f) {
         v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));  // NaN -> 0
         v = _mm256_min_ps(_mm256_max_ps(v, vlo), vhi);
         const __m256i q = _mm256_sub_epi32(_mm256_cvttps_epi32(v), vshift);
-        alignas(32) int32_t tmp[8];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), q);
-        for (int k = 0; k < 8; ++k) d[i + k] = static_cast<int8_t>(tmp[k]);
+        // In [-128, 127]: the saturating packs are plain narrowing.
+        const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(q),
+                                            _mm256_extracti128_si256(q, 1));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(d + i), _mm_packs_epi16(w16, w16));
       }
       for (; i < e0; ++i) {
         float v = std::nearbyint(s[i] / scale) + zp;

@@ -1,0 +1,483 @@
+// Own int8 dense convolution for QLinearConv (see xnn_qconv.h): per block of output pixels an
+// im2col into a packed row buffer, then 16-channel x MR-pixel register tiles over the packed
+// weights, requantized in the tile. Exact against the reference: the int32 sums are the same
+// (mod 2^32, as the reference wraps), and the float requantization is the same arithmetic.
+#include "backends/xnnpack/xnn_qconv.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "backends/xnnpack/xnn_internal.h"
+
+namespace kiln::xnn {
+
+namespace {
+
+constexpr int kNr = 16;            // output channels per tile
+constexpr int64_t kBlockPix = 40;  // output pixels per im2col block (multiple of both MRs)
+constexpr int kMrVnni = 8;
+constexpr int kMrAvx2 = 5;
+
+bool CpuHasVnni() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+}
+
+struct Packed {
+  QConvSpec s;  // without weights
+  int64_t k = 0, kp = 0, mblocks = 0;
+  bool vnni = false;
+  std::vector<int8_t> w8;     // VNNI: [mb][kp/4][16][4]
+  std::vector<int16_t> w16;   // AVX2: [mb][kp/2][16][2]
+  std::vector<int32_t> bias;  // [mb*16], minus the activation offset times the weight sum
+  std::vector<float> mult;    // [mb*16]
+};
+
+inline int32_t Load32(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// ---- AVX-512 VNNI ----
+
+// GCC 12 warns that _mm512_cvtps_epi32's internal _mm512_undefined_epi32() is uninitialized.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+template <int MR>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void TileVnni(
+    const uint8_t* a, int64_t lda, const int8_t* w, int64_t kq, const int32_t* bias,
+    const float* mult, int8_t* y, int64_t ldy, int nc, int32_t zp, float fmin, float fmax) {
+  __m512i acc[MR];
+  const __m512i vb = _mm512_loadu_si512(bias);
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) acc[r] = vb;
+  for (int64_t q = 0; q < kq; ++q) {
+    const __m512i vw = _mm512_loadu_si512(w + q * 64);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      // Inline asm: GCC 12 copies every accumulator around the intrinsic's tied operand.
+      const __m512i va = _mm512_set1_epi32(Load32(a + r * lda + q * 4));
+      asm("vpdpbusd %2, %1, %0" : "+v"(acc[r]) : "v"(va), "v"(vw));
+    }
+  }
+  const __m512 vm = _mm512_loadu_ps(mult);
+  const __m512 vlo = _mm512_set1_ps(fmin), vhi = _mm512_set1_ps(fmax);
+  const __m512i vzp = _mm512_set1_epi32(zp);
+  const __mmask16 mask =
+      nc >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << nc) - 1);
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r]), vm);
+    v = _mm512_min_ps(_mm512_max_ps(v, vlo), vhi);
+    const __m512i i = _mm512_add_epi32(_mm512_cvtps_epi32(v), vzp);
+    _mm512_mask_cvtsepi32_storeu_epi8(y + r * ldy, mask, i);
+  }
+}
+
+// The same for a last tile of at most 8 channels (weights packed [kq][8][4]): 256-bit vectors.
+template <int MR>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void TileVnni8(
+    const uint8_t* a, int64_t lda, const int8_t* w, int64_t kq, const int32_t* bias,
+    const float* mult, int8_t* y, int64_t ldy, int nc, int32_t zp, float fmin, float fmax) {
+  __m256i acc[MR];
+  const __m256i vb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias));
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) acc[r] = vb;
+  for (int64_t q = 0; q < kq; ++q) {
+    const __m256i vw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + q * 32));
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const __m256i va = _mm256_set1_epi32(Load32(a + r * lda + q * 4));
+      asm("vpdpbusd %2, %1, %0" : "+v"(acc[r]) : "v"(va), "v"(vw));
+    }
+  }
+  const __m256 vm = _mm256_loadu_ps(mult);
+  const __m256 vlo = _mm256_set1_ps(fmin), vhi = _mm256_set1_ps(fmax);
+  const __m256i vzp = _mm256_set1_epi32(zp);
+  const auto mask = static_cast<__mmask8>((1u << nc) - 1);
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[r]), vm);
+    v = _mm256_min_ps(_mm256_max_ps(v, vlo), vhi);
+    const __m256i i = _mm256_add_epi32(_mm256_cvtps_epi32(v), vzp);
+    _mm256_mask_cvtsepi32_storeu_epi8(y + r * ldy, mask, i);
+  }
+}
+
+#pragma GCC diagnostic pop
+
+// ---- AVX2 ----
+
+template <int MR>
+void TileAvx2(const int16_t* a, int64_t lda, const int16_t* w, int64_t kpairs, const int32_t* bias,
+              const float* mult, int8_t* y, int64_t ldy, int nc, int32_t zp, float fmin,
+              float fmax) {
+  __m256i acc0[MR], acc1[MR];
+  const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias));
+  const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias + 8));
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    acc0[r] = b0;
+    acc1[r] = b1;
+  }
+  for (int64_t q = 0; q < kpairs; ++q) {
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + q * 32));
+    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + q * 32 + 16));
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const __m256i va = _mm256_set1_epi32(Load32(a + r * lda + q * 2));
+      acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(va, w0));
+      acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(va, w1));
+    }
+  }
+  const __m256 m0 = _mm256_loadu_ps(mult), m1 = _mm256_loadu_ps(mult + 8);
+  const __m256 vlo = _mm256_set1_ps(fmin), vhi = _mm256_set1_ps(fmax);
+  const __m256i vzp = _mm256_set1_epi32(zp);
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    __m256 v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc0[r]), m0);
+    __m256 v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc1[r]), m1);
+    v0 = _mm256_min_ps(_mm256_max_ps(v0, vlo), vhi);
+    v1 = _mm256_min_ps(_mm256_max_ps(v1, vlo), vhi);
+    const __m256i i0 = _mm256_add_epi32(_mm256_cvtps_epi32(v0), vzp);
+    const __m256i i1 = _mm256_add_epi32(_mm256_cvtps_epi32(v1), vzp);
+    const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(i0, i1), 0xD8);
+    const __m128i p8 =
+        _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
+    if (nc >= 16) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(y + r * ldy), p8);
+    } else {
+      alignas(16) int8_t tmp[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), p8);
+      std::memcpy(y + r * ldy, tmp, static_cast<size_t>(nc));
+    }
+  }
+}
+
+using VnniTileFn = void (*)(const uint8_t*, int64_t, const int8_t*, int64_t, const int32_t*,
+                            const float*, int8_t*, int64_t, int, int32_t, float, float);
+using Avx2TileFn = void (*)(const int16_t*, int64_t, const int16_t*, int64_t, const int32_t*,
+                            const float*, int8_t*, int64_t, int, int32_t, float, float);
+constexpr VnniTileFn kVnniTiles[kMrVnni + 1] = {nullptr,     TileVnni<1>, TileVnni<2>,
+                                                TileVnni<3>, TileVnni<4>, TileVnni<5>,
+                                                TileVnni<6>, TileVnni<7>, TileVnni<8>};
+constexpr VnniTileFn kVnni8Tiles[kMrVnni + 1] = {nullptr,      TileVnni8<1>, TileVnni8<2>,
+                                                 TileVnni8<3>, TileVnni8<4>, TileVnni8<5>,
+                                                 TileVnni8<6>, TileVnni8<7>, TileVnni8<8>};
+constexpr Avx2TileFn kAvx2Tiles[kMrAvx2 + 1] = {nullptr,     TileAvx2<1>, TileAvx2<2>,
+                                                TileAvx2<3>, TileAvx2<4>, TileAvx2<5>};
+
+// dst[i] = src[i] ^ flip for i < n (32 at a time; may not overlap).
+inline void CopyFlip(int8_t* dst, const int8_t* src, int64_t n, uint8_t flip) {
+  if (flip == 0) {
+    std::memcpy(dst, src, static_cast<size_t>(n));
+    return;
+  }
+  const __m256i f = _mm256_set1_epi8(static_cast<char>(flip));
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm256_xor_si256(v, f));
+  }
+  for (; i < n; ++i) dst[i] = static_cast<int8_t>(src[i] ^ flip);
+}
+
+// The same XOR 0x80 with AVX-512BW masked loads and stores for the tail (the VNNI path: short
+// runs such as 3-channel pixels cost one step).
+__attribute__((target("avx512f,avx512bw,avx512vl,bmi2"))) inline void CopyFlipVnni(
+    int8_t* dst, const int8_t* src, int64_t n) {
+  const __m256i f = _mm256_set1_epi8(static_cast<char>(0x80));
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm256_xor_si256(v, f));
+  }
+  if (i < n) {
+    const auto m = static_cast<__mmask32>(_bzhi_u32(0xFFFFFFFFu, static_cast<uint32_t>(n - i)));
+    const __m256i v = _mm256_maskz_loadu_epi8(m, src + i);
+    _mm256_mask_storeu_epi8(dst + i, m, _mm256_xor_si256(v, f));
+  }
+}
+
+// The im2col row of output pixel p: K storage values XOR flip (padding: the zero point), then
+// zeros to kp. `vnni`: flip is 0x80 and the CPU has AVX-512BW. Taps of one kernel row that are
+// all inside the input with dilation 1 are one contiguous run of kw * cin bytes.
+void GatherRow(const Packed& P, const int8_t* x, int64_t p, int8_t* row, uint8_t flip, bool vnni) {
+  const QConvSpec& s = P.s;
+  const int64_t per = s.oh * s.ow;
+  const int64_t b = p / per, r = p % per, oy = r / s.ow, ox = r % s.ow;
+  const auto cin = static_cast<size_t>(s.cin);
+  const int64_t ix0 = ox * s.sw - s.pl;
+  const bool row_inside = s.dw == 1 && ix0 >= 0 && ix0 + s.kw <= s.iw;
+  int8_t* dst = row;
+  auto copy = [&](const int8_t* src, int64_t n) {
+    if (vnni) {
+      CopyFlipVnni(dst, src, n);
+    } else {
+      CopyFlip(dst, src, n, flip);
+    }
+    dst += n;
+  };
+  for (int64_t ky = 0; ky < s.kh; ++ky) {
+    const int64_t iy = oy * s.sh - s.pt + ky * s.dh;
+    const bool y_inside = iy >= 0 && iy < s.ih;
+    if (y_inside && row_inside) {
+      copy(x + ((b * s.ih + iy) * s.iw + ix0) * s.cin, s.kw * s.cin);
+      continue;
+    }
+    for (int64_t kx = 0; kx < s.kw; ++kx) {
+      const int64_t ix = ix0 + kx * s.dw;
+      if (y_inside && ix >= 0 && ix < s.iw) {
+        copy(x + ((b * s.ih + iy) * s.iw + ix) * s.cin, s.cin);
+      } else {
+        std::memset(dst, s.x_zp ^ flip, cin);
+        dst += cin;
+      }
+    }
+  }
+  std::memset(dst, 0, static_cast<size_t>(P.kp - P.k));
+}
+
+void RunBlock(const Packed& P, const int8_t* x, int8_t* y, int64_t p0, int64_t np,
+              std::vector<int8_t>& row, std::vector<int16_t>& a16) {
+  const QConvSpec& s = P.s;
+  const int64_t kp = P.kp;
+  const float fmin = static_cast<float>(s.lo - s.y_zp), fmax = static_cast<float>(s.hi - s.y_zp);
+  if (P.vnni) {
+    // Row i of the block at row.data() + i * kp, as u8 (storage + 128).
+    for (int64_t i = 0; i < np; ++i) {
+      int8_t* r = row.data() + i * kp;
+      GatherRow(P, x, p0 + i, r, 0x80, true);
+    }
+    const auto* a = reinterpret_cast<const uint8_t*>(row.data());
+    for (int64_t mb = 0; mb < P.mblocks; ++mb) {
+      const int nc = static_cast<int>(std::min<int64_t>(kNr, s.cout - mb * kNr));
+      const int8_t* w = P.w8.data() + mb * kp * kNr;
+      const VnniTileFn* tiles = nc <= 8 ? kVnni8Tiles : kVnniTiles;
+      for (int64_t i = 0; i < np; i += kMrVnni) {
+        const int mr = static_cast<int>(std::min<int64_t>(kMrVnni, np - i));
+        tiles[mr](a + i * kp, kp, w, kp / 4, P.bias.data() + mb * kNr, P.mult.data() + mb * kNr,
+                  y + (p0 + i) * s.cout + mb * kNr, s.cout, nc, s.y_zp, fmin, fmax);
+      }
+    }
+    return;
+  }
+  for (int64_t i = 0; i < np; ++i) {
+    int8_t* r = row.data();
+    GatherRow(P, x, p0 + i, r, 0, false);
+    int16_t* d = a16.data() + i * kp;
+    int64_t k = 0;
+    for (; k + 16 <= kp; k += 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + k));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + k), _mm256_cvtepi8_epi16(v));
+    }
+    for (; k < kp; ++k) d[k] = r[k];
+  }
+  for (int64_t mb = 0; mb < P.mblocks; ++mb) {
+    const int nc = static_cast<int>(std::min<int64_t>(kNr, s.cout - mb * kNr));
+    const int16_t* w = P.w16.data() + mb * kp * kNr;
+    for (int64_t i = 0; i < np; i += kMrAvx2) {
+      const int mr = static_cast<int>(std::min<int64_t>(kMrAvx2, np - i));
+      kAvx2Tiles[mr](a16.data() + i * kp, kp, w, kp / 2, P.bias.data() + mb * kNr,
+                     P.mult.data() + mb * kNr, y + (p0 + i) * s.cout + mb * kNr, s.cout, nc, s.y_zp,
+                     fmin, fmax);
+    }
+  }
+}
+
+}  // namespace
+
+OwnQConvIsa ChooseOwnQConvIsa() {
+  const char* e = std::getenv("KILN_XNN_QCONV_ISA");
+  const std::string v = e != nullptr ? e : "";
+  if (v == "xnnpack") return OwnQConvIsa::kNone;
+  if (v == "avx2") return OwnQConvIsa::kAvx2;
+  return CpuHasVnni() ? OwnQConvIsa::kVnni : OwnQConvIsa::kNone;
+}
+
+QConvFn MakeOwnQConv(const QConvSpec& spec, OwnQConvIsa isa) {
+  auto P = std::make_shared<Packed>();
+  P->s = spec;
+  P->s.weights.clear();
+  P->s.bias.clear();
+  P->s.mult.clear();
+  P->vnni = isa == OwnQConvIsa::kVnni;
+  const QConvSpec& s = spec;
+  if (std::getenv("KILN_XNN_QCONV_DEBUG") != nullptr) {
+    std::fprintf(stderr, "own qconv %s: %lldx%lldx%lld -> %lldx%lldx%lld k %lldx%lld s %lld\n",
+                 P->vnni ? "vnni" : "avx2", (long long)s.ih, (long long)s.iw, (long long)s.cin,
+                 (long long)s.oh, (long long)s.ow, (long long)s.cout, (long long)s.kh,
+                 (long long)s.kw, (long long)s.sh);
+  }
+  P->k = s.kh * s.kw * s.cin;
+  P->kp = (P->k + 3) / 4 * 4;
+  P->mblocks = (s.cout + kNr - 1) / kNr;
+  const int64_t mpad = P->mblocks * kNr;
+  auto wat = [&](int64_t m, int64_t k) -> int32_t {
+    if (m >= s.cout || k >= P->k) return 0;
+    const int64_t tap = k / s.cin, c = k % s.cin;
+    return s.weights[static_cast<size_t>((m * s.cin + c) * s.kh * s.kw + tap)];
+  };
+  const int64_t kp = P->kp;
+  if (P->vnni) {
+    // Block mb at mb * kp * 16; a last block of at most 8 channels with 8 channels per quad.
+    P->w8.resize(static_cast<size_t>(mpad * kp));
+    for (int64_t mb = 0; mb < P->mblocks; ++mb) {
+      const int64_t nr = s.cout - mb * kNr <= 8 ? 8 : kNr;
+      int8_t* dst = P->w8.data() + mb * kp * kNr;
+      for (int64_t q = 0; q < kp / 4; ++q)
+        for (int64_t j = 0; j < nr; ++j)
+          for (int64_t t = 0; t < 4; ++t)
+            dst[(q * nr + j) * 4 + t] = static_cast<int8_t>(wat(mb * kNr + j, q * 4 + t));
+    }
+  } else {
+    P->w16.resize(static_cast<size_t>(mpad * kp));
+    for (int64_t mb = 0; mb < P->mblocks; ++mb)
+      for (int64_t q = 0; q < kp / 2; ++q)
+        for (int64_t j = 0; j < kNr; ++j)
+          for (int64_t t = 0; t < 2; ++t)
+            P->w16[static_cast<size_t>(((mb * (kp / 2) + q) * kNr + j) * 2 + t)] =
+                static_cast<int16_t>(wat(mb * kNr + j, q * 2 + t));
+  }
+  P->bias.assign(static_cast<size_t>(mpad), 0);
+  P->mult.assign(static_cast<size_t>(mpad), 0.0f);
+  const uint32_t offset = static_cast<uint32_t>(static_cast<int32_t>(s.x_zp) + (P->vnni ? 128 : 0));
+  for (int64_t m = 0; m < s.cout; ++m) {
+    uint32_t wsum = 0;
+    for (int64_t k = 0; k < P->k; ++k) wsum += static_cast<uint32_t>(wat(m, k));
+    const auto b = static_cast<uint32_t>(s.bias[static_cast<size_t>(m)]);
+    P->bias[static_cast<size_t>(m)] = static_cast<int32_t>(b - offset * wsum);
+    P->mult[static_cast<size_t>(m)] = s.mult[static_cast<size_t>(m)];
+  }
+  return [P](const int8_t* x, int8_t* y, pthreadpool_t pool) {
+    const QConvSpec& s = P->s;
+    const int64_t pixels = s.batch * s.oh * s.ow;
+    const int64_t blocks = (pixels + kBlockPix - 1) / kBlockPix;
+    ParallelFor(pool, blocks, 1, [&](int64_t b0, int64_t e0) {
+      thread_local std::vector<int8_t> row;
+      thread_local std::vector<int16_t> a16;
+      const auto need = static_cast<size_t>(kBlockPix * P->kp + 64);
+      if (row.size() < need) row.resize(need);
+      if (!P->vnni && a16.size() < need) a16.resize(need);
+      for (int64_t blk = b0; blk < e0; ++blk) {
+        const int64_t p0 = blk * kBlockPix;
+        RunBlock(*P, x, y, p0, std::min(kBlockPix, pixels - p0), row, a16);
+      }
+    });
+  };
+}
+
+// ---- Depthwise (AVX-512): 16 channels per vector, (x - x_zp) * w by int16 madd ----
+
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace {
+
+struct PackedDw {
+  QConvSpec s;                // without weights
+  std::vector<int32_t> w;     // [tap][cpad]: the weight in the low 16 bits, 0 above
+  std::vector<int32_t> bias;  // [cpad]
+  std::vector<float> mult;    // [cpad]
+  int64_t cpad = 0;
+};
+
+// Output pixels [ox0, ox1) of output row `row` (batch * oh + oy). Taps outside the input add
+// (x_zp - x_zp) * w = 0 in the reference and are skipped; x - x_zp (|.| <= 255) is an int16
+// in the low half of each 32-bit lane, so madd with (w, 0) gives exactly (x - x_zp) * w.
+__attribute__((target("avx512f,avx512bw,avx512vl,bmi2"))) void DwRow(const PackedDw& P,
+                                                                     const int8_t* x, int8_t* y,
+                                                                     int64_t row) {
+  const QConvSpec& s = P.s;
+  const int64_t b = row / s.oh, oy = row % s.oh, c = s.cout;
+  const int64_t kw = s.kw, sw = s.sw, dw = s.dw, pl = s.pl, iw = s.iw, ow = s.ow, cpad = P.cpad;
+  const __m512i vxzp = _mm512_set1_epi32(s.x_zp);
+  const __m512i vyzp = _mm512_set1_epi32(s.y_zp);
+  const __m512 vlo = _mm512_set1_ps(static_cast<float>(s.lo - s.y_zp));
+  const __m512 vhi = _mm512_set1_ps(static_cast<float>(s.hi - s.y_zp));
+  // The kernel rows inside the input.
+  int64_t ky0 = 0, ky1 = 0;
+  const int8_t* xrows[32];
+  const int32_t* wrows[32];
+  for (int64_t ky = 0; ky < s.kh && ky1 < 32; ++ky) {
+    const int64_t iy = oy * s.sh - s.pt + ky * s.dh;
+    if (iy < 0 || iy >= s.ih) continue;
+    xrows[ky1] = x + (b * s.ih + iy) * iw * c;
+    wrows[ky1] = P.w.data() + ky * kw * cpad;
+    ++ky1;
+  }
+  const int32_t* bias = P.bias.data();
+  const float* mult = P.mult.data();
+  for (int64_t ox = 0; ox < ow; ++ox) {
+    int8_t* out = y + ((b * s.oh + oy) * ow + ox) * c;
+    // Taps kx in [kx0, kx1) are inside the input.
+    const int64_t ix0 = ox * sw - pl;
+    int64_t kx0 = 0, kx1 = kw;
+    while (kx0 < kw && ix0 + kx0 * dw < 0) ++kx0;
+    while (kx1 > kx0 && ix0 + (kx1 - 1) * dw >= iw) --kx1;
+    for (int64_t c0 = 0; c0 < c; c0 += 16) {
+      const auto n = static_cast<uint32_t>(std::min<int64_t>(16, c - c0));
+      const auto mask = static_cast<__mmask16>(_bzhi_u32(0xFFFFu, n));
+      __m512i acc = _mm512_loadu_si512(bias + c0);
+      for (int64_t r = ky0; r < ky1; ++r) {
+        const int8_t* xp = xrows[r] + (ix0 + kx0 * dw) * c + c0;
+        const int32_t* wp = wrows[r] + kx0 * cpad + c0;
+        for (int64_t kx = kx0; kx < kx1; ++kx, xp += dw * c, wp += cpad) {
+          const __m128i v = _mm_maskz_loadu_epi8(mask, xp);
+          const __m512i d = _mm512_sub_epi32(_mm512_cvtepi8_epi32(v), vxzp);
+          acc = _mm512_add_epi32(acc, _mm512_madd_epi16(d, _mm512_loadu_si512(wp)));
+        }
+      }
+      __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_loadu_ps(mult + c0));
+      f = _mm512_min_ps(_mm512_max_ps(f, vlo), vhi);
+      const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), vyzp);
+      _mm512_mask_cvtsepi32_storeu_epi8(out + c0, mask, q);
+    }
+  }
+}
+
+}  // namespace
+
+bool OwnDwQConvAvailable() {
+  const char* e = std::getenv("KILN_XNN_QCONV_DW");
+  if (e != nullptr && std::string(e) == "0") return false;
+  return CpuHasVnni() && ChooseOwnQConvIsa() == OwnQConvIsa::kVnni;
+}
+
+QConvFn MakeOwnDwQConv(const QConvSpec& spec) {
+  auto P = std::make_shared<PackedDw>();
+  P->s = spec;
+  P->s.weights.clear();
+  P->s.bias.clear();
+  P->s.mult.clear();
+  const QConvSpec& s = spec;
+  const int64_t c = s.cout, taps = s.kh * s.kw;
+  P->cpad = (c + 15) / 16 * 16;
+  P->w.assign(static_cast<size_t>(taps * P->cpad), 0);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    for (int64_t t = 0; t < taps; ++t) {
+      const int8_t wv = s.weights[static_cast<size_t>(ch * taps + t)];
+      P->w[static_cast<size_t>(t * P->cpad + ch)] = static_cast<uint16_t>(static_cast<int16_t>(wv));
+    }
+  }
+  P->bias.assign(static_cast<size_t>(P->cpad), 0);
+  P->mult.assign(static_cast<size_t>(P->cpad), 0.0f);
+  std::copy(s.bias.begin(), s.bias.end(), P->bias.begin());
+  std::copy(s.mult.begin(), s.mult.end(), P->mult.begin());
+  return [P](const int8_t* x, int8_t* y, pthreadpool_t pool) {
+    const int64_t rows = P->s.batch * P->s.oh;
+    ParallelFor(pool, rows, 1, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) DwRow(*P, x, y, r);
+    });
+  };
+}
+
+}  // namespace kiln::xnn

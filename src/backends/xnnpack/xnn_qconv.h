@@ -1,0 +1,49 @@
+// Own int8 convolution (dense, group 1) for the XNNPACK backend's QLinearConv: im2col of a block
+// of output pixels into a packed buffer + a register-blocked GEMM over weights packed at compile
+// time; s8 activations x s8 weights, int32 accumulation, the reference's requantization
+// ((float)acc * (x_scale * w_scale / y_scale), round half to even, + zero point, saturate, fused
+// clamp). AVX-512 VNNI (u8 x s8 dot products, activations + 128, corrected by a per-channel
+// weight sum) or AVX2 (int16 madd), see ChooseOwnQConvIsa. Also an AVX-512 depthwise loop.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include <pthreadpool.h>
+
+namespace kiln::xnn {
+
+struct QConvSpec {
+  int64_t batch = 1, ih = 0, iw = 0, cin = 0, oh = 0, ow = 0, cout = 0;
+  int64_t kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, pt = 0, pl = 0;
+  int8_t x_zp = 0, y_zp = 0, lo = -128, hi = 127;  // int8 storage values
+  std::vector<int8_t> weights;  // ONNX order [cout][cin][kh][kw], storage values
+  std::vector<int32_t> bias;    // [cout]
+  std::vector<float> mult;      // [cout]: x_scale * w_scale / y_scale (float arithmetic)
+};
+
+// Runs y (NHWC int8) = conv(x (NHWC int8)).
+using QConvFn = std::function<void(const int8_t* x, int8_t* y, pthreadpool_t pool)>;
+
+enum class OwnQConvIsa { kNone, kAvx2, kVnni };
+
+// Which own kernel runs dense int8 convs, read from the environment at each call (tests switch
+// it between sessions): KILN_XNN_QCONV_ISA=xnnpack: none (XNNPACK's qc8); =avx2: the AVX2
+// kernel; unset or else: AVX-512 VNNI when the CPU has it, else none (measured on this project's
+// AVX-512 dev machine, the AVX2 kernel is not faster than XNNPACK's qc8 there, so XNNPACK keeps
+// AVX2-only machines unless forced).
+OwnQConvIsa ChooseOwnQConvIsa();
+
+// Packs the weights once for `isa` (not kNone); the returned function runs the convolution.
+QConvFn MakeOwnQConv(const QConvSpec& spec, OwnQConvIsa isa);
+
+// Depthwise (group = input = output channels) with AVX-512BW masked loads, 16 channels per
+// vector: whether it runs (an AVX-512 VNNI CPU, ChooseOwnQConvIsa() == kVnni and not
+// KILN_XNN_QCONV_DW=0), and the
+// function (spec.weights [c][1][kh][kw]; cin == cout; kh <= 32).
+bool OwnDwQConvAvailable();
+QConvFn MakeOwnDwQConv(const QConvSpec& spec);
+
+}  // namespace kiln::xnn
