@@ -194,4 +194,76 @@ Result<ModelType> Model::model_type() const {
   return t;
 }
 
+namespace {
+
+void CollectNodeNames(const Graph& g, std::set<std::string>& names) {
+  for (const Node& n : g.nodes()) {
+    if (!n.name.empty()) names.insert(n.name);
+    for (const Attribute& a : n.attrs.items()) {
+      if (a.g) CollectNodeNames(*a.g, names);
+      for (const auto& sub : a.graphs) CollectNodeNames(*sub, names);
+    }
+  }
+}
+
+void NameNodes(Graph& g, std::set<std::string>& used, std::set<std::string>& seen, int& counter) {
+  for (uint32_t i = 0; i < g.num_nodes(); ++i) {
+    Node& n = g.node(NodeId(i));
+    if (n.name.empty() || seen.count(n.name)) {
+      std::string name;
+      do {
+        name = n.op_type + "_" + std::to_string(counter++);
+      } while (used.count(name));
+      n.name = name;
+      used.insert(name);
+    }
+    seen.insert(n.name);
+    for (Attribute& a : n.attrs.items()) {
+      if (a.g) NameNodes(*a.g, used, seen, counter);
+      for (auto& sub : a.graphs) NameNodes(*sub, used, seen, counter);
+    }
+  }
+}
+
+}  // namespace
+
+void NameUnnamedNodes(Graph& graph) {
+  std::set<std::string> used, seen;
+  CollectNodeNames(graph, used);
+  int counter = 0;
+  NameNodes(graph, used, seen, counter);
+}
+
+Model WithGraph(const Model& model, Graph graph) {
+  Model m;
+  m.graph = std::move(graph);
+  m.opsets = model.opsets;
+  m.ir_version = model.ir_version;
+  m.producer_name = model.producer_name;
+  m.producer_version = model.producer_version;
+  m.metadata = model.metadata;
+  m.path = model.path;
+  return m;
+}
+
+Model CopyModel(const Model& model) {
+  const Graph& src = model.graph;
+  Graph g;
+  g.name = src.name;
+  for (uint32_t i = 0; i < src.num_values(); ++i) {
+    const Value& v = src.value(ValueId(i));
+    ValueId id = g.AddValue(v.name, v.info.type, v.info.shape);
+    Value& d = g.value(id);
+    d.kind = v.kind;
+    d.quant = v.quant;
+    d.initializer = v.initializer;
+  }
+  for (const Node& n : src.nodes()) {
+    g.AddNode(n.name, n.op_type, n.inputs, n.outputs, n.attrs, n.domain, n.opset);
+  }
+  for (ValueId in : src.inputs()) g.MarkInput(in);
+  for (ValueId out : src.outputs()) g.MarkOutput(out);
+  return WithGraph(model, std::move(g));
+}
+
 }  // namespace kiln

@@ -176,4 +176,14 @@ struct Model {
   std::string path;  // file it was read from, if any
 };
 
+// Gives every unnamed node, or one whose name repeats an earlier one, a unique name
+// "<OpType>_<k>" (nested bodies too), so that selectors, reports and metadata can name every node.
+void NameUnnamedNodes(Graph& graph);
+
+// A model with `model`'s opsets, producer, metadata and path around `graph`.
+Model WithGraph(const Model& model, Graph graph);
+
+// A copy of `model`'s values and nodes (nested bodies are shared: treat them as read-only).
+Model CopyModel(const Model& model);
+
 }  // namespace kiln

@@ -30,36 +30,6 @@ Result<Precision> ParsePrecision(const std::string& s) {
 
 namespace {
 
-void CollectNames(const Graph& g, std::set<std::string>& names) {
-  for (const Node& n : g.nodes()) {
-    if (!n.name.empty()) names.insert(n.name);
-    for (const Attribute& a : n.attrs.items()) {
-      if (a.g) CollectNames(*a.g, names);
-      for (const auto& sub : a.graphs) CollectNames(*sub, names);
-    }
-  }
-}
-
-// Gives every unnamed node (or one whose name repeats) a unique name "<OpType>_<k>".
-void NameNodes(Graph& g, std::set<std::string>& used, std::set<std::string>& seen, int& counter) {
-  for (uint32_t i = 0; i < g.num_nodes(); ++i) {
-    Node& n = g.node(NodeId(i));
-    if (n.name.empty() || seen.count(n.name)) {
-      std::string name;
-      do {
-        name = n.op_type + "_" + std::to_string(counter++);
-      } while (used.count(name));
-      n.name = name;
-      used.insert(name);
-    }
-    seen.insert(n.name);
-    for (Attribute& a : n.attrs.items()) {
-      if (a.g) NameNodes(*a.g, used, seen, counter);
-      for (auto& sub : a.graphs) NameNodes(*sub, used, seen, counter);
-    }
-  }
-}
-
 void SelectExplicit(const Graph& g, const KeepSelector& sel, std::set<std::string>& keep,
                     ConvertReport& report) {
   for (const Node& n : g.nodes()) {
@@ -138,10 +108,7 @@ Result<ConvertReport> ConvertPrecision(Model& model, const PrecisionOptions& opt
   ConvertReport report;
   report.weight_bytes_before = WeightBytes(model.graph);
   if (options.precision != Precision::kFp32) {
-    std::set<std::string> used, seen;
-    CollectNames(model.graph, used);
-    int counter = 0;
-    NameNodes(model.graph, used, seen, counter);
+    NameUnnamedNodes(model.graph);
 
     std::set<std::string> keep;
     SelectExplicit(model.graph, options.keep_fp32, keep, report);

@@ -24,9 +24,6 @@ struct RewriteStats {
 Result<Graph> RewriteGraph(const Graph& src, const std::set<std::string>& keep, bool convert,
                            bool io_f16, int cast_opset, RewriteStats* stats);
 
-// A model sharing `model`'s opsets and metadata, with `graph`.
-Model WithGraph(const Model& model, Graph graph);
-
 // Whether input `slot` / output `slot` of `node` keeps its float32 type even in a converted node.
 bool FixedFloatInput(const Node& node, size_t slot);
 bool FixedFloatOutput(const Node& node, size_t slot);

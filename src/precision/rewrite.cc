@@ -295,18 +295,6 @@ Result<Graph> RewriteGraph(const Graph& src, const std::set<std::string>& keep, 
   return r.Run();
 }
 
-Model WithGraph(const Model& model, Graph graph) {
-  Model m;
-  m.graph = std::move(graph);
-  m.opsets = model.opsets;
-  m.ir_version = model.ir_version;
-  m.producer_name = model.producer_name;
-  m.producer_version = model.producer_version;
-  m.metadata = model.metadata;
-  m.path = model.path;
-  return m;
-}
-
 bool FixedFloatInput(const Node& n, size_t slot) {
   const std::string& op = n.op_type;
   if (op == "Resize") return slot >= 1;  // roi, scales (sizes are int64)

@@ -25,26 +25,6 @@ Result<ActivationType> ParseActivationType(const std::string& s) {
 
 namespace {
 
-// Gives every unnamed node (or one whose name repeats) of the main graph a unique name
-// "<OpType>_<k>", so that selectors, reports and the metadata can name every node.
-void NameNodes(Graph& g) {
-  std::set<std::string> used, seen;
-  for (const Node& n : g.nodes()) used.insert(n.name);
-  int counter = 0;
-  for (uint32_t i = 0; i < g.num_nodes(); ++i) {
-    Node& n = g.node(NodeId(i));
-    if (n.name.empty() || seen.count(n.name)) {
-      std::string name;
-      do {
-        name = n.op_type + "_" + std::to_string(counter++);
-      } while (used.count(name));
-      n.name = name;
-      used.insert(name);
-    }
-    seen.insert(n.name);
-  }
-}
-
 int DefaultOpset(const Model& m) {
   auto it = m.opsets.find("");
   return it == m.opsets.end() ? 0 : it->second;
@@ -55,7 +35,7 @@ int DefaultOpset(const Model& m) {
 Result<QuantizeReport> QuantizeModel(Model& model, const CalibrationStats& stats,
                                      const QuantizeOptions& options) {
   QuantizeReport report;
-  NameNodes(model.graph);
+  NameUnnamedNodes(model.graph);
   report.opset_before = DefaultOpset(model);
   bool per_channel = options.per_channel;
   if (report.opset_before < 13) {

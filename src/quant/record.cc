@@ -93,33 +93,6 @@ Result<std::vector<NamedTensors>> LoadCalibrationSamples(const std::string& dir,
   return samples;
 }
 
-Model CopyModel(const Model& model) {
-  Model m;
-  const Graph& src = model.graph;
-  Graph& g = m.graph;
-  g.name = src.name;
-  for (uint32_t i = 0; i < src.num_values(); ++i) {
-    const Value& v = src.value(ValueId(i));
-    ValueId id = g.AddValue(v.name, v.info.type, v.info.shape);
-    Value& d = g.value(id);
-    d.kind = v.kind;
-    d.quant = v.quant;
-    d.initializer = v.initializer;
-  }
-  for (const Node& n : src.nodes()) {
-    g.AddNode(n.name, n.op_type, n.inputs, n.outputs, n.attrs, n.domain, n.opset);
-  }
-  for (ValueId in : src.inputs()) g.MarkInput(in);
-  for (ValueId out : src.outputs()) g.MarkOutput(out);
-  m.opsets = model.opsets;
-  m.ir_version = model.ir_version;
-  m.producer_name = model.producer_name;
-  m.producer_version = model.producer_version;
-  m.metadata = model.metadata;
-  m.path = model.path;
-  return m;
-}
-
 Status RecordStatistics(const Model& model, const std::vector<NamedTensors>& samples,
                         const RecordOptions& options, CalibrationStats& stats) {
   KILN_ASSIGN_OR_RETURN(auto session,

@@ -39,7 +39,4 @@ struct RecordOptions {
 Status RecordStatistics(const Model& model, const std::vector<NamedTensors>& samples,
                         const RecordOptions& options, CalibrationStats& stats);
 
-// A deep copy of `model` (nested bodies are shared: they are read-only here).
-Model CopyModel(const Model& model);
-
 }  // namespace kiln
