@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "backends/ref/eager.h"
+#include "core/search.h"
 #include "precision/internal.h"
 
 namespace kiln::precision_internal {
@@ -314,35 +315,19 @@ Status AutoSelect(const Model& model, double tol, const PrecisionOptions& o,
       for (size_t i = 0; i < k && i < n; ++i) s.insert(ranked[i].second);
       return s;
     };
-    size_t lo = 0, hi = 0;  // lo fails; hi (once found) passes
+    // The fewest top-ranked nodes that bring every output within tol.
     Evaluation best;
-    bool found = false;
-    for (size_t k = 1; n > 0; k = std::min(n, k * 2)) {
+    auto passes = [&](size_t k) -> Result<bool> {
       KILN_ASSIGN_OR_RETURN(Evaluation e, Evaluate(model, keep_top(k), o, o.auto_inputs, reference,
                                                    probe.nonfinite_fp32, source_nodes));
       ++report.model_runs;
-      if (e.worst() <= tol) {
-        hi = k;
-        best = e;
-        found = true;
-        break;
-      }
-      lo = k;
-      if (k == n) break;
-    }
-    if (found) {
-      while (hi - lo > 1) {
-        const size_t mid = (lo + hi) / 2;
-        KILN_ASSIGN_OR_RETURN(Evaluation e, Evaluate(model, keep_top(mid), o, o.auto_inputs,
-                                                     reference, probe.nonfinite_fp32, source_nodes));
-        ++report.model_runs;
-        if (e.worst() <= tol) {
-          hi = mid;
-          best = e;
-        } else {
-          lo = mid;
-        }
-      }
+      if (e.worst() > tol) return false;
+      best = std::move(e);  // the last passing run is the smallest count's
+      return true;
+    };
+    KILN_ASSIGN_OR_RETURN(std::optional<size_t> count, SmallestPassingCount(n, passes));
+    if (count) {
+      const size_t hi = *count;
       for (size_t i = 0; i < hi; ++i) {
         keep_node(ranked[i].second, "measured error: local fp16 relative error " +
                                         Fmt(ranked[i].first) + " (kept to bring outputs within " +

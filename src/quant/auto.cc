@@ -17,6 +17,7 @@
 
 #include "backends/ref/eager.h"
 #include "core/error_stats.h"
+#include "core/search.h"
 #include "passes/graph_edit.h"
 #include "quant/internal.h"
 
@@ -262,32 +263,17 @@ Status AutoSelect(const Model& model, const CalibrationStats& stats, const Quant
   KILN_ASSIGN_OR_RETURN(Evaluation ev, evaluate(keep));
   size_t kept_count = 0;
   if (ev.worst() > tol) {
-    size_t lo = 0, hi = 0;
-    bool found = false;
+    // The fewest top-ranked layers that bring every output within tol.
     Evaluation best;
-    for (size_t k = 1; n > 0; k = std::min(n, k * 2)) {
+    auto passes = [&](size_t k) -> Result<bool> {
       KILN_ASSIGN_OR_RETURN(Evaluation e, evaluate(keep_top(k)));
-      if (e.worst() <= tol) {
-        hi = k;
-        best = e;
-        found = true;
-        break;
-      }
-      lo = k;
-      if (k == n) break;
-    }
-    if (found) {
-      while (hi - lo > 1) {
-        const size_t mid = (lo + hi) / 2;
-        KILN_ASSIGN_OR_RETURN(Evaluation e, evaluate(keep_top(mid)));
-        if (e.worst() <= tol) {
-          hi = mid;
-          best = e;
-        } else {
-          lo = mid;
-        }
-      }
-      kept_count = hi;
+      if (e.worst() > tol) return false;
+      best = std::move(e);  // the last passing run is the smallest count's
+      return true;
+    };
+    KILN_ASSIGN_OR_RETURN(std::optional<size_t> count, SmallestPassingCount(n, passes));
+    if (count) {
+      kept_count = *count;
       ev = best;
     } else {
       kept_count = n;
