@@ -10,16 +10,7 @@
 const fs = require('fs');
 const path = require('path');
 
-const depsDir = process.env.KILN_NPM_DIR || path.join(__dirname, '..', '.deps', 'npm');
-const ort = require(path.join(depsDir, 'node_modules', 'onnxruntime-node'));
-
-const DTYPES = {
-  '<f4': ['float32', Float32Array], '<f8': ['float64', Float64Array],
-  '|i1': ['int8', Int8Array], '|u1': ['uint8', Uint8Array], '<i2': ['int16', Int16Array],
-  '<u2': ['uint16', Uint16Array], '<i4': ['int32', Int32Array], '<u4': ['uint32', Uint32Array],
-  '<i8': ['int64', BigInt64Array], '<u8': ['uint64', BigUint64Array], '|b1': ['bool', Uint8Array],
-  '<f2': ['float16', Uint16Array],
-};
+const {ort, readNpy: readNpyOrThrow} = require('../tests/models/ort_npy.js');
 
 function fail(message) {
   console.error(`error: ${message}`);
@@ -27,30 +18,11 @@ function fail(message) {
 }
 
 function readNpy(file) {
-  let buf;
   try {
-    buf = fs.readFileSync(file);
+    return readNpyOrThrow(file);
   } catch (e) {
-    fail(`cannot read ${file}: ${e.code || e.message}`);
+    return fail(e.message);
   }
-  if (buf.length < 10 || buf.toString('latin1', 1, 6) !== 'NUMPY') fail(`${file}: not a .npy file`);
-  const major = buf[6];
-  const hlen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
-  const hstart = major === 1 ? 10 : 12;
-  const header = buf.toString('latin1', hstart, hstart + hlen);
-  const descr = (/'descr':\s*'([^']+)'/.exec(header) || [])[1];
-  const shapeText = (/'shape':\s*\(([^)]*)\)/.exec(header) || [])[1];
-  if (/'fortran_order':\s*True/.test(header)) fail(`${file}: Fortran order is not supported`);
-  if (descr === undefined || shapeText === undefined) fail(`${file}: malformed .npy header`);
-  const shape = shapeText.split(',').map(s => s.trim()).filter(s => s.length).map(Number);
-  const [type, Ctor] = DTYPES[descr] || [];
-  if (!type) fail(`${file}: unsupported dtype ${descr}`);
-  const start = hstart + hlen;
-  const count = shape.reduce((a, b) => a * b, 1);
-  if (buf.length < start + count * Ctor.BYTES_PER_ELEMENT) fail(`${file}: data is truncated`);
-  const bytes = buf.subarray(start, start + count * Ctor.BYTES_PER_ELEMENT);
-  const data = new Ctor(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
-  return new ort.Tensor(type, type === 'bool' ? Uint8Array.from(data) : data, shape);
 }
 
 function parseArgs(argv) {
