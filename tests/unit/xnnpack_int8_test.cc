@@ -240,6 +240,63 @@ TEST(Int8ConvTest, LargeConvMatchesReference) {
   }
 }
 
+// The attention pieces of PP-OCR rec: QLinearMatMul with constant per-column (or per-tensor)
+// weights on a rank-4 input (NHWC inside the partition), with a computed B (Q K^T), a
+// QAveragePool, and a QAdd whose scale ratios XNNPACK's add rejects, with a constant operand
+// along the last axis (the own exact loop). One XNNPACK partition; exact on every conv kernel
+// (the constant-B product runs as a 1x1 conv) at 1 and 3 threads.
+TEST(Int8MatMulTest, AttentionPiecesMatchReference) {
+  for (ElementType act : {ElementType::kU8, ElementType::kI8}) {
+    for (bool per_channel : {true, false}) {
+      const int64_t z = act == ElementType::kU8 ? 128 : 0;
+      auto m = [&] {
+        QdqBuilder b(per_channel ? 21 : 22);
+        ValueId x = b.Input("x", {1, 2, 40, 12});
+        ValueId kt = b.Input("kt", {1, 2, 12, 40});
+        ValueId xq = b.QuantAct(x, 0.02f, z - 3, act);
+        ValueId ktq = b.QuantAct(kt, 0.03f, z + 5, act);
+        ValueId w = b.Weight({12, 12}, per_channel, 1);
+        ValueId q = b.QuantAct(b.Op("MatMul", {xq, w}), 0.05f, z, act);
+        ValueId s = b.QuantAct(b.Op("MatMul", {q, ktq}), 0.1f, z + 7, act);
+        ValueId p = b.QuantAct(
+            b.Op("AveragePool", {s}, Ints({{"kernel_shape", {2, 2}}, {"strides", {2, 2}}})),
+            0.08f, z, act);
+        Tensor c = Tensor::Allocate(act, {20}).value();
+        for (int64_t i = 0; i < 20; ++i) {
+          const int64_t v = (i * 37) % 200 - 100 + z;
+          if (act == ElementType::kU8) c.data<uint8_t>()[i] = static_cast<uint8_t>(v);
+          if (act == ElementType::kI8) c.data<int8_t>()[i] = static_cast<int8_t>(v);
+        }
+        ValueId cdq = b.Op("DequantizeLinear", {b.Init("c", c), b.Scale(2e-5f), b.Zp(act, z)});
+        ValueId y = b.Op("Add", {p, cdq});
+        b.Output(y, 0.08f, z - 1, act, "y");
+        return std::move(b.model);
+      };
+      const NamedTensors inputs = {{"x", Uniform({1, 2, 40, 12}, -2.0f, 2.0f, 1)},
+                                   {"kt", Uniform({1, 2, 12, 40}, -2.0f, 2.0f, 2)}};
+      const auto ref = RunSession(m(), inputs, SessionOptions::Reference());
+      ASSERT_EQ(ref.size(), 1u);
+      std::set<float> distinct(ref[0].data<float>(), ref[0].data<float>() + ref[0].size());
+      EXPECT_GE(distinct.size(), 16u) << "a degenerate output checks little";
+      const auto [parts, int8_nodes] = Int8Placement(m(), inputs);
+      EXPECT_EQ(parts, 1) << "one XNNPACK partition";
+      EXPECT_GE(int8_nodes, 4) << "QLinearMatMul x2, QAveragePool, QAdd on XNNPACK in 8 bits";
+      for (const char* isa : kQConvIsas) {
+        for (int threads : {1, 3}) {
+          SetQConvIsa(isa);
+          const auto got = RunSession(m(), inputs, SessionOptions::Threads(threads));
+          SetQConvIsa("");
+          ASSERT_EQ(got.size(), 1u);
+          const Diff d = Compare(ref[0], got[0], 0.08f);
+          EXPECT_EQ(d.max_steps, 0.0) << ElementTypeName(act) << " per_channel " << per_channel
+                                      << " isa '" << isa << "' threads " << threads << ": "
+                                      << d.equal << "/" << d.count;
+        }
+      }
+    }
+  }
+}
+
 // The real quantized det (made by `kiln quantize` from two calibration inputs, or the file
 // named by KILN_INT8_DET): exact with KILN_XNN_EXACT_INT8=1.
 TEST(Int8RealModelTest, DetMatchesReference) {

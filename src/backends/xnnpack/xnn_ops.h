@@ -25,6 +25,13 @@ struct ConvGeometry {
 // Conv geometry from attributes and static shapes (x, w, y NCHW), or why it is not supported.
 Result<ConvGeometry> ConvGeometryOf(const Node& n, const Shape& x, const Shape& w, const Shape& y);
 
+// 2D MaxPool / AveragePool (and QAveragePool) geometry from attributes and static shapes (x, y
+// NCHW); ceil_mode windows past the edge as extra bottom/right padding for MaxPool only.
+struct PoolGeometry {
+  int64_t kh, kw, sh, sw, dh = 1, dw = 1, pt, pl, pb, pr;
+};
+Result<PoolGeometry> PoolGeometryOf(const Node& n, const Shape& x, const Shape& y);
+
 // int8 entries: a u8/i8 value with a static shape of rank <= 6 ("" when fine), and Yes with the
 // node's 8-bit compute type and a cost at int8 throughputs (xnn_ops_int8.cc).
 std::string CheckInt8Value(const TypeInfo* t, const std::string& what);

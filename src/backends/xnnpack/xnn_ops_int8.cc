@@ -10,8 +10,12 @@
 //                      xnn convolution2d_nhwc_qc8
 //                      (per-channel scales; per-tensor repeated), depthwise via groups; s8
 //                      weights with zero point 0 (u8 with 128: flipped)
+//   QLinearMatMul      constant B: a 1x1 conv (the own kernel or qc8, per-column scales as
+//                      per-channel); computed B (attention): own loop per batch, exact
 //   QAdd / QMul        xnn add_nd_qs8 / multiply_nd_qs8; with a constant scalar operand (a unary
-//                      function of an 8-bit value) a 256-entry table, exact
+//                      function of an 8-bit value) a 256-entry table, exact; scale ratios
+//                      XNNPACK rejects: the exact own loop (constants broadcast)
+//   QAveragePool       own loop (2D, exact integer sums, the reference's double requantization)
 //   QGlobalAveragePool own loop (exact integer sums, the reference's double requantization)
 //   QLut               own table lookup
 //   DequantizeLinear   own loop (256-entry float table, exact), per tensor
@@ -118,6 +122,14 @@ void StoredBounds(const Fusion& f, ElementType t, int8_t* lo, int8_t* hi) {
   *hi = static_cast<int8_t>(Stored(t, static_cast<int64_t>(std::max(l, h))));
 }
 
+// Saturates and stores a raw result of type t (as the reference's Store: NaN -> 0).
+inline uint8_t StoreRaw(ElementType t, double q) {
+  const bool u8 = t == ElementType::kU8;
+  if (std::isnan(q)) q = 0;
+  const double c = u8 ? std::clamp(q, 0.0, 255.0) : std::clamp(q, -128.0, 127.0);
+  return static_cast<uint8_t>(static_cast<int8_t>(Stored(t, static_cast<int64_t>(c))));
+}
+
 // ---- QLinearConv ----
 
 struct ConvQ {
@@ -129,15 +141,18 @@ struct ConvQ {
   bool w_flip = false;  // u8 weights with zero point 128
 };
 
+// QLinearConv (W rank 4, m output channels) and QLinearMatMul with a constant B (rank 2, m
+// columns): the inputs sit at the same positions in both.
 std::string ReadConvQ(const Node& n, const std::function<const Tensor*(size_t)>& c,
-                      ElementType xt, ElementType yt, int64_t m, ConvQ* out) {
-  std::string e = ReadQParam(c, 1, 2, true, xt, &out->x);
+                      ElementType xt, ElementType yt, int64_t m, ConvQ* out, int w_rank = 4) {
+  std::string e = ReadQParam(c, 1, 2, Present(n, 2), xt, &out->x);
   if (e.empty()) e = ReadQParam(c, 6, 7, Present(n, 7), yt, &out->y);
   if (!e.empty()) return e;
   const Tensor* w = c(3);
   const Tensor* ws = c(4);
   const Tensor* wz = c(5);
-  if (w == nullptr || !Is8Bit(w->type()) || w->rank() != 4) return "W is not a constant 8-bit 4D";
+  if (w == nullptr || !Is8Bit(w->type()) || w->rank() != w_rank)
+    return w_rank == 4 ? "W is not a constant 8-bit 4D" : "B is not a constant 8-bit 2D";
   if (ws == nullptr || (ws->size() != 1 && ws->size() != m)) return "w_scale is not constant";
   out->w_flip = w->type() == ElementType::kU8;
   const int64_t want_zp = out->w_flip ? 128 : 0;
@@ -287,6 +302,234 @@ Status QConvBuild(Builder& b, const Node& n, const Fusion& f) {
   return Status::Ok();
 }
 
+// ---- QLinearMatMul ----
+//
+// Constant B (weights): A [..., M, K] is a row of M pixels with K channels, so the product is a
+// 1x1 convolution with B's columns as output channels: the own kernel or XNNPACK's qc8, as
+// QLinearConv (per-column b_scale = per-channel w_scale). Computed B (attention's Q K^T and
+// P V): an own loop over the batches, exact int32 sums and the reference's float
+// requantization.
+
+constexpr int64_t kMaxComputedK = 16384;  // |sum| < 2^31 for 8-bit products
+
+NodeSupport QMatMulSupports(const NodeQuery& q) {
+  const Node& n = *q.node;
+  if (q.inputs.size() < 7) return NodeSupport::No("missing inputs");
+  std::string e = CheckInt8Value(q.inputs[0], "A");
+  if (e.empty()) e = CheckInt8Value(q.inputs[3], "B");
+  if (e.empty()) e = CheckInt8Value(q.outputs[0], "Y");
+  if (!e.empty()) return NodeSupport::No(e);
+  const Shape a = q.inputs[0]->static_shape(), b = q.inputs[3]->static_shape();
+  if (a.size() < 2 || b.size() < 2) return NodeSupport::No("A and B must have rank >= 2");
+  if (a.back() != b[b.size() - 2]) return NodeSupport::No("inner dims differ");
+  if (q.constants[3] != nullptr) {
+    if (b.size() != 2) return NodeSupport::No("constant B is not 2D");
+    ConvQ cq;
+    e = ReadConvQ(n, QueryConsts(q), q.inputs[0]->type, q.outputs[0]->type, b[1], &cq, 2);
+    if (!e.empty()) return NodeSupport::No(e);
+    return YesInt8(q, kInt8Gmacs);
+  }
+  if (a.size() != b.size() || !std::equal(a.begin(), a.end() - 2, b.begin()))
+    return NodeSupport::No("computed B: batch dims of A and B differ");
+  if (a.back() > kMaxComputedK) return NodeSupport::No("computed B: K above 16384");
+  QParam qa, qb, qy;
+  e = ReadQParam(QueryConsts(q), 1, 2, Present(n, 2), q.inputs[0]->type, &qa);
+  if (e.empty()) e = ReadQParam(QueryConsts(q), 4, 5, Present(n, 5), q.inputs[3]->type, &qb);
+  if (e.empty()) e = ReadQParam(QueryConsts(q), 6, 7, Present(n, 7), q.outputs[0]->type, &qy);
+  if (!e.empty()) return NodeSupport::No("computed B: " + e + " (per-tensor only)");
+  return YesInt8(q, 8);
+}
+
+Status QMatMulConstBuild(Builder& b, const Node& n, const Fusion& f) {
+  const Shape as = b.shape(n.inputs[0]);
+  const Tensor& bt = *b.constant(n.inputs[3]);
+  const int64_t k = bt.dim(0), m = bt.dim(1);
+  const int64_t pixels = NumElements(as) / k;
+  ConvQ cq;
+  std::string e =
+      ReadConvQ(n, NodeConsts(b, n), b.type(n.inputs[0]), b.type(f.out), m, &cq, 2);
+  if (!e.empty()) return InvalidArgument(e);
+  const auto* src = static_cast<const uint8_t*>(bt.raw());
+  const uint8_t flip = cq.w_flip ? 0x80 : 0;
+  // [K, N] -> [N][K] (a 1x1 kernel in both the own kernel's and XNNPACK's order).
+  std::vector<int8_t> kernel(static_cast<size_t>(k * m));
+  for (int64_t o = 0; o < m; ++o) {
+    for (int64_t c = 0; c < k; ++c) {
+      kernel[static_cast<size_t>(o * k + c)] =
+          cq.dead[static_cast<size_t>(o)] ? 0
+                                          : static_cast<int8_t>(src[c * m + o] ^ flip);
+    }
+  }
+  const std::vector<int32_t> bias(static_cast<size_t>(m), 0);
+  int8_t lo, hi;
+  StoredBounds(f, b.type(f.out), &lo, &hi);
+  const int in = b.LogicalIn(n.inputs[0]);
+  const int out = b.LogicalOut(f.out);
+  b.AddWeightBytes(static_cast<int64_t>(kernel.size() + bias.size() * 8));
+  const OwnQConvIsa isa = ChooseOwnQConvIsa();
+  if (isa != OwnQConvIsa::kNone) {
+    QConvSpec s;
+    s.batch = 1, s.ih = 1, s.iw = pixels, s.cin = k;
+    s.oh = 1, s.ow = pixels, s.cout = m;
+    s.x_zp = static_cast<int8_t>(cq.x.stored_zp());
+    s.y_zp = static_cast<int8_t>(cq.y.stored_zp());
+    s.lo = lo, s.hi = hi;
+    s.weights = kernel;
+    s.bias = bias;
+    for (int64_t i = 0; i < m; ++i)
+      s.mult.push_back(cq.x.scale * cq.w_scale[static_cast<size_t>(i)] / cq.y.scale);
+    QConvFn fn = MakeOwnQConv(s, isa);
+    b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) { fn(ws.s8(in), ws.s8(out), pool); });
+  } else {
+    xnn_operator_t op = nullptr;
+    const xnn_status st = xnn_create_convolution2d_nhwc_qc8(
+        0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, static_cast<size_t>(k), static_cast<size_t>(m),
+        static_cast<size_t>(k), static_cast<size_t>(m), static_cast<int8_t>(cq.x.stored_zp()),
+        cq.x.scale, cq.w_scale.data(), kernel.data(), bias.data(),
+        static_cast<int8_t>(cq.y.stored_zp()), cq.y.scale, lo, hi, 0, &op);
+    if (st != xnn_status_success) return XnnError(n, "xnn_create_convolution2d_nhwc_qc8", st);
+    b.AddXnn(
+        n, XnnOp(op),
+        [=](const Workspace& ws, pthreadpool_t pool) {
+          return xnn_setup_convolution2d_nhwc_qc8(op, 1, 1, static_cast<size_t>(pixels),
+                                                  ws.s8(in), ws.s8(out), pool);
+        },
+        "xnn_setup_convolution2d_nhwc_qc8");
+  }
+  b.FinishLogicalOut(f.out, out);
+  return Status::Ok();
+}
+
+Status QMatMulComputedBuild(Builder& b, const Node& n, const Fusion& f) {
+  const Shape as = b.shape(n.inputs[0]), bs = b.shape(n.inputs[3]);
+  QParam qa, qb, qy;
+  std::string e = ReadQParam(NodeConsts(b, n), 1, 2, Present(n, 2), b.type(n.inputs[0]), &qa);
+  if (e.empty())
+    e = ReadQParam(NodeConsts(b, n), 4, 5, Present(n, 5), b.type(n.inputs[3]), &qb);
+  if (e.empty()) e = ReadQParam(NodeConsts(b, n), 6, 7, Present(n, 7), b.type(f.out), &qy);
+  if (!e.empty()) return InvalidArgument(e);
+  int8_t lo, hi;
+  StoredBounds(f, qy.type, &lo, &hi);
+  const int64_t m = as[as.size() - 2], k = as.back(), nn = bs.back();
+  const int64_t batches = NumElements(as) / (m * k);
+  // The reference's float multiplier: a_scale * b_scale / y_scale, left to right.
+  const float mult = qa.scale * qb.scale / qy.scale;
+  const int32_t azp = qa.stored_zp(), bzp = qb.stored_zp();
+  const float yzp = static_cast<float>(qy.stored_zp());
+  const float flo = lo, fhi = hi;
+  const int ia = b.LogicalIn(n.inputs[0]);
+  const int ib = b.LogicalIn(n.inputs[3]);
+  const int out = b.LogicalOut(f.out);
+  b.Use(ia);  // A's logical copy must outlive B's permute step
+  b.Use(ib);
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const int8_t* pa = ws.s8(ia);
+    const int8_t* pb = ws.s8(ib);
+    int8_t* py = ws.s8(out);
+    ParallelFor(pool, batches, 1, [&](int64_t b0, int64_t e0) {
+      std::vector<int16_t> bt(static_cast<size_t>(nn * k)), ar(static_cast<size_t>(k));
+      for (int64_t bi = b0; bi < e0; ++bi) {
+        const int8_t* bb = pb + bi * k * nn;
+        for (int64_t kk = 0; kk < k; ++kk) {
+          for (int64_t j = 0; j < nn; ++j)
+            bt[static_cast<size_t>(j * k + kk)] = static_cast<int16_t>(bb[kk * nn + j] - bzp);
+        }
+        for (int64_t i = 0; i < m; ++i) {
+          const int8_t* arow = pa + (bi * m + i) * k;
+          for (int64_t kk = 0; kk < k; ++kk)
+            ar[static_cast<size_t>(kk)] = static_cast<int16_t>(arow[kk] - azp);
+          int8_t* yrow = py + (bi * m + i) * nn;
+          for (int64_t j = 0; j < nn; ++j) {
+            const int16_t* bcol = bt.data() + j * k;
+            int32_t acc = 0;
+            for (int64_t kk = 0; kk < k; ++kk)
+              acc += static_cast<int32_t>(ar[static_cast<size_t>(kk)]) * bcol[kk];
+            const float v = std::nearbyint(static_cast<float>(acc) * mult) + yzp;
+            yrow[j] = static_cast<int8_t>(std::clamp(v, flo, fhi));
+          }
+        }
+      }
+    });
+  });
+  b.FinishLogicalOut(f.out, out);
+  return Status::Ok();
+}
+
+Status QMatMulBuild(Builder& b, const Node& n, const Fusion& f) {
+  return b.constant(n.inputs[3]) != nullptr ? QMatMulConstBuild(b, n, f)
+                                            : QMatMulComputedBuild(b, n, f);
+}
+
+// ---- QAveragePool (2D, NHWC): exact sums, the reference's double requantization ----
+
+NodeSupport QAvgPoolSupports(const NodeQuery& q) {
+  std::string e = CheckInt8Value(q.inputs[0], "X");
+  if (e.empty()) e = CheckInt8Value(q.outputs[0], "Y");
+  if (!e.empty()) return NodeSupport::No(e);
+  if (q.inputs[0]->shape->size() != 4) return NodeSupport::No("only 4D input");
+  auto g = PoolGeometryOf(*q.node, q.inputs[0]->static_shape(), q.outputs[0]->static_shape());
+  if (!g.ok()) return NodeSupport::No(g.status().message());
+  QParam x, y;
+  e = ReadQParam(QueryConsts(q), 1, 2, Present(*q.node, 2), q.inputs[0]->type, &x);
+  if (e.empty())
+    e = ReadQParam(QueryConsts(q), 3, 4, Present(*q.node, 4), q.outputs[0]->type, &y);
+  if (!e.empty()) return NodeSupport::No(e);
+  return YesInt8(q, 4);
+}
+
+Status QAvgPoolBuild(Builder& b, const Node& n, const Fusion& f) {
+  const Shape xs = b.shape(n.inputs[0]), ys = b.shape(f.out);
+  KILN_ASSIGN_OR_RETURN(PoolGeometry g, PoolGeometryOf(n, xs, ys));
+  QParam qx, qy;
+  std::string e = ReadQParam(NodeConsts(b, n), 1, 2, Present(n, 2), b.type(n.inputs[0]), &qx);
+  if (e.empty()) e = ReadQParam(NodeConsts(b, n), 3, 4, Present(n, 4), b.type(f.out), &qy);
+  if (!e.empty()) return InvalidArgument(e);
+  int8_t lo, hi;
+  StoredBounds(f, qy.type, &lo, &hi);
+  const int64_t batch = xs[0], c = xs[1], ih = xs[2], iw = xs[3], oh = ys[2], ow = ys[3];
+  const double xscale = qx.scale, yscale = qy.scale;
+  const int32_t xzp = qx.stored_zp();
+  const ElementType yt = qy.type;
+  const int64_t yzp = qy.zp;
+  const int in = b.Buffer(n.inputs[0]);
+  const int out = b.Buffer(f.out);
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const int8_t* src = ws.s8(in);
+    int8_t* dst = ws.s8(out);
+    ParallelFor(pool, batch * oh, 1, [&](int64_t r0, int64_t r1) {
+      std::vector<int32_t> sums(static_cast<size_t>(c));
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t bn = r / oh, y = r % oh;
+        for (int64_t x = 0; x < ow; ++x) {
+          std::fill(sums.begin(), sums.end(), 0);
+          int64_t count = 0;
+          for (int64_t i = 0; i < g.kh; ++i) {
+            const int64_t sy = y * g.sh - g.pt + i;
+            if (sy < 0 || sy >= ih) continue;
+            for (int64_t j = 0; j < g.kw; ++j) {
+              const int64_t sx = x * g.sw - g.pl + j;
+              if (sx < 0 || sx >= iw) continue;
+              ++count;
+              const int8_t* px = src + ((bn * ih + sy) * iw + sx) * c;
+              for (int64_t ch = 0; ch < c; ++ch) sums[static_cast<size_t>(ch)] += px[ch];
+            }
+          }
+          int8_t* o = dst + ((bn * oh + y) * ow + x) * c;
+          for (int64_t ch = 0; ch < c; ++ch) {
+            const int64_t s = sums[static_cast<size_t>(ch)] - static_cast<int64_t>(xzp) * count;
+            const double v = count == 0 ? 0.0
+                                        : static_cast<double>(s) * xscale /
+                                              (yscale * static_cast<double>(count));
+            const double qv = std::nearbyint(v) + static_cast<double>(yzp);
+            o[ch] = std::clamp<int8_t>(static_cast<int8_t>(StoreRaw(yt, qv)), lo, hi);
+          }
+        }
+      }
+    });
+  });
+  return Status::Ok();
+}
+
 }  // namespace
 
 // ---- Own table loops: y = table[(uint8)x] over the int8 storage ----
@@ -337,13 +580,6 @@ void AddTableLoop(Builder& b, ValueId x, ValueId y, const std::array<uint8_t, 25
 
 namespace {
 
-// Saturates and stores a raw result of type t (as the reference's Store: NaN -> 0).
-inline uint8_t StoreRaw(ElementType t, double q) {
-  const bool u8 = t == ElementType::kU8;
-  if (std::isnan(q)) q = 0;
-  const double c = u8 ? std::clamp(q, 0.0, 255.0) : std::clamp(q, -128.0, 127.0);
-  return static_cast<uint8_t>(static_cast<int8_t>(Stored(t, static_cast<int64_t>(c))));
-}
 
 // ---- QAdd / QMul ----
 
@@ -371,9 +607,41 @@ double BinaryRef(bool mul, const BinaryQ& q, int64_t a, int64_t b) {
 // Same-shape QAdd / QMul of two computed operands: the reference's double arithmetic, 4 lanes
 // at a time (the products of 8-bit integers and f32 scales are exact in double, so the order of
 // operations is the only thing to keep).
+// A constant 8-bit operand broadcast to the shape ys and stored in its physical layout (int8
+// storage: u8 flipped).
+std::shared_ptr<std::vector<int8_t>> ExpandConstant8(const Tensor& c, const Shape& ys) {
+  const size_t r = ys.size();
+  Shape cs(r - static_cast<size_t>(c.rank()), 1);
+  cs.insert(cs.end(), c.shape().begin(), c.shape().end());
+  const int64_t count = NumElements(ys);
+  std::vector<uint8_t> logical(static_cast<size_t>(count));
+  const auto* src = static_cast<const uint8_t*>(c.raw());
+  for (int64_t i = 0; i < count; ++i) {
+    int64_t rem = i, off = 0, stride = 1;
+    for (size_t d = r; d-- > 0;) {
+      const int64_t idx = rem % ys[d];
+      rem /= ys[d];
+      off += (cs[d] == 1 ? 0 : idx) * stride;
+      stride *= cs[d];
+    }
+    logical[static_cast<size_t>(i)] = src[off];
+  }
+  auto out = std::make_shared<std::vector<int8_t>>(static_cast<size_t>(count));
+  PermuteCopyBytes(logical.data(), ys, PhysicalPerm(static_cast<int>(r)),
+                   reinterpret_cast<uint8_t*>(out->data()), nullptr,
+                   c.type() == ElementType::kU8 ? 0x80 : 0);
+  return out;
+}
+
+// Same-shape (or constant, broadcast) operands: see ExpandConstant8.
 void AddExactBinaryLoop(Builder& b, ValueId va, ValueId vb, ValueId vy, bool mul,
                         const BinaryQ& q, int8_t lo, int8_t hi) {
-  const int ia = b.Buffer(va), ib = b.Buffer(vb);
+  const Shape ys = b.shape(vy);
+  std::shared_ptr<std::vector<int8_t>> ca, cb;
+  if (const Tensor* c = b.constant(va)) ca = ExpandConstant8(*c, ys);
+  if (const Tensor* c = b.constant(vb)) cb = ExpandConstant8(*c, ys);
+  const int ia = ca ? -1 : b.Buffer(va), ib = cb ? -1 : b.Buffer(vb);
+  if (ia >= 0) b.Use(ia);
   const int out = b.Buffer(vy);
   const int64_t count = NumElements(b.shape(vy));
   const double za = q.a.stored_zp(), zb = q.b.stored_zp();
@@ -384,8 +652,8 @@ void AddExactBinaryLoop(Builder& b, ValueId va, ValueId vb, ValueId vy, bool mul
   const double rlo = yt == ElementType::kU8 ? 0 : -128, rhi = yt == ElementType::kU8 ? 255 : 127;
   const int shift = yt == ElementType::kU8 ? 128 : 0;
   b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
-    const int8_t* pa = ws.s8(ia);
-    const int8_t* pb = ws.s8(ib);
+    const int8_t* pa = ca ? ca->data() : ws.s8(ia);
+    const int8_t* pb = cb ? cb->data() : ws.s8(ib);
     int8_t* py = ws.s8(out);
     ParallelFor(pool, count, 1 << 14, [&](int64_t b0, int64_t e0) {
       const __m256d vza = _mm256_set1_pd(za), vzb = _mm256_set1_pd(zb);
@@ -431,6 +699,13 @@ void AddExactBinaryLoop(Builder& b, ValueId va, ValueId vb, ValueId vy, bool mul
   });
 }
 
+// Whether XNNPACK's qs8 add / multiply accept the scale ratios.
+bool XnnScalesFit(bool mul, const BinaryQ& bq) {
+  const double ra = bq.a.scale / bq.y.scale, rb = bq.b.scale / bq.y.scale;
+  if (mul) return !(ra * bq.b.scale < 0x1.0p-16 || ra * bq.b.scale >= 0x1.0p+8);
+  return !(ra < 0x1.0p-10 || ra >= 0x1.0p+8 || rb < 0x1.0p-10 || rb >= 0x1.0p+8);
+}
+
 NodeSupport QBinarySupports(const NodeQuery& q) {
   const Node& n = *q.node;
   if (q.inputs.size() < 7) return NodeSupport::No("missing inputs");
@@ -455,12 +730,15 @@ NodeSupport QBinarySupports(const NodeQuery& q) {
     if (q.constants[i] == nullptr && ri != r && r == 4)
       return NodeSupport::No("a computed operand of lower rank than a 4D output");
   }
-  const bool mul = n.op_type == "QMul";
-  const double ra = bq.a.scale / bq.y.scale, rb = bq.b.scale / bq.y.scale;
-  if (!mul && (ra < 0x1.0p-10 || ra >= 0x1.0p+8 || rb < 0x1.0p-10 || rb >= 0x1.0p+8))
-    return NodeSupport::No("scale ratios out of XNNPACK's add range");
-  if (mul && (ra * bq.b.scale < 0x1.0p-16 || ra * bq.b.scale >= 0x1.0p+8))
-    return NodeSupport::No("scale ratio out of XNNPACK's multiply range");
+  if (!XnnScalesFit(n.op_type == "QMul", bq)) {
+    // The exact own loop: computed operands of the output's shape, constants broadcast.
+    for (size_t i : {0, 3}) {
+      if (q.constants[i] == nullptr && q.inputs[i]->static_shape() != ys)
+        return NodeSupport::No("scale ratios out of XNNPACK's range and a computed operand "
+                               "is broadcast");
+    }
+    return YesInt8(q, 4);
+  }
   return YesInt8(q, kInt8Gmacs);
 }
 
@@ -525,6 +803,10 @@ Status QBinaryBuild(Builder& b, const Node& n, const Fusion& f) {
   // XNNPACK's qs8 add on PP-OCR det); otherwise XNNPACK (QAdd within one step, see the top).
   static const bool exact = std::getenv("KILN_XNN_EXACT_INT8") != nullptr &&
                             std::string(std::getenv("KILN_XNN_EXACT_INT8")) == "1";
+  if (!XnnScalesFit(mul, bq)) {
+    AddExactBinaryLoop(b, n.inputs[0], n.inputs[3], f.out, mul, bq, lo, hi);
+    return Status::Ok();
+  }
   if (exact && ca == nullptr && cb == nullptr && b.shape(n.inputs[0]) == ys &&
       b.shape(n.inputs[3]) == ys) {
     AddExactBinaryLoop(b, n.inputs[0], n.inputs[3], f.out, mul, bq, lo, hi);
@@ -810,6 +1092,8 @@ void AddInt8Ops(std::vector<OpDef>& table) {
   table.push_back({"QAdd", QBinarySupports, QBinaryBuild, true, true});
   table.push_back({"QMul", QBinarySupports, QBinaryBuild, true, true});
   table.push_back({"QLut", QLutSupports, QLutBuild, true, true});
+  table.push_back({"QLinearMatMul", QMatMulSupports, QMatMulBuild, true, true});
+  table.push_back({"QAveragePool", QAvgPoolSupports, QAvgPoolBuild, true, true});
   table.push_back({"QGlobalAveragePool", QGapSupports, QGapBuild, true, true});
   table.push_back({"Clip", Int8ClipSupports, Int8ClampBuild, true, true});
   table.push_back({"Relu", Int8ClipSupports, Int8ClampBuild, true, true});

@@ -17,9 +17,7 @@ constexpr double kGbytes = 10;
 
 // ---- MaxPool / AveragePool ----
 
-struct PoolGeometry {
-  int64_t kh, kw, sh, sw, dh = 1, dw = 1, pt, pl, pb, pr;
-};
+}  // namespace
 
 Result<PoolGeometry> PoolGeometryOf(const Node& n, const Shape& x, const Shape& y) {
   const bool is_max = n.op_type == "MaxPool";
@@ -83,6 +81,8 @@ Result<PoolGeometry> PoolGeometryOf(const Node& n, const Shape& x, const Shape& 
   }
   return g;
 }
+
+namespace {
 
 NodeSupport PoolSupports(const NodeQuery& q) {
   std::string e = CheckFloatNode(q, {0}, 4);

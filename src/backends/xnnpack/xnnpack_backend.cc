@@ -73,6 +73,14 @@ int Builder::LogicalIn(ValueId v) {
   const Shape phys = Permuted(logical, p);
   std::vector<int> inv(p.size());
   for (size_t i = 0; i < p.size(); ++i) inv[static_cast<size_t>(p[i])] = static_cast<int>(i);
+  if (Is8Bit(type(v))) {
+    const int dst = ScratchBytes(NumElements(logical));
+    AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+      PermuteCopyBytes(reinterpret_cast<const uint8_t*>(ws.s8(src)), phys, inv,
+                       reinterpret_cast<uint8_t*>(ws.s8(dst)), pool, 0);
+    });
+    return Use(dst);
+  }
   const int dst = Scratch(NumElements(logical));
   AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
     PermuteCopy(ws.f(src), phys, inv, ws.f(dst), pool);
@@ -82,6 +90,7 @@ int Builder::LogicalIn(ValueId v) {
 
 int Builder::LogicalOut(ValueId v) {
   if (IsIdentity(perm(v))) return Buffer(v);
+  if (Is8Bit(type(v))) return ScratchBytes(NumElements(shape(v)));
   return Scratch(NumElements(shape(v)));
 }
 
@@ -91,6 +100,13 @@ void Builder::FinishLogicalOut(ValueId v, int logical_buffer) {
   Use(logical_buffer);
   const int dst = Buffer(v);
   const Shape logical = shape(v);
+  if (Is8Bit(type(v))) {
+    AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+      PermuteCopyBytes(reinterpret_cast<const uint8_t*>(ws.s8(logical_buffer)), logical, p,
+                       reinterpret_cast<uint8_t*>(ws.s8(dst)), pool, 0);
+    });
+    return;
+  }
   AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
     PermuteCopy(ws.f(logical_buffer), logical, p, ws.f(dst), pool);
   });
