@@ -222,6 +222,7 @@ class Fuser {
   Result<std::string> FusePool(NodeId id);
   Result<std::string> FuseSameScale(NodeId id);
   Result<std::string> FuseUnary(NodeId id);
+  Result<std::string> FuseRegion(NodeId q_id);
 
   Model& model_;
   Graph& g_;
@@ -617,9 +618,150 @@ Result<std::string> Fuser::FuseUnary(NodeId id) {
   return std::string();
 }
 
+// Binary elementwise ops a region may hold (IsLutOp gives the unary ones).
+bool IsRegionBinary(const Node& n) {
+  static const std::set<std::string> kOps = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Pow"};
+  return IsDefaultDomain(n) && kOps.count(n.op_type) > 0;
+}
+
+// DQ(x) -> a region of float elementwise nodes computing from x alone (other inputs scalar
+// constants) -> Q(y), two or more nodes, values inside read only inside: one QLut whose table
+// runs the region's nodes on the 256 dequantized values with the reference kernels, so it holds
+// exactly the float path's results (one rounding, at the Q).
+Result<std::string> Fuser::FuseRegion(NodeId q_id) {
+  const QdqInfo* q = Info(q_id);
+  if (q == nullptr || g_.node(q_id).op_type != "QuantizeLinear") return std::string(kNotCandidate);
+  if (!q->per_tensor() || !Is8Bit(q->type)) return std::string(kNotCandidate);
+  const ValueId y = g_.node(q_id).inputs[0];
+  const NodeId last = g_.value(y).producer;
+  if (!last.valid() || e_.removed(last) || e_.SoleReader(y) != q_id || g_.value(y).is_output)
+    return std::string(kNotCandidate);
+  // Walk back from y to the one DQ source.
+  std::vector<NodeId> stack = {last};
+  std::set<uint32_t> region;
+  const QdqInfo* x = nullptr;
+  int const_rank = 0;  // the highest rank of a (one-element) constant in the region
+  while (!stack.empty()) {
+    const NodeId id = stack.back();
+    stack.pop_back();
+    if (region.count(id.v)) continue;
+    const Node& n = g_.node(id);
+    if (e_.removed(id) || !IsDefaultDomain(n) || n.outputs.size() != 1 ||
+        !(IsLutOp(n) || IsRegionBinary(n))) {
+      return std::string(kNotCandidate);
+    }
+    region.insert(id.v);
+    for (ValueId in : n.inputs) {
+      if (!in.valid()) continue;
+      if (auto c = ConstantValue(g_, in)) {
+        if (c->size() != 1) return std::string(kNotCandidate);
+        const_rank = std::max(const_rank, c->rank());
+        continue;
+      }
+      if (const QdqInfo* d = Act(in)) {
+        if (x != nullptr && x != d) return std::string(kNotCandidate);
+        x = d;
+        continue;
+      }
+      const NodeId p = g_.value(in).producer;
+      if (!p.valid()) return std::string(kNotCandidate);
+      stack.push_back(p);
+    }
+  }
+  if (x == nullptr || region.size() < 2) return std::string(kNotCandidate);
+  // Values inside are read only inside; y has x's shape.
+  for (uint32_t id : region) {
+    const ValueId v = g_.node(NodeId(id)).outputs[0];
+    if (v == y) continue;
+    if (g_.value(v).is_output) return std::string("a value inside the region is a graph output");
+    size_t inside = 0;
+    for (uint32_t r : region) {
+      for (ValueId in : g_.node(NodeId(r)).inputs) inside += in == v ? 1 : 0;
+    }
+    if (inside != e_.ReaderCount(v)) return std::string("a value inside the region is read outside");
+  }
+  const ValueId xv = g_.node(x->node).outputs[0];
+  const auto& xs = g_.value(xv).info.shape;
+  const auto& ys = g_.value(y).info.shape;
+  // Same shape: known equal, or no constant of rank above 1 to broadcast x into a higher rank.
+  const bool same_shape = (xs && ys) ? *xs == *ys : const_rank <= 1 && (!xs || !xs->empty());
+  if (!same_shape) return std::string("the region changes the shape");
+  // The table: the region's nodes in topological order on the 256 dequantized values.
+  KILN_ASSIGN_OR_RETURN(std::vector<NodeId> order, g_.TopologicalOrder());
+  Tensor xq = Tensor::Allocate(x->type, {256}).value();
+  for (int i = 0; i < 256; ++i) {
+    if (x->type == ElementType::kI8) {
+      xq.data<int8_t>()[i] = static_cast<int8_t>(i - 128);
+    } else {
+      xq.data<uint8_t>()[i] = static_cast<uint8_t>(i);
+    }
+  }
+  auto xf = RunOpEager("DequantizeLinear", 13, {xq, ScaleTensor(*x), ZeroPointTensor(*x)}, 1);
+  if (!xf.ok()) return "dequantizing the table failed: " + xf.status().message();
+  std::map<uint32_t, Tensor> vals;
+  vals.emplace(xv.v, (*xf)[0]);
+  for (NodeId id : order) {
+    if (!region.count(id.v)) continue;
+    const Node& n = g_.node(id);
+    std::vector<Tensor> args(n.inputs.size());
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      if (!n.inputs[i].valid()) continue;
+      if (auto it = vals.find(n.inputs[i].v); it != vals.end()) {
+        args[i] = it->second;
+      } else {
+        args[i] = *ConstantValue(g_, n.inputs[i]);
+      }
+    }
+    auto r = RunNodeEager(n, args);
+    if (!r.ok()) return "running " + n.Describe() + " on the table failed: " + r.status().message();
+    if ((*r)[0].size() != 256 || (*r)[0].type() != ElementType::kF32)
+      return n.Describe() + " is not elementwise on f32";
+    vals[n.outputs[0].v] = (*r)[0].Reshaped({256});
+  }
+  auto yq = RunOpEager("QuantizeLinear", 13, {vals.at(y.v), ScaleTensor(*q), ZeroPointTensor(*q)},
+                       1);
+  if (!yq.ok()) return "quantizing the table failed: " + yq.status().message();
+  const ValueId table = e_.AddInitializer(g_.value(y).name + "_table", (*yq)[0]);
+  for (uint32_t id : region) {
+    if (NodeId(id) == last) continue;
+    for (ValueId in : g_.node(NodeId(id)).inputs) {
+      if (in.valid()) touched_.insert(in.v);
+    }
+    e_.RemoveNode(NodeId(id));
+  }
+  for (ValueId in : g_.node(last).inputs) {
+    if (in.valid()) touched_.insert(in.v);
+  }
+  OutMatch out;
+  out.q = q;
+  const std::string last_op = g_.node(last).op_type;
+  KILN_RETURN_IF_ERROR(Rewrite(last, "QLut", kKilnDomain, 1, {}, {x->q, table}, out));
+  fused_[last_op + " -> QLut"]--;
+  if (fused_[last_op + " -> QLut"] == 0) fused_.erase(last_op + " -> QLut");
+  fused_["elementwise region -> QLut"]++;
+  // The DQ of x, when the region was its last reader.
+  if (!e_.removed(x->node) && e_.ReaderCount(xv) == 0 && !g_.value(xv).is_output) {
+    for (ValueId v : g_.node(x->node).inputs) {
+      if (v.valid()) touched_.insert(v.v);
+    }
+    e_.RemoveNode(x->node);
+  }
+  return std::string();
+}
+
 Result<PassResult> Fuser::Run() {
   PassResult result;
   KILN_ASSIGN_OR_RETURN(std::vector<NodeId> order, g_.TopologicalOrder());
+  // Elementwise regions first (their single nodes would otherwise be fused one by one).
+  for (NodeId id : order) {
+    if (e_.removed(id) || g_.node(id).op_type != "QuantizeLinear") continue;
+    KILN_ASSIGN_OR_RETURN(std::string r, FuseRegion(id));
+    if (r.empty()) {
+      ++result.rewrites;
+    } else if (r != kNotCandidate) {
+      result.notes.push_back(g_.node(id).Describe() + ": region not fused: " + r);
+    }
+  }
   for (NodeId id : order) {
     if (e_.removed(id)) continue;
     const Node& n = g_.node(id);

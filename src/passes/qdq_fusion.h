@@ -18,6 +18,8 @@
 //   DQ -> Relu / Clip -> Q, same scale and zero point              ==> Clip on int8 (opset 12+)
 //   DQ -> unary elementwise op (Sigmoid, Tanh, LeakyRelu, HardSwish, ...) -> Q ==> ai.kiln QLut,
 //         a 256-entry table computed by the reference kernels: equal to the float path exactly
+//   DQ -> a region of such ops and Add/Sub/Mul/Div/Max/Min/Pow whose other inputs are scalar
+//         constants, two or more nodes computing from that one DQ -> Q  ==> one ai.kiln QLut
 //
 // Relu/Clip between an op and its Q fold into the output range: Q is monotone, so
 // Q(clip(v, lo, hi)) = clamp(Q(v), Q(lo), Q(hi)); dropped when that clamp is the type's range.

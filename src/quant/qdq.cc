@@ -32,6 +32,17 @@ bool IsPassThroughOp(const std::string& op) {
   return kOps.count(op) > 0;
 }
 
+// Elementwise ops that, with only scalar constants beside one computed value, map each element
+// on its own: a chain of them is a function of one 8-bit value (a 256-entry table once fused).
+bool IsUnaryElementwise(const std::string& op) {
+  static const std::set<std::string> kOps = {
+      "Add",  "Sub",     "Mul",         "Div",       "Max",      "Min",  "Pow",
+      "Relu", "Clip",    "LeakyRelu",   "Sigmoid",   "Tanh",     "HardSigmoid", "HardSwish",
+      "Elu",  "Selu",    "Softplus",    "Softsign",  "Exp",      "Neg",  "Abs",
+      "Sqrt", "Erf",     "Reciprocal",  "Mish",      "Gelu"};
+  return kOps.count(op) > 0;
+}
+
 float RoundHalfEven(float x) { return std::nearbyint(x); }  // default rounding mode: to even
 
 int ChannelOf(int64_t i, const Shape& shape, int axis) {
@@ -208,9 +219,63 @@ Result<QdqPlan> PlanQdq(const Graph& g, const CalibrationStats& stats,
            IsF32(g, n.outputs[0]);
   };
 
+  // Elementwise regions: a node of IsUnaryElementwise whose computed inputs all descend, through
+  // such nodes, from one value (its root) and whose constants are scalars computes a function
+  // of the root alone. A value of a region read only by nodes of the same region (and not a
+  // graph output) is internal: it is not quantized, so the region from its quantized root to
+  // each quantized exit is one table (ai.kiln QLut after fuse-qdq), one rounding instead of one
+  // per op (PP-OCR's affine + HardSwish + affine chains: 8 roundings -> 1).
+  std::vector<ValueId> root(g.num_values());
+  std::vector<bool> in_region(g.num_nodes(), false), internal(g.num_values(), false);
+  for (NodeId id : order) {
+    const Node& n = g.node(id);
+    if (!IsUnaryElementwise(n.op_type) || !usable_node(n) || n.outputs.size() != 1) continue;
+    ValueId r;
+    bool ok = true;
+    for (ValueId in : n.inputs) {
+      if (!in.valid()) continue;
+      if (auto c = ConstantValue(g, in)) {
+        const auto& out_shape = g.value(n.outputs[0]).info.shape;
+        ok = ok && c->size() == 1 &&
+             (c->rank() <= 1 || (out_shape && c->rank() <= static_cast<int>(out_shape->size())));
+        continue;
+      }
+      const ValueId ri = root[in.v].valid() ? root[in.v] : in;
+      ok = ok && IsF32(g, in) && (!r.valid() || r == ri);
+      r = ri;
+    }
+    if (!ok || !r.valid()) continue;
+    in_region[id.v] = true;
+    root[n.outputs[0].v] = r;
+  }
+  for (NodeId id : order) {
+    if (!in_region[id.v]) continue;
+    const ValueId out = g.node(id).outputs[0];
+    bool only_region = !g.value(out).is_output && !readers[out.v].empty();
+    for (NodeId r : readers[out.v]) {
+      only_region = only_region && in_region[r.v] && root[g.node(r).outputs[0].v] == root[out.v];
+    }
+    internal[out.v] = only_region;
+  }
+  // A lone Relu/Clip right after its root (the root's only reader) keeps the usual fusion into
+  // its producer's range (below).
+  for (NodeId id : order) {
+    const Node& n = g.node(id);
+    if (!in_region[id.v] || (n.op_type != "Relu" && n.op_type != "Clip")) continue;
+    const ValueId r = root[n.outputs[0].v];
+    if (n.inputs[0] == r && readers[r.v].size() == 1 && !internal[n.outputs[0].v])
+      in_region[id.v] = false;
+  }
+
   // Compute ops.
   for (NodeId id : order) {
     const Node& n = g.node(id);
+    if (in_region[id.v]) {
+      // Float inside the region, reading its quantized root.
+      const ValueId r = root[n.outputs[0].v];
+      if (IsF32(g, r) && !is_const(r) && has_stats(r)) want[r.v] = true;
+      continue;
+    }
     if (!IsComputeOp(n.op_type) || !usable_node(n)) continue;
     NodePlan np;
     np.roles.assign(n.inputs.size(), SlotRole::kFloat);
@@ -314,6 +379,7 @@ Result<QdqPlan> PlanQdq(const Graph& g, const CalibrationStats& stats,
       for (size_t s = 1; fusable && s < r.inputs.size(); ++s) {
         fusable = !r.inputs[s].valid() || is_const(r.inputs[s]);
       }
+      if (fusable && internal[r.outputs[0].v]) fusable = false;  // quantize `out` instead
       if (fusable) {
         const ValueId ro = r.outputs[0];
         plan.nodes[readers[out.v][0].v].fused_activation = true;

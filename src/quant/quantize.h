@@ -16,7 +16,14 @@
 //                                       Relu/Clip, that output is not quantized and the Relu/Clip
 //                                       output carries the range instead (ONNX Runtime removes
 //                                       the Relu/Clip when it fuses, Kiln runs it in float)
-// Everything else (Sigmoid, HardSigmoid, Softmax, Div, ...) stays float; its inputs read the
+//   elementwise regions                 nodes (Add/Sub/Mul/Div/Max/Min/Pow with scalar
+//                                       constants, Relu, Clip, Sigmoid, HardSwish, Tanh, ...)
+//                                       whose computed inputs all descend, through such nodes,
+//                                       from one value compute a function of it alone: they stay
+//                                       float, the value is quantized, and of the region's values
+//                                       only those read outside it are (one rounding per chain,
+//                                       not one per op; fuse-qdq makes the chain one table)
+// Everything else (Softmax, LayerNorm's reductions, ...) stays float; its inputs read the
 // dequantized values when their producer is quantized. Graph inputs and outputs stay float:
 // outputs are never quantized, inputs get a QDQ pair after them. Activations are uint8
 // asymmetric (zero point from the range, which always includes 0) or int8 symmetric.

@@ -332,6 +332,33 @@ TEST(QdqFusion, ConcatDataMovementAndLut) {
               "concat/lut");
 }
 
+// A float region between one DQ and one Q computing from that value alone (scalar affine,
+// HardSwish written as PP-OCR writes it, scalar affine again): one QLut whose table is the float
+// path's results. u8 and i8.
+TEST(QdqFusion, ElementwiseRegionIsOneTable) {
+  for (ElementType t : {kU8, kI8}) {
+    const int64_t z = t == kU8 ? 128 : 0;
+    auto build = [t, z] {
+      QdqBuilder b(9);
+      auto scalar = [&](float v) {
+        return b.Init("c", Tensor::FromVector(std::vector<float>{v}, {}));
+      };
+      ValueId x = b.QuantAct(b.Input("x", {1, 3, 5, 7}), 0.04f, z + 3, t);
+      ValueId a = b.Op("Add", {b.Op("Mul", {x, scalar(0.8f)}), scalar(0.3f)});
+      ValueId c = b.Op("Clip", {b.Op("Add", {a, scalar(3.0f)}), scalar(0.0f), scalar(6.0f)});
+      ValueId h = b.Op("Div", {b.Op("Mul", {a, c}), scalar(6.0f)});
+      ValueId y = b.Op("Add", {b.Op("Mul", {scalar(1.3f), h}), scalar(-0.1f)});
+      b.Output(y, 0.02f, z - 40, t, "y");
+      return b;
+    };
+    CheckFusion(build, {{"x", Uniform({1, 3, 5, 7}, -5, 5, 3)}},
+                {{{"ai.kiln::QLut", 1}, {"Mul", 0}, {"Add", 0}, {"Div", 0}, {"Clip", 0},
+                  {"DequantizeLinear", 1}, {"QuantizeLinear", 1}},
+                 {}},
+                std::string("region ") + ElementTypeName(t));
+  }
+}
+
 TEST(QdqFusion, BiasWithOtherScaleIsRescaledAndFloatBiasQuantized) {
   auto build = [] {
     QdqBuilder b(8);
