@@ -54,7 +54,8 @@ Tensor FakeConstant(const Tensor& c, ActivationType type) {
 
 class Probe {
  public:
-  Probe(const Graph& g, const QdqPlan& plan, ActivationType act) : g_(g), plan_(plan), act_(act) {
+  Probe(const Graph& g, const QdqPlan& plan, ActivationType act, WeightRounding rounding)
+      : g_(g), plan_(plan), act_(act), rounding_(rounding) {
     remaining_.assign(g.num_values(), 0);
     for (const Node& n : g.nodes()) {
       for (ValueId in : n.inputs) {
@@ -133,7 +134,7 @@ class Probe {
           auto key = std::make_pair(v.v, np.weight_axis);
           auto it = weights_.find(key);
           if (it == weights_.end()) {
-            it = weights_.emplace(key, QuantizeWeight(*t, np.weight_axis)).first;
+            it = weights_.emplace(key, QuantizeWeight(*t, np.weight_axis, rounding_)).first;
           }
           ins.push_back(DequantizeWeight(it->second, np.weight_axis));
           break;
@@ -167,6 +168,7 @@ class Probe {
   const Graph& g_;
   const QdqPlan& plan_;
   ActivationType act_;
+  WeightRounding rounding_;
   std::vector<int> remaining_;
   std::map<uint32_t, Tensor> values_;
   std::map<uint32_t, Tensor> constants_;
@@ -198,7 +200,7 @@ Status AutoSelect(const Model& model, const CalibrationStats& stats, const Quant
   // 1. Float runs with local probes; the float outputs are the reference.
   KILN_ASSIGN_OR_RETURN(auto ref, Session::Create(CopyModel(model),
                                                   SessionOptions::Reference(o.threads)));
-  Probe probe(ref->graph(), plan0, o.activations);
+  Probe probe(ref->graph(), plan0, o.activations, o.weight_rounding);
   NodeObserver observer = [&](const Graph& sg, const Node& n,
                               const std::vector<const Tensor*>& outs) {
     if (&sg == &ref->graph()) probe.Observe(n, outs);

@@ -63,14 +63,15 @@ struct TensorStats {
   double BinLow(int i) const;
 };
 
-enum class RangeMethod { kMinMax, kPercentile, kEntropy };
+enum class RangeMethod { kMinMax, kPercentile, kEntropy, kMse };
 
 struct CalibrationMethod {
   RangeMethod method = RangeMethod::kMinMax;
   double percentile = 99.99;  // for kPercentile
-  std::string ToString() const;  // "minmax" / "percentile:99.99" / "entropy"
+  std::string ToString() const;  // "minmax" / "percentile:99.99" / "entropy" / "mse"
 };
-// "minmax", "percentile:99.99" (P in (0, 100]), "entropy".
+// "minmax", "percentile:99.99" (P in (0, 100]), "entropy", "mse" (the range of least expected
+// squared quantization error: clipping plus rounding noise, MseRange in calibration.cc).
 Result<CalibrationMethod> ParseCalibrationMethod(const std::string& text);
 
 // A real interval [lo, hi] with lo <= hi, from the statistics of one tensor. `symmetric`: the

@@ -67,7 +67,7 @@ struct QuantizedWeight {
   Tensor q;  // int8, the weight's shape
   std::vector<float> scales;
 };
-QuantizedWeight QuantizeWeight(const Tensor& w, int axis);
+QuantizedWeight QuantizeWeight(const Tensor& w, int axis, WeightRounding rounding);
 // Dequantized copies (float32) of what the QDQ model computes with.
 Tensor FakeQuantize(const Tensor& x, const QParams& p);
 Tensor DequantizeWeight(const QuantizedWeight& w, int axis);

@@ -2,6 +2,7 @@
 // (EmitQdq). The rules are in quantize.h.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <map>
 #include <unordered_set>
@@ -88,7 +89,7 @@ QParams ParamsForRange(double lo, double hi, ActivationType type) {
   return p;
 }
 
-QuantizedWeight QuantizeWeight(const Tensor& w, int axis) {
+QuantizedWeight QuantizeWeight(const Tensor& w, int axis, WeightRounding rounding) {
   QuantizedWeight out;
   const int channels = axis < 0 ? 1 : static_cast<int>(w.dim(axis));
   std::vector<double> amax(channels, 0.0);
@@ -103,10 +104,44 @@ QuantizedWeight QuantizeWeight(const Tensor& w, int axis) {
     out.scales[c] = s > 0 && std::isfinite(s) ? s : 1.0f;
   }
   out.q = Tensor::Allocate(ElementType::kI8, w.shape()).value();
+  int8_t* q = out.q.data<int8_t>();
+  std::vector<std::vector<int64_t>> members(rounding == WeightRounding::kSumPreserving ? channels
+                                                                                         : 0);
   for (int64_t i = 0; i < w.size(); ++i) {
     const int c = axis < 0 ? 0 : ChannelOf(i, w.shape(), axis);
-    const float q = RoundHalfEven(static_cast<float>(w.GetAsDouble(i)) / out.scales[c]);
-    out.q.data<int8_t>()[i] = static_cast<int8_t>(std::clamp(q, -127.0f, 127.0f));
+    const float r = RoundHalfEven(static_cast<float>(w.GetAsDouble(i)) / out.scales[c]);
+    q[i] = static_cast<int8_t>(std::clamp(r, -127.0f, 127.0f));
+    if (!members.empty()) members[static_cast<size_t>(c)].push_back(i);
+  }
+  // Sum-preserving rounding: per channel, the integers sum to the rounded sum of the real
+  // weights (a filter's response to a constant input; nearest rounding can miss it by several
+  // steps, which re-parameterised high-pass filters amplify). The weights rounded furthest the
+  // other way move one step each, so no weight moves more than one step from its real value.
+  for (int c = 0; c < static_cast<int>(members.size()); ++c) {
+    const std::vector<int64_t>& idx = members[static_cast<size_t>(c)];
+    double real = 0;
+    int64_t sum = 0;
+    std::vector<std::pair<double, int64_t>> cut;  // (real - integer, index)
+    for (int64_t i : idx) {
+      const double x = w.GetAsDouble(i) / out.scales[c];
+      if (!std::isfinite(x)) continue;
+      real += x;
+      sum += q[i];
+      cut.emplace_back(x - q[i], i);
+    }
+    int64_t diff = static_cast<int64_t>(std::nearbyint(real)) - sum;
+    if (diff == 0) continue;
+    const int dir = diff > 0 ? 1 : -1;
+    // Largest cut in the direction of the move first (ties by index: deterministic).
+    std::sort(cut.begin(), cut.end(), [dir](const auto& a, const auto& b) {
+      return a.first * dir != b.first * dir ? a.first * dir > b.first * dir : a.second < b.second;
+    });
+    for (const auto& [r, i] : cut) {
+      if (diff == 0 || r * dir <= 0) break;
+      if (q[i] + dir > 127 || q[i] + dir < -127) continue;
+      q[i] = static_cast<int8_t>(q[i] + dir);
+      diff -= dir;
+    }
   }
   return out;
 }
@@ -138,7 +173,8 @@ namespace {
 // channels c it reads and the kernel taps k of (W - dq(q(W)))[o, c, k] * E[x_c]. Empty (with
 // `why`) when the input has no channel means or the shapes do not fit.
 std::vector<double> BiasDelta(const Graph& g, const Node& n, const Tensor& w, int axis,
-                              const CalibrationStats& stats, std::string* why) {
+                              WeightRounding rounding, const CalibrationStats& stats,
+                              std::string* why) {
   const TensorStats* s = stats.Find(g.value(n.inputs[0]).name);
   if (s == nullptr || !s->HasChannelMeans()) {
     *why = "the statistics have no channel means for '" + g.value(n.inputs[0]).name +
@@ -146,7 +182,7 @@ std::vector<double> BiasDelta(const Graph& g, const Node& n, const Tensor& w, in
     return {};
   }
   const int64_t in_channels = static_cast<int64_t>(s->channel_sum.size());
-  const Tensor dq = DequantizeWeight(QuantizeWeight(w, axis), axis);
+  const Tensor dq = DequantizeWeight(QuantizeWeight(w, axis, rounding), axis);
   auto err = [&](int64_t i) {
     return w.GetAsDouble(i) - static_cast<double>(dq.data<float>()[i]);
   };
@@ -331,7 +367,7 @@ Result<QdqPlan> PlanQdq(const Graph& g, const CalibrationStats& stats,
           const bool has_bias_slot = n.inputs.size() > 2 && np.roles[2] == SlotRole::kBias;
           if ((op == "Conv" && (no_bias || has_bias_slot)) || (op == "Gemm" && has_bias_slot)) {
             std::string why;
-            np.bias_delta = BiasDelta(g, n, wt, axis, stats, &why);
+            np.bias_delta = BiasDelta(g, n, wt, axis, o.weight_rounding, stats, &why);
             if (!np.bias_delta.empty() && no_bias) {
               np.add_bias = true;
               np.bias_group_channels = axis < 0 ? 1 : static_cast<int>(wt.dim(axis));
@@ -561,7 +597,7 @@ class Emitter {
     if (auto it = weights_.find(key); it != weights_.end()) return it->second.first;
     const Value& val = src_.value(v);
     const Tensor w = *ConstantValue(src_, v);
-    QuantizedWeight qw = QuantizeWeight(w, axis);
+    QuantizedWeight qw = QuantizeWeight(w, axis, o_.weight_rounding);
     const bool scalar = axis < 0;
     std::vector<double> scales(qw.scales.begin(), qw.scales.end());
     const ValueId scale = Vector(val.name + "_scale", ElementType::kF32, scales, scalar);

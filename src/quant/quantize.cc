@@ -23,6 +23,16 @@ Result<ActivationType> ParseActivationType(const std::string& s) {
   return InvalidArgument("--activations '" + s + "': expected u8 or s8");
 }
 
+const char* WeightRoundingName(WeightRounding r) {
+  return r == WeightRounding::kNearest ? "nearest" : "sum";
+}
+
+Result<WeightRounding> ParseWeightRounding(const std::string& s) {
+  if (s == "nearest") return WeightRounding::kNearest;
+  if (s == "sum") return WeightRounding::kSumPreserving;
+  return InvalidArgument("--weight-rounding '" + s + "': expected sum or nearest");
+}
+
 namespace {
 
 int DefaultOpset(const Model& m) {
@@ -85,6 +95,7 @@ Result<QuantizeReport> QuantizeModel(Model& model, const CalibrationStats& stats
   q["weights"] = "s8";
   q["per_channel"] = per_channel;
   q["bias_correction"] = options.bias_correction;
+  q["weight_rounding"] = WeightRoundingName(options.weight_rounding);
   q["keep_float"] = options.keep_float.text;
   std::vector<std::string> kept;
   for (const QuantKeptNode& k : report.kept) kept.push_back(k.name);

@@ -46,7 +46,7 @@
 // keep_float, kept_float_nodes, calibration_runs), kiln.quantizer.
 //
 //   QuantizeOptions o;
-//   KILN_ASSIGN_OR_RETURN(o.method, ParseCalibrationMethod("percentile:99.99"));
+//   KILN_ASSIGN_OR_RETURN(o.method, ParseCalibrationMethod("mse"));  // the default
 //   KILN_ASSIGN_OR_RETURN(o.keep_float, ParseKeepSelector("op:Softmax,auto:0.05"));
 //   o.samples = samples;  // needed by auto:TOL
 //   KILN_ASSIGN_OR_RETURN(QuantizeReport r, QuantizeModel(model, stats, o));
@@ -70,8 +70,15 @@ enum class ActivationType { kU8, kS8 };
 const char* ActivationTypeName(ActivationType t);  // "u8" / "s8"
 Result<ActivationType> ParseActivationType(const std::string& s);
 
+// How weights become integers: to nearest, or to nearest with each output channel's integer sum
+// kept at its rounded real sum (the default; see QuantizeWeight in qdq.cc).
+enum class WeightRounding { kNearest, kSumPreserving };
+const char* WeightRoundingName(WeightRounding r);  // "nearest" / "sum"
+Result<WeightRounding> ParseWeightRounding(const std::string& s);
+
 struct QuantizeOptions {
-  CalibrationMethod method;
+  CalibrationMethod method = {RangeMethod::kMse, 99.99};
+  WeightRounding weight_rounding = WeightRounding::kSumPreserving;
   ActivationType activations = ActivationType::kU8;
   bool per_channel = true;
   // Bias correction: each quantized Conv/Gemm weight's rounding error times the calibration

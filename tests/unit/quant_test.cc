@@ -305,7 +305,7 @@ TEST(Quantize, SmallConvModelRunsInKilnAndOrtAlike) {
   }
   EXPECT_GT(q, 0);
   EXPECT_GT(dq, q);  // weights and biases have a DequantizeLinear only
-  EXPECT_NE(model.metadata["kiln.quantization"].find("\"method\":\"minmax\""), std::string::npos);
+  EXPECT_NE(model.metadata["kiln.quantization"].find("\"method\":\"mse\""), std::string::npos);
 
   const fs::path dir = fs::temp_directory_path() / ("kiln_quant_small_" + std::to_string(getpid()));
   fs::create_directories(dir);
@@ -689,6 +689,7 @@ TEST(Quantize, BiasCorrectionRestoresTheOutputMean) {
   Model on = HighPassModel(), off = HighPassModel();
   QuantizeOptions o;
   EXPECT_FALSE(o.bias_correction);  // off by default (bench/ocr/README.md)
+  o.weight_rounding = WeightRounding::kNearest;  // the rounding error bias correction undoes
   o.bias_correction = true;
   auto r_on = QuantizeModel(on, stats, o);
   ASSERT_TRUE(r_on.ok()) << r_on.status().ToString();
@@ -729,6 +730,43 @@ TEST(Quantize, BiasCorrectionRestoresTheOutputMean) {
                 e_on, e_off);
     EXPECT_GT(e_off, 0.1 * (c + 1));  // the shift the rounding causes
     EXPECT_LT(e_on, 0.25 * e_off);    // mostly gone
+  }
+
+  // The default sum-preserving rounding: no shift to correct. Each channel's integers sum to
+  // the rounded real sum, and no weight is more than one step from its real value.
+  Model sum = HighPassModel();
+  QuantizeOptions d;
+  EXPECT_EQ(d.weight_rounding, WeightRounding::kSumPreserving);
+  auto r_sum = QuantizeModel(sum, stats, d);
+  ASSERT_TRUE(r_sum.ok()) << r_sum.status().ToString();
+  EXPECT_NE(sum.metadata["kiln.quantization"].find("\"weight_rounding\":\"sum\""),
+            std::string::npos);
+  for (const Node& n : sum.graph.nodes()) {
+    if (n.op_type != "Conv") continue;
+    const Node& dq = sum.graph.node(sum.graph.value(n.inputs[1]).producer);
+    const Tensor q = sum.graph.value(dq.inputs[0]).initializer;
+    ASSERT_EQ(q.size(), 18);
+    for (int o2 = 0; o2 < 2; ++o2) {
+      const float sign = o2 == 0 ? 1.0f : -1.0f;
+      double real = 0;
+      int64_t ints = 0;
+      for (int k = 0; k < 9; ++k) {
+        const float wk = k == 4 ? sign * 127 * 0.05f : sign * (-16 + 0.45f) * 0.05f;
+        const double r = wk / scale;
+        real += r;
+        ints += q.GetAsInt64(o2 * 9 + k);
+        EXPECT_LE(std::fabs(q.GetAsDouble(o2 * 9 + k) - r), 1.0) << "channel " << o2 << " tap " << k;
+      }
+      EXPECT_EQ(ints, static_cast<int64_t>(std::nearbyint(real))) << "channel " << o2;
+    }
+  }
+  auto y_sum = RunRef(std::move(sum), {{"x", x}});
+  ASSERT_EQ(y_sum.size(), 1u);
+  for (int c = 0; c < 2; ++c) {
+    const double f = Mean(want[0], c);
+    const double e_sum = std::fabs(Mean(y_sum[0], c) - f), e_off = std::fabs(Mean(y_off[0], c) - f);
+    std::printf("  channel %d: int8 mean error %.4f with sum-preserving rounding\n", c, e_sum);
+    EXPECT_LT(e_sum, 0.25 * e_off);
   }
 }
 
