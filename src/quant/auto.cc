@@ -5,11 +5,15 @@
 //    eagerly on the recorded float inputs quantized as the QDQ model would (activations through
 //    their scale and zero point, weights int8 per channel, biases int32) and its output
 //    quantized too when the plan quantizes it; the relative error against the float output,
-//    pooled over samples, is the node's sensitivity. Recorded values are released after their
-//    last reader.
-// 2. The full QDQ model is evaluated; when an output is beyond TOL, nodes are kept in float
+//    pooled over samples, is the node's local error (reported). Recorded values are released
+//    after their last reader.
+// 2. Each measured node's sensitivity: the worst output error of the model with only that node
+//    quantized (all other measured nodes float), on the first 8 samples (one whole-model
+//    evaluation per node, on the default backends).
+// 3. The full QDQ model is evaluated; when an output is beyond TOL, nodes are kept in float
 //    greedily by sensitivity: an exponential then binary search over "keep the k most sensitive"
-//    (about 2 log2(N) whole-model evaluations), as the fp16 auto:TOL of src/precision does.
+//    (about 2 log2(N) whole-model evaluations on every sample), as the fp16 auto:TOL of
+//    src/precision does.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -131,16 +135,17 @@ class Probe {
           ins.push_back(plan_.acts[v.v] ? FakeQuantize(*t, *plan_.acts[v.v]) : *t);
           break;
         case SlotRole::kWeight: {
-          auto key = std::make_pair(v.v, np.weight_axis);
+          auto key = std::make_pair(v.v, np.weight_axis * 16 + np.weight_bits);
           auto it = weights_.find(key);
           if (it == weights_.end()) {
-            it = weights_.emplace(key, QuantizeWeight(*t, np.weight_axis, rounding_)).first;
+            it = weights_.emplace(key, QuantizeWeight(*t, np.weight_axis, rounding_, np.weight_bits)).first;
           }
           ins.push_back(DequantizeWeight(it->second, np.weight_axis));
           break;
         }
         case SlotRole::kBias: {
-          const auto& w = weights_.at(std::make_pair(n.inputs[1].v, np.weight_axis));
+          const auto& w =
+              weights_.at(std::make_pair(n.inputs[1].v, np.weight_axis * 16 + np.weight_bits));
           ins.push_back(FakeBias(*t, plan_.acts[n.inputs[0].v]->scale, w.scales,
                                  np.bias_group_channels));
           break;
@@ -215,37 +220,24 @@ Status AutoSelect(const Model& model, const CalibrationStats& stats, const Quant
     if (o.progress) o.progress("measuring layers", i + 1, total);
   }
   const std::map<uint32_t, double> local = probe.Errors();
-  std::vector<std::pair<double, std::string>> ranked;
-  for (const auto& [id, err] : local) {
-    const Node& n = g.node(NodeId(id));
-    report.layer_errors.push_back({n.name, n.op_type, err});
-    if (!keep.count(n.name)) ranked.emplace_back(err, n.name);
-  }
-  std::sort(report.layer_errors.begin(), report.layer_errors.end(),
-            [](const LayerError& a, const LayerError& b) {
-              return a.relative_l2 != b.relative_l2 ? a.relative_l2 > b.relative_l2
-                                                    : a.name < b.name;
-            });
-  std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first > b.first : a.second < b.second;
-  });
 
-  // 2. Whole-model evaluations.
-  const size_t n = ranked.size();
+  // Whole-model evaluations (default backends: the int8 kernels are fast there), on the first
+  // `count` samples.
   const int opset = model.opsets.count("") ? model.opsets.at("") : 13;
   std::map<std::string, std::string> op_of;
   for (const Node& node : g.nodes()) op_of[node.name] = node.op_type;
   int evaluations = 0;
-  const int expected = 2 + 2 * static_cast<int>(std::ceil(std::log2(static_cast<double>(n) + 1)));
-  auto evaluate = [&](const std::set<std::string>& k) -> Result<Evaluation> {
+  std::string phase = "ranking layers";
+  int expected = static_cast<int>(local.size());
+  auto evaluate = [&](const std::set<std::string>& k, size_t count) -> Result<Evaluation> {
     KILN_ASSIGN_OR_RETURN(QdqPlan plan, PlanQdq(g, stats, o, per_channel, k));
     KILN_ASSIGN_OR_RETURN(Graph qg, EmitQdq(g, plan, o, opset, nullptr));
     Model qm = CopyModel(model);
     qm.graph = std::move(qg);
     KILN_ASSIGN_OR_RETURN(auto session,
-                          Session::Create(std::move(qm), SessionOptions::Reference(o.threads)));
+                          Session::Create(std::move(qm), SessionOptions::Threads(o.threads)));
     std::vector<ErrorStatsAccumulator> acc(g.outputs().size());
-    for (size_t i = 0; i < o.samples.size(); ++i) {
+    for (size_t i = 0; i < o.samples.size() && i < count; ++i) {
       KILN_ASSIGN_OR_RETURN(std::vector<Tensor> outs, session->Run(o.samples[i]));
       for (size_t j = 0; j < outs.size() && j < acc.size(); ++j) {
         KILN_RETURN_IF_ERROR(acc[j].Add(outs[j], reference[i][j]));
@@ -254,21 +246,61 @@ Status AutoSelect(const Model& model, const CalibrationStats& stats, const Quant
     Evaluation ev;
     for (const auto& a : acc) ev.errors.push_back(a.Result().rel_l2);
     ++report.model_runs;
-    if (o.progress) o.progress("searching", ++evaluations, std::max(expected, evaluations));
+    if (o.progress) o.progress(phase, ++evaluations, std::max(expected, evaluations));
     return ev;
   };
+
+  // Rank by each layer's effect on the outputs: the model with only that layer quantized (every
+  // other measured layer float), worst output error on up to kRankSamples samples. A layer's own
+  // error says little about what it does downstream (a high-pass stem filter with a few percent
+  // local error can move the outputs by tens of percent, a layer with more local error nothing).
+  constexpr size_t kRankSamples = 8;
+  std::set<std::string> all_measured = keep;
+  for (const auto& [id, err] : local) all_measured.insert(g.node(NodeId(id)).name);
+  std::vector<std::pair<double, std::string>> ranked;
+  std::map<std::string, double> alone;
+  for (const auto& [id, err] : local) {
+    const Node& node = g.node(NodeId(id));
+    if (keep.count(node.name)) continue;
+    std::set<std::string> k = all_measured;
+    k.erase(node.name);
+    KILN_ASSIGN_OR_RETURN(Evaluation e, evaluate(k, kRankSamples));
+    alone[node.name] = e.worst();
+    ranked.emplace_back(e.worst(), node.name);
+  }
+  for (const auto& [id, err] : local) {
+    const Node& node = g.node(NodeId(id));
+    const auto it = alone.find(node.name);
+    report.layer_errors.push_back(
+        {node.name, node.op_type, err, it == alone.end() ? -1.0 : it->second});
+  }
+  std::sort(report.layer_errors.begin(), report.layer_errors.end(),
+            [](const LayerError& a, const LayerError& b) {
+              return a.output_alone != b.output_alone ? a.output_alone > b.output_alone
+                                                      : a.name < b.name;
+            });
+  std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  });
+
+  // 2. The fewest top-ranked layers kept float, on every sample.
+  const size_t n = ranked.size();
+  phase = "searching";
+  evaluations = 0;
+  expected = 2 + 2 * static_cast<int>(std::ceil(std::log2(static_cast<double>(n) + 1)));
+  const size_t all = o.samples.size();
   auto keep_top = [&](size_t k) {
     std::set<std::string> s = keep;
     for (size_t i = 0; i < k && i < n; ++i) s.insert(ranked[i].second);
     return s;
   };
-  KILN_ASSIGN_OR_RETURN(Evaluation ev, evaluate(keep));
+  KILN_ASSIGN_OR_RETURN(Evaluation ev, evaluate(keep, all));
   size_t kept_count = 0;
   if (ev.worst() > tol) {
     // The fewest top-ranked layers that bring every output within tol.
     Evaluation best;
     auto passes = [&](size_t k) -> Result<bool> {
-      KILN_ASSIGN_OR_RETURN(Evaluation e, evaluate(keep_top(k)));
+      KILN_ASSIGN_OR_RETURN(Evaluation e, evaluate(keep_top(k), all));
       if (e.worst() > tol) return false;
       best = std::move(e);  // the last passing run is the smallest count's
       return true;
@@ -279,7 +311,7 @@ Status AutoSelect(const Model& model, const CalibrationStats& stats, const Quant
       ev = best;
     } else {
       kept_count = n;
-      KILN_ASSIGN_OR_RETURN(ev, evaluate(keep_top(n)));
+      KILN_ASSIGN_OR_RETURN(ev, evaluate(keep_top(n), all));
       report.notes.push_back("auto:" + Fmt(tol) + " not reachable: with every measured layer "
                              "float the worst output error is " + Fmt(ev.worst()));
     }
@@ -288,8 +320,9 @@ Status AutoSelect(const Model& model, const CalibrationStats& stats, const Quant
     const std::string& name = ranked[i].second;
     keep.insert(name);
     report.kept.push_back({name, op_of[name],
-                           "measured error: layer relative error " + Fmt(ranked[i].first) +
-                               " (kept to bring outputs within " + Fmt(tol) + ")"});
+                           "measured: outputs move " + Fmt(ranked[i].first) +
+                               " with this layer alone quantized (kept to bring outputs within " +
+                               Fmt(tol) + ")"});
   }
   for (size_t i = 0; i < ev.errors.size() && i < g.outputs().size(); ++i) {
     report.output_errors.push_back({g.value(g.outputs()[i]).name, ev.errors[i]});

@@ -29,6 +29,7 @@ struct NodePlan {
   bool fused_activation = false;  // a Relu/Clip whose output carries its producer's range
   std::vector<SlotRole> roles;    // per input slot (quantized nodes)
   int weight_axis = -1;           // kWeight slot: the channel axis; -1 per tensor
+  int weight_bits = 8;            // kWeight slot: 8 or 7 (QuantizeOptions::weight_bits)
   int bias_group_channels = 0;    // kBias: weight channels along weight_axis (bias index % this)
   // Bias correction (Conv, Gemm): added to the float bias before it is quantized; a Conv without
   // a bias gets one (add_bias). Empty when not corrected.
@@ -67,7 +68,9 @@ struct QuantizedWeight {
   Tensor q;  // int8, the weight's shape
   std::vector<float> scales;
 };
-QuantizedWeight QuantizeWeight(const Tensor& w, int axis, WeightRounding rounding);
+// bits 8: integers in [-127, 127]; 7: [-63, 63] (for CPUs whose fastest int8 instructions
+// saturate 8-bit products summed in pairs, see QuantizeOptions::weight_bits).
+QuantizedWeight QuantizeWeight(const Tensor& w, int axis, WeightRounding rounding, int bits);
 // Dequantized copies (float32) of what the QDQ model computes with.
 Tensor FakeQuantize(const Tensor& x, const QParams& p);
 Tensor DequantizeWeight(const QuantizedWeight& w, int axis);

@@ -89,7 +89,8 @@ QParams ParamsForRange(double lo, double hi, ActivationType type) {
   return p;
 }
 
-QuantizedWeight QuantizeWeight(const Tensor& w, int axis, WeightRounding rounding) {
+QuantizedWeight QuantizeWeight(const Tensor& w, int axis, WeightRounding rounding, int bits) {
+  const int qmax = bits == 7 ? 63 : 127;
   QuantizedWeight out;
   const int channels = axis < 0 ? 1 : static_cast<int>(w.dim(axis));
   std::vector<double> amax(channels, 0.0);
@@ -100,7 +101,7 @@ QuantizedWeight QuantizeWeight(const Tensor& w, int axis, WeightRounding roundin
   }
   out.scales.resize(channels);
   for (int c = 0; c < channels; ++c) {
-    const float s = static_cast<float>(amax[c] / 127.0);
+    const float s = static_cast<float>(amax[c] / qmax);
     out.scales[c] = s > 0 && std::isfinite(s) ? s : 1.0f;
   }
   out.q = Tensor::Allocate(ElementType::kI8, w.shape()).value();
@@ -110,7 +111,7 @@ QuantizedWeight QuantizeWeight(const Tensor& w, int axis, WeightRounding roundin
   for (int64_t i = 0; i < w.size(); ++i) {
     const int c = axis < 0 ? 0 : ChannelOf(i, w.shape(), axis);
     const float r = RoundHalfEven(static_cast<float>(w.GetAsDouble(i)) / out.scales[c]);
-    q[i] = static_cast<int8_t>(std::clamp(r, -127.0f, 127.0f));
+    q[i] = static_cast<int8_t>(std::clamp(r, static_cast<float>(-qmax), static_cast<float>(qmax)));
     if (!members.empty()) members[static_cast<size_t>(c)].push_back(i);
   }
   // Sum-preserving rounding: per channel, the integers sum to the rounded sum of the real
@@ -138,7 +139,7 @@ QuantizedWeight QuantizeWeight(const Tensor& w, int axis, WeightRounding roundin
     });
     for (const auto& [r, i] : cut) {
       if (diff == 0 || r * dir <= 0) break;
-      if (q[i] + dir > 127 || q[i] + dir < -127) continue;
+      if (q[i] + dir > qmax || q[i] + dir < -qmax) continue;
       q[i] = static_cast<int8_t>(q[i] + dir);
       diff -= dir;
     }
@@ -173,7 +174,7 @@ namespace {
 // channels c it reads and the kernel taps k of (W - dq(q(W)))[o, c, k] * E[x_c]. Empty (with
 // `why`) when the input has no channel means or the shapes do not fit.
 std::vector<double> BiasDelta(const Graph& g, const Node& n, const Tensor& w, int axis,
-                              WeightRounding rounding, const CalibrationStats& stats,
+                              WeightRounding rounding, int bits, const CalibrationStats& stats,
                               std::string* why) {
   const TensorStats* s = stats.Find(g.value(n.inputs[0]).name);
   if (s == nullptr || !s->HasChannelMeans()) {
@@ -182,7 +183,7 @@ std::vector<double> BiasDelta(const Graph& g, const Node& n, const Tensor& w, in
     return {};
   }
   const int64_t in_channels = static_cast<int64_t>(s->channel_sum.size());
-  const Tensor dq = DequantizeWeight(QuantizeWeight(w, axis, rounding), axis);
+  const Tensor dq = DequantizeWeight(QuantizeWeight(w, axis, rounding, bits), axis);
   auto err = [&](int64_t i) {
     return w.GetAsDouble(i) - static_cast<double>(dq.data<float>()[i]);
   };
@@ -347,6 +348,12 @@ Result<QdqPlan> PlanQdq(const Graph& g, const CalibrationStats& stats,
           if (op == "Gemm") axis = n.attrs.GetInt("transB", 0) ? 0 : 1;
         }
         np.weight_axis = axis;
+        // 7-bit weights where Kiln's AVX2 dense int8 kernel would run them (group-1 Conv);
+        // depthwise and matmul weights keep 8 bits (PP-OCR rec's depthwise filters lose 3
+        // points of exact lines at 7).
+        if (o.weight_bits == 7 && op == "Conv" && n.attrs.GetInt("group", 1) == 1) {
+          np.weight_bits = 7;
+        }
         if ((op == "Conv" || op == "ConvTranspose" || op == "Gemm") && n.inputs.size() > 2 &&
             n.inputs[2].valid() && IsF32(g, n.inputs[2]) && is_const(n.inputs[2]) &&
             np.roles[0] == SlotRole::kActivation) {
@@ -367,7 +374,7 @@ Result<QdqPlan> PlanQdq(const Graph& g, const CalibrationStats& stats,
           const bool has_bias_slot = n.inputs.size() > 2 && np.roles[2] == SlotRole::kBias;
           if ((op == "Conv" && (no_bias || has_bias_slot)) || (op == "Gemm" && has_bias_slot)) {
             std::string why;
-            np.bias_delta = BiasDelta(g, n, wt, axis, o.weight_rounding, stats, &why);
+            np.bias_delta = BiasDelta(g, n, wt, axis, o.weight_rounding, np.weight_bits, stats, &why);
             if (!np.bias_delta.empty() && no_bias) {
               np.add_bias = true;
               np.bias_group_channels = axis < 0 ? 1 : static_cast<int>(wt.dim(axis));
@@ -509,7 +516,7 @@ class Emitter {
         if (!v.valid()) continue;
         const SlotRole role = np.quantized ? np.roles[s] : SlotRole::kFloat;
         if (role == SlotRole::kWeight) {
-          inputs[s] = Weight(v, np.weight_axis);
+          inputs[s] = Weight(v, np.weight_axis, np.weight_bits);
         } else if (role == SlotRole::kBias) {
           KILN_ASSIGN_OR_RETURN(inputs[s],
                                 Bias(n, np, *ConstantValue(src_, v), src_.value(v).name));
@@ -592,12 +599,12 @@ class Emitter {
     dq_[v.v] = Dequantize(val.name, q, scale, zp, -1, val.info.shape);
     if (report_) ++report_->activations_quantized;
   }
-  ValueId Weight(ValueId v, int axis) {
-    auto key = std::make_pair(v.v, axis);
+  ValueId Weight(ValueId v, int axis, int bits) {
+    auto key = std::make_pair(v.v, axis * 16 + bits);
     if (auto it = weights_.find(key); it != weights_.end()) return it->second.first;
     const Value& val = src_.value(v);
     const Tensor w = *ConstantValue(src_, v);
-    QuantizedWeight qw = QuantizeWeight(w, axis, o_.weight_rounding);
+    QuantizedWeight qw = QuantizeWeight(w, axis, o_.weight_rounding, bits);
     const bool scalar = axis < 0;
     std::vector<double> scales(qw.scales.begin(), qw.scales.end());
     const ValueId scale = Vector(val.name + "_scale", ElementType::kF32, scales, scalar);
@@ -612,8 +619,9 @@ class Emitter {
   }
   Result<ValueId> Bias(const Node& n, const NodePlan& np, Tensor b, const std::string& base) {
     const QParams& in = *plan_.acts[n.inputs[0].v];
-    Weight(n.inputs[1], np.weight_axis);
-    const std::vector<float>& ws = weights_[std::make_pair(n.inputs[1].v, np.weight_axis)].second;
+    Weight(n.inputs[1], np.weight_axis, np.weight_bits);
+    const std::vector<float>& ws =
+        weights_[std::make_pair(n.inputs[1].v, np.weight_axis * 16 + np.weight_bits)].second;
     if (!np.bias_delta.empty()) {
       if (static_cast<size_t>(b.size()) != np.bias_delta.size()) {
         return InvalidArgument(n.Describe() + ": bias correction has " +

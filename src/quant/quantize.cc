@@ -93,6 +93,7 @@ Result<QuantizeReport> QuantizeModel(Model& model, const CalibrationStats& stats
   q["method"] = options.method.ToString();
   q["activations"] = ActivationTypeName(options.activations);
   q["weights"] = "s8";
+  q["weight_bits"] = options.weight_bits;
   q["per_channel"] = per_channel;
   q["bias_correction"] = options.bias_correction;
   q["weight_rounding"] = WeightRoundingName(options.weight_rounding);

@@ -79,6 +79,11 @@ Result<WeightRounding> ParseWeightRounding(const std::string& s);
 struct QuantizeOptions {
   CalibrationMethod method = {RangeMethod::kMse, 99.99};
   WeightRounding weight_rounding = WeightRounding::kSumPreserving;
+  // 8: weights in [-127, 127]; 7: group-1 Conv weights in [-63, 63], which Kiln's AVX2 dense
+  // int8 convolution needs to run u8 x s8 byte products (vpmaddubsw) without saturation on CPUs
+  // without VNNI (ONNX Runtime's reduce_range does the same for them), at some accuracy cost;
+  // depthwise and matmul weights keep 8 bits.
+  int weight_bits = 8;
   ActivationType activations = ActivationType::kU8;
   bool per_channel = true;
   // Bias correction: each quantized Conv/Gemm weight's rounding error times the calibration
@@ -102,6 +107,9 @@ struct LayerError {
   std::string name;
   std::string op_type;
   double relative_l2 = 0;  // the node's own output, quantized vs float, on the auto samples
+  // The worst output's relative error with only this node quantized (every other measured node
+  // float), on the first few auto samples: what auto:TOL ranks by; -1 when not measured.
+  double output_alone = -1;
 };
 
 struct QuantOutputError {

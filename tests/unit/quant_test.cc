@@ -396,6 +396,46 @@ TEST(Quantize, ElementwiseChainIsQuantizedOnceAtItsEnd) {
   fs::remove_all(dir);
 }
 
+// --weight-bits 7: every weight integer in [-63, 63] with each channel's largest at +-63, and the
+// model still close to float (a little further than 8 bits).
+TEST(Quantize, SevenBitWeights) {
+  std::vector<NamedTensors> samples;
+  for (int i = 0; i < 4; ++i) samples.push_back({{"x", Uniform({1, 4, 12, 12}, -1, 1, 60 + i)}});
+  CalibrationStats stats;
+  ASSERT_TRUE(RecordStatistics(SmallConvModel(7), samples, {}, stats).ok());
+  Tensor x = Uniform({1, 4, 12, 12}, -1, 1, 98);
+  auto want = RunRef(SmallConvModel(7), {{"x", x}});
+  double err[2];
+  for (int bits : {8, 7}) {
+    Model m = SmallConvModel(7);
+    QuantizeOptions o;
+    o.weight_bits = bits;
+    auto r = QuantizeModel(m, stats, o);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    int weights = 0;
+    for (const Node& n : m.graph.nodes()) {
+      if (n.op_type != "Conv") continue;
+      const Node& dq = m.graph.node(m.graph.value(n.inputs[1]).producer);
+      const Tensor q = m.graph.value(dq.inputs[0]).initializer;
+      ASSERT_EQ(q.type(), ElementType::kI8);
+      const int64_t per = q.size() / q.dim(0);
+      for (int64_t c = 0; c < q.dim(0); ++c) {
+        int64_t amax = 0;
+        for (int64_t i = 0; i < per; ++i) amax = std::max(amax, std::abs(q.GetAsInt64(c * per + i)));
+        EXPECT_EQ(amax, bits == 7 ? 63 : 127) << n.name << " channel " << c;
+      }
+      ++weights;
+    }
+    EXPECT_EQ(weights, 3);
+    auto got = RunRef(std::move(m), {{"x", x}});
+    ASSERT_EQ(got.size(), 1u);
+    err[bits - 7] = RelL2(got[0], want[0]);
+  }
+  std::printf("  relative error vs float: 8-bit weights %.3g, 7-bit %.3g\n", err[1], err[0]);
+  EXPECT_LE(err[0], 0.06);
+  EXPECT_GE(err[0], err[1] * 0.8);  // fewer levels cannot be much better
+}
+
 // x -> Conv A (reads x, whose range is dominated by rare outliers) -> Clip(0,6) -> Conv B ->
 // Relu -> Conv C -> y. Quantizing x wipes out its normal values; keeping A float keeps x float.
 TEST(Quantize, AutoTolKeepsTheHostileLayerFloat) {

@@ -1,5 +1,6 @@
 // kiln quantize MODEL.onnx -o OUT.onnx (--data DIR | --stats FILE)... [--method M]
 //               [--per-channel on|off] [--activations u8|s8] [--weight-rounding sum|nearest]
+//               [--weight-bits 8|7]
 //               [--keep-float SELECTOR] [--samples N] [--save-stats FILE] [--threads N]
 //               [--no-optimize]
 //
@@ -31,6 +32,7 @@ struct QuantizeCliOptions {
   std::string save_stats;
   std::string method = "mse";  // see bench/ocr/README.md (int8)
   std::string weight_rounding = "sum";
+  int weight_bits = 8;
   std::string per_channel = "on";
   std::string bias_correction = "off";  // see bench/ocr/README.md (int8, bias correction)
   std::string activations = "u8";
@@ -65,6 +67,10 @@ Status DoQuantize(const QuantizeCliOptions& c) {
   KILN_ASSIGN_OR_RETURN(o.method, ParseCalibrationMethod(c.method));
   KILN_ASSIGN_OR_RETURN(o.activations, ParseActivationType(c.activations));
   KILN_ASSIGN_OR_RETURN(o.weight_rounding, ParseWeightRounding(c.weight_rounding));
+  if (c.weight_bits != 7 && c.weight_bits != 8) {
+    return InvalidArgument("--weight-bits " + std::to_string(c.weight_bits) + ": expected 8 or 7");
+  }
+  o.weight_bits = c.weight_bits;
   if (c.per_channel != "on" && c.per_channel != "off") {
     return InvalidArgument("--per-channel '" + c.per_channel + "': expected on or off");
   }
@@ -125,10 +131,11 @@ Status DoQuantize(const QuantizeCliOptions& c) {
               "QDQ: %d\n",
               r.weights_quantized, r.biases_quantized, r.biases_corrected, r.activations_quantized);
   if (!r.layer_errors.empty()) {
-    std::printf("layer errors (relative L2 of each quantized layer's output, most sensitive "
-                "first):\n");
+    std::printf("layer sensitivity, most sensitive first (outputs' relative L2 error with only "
+                "that layer quantized; the layer's own output error):\n");
     for (const LayerError& e : r.layer_errors) {
-      std::printf("  %-40s %-18s %.3g\n", e.name.c_str(), e.op_type.c_str(), e.relative_l2);
+      std::printf("  %-40s %-18s outputs %-9.3g own %.3g\n", e.name.c_str(), e.op_type.c_str(),
+                  e.output_alone, e.relative_l2);
     }
   }
   std::printf("kept float: %zu nodes\n", r.kept.size());
@@ -174,6 +181,8 @@ Command AddQuantizeCommand(CLI::App& app) {
                   "error of each tensor's recorded values)");
   sub->add_option("--weight-rounding", o->weight_rounding,
                   "Weights: sum (default: nearest, keeping each output channel's sum) or nearest");
+  sub->add_option("--weight-bits", o->weight_bits,
+                  "8 (default) or 7: weights in [-63, 63], for fast int8 on AVX2 CPUs without VNNI");
   sub->add_option("--per-channel", o->per_channel, "Per-channel int8 weights: on or off");
   sub->add_option("--bias-correction", o->bias_correction,
                   "Fold weight rounding error times input channel means into Conv/Gemm biases: "
