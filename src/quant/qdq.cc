@@ -307,12 +307,9 @@ Result<QdqPlan> PlanQdq(const Graph& g, const CalibrationStats& stats,
   // Compute ops.
   for (NodeId id : order) {
     const Node& n = g.node(id);
-    if (in_region[id.v]) {
-      // Float inside the region, reading its quantized root.
-      const ValueId r = root[n.outputs[0].v];
-      if (IsF32(g, r) && !is_const(r) && has_stats(r)) want[r.v] = true;
-      continue;
-    }
+    // Float inside a region; its root is quantized when a quantized node produces it (a kept
+    // producer leaves the region float, reading the float root).
+    if (in_region[id.v]) continue;
     if (!IsComputeOp(n.op_type) || !usable_node(n)) continue;
     NodePlan np;
     np.roles.assign(n.inputs.size(), SlotRole::kFloat);
