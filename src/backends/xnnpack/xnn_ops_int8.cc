@@ -6,7 +6,8 @@
 // u8-activation / s8-weight QDQ models (this XNNPACK has no u8 x s8 convolution).
 //
 //   QLinearConv        dense convs: own im2col + GEMM kernel (xnn_qconv.h, AVX-512 VNNI;
-//                      AVX2 when forced); depthwise: own AVX-512 loop on VNNI machines; else
+//                      AVX2 vpmaddubsw on AVX2-only machines when the weights fit 7 bits;
+//                      int16 AVX2 when forced); depthwise: own AVX-512 loop on VNNI machines; else
 //                      xnn convolution2d_nhwc_qc8
 //                      (per-channel scales; per-tensor repeated), depthwise via groups; s8
 //                      weights with zero point 0 (u8 with 128: flipped)
@@ -204,10 +205,11 @@ NodeSupport QConvSupports(const NodeQuery& q) {
 }
 
 // The own int8 convolution (xnn_qconv.h) for this conv, or kNone for XNNPACK's qc8: dense
-// (group 1) convs.
-OwnQConvIsa OwnQConvFor(const ConvGeometry& g) {
+// (group 1) convs; `weights` (storage values, any order) decide whether the 7-bit AVX2 kernel
+// can run.
+OwnQConvIsa OwnQConvFor(const ConvGeometry& g, std::span<const int8_t> weights) {
   if (g.group != 1) return OwnQConvIsa::kNone;
-  return ChooseOwnQConvIsa();
+  return ChooseOwnQConvIsaFor(weights);
 }
 
 // Depthwise with one output channel per group and at most 32 kernel rows: the own AVX-512
@@ -248,7 +250,7 @@ Status QConvBuild(Builder& b, const Node& n, const Fusion& f) {
   }
   int8_t lo, hi;
   StoredBounds(f, b.type(f.out), &lo, &hi);
-  const OwnQConvIsa isa = OwnQConvFor(g);
+  const OwnQConvIsa isa = OwnQConvFor(g, kernel);
   const bool own_dw = OwnDwQConvFor(g, x, m);
   if (isa != OwnQConvIsa::kNone || own_dw) {
     QConvSpec s;
@@ -366,7 +368,7 @@ Status QMatMulConstBuild(Builder& b, const Node& n, const Fusion& f) {
   const int in = b.LogicalIn(n.inputs[0]);
   const int out = b.LogicalOut(f.out);
   b.AddWeightBytes(static_cast<int64_t>(kernel.size() + bias.size() * 8));
-  const OwnQConvIsa isa = ChooseOwnQConvIsa();
+  const OwnQConvIsa isa = ChooseOwnQConvIsaFor(kernel);
   if (isa != OwnQConvIsa::kNone) {
     QConvSpec s;
     s.batch = 1, s.ih = 1, s.iw = pixels, s.cin = k;

@@ -22,6 +22,7 @@ constexpr int kNr = 16;            // output channels per tile
 constexpr int64_t kBlockPix = 40;  // output pixels per im2col block (multiple of both MRs)
 constexpr int kMrVnni = 8;
 constexpr int kMrAvx2 = 5;
+constexpr int kMrU7 = 5;
 
 bool CpuHasVnni() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -31,8 +32,8 @@ bool CpuHasVnni() {
 struct Packed {
   QConvSpec s;  // without weights
   int64_t k = 0, kp = 0, mblocks = 0;
-  bool vnni = false;
-  std::vector<int8_t> w8;     // VNNI: [mb][kp/4][16][4]
+  OwnQConvIsa isa = OwnQConvIsa::kNone;
+  std::vector<int8_t> w8;     // VNNI and AVX2 U7: [mb][kp/4][16][4] ([kp/4][8][4] if <= 8 ch)
   std::vector<int16_t> w16;   // AVX2: [mb][kp/2][16][2]
   std::vector<int32_t> bias;  // [mb*16], minus the activation offset times the weight sum
   std::vector<float> mult;    // [mb*16]
@@ -116,6 +117,27 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void TileVnni8(
 
 // ---- AVX2 ----
 
+// Requantizes 16 int32 channel sums (two vectors of 8) and stores nc (<= 16) int8 outputs.
+inline void StoreRequant16(__m256i acc0, __m256i acc1, __m256 m0, __m256 m1, __m256 vlo,
+                           __m256 vhi, __m256i vzp, int8_t* y, int nc) {
+  __m256 v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc0), m0);
+  __m256 v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc1), m1);
+  v0 = _mm256_min_ps(_mm256_max_ps(v0, vlo), vhi);
+  v1 = _mm256_min_ps(_mm256_max_ps(v1, vlo), vhi);
+  const __m256i i0 = _mm256_add_epi32(_mm256_cvtps_epi32(v0), vzp);
+  const __m256i i1 = _mm256_add_epi32(_mm256_cvtps_epi32(v1), vzp);
+  const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(i0, i1), 0xD8);
+  const __m128i p8 =
+      _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
+  if (nc >= 16) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y), p8);
+  } else {
+    alignas(16) int8_t tmp[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), p8);
+    std::memcpy(y, tmp, static_cast<size_t>(nc));
+  }
+}
+
 template <int MR>
 void TileAvx2(const int16_t* a, int64_t lda, const int16_t* w, int64_t kpairs, const int32_t* bias,
               const float* mult, int8_t* y, int64_t ldy, int nc, int32_t zp, float fmin,
@@ -143,37 +165,94 @@ void TileAvx2(const int16_t* a, int64_t lda, const int16_t* w, int64_t kpairs, c
   const __m256i vzp = _mm256_set1_epi32(zp);
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
-    __m256 v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc0[r]), m0);
-    __m256 v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc1[r]), m1);
-    v0 = _mm256_min_ps(_mm256_max_ps(v0, vlo), vhi);
-    v1 = _mm256_min_ps(_mm256_max_ps(v1, vlo), vhi);
-    const __m256i i0 = _mm256_add_epi32(_mm256_cvtps_epi32(v0), vzp);
-    const __m256i i1 = _mm256_add_epi32(_mm256_cvtps_epi32(v1), vzp);
-    const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(i0, i1), 0xD8);
-    const __m128i p8 =
-        _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
-    if (nc >= 16) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(y + r * ldy), p8);
-    } else {
-      alignas(16) int8_t tmp[16];
-      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), p8);
-      std::memcpy(y + r * ldy, tmp, static_cast<size_t>(nc));
-    }
+    StoreRequant16(acc0[r], acc1[r], m0, m1, vlo, vhi, vzp, y + r * ldy, nc);
   }
 }
 
-using VnniTileFn = void (*)(const uint8_t*, int64_t, const int8_t*, int64_t, const int32_t*,
-                            const float*, int8_t*, int64_t, int, int32_t, float, float);
+// ---- AVX2 with 7-bit weights ----
+//
+// u8 activations (storage + 128) times s8 weights in [-64, 64] by vpmaddubsw: each int16 pair
+// sum is within 2 * 255 * 64 = 32640 < 32767, so the instruction's saturation never triggers;
+// vpmaddwd by ones then widens each pair of pair sums to int32 (4 k per lane). Weights packed as
+// VNNI's ([kq][16][4], one 32-byte vector per 8 channels x 4 k).
+
+template <int MR>
+void TileU7(const uint8_t* a, int64_t lda, const int8_t* w, int64_t kq, const int32_t* bias,
+            const float* mult, int8_t* y, int64_t ldy, int nc, int32_t zp, float fmin, float fmax) {
+  __m256i acc0[MR], acc1[MR];
+  const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias));
+  const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias + 8));
+  const __m256i ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    acc0[r] = b0;
+    acc1[r] = b1;
+  }
+  for (int64_t q = 0; q < kq; ++q) {
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + q * 64));
+    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + q * 64 + 32));
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const __m256i va = _mm256_set1_epi32(Load32(a + r * lda + q * 4));
+      const __m256i p0 = _mm256_maddubs_epi16(va, w0);
+      const __m256i p1 = _mm256_maddubs_epi16(va, w1);
+      acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(p0, ones));
+      acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(p1, ones));
+    }
+  }
+  const __m256 m0 = _mm256_loadu_ps(mult), m1 = _mm256_loadu_ps(mult + 8);
+  const __m256 vlo = _mm256_set1_ps(fmin), vhi = _mm256_set1_ps(fmax);
+  const __m256i vzp = _mm256_set1_epi32(zp);
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    StoreRequant16(acc0[r], acc1[r], m0, m1, vlo, vhi, vzp, y + r * ldy, nc);
+  }
+}
+
+// The same for a last tile of at most 8 channels (weights packed [kq][8][4]).
+template <int MR>
+void TileU7x8(const uint8_t* a, int64_t lda, const int8_t* w, int64_t kq, const int32_t* bias,
+              const float* mult, int8_t* y, int64_t ldy, int nc, int32_t zp, float fmin,
+              float fmax) {
+  __m256i acc[MR];
+  const __m256i vb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias));
+  const __m256i ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) acc[r] = vb;
+  for (int64_t q = 0; q < kq; ++q) {
+    const __m256i vw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + q * 32));
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const __m256i va = _mm256_set1_epi32(Load32(a + r * lda + q * 4));
+      acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(_mm256_maddubs_epi16(va, vw), ones));
+    }
+  }
+  const __m256 m0 = _mm256_loadu_ps(mult);
+  const __m256 vlo = _mm256_set1_ps(fmin), vhi = _mm256_set1_ps(fmax);
+  const __m256i vzp = _mm256_set1_epi32(zp);
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    StoreRequant16(acc[r], acc[r], m0, m0, vlo, vhi, vzp, y + r * ldy, nc);
+  }
+}
+
+// u8 activations x s8 weights (VNNI and AVX2 U7).
+using U8TileFn = void (*)(const uint8_t*, int64_t, const int8_t*, int64_t, const int32_t*,
+                          const float*, int8_t*, int64_t, int, int32_t, float, float);
 using Avx2TileFn = void (*)(const int16_t*, int64_t, const int16_t*, int64_t, const int32_t*,
                             const float*, int8_t*, int64_t, int, int32_t, float, float);
-constexpr VnniTileFn kVnniTiles[kMrVnni + 1] = {nullptr,     TileVnni<1>, TileVnni<2>,
-                                                TileVnni<3>, TileVnni<4>, TileVnni<5>,
-                                                TileVnni<6>, TileVnni<7>, TileVnni<8>};
-constexpr VnniTileFn kVnni8Tiles[kMrVnni + 1] = {nullptr,      TileVnni8<1>, TileVnni8<2>,
-                                                 TileVnni8<3>, TileVnni8<4>, TileVnni8<5>,
-                                                 TileVnni8<6>, TileVnni8<7>, TileVnni8<8>};
+constexpr U8TileFn kVnniTiles[kMrVnni + 1] = {nullptr,     TileVnni<1>, TileVnni<2>,
+                                              TileVnni<3>, TileVnni<4>, TileVnni<5>,
+                                              TileVnni<6>, TileVnni<7>, TileVnni<8>};
+constexpr U8TileFn kVnni8Tiles[kMrVnni + 1] = {nullptr,      TileVnni8<1>, TileVnni8<2>,
+                                               TileVnni8<3>, TileVnni8<4>, TileVnni8<5>,
+                                               TileVnni8<6>, TileVnni8<7>, TileVnni8<8>};
 constexpr Avx2TileFn kAvx2Tiles[kMrAvx2 + 1] = {nullptr,     TileAvx2<1>, TileAvx2<2>,
                                                 TileAvx2<3>, TileAvx2<4>, TileAvx2<5>};
+constexpr U8TileFn kU7Tiles[kMrU7 + 1] = {nullptr,   TileU7<1>, TileU7<2>,
+                                          TileU7<3>, TileU7<4>, TileU7<5>};
+constexpr U8TileFn kU7x8Tiles[kMrU7 + 1] = {nullptr,     TileU7x8<1>, TileU7x8<2>,
+                                            TileU7x8<3>, TileU7x8<4>, TileU7x8<5>};
 
 // dst[i] = src[i] ^ flip for i < n (32 at a time; may not overlap).
 inline void CopyFlip(int8_t* dst, const int8_t* src, int64_t n, uint8_t flip) {
@@ -251,19 +330,22 @@ void RunBlock(const Packed& P, const int8_t* x, int8_t* y, int64_t p0, int64_t n
   const QConvSpec& s = P.s;
   const int64_t kp = P.kp;
   const float fmin = static_cast<float>(s.lo - s.y_zp), fmax = static_cast<float>(s.hi - s.y_zp);
-  if (P.vnni) {
+  if (P.isa == OwnQConvIsa::kVnni || P.isa == OwnQConvIsa::kAvx2U7) {
     // Row i of the block at row.data() + i * kp, as u8 (storage + 128).
+    const bool vnni = P.isa == OwnQConvIsa::kVnni;
     for (int64_t i = 0; i < np; ++i) {
       int8_t* r = row.data() + i * kp;
-      GatherRow(P, x, p0 + i, r, 0x80, true);
+      GatherRow(P, x, p0 + i, r, 0x80, vnni);
     }
     const auto* a = reinterpret_cast<const uint8_t*>(row.data());
+    const int max_mr = vnni ? kMrVnni : kMrU7;
     for (int64_t mb = 0; mb < P.mblocks; ++mb) {
       const int nc = static_cast<int>(std::min<int64_t>(kNr, s.cout - mb * kNr));
       const int8_t* w = P.w8.data() + mb * kp * kNr;
-      const VnniTileFn* tiles = nc <= 8 ? kVnni8Tiles : kVnniTiles;
-      for (int64_t i = 0; i < np; i += kMrVnni) {
-        const int mr = static_cast<int>(std::min<int64_t>(kMrVnni, np - i));
+      const U8TileFn* tiles = vnni ? (nc <= 8 ? kVnni8Tiles : kVnniTiles)
+                                     : (nc <= 8 ? kU7x8Tiles : kU7Tiles);
+      for (int64_t i = 0; i < np; i += max_mr) {
+        const int mr = static_cast<int>(std::min<int64_t>(max_mr, np - i));
         tiles[mr](a + i * kp, kp, w, kp / 4, P.bias.data() + mb * kNr, P.mult.data() + mb * kNr,
                   y + (p0 + i) * s.cout + mb * kNr, s.cout, nc, s.y_zp, fmin, fmax);
       }
@@ -300,7 +382,26 @@ OwnQConvIsa ChooseOwnQConvIsa() {
   const std::string v = e != nullptr ? e : "";
   if (v == "xnnpack") return OwnQConvIsa::kNone;
   if (v == "avx2") return OwnQConvIsa::kAvx2;
+  if (v == "avx2u7") return OwnQConvIsa::kAvx2U7;
   return CpuHasVnni() ? OwnQConvIsa::kVnni : OwnQConvIsa::kNone;
+}
+
+bool WeightsFit7Bit(std::span<const int8_t> weights) {
+  return std::all_of(weights.begin(), weights.end(), [](int8_t w) { return w >= -64 && w <= 64; });
+}
+
+bool WeightsFit7Bit(const QConvSpec& s) { return WeightsFit7Bit(std::span(s.weights)); }
+
+OwnQConvIsa ChooseOwnQConvIsaFor(std::span<const int8_t> weights) {
+  const OwnQConvIsa isa = ChooseOwnQConvIsa();
+  if (isa == OwnQConvIsa::kAvx2U7) return WeightsFit7Bit(weights) ? isa : OwnQConvIsa::kAvx2;
+  const char* e = std::getenv("KILN_XNN_QCONV_ISA");
+  if (isa != OwnQConvIsa::kNone || (e != nullptr && std::string(e) == "xnnpack")) return isa;
+  return WeightsFit7Bit(weights) ? OwnQConvIsa::kAvx2U7 : OwnQConvIsa::kNone;
+}
+
+OwnQConvIsa ChooseOwnQConvIsaFor(const QConvSpec& s) {
+  return ChooseOwnQConvIsaFor(std::span(s.weights));
 }
 
 QConvFn MakeOwnQConv(const QConvSpec& spec, OwnQConvIsa isa) {
@@ -309,11 +410,16 @@ QConvFn MakeOwnQConv(const QConvSpec& spec, OwnQConvIsa isa) {
   P->s.weights.clear();
   P->s.bias.clear();
   P->s.mult.clear();
-  P->vnni = isa == OwnQConvIsa::kVnni;
+  // 7-bit weights only: anything else runs the int16 AVX2 kernel (vpmaddubsw could saturate).
+  P->isa = isa == OwnQConvIsa::kAvx2U7 && !WeightsFit7Bit(spec) ? OwnQConvIsa::kAvx2 : isa;
+  const bool w8 = P->isa == OwnQConvIsa::kVnni || P->isa == OwnQConvIsa::kAvx2U7;
   const QConvSpec& s = spec;
   if (std::getenv("KILN_XNN_QCONV_DEBUG") != nullptr) {
+    const char* name = P->isa == OwnQConvIsa::kVnni     ? "vnni"
+                       : P->isa == OwnQConvIsa::kAvx2U7 ? "avx2u7"
+                                                        : "avx2";
     std::fprintf(stderr, "own qconv %s: %lldx%lldx%lld -> %lldx%lldx%lld k %lldx%lld s %lld\n",
-                 P->vnni ? "vnni" : "avx2", (long long)s.ih, (long long)s.iw, (long long)s.cin,
+                 name, (long long)s.ih, (long long)s.iw, (long long)s.cin,
                  (long long)s.oh, (long long)s.ow, (long long)s.cout, (long long)s.kh,
                  (long long)s.kw, (long long)s.sh);
   }
@@ -327,7 +433,7 @@ QConvFn MakeOwnQConv(const QConvSpec& spec, OwnQConvIsa isa) {
     return s.weights[static_cast<size_t>((m * s.cin + c) * s.kh * s.kw + tap)];
   };
   const int64_t kp = P->kp;
-  if (P->vnni) {
+  if (w8) {
     // Block mb at mb * kp * 16; a last block of at most 8 channels with 8 channels per quad.
     P->w8.resize(static_cast<size_t>(mpad * kp));
     for (int64_t mb = 0; mb < P->mblocks; ++mb) {
@@ -349,7 +455,7 @@ QConvFn MakeOwnQConv(const QConvSpec& spec, OwnQConvIsa isa) {
   }
   P->bias.assign(static_cast<size_t>(mpad), 0);
   P->mult.assign(static_cast<size_t>(mpad), 0.0f);
-  const uint32_t offset = static_cast<uint32_t>(static_cast<int32_t>(s.x_zp) + (P->vnni ? 128 : 0));
+  const uint32_t offset = static_cast<uint32_t>(static_cast<int32_t>(s.x_zp) + (w8 ? 128 : 0));
   for (int64_t m = 0; m < s.cout; ++m) {
     uint32_t wsum = 0;
     for (int64_t k = 0; k < P->k; ++k) wsum += static_cast<uint32_t>(wat(m, k));
@@ -366,7 +472,7 @@ QConvFn MakeOwnQConv(const QConvSpec& spec, OwnQConvIsa isa) {
       thread_local std::vector<int16_t> a16;
       const auto need = static_cast<size_t>(kBlockPix * P->kp + 64);
       if (row.size() < need) row.resize(need);
-      if (!P->vnni && a16.size() < need) a16.resize(need);
+      if (P->isa == OwnQConvIsa::kAvx2 && a16.size() < need) a16.resize(need);
       for (int64_t blk = b0; blk < e0; ++blk) {
         const int64_t p0 = blk * kBlockPix;
         RunBlock(*P, x, y, p0, std::min(kBlockPix, pixels - p0), row, a16);

@@ -3,12 +3,15 @@
 // time; s8 activations x s8 weights, int32 accumulation, the reference's requantization
 // ((float)acc * (x_scale * w_scale / y_scale), round half to even, + zero point, saturate, fused
 // clamp). AVX-512 VNNI (u8 x s8 dot products, activations + 128, corrected by a per-channel
-// weight sum) or AVX2 (int16 madd), see ChooseOwnQConvIsa. Also an AVX-512 depthwise loop.
+// weight sum), AVX2 with 7-bit weights (the same u8 x s8 products by vpmaddubsw, exact only when
+// every weight is in [-64, 64], then vpmaddwd by ones to int32) or AVX2 (int16 madd), see
+// ChooseOwnQConvIsa / ChooseOwnQConvIsaFor. Also an AVX-512 depthwise loop.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include <pthreadpool.h>
@@ -27,16 +30,33 @@ struct QConvSpec {
 // Runs y (NHWC int8) = conv(x (NHWC int8)).
 using QConvFn = std::function<void(const int8_t* x, int8_t* y, pthreadpool_t pool)>;
 
-enum class OwnQConvIsa { kNone, kAvx2, kVnni };
+// kAvx2: int16 madd, any weights. kAvx2U7: vpmaddubsw, weights in [-64, 64] only.
+enum class OwnQConvIsa { kNone, kAvx2, kVnni, kAvx2U7 };
 
 // Which own kernel runs dense int8 convs, read from the environment at each call (tests switch
-// it between sessions): KILN_XNN_QCONV_ISA=xnnpack: none (XNNPACK's qc8); =avx2: the AVX2
-// kernel; unset or else: AVX-512 VNNI when the CPU has it, else none (measured on this project's
-// AVX-512 dev machine, the AVX2 kernel is not faster than XNNPACK's qc8 there, so XNNPACK keeps
-// AVX2-only machines unless forced).
+// it between sessions), without looking at the weights: KILN_XNN_QCONV_ISA=xnnpack: none
+// (XNNPACK's qc8); =avx2: the int16 AVX2 kernel; =avx2u7: the 7-bit-weight AVX2 kernel (which
+// MakeOwnQConv turns into the int16 one for weights that do not fit); unset or else: AVX-512 VNNI
+// when the CPU has it, else none (measured on this project's AVX-512 dev machine, the int16 AVX2
+// kernel is not faster than XNNPACK's qc8 there, so XNNPACK keeps AVX2-only machines unless
+// forced or the weights fit 7 bits, see ChooseOwnQConvIsaFor).
 OwnQConvIsa ChooseOwnQConvIsa();
 
-// Packs the weights once for `isa` (not kNone); the returned function runs the convolution.
+// Whether every weight is in [-64, 64]: `kiln quantize --weight-bits 7` writes [-64, 63], ONNX
+// Runtime's reduce_range [-64, 64]; a vpmaddubsw pair sum of u8 activations by such weights is
+// within 2 * 255 * 64 = 32640, so it never saturates.
+bool WeightsFit7Bit(std::span<const int8_t> weights);
+bool WeightsFit7Bit(const QConvSpec& s);
+
+// ChooseOwnQConvIsa for these weights (in any order): with the environment unset (or not a kernel
+// name), AVX-512 VNNI when the CPU has it, else kAvx2U7 when they fit WeightsFit7Bit, else none;
+// =avx2u7 gives kAvx2U7 when they fit and kAvx2 when not; =avx2 and =xnnpack as
+// ChooseOwnQConvIsa.
+OwnQConvIsa ChooseOwnQConvIsaFor(std::span<const int8_t> weights);
+OwnQConvIsa ChooseOwnQConvIsaFor(const QConvSpec& s);
+
+// Packs the weights once for `isa` (not kNone; kAvx2U7 with weights outside [-64, 64] packs the
+// int16 kAvx2 kernel instead); the returned function runs the convolution.
 QConvFn MakeOwnQConv(const QConvSpec& spec, OwnQConvIsa isa);
 
 // Depthwise (group = input = output channels) with AVX-512BW masked loads, 16 channels per
