@@ -122,6 +122,22 @@ Tensor ZeroPointTensor(const QdqInfo& i) {
   return z;
 }
 
+// The 256 values of an 8-bit per-tensor quantization, dequantized by the reference kernel (in
+// the order of the raw integers: u8 0..255, i8 -128..127), a table's input.
+Result<Tensor> DequantizedTable(const QdqInfo& x) {
+  Tensor xq = Tensor::Allocate(x.type, {256}).value();
+  for (int i = 0; i < 256; ++i) {
+    if (x.type == ElementType::kI8) {
+      xq.data<int8_t>()[i] = static_cast<int8_t>(i - 128);
+    } else {
+      xq.data<uint8_t>()[i] = static_cast<uint8_t>(i);
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(
+      auto xf, RunOpEager("DequantizeLinear", 13, {xq, ScaleTensor(x), ZeroPointTensor(x)}, 1));
+  return xf[0];
+}
+
 // The bounds of a Relu or Clip with constant bounds (+-inf when unbounded); nullopt otherwise.
 std::optional<std::pair<float, float>> ClampBounds(const Graph& g, const Node& n) {
   constexpr float kInf = std::numeric_limits<float>::infinity();
@@ -593,17 +609,9 @@ Result<std::string> Fuser::FuseUnary(NodeId id) {
   }
   // The table: DequantizeLinear -> the op -> QuantizeLinear on every integer, by the reference
   // kernels that run the float path, so the table holds exactly the float path's results.
-  Tensor xq = Tensor::Allocate(x->type, {256}).value();
-  for (int i = 0; i < 256; ++i) {
-    if (x->type == ElementType::kI8) {
-      xq.data<int8_t>()[i] = static_cast<int8_t>(i - 128);
-    } else {
-      xq.data<uint8_t>()[i] = static_cast<uint8_t>(i);
-    }
-  }
-  auto xf = RunOpEager("DequantizeLinear", 13, {xq, ScaleTensor(*x), ZeroPointTensor(*x)}, 1);
+  auto xf = DequantizedTable(*x);
   if (!xf.ok()) return "dequantizing the table failed: " + xf.status().message();
-  args[0] = (*xf)[0];
+  args[0] = *xf;
   auto yf = RunNodeEager(n, args);
   if (!yf.ok()) return "running the op on the table failed: " + yf.status().message();
   if ((*yf)[0].shape() != Shape{256} || (*yf)[0].type() != ElementType::kF32) {
@@ -688,18 +696,10 @@ Result<std::string> Fuser::FuseRegion(NodeId q_id) {
   if (!same_shape) return std::string("the region changes the shape");
   // The table: the region's nodes in topological order on the 256 dequantized values.
   KILN_ASSIGN_OR_RETURN(std::vector<NodeId> order, g_.TopologicalOrder());
-  Tensor xq = Tensor::Allocate(x->type, {256}).value();
-  for (int i = 0; i < 256; ++i) {
-    if (x->type == ElementType::kI8) {
-      xq.data<int8_t>()[i] = static_cast<int8_t>(i - 128);
-    } else {
-      xq.data<uint8_t>()[i] = static_cast<uint8_t>(i);
-    }
-  }
-  auto xf = RunOpEager("DequantizeLinear", 13, {xq, ScaleTensor(*x), ZeroPointTensor(*x)}, 1);
+  auto xf = DequantizedTable(*x);
   if (!xf.ok()) return "dequantizing the table failed: " + xf.status().message();
   std::map<uint32_t, Tensor> vals;
-  vals.emplace(xv.v, (*xf)[0]);
+  vals.emplace(xv.v, *xf);
   for (NodeId id : order) {
     if (!region.count(id.v)) continue;
     const Node& n = g_.node(id);

@@ -304,6 +304,17 @@ Status QConvBuild(Builder& b, const Node& n, const Fusion& f) {
   return Status::Ok();
 }
 
+// QAveragePool / QGlobalAveragePool: per-tensor (x_scale, x_zp) at inputs 1, 2 and (y_scale,
+// y_zp) at 3, 4, then Yes.
+NodeSupport PoolQParamsSupport(const NodeQuery& q) {
+  QParam x, y;
+  std::string e = ReadQParam(QueryConsts(q), 1, 2, Present(*q.node, 2), q.inputs[0]->type, &x);
+  if (e.empty())
+    e = ReadQParam(QueryConsts(q), 3, 4, Present(*q.node, 4), q.outputs[0]->type, &y);
+  if (!e.empty()) return NodeSupport::No(e);
+  return YesInt8(q, 4);
+}
+
 // ---- QLinearMatMul ----
 //
 // Constant B (weights): A [..., M, K] is a row of M pixels with K channels, so the product is a
@@ -471,12 +482,7 @@ NodeSupport QAvgPoolSupports(const NodeQuery& q) {
   if (q.inputs[0]->shape->size() != 4) return NodeSupport::No("only 4D input");
   auto g = PoolGeometryOf(*q.node, q.inputs[0]->static_shape(), q.outputs[0]->static_shape());
   if (!g.ok()) return NodeSupport::No(g.status().message());
-  QParam x, y;
-  e = ReadQParam(QueryConsts(q), 1, 2, Present(*q.node, 2), q.inputs[0]->type, &x);
-  if (e.empty())
-    e = ReadQParam(QueryConsts(q), 3, 4, Present(*q.node, 4), q.outputs[0]->type, &y);
-  if (!e.empty()) return NodeSupport::No(e);
-  return YesInt8(q, 4);
+  return PoolQParamsSupport(q);
 }
 
 Status QAvgPoolBuild(Builder& b, const Node& n, const Fusion& f) {
@@ -938,12 +944,7 @@ NodeSupport QGapSupports(const NodeQuery& q) {
   if (e.empty()) e = CheckInt8Value(q.outputs[0], "Y");
   if (!e.empty()) return NodeSupport::No(e);
   if (q.inputs[0]->shape->size() != 4) return NodeSupport::No("only 4D input");
-  QParam x, y;
-  e = ReadQParam(QueryConsts(q), 1, 2, Present(*q.node, 2), q.inputs[0]->type, &x);
-  if (e.empty())
-    e = ReadQParam(QueryConsts(q), 3, 4, Present(*q.node, 4), q.outputs[0]->type, &y);
-  if (!e.empty()) return NodeSupport::No(e);
-  return YesInt8(q, 4);
+  return PoolQParamsSupport(q);
 }
 
 Status QGapBuild(Builder& b, const Node& n, const Fusion& f) {
