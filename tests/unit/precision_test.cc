@@ -144,13 +144,6 @@ onnx::ModelProto OverflowModel() {
   return m;
 }
 
-const Node* FindNode(const Graph& g, const std::string& name) {
-  for (const Node& n : g.nodes()) {
-    if (n.name == name) return &n;
-  }
-  return nullptr;
-}
-
 ElementType TypeOf(const Graph& g, ValueId v) { return g.value(v).info.type; }
 
 // Every Cast changes precision; float values of kept nodes are f32, of other nodes f16.
@@ -163,10 +156,14 @@ void CheckTyping(const Graph& g, const std::set<std::string>& kept) {
     if (n.op_type == "Constant") continue;
     const ElementType want = kept.count(n.name) ? ElementType::kF32 : ElementType::kF16;
     for (ValueId v : n.inputs) {
-      if (v.valid() && IsFloating(TypeOf(g, v))) EXPECT_EQ(TypeOf(g, v), want) << n.name << " input";
+      if (v.valid() && IsFloating(TypeOf(g, v))) {
+        EXPECT_EQ(TypeOf(g, v), want) << n.name << " input";
+      }
     }
     for (ValueId v : n.outputs) {
-      if (v.valid() && IsFloating(TypeOf(g, v))) EXPECT_EQ(TypeOf(g, v), want) << n.name << " output";
+      if (v.valid() && IsFloating(TypeOf(g, v))) {
+        EXPECT_EQ(TypeOf(g, v), want) << n.name << " output";
+      }
     }
   }
 }
@@ -218,7 +215,9 @@ TEST(Precision, OpAndNameSelectorsKeepExactlyThoseNodes) {
   EXPECT_EQ(TypeOf(g, g.outputs()[0]), ElementType::kF16);
   EXPECT_EQ(g.value(g.outputs()[0]).name, "y");
   for (const Value& v : g.values()) {
-    if (v.kind == ValueKind::kInitializer) EXPECT_EQ(v.initializer.type(), ElementType::kF16) << v.name;
+    if (v.kind == ValueKind::kInitializer) {
+      EXPECT_EQ(v.initializer.type(), ElementType::kF16) << v.name;
+    }
   }
   ASSERT_EQ(r->kept.size(), 2u);
   EXPECT_EQ(model.metadata["kiln.kept_fp32_nodes"], "sm,relu_head");
@@ -357,7 +356,9 @@ void CheckExportedFp16(const std::string& file, const Tensor& x, const std::stri
   }
   auto converted = ConvertPrecision(model, po);
   ASSERT_TRUE(converted.ok()) << converted.status().ToString();
-  if (!keep.empty()) EXPECT_FALSE(converted->kept.empty());
+  if (!keep.empty()) {
+    EXPECT_FALSE(converted->kept.empty());
+  }
   const fs::path work = fs::temp_directory_path() /
                         ("kiln_precision_" + std::to_string(getpid()) + "_" + path.stem().string() +
                          (keep.empty() ? "" : "_mixed"));
@@ -368,7 +369,9 @@ void CheckExportedFp16(const std::string& file, const Tensor& x, const std::stri
   const double ratio =
       static_cast<double>(fs::file_size(out)) / static_cast<double>(fs::file_size(path));
   std::printf("  %s: %s file is %.3fx the fp32 file\n", file.c_str(), keep.empty() ? "fp16" : "mixed", ratio);
-  if (keep.empty()) EXPECT_LE(ratio, 0.51);
+  if (keep.empty()) {
+    EXPECT_LE(ratio, 0.51);
+  }
   auto reread = ImportOnnxFile(out.string());
   ASSERT_TRUE(reread.ok()) << reread.status().ToString();
   EXPECT_EQ(reread->metadata["kiln.precision"], keep.empty() ? "fp16" : "mixed");

@@ -1,8 +1,9 @@
 // The XNNPACK backend's int8 ops (src/backends/xnnpack/xnn_ops_int8.cc, xnn_int8_chain.cc)
 // against the reference int8 kernels: small QDQ models (built with qdq_builder.h) run fused in a Reference() session and in a default session, whose plan must
 // put the int8 nodes on XNNPACK (computed in u8/i8); outputs must be equal (the DQ'd outputs
-// bit for bit), or within one quantization step for two-tensor QAdd, which XNNPACK's qs8 add
-// requantizes in fixed point (KILN_XNN_EXACT_INT8=1 makes it exact: checked too). Convs run on
+// bit for bit), or within one quantization step for QAdd/QMul with a broadcast operand, which
+// XNNPACK's qs8 kernels requantize in fixed point (KILN_XNN_EXACT_INT8=1 makes those exact:
+// checked too). Convs run on
 // every conv kernel (own VNNI where the CPU has it, own AVX2 forced, XNNPACK's qc8). The real
 // PP-OCR det is quantized by `kiln quantize` (or read from KILN_INT8_DET=/path/det.onnx).
 #include <gtest/gtest.h>
@@ -298,7 +299,8 @@ TEST(Int8MatMulTest, AttentionPiecesMatchReference) {
 }
 
 // The real quantized det (made by `kiln quantize` from two calibration inputs, or the file
-// named by KILN_INT8_DET): exact with KILN_XNN_EXACT_INT8=1.
+// named by KILN_INT8_DET): exact with KILN_XNN_EXACT_INT8=1 (det's same-shape QAdds then run the
+// pair table).
 TEST(Int8RealModelTest, DetMatchesReference) {
   std::string path;
   if (const char* env = std::getenv("KILN_INT8_DET")) path = env;

@@ -13,9 +13,11 @@
 //                      weights with zero point 0 (u8 with 128: flipped)
 //   QLinearMatMul      constant B: a 1x1 conv (the own kernel or qc8, per-column scales as
 //                      per-channel); computed B (attention): own loop per batch, exact
-//   QAdd / QMul        xnn add_nd_qs8 / multiply_nd_qs8; with a constant scalar operand (a unary
-//                      function of an 8-bit value) a 256-entry table, exact; scale ratios
-//                      XNNPACK rejects: the exact own loop (constants broadcast)
+//   QAdd / QMul        operands of the output's shape (or constants): a 64 KiB table of the
+//                      reference's result for every pair of 8-bit values, exact; a constant
+//                      scalar operand: a 256-entry table, exact; a broadcast computed operand: xnn
+//                      add_nd_qs8 / multiply_nd_qs8 (the exact double loop when XNNPACK rejects
+//                      the scale ratios)
 //   QAveragePool       own loop (2D, exact integer sums, the reference's double requantization)
 //   QGlobalAveragePool own loop (exact integer sums, the reference's double requantization)
 //   QLut               own table lookup
@@ -29,10 +31,10 @@
 // (XNNPACK's qc8 "fp32" requantization and the own kernel compute (float)acc * (x_scale *
 // w_scale / y_scale) in float and round half to even like the reference); the table ops, pools,
 // DQ and Q are exact.
-// QAdd / QMul of two tensors run XNNPACK's qs8 kernels, whose fixed-point (add) or float (mul)
-// requantization can differ from the reference's double arithmetic by one step (seen for add on
-// PP-OCR det; multiply matched there); KILN_XNN_EXACT_INT8=1 runs same-shape ones in an exact
-// own loop instead.
+// QAdd / QMul with a broadcast computed operand run XNNPACK's qs8 kernels, whose fixed-point
+// (add) or float (mul) requantization can differ from the reference's double arithmetic by one
+// step; KILN_XNN_EXACT_INT8=1 runs same-shape ones in the exact double loop instead of the table
+// (a cross-check of the table in tests).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -612,9 +614,6 @@ double BinaryRef(bool mul, const BinaryQ& q, int64_t a, int64_t b) {
   return std::nearbyint(v / sy) + static_cast<double>(q.y.zp);
 }
 
-// Same-shape QAdd / QMul of two computed operands: the reference's double arithmetic, 4 lanes
-// at a time (the products of 8-bit integers and f32 scales are exact in double, so the order of
-// operations is the only thing to keep).
 // A constant 8-bit operand broadcast to the shape ys and stored in its physical layout (int8
 // storage: u8 flipped).
 std::shared_ptr<std::vector<int8_t>> ExpandConstant8(const Tensor& c, const Shape& ys) {
@@ -641,9 +640,17 @@ std::shared_ptr<std::vector<int8_t>> ExpandConstant8(const Tensor& c, const Shap
   return out;
 }
 
-// Same-shape (or constant, broadcast) operands: see ExpandConstant8.
-void AddExactBinaryLoop(Builder& b, ValueId va, ValueId vb, ValueId vy, bool mul,
-                        const BinaryQ& q, int8_t lo, int8_t hi) {
+// Whether XNNPACK's qs8 add / multiply accept the scale ratios.
+bool XnnScalesFit(bool mul, const BinaryQ& bq) {
+  const double ra = bq.a.scale / bq.y.scale, rb = bq.b.scale / bq.y.scale;
+  if (mul) return !(ra * bq.b.scale < 0x1.0p-16 || ra * bq.b.scale >= 0x1.0p+8);
+  return !(ra < 0x1.0p-10 || ra >= 0x1.0p+8 || rb < 0x1.0p-10 || rb >= 0x1.0p+8);
+}
+
+// Same-shape QAdd / QMul (constants broadcast, ExpandConstant8): y = table[a][b], a 64 KiB table
+// of the reference's results for every pair of 8-bit values, so exact at a lookup per element.
+void AddPairTableLoop(Builder& b, ValueId va, ValueId vb, ValueId vy, bool mul, const BinaryQ& q,
+                      int8_t lo, int8_t hi) {
   const Shape ys = b.shape(vy);
   std::shared_ptr<std::vector<int8_t>> ca, cb;
   if (const Tensor* c = b.constant(va)) ca = ExpandConstant8(*c, ys);
@@ -651,67 +658,29 @@ void AddExactBinaryLoop(Builder& b, ValueId va, ValueId vb, ValueId vy, bool mul
   const int ia = ca ? -1 : b.Buffer(va), ib = cb ? -1 : b.Buffer(vb);
   if (ia >= 0) b.Use(ia);
   const int out = b.Buffer(vy);
-  const int64_t count = NumElements(b.shape(vy));
-  const double za = q.a.stored_zp(), zb = q.b.stored_zp();
-  const double sa = q.a.scale, sb = q.b.scale, sab = sa * sb, sy = q.y.scale;
-  const double zy = static_cast<double>(q.y.zp);
-  const ElementType yt = q.y.type;
-  // Saturation in the raw range, then the storage shift and the fused clamp.
-  const double rlo = yt == ElementType::kU8 ? 0 : -128, rhi = yt == ElementType::kU8 ? 255 : 127;
-  const int shift = yt == ElementType::kU8 ? 128 : 0;
+  const int64_t count = NumElements(ys);
+  auto table = std::make_shared<std::vector<uint8_t>>(65536);
+  for (int ua = 0; ua < 256; ++ua) {
+    const int64_t sa = static_cast<int8_t>(static_cast<uint8_t>(ua));
+    const int64_t ra = q.a.type == ElementType::kU8 ? sa + 128 : sa;
+    for (int ub = 0; ub < 256; ++ub) {
+      const int64_t sb = static_cast<int8_t>(static_cast<uint8_t>(ub));
+      const int64_t rb = q.b.type == ElementType::kU8 ? sb + 128 : sb;
+      const uint8_t st = StoreRaw(q.y.type, BinaryRef(mul, q, ra, rb));
+      (*table)[static_cast<size_t>(ua << 8 | ub)] =
+          static_cast<uint8_t>(std::clamp<int8_t>(static_cast<int8_t>(st), lo, hi));
+    }
+  }
+  b.AddWeightBytes(65536);
   b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
-    const int8_t* pa = ca ? ca->data() : ws.s8(ia);
-    const int8_t* pb = cb ? cb->data() : ws.s8(ib);
-    int8_t* py = ws.s8(out);
-    ParallelFor(pool, count, 1 << 14, [&](int64_t b0, int64_t e0) {
-      const __m256d vza = _mm256_set1_pd(za), vzb = _mm256_set1_pd(zb);
-      const __m256d vsa = _mm256_set1_pd(sa), vsb = _mm256_set1_pd(sb);
-      const __m256d vsab = _mm256_set1_pd(sab), vsy = _mm256_set1_pd(sy);
-      const __m256d vzy = _mm256_set1_pd(zy), vlo = _mm256_set1_pd(rlo), vhi = _mm256_set1_pd(rhi);
-      const __m256d vinv = _mm256_set1_pd(1.0 / sy), vhalf = _mm256_set1_pd(0.5);
-      const __m256d veps = _mm256_set1_pd(0x1.0p-20);
-      const __m256d vabs = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
-      constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-      int64_t i = b0;
-      for (; i + 4 <= e0; i += 4) {
-        int32_t a4, b4;
-        std::memcpy(&a4, pa + i, 4);
-        std::memcpy(&b4, pb + i, 4);
-        const __m256d da =
-            _mm256_sub_pd(_mm256_cvtepi32_pd(_mm_cvtepi8_epi32(_mm_cvtsi32_si128(a4))), vza);
-        const __m256d db =
-            _mm256_sub_pd(_mm256_cvtepi32_pd(_mm_cvtepi8_epi32(_mm_cvtsi32_si128(b4))), vzb);
-        __m256d v = mul ? _mm256_mul_pd(_mm256_mul_pd(da, db), vsab)
-                        : _mm256_add_pd(_mm256_mul_pd(da, vsa), _mm256_mul_pd(db, vsb));
-        // v * (1 / sy) is within a few ulps of v / sy: it rounds alike unless it lies within
-        // 2^-20 of a half (or beyond 2^20, where the result saturates either way); then divide.
-        __m256d r = _mm256_mul_pd(v, vinv);
-        const __m256d frac = _mm256_and_pd(_mm256_sub_pd(r, _mm256_round_pd(r, kNearest)), vabs);
-        const __m256d near_half =
-            _mm256_cmp_pd(_mm256_and_pd(_mm256_sub_pd(frac, vhalf), vabs), veps, _CMP_LT_OQ);
-        if (_mm256_movemask_pd(near_half) != 0) r = _mm256_div_pd(v, vsy);
-        v = _mm256_round_pd(r, kNearest);
-        v = _mm256_min_pd(_mm256_max_pd(_mm256_add_pd(v, vzy), vlo), vhi);
-        alignas(16) int32_t iv[4];
-        _mm_store_si128(reinterpret_cast<__m128i*>(iv), _mm256_cvttpd_epi32(v));
-        for (int k = 0; k < 4; ++k)
-          py[i + k] = std::clamp<int8_t>(static_cast<int8_t>(iv[k] - shift), lo, hi);
-      }
-      for (; i < e0; ++i) {
-        const double da = pa[i] - za, db = pb[i] - zb;
-        const double v = mul ? (da * db) * sab : da * sa + db * sb;
-        const double r = std::clamp(std::nearbyint(v / sy) + zy, rlo, rhi);
-        py[i] = std::clamp<int8_t>(static_cast<int8_t>(static_cast<int>(r) - shift), lo, hi);
-      }
+    const auto* pa = reinterpret_cast<const uint8_t*>(ca ? ca->data() : ws.s8(ia));
+    const auto* pb = reinterpret_cast<const uint8_t*>(cb ? cb->data() : ws.s8(ib));
+    auto* py = reinterpret_cast<uint8_t*>(ws.s8(out));
+    const uint8_t* t = table->data();
+    ParallelFor(pool, count, 1 << 15, [&](int64_t b0, int64_t e0) {
+      for (int64_t i = b0; i < e0; ++i) py[i] = t[static_cast<size_t>(pa[i]) << 8 | pb[i]];
     });
   });
-}
-
-// Whether XNNPACK's qs8 add / multiply accept the scale ratios.
-bool XnnScalesFit(bool mul, const BinaryQ& bq) {
-  const double ra = bq.a.scale / bq.y.scale, rb = bq.b.scale / bq.y.scale;
-  if (mul) return !(ra * bq.b.scale < 0x1.0p-16 || ra * bq.b.scale >= 0x1.0p+8);
-  return !(ra < 0x1.0p-10 || ra >= 0x1.0p+8 || rb < 0x1.0p-10 || rb >= 0x1.0p+8);
 }
 
 NodeSupport QBinarySupports(const NodeQuery& q) {
@@ -807,18 +776,19 @@ Status QBinaryBuild(Builder& b, const Node& n, const Fusion& f) {
     AddTableLoop(b, other, f.out, table);
     return Status::Ok();
   }
-  // KILN_XNN_EXACT_INT8=1: same-shape QAdd / QMul in the exact own loop (about 7x slower than
-  // XNNPACK's qs8 add on PP-OCR det); otherwise XNNPACK (QAdd within one step, see the top).
-  static const bool exact = std::getenv("KILN_XNN_EXACT_INT8") != nullptr &&
-                            std::string(std::getenv("KILN_XNN_EXACT_INT8")) == "1";
-  if (!XnnScalesFit(mul, bq)) {
-    AddExactBinaryLoop(b, n.inputs[0], n.inputs[3], f.out, mul, bq, lo, hi);
+  // Operands of the output's shape (or constants) run the exact pair table when XNNPACK rejects
+  // the scale ratios, or always with KILN_XNN_EXACT_INT8=1; otherwise XNNPACK's qs8 kernels
+  // (within one step; the table costs PP-OCR det 5 ms of 28 at 480x640, 1 thread).
+  const bool exact = std::getenv("KILN_XNN_EXACT_INT8") != nullptr &&
+                     std::string(std::getenv("KILN_XNN_EXACT_INT8")) == "1";
+  if ((exact || !XnnScalesFit(mul, bq)) && (ca != nullptr || b.shape(n.inputs[0]) == ys) &&
+      (cb != nullptr || b.shape(n.inputs[3]) == ys)) {
+    AddPairTableLoop(b, n.inputs[0], n.inputs[3], f.out, mul, bq, lo, hi);
     return Status::Ok();
   }
-  if (exact && ca == nullptr && cb == nullptr && b.shape(n.inputs[0]) == ys &&
-      b.shape(n.inputs[3]) == ys) {
-    AddExactBinaryLoop(b, n.inputs[0], n.inputs[3], f.out, mul, bq, lo, hi);
-    return Status::Ok();
+  if (!XnnScalesFit(mul, bq)) {
+    return InvalidArgument("scale ratios out of XNNPACK's range and a computed operand is "
+                           "broadcast");  // Supports() said no
   }
   const int out_rank = b.rank(f.out);
   Operand8 a = PrepareOperand8(b, n.inputs[0], out_rank);
