@@ -15,6 +15,7 @@
 #include "onnx/importer.h"
 #include "passes/pass_manager.h"
 #include "runtime/session.h"
+#include "test_images.h"
 
 namespace kiln {
 namespace {
@@ -627,20 +628,6 @@ TEST(PassConvert, ConvertRunsPassesUnlessNoOptimize) {
   fs::remove_all(work);
 }
 
-// A light page with dark text-like strokes: on noise the detector's output is ~0 everywhere.
-Tensor TextPage(int64_t h, int64_t w) {
-  Tensor t = Tensor::Allocate(ElementType::kF32, {1, 3, h, w}).value();
-  for (int64_t c = 0; c < 3; ++c) {
-    for (int64_t y = 0; y < h; ++y) {
-      for (int64_t x = 0; x < w; ++x) {
-        const bool ink = (y % 32) >= 10 && (y % 32) < 22 && (x % 48) < 36 && (x / 3) % 3 != 0;
-        t.data<float>()[(c * h + y) * w + x] = ink ? -1.7f : 1.9f;
-      }
-    }
-  }
-  return t;
-}
-
 // PP-OCRv4 models before vs after the default passes on the reference backend.
 void CheckRealModel(const std::string& file, const Tensor& x) {
   const fs::path path = kOcr / file;
@@ -674,7 +661,7 @@ TEST(PassModels, RecBeforeVsAfter) {
   CheckRealModel("ch_PP-OCRv4_rec_infer.onnx", RandomTensor({1, 3, 48, 320}, 22));
 }
 TEST(PassModels, DetBeforeVsAfter) {
-  CheckRealModel("ch_PP-OCRv4_det_infer.onnx", TextPage(96, 160));
+  CheckRealModel("ch_PP-OCRv4_det_infer.onnx", testing::TextPage(96, 160));
 }
 
 }  // namespace

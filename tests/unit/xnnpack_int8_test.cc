@@ -21,6 +21,7 @@
 #include "onnx/importer.h"
 #include "passes/qdq_fusion.h"
 #include "qdq_builder.h"
+#include "test_images.h"
 #include "runtime/executor.h"
 #include "runtime/session.h"
 
@@ -31,6 +32,7 @@ namespace fs = std::filesystem;
 
 using testing::Ints;
 using testing::QdqBuilder;
+using testing::TextPage;
 using testing::Uniform;
 
 std::vector<Tensor> RunSession(Model m, const NamedTensors& inputs, SessionOptions o) {
@@ -311,9 +313,9 @@ TEST(Int8RealModelTest, DetMatchesReference) {
     ASSERT_TRUE(fs::exists(det)) << det << " missing: run scripts/setup.sh";
     for (int i = 0; i < 2; ++i) {
       fs::create_directories(work / "cal" / std::to_string(i));
-      ASSERT_TRUE(WriteNpy((work / "cal" / std::to_string(i) / "x.npy").string(),
-                           Uniform({1, 3, 96, 128}, -1.0f, 1.0f, 10 + i))
-                      .ok());
+      ASSERT_TRUE(
+          WriteNpy((work / "cal" / std::to_string(i) / "x.npy").string(), TextPage(96, 128, i))
+              .ok());
     }
     path = (work / "det.q8.onnx").string();
     const std::string cmd = std::string(KILN_BINARY) + " quantize '" + det.string() + "' -o '" +
@@ -326,7 +328,7 @@ TEST(Int8RealModelTest, DetMatchesReference) {
     EXPECT_TRUE(m.ok()) << m.status().ToString();
     return std::move(m).value();
   };
-  const NamedTensors inputs = {{"x", Uniform({1, 3, 96, 128}, -1.0f, 1.0f, 3)}};
+  const NamedTensors inputs = {{"x", TextPage(96, 128, 3)}};
   const auto ref = RunSession(load(), inputs, SessionOptions::Reference());
   ASSERT_FALSE(ref.empty());
   std::set<float> distinct(ref[0].data<float>(), ref[0].data<float>() + ref[0].size());
