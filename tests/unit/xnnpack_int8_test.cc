@@ -300,6 +300,48 @@ TEST(Int8MatMulTest, AttentionPiecesMatchReference) {
   }
 }
 
+// Same-shape QAdd and QMul of computed operands (the own exact float loop with its near-a-half
+// fallback): scales chosen so that about half the results are exact ties (y_scale twice the
+// operands' for the add), others arbitrary, u8 and i8, a fused Relu; bit-exact vs the reference.
+TEST(Int8BinaryTest, SameShapeAddMulMatchReferenceAtTies) {
+  struct Case {
+    float sa, sb, sy;
+    ElementType t;
+  };
+  const Case cases[] = {{0.02f, 0.02f, 0.04f, ElementType::kU8},
+                        {0.02f, 0.02f, 0.04f, ElementType::kI8},
+                        {0.013f, 0.029f, 0.031f, ElementType::kU8},
+                        {0.05f, 0.003f, 0.0071f, ElementType::kI8}};
+  int index = 0;
+  for (const Case& c : cases) {
+    const int64_t z = c.t == ElementType::kU8 ? 128 : 0;
+    auto m = [&] {
+      QdqBuilder b(40 + index);
+      ValueId x = b.QuantAct(b.Input("x", {1, 16, 40, 48}), c.sa, z + 3, c.t);
+      ValueId y = b.QuantAct(b.Input("y", {1, 16, 40, 48}), c.sb, z - 5, c.t);
+      b.Output(b.Op("Add", {x, y}), c.sy, z + 1, c.t, "sum");
+      b.Output(b.Op("Relu", {b.QuantAct(b.Op("Mul", {x, y}), c.sy * 2, z, c.t)}), c.sy, z, c.t,
+               "prod");
+      return std::move(b.model);
+    };
+    const NamedTensors inputs = {{"x", Uniform({1, 16, 40, 48}, -2.5f, 2.5f, 3 + index)},
+                                 {"y", Uniform({1, 16, 40, 48}, -2.5f, 2.5f, 9 + index)}};
+    const auto ref = RunSession(m(), inputs, SessionOptions::Reference());
+    const auto [parts, int8_nodes] = Int8Placement(m(), inputs);
+    EXPECT_GE(int8_nodes, 2) << "case " << index << ": " << int8_nodes << " int8 nodes, " << parts << " partitions";
+    for (int threads : {1, 3}) {
+      const auto got = RunSession(m(), inputs, SessionOptions::Threads(threads));
+      ASSERT_EQ(got.size(), 2u);
+      for (size_t o = 0; o < 2; ++o) {
+        const Diff d = Compare(ref[o], got[o], c.sy);
+        EXPECT_EQ(d.max_steps, 0.0) << "case " << index << " output " << o << " threads "
+                                    << threads << ": " << d.equal << "/" << d.count;
+      }
+    }
+    ++index;
+  }
+}
+
 // The real quantized det (made by `kiln quantize` from two calibration inputs, or the file
 // named by KILN_INT8_DET): exact with KILN_XNN_EXACT_INT8=1 (det's same-shape QAdds then run the
 // pair table).

@@ -13,11 +13,11 @@
 //                      weights with zero point 0 (u8 with 128: flipped)
 //   QLinearMatMul      constant B: a 1x1 conv (the own kernel or qc8, per-column scales as
 //                      per-channel); computed B (attention): own loop per batch, exact
-//   QAdd / QMul        operands of the output's shape (or constants): a 64 KiB table of the
-//                      reference's result for every pair of 8-bit values, exact; a constant
-//                      scalar operand: a 256-entry table, exact; a broadcast computed operand: xnn
-//                      add_nd_qs8 / multiply_nd_qs8 (the exact double loop when XNNPACK rejects
-//                      the scale ratios)
+//   QAdd / QMul        two computed operands of the output's shape: own float loop, exact (lanes
+//                      near a half recomputed as the reference does); with constants, or scale
+//                      ratios XNNPACK rejects: a 64 KiB table of the reference's result for every
+//                      pair of 8-bit values, exact; a constant scalar operand: a 256-entry table;
+//                      a broadcast computed operand: xnn add_nd_qs8 / multiply_nd_qs8
 //   QAveragePool       own loop (2D, exact integer sums, the reference's double requantization)
 //   QGlobalAveragePool own loop (exact integer sums, the reference's double requantization)
 //   QLut               own table lookup
@@ -33,8 +33,8 @@
 // DQ and Q are exact.
 // QAdd / QMul with a broadcast computed operand run XNNPACK's qs8 kernels, whose fixed-point
 // (add) or float (mul) requantization can differ from the reference's double arithmetic by one
-// step; KILN_XNN_EXACT_INT8=1 runs same-shape ones in the exact double loop instead of the table
-// (a cross-check of the table in tests).
+// step; KILN_XNN_EXACT_INT8=1 runs the same-shape ones through the pair table instead of the float
+// loop (two exact implementations, cross-checked in tests).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -647,6 +647,78 @@ bool XnnScalesFit(bool mul, const BinaryQ& bq) {
   return !(ra < 0x1.0p-10 || ra >= 0x1.0p+8 || rb < 0x1.0p-10 || rb >= 0x1.0p+8);
 }
 
+// Same-shape QAdd / QMul of two computed operands, exact and 8 lanes at a time: in float,
+// f = a' * (sa / sy) + b' * (sb / sy) (QMul: (a' b') * (sa sb / sy)) is within
+// e = (largest |terms|) * 2^-20 of the real value (float rounding adds at most 2^-22 of them),
+// so wherever f is further than e from a half, f rounds as the reference's double arithmetic
+// does; the lanes near a half take BinaryRef itself.
+void AddFastExactBinaryLoop(Builder& b, ValueId va, ValueId vb, ValueId vy, bool mul,
+                            const BinaryQ& q, int8_t lo, int8_t hi) {
+  const int ia = b.Buffer(va), ib = b.Buffer(vb);
+  b.Use(ia);
+  const int out = b.Buffer(vy);
+  const int64_t count = NumElements(b.shape(vy));
+  const float ra = static_cast<float>(static_cast<double>(q.a.scale) / q.y.scale);
+  const float rb = static_cast<float>(static_cast<double>(q.b.scale) / q.y.scale);
+  const float rab = static_cast<float>(static_cast<double>(q.a.scale) * q.b.scale / q.y.scale);
+  const int32_t za = q.a.stored_zp(), zb = q.b.stored_zp();
+  // One bound for every lane: the largest possible terms (|a'|, |b'| <= 255) times 2^-20.
+  const float bound = static_cast<float>(
+      (mul ? 65025.0 * std::fabs(rab) : 255.0 * (std::fabs(ra) + std::fabs(rb))) * 0x1.0p-20 +
+      0x1.0p-30);
+  // Saturation in the raw range, then the storage shift and the fused clamp: in storage terms
+  // clamp(round(f) + zy_stored, lo, hi) (lo/hi lie inside the type's range).
+  const float zy = static_cast<float>(q.y.stored_zp());
+  const float flo = lo, fhi = hi;
+  const BinaryQ qc = q;
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const int8_t* pa = ws.s8(ia);
+    const int8_t* pb = ws.s8(ib);
+    int8_t* py = ws.s8(out);
+    auto scalar = [&](int64_t i) {
+      const int64_t sa8 = pa[i], sb8 = pb[i];
+      const int64_t raw_a = qc.a.type == ElementType::kU8 ? sa8 + 128 : sa8;
+      const int64_t raw_b = qc.b.type == ElementType::kU8 ? sb8 + 128 : sb8;
+      const uint8_t st = StoreRaw(qc.y.type, BinaryRef(mul, qc, raw_a, raw_b));
+      py[i] = std::clamp<int8_t>(static_cast<int8_t>(st), lo, hi);
+    };
+    ParallelFor(pool, count, 1 << 14, [&](int64_t b0, int64_t e0) {
+      const __m256i vza = _mm256_set1_epi32(za), vzb = _mm256_set1_epi32(zb);
+      const __m256 vra = _mm256_set1_ps(ra), vrb = _mm256_set1_ps(rb), vrab = _mm256_set1_ps(rab);
+      const __m256 vzy = _mm256_set1_ps(zy), vlo = _mm256_set1_ps(flo), vhi = _mm256_set1_ps(fhi);
+      const __m256 vhalf = _mm256_set1_ps(0.5f), vbound = _mm256_set1_ps(bound);
+      const __m256 vabs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+      constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+      int64_t i = b0;
+      for (; i + 8 <= e0; i += 8) {
+        const __m256i a32 = _mm256_sub_epi32(
+            _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(pa + i))), vza);
+        const __m256i b32 = _mm256_sub_epi32(
+            _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(pb + i))), vzb);
+        const __m256 f =
+            mul ? _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_mullo_epi32(a32, b32)), vrab)
+                : _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(a32), vra),
+                                _mm256_mul_ps(_mm256_cvtepi32_ps(b32), vrb));
+        const __m256 r = _mm256_round_ps(f, kNearest);
+        const __m256 dist = _mm256_and_ps(
+            _mm256_sub_ps(_mm256_and_ps(_mm256_sub_ps(f, r), vabs), vhalf), vabs);
+        const int near = _mm256_movemask_ps(_mm256_cmp_ps(dist, vbound, _CMP_LE_OQ));
+        const __m256 v = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, vzy), vlo), vhi);
+        const __m256i q32 = _mm256_cvtps_epi32(v);
+        const __m128i w16 =
+            _mm_packs_epi32(_mm256_castsi256_si128(q32), _mm256_extracti128_si256(q32, 1));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(py + i), _mm_packs_epi16(w16, w16));
+        if (near != 0) {
+          for (int k = 0; k < 8; ++k) {
+            if (near & (1 << k)) scalar(i + k);
+          }
+        }
+      }
+      for (; i < e0; ++i) scalar(i);
+    });
+  });
+}
+
 // Same-shape QAdd / QMul (constants broadcast, ExpandConstant8): y = table[a][b], a 64 KiB table
 // of the reference's results for every pair of 8-bit values, so exact at a lookup per element.
 void AddPairTableLoop(Builder& b, ValueId va, ValueId vb, ValueId vy, bool mul, const BinaryQ& q,
@@ -777,8 +849,9 @@ Status QBinaryBuild(Builder& b, const Node& n, const Fusion& f) {
     return Status::Ok();
   }
   // Operands of the output's shape (or constants) run the exact pair table when XNNPACK rejects
-  // the scale ratios, or always with KILN_XNN_EXACT_INT8=1; otherwise XNNPACK's qs8 kernels
-  // (within one step; the table costs PP-OCR det 5 ms of 28 at 480x640, 1 thread).
+  // the scale ratios, or always with KILN_XNN_EXACT_INT8=1 (the table costs PP-OCR det 5 ms of
+  // 32 at 480x640, 1 thread); two computed ones otherwise the exact float loop (under 1 ms more
+  // than XNNPACK's qs8 add there).
   const bool exact = std::getenv("KILN_XNN_EXACT_INT8") != nullptr &&
                      std::string(std::getenv("KILN_XNN_EXACT_INT8")) == "1";
   if ((exact || !XnnScalesFit(mul, bq)) && (ca != nullptr || b.shape(n.inputs[0]) == ys) &&
@@ -789,6 +862,10 @@ Status QBinaryBuild(Builder& b, const Node& n, const Fusion& f) {
   if (!XnnScalesFit(mul, bq)) {
     return InvalidArgument("scale ratios out of XNNPACK's range and a computed operand is "
                            "broadcast");  // Supports() said no
+  }
+  if (ca == nullptr && cb == nullptr && b.shape(n.inputs[0]) == ys && b.shape(n.inputs[3]) == ys) {
+    AddFastExactBinaryLoop(b, n.inputs[0], n.inputs[3], f.out, mul, bq, lo, hi);
+    return Status::Ok();
   }
   const int out_rank = b.rank(f.out);
   Operand8 a = PrepareOperand8(b, n.inputs[0], out_rank);
