@@ -246,18 +246,22 @@ Model WithGraph(const Model& model, Graph graph) {
   return m;
 }
 
-Model CopyModel(const Model& model) {
-  const Graph& src = model.graph;
-  Graph g;
-  g.name = src.name;
+void CopyValues(const Graph& src, Graph& dst) {
   for (uint32_t i = 0; i < src.num_values(); ++i) {
     const Value& v = src.value(ValueId(i));
-    ValueId id = g.AddValue(v.name, v.info.type, v.info.shape);
-    Value& d = g.value(id);
+    ValueId id = dst.AddValue(v.name, v.info.type, v.info.shape);
+    Value& d = dst.value(id);
     d.kind = v.kind;
     d.quant = v.quant;
     d.initializer = v.initializer;
   }
+}
+
+Model CopyModel(const Model& model) {
+  const Graph& src = model.graph;
+  Graph g;
+  g.name = src.name;
+  CopyValues(src, g);
   for (const Node& n : src.nodes()) {
     g.AddNode(n.name, n.op_type, n.inputs, n.outputs, n.attrs, n.domain, n.opset);
   }

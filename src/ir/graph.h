@@ -185,5 +185,8 @@ Model WithGraph(const Model& model, Graph graph);
 
 // A copy of `model`'s values and nodes (nested bodies are shared: treat them as read-only).
 Model CopyModel(const Model& model);
+// Appends every value of `src` (name, type, shape, kind, quantization, initializer) to the empty
+// graph `dst`, keeping the ids: nodes of `src` can be added to `dst` as they are.
+void CopyValues(const Graph& src, Graph& dst);
 
 }  // namespace kiln

@@ -45,15 +45,7 @@ Tensor FakeBias(const Tensor& b, float input_scale, const std::vector<float>& ws
 }
 
 Tensor FakeConstant(const Tensor& c, ActivationType type) {
-  double lo = 0, hi = 0;
-  for (int64_t i = 0; i < c.size(); ++i) {
-    const double x = c.GetAsDouble(i);
-    if (std::isfinite(x)) {
-      lo = std::min(lo, x);
-      hi = std::max(hi, x);
-    }
-  }
-  return FakeQuantize(c, ParamsForRange(lo, hi, type));
+  return FakeQuantize(c, ConstantParams(c, type));
 }
 
 class Probe {

@@ -73,6 +73,10 @@ struct QuantizedWeight {
 QuantizedWeight QuantizeWeight(const Tensor& w, int axis, WeightRounding rounding, int bits);
 // Dequantized copies (float32) of what the QDQ model computes with.
 Tensor FakeQuantize(const Tensor& x, const QParams& p);
+// The integers QuantizeLinear writes for x under p (u8 or i8 per p.type).
+Tensor QuantizeValues(const Tensor& x, const QParams& p);
+// Per-tensor parameters for a constant input of an elementwise op: its finite range (with 0).
+QParams ConstantParams(const Tensor& c, ActivationType type);
 Tensor DequantizeWeight(const QuantizedWeight& w, int axis);
 
 // auto:TOL: extends `keep` with the fewest nodes so that every output stays within `tol`.

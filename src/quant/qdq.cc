@@ -147,16 +147,42 @@ QuantizedWeight QuantizeWeight(const Tensor& w, int axis, WeightRounding roundin
   return out;
 }
 
-Tensor FakeQuantize(const Tensor& x, const QParams& p) {
-  Tensor y = Tensor::Allocate(ElementType::kF32, x.shape()).value();
+Tensor QuantizeValues(const Tensor& x, const QParams& p) {
+  Tensor q = Tensor::Allocate(p.type, x.shape()).value();
   const float qmin = p.type == ElementType::kI8 ? -128.0f : 0.0f;
   const float qmax = p.type == ElementType::kI8 ? 127.0f : 255.0f;
   for (int64_t i = 0; i < x.size(); ++i) {
-    const float q = std::clamp(RoundHalfEven(static_cast<float>(x.GetAsDouble(i)) / p.scale) +
+    const float v = std::clamp(RoundHalfEven(static_cast<float>(x.GetAsDouble(i)) / p.scale) +
                                    static_cast<float>(p.zero_point), qmin, qmax);
-    y.data<float>()[i] = (q - static_cast<float>(p.zero_point)) * p.scale;
+    if (p.type == ElementType::kI8) {
+      q.data<int8_t>()[i] = static_cast<int8_t>(v);
+    } else {
+      q.data<uint8_t>()[i] = static_cast<uint8_t>(v);
+    }
+  }
+  return q;
+}
+
+Tensor FakeQuantize(const Tensor& x, const QParams& p) {
+  const Tensor q = QuantizeValues(x, p);
+  Tensor y = Tensor::Allocate(ElementType::kF32, x.shape()).value();
+  for (int64_t i = 0; i < x.size(); ++i) {
+    y.data<float>()[i] = (static_cast<float>(q.GetAsInt64(i)) - static_cast<float>(p.zero_point)) *
+                         p.scale;
   }
   return y;
+}
+
+QParams ConstantParams(const Tensor& c, ActivationType type) {
+  double lo = 0, hi = 0;
+  for (int64_t i = 0; i < c.size(); ++i) {
+    const double x = c.GetAsDouble(i);
+    if (std::isfinite(x)) {
+      lo = std::min(lo, x);
+      hi = std::max(hi, x);
+    }
+  }
+  return ParamsForRange(lo, hi, type);
 }
 
 Tensor DequantizeWeight(const QuantizedWeight& w, int axis) {
@@ -490,14 +516,7 @@ class Emitter {
   Result<Graph> Run() {
     CollectNames(src_);
     dst_.name = src_.name;
-    for (uint32_t i = 0; i < src_.num_values(); ++i) {
-      const Value& v = src_.value(ValueId(i));
-      ValueId id = dst_.AddValue(v.name, v.info.type, v.info.shape);
-      Value& d = dst_.value(id);
-      d.kind = v.kind;
-      d.quant = v.quant;
-      d.initializer = v.initializer;
-    }
+    CopyValues(src_, dst_);
     for (ValueId in : src_.inputs()) dst_.MarkInput(in);
     dq_.assign(src_.num_values(), ValueId());
     for (uint32_t v = 0; v < src_.num_values(); ++v) {
@@ -655,27 +674,8 @@ class Emitter {
     if (auto it = constants_.find(v.v); it != constants_.end()) return it->second;
     const Value& val = src_.value(v);
     const Tensor c = *ConstantValue(src_, v);
-    double lo = 0, hi = 0;
-    for (int64_t i = 0; i < c.size(); ++i) {
-      const double x = c.GetAsDouble(i);
-      if (std::isfinite(x)) {
-        lo = std::min(lo, x);
-        hi = std::max(hi, x);
-      }
-    }
-    const QParams p = ParamsForRange(lo, hi, o_.activations);
-    Tensor q = Tensor::Allocate(p.type, c.shape()).value();
-    const float qmin = p.type == ElementType::kI8 ? -128.0f : 0.0f;
-    const float qmax = p.type == ElementType::kI8 ? 127.0f : 255.0f;
-    for (int64_t i = 0; i < c.size(); ++i) {
-      const float x = std::clamp(RoundHalfEven(static_cast<float>(c.GetAsDouble(i)) / p.scale) +
-                                     static_cast<float>(p.zero_point), qmin, qmax);
-      if (p.type == ElementType::kI8) {
-        q.data<int8_t>()[i] = static_cast<int8_t>(x);
-      } else {
-        q.data<uint8_t>()[i] = static_cast<uint8_t>(x);
-      }
-    }
+    const QParams p = ConstantParams(c, o_.activations);
+    Tensor q = QuantizeValues(c, p);
     const ValueId scale = Init(val.name + "_scale", Scalar(ElementType::kF32, p.scale));
     const ValueId zp = Init(val.name + "_zero_point", Scalar(p.type, p.zero_point));
     const ValueId qv = Init(val.name + "_quantized", q);

@@ -1,6 +1,6 @@
-// Test helpers for QDQ models (tests/unit/qdq_test.cc, xnnpack_int8_test.cc): a builder of
-// QuantizeLinear/DequantizeLinear graphs with random int8 weights, int32 biases and Q->DQ'd
-// outputs, plus small attribute and input helpers.
+// Test helpers for QDQ models (tests/unit/qdq_test.cc, xnnpack_int8_test.cc,
+// xnnpack_qconv_u7_test.cc): a builder of QuantizeLinear/DequantizeLinear graphs with random int8
+// weights, int32 biases and Q->DQ'd outputs, plus small attribute, input and session helpers.
 #pragma once
 
 #include <algorithm>
@@ -9,7 +9,10 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "ir/graph.h"
+#include "runtime/session.h"
 
 namespace kiln::testing {
 
@@ -122,6 +125,16 @@ inline Tensor Uniform(Shape shape, float lo, float hi, uint32_t seed) {
   std::uniform_real_distribution<float> u(lo, hi);
   for (int64_t i = 0; i < t.size(); ++i) t.data<float>()[i] = u(rng);
   return t;
+}
+
+// A session with options `o` on `m`, run once; failures are test failures (empty result).
+inline std::vector<Tensor> RunSession(Model m, const NamedTensors& inputs, SessionOptions o) {
+  auto s = Session::Create(std::move(m), std::move(o));
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  if (!s.ok()) return {};
+  auto out = (*s)->Run(inputs);
+  EXPECT_TRUE(out.ok()) << out.status().ToString();
+  return out.ok() ? std::move(out).value() : std::vector<Tensor>();
 }
 
 }  // namespace kiln::testing

@@ -33,6 +33,7 @@ namespace fs = std::filesystem;
 
 using testing::Ints;
 using testing::QdqBuilder;
+using testing::RunSession;
 using testing::Uniform;
 
 // The unfused model node by node with the reference kernels: the float QDQ path.
@@ -60,15 +61,6 @@ std::vector<Tensor> RunFloatPath(const Model& m, const NamedTensors& inputs) {
   std::vector<Tensor> outs;
   for (ValueId v : g.outputs()) outs.push_back(env.at(v.v));
   return outs;
-}
-
-std::vector<Tensor> RunSession(Model m, const NamedTensors& inputs, SessionOptions o) {
-  auto s = Session::Create(std::move(m), std::move(o));
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  if (!s.ok()) return {};
-  auto out = (*s)->Run(inputs);
-  EXPECT_TRUE(out.ok()) << out.status().ToString();
-  return out.ok() ? std::move(out).value() : std::vector<Tensor>();
 }
 
 std::map<std::string, int> OpCounts(const Graph& g) {

@@ -32,17 +32,9 @@ namespace fs = std::filesystem;
 
 using testing::Ints;
 using testing::QdqBuilder;
+using testing::RunSession;
 using testing::TextPage;
 using testing::Uniform;
-
-std::vector<Tensor> RunSession(Model m, const NamedTensors& inputs, SessionOptions o) {
-  auto s = Session::Create(std::move(m), std::move(o));
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  if (!s.ok()) return {};
-  auto out = (*s)->Run(inputs);
-  EXPECT_TRUE(out.ok()) << out.status().ToString();
-  return out.ok() ? std::move(out).value() : std::vector<Tensor>();
-}
 
 // Partitions of the default session's plan, and how many nodes XNNPACK computes in 8 bits.
 std::pair<int, int> Int8Placement(Model m, const NamedTensors& inputs) {

@@ -21,6 +21,8 @@
 namespace kiln {
 namespace {
 
+using testing::RunSession;
+
 using testing::Ints;
 using testing::QdqBuilder;
 using testing::Uniform;
@@ -40,15 +42,6 @@ class ScopedEnv {
  private:
   const char* name_;
 };
-
-std::vector<Tensor> RunSession(Model m, const NamedTensors& inputs, SessionOptions o) {
-  auto s = Session::Create(std::move(m), std::move(o));
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  if (!s.ok()) return {};
-  auto out = (*s)->Run(inputs);
-  EXPECT_TRUE(out.ok()) << out.status().ToString();
-  return out.ok() ? std::move(out).value() : std::vector<Tensor>();
-}
 
 // Runs with KILN_XNN_QCONV_ISA=isa and returns the outputs and what the conv kernels printed.
 std::vector<Tensor> RunIsa(Model m, const NamedTensors& inputs, int threads, const char* isa,
