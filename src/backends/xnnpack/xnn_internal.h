@@ -34,6 +34,11 @@ std::vector<int> PhysicalPerm(int rank);
 // shape permuted: out[i] = shape[perm[i]].
 Shape Permuted(const Shape& shape, const std::vector<int>& perm);
 bool IsIdentity(const std::vector<int>& perm);
+// `shape` with leading 1s up to `rank` (numpy broadcasting against a rank-`rank` output).
+Shape PadToRank(const Shape& shape, int rank);
+// A padded operand shape in its rank's physical order, as XNNPACK's nd operators take it (at
+// least one dim).
+std::vector<size_t> PhysicalDims(const Shape& padded);
 
 struct XnnDeleter {
   void operator()(xnn_operator_t op) const;

@@ -25,6 +25,20 @@ Shape Permuted(const Shape& shape, const std::vector<int>& perm) {
   return out;
 }
 
+Shape PadToRank(const Shape& shape, int rank) {
+  Shape out(static_cast<size_t>(rank) - shape.size(), 1);
+  out.insert(out.end(), shape.begin(), shape.end());
+  return out;
+}
+
+std::vector<size_t> PhysicalDims(const Shape& padded) {
+  std::vector<size_t> dims;
+  for (int64_t d : Permuted(padded, PhysicalPerm(static_cast<int>(padded.size()))))
+    dims.push_back(static_cast<size_t>(d));
+  if (dims.empty()) dims.push_back(1);
+  return dims;
+}
+
 bool IsIdentity(const std::vector<int>& perm) {
   for (size_t i = 0; i < perm.size(); ++i) {
     if (perm[i] != static_cast<int>(i)) return false;

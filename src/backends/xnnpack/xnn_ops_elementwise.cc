@@ -84,12 +84,9 @@ struct Operand {
 Operand PrepareOperand(Builder& b, ValueId v, int out_rank) {
   Operand o;
   const Shape s = b.shape(v);
-  Shape padded(static_cast<size_t>(out_rank) - s.size(), 1);
-  padded.insert(padded.end(), s.begin(), s.end());
+  const Shape padded = PadToRank(s, out_rank);
   const std::vector<int> out_perm = PhysicalPerm(out_rank);
-  const Shape phys = Permuted(padded, out_perm);
-  for (int64_t d : phys) o.shape.push_back(static_cast<size_t>(d));
-  if (o.shape.empty()) o.shape.push_back(1);
+  o.shape = PhysicalDims(padded);
   if (const Tensor* c = b.constant(v)) {
     const std::vector<float> vals = ConstantFloats(*c);
     o.constant = std::make_shared<std::vector<float>>(vals.size() + XNN_EXTRA_BYTES / 4);

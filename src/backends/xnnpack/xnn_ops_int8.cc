@@ -618,8 +618,7 @@ double BinaryRef(bool mul, const BinaryQ& q, int64_t a, int64_t b) {
 // storage: u8 flipped).
 std::shared_ptr<std::vector<int8_t>> ExpandConstant8(const Tensor& c, const Shape& ys) {
   const size_t r = ys.size();
-  Shape cs(r - static_cast<size_t>(c.rank()), 1);
-  cs.insert(cs.end(), c.shape().begin(), c.shape().end());
+  const Shape cs = PadToRank(c.shape(), static_cast<int>(r));
   const int64_t count = NumElements(ys);
   std::vector<uint8_t> logical(static_cast<size_t>(count));
   const auto* src = static_cast<const uint8_t*>(c.raw());
@@ -800,12 +799,9 @@ struct Operand8 {
 
 Operand8 PrepareOperand8(Builder& b, ValueId v, int out_rank) {
   Operand8 o;
-  const Shape s = b.shape(v);
-  Shape padded(static_cast<size_t>(out_rank) - s.size(), 1);
-  padded.insert(padded.end(), s.begin(), s.end());
+  const Shape padded = PadToRank(b.shape(v), out_rank);
   const std::vector<int> out_perm = PhysicalPerm(out_rank);
-  for (int64_t d : Permuted(padded, out_perm)) o.shape.push_back(static_cast<size_t>(d));
-  if (o.shape.empty()) o.shape.push_back(1);
+  o.shape = PhysicalDims(padded);
   if (const Tensor* c = b.constant(v)) {
     o.constant = std::make_shared<std::vector<int8_t>>(static_cast<size_t>(c->size()) + 16);
     PermuteCopyBytes(static_cast<const uint8_t*>(c->raw()), padded, out_perm,
