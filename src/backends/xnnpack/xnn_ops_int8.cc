@@ -220,6 +220,36 @@ bool OwnDwQConvFor(const ConvGeometry& g, const Shape& x, int64_t m) {
   return g.group > 1 && g.group == x[1] && m == x[1] && g.kh <= 32 && OwnDwQConvAvailable();
 }
 
+// XNNPACK's qc8 convolution of geometry g (x NCHW [batch, C, H, W], m output channels) with
+// `kernel` in XNNPACK's order [g][M/g][kh][kw][C/g] and per-channel scales: `in` -> `out`, NHWC
+// int8 storage.
+Status AddQc8Conv(Builder& b, const Node& n, const ConvGeometry& g, const Shape& x, int64_t m,
+                  const std::vector<int8_t>& kernel, const std::vector<int32_t>& bias,
+                  const ConvQ& cq, int8_t lo, int8_t hi, int in, int out) {
+  xnn_operator_t op = nullptr;
+  const xnn_status st = xnn_create_convolution2d_nhwc_qc8(
+      static_cast<uint32_t>(g.pt), static_cast<uint32_t>(g.pr), static_cast<uint32_t>(g.pb),
+      static_cast<uint32_t>(g.pl), static_cast<uint32_t>(g.kh), static_cast<uint32_t>(g.kw),
+      static_cast<uint32_t>(g.sh), static_cast<uint32_t>(g.sw), static_cast<uint32_t>(g.dh),
+      static_cast<uint32_t>(g.dw), static_cast<uint32_t>(g.group),
+      static_cast<size_t>(x[1] / g.group), static_cast<size_t>(m / g.group),
+      static_cast<size_t>(x[1]), static_cast<size_t>(m), static_cast<int8_t>(cq.x.stored_zp()),
+      cq.x.scale, cq.w_scale.data(), kernel.data(), bias.data(),
+      static_cast<int8_t>(cq.y.stored_zp()), cq.y.scale, lo, hi, 0, &op);
+  if (st != xnn_status_success) return XnnError(n, "xnn_create_convolution2d_nhwc_qc8", st);
+  b.AddWeightBytes(static_cast<int64_t>(kernel.size() + bias.size() * 4 + cq.w_scale.size() * 4));
+  b.AddXnn(
+      n, XnnOp(op),
+      [=](const Workspace& ws, pthreadpool_t pool) {
+        return xnn_setup_convolution2d_nhwc_qc8(op, static_cast<size_t>(x[0]),
+                                                static_cast<size_t>(x[2]),
+                                                static_cast<size_t>(x[3]), ws.s8(in),
+                                                ws.s8(out), pool);
+      },
+      "xnn_setup_convolution2d_nhwc_qc8");
+  return Status::Ok();
+}
+
 Status QConvBuild(Builder& b, const Node& n, const Fusion& f) {
   const Shape x = b.shape(n.inputs[0]), y = b.shape(n.outputs[0]);
   const Tensor& wt = *b.constant(n.inputs[3]);
@@ -281,29 +311,8 @@ Status QConvBuild(Builder& b, const Node& n, const Fusion& f) {
     b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) { fn(ws.s8(in), ws.s8(out), pool); });
     return Status::Ok();
   }
-  xnn_operator_t op = nullptr;
-  const xnn_status st = xnn_create_convolution2d_nhwc_qc8(
-      static_cast<uint32_t>(g.pt), static_cast<uint32_t>(g.pr), static_cast<uint32_t>(g.pb),
-      static_cast<uint32_t>(g.pl), static_cast<uint32_t>(kh), static_cast<uint32_t>(kw),
-      static_cast<uint32_t>(g.sh), static_cast<uint32_t>(g.sw), static_cast<uint32_t>(g.dh),
-      static_cast<uint32_t>(g.dw), static_cast<uint32_t>(g.group), static_cast<size_t>(cg),
-      static_cast<size_t>(m / g.group), static_cast<size_t>(x[1]), static_cast<size_t>(m),
-      static_cast<int8_t>(cq.x.stored_zp()), cq.x.scale, cq.w_scale.data(), kernel.data(),
-      bias.data(), static_cast<int8_t>(cq.y.stored_zp()), cq.y.scale, lo, hi, 0, &op);
-  if (st != xnn_status_success) return XnnError(n, "xnn_create_convolution2d_nhwc_qc8", st);
-  b.AddWeightBytes(static_cast<int64_t>(kernel.size() + bias.size() * 4 + cq.w_scale.size() * 4));
-  const int in = b.Buffer(n.inputs[0]);
-  const int out = b.Buffer(f.out);
-  b.AddXnn(
-      n, XnnOp(op),
-      [=](const Workspace& ws, pthreadpool_t pool) {
-        return xnn_setup_convolution2d_nhwc_qc8(op, static_cast<size_t>(x[0]),
-                                                static_cast<size_t>(x[2]),
-                                                static_cast<size_t>(x[3]), ws.s8(in),
-                                                ws.s8(out), pool);
-      },
-      "xnn_setup_convolution2d_nhwc_qc8");
-  return Status::Ok();
+  return AddQc8Conv(b, n, g, x, m, kernel, bias, cq, lo, hi, b.Buffer(n.inputs[0]),
+                    b.Buffer(f.out));
 }
 
 // QAveragePool / QGlobalAveragePool: per-tensor (x_scale, x_zp) at inputs 1, 2 and (y_scale,
@@ -380,9 +389,9 @@ Status QMatMulConstBuild(Builder& b, const Node& n, const Fusion& f) {
   StoredBounds(f, b.type(f.out), &lo, &hi);
   const int in = b.LogicalIn(n.inputs[0]);
   const int out = b.LogicalOut(f.out);
-  b.AddWeightBytes(static_cast<int64_t>(kernel.size() + bias.size() * 8));
   const OwnQConvIsa isa = ChooseOwnQConvIsaFor(kernel);
   if (isa != OwnQConvIsa::kNone) {
+    b.AddWeightBytes(static_cast<int64_t>(kernel.size() + bias.size() * 8));
     QConvSpec s;
     s.batch = 1, s.ih = 1, s.iw = pixels, s.cin = k;
     s.oh = 1, s.ow = pixels, s.cout = m;
@@ -396,20 +405,10 @@ Status QMatMulConstBuild(Builder& b, const Node& n, const Fusion& f) {
     QConvFn fn = MakeOwnQConv(s, isa);
     b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) { fn(ws.s8(in), ws.s8(out), pool); });
   } else {
-    xnn_operator_t op = nullptr;
-    const xnn_status st = xnn_create_convolution2d_nhwc_qc8(
-        0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, static_cast<size_t>(k), static_cast<size_t>(m),
-        static_cast<size_t>(k), static_cast<size_t>(m), static_cast<int8_t>(cq.x.stored_zp()),
-        cq.x.scale, cq.w_scale.data(), kernel.data(), bias.data(),
-        static_cast<int8_t>(cq.y.stored_zp()), cq.y.scale, lo, hi, 0, &op);
-    if (st != xnn_status_success) return XnnError(n, "xnn_create_convolution2d_nhwc_qc8", st);
-    b.AddXnn(
-        n, XnnOp(op),
-        [=](const Workspace& ws, pthreadpool_t pool) {
-          return xnn_setup_convolution2d_nhwc_qc8(op, 1, 1, static_cast<size_t>(pixels),
-                                                  ws.s8(in), ws.s8(out), pool);
-        },
-        "xnn_setup_convolution2d_nhwc_qc8");
+    ConvGeometry g;  // 1x1, stride 1, no padding, one group
+    g.kh = g.kw = 1;
+    KILN_RETURN_IF_ERROR(
+        AddQc8Conv(b, n, g, Shape{1, k, 1, pixels}, m, kernel, bias, cq, lo, hi, in, out));
   }
   b.FinishLogicalOut(f.out, out);
   return Status::Ok();
