@@ -4,8 +4,6 @@
 
 #include "backends/ref/ref_backend.h"
 #include "backends/xnnpack/xnnpack_backend.h"
-#include "passes/qdq_fusion.h"
-#include "precision/raise.h"
 
 namespace kiln {
 
@@ -65,7 +63,8 @@ Result<std::vector<std::shared_ptr<Backend>>> ChooseBackends(const SessionOption
 
 }  // namespace
 
-Result<std::unique_ptr<Session>> Session::Create(Model model, SessionOptions options) {
+Result<std::unique_ptr<Session>> Session::CreatePrepared(Model model, SessionOptions options,
+                                                         std::vector<std::string> notes) {
   if (options.threads < 1) return InvalidArgument("threads must be at least 1");
   ModelType type = ModelType::kProgram;
   if (options.model_type) {
@@ -74,27 +73,7 @@ Result<std::unique_ptr<Session>> Session::Create(Model model, SessionOptions opt
     KILN_ASSIGN_OR_RETURN(type, model.model_type());
   }
   std::unique_ptr<Session> s(new Session(std::move(model), options));
-  if (options.fuse_qdq && HasQdq(s->model_.graph)) {
-    // A quantized (QDQ) model: its quantized ops run as int8 kernels, exactly.
-    KILN_ASSIGN_OR_RETURN(PassResult r, FuseQdqPass(s->model_));
-    s->notes_.push_back("QDQ model: " + std::to_string(r.rewrites) +
-                        " quantized patterns run as int8 ops");
-    for (size_t i = 0; i < r.notes.size() && i < 5; ++i) s->notes_.push_back(r.notes[i]);
-    if (r.notes.size() > 5) {
-      s->notes_.push_back("(" + std::to_string(r.notes.size() - 5) + " more QDQ notes)");
-    }
-  }
-  if (type == ModelType::kNetwork) {
-    // A network's inside is untyped: each unit computes in its native precision. The CPU's is
-    // fp32, so float16 values are raised before partitioning; an fp16 accelerator casts back
-    // at its partition borders.
-    KILN_ASSIGN_OR_RETURN(RaiseReport r, RaiseToFloat32(s->model_));
-    if (r.values_raised > 0 || r.initializers_raised > 0) {
-      s->notes_.push_back("network model: " + std::to_string(r.values_raised) + " f16 values and " +
-                          std::to_string(r.initializers_raised) +
-                          " f16 weights raised to f32 (the CPU's native precision)");
-    }
-  }
+  s->notes_ = std::move(notes);
   s->config_ = std::make_shared<ExecutorConfig>();
   KILN_ASSIGN_OR_RETURN(s->config_->backends, ChooseBackends(options));
   s->config_->partition.model_type = type;

@@ -61,7 +61,15 @@ using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 class Session {
  public:
+  // An imported model: runs the rewrites a session needs first (QDQ patterns to int8 ops; a
+  // network's f16 values raised to f32: PrepareModelForSession), then CreatePrepared. Defined
+  // in the compiler library (src/passes/session_create.cc).
   static Result<std::unique_ptr<Session>> Create(Model model, SessionOptions options = {});
+  // A model already prepared (a compiled plan's graph, or the result of
+  // PrepareModelForSession): no pass runs. Part of the runtime library. `notes` are kept as
+  // the session's notes.
+  static Result<std::unique_ptr<Session>> CreatePrepared(Model model, SessionOptions options = {},
+                                                         std::vector<std::string> notes = {});
 
   const Model& model() const { return model_; }
   const Graph& graph() const { return model_.graph; }
@@ -95,5 +103,10 @@ class Session {
   std::unique_ptr<GraphExecutor> executor_;
   std::mutex mu_;
 };
+
+// The rewrites Session::Create applies to an imported model before CreatePrepared, with their
+// notes. Compiled plans store the model after them. Defined in the compiler library.
+Result<std::vector<std::string>> PrepareModelForSession(Model& model,
+                                                        const SessionOptions& options);
 
 }  // namespace kiln
