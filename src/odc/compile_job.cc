@@ -1,0 +1,450 @@
+#include "odc/compile_job.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "core/sha256.h"
+#include "odc/recorder.h"
+#include "onnx/exporter.h"
+#include "onnx/importer.h"
+#include "package/fs_util.h"
+#include "plan/cache_key.h"
+#include "plan/plan_file.h"
+#include "quant/quantize.h"
+#include "quant/record.h"
+
+namespace kiln {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+int64_t ProcStatusKb(const char* field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  const size_t n = std::strlen(field);
+  while (std::getline(in, line)) {
+    if (line.compare(0, n, field) == 0) return std::atoll(line.c_str() + n + 1);
+  }
+  return 0;
+}
+
+void ResetPeakRss() {
+  std::ofstream out("/proc/self/clear_refs");
+  if (out) out << "5";
+}
+
+std::string NowIso() {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+double MedianMs(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+std::string Stem(const std::string& path) { return fs::path(path).stem().string(); }
+
+// Deletes temporary files a crashed job or writer left in the package's folders.
+void RemoveStrayTemporaries(const std::string& dir) {
+  std::error_code ec;
+  for (const char* sub : {"models", "compiled", "metadata", "odc"}) {
+    const fs::path p = fs::path(dir) / sub;
+    if (!fs::is_directory(p, ec)) continue;
+    for (const auto& e : fs::directory_iterator(p, ec)) {
+      if (IsTempName(e.path().filename().string())) fs::remove(e.path(), ec);
+    }
+  }
+}
+
+struct Timed {
+  std::vector<std::vector<Tensor>> outputs;  // per gate sample
+  double median_ms = 0;
+};
+
+}  // namespace
+
+double OutputLoss(const Tensor& c, const Tensor& r, std::string* measure) {
+  if (c.type() != ElementType::kF32 || r.type() != ElementType::kF32 || c.shape() != r.shape()) {
+    // Non-float outputs must match exactly.
+    if (measure) *measure = "exact";
+    if (c.shape() != r.shape() || c.type() != r.type()) return 1.0;
+    int64_t diff = 0;
+    for (int64_t i = 0; i < c.size(); ++i) diff += c.GetAsDouble(i) != r.GetAsDouble(i);
+    return c.size() ? static_cast<double>(diff) / c.size() : 0.0;
+  }
+  const float* a = c.data<float>();
+  const float* b = r.data<float>();
+  const int64_t n = r.size();
+  const int64_t last = r.rank() >= 1 ? r.dim(r.rank() - 1) : 0;
+  bool distribution = r.rank() >= 2 && last >= 2 && n > 0;
+  for (int64_t row = 0; distribution && row < n / last; ++row) {
+    double sum = 0;
+    for (int64_t k = 0; k < last; ++k) {
+      const float v = b[row * last + k];
+      if (!(v >= 0 && v <= 1)) distribution = false;
+      sum += v;
+    }
+    if (std::fabs(sum - 1) > 1e-3) distribution = false;
+  }
+  if (distribution) {
+    if (measure) *measure = "argmax disagreement";
+    int64_t differ = 0;
+    const int64_t rows = n / last;
+    for (int64_t row = 0; row < rows; ++row) {
+      const float* pa = a + row * last;
+      const float* pb = b + row * last;
+      differ += (std::max_element(pa, pa + last) - pa) != (std::max_element(pb, pb + last) - pb);
+    }
+    return static_cast<double>(differ) / static_cast<double>(rows);
+  }
+  if (measure) *measure = "relative L2";
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(a[i]) - b[i];
+    num += d * d;
+    den += static_cast<double>(b[i]) * b[i];
+  }
+  if (!std::isfinite(num)) return 1e30;
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+Result<CompileJobResult> RunCompileJob(const std::string& dir, const CompileJobOptions& o) {
+  const auto t0 = Clock::now();
+  CompileJobResult res;
+  json entry = {{"time", NowIso()}, {"trigger", o.trigger},
+                {"mode", OdcModeName(o.config.odc_mode)}};
+  std::error_code ec;
+  fs::create_directories(fs::path(dir) / "odc", ec);
+  KILN_ASSIGN_OR_RETURN(std::optional<FileLock> lock,
+                        FileLock::TryAcquire((fs::path(dir) / "odc/compile.lock").string()));
+  if (!lock) {
+    res.outcome = "busy";
+    res.reason = "another process is compiling this package; this one keeps serving";
+    return res;
+  }
+  RemoveStrayTemporaries(dir);
+  KILN_ASSIGN_OR_RETURN(Package pkg, Package::Open(dir));
+  ResetPeakRss();
+  const int64_t rss0_kb = ProcStatusKb("VmRSS:");
+  const double budget_s = o.config.odc_time_budget_sec;
+  const int64_t budget_kb = o.config.odc_memory_budget_mb * 1024;
+
+  // Records an outcome in the MANIFEST (and the ODC state), then returns it.
+  auto finish = [&](std::string outcome, std::string reason,
+                    std::function<Status(Manifest&)> more = nullptr) -> Result<CompileJobResult> {
+    entry["outcome"] = outcome;
+    entry["reason"] = reason;
+    entry["job_sec"] = std::chrono::duration<double>(Clock::now() - t0).count();
+    entry["job_peak_mb"] =
+        std::max<int64_t>(0, ProcStatusKb("VmHWM:") - rss0_kb) / 1024.0;
+    KILN_RETURN_IF_ERROR(pkg.UpdateManifest([&](Manifest& m) -> Status {
+      if (more) KILN_RETURN_IF_ERROR(more(m));
+      entry["generation"] = m.generation + 1;
+      m.odc_history.push_back(entry);
+      return Status::Ok();
+    }));
+    KILN_ASSIGN_OR_RETURN(OdcState st, ReadOdcState(dir));
+    KILN_RETURN_IF_ERROR(UpdateOdcState(dir, [&](OdcState& s) {
+      s.last_job_records = st.records;
+      s.last_job_outcome = outcome;
+    }));
+    res.outcome = outcome;
+    res.reason = reason;
+    res.entry = entry;
+    return res;
+  };
+  auto over_budget = [&](const char* phase) -> std::string {
+    const double el = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (o.cancel && o.cancel->load()) return std::string("cancelled during ") + phase;
+    if (el > budget_s) {
+      char buf[160];
+      std::snprintf(buf, sizeof(buf), "time budget OdcTimeBudgetSec = %g s exceeded after %s (%.2f s)",
+                    budget_s, phase, el);
+      return buf;
+    }
+    const int64_t used = ProcStatusKb("VmHWM:") - rss0_kb;
+    if (used > budget_kb) {
+      return "memory budget OdcMemoryBudgetMB = " + std::to_string(o.config.odc_memory_budget_mb) +
+             " exceeded after " + phase + " (" + std::to_string(used / 1024) + " MB)";
+    }
+    return "";
+  };
+
+  const Manifest& man = pkg.manifest();
+  const std::string source_rel = man.default_model;
+  Status verified = pkg.VerifyFile(source_rel);
+  if (!verified.ok()) return finish("failed", verified.message());
+  KILN_ASSIGN_OR_RETURN(std::string source_hash, Sha256File(pkg.Path(source_rel)));
+  auto imported = ImportOnnxFile(pkg.Path(source_rel));
+  if (!imported.ok()) return finish("unsupported", imported.status().message());
+  Model float_model = std::move(imported).value();
+  const ManifestModel* mm = man.FindModel(source_rel);
+  const std::string source_precision = mm && !mm->precision.empty() ? mm->precision : "fp32";
+
+  KILN_ASSIGN_OR_RETURN(OdcState state, ReadOdcState(dir));
+  entry["records"] = state.records;
+  std::vector<NamedTensors> calib, gate;
+  for (size_t i = 0; i < state.samples.size(); ++i) {
+    auto s = LoadOdcSample(dir, state.samples[i], float_model.graph);
+    if (!s.ok()) continue;  // a sample of another signature or damaged: skipped
+    ((i % 3 == 2) ? gate : calib).push_back(std::move(s).value());
+  }
+  if (gate.empty() && calib.size() >= 2) {
+    gate.push_back(calib.back());
+    calib.pop_back();
+  }
+  entry["samples"] = {{"calibration", calib.size()}, {"validation", gate.size()}};
+  if (gate.empty() || (o.config.odc_mode == OdcMode::kQuantize && calib.empty())) {
+    return finish("no-samples", "not enough kept samples (" + std::to_string(state.samples.size()) +
+                                    "): record more runs or raise OdcSampleBytes");
+  }
+  if (auto why = over_budget("loading"); !why.empty()) return finish("aborted", why);
+
+  // The float reference on the gate samples, timed.
+  SessionOptions so = o.session;
+  KILN_ASSIGN_OR_RETURN(auto float_session, Session::Create(CopyModel(float_model), so));
+  auto time_session = [&](Session& s) -> Result<Timed> {
+    Timed t;
+    std::vector<double> ms;
+    for (const auto& in : gate) {
+      KILN_ASSIGN_OR_RETURN(auto out, s.Run(in));  // also the warm-up of its signature
+      t.outputs.push_back(std::move(out));
+    }
+    const int rounds = std::max(3, 9 / static_cast<int>(gate.size()));
+    for (int r = 0; r < rounds; ++r) {
+      for (const auto& in : gate) {
+        const auto a = Clock::now();
+        KILN_ASSIGN_OR_RETURN(auto out, s.Run(in));
+        ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - a).count());
+      }
+    }
+    t.median_ms = MedianMs(ms);
+    return t;
+  };
+  KILN_ASSIGN_OR_RETURN(Timed reference, time_session(*float_session));
+  entry["float_ms"] = reference.median_ms;
+
+  const int64_t generation = man.generation + 1;
+  const std::string name = Stem(man.original_model);
+  CacheKey key = CurrentKey(source_hash, source_precision,
+                            ModelTypeName(so.model_type.value_or(
+                                float_model.model_type().ok() ? *float_model.model_type()
+                                                              : ModelType::kProgram)),
+                            so);
+  std::string top_signature;
+  int64_t top = -1;
+  for (const auto& [sig, n] : state.signatures) {
+    if (n > top) top_signature = sig, top = n;
+  }
+  key.signatures = {top_signature};
+
+  // One candidate: quantize (or not), compile to a plan file, gate it. Returns the loss per
+  // output and the candidate's time; writes files only under names no MANIFEST refers to yet.
+  struct Candidate {
+    std::string model_rel, plan_rel, precision;
+    json losses = json::object();
+    double worst = 0, ms = 0;
+    int kept_float = -1;
+    bool ok = false;
+    std::string why;
+  };
+  CalibrationStats stats;
+  bool have_stats = false;
+  auto make_candidate = [&](bool quantize, const std::string& keep, int attempt) -> Result<Candidate> {
+    Candidate c;
+    Model cand = CopyModel(float_model);
+    c.precision = source_precision;
+    if (quantize) {
+      if (!have_stats) {
+        RecordOptions ro;
+        ro.threads = so.threads;
+        KILN_RETURN_IF_ERROR(RecordStatistics(float_model, calib, ro, stats));
+        if (o.break_calibration) {
+          // Test-only: ranges a thousand times too narrow; the gate must catch it.
+          std::vector<NamedTensors> tiny;
+          for (const auto& in : calib) {
+            NamedTensors t2;
+            for (const auto& [n, t] : in) {
+              Tensor s = t.Clone();
+              for (int64_t i = 0; i < s.size() && s.type() == ElementType::kF32; ++i) {
+                s.data<float>()[i] *= 1e-3f;
+              }
+              t2.emplace_back(n, s);
+            }
+            tiny.push_back(t2);
+          }
+          stats = CalibrationStats();
+          KILN_RETURN_IF_ERROR(RecordStatistics(float_model, tiny, ro, stats));
+        }
+        have_stats = true;
+        (void)WriteFileAtomic((fs::path(dir) / "odc/stats.json").string(), stats.Serialize());
+      }
+      QuantizeOptions qo;
+      qo.threads = so.threads;
+      qo.samples = calib;
+      if (!keep.empty()) {
+        KILN_ASSIGN_OR_RETURN(qo.keep_float, ParseKeepSelector(keep));
+      }
+      KILN_ASSIGN_OR_RETURN(QuantizeReport qr, QuantizeModel(cand, stats, qo));
+      c.kept_float = static_cast<int>(qr.kept.size());
+      c.precision = "int8";
+      c.model_rel = "models/" + name + ".q8-g" + std::to_string(generation) +
+                    (attempt ? "r" + std::to_string(attempt) : "") + ".onnx";
+      ExportOptions eo;
+      eo.value_info = false;
+      KILN_RETURN_IF_ERROR(ExportOnnxFile(cand, pkg.Path(c.model_rel), eo));
+      KILN_RETURN_IF_ERROR(FsyncPath(pkg.Path(c.model_rel)));
+    }
+    KILN_ASSIGN_OR_RETURN(std::vector<std::string> notes, PrepareModelForSession(cand, so));
+    CacheKey k = key;
+    k.precision = c.precision;
+    c.plan_rel = "compiled/" + k.Hash() + "-g" + std::to_string(generation) +
+                 (attempt ? "r" + std::to_string(attempt) : "") + ".kplan";
+    fs::create_directories(fs::path(dir) / "compiled", ec);
+    PlanContents pc;
+    pc.key_json = k.ToJson().dump();
+    pc.meta_json = json{{"signatures", k.signatures},
+                        {"source_model", source_rel},
+                        {"model", c.model_rel.empty() ? source_rel : c.model_rel},
+                        {"precision", c.precision},
+                        {"notes", notes}}
+                       .dump();
+    KILN_RETURN_IF_ERROR(WritePlanFile(pkg.Path(c.plan_rel), pc, cand));
+    // The gate runs the plan as later processes will: loaded from its file.
+    KILN_ASSIGN_OR_RETURN(LoadedPlan lp, LoadPlanFile(pkg.Path(c.plan_rel)));
+    KILN_ASSIGN_OR_RETURN(auto cs, Session::CreatePrepared(std::move(lp.model), so, notes));
+    KILN_ASSIGN_OR_RETURN(Timed t, time_session(*cs));
+    c.ms = t.median_ms;
+    const Graph& g = float_model.graph;
+    std::vector<double> worst(g.outputs().size(), 0.0);
+    std::string measure;
+    for (size_t s = 0; s < t.outputs.size(); ++s) {
+      for (size_t i = 0; i < worst.size(); ++i) {
+        worst[i] = std::max(worst[i], OutputLoss(t.outputs[s][i], reference.outputs[s][i], &measure));
+      }
+    }
+    // Pooled over samples would hide one bad sample; the worst sample decides.
+    for (size_t i = 0; i < worst.size(); ++i) {
+      c.losses[g.value(g.outputs()[i]).name] = worst[i];
+      c.worst = std::max(c.worst, worst[i]);
+    }
+    const double tol = o.config.odc_max_accuracy_loss;
+    if (c.worst > tol) {
+      char buf[200];
+      std::snprintf(buf, sizeof(buf), "accuracy loss %.4g over OdcMaxAccuracyLoss %.4g", c.worst, tol);
+      c.why = buf;
+    } else if (c.ms > reference.median_ms * (quantize ? 1.0 : 1.05)) {
+      char buf[200];
+      std::snprintf(buf, sizeof(buf), "slower than the float model (%.2f ms vs %.2f ms)", c.ms,
+                    reference.median_ms);
+      c.why = buf;
+    } else {
+      c.ok = true;
+    }
+    return c;
+  };
+  auto drop = [&](const Candidate& c) {
+    if (!c.model_rel.empty()) fs::remove(pkg.Path(c.model_rel), ec);
+    if (!c.plan_rel.empty()) fs::remove(pkg.Path(c.plan_rel), ec);
+  };
+
+  json attempts = json::array();
+  std::optional<Candidate> accepted;
+  std::vector<std::pair<bool, std::string>> tries;
+  if (o.config.odc_mode == OdcMode::kQuantize) {
+    tries.push_back({true, ""});            // the quantizer's accuracy-protecting default
+    tries.push_back({true, "auto:0.005"});  // retry: keep the most sensitive layers float
+  }
+  tries.push_back({false, ""});  // the float plan
+  for (size_t i = 0; i < tries.size() && !accepted; ++i) {
+    auto c = make_candidate(tries[i].first, tries[i].second, static_cast<int>(i));
+    if (!c.ok()) {
+      attempts.push_back({{"quantized", tries[i].first}, {"error", c.status().message()}});
+      if (auto why = over_budget("a candidate"); !why.empty()) {
+        entry["attempts"] = attempts;
+        return finish("aborted", why);
+      }
+      continue;
+    }
+    attempts.push_back({{"quantized", tries[i].first}, {"keep_float", tries[i].second},
+                        {"precision", c->precision}, {"loss", c->losses}, {"ms", c->ms},
+                        {"speedup", c->ms > 0 ? reference.median_ms / c->ms : 0},
+                        {"kept_float_layers", c->kept_float}, {"accepted", c->ok},
+                        {"reason", c->why}});
+    if (auto why = over_budget("a candidate"); !why.empty()) {
+      drop(*c);
+      entry["attempts"] = attempts;
+      return finish("aborted", why);
+    }
+    if (c->ok) {
+      accepted = *c;
+    } else {
+      drop(*c);
+    }
+  }
+  entry["attempts"] = attempts;
+  if (!accepted) {
+    return finish("rejected", "no candidate passed the gate; the float model keeps serving");
+  }
+  const Candidate& c = *accepted;
+  entry["plan"] = c.plan_rel;
+  entry["precision"] = c.precision;
+  entry["loss"] = c.losses;
+  entry["candidate_ms"] = c.ms;
+  entry["speedup"] = c.ms > 0 ? reference.median_ms / c.ms : 0;
+  const std::string outcome =
+      c.precision == "int8" ? (attempts.size() > 1 ? "accepted-after-retry" : "accepted")
+                            : (o.config.odc_mode == OdcMode::kQuantize ? "accepted-float"
+                                                                        : "accepted");
+  res.plan_path = c.plan_rel;
+  return finish(outcome, o.config.odc_mode == OdcMode::kQuantize && c.precision != "int8"
+                             ? "int8 candidates rejected; a float compiled plan instead"
+                             : "",
+                [&](Manifest& m) -> Status {
+                  if (!c.model_rel.empty()) {
+                    KILN_RETURN_IF_ERROR(AddFileToManifest(m, dir, c.model_rel));
+                    m.models.push_back({c.model_rel, "quantized", "int8", source_rel});
+                  }
+                  KILN_RETURN_IF_ERROR(AddFileToManifest(m, dir, c.plan_rel));
+                  // Plans for the same key (any precision) are replaced; their files retire.
+                  CacheKey k = key;
+                  std::vector<ManifestPlan> keep_plans;
+                  for (const auto& p : m.plans) {
+                    auto pk = CacheKey::FromJson(p.key);
+                    // The same slot: same source, units, options and type (a stale plan of
+                    // another build or CPU is replaced by this one too).
+                    if (pk.ok() && pk->source_sha256 == k.source_sha256 && pk->units == k.units &&
+                        pk->options == k.options && pk->model_type == k.model_type) {
+                      m.retired.push_back(p.path);
+                      if (p.source_model != source_rel) m.retired.push_back(p.source_model);
+                    } else {
+                      keep_plans.push_back(p);
+                    }
+                  }
+                  m.plans = keep_plans;
+                  ManifestPlan mp;
+                  mp.path = c.plan_rel;
+                  k.precision = c.precision;
+                  mp.key = k.ToJson();
+                  mp.source_model = c.model_rel.empty() ? source_rel : c.model_rel;
+                  mp.precision = c.precision;
+                  mp.generation = m.generation + 1;
+                  mp.report = {{"loss", c.losses}, {"candidate_ms", c.ms},
+                               {"float_ms", reference.median_ms}};
+                  m.plans.push_back(mp);
+                  return Status::Ok();
+                });
+}
+
+}  // namespace kiln

@@ -1,0 +1,61 @@
+// The on-device compile job (DESIGN.md promise 3): from what the recorder kept, make a
+// quantized (mode quantize) or float (mode compile) candidate, compile it into a plan, VALIDATE
+// it against the float model on held-out samples, and only then rebuild the package.
+//
+// Steps, each with the time and memory budget checked between them:
+//   1. take odc/compile.lock (flock; a second process gets "busy" and keeps serving; a dead
+//      holder's lock is released by the kernel); remove stray temporary files of a crash
+//   2. verify the default model's sha256 and import it
+//   3. split the kept samples: every third is held out for the gate, the rest calibrate
+//   4. quantize: statistics from the calibration samples (saved as odc/stats.json), then the
+//      quantizer's accuracy-protecting search (quant/quantize.h) -> models/NAME.q8.onnx
+//   5. compile: the session rewrites, then compiled/<key>-g<generation>.kplan (plan_file.h)
+//   6. gate: load the plan FROM THE FILE, run it and the float model on the held-out samples;
+//      per output loss (OdcMaxAccuracyLoss, see config_keys.inc) and median time of each
+//   7. accept only within the loss and not slower than the float model; otherwise retry once
+//      keeping more layers float (a quarter of the tolerance), then fall back to a float plan
+//   8. rebuild: every new file is written and synced under a temporary name, renamed, then the
+//      MANIFEST is replaced atomically; replaced plans go to "retired" and are deleted only
+//      after the new generation has served a run (odc/serving_session.h)
+// Every outcome is appended to the MANIFEST's odc_history with its measurements and reason.
+#pragma once
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "core/status.h"
+#include "package/package.h"
+#include "runtime/session.h"
+
+namespace kiln {
+
+struct CompileJobOptions {
+  SessionOptions session;        // the options the plan is compiled for (threads included)
+  PackageConfig config;          // mode, budgets, tolerance
+  std::string trigger = "manual";
+  // Test-only: scramble the calibration statistics so that the gate must reject the result.
+  bool break_calibration = false;
+  // Set by another thread to abort the job at its next check.
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct CompileJobResult {
+  std::string outcome;  // accepted, accepted-float, rejected, aborted, busy, failed, no-samples
+  std::string reason;
+  std::string plan_path;  // the accepted plan, if any
+  nlohmann::json entry;   // the history entry written
+};
+
+// Runs the job on the package in `dir`. An error Status only for failures that could not even
+// be recorded (an unreadable package); every other outcome is a result with its reason.
+Result<CompileJobResult> RunCompileJob(const std::string& dir, const CompileJobOptions& options);
+
+// Per-output loss of `candidate` vs `reference` as OdcMaxAccuracyLoss defines it: for a
+// distribution over classes along the last axis (values in [0,1], rows summing to 1 within 1e-3)
+// the fraction of rows whose argmax differs; otherwise the relative L2 error.
+double OutputLoss(const Tensor& candidate, const Tensor& reference, std::string* measure);
+
+// Writes a float compiled plan for `dir`'s default model now (kiln compile --mode compile) or
+// runs the job in the package's mode: the manual trigger.
+}  // namespace kiln
