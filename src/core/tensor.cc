@@ -75,6 +75,12 @@ Tensor Tensor::Wrap(ElementType type, Shape shape, void* data) {
   return t;
 }
 
+Tensor Tensor::WrapShared(ElementType type, Shape shape, void* data, std::shared_ptr<void> owner) {
+  Tensor t = Wrap(type, std::move(shape), data);
+  t.owner_ = std::move(owner);
+  return t;
+}
+
 Tensor Tensor::Clone() const {
   Tensor t = Allocate(type_, shape_).value();
   if (type_ == ElementType::kString) {

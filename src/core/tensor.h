@@ -35,6 +35,8 @@ class Tensor {
   static Result<Tensor> Allocate(ElementType type, Shape shape);
   // Borrowed storage; `data` must hold NumElements(shape) elements and outlive the tensor.
   static Tensor Wrap(ElementType type, Shape shape, void* data);
+  // Borrowed storage kept alive by `owner` (e.g. a memory-mapped compiled plan).
+  static Tensor WrapShared(ElementType type, Shape shape, void* data, std::shared_ptr<void> owner);
   // A scalar or 1-D tensor from values, for tests and constant folding.
   template <typename T>
   static Tensor FromVector(const std::vector<T>& values, Shape shape) {

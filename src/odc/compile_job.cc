@@ -12,6 +12,7 @@
 #include "onnx/exporter.h"
 #include "onnx/importer.h"
 #include "package/fs_util.h"
+#include "passes/pass_manager.h"
 #include "plan/cache_key.h"
 #include "plan/plan_file.h"
 #include "quant/quantize.h"
@@ -189,6 +190,12 @@ Result<CompileJobResult> RunCompileJob(const std::string& dir, const CompileJobO
   auto imported = ImportOnnxFile(pkg.Path(source_rel));
   if (!imported.ok()) return finish("unsupported", imported.status().message());
   Model float_model = std::move(imported).value();
+  // The default graph passes (BatchNormalization folding, bias fusion, dead code) first: the
+  // plan stores the optimized graph, and the quantizer expects it.
+  {
+    auto passes = RunPasses(float_model, DefaultOptimizationPasses());
+    if (!passes.ok()) return finish("unsupported", passes.status().message());
+  }
   const ManifestModel* mm = man.FindModel(source_rel);
   const std::string source_precision = mm && !mm->precision.empty() ? mm->precision : "fp32";
 

@@ -25,7 +25,7 @@ std::string StatePath(const std::string& dir) { return (fs::path(dir) / "odc/sta
 std::string LockPath(const std::string& dir) { return (fs::path(dir) / "odc/state.lock").string(); }
 
 Status WriteState(const std::string& dir, const OdcState& s) {
-  return WriteFileAtomic(StatePath(dir), s.ToJson().dump(1) + "\n");
+  return WriteFileAtomic(StatePath(dir), s.ToJson().dump() + "\n", /*durable=*/false);
 }
 
 }  // namespace

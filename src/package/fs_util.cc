@@ -75,12 +75,12 @@ Status FsyncPath(const std::string& path) {
   return Status::Ok();
 }
 
-Status WriteFileAtomic(const std::string& path, const std::string& bytes) {
+Status WriteFileAtomic(const std::string& path, const std::string& bytes, bool durable) {
   const std::string tmp = TempNameFor(path);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return IoError("cannot create " + tmp + ": " + Errno());
   Status s = WriteAll(fd, bytes.data(), bytes.size(), tmp);
-  if (s.ok() && ::fsync(fd) != 0) s = IoError("cannot sync " + tmp + ": " + Errno());
+  if (s.ok() && durable && ::fsync(fd) != 0) s = IoError("cannot sync " + tmp + ": " + Errno());
   ::close(fd);
   if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
     s = IoError("cannot rename " + tmp + " to " + path + ": " + Errno());
@@ -89,7 +89,7 @@ Status WriteFileAtomic(const std::string& path, const std::string& bytes) {
     ::unlink(tmp.c_str());
     return s;
   }
-  return FsyncPath(Parent(path));
+  return durable ? FsyncPath(Parent(path)) : Status::Ok();
 }
 
 Status CopyFileAtomic(const std::string& from, const std::string& to) {

@@ -17,7 +17,9 @@
 namespace kiln {
 
 Result<std::string> ReadFileBytes(const std::string& path);
-Status WriteFileAtomic(const std::string& path, const std::string& bytes);
+// `durable` false skips the fsyncs: still atomic against a process crash (rename), but a power
+// cut may lose the update (the ODC recorder's run counter, where a lost count is harmless).
+Status WriteFileAtomic(const std::string& path, const std::string& bytes, bool durable = true);
 // Copies `from` to `to` crash-safely (temporary name, fsync, rename, folder fsync).
 Status CopyFileAtomic(const std::string& from, const std::string& to);
 Status FsyncPath(const std::string& path);  // a file or a folder

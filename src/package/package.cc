@@ -203,7 +203,8 @@ Result<Package> Package::Open(const std::string& dir) {
       return NotFound(manifest_file + " lists '" + rel + "', which is missing");
     }
     if (!S_ISREG(st.st_mode)) return InvalidArgument("'" + rel + "' in " + dir + " is not a regular file");
-    if (st.st_size != f.size) {
+    // config.cfg is meant to be edited by hand (switching ODC on): it is checked by parsing.
+    if (st.st_size != f.size && rel != kConfigPath) {
       return InvalidArgument("'" + rel + "' in " + dir + " has " + std::to_string(st.st_size) +
                              " bytes, the MANIFEST says " + std::to_string(f.size) +
                              " (truncated or replaced)");

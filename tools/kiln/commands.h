@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "runtime/session.h"
 
 namespace kiln::cli {
 
@@ -23,5 +24,9 @@ Command AddCompareCommand(CLI::App& app);
 Command AddBenchCommand(CLI::App& app);
 Command AddPlanCommand(CLI::App& app);
 Command AddQuantizeCommand(CLI::App& app);
+Command AddPackCommand(CLI::App& app);
+Command AddCompileCommand(CLI::App& app);
+// The package part of `kiln inspect` (package_cmds.cc).
+Status InspectPackage(const std::string& dir, const SessionOptions& options);
 
 }  // namespace kiln::cli

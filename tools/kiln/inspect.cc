@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "ir/printer.h"
 #include "onnx/importer.h"
+#include "package/package.h"
 #include "tool_util.h"
 
 namespace kiln::cli {
@@ -123,7 +124,15 @@ Status ReportResidentWeights(const InspectOptions& o, const Stats& s, int64_t rs
   return Status::Ok();
 }
 
-Status DoInspect(const InspectOptions& o) {
+Status DoInspect(const InspectOptions& in) {
+  InspectOptions o = in;
+  if (IsPackagePath(o.path)) {
+    KILN_ASSIGN_OR_RETURN(SessionOptions so, ToSessionOptions(o.session));
+    KILN_RETURN_IF_ERROR(InspectPackage(o.path, so));
+    KILN_ASSIGN_OR_RETURN(Package pkg, Package::Open(o.path));
+    o.path = pkg.Path(pkg.manifest().default_model);
+    std::printf("\n");
+  }
   const std::string& path = o.path;
   const bool print_graph = o.print_graph;
   const int64_t rss_before = ResidentBytes();
@@ -175,7 +184,7 @@ Command AddInspectCommand(CLI::App& app) {
   auto o = std::make_shared<InspectOptions>();
   CLI::App* sub = app.add_subcommand(
       "inspect", "Describe a model: inputs, outputs, ops, parameters, resident weight memory");
-  sub->add_option("model", o->path, "ONNX model file")->required();
+  sub->add_option("model", o->path, "ONNX model file or Kiln package")->required();
   sub->add_flag("--graph", o->print_graph, "Also print the whole graph after inference");
   sub->add_option("--shape", o->shapes, "NAME=D0,D1,...: input shape for planning (dynamic dims default to 1)");
   sub->add_flag("--no-plan", o->no_plan, "Skip planning (no resident weight report)");

@@ -21,7 +21,9 @@ int main(int argc, char** argv) {
                                               kiln::cli::AddCompareCommand(app),
                                               kiln::cli::AddConvertCommand(app),
                                               kiln::cli::AddBenchCommand(app), kiln::cli::AddPlanCommand(app),
-                                              kiln::cli::AddQuantizeCommand(app)};
+                                              kiln::cli::AddQuantizeCommand(app),
+                                              kiln::cli::AddPackCommand(app),
+                                              kiln::cli::AddCompileCommand(app)};
   if (argc > 1 && argv[1][0] != '-') {
     std::string names;
     bool known = false;

@@ -9,7 +9,7 @@
 
 #include "commands.h"
 #include "core/npy.h"
-#include "onnx/importer.h"
+#include "odc/serving_session.h"
 #include "runtime/session.h"
 #include "tool_util.h"
 
@@ -25,28 +25,47 @@ struct RunOptions {
   uint64_t seed = 0;
   int repeat = 1;
   bool print_plan = false;
+  std::vector<std::string> configs;
 };
 
 Status DoRun(const RunOptions& o) {
   auto t0 = std::chrono::steady_clock::now();
-  KILN_ASSIGN_OR_RETURN(Model model, ImportOnnxFile(o.model));
   KILN_ASSIGN_OR_RETURN(auto given, ParseInputFiles(o.inputs));
   KILN_ASSIGN_OR_RETURN(auto shapes, ParseShapes(o.shapes));
-  KILN_ASSIGN_OR_RETURN(NamedTensors inputs, MakeInputs(model.graph, given, shapes, o.seed, true));
-  KILN_ASSIGN_OR_RETURN(SessionOptions so, ToSessionOptions(o.session));
-  KILN_ASSIGN_OR_RETURN(auto session, Session::Create(std::move(model), so));
+  KILN_ASSIGN_OR_RETURN(ServeOptions serve, ToServeOptions(o.session, o.configs));
+  KILN_ASSIGN_OR_RETURN(auto serving, ServingSession::Open(o.model, serve));
+  std::shared_ptr<Session> session = serving->session();
+  KILN_ASSIGN_OR_RETURN(NamedTensors inputs,
+                        MakeInputs(session->graph(), given, shapes, o.seed, true));
+  for (const std::string& note : serving->notes()) std::printf("note: %s\n", note.c_str());
   for (const std::string& note : session->notes()) std::printf("note: %s\n", note.c_str());
+  if (serving->is_package()) std::printf("serving: %s\n", serving->ServedBy().c_str());
   auto t1 = std::chrono::steady_clock::now();
   if (o.print_plan) {
     KILN_ASSIGN_OR_RETURN(std::string plan, session->DescribePlan(inputs));
     std::printf("%s\n", plan.c_str());
   }
+  const size_t notes_before = serving->notes().size();
   std::vector<double> times;
   std::vector<Tensor> outputs;
   for (int r = 0; r < std::max(1, o.repeat); ++r) {
     auto a = std::chrono::steady_clock::now();
-    KILN_ASSIGN_OR_RETURN(outputs, session->Run(inputs));
+    KILN_ASSIGN_OR_RETURN(outputs, serving->Run(inputs));
     times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
+  }
+  if (serving->is_package()) {
+    for (size_t i = notes_before; i < serving->notes().size(); ++i) {
+      std::printf("note: %s\n", serving->notes()[i].c_str());
+    }
+    const nlohmann::json st = serving->OdcStatus();
+    if (st.value("enabled", false)) {
+      std::printf("odc: %lld of %lld runs recorded, %zu samples kept (recording %.2f ms); "
+                  "serving now: %s\n",
+                  static_cast<long long>(st.value("records", int64_t{0})),
+                  static_cast<long long>(st.value("records_needed", int64_t{0})),
+                  st.value("samples", size_t{0}), serving->last_record_ms(),
+                  serving->ServedBy().c_str());
+    }
   }
   const Graph& g = session->graph();
   for (size_t i = 0; i < outputs.size(); ++i) {
@@ -82,7 +101,8 @@ Status DoRun(const RunOptions& o) {
 Command AddRunCommand(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* sub = app.add_subcommand("run", "Run a model on given or random inputs");
-  sub->add_option("model", o->model, "ONNX model file")->required();
+  sub->add_option("model", o->model, "ONNX model file or Kiln package (kiln pack)")->required();
+  AddConfigFlag(sub, o->configs);
   sub->add_option("-i,--input", o->inputs, "Input from a .npy file: NAME=FILE.npy (repeatable)");
   sub->add_option("--shape", o->shapes,
                   "Fix an input's shape for random data: NAME=D0,D1,... (repeatable)");

@@ -193,3 +193,35 @@ Result<SessionOptions> ToSessionOptions(const SessionFlags& f) {
 }
 
 }  // namespace kiln::cli
+
+namespace kiln::cli {
+
+void AddConfigFlag(CLI::App* app, std::vector<std::string>& configs) {
+  app->add_option("--config", configs,
+                  "Package config key over metadata/config.cfg: KEY=VALUE (repeatable)");
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> ParseConfigItems(
+    const std::vector<std::string>& items) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const std::string& item : items) {
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return InvalidArgument("--config '" + item + "': expected KEY=VALUE, e.g. Threads=2");
+    }
+    out.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+  }
+  return out;
+}
+
+Result<ServeOptions> ToServeOptions(const SessionFlags& flags,
+                                    const std::vector<std::string>& configs) {
+  ServeOptions so;
+  KILN_ASSIGN_OR_RETURN(so.session, ToSessionOptions(flags));
+  if (flags.threads != 1) so.threads = flags.threads;
+  KILN_ASSIGN_OR_RETURN(auto items, ParseConfigItems(configs));
+  for (const auto& [k, v] : items) so.config[k] = v;
+  return so;
+}
+
+}  // namespace kiln::cli

@@ -10,6 +10,7 @@
 #include "core/status.h"
 #include "core/tensor.h"
 #include "ir/graph.h"
+#include "odc/serving_session.h"
 #include "runtime/session.h"
 
 namespace kiln::cli {
@@ -42,5 +43,12 @@ struct SessionFlags {
 };
 void AddSessionFlags(CLI::App* app, SessionFlags& flags);
 Result<SessionOptions> ToSessionOptions(const SessionFlags& flags);
+// --config KEY=VALUE (repeatable): package config keys over the package's config.cfg.
+void AddConfigFlag(CLI::App* app, std::vector<std::string>& configs);
+Result<std::vector<std::pair<std::string, std::string>>> ParseConfigItems(
+    const std::vector<std::string>& items);
+// What ServingSession::Open takes: the flags for a bare model; for a package, its config.cfg
+// with --config keys over it and --threads when given (other session flags: --config keys).
+Result<ServeOptions> ToServeOptions(const SessionFlags& flags, const std::vector<std::string>& configs);
 
 }  // namespace kiln::cli
