@@ -8,7 +8,9 @@
 # would not be the one XNNPACK calls. So libkiln.so links Debian's libpthreadpool (placed before
 # the static libraries, so that Kiln's own pthreadpool in xnn_threadpool.cc is not pulled in),
 # and pools created by Kiln are the ones XNNPACK runs on, with or without a host that links
-# libpthreadpool itself. The kiln CLI and the test executables keep Kiln's own pool.
+# libpthreadpool itself. The link uses a copy of libkiln_runtime.a without xnn_threadpool.cc.o
+# (ld extracted it even with libpthreadpool first on the line). The kiln CLI and the test
+# executables keep Kiln's own pool.
 
 set_target_properties(kiln_runtime kiln_onnx PROPERTIES POSITION_INDEPENDENT_CODE ON)
 find_library(PTHREADPOOL_LIBRARY pthreadpool REQUIRED)
@@ -23,8 +25,18 @@ target_compile_definitions(kiln_shared PRIVATE KILN_BUILDING_LIBRARY)
 target_include_directories(kiln_shared
   PUBLIC $<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/include> $<INSTALL_INTERFACE:include>
   PRIVATE src tools)
-target_link_libraries(kiln_shared PRIVATE ${PTHREADPOOL_LIBRARY} kiln_onnx
-  nlohmann_json::nlohmann_json)
+set(KILN_RUNTIME_NOPOOL ${CMAKE_BINARY_DIR}/libkiln_runtime_nopool.a)
+add_custom_command(OUTPUT ${KILN_RUNTIME_NOPOOL}
+  COMMAND ${CMAKE_COMMAND} -E copy $<TARGET_FILE:kiln_runtime> ${KILN_RUNTIME_NOPOOL}
+  COMMAND ${CMAKE_AR} d ${KILN_RUNTIME_NOPOOL} xnn_threadpool.cc.o
+  DEPENDS kiln_runtime COMMENT "libkiln_runtime.a without Kiln's pthreadpool, for libkiln.so")
+add_custom_target(kiln_runtime_nopool DEPENDS ${KILN_RUNTIME_NOPOOL})
+add_dependencies(kiln_shared kiln_runtime_nopool kiln_onnx)
+target_include_directories(kiln_shared PRIVATE
+  $<TARGET_PROPERTY:kiln_runtime,INTERFACE_INCLUDE_DIRECTORIES>)
+target_link_libraries(kiln_shared PRIVATE $<TARGET_FILE:kiln_onnx> ${KILN_RUNTIME_NOPOOL}
+  ${PTHREADPOOL_LIBRARY} ${XNNPACK_LIBRARY} ${CPUINFO_LIBRARY} onnx_proto protobuf::libprotobuf
+  Threads::Threads nlohmann_json::nlohmann_json)
 target_link_options(kiln_shared PRIVATE
   -Wl,--version-script=${CMAKE_SOURCE_DIR}/src/api/kiln.map -Wl,--exclude-libs,ALL
   -Wl,--no-undefined)

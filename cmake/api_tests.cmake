@@ -1,0 +1,13 @@
+# tests/api: the C API test (gtest, through libkiln.so only), a pure C test, the C++ wrapper
+# test, the Python tests and the install + consumer test.
+set(KILN_API_MODELS ${CMAKE_BINARY_DIR}/api_models)
+add_custom_command(OUTPUT ${KILN_API_MODELS}/add.onnx ${KILN_API_MODELS}/conv.onnx
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/api/make_models.py ${KILN_API_MODELS}
+  DEPENDS ${CMAKE_SOURCE_DIR}/tests/api/make_models.py COMMENT "API test models")
+add_custom_target(kiln_api_models DEPENDS ${KILN_API_MODELS}/add.onnx)
+
+add_executable(kiln_api_tests tests/api/c_api_test.cc)
+target_link_libraries(kiln_api_tests PRIVATE kiln_shared GTest::gtest GTest::gtest_main Threads::Threads)
+target_compile_definitions(kiln_api_tests PRIVATE KILN_API_MODELS="${KILN_API_MODELS}")
+add_dependencies(kiln_api_tests kiln_api_models)
+add_test(NAME api COMMAND kiln_api_tests)
