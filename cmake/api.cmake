@@ -43,3 +43,24 @@ target_link_options(kiln_shared PRIVATE
 add_library(Kiln::kiln ALIAS kiln_shared)
 
 include(${CMAKE_CURRENT_LIST_DIR}/api_tests.cmake)
+
+# Install: headers, libkiln.so, the kiln CLI, the CMake package (find_package(Kiln) ->
+# Kiln::kiln) and kiln.pc. The consumer test (tests/api/install_test.sh) builds against it.
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+set_target_properties(kiln_shared PROPERTIES EXPORT_NAME kiln)
+install(TARGETS kiln_shared EXPORT KilnTargets
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(FILES include/kiln/kiln.h include/kiln/kiln.hpp
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/kiln)
+install(TARGETS kiln RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(EXPORT KilnTargets NAMESPACE Kiln:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/Kiln)
+set(PROJECT_VERSION_STR 0.1.0)
+configure_file(cmake/install/KilnConfig.cmake.in ${CMAKE_BINARY_DIR}/KilnConfig.cmake @ONLY)
+write_basic_package_version_file(${CMAKE_BINARY_DIR}/KilnConfigVersion.cmake
+  VERSION 0.1.0 COMPATIBILITY SameMinorVersion)
+install(FILES ${CMAKE_BINARY_DIR}/KilnConfig.cmake ${CMAKE_BINARY_DIR}/KilnConfigVersion.cmake
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/Kiln)
+configure_file(cmake/install/kiln.pc.in ${CMAKE_BINARY_DIR}/kiln.pc @ONLY)
+install(FILES ${CMAKE_BINARY_DIR}/kiln.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -21,3 +21,6 @@ foreach(mode cpp_api cpp_api_exceptions)
   add_dependencies(kiln_${mode}_tests kiln_api_models)
   add_test(NAME ${mode} COMMAND kiln_${mode}_tests)
 endforeach()
+
+add_test(NAME api_install COMMAND sh ${CMAKE_SOURCE_DIR}/tests/api/install_test.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(api_install PROPERTIES TIMEOUT 600)
