@@ -5,6 +5,7 @@
 #include <random>
 #include <sstream>
 
+#include "core/float_convert.h"
 #include "core/npy.h"
 
 namespace kiln::cli {
@@ -73,7 +74,18 @@ Result<NamedTensors> MakeInputs(const Graph& g, const std::map<std::string, Tens
   for (ValueId id : g.inputs()) {
     const Value& v = g.value(id);
     if (auto it = given.find(v.name); it != given.end()) {
-      out.emplace_back(v.name, it->second);
+      const ElementType want = v.info.type;
+      const Tensor& t = it->second;
+      if (want != ElementType::kUndefined && want != t.type() && IsFloating(want) &&
+          IsFloating(t.type())) {
+        // f32 data into an f16 program input (or any float into another): convert, with a note.
+        KILN_ASSIGN_OR_RETURN(Tensor converted, ConvertFloatTensor(t, want));
+        std::fprintf(stderr, "note: input '%s': %s data converted to %s, the type the model "
+                     "declares\n", v.name.c_str(), ElementTypeName(t.type()), ElementTypeName(want));
+        out.emplace_back(v.name, std::move(converted));
+        continue;
+      }
+      out.emplace_back(v.name, t);
       continue;
     }
     Shape shape;

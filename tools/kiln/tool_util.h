@@ -21,7 +21,8 @@ Result<std::map<std::string, Tensor>> ParseInputFiles(const std::vector<std::str
 Result<std::map<std::string, Shape>> ParseShapes(const std::vector<std::string>& items);
 // One tensor per graph input: given ones (checked against the model), else random from `seed`:
 // floats uniform in [0,1), integers in [0,10), bools 0/1. Dynamic dims come from `shapes`, else
-// 1 (with a note on stderr when `verbose`).
+// 1 (with a note on stderr when `verbose`). Given float data of another float type than the input
+// declares (f32 into an f16 input) is converted to the declared type, with a note on stderr.
 Result<NamedTensors> MakeInputs(const Graph& graph, const std::map<std::string, Tensor>& given,
                                 const std::map<std::string, Shape>& shapes, uint64_t seed,
                                 bool verbose);

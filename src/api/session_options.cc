@@ -1,0 +1,146 @@
+#include "api/session_options.h"
+
+#include <charconv>
+
+#include "plan/partitioner.h"
+
+namespace kiln::api {
+namespace {
+
+std::vector<std::string> SplitList(const std::string& s) {
+  std::vector<std::string> out;
+  std::string item;
+  for (size_t i = 0; i <= s.size(); ++i) {
+    if (i == s.size() || s[i] == ',') {
+      // Trim spaces so that "xnnpack, ref" reads as written in a config file.
+      const size_t b = item.find_first_not_of(' ');
+      const size_t e = item.find_last_not_of(' ');
+      if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+      item.clear();
+    } else {
+      item += s[i];
+    }
+  }
+  return out;
+}
+
+Result<int> ParseThreads(const std::string& key, const std::string& value) {
+  int n = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+  if (ec != std::errc() || end != value.data() + value.size() || n < 1 || n > 256) {
+    return InvalidArgument("config key " + key + " = '" + value +
+                           "': expected an integer from 1 to 256");
+  }
+  return n;
+}
+
+Result<bool> ParseBool(const std::string& key, const std::string& value) {
+  if (value == "1" || value == "on" || value == "true") return true;
+  if (value == "0" || value == "off" || value == "false") return false;
+  return InvalidArgument("config key " + key + " = '" + value + "': expected 0 or 1");
+}
+
+}  // namespace
+
+Status SetSessionConfigKey(ApiSessionOptions& o, const std::string& key, const std::string& value) {
+  if (key == "Threads") {
+    KILN_ASSIGN_OR_RETURN(o.session.threads, ParseThreads(key, value));
+  } else if (key == "ComputeUnits") {
+    auto u = ParseComputeUnits(value);
+    if (!u.ok()) {
+      return InvalidArgument("config key ComputeUnits = '" + value +
+                             "': expected cpu_only, cpu_and_gpu, cpu_and_npu or all");
+    }
+    o.session.units = *u;
+  } else if (key == "ModelType") {
+    auto t = ParseModelType(value);
+    if (!t.ok()) {
+      return InvalidArgument("config key ModelType = '" + value + "': expected program or network");
+    }
+    o.session.model_type = *t;
+  } else if (key == "Backends") {
+    o.session.backends = SplitList(value);
+  } else if (key == "Fallback") {
+    KILN_ASSIGN_OR_RETURN(o.session.fallback, ParseBool(key, value));
+  } else if (key == "Precision") {
+    auto p = ParsePrecision(value);
+    if (!p.ok()) {
+      return InvalidArgument("config key Precision = '" + value + "': expected fp32, fp16 or mixed");
+    }
+    if (*p == Precision::kFp32) {
+      o.precision.reset();
+    } else {
+      o.precision = *p;
+    }
+  } else if (key.rfind("OpBackend.", 0) == 0) {
+    const std::string op = key.substr(10);
+    if (op.empty() || value.empty()) {
+      return InvalidArgument("config key '" + key + "' = '" + value +
+                             "': expected OpBackend.<OpType> = <backend>, e.g. OpBackend.Conv = ref");
+    }
+    o.session.op_backend[op] = value;
+  } else if (key == "OnDeviceCompilation" || key.rfind("Odc", 0) == 0) {
+    return Unimplemented("config key " + key +
+                         ": on-device compilation is not available in this build of the C API yet");
+  } else {
+    return InvalidArgument("unknown config key '" + key +
+                           "'; known: Threads, ComputeUnits, ModelType, Backends, Fallback, "
+                           "Precision, OpBackend.<OpType>");
+  }
+  return Status::Ok();
+}
+
+Result<ApiSessionOptions> ToSessionOptions(const kiln_session_options& c) {
+  if (c.struct_size < sizeof(kiln_session_options)) {
+    return InvalidArgument("kiln_session_options.struct_size is " + std::to_string(c.struct_size) +
+                           ", expected " + std::to_string(sizeof(kiln_session_options)) +
+                           ": call kiln_session_options_init first");
+  }
+  ApiSessionOptions o;
+  if (c.threads < 1 || c.threads > 256) {
+    return InvalidArgument("kiln_session_options.threads is " + std::to_string(c.threads) +
+                           ", expected 1 to 256");
+  }
+  o.session.threads = c.threads;
+  switch (c.units) {
+    case KILN_UNITS_ALL: o.session.units = ComputeUnits::kAll; break;
+    case KILN_UNITS_CPU_ONLY: o.session.units = ComputeUnits::kCpuOnly; break;
+    case KILN_UNITS_CPU_AND_GPU: o.session.units = ComputeUnits::kCpuAndGpu; break;
+    case KILN_UNITS_CPU_AND_NPU: o.session.units = ComputeUnits::kCpuAndNpu; break;
+    default:
+      return InvalidArgument("kiln_session_options.units is " + std::to_string(c.units) +
+                             ", not a kiln_compute_units value");
+  }
+  switch (c.model_type) {
+    case KILN_MODEL_TYPE_AS_MODEL: break;
+    case KILN_MODEL_TYPE_PROGRAM: o.session.model_type = ModelType::kProgram; break;
+    case KILN_MODEL_TYPE_NETWORK: o.session.model_type = ModelType::kNetwork; break;
+    default:
+      return InvalidArgument("kiln_session_options.model_type is " +
+                             std::to_string(c.model_type) + ", not a kiln_model_type value");
+  }
+  switch (c.precision) {
+    case KILN_PRECISION_AS_MODEL: break;
+    case KILN_PRECISION_FP16: o.precision = Precision::kFp16; break;
+    case KILN_PRECISION_MIXED: o.precision = Precision::kMixed; break;
+    default:
+      return InvalidArgument("kiln_session_options.precision is " + std::to_string(c.precision) +
+                             ", not a kiln_precision value");
+  }
+  if (c.backends != nullptr) o.session.backends = SplitList(c.backends);
+  o.session.fallback = c.fallback != 0;
+  if (c.config_count > 0 && c.config == nullptr) {
+    return InvalidArgument("kiln_session_options.config is NULL but config_count is " +
+                           std::to_string(c.config_count));
+  }
+  for (size_t i = 0; i < c.config_count; ++i) {
+    if (c.config[i].key == nullptr || c.config[i].value == nullptr) {
+      return InvalidArgument("kiln_session_options.config[" + std::to_string(i) +
+                             "] has a NULL key or value");
+    }
+    KILN_RETURN_IF_ERROR(SetSessionConfigKey(o, c.config[i].key, c.config[i].value));
+  }
+  return o;
+}
+
+}  // namespace kiln::api
