@@ -9,6 +9,7 @@ p90, peak RSS, load time, first run), except "min": the fastest single run over 
 Prints a markdown table (and writes it to --out).
 
   /usr/bin/python3 bench/side_by_side.py [--models det,rec,cls,silero_vad] [--threads 1,2]
+      (also resnet50,mobilenet_v2,efficientnet_b0,rrdb_x4 after bench/export_models.py)
       [--rounds 3] [--warmup 2] [--iters 10] [--kiln build/kiln] [--variant int8=DIR]...
       [--out table.md] [--raw results.json]
 
@@ -56,6 +57,14 @@ MODELS = {
                                 'state': np.zeros((2, 1, 128), np.float32),
                                 'sr': np.array(16000, np.int64)}),
 }
+DEFAULT_MODELS = list(MODELS)
+# Vision models exported with random weights by bench/export_models.py (not in the default list:
+# they need python3-torch to make): inputs uniform in [0, 1).
+VISION_DIR = os.path.join(REPO, 'build', 'cache', 'bench_models')
+for _name, _shape in (('resnet50', (1, 3, 224, 224)), ('mobilenet_v2', (1, 3, 224, 224)),
+                      ('efficientnet_b0', (1, 3, 224, 224)), ('rrdb_x4', (1, 3, 128, 128))):
+    MODELS[_name] = (os.path.join(VISION_DIR, _name + '.onnx'),
+                     lambda rng, s=_shape: {'input': uniform(rng, s, 0.0, 1.0)})
 
 
 def variant_inputs(model_path, inputs, tmp, stem):
@@ -109,7 +118,7 @@ def median(values):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('--models', default=','.join(MODELS),
+    ap.add_argument('--models', default=','.join(DEFAULT_MODELS),
                     help='comma-separated: ' + ','.join(MODELS))
     ap.add_argument('--threads', default='1,2', help='comma-separated thread counts')
     ap.add_argument('--rounds', type=int, default=3, help='processes per engine, interleaved')
@@ -154,7 +163,8 @@ def main():
             rel, make_inputs = MODELS[m]
             model_path = os.path.join(a.npm_dir, rel)
             if not os.path.isfile(model_path):
-                fail(f'model {m}: no such file {model_path} (run scripts/setup.sh)')
+                fail(f'model {m}: no such file {model_path} (run scripts/setup.sh, or '
+                     f'bench/export_models.py for the vision models)')
             inputs = make_inputs(np.random.default_rng(a.seed))
             input_args = []
             for name, arr in inputs.items():

@@ -12,6 +12,7 @@ APT_PACKAGES=(
   libxnnpack-dev libpthreadpool-dev libcpuinfo-dev libfp16-dev
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev
   python3 python3-onnx python3-numpy python3-pil fonts-dejavu-core
+  python3-torch python3-torchvision  # bench/export_models.py: the vision bench/test models
   chromium  # headless screenshots of `kiln plan --format html` in the tests
 )
 

