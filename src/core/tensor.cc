@@ -81,7 +81,50 @@ Tensor Tensor::WrapShared(ElementType type, Shape shape, void* data, std::shared
   return t;
 }
 
+Tensor Tensor::Sequence(ElementType elem, std::vector<Tensor> items) {
+  for (Tensor& item : items) {
+    if (item.is_tensor() && !item.owns_storage() && item.defined()) item = item.Clone();
+  }
+  Tensor t;
+  t.kind_ = TensorKind::kSequence;
+  t.type_ = elem;
+  t.items_ = std::make_shared<const std::vector<Tensor>>(std::move(items));
+  return t;
+}
+
+Tensor Tensor::OptionalOf(const Tensor& value) {
+  Tensor t;
+  t.kind_ = TensorKind::kOptional;
+  t.type_ = value.type();
+  t.of_sequence_ = value.is_sequence();
+  Tensor held = value.is_tensor() && !value.owns_storage() ? value.Clone() : value;
+  t.items_ = std::make_shared<const std::vector<Tensor>>(std::vector<Tensor>{std::move(held)});
+  return t;
+}
+
+Tensor Tensor::OptionalNone(ElementType elem, bool of_sequence) {
+  Tensor t;
+  t.kind_ = TensorKind::kOptional;
+  t.type_ = elem;
+  t.of_sequence_ = of_sequence;
+  t.items_ = std::make_shared<const std::vector<Tensor>>();
+  return t;
+}
+
+const std::vector<Tensor>& Tensor::items() const {
+  static const std::vector<Tensor> kNone;
+  return items_ ? *items_ : kNone;
+}
+
 Tensor Tensor::Clone() const {
+  if (!is_tensor()) {
+    Tensor t = *this;
+    std::vector<Tensor> copies;
+    for (const Tensor& item : items()) copies.push_back(item.Clone());
+    t.items_ = std::make_shared<const std::vector<Tensor>>(std::move(copies));
+    return t;
+  }
+  if (!defined()) return Tensor();
   Tensor t = Allocate(type_, shape_).value();
   if (type_ == ElementType::kString) {
     for (int64_t i = 0; i < size_; ++i) t.data<std::string>()[i] = data<std::string>()[i];
@@ -126,6 +169,17 @@ std::vector<int64_t> Tensor::ToInt64Vector() const {
 }
 
 std::string Tensor::Describe() const {
+  if (is_sequence()) {
+    return "seq(" + std::string(ElementTypeName(type_)) + ", " + std::to_string(items().size()) +
+           (items().size() == 1 ? " item)" : " items)");
+  }
+  if (is_optional()) {
+    if (!has_element()) {
+      return std::string("optional(none: ") + (of_sequence_ ? "seq(" : "") +
+             ElementTypeName(type_) + (of_sequence_ ? "))" : ")");
+    }
+    return "optional(" + items()[0].Describe() + ")";
+  }
   return std::string(ElementTypeName(type_)) + ShapeToString(shape_);
 }
 

@@ -4,6 +4,14 @@
 // Allocate, freed with the last handle) or borrowed (Wrap: arena memory owned by an executor,
 // valid while that executor's run lasts). Strings are stored as std::string objects and are
 // always owned.
+//
+// A Tensor handle may also carry one of ONNX's two container values (TensorKind): a sequence of
+// tensors (SequenceConstruct, SplitToSequence, ...) or an optional (empty, or holding a tensor or
+// a sequence). Then type() is the element type of the tensors inside (kUndefined when not
+// known, e.g. an empty optional of unknown type), shape() is empty, size() is 0 and there is no
+// storage: the items are owned tensors, shared and immutable (kernels build new containers).
+// Only sequence/optional ops, Identity and control flow see them; every other kernel gets plain
+// tensors, so the executor, its slots and the kernel interface are the same for all values.
 #pragma once
 
 #include <cstdint>
@@ -27,9 +35,18 @@ std::string ShapeToString(const Shape& shape);
 // Row-major strides in elements.
 std::vector<int64_t> Strides(const Shape& shape);
 
+enum class TensorKind { kTensor, kSequence, kOptional };
+
 class Tensor {
  public:
   Tensor() = default;
+
+  // A sequence of tensors of element type `elem` (items that borrow storage are cloned).
+  static Tensor Sequence(ElementType elem, std::vector<Tensor> items);
+  // An optional holding `value` (a tensor or a sequence; borrowed storage is cloned).
+  static Tensor OptionalOf(const Tensor& value);
+  // An empty optional whose element type is `elem` (of_sequence: an optional sequence type).
+  static Tensor OptionalNone(ElementType elem, bool of_sequence = false);
 
   // Owned, zero-initialised storage (strings default-constructed).
   static Result<Tensor> Allocate(ElementType type, Shape shape);
@@ -45,7 +62,17 @@ class Tensor {
     return t;
   }
 
-  bool defined() const { return type_ != ElementType::kUndefined; }
+  // False only for a default-constructed handle (no value at all).
+  bool defined() const { return type_ != ElementType::kUndefined || kind_ != TensorKind::kTensor; }
+  TensorKind kind() const { return kind_; }
+  bool is_tensor() const { return kind_ == TensorKind::kTensor; }
+  bool is_sequence() const { return kind_ == TensorKind::kSequence; }
+  bool is_optional() const { return kind_ == TensorKind::kOptional; }
+  // Sequence: its items. Optional: zero items (empty) or one (the value held).
+  const std::vector<Tensor>& items() const;
+  // Optional: whether it holds a value. Optional of a sequence type (also when empty).
+  bool has_element() const { return is_optional() && !items().empty(); }
+  bool optional_of_sequence() const { return of_sequence_; }
   ElementType type() const { return type_; }
   const Shape& shape() const { return shape_; }
   int rank() const { return static_cast<int>(shape_.size()); }
@@ -74,10 +101,13 @@ class Tensor {
   int64_t GetAsInt64(int64_t i) const;
   // Values of an integer tensor (any integer type) as int64, e.g. a shape input.
   std::vector<int64_t> ToInt64Vector() const;
-  // "f32[1,3,224,224]"
+  // "f32[1,3,224,224]"; "seq(f32, 3 items)"; "optional(f32[2])"; "optional(none: f32)".
   std::string Describe() const;
 
  private:
+  TensorKind kind_ = TensorKind::kTensor;
+  bool of_sequence_ = false;  // optional: declared as an optional sequence
+  std::shared_ptr<const std::vector<Tensor>> items_;  // sequence / optional contents
   ElementType type_ = ElementType::kUndefined;
   Shape shape_;
   int64_t size_ = 0;

@@ -11,7 +11,7 @@ std::string Dim::ToString() const {
 }
 
 bool TypeInfo::has_static_shape() const {
-  if (!shape) return false;
+  if (!shape || kind != TensorKind::kTensor) return false;
   return std::all_of(shape->begin(), shape->end(), [](const Dim& d) { return d.is_static(); });
 }
 
@@ -21,7 +21,30 @@ Shape TypeInfo::static_shape() const {
   return s;
 }
 
+TypeInfo TypeInfoOf(const Tensor& t) {
+  TypeInfo info;
+  info.type = t.type();
+  info.kind = t.kind();
+  if (t.is_tensor()) {
+    info.shape = DimVector(t.shape().begin(), t.shape().end());
+  } else if (t.is_optional()) {
+    info.of_sequence = t.optional_of_sequence();
+    if (t.has_element() && t.items()[0].is_tensor()) {
+      const Shape& s = t.items()[0].shape();
+      info.shape = DimVector(s.begin(), s.end());
+    }
+  }
+  return info;
+}
+
 std::string TypeInfo::ToString() const {
+  if (kind != TensorKind::kTensor) {
+    TypeInfo inner = *this;
+    inner.kind = TensorKind::kTensor;
+    const std::string t = inner.ToString();
+    if (kind == TensorKind::kSequence) return "seq(" + t + ")";
+    return of_sequence ? "optional(seq(" + t + "))" : "optional(" + t + ")";
+  }
   if (type == ElementType::kUndefined && !shape) return "?";
   std::string s = type == ElementType::kUndefined ? "?" : ElementTypeName(type);
   if (!shape) return s + "[*]";

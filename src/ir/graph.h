@@ -63,13 +63,21 @@ struct Dim {
 using DimVector = std::vector<Dim>;
 
 // A value's static type: element type plus shape (nullopt when even the rank is unknown).
+// For a sequence or optional value (kind, see core/tensor.h's TensorKind) `type` and `shape`
+// describe the tensors inside; such values never have a static shape (no arena slot).
 struct TypeInfo {
   ElementType type = ElementType::kUndefined;
   std::optional<DimVector> shape;
+  TensorKind kind = TensorKind::kTensor;
+  bool of_sequence = false;  // kind kOptional: an optional sequence
+  bool is_tensor() const { return kind == TensorKind::kTensor; }
   bool has_static_shape() const;
   Shape static_shape() const;  // requires has_static_shape()
-  std::string ToString() const;  // "f32[1,3,N,?]" / "f32[*]" / "?"
+  std::string ToString() const;  // "f32[1,3,N,?]" / "f32[*]" / "?" / "seq(f32[*])"
 };
+
+// The type of a runtime value (a tensor's shape, or a container's kind and element type).
+TypeInfo TypeInfoOf(const Tensor& t);
 
 // Affine quantization: real = scale * (q - zero_point). Per tensor (axis = -1, one scale) or per
 // axis (one scale and zero point per index along `axis`).

@@ -1,6 +1,7 @@
 // Op schemas: what Kiln knows about each operator independent of any backend — today its shape
 // and type inference. Each op family lists its schemas in one file under src/ir/ops/ and the
-// registry (op_schema.cc) gathers those lists explicitly; no static self-registration.
+// registry (op_schema.cc) gathers those lists explicitly; no static self-registration. Which op
+// versions of opsets 18-23 Kiln implements is the table of ir/op_versions.h.
 //
 // Inference contract: given input element types and shapes (symbolic or unknown dims allowed)
 // and, when known, the constant values of inputs (initializers, or values folded by the
@@ -73,7 +74,9 @@ struct OpSchema {
   const char* op_type;
   const char* domain;  // "" for ai.onnx
   InferFn infer;
-  int max_opset = 17;  // newest opset whose semantics Kiln implements for this op
+  // Newest opset of the op's domain Kiln implements. Not consulted for ai.onnx, whose versions
+  // 18-23 are listed in ir/op_versions.h.
+  int max_opset = 17;
 };
 
 // The schema for (domain, op_type), or nullptr when Kiln does not know the op.
@@ -90,6 +93,7 @@ std::span<const OpSchema> RnnSchemas();
 std::span<const OpSchema> ControlFlowSchemas();
 std::span<const OpSchema> QuantSchemas();
 std::span<const OpSchema> MiscSchemas();
+std::span<const OpSchema> SequenceSchemas();
 
 // Runs the schema's inference for `node`; unknown ops are an error naming op, domain and opset.
 Status InferNode(InferContext& ctx);

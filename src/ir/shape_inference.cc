@@ -7,6 +7,24 @@ namespace {
 
 // Merges an inferred type into a declared one; errors on disagreement.
 Status Merge(const Node& n, const Value& v, TypeInfo& cur, const TypeInfo& inferred) {
+  if (!inferred.is_tensor() || !cur.is_tensor()) {
+    // Sequence/optional values: the inferred kind wins over the declared one (a schema that
+    // knows nothing of containers infers a plain tensor: then the declaration stands).
+    if (!inferred.is_tensor()) {
+      if (!cur.is_tensor() && cur.kind != inferred.kind) {
+        return InvalidArgument("node " + n.Describe() + " produces '" + v.name + "' of type " +
+                               inferred.ToString() + " but the model declares " + cur.ToString());
+      }
+      const bool same = cur.kind == inferred.kind;
+      cur.kind = inferred.kind;
+      cur.of_sequence = inferred.of_sequence;
+      if (inferred.type != ElementType::kUndefined) cur.type = inferred.type;
+      if (!same || !cur.shape) cur.shape = inferred.shape;
+    } else if (cur.type == ElementType::kUndefined) {
+      cur.type = inferred.type;
+    }
+    return Status::Ok();
+  }
   if (inferred.type != ElementType::kUndefined) {
     if (cur.type != ElementType::kUndefined && cur.type != inferred.type) {
       return InvalidArgument("node " + n.Describe() + " produces '" + v.name + "' of type " +
@@ -99,6 +117,11 @@ Status InferShapes(const Graph& g, std::vector<TypeInfo>& types,
       continue;
     }
     if (!options.folder || !all_known) continue;
+    // Containers are not folded (their values are not tensors the planner can hold).
+    bool container = false;
+    for (const TypeInfo& t : in_types) container |= !t.is_tensor();
+    for (ValueId o : n.outputs) container |= o.valid() && !types[o.v].is_tensor();
+    if (container) continue;
     if (n.inputs.empty() && n.op_type != "Constant") continue;  // random generators stay live
     if (n.op_type.rfind("Random", 0) == 0 || n.op_type == "Bernoulli") continue;
     bool has_subgraph = false;

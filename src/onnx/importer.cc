@@ -1,6 +1,7 @@
 // ONNX protobuf -> Kiln IR. The only translation unit family that sees protobuf types.
 #include "onnx/importer.h"
 
+#include <onnx/onnx-data_pb.h>
 #include <onnx/onnx_pb.h>
 
 #include <filesystem>
@@ -8,6 +9,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "ir/op_versions.h"
 #include "ir/shape_inference.h"
 #include "ir/verifier.h"
 
@@ -15,8 +17,6 @@ namespace kiln {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr int kMaxDefaultOpset = 17;
 
 Result<std::string> ReadFileBytes(const std::string& path) {
   std::error_code ec;
@@ -192,24 +192,39 @@ Result<Tensor> ConvertTensor(const onnx::TensorProto& tp, const std::string& bas
   return t;
 }
 
-// Type of a ValueInfoProto; sequences, maps and optionals are not supported yet.
-Result<TypeInfo> ConvertType(const onnx::ValueInfoProto& vi) {
+// Type of a TypeProto: a tensor, a sequence of tensors, or an optional of either (maps and
+// sparse tensors are not supported). `name` is for messages.
+Result<TypeInfo> ConvertTypeProto(const onnx::TypeProto& tp, const std::string& name) {
   TypeInfo info;
-  if (!vi.has_type()) return info;  // untyped: to be inferred
-  const auto& tp = vi.type();
   if (tp.value_case() == onnx::TypeProto::VALUE_NOT_SET) return info;  // untyped: to be inferred
+  if (tp.has_sequence_type() || tp.has_optional_type()) {
+    const bool seq = tp.has_sequence_type();
+    const onnx::TypeProto& elem = seq ? tp.sequence_type().elem_type() : tp.optional_type().elem_type();
+    KILN_ASSIGN_OR_RETURN(TypeInfo inner, ConvertTypeProto(elem, name));
+    if (!inner.is_tensor() && (seq || inner.kind != TensorKind::kSequence)) {
+      return Unimplemented("value '" + name + "' has type " + (seq ? "seq(" : "optional(") +
+                           inner.ToString() + "), which Kiln does not support (a sequence holds "
+                           "tensors, an optional a tensor or a sequence of tensors)");
+    }
+    info = inner;
+    if (seq) {
+      info.kind = TensorKind::kSequence;
+    } else {
+      info.of_sequence = inner.kind == TensorKind::kSequence;
+      info.kind = TensorKind::kOptional;
+    }
+    return info;
+  }
   if (!tp.has_tensor_type()) {
-    const char* kind = tp.has_sequence_type() ? "a sequence" :
-                       tp.has_map_type() ? "a map" :
-                       tp.has_optional_type() ? "an optional" :
+    const char* kind = tp.has_map_type() ? "a map" :
                        tp.has_sparse_tensor_type() ? "a sparse tensor" : "an unknown";
-    return Unimplemented("value '" + vi.name() + "' has " + kind + " type, which Kiln does not support");
+    return Unimplemented("value '" + name + "' has " + kind + " type, which Kiln does not support");
   }
   const auto& tt = tp.tensor_type();
   if (tt.elem_type() != 0) {
     info.type = ElementTypeFromOnnx(tt.elem_type());
     if (info.type == ElementType::kUndefined) {
-      return Unimplemented("value '" + vi.name() + "' has unsupported element type " +
+      return Unimplemented("value '" + name + "' has unsupported element type " +
                            std::to_string(tt.elem_type()));
     }
   }
@@ -218,7 +233,7 @@ Result<TypeInfo> ConvertType(const onnx::ValueInfoProto& vi) {
     for (const auto& d : tt.shape().dim()) {
       if (d.has_dim_value()) {
         if (d.dim_value() < 0) {
-          return InvalidArgument("value '" + vi.name() + "' has a negative dimension " +
+          return InvalidArgument("value '" + name + "' has a negative dimension " +
                                  std::to_string(d.dim_value()));
         }
         dims.push_back(Dim(d.dim_value()));
@@ -231,6 +246,12 @@ Result<TypeInfo> ConvertType(const onnx::ValueInfoProto& vi) {
     info.shape = std::move(dims);
   }
   return info;
+}
+
+// Type of a ValueInfoProto (see ConvertTypeProto).
+Result<TypeInfo> ConvertType(const onnx::ValueInfoProto& vi) {
+  if (!vi.has_type()) return TypeInfo{};  // untyped: to be inferred
+  return ConvertTypeProto(vi.type(), vi.name());
 }
 
 class GraphImporter {
@@ -263,6 +284,7 @@ class GraphImporter {
       }
       if (in.name().empty()) return InvalidArgument("graph '" + gp.name() + "' has an unnamed input");
       ValueId v = g.AddValue(in.name(), info.type, info.shape);
+      g.value(v).info = info;
       g.MarkInput(v);
     }
     // Declared types of intermediate values, applied after node outputs exist.
@@ -292,7 +314,9 @@ class GraphImporter {
         }
         TypeInfo info;
         if (auto it = declared.find(o); it != declared.end()) info = it->second;
-        node_outputs[ni].push_back(g.AddValue(o, info.type, info.shape));
+        ValueId ov = g.AddValue(o, info.type, info.shape);
+        g.value(ov).info = info;
+        node_outputs[ni].push_back(ov);
       }
     }
     // Pass 2: nodes.
@@ -324,6 +348,7 @@ class GraphImporter {
                                    "' reads value '" + in + "' that nothing produces");
           }
           ValueId cap = g.AddValue(in, outer->info.type, outer->info.shape);
+          g.value(cap).info = outer->info;
           g.value(cap).kind = ValueKind::kOuterScope;
           v = cap;
         }
@@ -352,12 +377,17 @@ class GraphImporter {
           return InvalidArgument("graph output '" + name + "' is not produced by any node");
         }
         ValueId cap = g.AddValue(name, outer->info.type, outer->info.shape);
+        g.value(cap).info = outer->info;
         g.value(cap).kind = ValueKind::kOuterScope;
         v = cap;
       }
       Value& val = g.value(*v);
       if (val.info.type == ElementType::kUndefined) val.info.type = info.type;
       if (!val.info.shape) val.info.shape = info.shape;
+      if (!info.is_tensor()) {
+        val.info.kind = info.kind;
+        val.info.of_sequence = info.of_sequence;
+      }
       declared_output_types_.push_back(info);
       g.MarkOutput(*v);
     }
@@ -428,7 +458,15 @@ class GraphImporter {
       case onnx::AttributeProto::SPARSE_TENSOR:
       case onnx::AttributeProto::SPARSE_TENSORS:
         return Unimplemented(where() + " is a sparse tensor, which Kiln does not support");
-      case onnx::AttributeProto::TYPE_PROTO:
+      case onnx::AttributeProto::TYPE_PROTO: {
+        // Optional's `type`: kept as ints {TensorKind, ONNX element type, of_sequence} (the
+        // only type attribute of the default domain; see backends/ref/sequence.cc).
+        auto t = ConvertTypeProto(ap.tp(), where());
+        if (!t.ok()) return t.status();
+        a.kind = Attribute::Kind::kInts;
+        a.ints = {static_cast<int64_t>(t->kind), ElementTypeToOnnx(t->type), t->of_sequence ? 1 : 0};
+        break;
+      }
       case onnx::AttributeProto::TYPE_PROTOS:
         return Unimplemented(where() + " is a type proto, which Kiln does not support");
       default:
@@ -467,6 +505,8 @@ Result<Model> ImportProto(const onnx::ModelProto& mp, const ImportOptions& optio
   GraphImporter importer(model.opsets, options.external_data_dir);
   KILN_RETURN_IF_ERROR(importer.Import(mp.graph(), model.graph, {}));
   KILN_RETURN_IF_ERROR(VerifyGraph(model.graph));
+  // Op versions of opsets 18-23 that Kiln does not implement (ir/op_versions.h).
+  KILN_RETURN_IF_ERROR(CheckOpVersions(model.graph));
   if (options.infer_shapes) {
     KILN_RETURN_IF_ERROR(InferShapes(model.graph, InferShapesOptions{}));
   }
@@ -513,6 +553,64 @@ Result<Tensor> ParseTensorProto(const void* data, size_t size, const std::string
     return InvalidArgument("not a valid TensorProto");
   }
   return ConvertTensor(tp, base_dir);
+}
+
+namespace {
+
+Result<Tensor> ConvertSequence(const onnx::SequenceProto& sp, const std::string& base_dir) {
+  if (sp.elem_type() != onnx::SequenceProto::TENSOR &&
+      sp.elem_type() != onnx::SequenceProto::UNDEFINED) {
+    return Unimplemented("sequence '" + sp.name() + "' holds elements of kind " +
+                         std::to_string(sp.elem_type()) + "; Kiln's sequences hold tensors");
+  }
+  std::vector<Tensor> items;
+  ElementType elem = ElementType::kUndefined;
+  for (const auto& tp : sp.tensor_values()) {
+    KILN_ASSIGN_OR_RETURN(Tensor t, ConvertTensor(tp, base_dir));
+    if (elem != ElementType::kUndefined && t.type() != elem) {
+      return InvalidArgument("sequence '" + sp.name() + "' mixes " + ElementTypeName(elem) +
+                             " and " + ElementTypeName(t.type()) + " tensors");
+    }
+    elem = t.type();
+    items.push_back(std::move(t));
+  }
+  return Tensor::Sequence(elem, std::move(items));
+}
+
+}  // namespace
+
+Result<Tensor> ReadValueProtoFile(const std::string& path, TensorKind kind) {
+  if (kind == TensorKind::kTensor) return ReadTensorProtoFile(path);
+  KILN_ASSIGN_OR_RETURN(std::string bytes, ReadFileBytes(path));
+  const std::string base = fs::path(path).parent_path().string();
+  if (bytes.size() > static_cast<size_t>(INT32_MAX)) return InvalidArgument(path + ": too large");
+  const int size = static_cast<int>(bytes.size());
+  if (kind == TensorKind::kSequence) {
+    onnx::SequenceProto sp;
+    if (!sp.ParseFromArray(bytes.data(), size)) return InvalidArgument(path + ": not a SequenceProto");
+    auto t = ConvertSequence(sp, base);
+    if (!t.ok()) return t.status().WithContext(path);
+    return t;
+  }
+  onnx::OptionalProto op;
+  if (!op.ParseFromArray(bytes.data(), size)) return InvalidArgument(path + ": not an OptionalProto");
+  if (op.has_tensor_value()) {
+    auto t = ConvertTensor(op.tensor_value(), base);
+    if (!t.ok()) return t.status().WithContext(path);
+    return Tensor::OptionalOf(*t);
+  }
+  if (op.has_sequence_value()) {
+    auto t = ConvertSequence(op.sequence_value(), base);
+    if (!t.ok()) return t.status().WithContext(path);
+    return Tensor::OptionalOf(*t);
+  }
+  if (op.elem_type() != onnx::OptionalProto::TENSOR &&
+      op.elem_type() != onnx::OptionalProto::SEQUENCE &&
+      op.elem_type() != onnx::OptionalProto::UNDEFINED) {
+    return Unimplemented(path + ": optional of element kind " + std::to_string(op.elem_type()));
+  }
+  return Tensor::OptionalNone(ElementType::kUndefined,
+                              op.elem_type() == onnx::OptionalProto::SEQUENCE);
 }
 
 Result<Tensor> ReadTensorProtoFile(const std::string& path) {

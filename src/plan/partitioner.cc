@@ -177,6 +177,13 @@ Result<PartitionResult> PartitionGraph(const Graph& graph, const std::vector<Typ
     for (size_t b = 0; b < backends.size(); ++b) {
       const Backend& be = *backends[b];
       NodeSupport s = be.Supports(q);
+      // Sequence/optional values live in the executor: only its reference kernels touch them.
+      if (s.supported && !be.runs_in_executor()) {
+        bool container = false;
+        for (const TypeInfo* t : q.inputs) container |= t != nullptr && !t->is_tensor();
+        for (const TypeInfo* t : q.outputs) container |= t != nullptr && !t->is_tensor();
+        if (container) s = NodeSupport::No("sequence/optional values run on the reference kernels");
+      }
       if (static_cast<int>(b) == fallback) ref_support[i] = s;
       if (pin != options.op_backend.end() && be.name() != pin->second) continue;
       if (s.supported && options.model_type == ModelType::kProgram) {

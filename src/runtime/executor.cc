@@ -25,7 +25,11 @@ namespace {
 constexpr size_t kMaxCachedPlans = 32;
 
 std::string SignatureOf(const Tensor& t) {
-  return std::string(ElementTypeName(t.type())) + ShapeToString(t.shape());
+  if (t.is_tensor()) return std::string(ElementTypeName(t.type())) + ShapeToString(t.shape());
+  // Containers: the kind and the items' signatures (a plan is specialised for them too).
+  std::string s = t.is_sequence() ? "seq(" : "opt(";
+  for (const Tensor& item : t.items()) s += SignatureOf(item) + ",";
+  return s + ElementTypeName(t.type()) + ")";
 }
 
 }  // namespace
@@ -73,6 +77,16 @@ class ExecContext final : public KernelContext {
       slot = std::move(t).value();
     }
     return &slot;
+  }
+  Status SetValue(size_t i, Tensor value) override {
+    if (i >= node_.outputs.size()) {
+      return Error("kernel set output " + std::to_string(i) + " but the node has " +
+                   std::to_string(node_.outputs.size()));
+    }
+    if (!node_.outputs[i].valid()) return Status::Ok();  // unused optional output
+    if (value.is_tensor() && !value.owns_storage()) value = value.Clone();
+    slots_[node_.outputs[i].v] = std::move(value);
+    return Status::Ok();
   }
   ThreadPool* thread_pool() const override { return ex_.pool_; }
   Result<std::vector<Tensor>> RunSubgraph(const Graph& body,
@@ -156,11 +170,17 @@ Result<const ExecutionPlan*> GraphExecutor::PlanFor(const std::vector<Tensor>& i
     const Value& v = graph_.value(gin[i]);
     const Tensor& t = inputs[i];
     if (!t.defined()) return InvalidArgument("input '" + v.name + "' is missing");
-    if (v.info.type != ElementType::kUndefined && v.info.type != t.type()) {
+    if (v.info.kind != t.kind() &&
+        !(v.info.kind == TensorKind::kTensor && v.info.type == ElementType::kUndefined)) {
       return InvalidArgument("input '" + v.name + "' expects " + v.info.ToString() + ", got " +
                              t.Describe());
     }
-    if (v.info.shape) {
+    if (v.info.type != ElementType::kUndefined && t.type() != ElementType::kUndefined &&
+        v.info.type != t.type()) {
+      return InvalidArgument("input '" + v.name + "' expects " + v.info.ToString() + ", got " +
+                             t.Describe());
+    }
+    if (v.info.shape && t.is_tensor()) {
       bool ok = v.info.shape->size() == static_cast<size_t>(t.rank());
       for (size_t d = 0; ok && d < v.info.shape->size(); ++d) {
         const Dim& dim = (*v.info.shape)[d];
@@ -203,14 +223,12 @@ Result<std::unique_ptr<ExecutionPlan>> GraphExecutor::BuildPlan(
   plan->signature = std::move(signature);
   plan->types = DeclaredTypes(graph_);
   for (size_t i = 0; i < inputs.size(); ++i) {
-    plan->types[graph_.inputs()[i].v] =
-        TypeInfo{inputs[i].type(), DimVector(inputs[i].shape().begin(), inputs[i].shape().end())};
+    plan->types[graph_.inputs()[i].v] = TypeInfoOf(inputs[i]);
   }
   std::unordered_map<std::string, TypeInfo> outer_types;
   for (size_t i = 0; i < captured_.size(); ++i) {
     const Tensor& t = *captured[i];
-    outer_types[graph_.value(captured_[i]).name] =
-        TypeInfo{t.type(), DimVector(t.shape().begin(), t.shape().end())};
+    outer_types[graph_.value(captured_[i]).name] = TypeInfoOf(t);
   }
   InferShapesOptions opts;
   std::unordered_map<uint32_t, Tensor> known;
@@ -354,6 +372,16 @@ Result<std::vector<Tensor>> GraphExecutor::Run(const std::vector<Tensor>& inputs
     }
     const Node& n = graph_.node(step.node);
     if (trace) std::fprintf(stderr, "[kiln] %s/%zu: %s\n", graph_.name.c_str(), s, n.Describe().c_str());
+    if (!kernels_[step.node.v]->containers) {
+      for (size_t i = 0; i < n.inputs.size(); ++i) {
+        const ValueId in = n.inputs[i];
+        if (in.valid() && slots[in.v].defined() && !slots[in.v].is_tensor()) {
+          return InvalidArgument(n.Describe() + ": input " + std::to_string(i) + " ('" +
+                                 graph_.value(in).name + "') is " + slots[in.v].Describe() +
+                                 "; this op takes tensors only");
+        }
+      }
+    }
     ExecContext ctx(*this, plan, slots, frame, n);
     Status st = kernels_[step.node.v]->run(ctx);
     if (!st.ok()) {

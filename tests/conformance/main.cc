@@ -36,17 +36,35 @@ namespace {
 constexpr double kRtol = 1e-3;
 constexpr double kAtol = 1e-7;
 
+// AllClose for tensors; sequences and optionals item by item.
+Status CompareValues(const Tensor& expected, const Tensor& actual) {
+  if (expected.is_tensor() && actual.is_tensor()) return AllClose(expected, actual, kRtol, kAtol);
+  if (expected.kind() != actual.kind() || expected.items().size() != actual.items().size()) {
+    return InvalidArgument("expected " + expected.Describe() + ", got " + actual.Describe());
+  }
+  for (size_t k = 0; k < expected.items().size(); ++k) {
+    Status s = CompareValues(expected.items()[k], actual.items()[k]);
+    if (!s.ok()) return s.WithContext("item " + std::to_string(k));
+  }
+  return Status::Ok();
+}
+
 // Runs one test directory; Ok or the reason it failed.
 Status RunTest(const fs::path& dir) {
   auto model = ImportOnnxFile((dir / "model.onnx").string());
   if (!model.ok()) return model.status().WithContext("load");
   std::vector<std::string> input_names;
   std::vector<ElementType> input_types, output_types;
+  std::vector<TensorKind> input_kinds, output_kinds;  // sequences/optionals are other protos
   for (ValueId v : model->graph.inputs()) {
     input_names.push_back(model->graph.value(v).name);
     input_types.push_back(model->graph.value(v).info.type);
+    input_kinds.push_back(model->graph.value(v).info.kind);
   }
-  for (ValueId v : model->graph.outputs()) output_types.push_back(model->graph.value(v).info.type);
+  for (ValueId v : model->graph.outputs()) {
+    output_types.push_back(model->graph.value(v).info.type);
+    output_kinds.push_back(model->graph.value(v).info.kind);
+  }
   // The ONNX 1.12 test generator stores bfloat16 tensors as uint16 bit patterns: read those bits
   // as the bf16 the model declares.
   auto as_declared = [](Tensor t, ElementType declared) {
@@ -70,9 +88,9 @@ Status RunTest(const fs::path& dir) {
     for (size_t i = 0;; ++i) {
       fs::path p = set / ("input_" + std::to_string(i) + ".pb");
       if (!fs::exists(p)) break;
-      auto t = ReadTensorProtoFile(p.string());
-      if (!t.ok()) return t.status().WithContext("input " + std::to_string(i));
       if (i >= input_names.size()) return InvalidArgument("more test inputs than graph inputs");
+      auto t = ReadValueProtoFile(p.string(), input_kinds[i]);
+      if (!t.ok()) return t.status().WithContext("input " + std::to_string(i));
       inputs.emplace_back(input_names[i], as_declared(std::move(t).value(), input_types[i]));
     }
     auto outputs = (*session)->Run(inputs);
@@ -80,10 +98,10 @@ Status RunTest(const fs::path& dir) {
     for (size_t i = 0;; ++i) {
       fs::path p = set / ("output_" + std::to_string(i) + ".pb");
       if (!fs::exists(p)) break;
-      auto expected = ReadTensorProtoFile(p.string());
-      if (!expected.ok()) return expected.status().WithContext("expected output " + std::to_string(i));
       if (i >= outputs->size()) return InvalidArgument("model produced too few outputs");
-      Status s = AllClose(as_declared(*expected, output_types[i]), (*outputs)[i], kRtol, kAtol);
+      auto expected = ReadValueProtoFile(p.string(), output_kinds[i]);
+      if (!expected.ok()) return expected.status().WithContext("expected output " + std::to_string(i));
+      Status s = CompareValues(as_declared(*expected, output_types[i]), (*outputs)[i]);
       if (!s.ok()) return s.WithContext("output " + std::to_string(i));
     }
   }

@@ -24,6 +24,7 @@ void CopyElements(const Tensor& src, int64_t src_off, Tensor& dst, int64_t dst_o
 }
 
 Status SetOutput(KernelContext& ctx, size_t i, const Tensor& value) {
+  if (!value.is_tensor()) return ctx.SetValue(i, value);  // a sequence or optional, as it is
   KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.output(i, value.type(), value.shape()));
   CopyElements(value, 0, *out, 0, value.size());
   return Status::Ok();
@@ -254,8 +255,8 @@ Status Scan(KernelContext& ctx) {
 }
 
 constexpr KernelDef kKernels[] = {
-    {"If", "", If},
-    {"Loop", "", Loop},
+    {"If", "", If, true},
+    {"Loop", "", Loop, true},
     {"Scan", "", Scan},
 };
 

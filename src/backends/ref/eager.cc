@@ -29,6 +29,14 @@ class EagerContext final : public KernelContext {
     outputs_[i] = std::move(t).value();
     return &outputs_[i];
   }
+  Status SetValue(size_t i, Tensor value) override {
+    if (i >= outputs_.size()) {
+      return Error("kernel set output " + std::to_string(i) + " of " +
+                   std::to_string(outputs_.size()));
+    }
+    outputs_[i] = value.is_tensor() && !value.owns_storage() ? value.Clone() : std::move(value);
+    return Status::Ok();
+  }
   ThreadPool* thread_pool() const override { return pool_; }
   Result<std::vector<Tensor>> RunSubgraph(const Graph& body,
                                           const std::vector<Tensor>& inputs) override {

@@ -38,6 +38,10 @@ class KernelContext {
   // Allocates output i. Call at most once per output. Memory is zeroed only for heap allocations:
   // kernels must write every element.
   virtual Result<Tensor*> output(size_t i, ElementType type, const Shape& shape) = 0;
+  // Sets output i to a whole value: a sequence or optional (core/tensor.h), or a tensor that is
+  // passed on as it is (owned storage; Identity on containers, control flow). Call at most once
+  // per output, instead of output().
+  virtual Status SetValue(size_t i, Tensor value) = 0;
   // Pool for parallel loops; may be null (run inline).
   virtual ThreadPool* thread_pool() const = 0;
   // Runs a nested graph (If/Loop/Scan body) with the given inputs, returning its outputs in order.
@@ -61,6 +65,9 @@ struct KernelDef {
   const char* op_type;
   const char* domain;  // "" for ai.onnx
   KernelFn run;
+  // Takes sequence/optional inputs (core/tensor.h). Other kernels get only plain tensors: the
+  // executor rejects a container input naming the node.
+  bool containers = false;
 };
 
 // Per-family kernel lists, gathered by kernel_table.cc.
@@ -72,6 +79,7 @@ std::span<const KernelDef> RnnKernels();
 std::span<const KernelDef> ControlFlowKernels();
 std::span<const KernelDef> QuantKernels();
 std::span<const KernelDef> MiscKernels();
+std::span<const KernelDef> SequenceKernels();
 
 // The kernel for (domain, op_type) or nullptr.
 const KernelDef* FindRefKernel(std::string_view domain, std::string_view op_type);

@@ -188,6 +188,7 @@ Status Unsqueeze(KernelContext& ctx) {
 
 Status Identity(KernelContext& ctx) {
   KILN_REQUIRE_INPUT(x, 0, "input");
+  if (!x->is_tensor()) return ctx.SetValue(0, *x);  // sequences and optionals pass as they are
   return CopyAs(ctx, *x, x->shape());
 }
 
@@ -367,7 +368,7 @@ constexpr KernelDef kKernels[] = {
     {"Flatten", "", Flatten},
     {"Squeeze", "", Squeeze},
     {"Unsqueeze", "", Unsqueeze},
-    {"Identity", "", Identity},
+    {"Identity", "", Identity, true},
     {"Shape", "", ShapeOp},
     {"Size", "", Size},
     {"ConstantOfShape", "", ConstantOfShape},
