@@ -12,7 +12,7 @@
 # (ld extracted it even with libpthreadpool first on the line). The kiln CLI and the test
 # executables keep Kiln's own pool.
 
-set_target_properties(kiln_runtime kiln_onnx PROPERTIES POSITION_INDEPENDENT_CODE ON)
+set_target_properties(kiln_runtime kiln_compiler PROPERTIES POSITION_INDEPENDENT_CODE ON)
 find_library(PTHREADPOOL_LIBRARY pthreadpool REQUIRED)
 
 file(GLOB KILN_API_SOURCES CONFIGURE_DEPENDS src/api/*.cc)
@@ -31,10 +31,10 @@ add_custom_command(OUTPUT ${KILN_RUNTIME_NOPOOL}
   COMMAND ${CMAKE_AR} d ${KILN_RUNTIME_NOPOOL} xnn_threadpool.cc.o
   DEPENDS kiln_runtime COMMENT "libkiln_runtime.a without Kiln's pthreadpool, for libkiln.so")
 add_custom_target(kiln_runtime_nopool DEPENDS ${KILN_RUNTIME_NOPOOL})
-add_dependencies(kiln_shared kiln_runtime_nopool kiln_onnx)
+add_dependencies(kiln_shared kiln_runtime_nopool kiln_compiler)
 target_include_directories(kiln_shared PRIVATE
   $<TARGET_PROPERTY:kiln_runtime,INTERFACE_INCLUDE_DIRECTORIES>)
-target_link_libraries(kiln_shared PRIVATE $<TARGET_FILE:kiln_onnx> ${KILN_RUNTIME_NOPOOL}
+target_link_libraries(kiln_shared PRIVATE $<TARGET_FILE:kiln_compiler> ${KILN_RUNTIME_NOPOOL}
   ${PTHREADPOOL_LIBRARY} ${XNNPACK_LIBRARY} ${CPUINFO_LIBRARY} onnx_proto protobuf::libprotobuf
   Threads::Threads nlohmann_json::nlohmann_json)
 target_link_options(kiln_shared PRIVATE

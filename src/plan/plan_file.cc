@@ -71,6 +71,8 @@ class Writer {
       Str(v.name);
       Pod<uint8_t>(static_cast<uint8_t>(v.kind));
       Pod<uint8_t>(static_cast<uint8_t>(v.info.type));
+      Pod<uint8_t>(static_cast<uint8_t>(v.info.kind));
+      Pod<uint8_t>(v.info.of_sequence ? 1 : 0);
       Pod<uint8_t>(v.info.shape ? 1 : 0);
       if (v.info.shape) {
         Pod<uint32_t>(static_cast<uint32_t>(v.info.shape->size()));
@@ -248,6 +250,10 @@ class Reader {
       if (kind > static_cast<uint8_t>(ValueKind::kOuterScope)) return Fail("bad value kind");
       ElementType type;
       KILN_RETURN_IF_ERROR(Type(type));
+      uint8_t tkind, of_seq;
+      KILN_RETURN_IF_ERROR(Pod(tkind));
+      KILN_RETURN_IF_ERROR(Pod(of_seq));
+      if (tkind > static_cast<uint8_t>(TensorKind::kOptional)) return Fail("bad value type kind");
       KILN_RETURN_IF_ERROR(Pod(has_shape));
       std::optional<DimVector> shape;
       if (has_shape) {
@@ -263,6 +269,8 @@ class Reader {
       ValueId id = g.AddValue(name, type, shape);
       Value& v = g.value(id);
       v.kind = static_cast<ValueKind>(kind);
+      v.info.kind = static_cast<TensorKind>(tkind);
+      v.info.of_sequence = of_seq != 0;
       uint32_t ns, nz;
       KILN_RETURN_IF_ERROR(Count(ns, 4));
       v.quant.scales.resize(ns);
