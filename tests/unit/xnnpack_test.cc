@@ -454,6 +454,10 @@ TEST(Xnnpack, Activations) {
   tanh.op = "Tanh";
   tanh.inputs = {Random(kF32, {4}, 1, -4, 4)};
   ExpectMatches(tanh, 1e-6);
+  OpCase erf;  // own loop
+  erf.op = "Erf";
+  erf.inputs = {Random(kF32, {3, 5, 7}, 2, -3, 3)};
+  ExpectMatches(erf, 1e-6);
   OpCase i32;
   i32.op = "Relu";
   i32.inputs = {Tensor::FromVector<int32_t>({1, -2}, {2})};
@@ -774,6 +778,42 @@ TEST(Xnnpack, NeckFusions) {
     EXPECT_LE(*RelativeL2Error(got->outputs[1], ref->outputs[1]), 1e-5);
     // Conv weights + bias, FC weights + bias: the Mul/Add scalars and the bias Add are folded.
     EXPECT_EQ(got->weight_bytes, (6 * 4 * 9 + 6 + 120 * 64 + 64) * 4);
+  }
+}
+
+TEST(Xnnpack, GeluAsPyTorchExportsItIsOnePartition) {
+  // Three blocks of MatMul -> 0.5*x*(1+Erf(x/sqrt2)): with Erf on the reference kernels this was
+  // 6 partitions (one per block plus an Erf island each); now one.
+  Graph g;
+  ValueId x = g.AddValue("x", kF32, DimVector{1, 16, 64});
+  g.MarkInput(x);
+  auto init = [&](const std::string& name, Tensor t) { return g.AddInitializer(name, std::move(t)); };
+  auto scalar = [&](const std::string& name, float f) {
+    return init(name, Tensor::FromVector<float>({f}, {}));
+  };
+  ValueId cur = x;
+  for (int i = 0; i < 3; ++i) {
+    const std::string k = std::to_string(i);
+    ValueId m = g.AddValue("m" + k), d = g.AddValue("d" + k), e = g.AddValue("e" + k),
+            a = g.AddValue("a" + k), p = g.AddValue("p" + k), y = g.AddValue("g" + k);
+    g.AddNode("fc" + k, "MatMul", {cur, init("w" + k, Random(kF32, {64, 64}, 10 + i, -0.3, 0.3))},
+              {m}, {}, "", 13);
+    g.AddNode("div" + k, "Div", {m, scalar("s" + k, 1.41421356f)}, {d}, {}, "", 13);
+    g.AddNode("erf" + k, "Erf", {d}, {e}, {}, "", 13);
+    g.AddNode("add" + k, "Add", {e, scalar("one" + k, 1)}, {a}, {}, "", 13);
+    g.AddNode("mul" + k, "Mul", {m, a}, {p}, {}, "", 13);
+    g.AddNode("half" + k, "Mul", {p, scalar("h" + k, 0.5f)}, {y}, {}, "", 13);
+    cur = y;
+  }
+  g.MarkOutput(cur);
+  const std::vector<Tensor> in = {Random(kF32, {1, 16, 64}, 3, -2, 2)};
+  auto ref = RunMixed(g, in, false);
+  ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+  for (int threads : {1, 2}) {
+    auto got = RunMixed(g, in, true, threads);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(got->partitions, 1) << (got->declined.empty() ? "" : got->declined[0]);
+    EXPECT_LE(*RelativeL2Error(got->outputs[0], ref->outputs[0]), 1e-5);
   }
 }
 

@@ -2,8 +2,9 @@
 // attention / LayerNorm necks of models like PP-OCRv4 rec stay inside one partition:
 // MatMul with a computed (or batched) B (blocked AVX2 GEMM per batch, batch dims broadcast),
 // ReduceMean / ReduceSum over a contiguous block of axes, Pow with a constant scalar exponent,
-// Slice and Gather with constant parameters, and Tanh (own scalar std::tanh loop: XNNPACK has
-// no f32 Tanh here). The fused LayerNorm (ReduceMean, Sub, Pow 2, ReduceMean, Add eps, Sqrt,
+// Slice and Gather with constant parameters, and Tanh and Erf (own scalar std::tanh / std::erf
+// loops: XNNPACK has neither in f32 here; Erf keeps GELU as PyTorch exports it,
+// 0.5*x*(1+Erf(x/sqrt2)), inside one partition instead of one per block). The fused LayerNorm (ReduceMean, Sub, Pow 2, ReduceMean, Add eps, Sqrt,
 // Div[, Mul gamma][, Add beta]) is built here too (matched in xnn_fusion.h).
 #include <immintrin.h>
 
@@ -295,7 +296,8 @@ Status PowBuild(Builder& b, const Node& n, const Fusion& f) {
 
 // ---- Tanh (own scalar loop) ----
 
-Status TanhBuild(Builder& b, const Node& n, const Fusion& f) {
+// y[i] = fn(x[i]) over all elements, in float (fn: std::tanh, std::erf).
+Status ScalarUnaryBuild(Builder& b, const Node& n, const Fusion& f, float (*fn)(float)) {
   const int64_t count = NumElements(b.shape(n.inputs[0]));
   const int in = b.Buffer(n.inputs[0]);
   const int out = b.Buffer(f.out);
@@ -303,13 +305,21 @@ Status TanhBuild(Builder& b, const Node& n, const Fusion& f) {
     const float* x = ws.f(in);
     float* y = ws.f(out);
     ParallelFor(pool, count, 1 << 12, [&](int64_t s, int64_t e) {
-      for (int64_t i = s; i < e; ++i) y[i] = std::tanh(x[i]);
+      for (int64_t i = s; i < e; ++i) y[i] = fn(x[i]);
     });
   });
   return Status::Ok();
 }
 
-NodeSupport TanhSupports(const NodeQuery& q) {
+Status TanhBuild(Builder& b, const Node& n, const Fusion& f) {
+  return ScalarUnaryBuild(b, n, f, [](float v) { return std::tanh(v); });
+}
+
+Status ErfBuild(Builder& b, const Node& n, const Fusion& f) {
+  return ScalarUnaryBuild(b, n, f, [](float v) { return std::erf(v); });
+}
+
+NodeSupport ScalarUnarySupports(const NodeQuery& q) {
   std::string e = CheckFloatNode(q, {0}, 8);
   if (!e.empty()) return NodeSupport::No(e);
   return YesFloat(q, kGmacs, kGbytes);
@@ -543,7 +553,8 @@ void AddNeckOps(std::vector<OpDef>& table) {
   table.push_back({"ReduceMean", ReduceSupports, ReduceBuild, false});
   table.push_back({"ReduceSum", ReduceSupports, ReduceBuild, false});
   table.push_back({"Pow", PowSupports, PowBuild, false});
-  table.push_back({"Tanh", TanhSupports, TanhBuild, false});
+  table.push_back({"Tanh", ScalarUnarySupports, TanhBuild, false});
+  table.push_back({"Erf", ScalarUnarySupports, ErfBuild, false});
   table.push_back({"Slice", SliceSupports, SliceBuild, false});
   table.push_back({"Gather", GatherSupports, GatherBuild, false});
 }
