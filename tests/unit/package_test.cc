@@ -262,8 +262,9 @@ TEST(Odc, BrokenCalibrationRejectedAndTinyBudgetAborted) {
   auto s = ServingSession::Open(dir.string(), so).value();
   auto r = s->CompileNow();
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  // The int8 candidates fail the gate; at most a float plan is accepted.
-  EXPECT_TRUE(r->outcome == "accepted-float" || r->outcome == "rejected") << r->entry.dump();
+  // The broken int8 candidate fails the gate and is recorded; what may follow is a retry that
+  // keeps the damaged layers float, or a float plan, never the broken candidate.
+  EXPECT_NE(r->outcome, "accepted") << r->entry.dump();
   ASSERT_TRUE(r->entry.contains("attempts"));
   EXPECT_FALSE(r->entry["attempts"][0].value("accepted", true)) << r->entry.dump();
   EXPECT_TRUE(s->Run(RandomInput(2)).ok());
