@@ -25,6 +25,7 @@ import argparse
 import glob
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -152,6 +153,13 @@ def score(model, preds, samples, ref_preds):
     if model == 'rec':
         m = ocr_metrics.rec_metrics(preds, [s['text'] for s in samples])
         m['agree'] = float(np.mean([a == b for a, b in zip(preds, ref_preds)]))
+        for script in ocr_data.SCRIPTS:  # per script: exact_zh, char_zh, ...
+            idx = [i for i, s in enumerate(samples) if s.get('script') == script]
+            if idx:
+                sm = ocr_metrics.rec_metrics([preds[i] for i in idx],
+                                             [samples[i]['text'] for i in idx])
+                m['exact_' + script], m['char_' + script] = sm['exact'], sm['char']
+                m['n_' + script] = len(idx)
     elif model == 'det':
         m = ocr_metrics.det_metrics(preds, [s['boxes'] for s in samples])
         m['agree'] = ocr_metrics.det_agreement(preds, ref_preds)
@@ -162,10 +170,15 @@ def score(model, preds, samples, ref_preds):
 
 
 COLUMNS = {
-    'rec': [('exact', 'exact line %'), ('char', 'char %')],
+    'rec': [('exact', 'exact line %'), ('char', 'char %'), ('exact_zh', 'zh exact %'),
+            ('char_zh', 'zh char %'), ('exact_latin', 'latin exact %'),
+            ('char_latin', 'latin char %'), ('exact_mixed', 'mixed exact %'),
+            ('char_mixed', 'mixed char %')],
     'det': [('recall', 'recall %'), ('precision', 'precision %')],
     'cls': [('accuracy', '0/180 accuracy %')],
 }
+# What --check compares (the per-script columns are reported, the whole set is checked).
+CHECKED = {'rec': ('exact', 'char'), 'det': ('recall', 'precision'), 'cls': ('accuracy',)}
 AGREE = {'rec': 'same text as ORT fp32 %', 'det': 'box agreement with ORT fp32 %',
          'cls': 'same decision as ORT fp32 %'}
 
@@ -194,13 +207,17 @@ def table(model, n, rows):
     head = ['runtime', 'variant'] + [c[1] for c in COLUMNS[model]] + [
         AGREE[model], '‖y−y_ort‖/‖y_ort‖ median', 'max', 'time s']
     unit = {'rec': 'lines', 'det': 'pages', 'cls': 'lines'}[model]
-    lines = [f'### {model} ({n} {unit})', '', '| ' + ' | '.join(head) + ' |',
+    split = ''
+    if model == 'rec' and rows and 'n_zh' in rows[0]:
+        split = ': ' + ', '.join(f"{rows[0]['n_' + s]} {s}" for s in ocr_data.SCRIPTS
+                                 if 'n_' + s in rows[0])
+    lines = [f'### {model} ({n} {unit}{split})', '', '| ' + ' | '.join(head) + ' |',
              '| --- | --- |' + ' ---: |' * (len(head) - 2)]
     for r in rows:
         if 'error' in r:
             lines.append(f"| {r['runtime']} | {r['variant']} | error: {r['error']} |")
             continue
-        cells = [f"{100 * r[k]:.1f}" for k, _ in COLUMNS[model]]
+        cells = [f"{100 * r[k]:.1f}" if k in r else '—' for k, _ in COLUMNS[model]]
         cells += [f"{100 * r['agree']:.1f}", f"{r['rel_median']:.1e}", f"{r['rel_max']:.1e}",
                   f"{r['seconds']:.1f}"]
         lines.append(f"| {r['runtime']} | {r['variant']} | " + ' | '.join(cells) + ' |')
@@ -219,6 +236,10 @@ def parse_args():
     ap.add_argument('--make-int8', metavar='DIR',
                     help='make a calibration set, quantize the fp32 models to int8 (QDQ) into DIR '
                     'with `kiln quantize` and add the variant int8=DIR')
+    ap.add_argument('--int8-flags', default='',
+                    help='extra `kiln quantize` flags for --make-int8 (one string, shell-split), '
+                    "e.g. \"--keep-float none\"")
+    ap.add_argument('--int8-name', default='int8', help='the variant name of --make-int8')
     ap.add_argument('--runtime', default='kiln', choices=['kiln', 'ort', 'both'],
                     help='what runs the variants (ONNX Runtime fp32 always runs)')
     ap.add_argument('--models', default='det,rec,cls')
@@ -226,6 +247,9 @@ def parse_args():
                     help='rec and cls lines (at most 512; calibration sets at most 64)')
     ap.add_argument('--det-pages', type=int, default=32,
                     help='det pages (at most 256; calibration sets at most 64)')
+    ap.add_argument('--calibration-samples', type=int,
+                    help='rec/cls lines and det pages of the calibration set (--make-int8, '
+                    '--make-calibration; default: --samples and --det-pages, at most 64)')
     ap.add_argument('--kiln', default=os.path.join(REPO, 'build', 'kiln'))
     ap.add_argument('--node', default='node')
     ap.add_argument('--threads', type=int, default=1)
@@ -245,10 +269,14 @@ def parse_args():
     args = ap.parse_args()
     if not 1 <= args.samples <= 512 or not 1 <= args.det_pages <= 256:
         fail('--samples must be in [1, 512] and --det-pages in [1, 256]')
-    if (args.make_calibration or args.make_int8) and max(args.samples, args.det_pages) > \
+    if args.calibration_samples is not None:
+        args.cal_lines = args.cal_pages = args.calibration_samples
+    else:
+        args.cal_lines, args.cal_pages = args.samples, args.det_pages
+    if (args.make_calibration or args.make_int8) and max(args.cal_lines, args.cal_pages) > \
             ocr_data.CALIBRATION_MAX:
         fail(f'calibration sets have at most {ocr_data.CALIBRATION_MAX} samples per model '
-             '(--samples, --det-pages)')
+             '(--calibration-samples, or --samples and --det-pages)')
     args.models = [m.strip() for m in args.models.split(',') if m.strip()]
     for m in args.models:
         if m not in MODELS:
@@ -257,7 +285,7 @@ def parse_args():
 
 
 def make_calibration(args):
-    sets = ocr_data.make_sets('calibration', args.samples, args.det_pages)
+    sets = ocr_data.make_sets('calibration', args.cal_lines, args.cal_pages, args.key_list)
     for m in MODELS:
         write_samples(os.path.join(args.make_calibration, m), sets[m])
         print(f'{m}: {len(sets[m])} samples in {os.path.join(args.make_calibration, m)}')
@@ -283,19 +311,21 @@ def make_int8(args, fp32_files):
     """Calibration set (seed 1, disjoint from the evaluation set) into DIR/calibration, then
     `kiln quantize` of each model into DIR/<model>.int8.onnx."""
     cal = os.path.join(args.make_int8, 'calibration')
-    sets = ocr_data.make_sets('calibration', args.samples, args.det_pages)
+    sets = ocr_data.make_sets('calibration', args.cal_lines, args.cal_pages, args.key_list)
     for m, f in fp32_files.items():
         shutil.rmtree(os.path.join(cal, m), ignore_errors=True)
         write_samples(os.path.join(cal, m), sets[m])
         out = os.path.join(args.make_int8, f'{m}.int8.onnx')
         cmd = [args.kiln, 'quantize', f, '-o', out, '--data', os.path.join(cal, m),
-               '--threads', str(args.threads)] + INT8_FLAGS[m]
+               '--threads', str(args.threads)] + INT8_FLAGS[m] + shlex.split(args.int8_flags)
         t = time.time()
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
             fail(f'kiln quantize {f}: {(p.stderr or p.stdout).strip()}')
         print(f"{m}: {' '.join(cmd)} ({time.time() - t:.1f} s, {len(sets[m])} calibration "
               'samples)', file=sys.stderr)
+        with open(out + '.log', 'w') as f:  # what the quantizer printed (kept, errors, speed)
+            f.write(p.stdout)
     return args.make_int8
 
 
@@ -305,6 +335,7 @@ def main():
     if not os.path.exists(keys_file):
         fail(f'{keys_file}: key list not found (--keys)')
     keys = ocr_data.load_keys(keys_file)
+    args.key_list = keys
     missing = ocr_data.check_charset(keys)
     if missing:
         fail(f'{keys_file}: lacks characters the generator uses: {missing}')
@@ -328,13 +359,13 @@ def main():
     if args.make_fp16:
         variants.append(('fp16', make_fp16(args, fp32)))
     if args.make_int8:
-        variants.append(('int8', make_int8(args, fp32)))
+        variants.append((args.int8_name, make_int8(args, fp32)))
     runtimes = ['kiln', 'ort'] if args.runtime == 'both' else [args.runtime]
     if 'kiln' in runtimes and not os.access(args.kiln, os.X_OK):
         fail(f'{args.kiln}: kiln binary not found (build it: ninja -C build kiln, or --kiln)')
 
     t0 = time.time()
-    sets = ocr_data.make_sets('evaluation', args.samples, args.det_pages)
+    sets = ocr_data.make_sets('evaluation', args.samples, args.det_pages, keys)
     print(f'rendered the evaluation set in {time.time() - t0:.1f} s', file=sys.stderr)
     work = args.work or tempfile.mkdtemp(prefix='kiln_ocr_')
     os.makedirs(work, exist_ok=True)
@@ -433,6 +464,8 @@ def check(args, model, rows):
             ok = False
             continue
         for k, title in COLUMNS[model]:
+            if k not in CHECKED[model]:
+                continue
             if 100 * (ref[k] - r[k]) > args.max_drop:
                 print(f'check failed: {label}: {title} {100 * r[k]:.1f} vs ONNX Runtime fp32 '
                       f'{100 * ref[k]:.1f} (more than {args.max_drop} points lower)',
