@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/sha256.h"
 #include "odc/recorder.h"
 #include "onnx/exporter.h"
 #include "onnx/importer.h"
@@ -41,13 +40,6 @@ void ResetPeakRss() {
   if (out) out << "5";
 }
 
-std::string NowIso() {
-  std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
 double MedianMs(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -74,6 +66,13 @@ struct Timed {
 };
 
 }  // namespace
+
+std::string UtcNow() {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
 
 double OutputLoss(const Tensor& c, const Tensor& r, std::string* measure) {
   if (c.type() != ElementType::kF32 || r.type() != ElementType::kF32 || c.shape() != r.shape()) {
@@ -123,7 +122,7 @@ double OutputLoss(const Tensor& c, const Tensor& r, std::string* measure) {
 Result<CompileJobResult> RunCompileJob(const std::string& dir, const CompileJobOptions& o) {
   const auto t0 = Clock::now();
   CompileJobResult res;
-  json entry = {{"time", NowIso()}, {"trigger", o.trigger},
+  json entry = {{"time", UtcNow()}, {"trigger", o.trigger},
                 {"mode", OdcModeName(o.config.odc_mode)}};
   std::error_code ec;
   fs::create_directories(fs::path(dir) / "odc", ec);
@@ -186,7 +185,7 @@ Result<CompileJobResult> RunCompileJob(const std::string& dir, const CompileJobO
   const std::string source_rel = man.default_model;
   Status verified = pkg.VerifyFile(source_rel);
   if (!verified.ok()) return finish("failed", verified.message());
-  KILN_ASSIGN_OR_RETURN(std::string source_hash, Sha256File(pkg.Path(source_rel)));
+  const std::string source_hash = man.files.at(source_rel).sha256;  // VerifyFile checked it
   auto imported = ImportOnnxFile(pkg.Path(source_rel));
   if (!imported.ok()) return finish("unsupported", imported.status().message());
   Model float_model = std::move(imported).value();

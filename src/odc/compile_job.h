@@ -56,6 +56,7 @@ Result<CompileJobResult> RunCompileJob(const std::string& dir, const CompileJobO
 // the fraction of rows whose argmax differs; otherwise the relative L2 error.
 double OutputLoss(const Tensor& candidate, const Tensor& reference, std::string* measure);
 
-// Writes a float compiled plan for `dir`'s default model now (kiln compile --mode compile) or
-// runs the job in the package's mode: the manual trigger.
+// "2026-12-02T21:04:13Z": the time stamp of ODC history entries.
+std::string UtcNow();
+
 }  // namespace kiln

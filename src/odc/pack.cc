@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "core/file_name.h"
 #include "onnx/exporter.h"
 #include "onnx/importer.h"
 #include "package/config.h"
@@ -33,10 +34,7 @@ Result<PackReport> PackModel(const std::string& model_path, const std::string& o
       return InvalidArgument(out_dir + " exists and is not a Kiln package: not replaced");
     }
   }
-  std::string name = fs::path(model_path).stem().string();
-  for (char& c : name) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) c = '_';
-  }
+  const std::string name = SafeFileName(fs::path(model_path).stem().string());
   const std::string tmp = TempNameFor(fs::path(out_dir).lexically_normal().string());
   fs::create_directories(fs::path(tmp) / "metadata", ec);
   fs::create_directories(fs::path(tmp) / "models", ec);

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <random>
 
+#include "core/file_name.h"
 #include "core/npy.h"
 #include "package/fs_util.h"
 
@@ -12,14 +13,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-std::string SafeName(const std::string& name) {
-  std::string s = name;
-  for (char& c : s) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) c = '_';
-  }
-  return s;
-}
 
 std::string StatePath(const std::string& dir) { return (fs::path(dir) / "odc/state.json").string(); }
 std::string LockPath(const std::string& dir) { return (fs::path(dir) / "odc/state.lock").string(); }
@@ -127,7 +120,7 @@ Result<OdcState> RecordRun(const std::string& dir, const NamedTensors& inputs,
     if (ec) return IoError("cannot create " + folder.string() + ": " + ec.message());
     for (const auto& [name, t] : inputs) {
       if (t.type() == ElementType::kString) continue;
-      KILN_RETURN_IF_ERROR(WriteNpy((folder / (SafeName(name) + ".npy")).string(), t));
+      KILN_RETURN_IF_ERROR(WriteNpy((folder / (SafeFileName(name) + ".npy")).string(), t));
     }
     // The state names the sample only after its files are written; a replaced sample's
     // files are removed only after the state no longer names them.
@@ -151,7 +144,7 @@ Result<NamedTensors> LoadOdcSample(const std::string& dir, const OdcSample& s, c
   NamedTensors out;
   for (ValueId v : g.inputs()) {
     const std::string& name = g.value(v).name;
-    const std::string file = (fs::path(dir) / s.folder / (SafeName(name) + ".npy")).string();
+    const std::string file = (fs::path(dir) / s.folder / (SafeFileName(name) + ".npy")).string();
     KILN_ASSIGN_OR_RETURN(Tensor t, ReadNpy(file));
     out.emplace_back(name, std::move(t));
   }

@@ -18,12 +18,7 @@ using nlohmann::json;
 namespace {
 
 Status RecordHistory(Package& pkg, json entry) {
-  entry["time"] = [] {
-    std::time_t t = std::time(nullptr);
-    char buf[32];
-    std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-    return std::string(buf);
-  }();
+  entry["time"] = UtcNow();
   return pkg.UpdateManifest([&](Manifest& m) {
     m.odc_history.push_back(entry);
     return Status::Ok();

@@ -1,6 +1,8 @@
 // Calibration samples from .npy files and statistics recording (see record.h).
 #include "quant/record.h"
 
+#include "core/file_name.h"
+
 #include <algorithm>
 #include <filesystem>
 
@@ -10,13 +12,6 @@ namespace kiln {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string Sanitize(std::string s) {
-  for (char& c : s) {
-    if (!isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '_';
-  }
-  return s;
-}
 
 Status CheckInput(const Value& v, const Tensor& t, const std::string& file) {
   if (t.type() != v.info.type) {
@@ -60,7 +55,7 @@ Result<std::vector<NamedTensors>> LoadCalibrationSamples(const std::string& dir,
       NamedTensors sample;
       for (ValueId in : graph.inputs()) {
         const Value& v = graph.value(in);
-        const std::string file = (f / (Sanitize(v.name) + ".npy")).string();
+        const std::string file = (f / (SafeFileName(v.name) + ".npy")).string();
         if (!fs::exists(file)) {
           return InvalidArgument("calibration sample '" + f.string() + "' has no file for input '" +
                                  v.name + "' (expected " + file + ")");

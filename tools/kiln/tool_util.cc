@@ -1,5 +1,7 @@
 #include "tool_util.h"
 
+#include "core/file_name.h"
+
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -157,15 +159,7 @@ std::string Summarize(const Tensor& t) {
   return s + (t.size() > 4 ? ", ...]" : "]");
 }
 
-std::string SanitizeFileName(const std::string& name) {
-  std::string s = name;
-  for (char& c : s) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '.' || c == '_' || c == '-';
-    if (!ok) c = '_';
-  }
-  return s;
-}
+std::string SanitizeFileName(const std::string& name) { return SafeFileName(name); }
 
 void AddSessionFlags(CLI::App* app, SessionFlags& f) {
   app->add_option("--threads", f.threads, "threads for kernels")->check(CLI::Range(1, 256));
