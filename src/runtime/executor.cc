@@ -235,7 +235,14 @@ Result<std::unique_ptr<ExecutionPlan>> GraphExecutor::BuildPlan(
   opts.known = &known;
   opts.outer_types = &outer_types;
   ThreadPool* pool = pool_;
-  opts.folder = [pool](const Node& n, const std::vector<Tensor>& in) {
+  opts.folder = [pool](const Node& n, const std::vector<Tensor>& in) -> Result<std::vector<Tensor>> {
+    // A Constant's tensor is shared, not copied (weights stored as Constant nodes: a copy
+    // would cost the whole model's bytes at every signature's plan build). Constants are
+    // read-only everywhere, as initializers are.
+    if (n.op_type == "Constant" && n.domain.empty() && n.outputs.size() == 1) {
+      const Tensor* value = n.attrs.GetTensor("value");
+      if (value != nullptr && value->defined()) return std::vector<Tensor>{*value};
+    }
     return RunNodeEager(n, in, pool);
   };
   Status inferred = InferShapes(graph_, plan->types, opts);

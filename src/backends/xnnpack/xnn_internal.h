@@ -73,6 +73,9 @@ bool IsInt8Node(const std::vector<const TypeInfo*>& inputs,
 
 // A constant's values as float32 (f32, f16, bf16 or f64 data).
 std::vector<float> ConstantFloats(const Tensor& t);
+// The f32 values of a constant: its own data when it is stored as f32 (no copy), else
+// converted into `scratch`.
+const float* ConstantFloatData(const Tensor& t, std::vector<float>& scratch);
 
 // The resolved workspace: buffer id -> pointer.
 class Workspace {
@@ -155,6 +158,9 @@ class Builder {
   // Appends an own-loop step.
   void AddLoop(std::function<void(const Workspace&, pthreadpool_t)> fn);
   void AddWeightBytes(int64_t bytes) { weight_bytes_ += bytes; }
+  // Staging memory for weights while the partition is built, reused from node to node: fresh
+  // pages cost a fault each, and at a cold start that was most of a plan build.
+  std::vector<float>& staging(int slot) { return staging_[slot]; }
   // The node whose steps are being added (labels own-loop steps in the profile).
   void set_node(const Node* n) { node_ = n; }
 
@@ -183,6 +189,7 @@ class Builder {
   std::vector<BufferInfo> buffers_;
   std::vector<std::pair<uint32_t, int>> value_buffer_;
   int64_t weight_bytes_ = 0;
+  std::vector<float> staging_[2];
   const Node* node_ = nullptr;
 };
 

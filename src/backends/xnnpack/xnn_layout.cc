@@ -207,10 +207,34 @@ bool IsInt8Node(const std::vector<const TypeInfo*>& inputs,
 }
 
 std::vector<float> ConstantFloats(const Tensor& t) {
-  std::vector<float> v(static_cast<size_t>(t.size()));
-  for (int64_t i = 0; i < t.size(); ++i)
-    v[static_cast<size_t>(i)] = static_cast<float>(t.GetAsDouble(i));
+  // Weights at plan build (cold start): f32 is a copy, f16 a table-free conversion; the
+  // per-element GetAsDouble (a type switch per value) only for the rare other types.
+  const size_t n = static_cast<size_t>(t.size());
+  if (t.type() == ElementType::kF32) {
+    const float* p = t.data<float>();
+    return std::vector<float>(p, p + n);
+  }
+  std::vector<float> v(n);
+  if (t.type() == ElementType::kF16) {
+    const uint16_t* p = static_cast<const uint16_t*>(t.raw());
+    for (size_t i = 0; i < n; ++i) v[i] = HalfBitsToFloat(p[i]);
+    return v;
+  }
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<float>(t.GetAsDouble(static_cast<int64_t>(i)));
   return v;
+}
+
+const float* ConstantFloatData(const Tensor& t, std::vector<float>& scratch) {
+  if (t.type() == ElementType::kF32) return t.data<float>();
+  const size_t n = static_cast<size_t>(t.size());
+  scratch.resize(n);
+  if (t.type() == ElementType::kF16) {
+    const uint16_t* p = static_cast<const uint16_t*>(t.raw());
+    for (size_t i = 0; i < n; ++i) scratch[i] = HalfBitsToFloat(p[i]);
+  } else {
+    for (size_t i = 0; i < n; ++i) scratch[i] = static_cast<float>(t.GetAsDouble(static_cast<int64_t>(i)));
+  }
+  return scratch.data();
 }
 
 std::string CheckFloatNode(const NodeQuery& q, const std::vector<int>& float_inputs, int max_rank) {

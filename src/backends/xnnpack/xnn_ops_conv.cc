@@ -201,19 +201,27 @@ Status ConvBuild(Builder& b, const Node& n, const Fusion& f) {
   const Shape w = wt.shape();
   KILN_ASSIGN_OR_RETURN(ConvGeometry g, Geometry(n, x, w, y, false));
   const int64_t m = w[0], cg = w[1], kh = g.kh, kw = g.kw;
-  const std::vector<float> src = ConstantFloats(wt);
+  const float* src = ConstantFloatData(wt, b.staging(0));
   std::vector<float> bias = BiasOrZeros(b, n, 2, m);
   std::vector<float> scale(static_cast<size_t>(m), 1.0f);
   KILN_RETURN_IF_ERROR(ApplyChannelAffine(f, m, &scale, &bias));
-  // ONNX [M, C/g, kh, kw] -> XNNPACK [g, M/g, kh, kw, C/g].
-  std::vector<float> kernel(src.size());
-  for (int64_t o = 0; o < m; ++o) {
-    for (int64_t c = 0; c < cg; ++c) {
-      for (int64_t i = 0; i < kh * kw; ++i) {
-        kernel[static_cast<size_t>((o * kh * kw + i) * cg + c)] =
-            src[static_cast<size_t>((o * cg + c) * kh * kw + i)] * scale[static_cast<size_t>(o)];
+  const bool unit_scale =
+      std::all_of(scale.begin(), scale.end(), [](float v) { return v == 1.0f; });
+  // ONNX [M, C/g, kh, kw] -> XNNPACK [g, M/g, kh, kw, C/g]: the same order for 1x1 and
+  // depthwise kernels, which then go to XNNPACK's packing as stored (no copy).
+  const float* kernel = src;
+  if (!unit_scale || (kh * kw != 1 && cg != 1)) {
+    std::vector<float>& staged = b.staging(1);
+    staged.resize(static_cast<size_t>(wt.size()));
+    for (int64_t o = 0; o < m; ++o) {
+      const float s_o = scale[static_cast<size_t>(o)];
+      for (int64_t c = 0; c < cg; ++c) {
+        const float* from = src + (o * cg + c) * kh * kw;
+        float* to = staged.data() + o * kh * kw * cg + c;
+        for (int64_t i = 0; i < kh * kw; ++i) to[i * cg] = from[i] * s_o;
       }
     }
+    kernel = staged.data();
   }
   xnn_operator_t op = nullptr;
   const xnn_status st = xnn_create_convolution2d_nhwc_f32(
@@ -222,9 +230,9 @@ Status ConvBuild(Builder& b, const Node& n, const Fusion& f) {
       static_cast<uint32_t>(g.sh), static_cast<uint32_t>(g.sw), static_cast<uint32_t>(g.dh),
       static_cast<uint32_t>(g.dw), static_cast<uint32_t>(g.group), static_cast<size_t>(cg),
       static_cast<size_t>(m / g.group), static_cast<size_t>(x[1]), static_cast<size_t>(m),
-      kernel.data(), bias.data(), f.out_min, f.out_max, 0, &op);
+      kernel, bias.data(), f.out_min, f.out_max, 0, &op);
   if (st != xnn_status_success) return XnnError(n, "xnn_create_convolution2d_nhwc_f32", st);
-  b.AddWeightBytes(static_cast<int64_t>(kernel.size() + bias.size()) * 4);
+  b.AddWeightBytes((wt.size() + static_cast<int64_t>(bias.size())) * 4);
   const int in = b.Buffer(n.inputs[0]);
   const int out = b.Buffer(f.out);
   b.AddXnn(
@@ -325,14 +333,14 @@ NodeSupport MatMulSupports(const NodeQuery& q) {
 
 // kernel: [N, K] row-major (output channels, input channels).
 Status AddFullyConnected(Builder& b, const Node& n, const Fusion& f, ValueId a, int64_t k,
-                         int64_t nout, const std::vector<float>& kernel,
-                         const std::vector<float>& bias) {
+                         int64_t nout, const float* kernel, const std::vector<float>& bias,
+                         uint32_t flags) {
   xnn_operator_t op = nullptr;
   const xnn_status st = xnn_create_fully_connected_nc_f32(
       static_cast<size_t>(k), static_cast<size_t>(nout), static_cast<size_t>(k),
-      static_cast<size_t>(nout), kernel.data(), bias.data(), f.out_min, f.out_max, 0, &op);
+      static_cast<size_t>(nout), kernel, bias.data(), f.out_min, f.out_max, flags, &op);
   if (st != xnn_status_success) return XnnError(n, "xnn_create_fully_connected_nc_f32", st);
-  b.AddWeightBytes(static_cast<int64_t>(kernel.size() + bias.size()) * 4);
+  b.AddWeightBytes((k * nout + static_cast<int64_t>(bias.size())) * 4);
   const int64_t batch = NumElements(b.shape(a)) / k;
   const int in = b.LogicalIn(a);
   const int out = b.LogicalOut(f.out);
@@ -353,13 +361,15 @@ Status GemmBuild(Builder& b, const Node& n, const Fusion& f) {
   const float alpha = n.attrs.GetFloat("alpha", 1.0f), beta = n.attrs.GetFloat("beta", 1.0f);
   const int64_t k = b.shape(n.inputs[0])[1];
   const int64_t nout = trans_b ? bt.dim(0) : bt.dim(1);
-  const std::vector<float> src = ConstantFloats(bt);
-  std::vector<float> kernel(static_cast<size_t>(k * nout));
-  for (int64_t o = 0; o < nout; ++o) {
-    for (int64_t i = 0; i < k; ++i) {
-      kernel[static_cast<size_t>(o * k + i)] =
-          alpha * src[static_cast<size_t>(trans_b ? o * k + i : i * nout + o)];
-    }
+  // XNNPACK takes [nout, k], or [k, nout] with XNN_FLAG_TRANSPOSE_WEIGHTS: either is the
+  // stored weight itself unless alpha scales it.
+  const float* kernel = ConstantFloatData(bt, b.staging(0));
+  uint32_t flags = trans_b ? 0 : XNN_FLAG_TRANSPOSE_WEIGHTS;
+  if (alpha != 1.0f) {
+    std::vector<float>& staged = b.staging(1);
+    staged.assign(kernel, kernel + k * nout);
+    for (float& v : staged) v *= alpha;
+    kernel = staged.data();
   }
   std::vector<float> bias(static_cast<size_t>(nout), 0.0f);
   if (n.inputs.size() > 2 && n.inputs[2].valid()) {
@@ -367,25 +377,20 @@ Status GemmBuild(Builder& b, const Node& n, const Fusion& f) {
     for (int64_t o = 0; o < nout; ++o)
       bias[static_cast<size_t>(o)] = beta * c[c.size() == 1 ? 0 : static_cast<size_t>(o)];
   }
-  return AddFullyConnected(b, n, f, n.inputs[0], k, nout, kernel, bias);
+  return AddFullyConnected(b, n, f, n.inputs[0], k, nout, kernel, bias, flags);
 }
-
 Status MatMulBuild(Builder& b, const Node& n, const Fusion& f) {
   if (b.constant(n.inputs[1]) == nullptr || b.constant(n.inputs[1])->rank() != 2) {
     return BuildBatchMatMul(b, n, f);
   }
   const Tensor& bt = *b.constant(n.inputs[1]);
   const int64_t k = bt.dim(0), nout = bt.dim(1);
-  const std::vector<float> src = ConstantFloats(bt);
-  std::vector<float> kernel(static_cast<size_t>(k * nout));
-  for (int64_t o = 0; o < nout; ++o) {
-    for (int64_t i = 0; i < k; ++i)
-      kernel[static_cast<size_t>(o * k + i)] = src[static_cast<size_t>(i * nout + o)];
-  }
+  // [k, nout] as stored: XNNPACK transposes while it packs.
+  const float* kernel = ConstantFloatData(bt, b.staging(0));
   std::vector<float> bias(static_cast<size_t>(nout), 0.0f);
   if (f.bias != nullptr) bias = ConstantFloats(*f.bias);
   if (static_cast<int64_t>(bias.size()) != nout) return InvalidArgument("MatMul bias size");
-  return AddFullyConnected(b, n, f, n.inputs[0], k, nout, kernel, bias);
+  return AddFullyConnected(b, n, f, n.inputs[0], k, nout, kernel, bias, XNN_FLAG_TRANSPOSE_WEIGHTS);
 }
 
 // ---- Standalone BatchNormalization: y = x * s[c] + t[c] (float accumulation) ----
