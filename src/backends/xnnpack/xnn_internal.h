@@ -120,6 +120,9 @@ struct OpDef {
   bool int8 = false;
 };
 const std::vector<OpDef>& OpTable();
+// The allocator XNNPACK is initialised with (xnn_allocator.cc): large blocks (packed weights)
+// on transparent huge pages, so that a cold plan build does not fault page by page.
+const xnn_allocator* KilnXnnAllocator();
 const OpDef* FindOp(const std::string& op_type, bool int8 = false);
 
 // Builds the steps of one partition.

@@ -492,7 +492,7 @@ class XnnBackend final : public Backend {
 }  // namespace xnn
 
 std::shared_ptr<Backend> MakeXnnpackBackend() {
-  static const xnn_status init = xnn_initialize(nullptr);
+  static const xnn_status init = xnn_initialize(xnn::KilnXnnAllocator());
   if (init != xnn_status_success) return nullptr;
   return std::make_shared<xnn::XnnBackend>();
 }
