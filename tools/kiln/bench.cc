@@ -1,6 +1,7 @@
 // kiln bench MODEL [--shape NAME=D0,D1,...]... [-i NAME=FILE.npy]... [--threads N] [--warmup N]
 //                  [--iters N] [--seed S] [--json FILE]
-// Times one model on this device: load (import + Session::Create), the first run, then --iters
+// Times one model or package on this device: load (import + Session::Create; for a package:
+// open, verify and map its best plan), the first run, then --iters
 // steady-state runs after --warmup more; reports median/p90/min/mean and memory (resident set
 // before and right after load, peak over the process). bench/ort_bench.js measures the same for
 // ONNX Runtime and bench/side_by_side.py runs both.
@@ -20,6 +21,8 @@
 #include "commands.h"
 #include "onnx/importer.h"
 #include "runtime/session.h"
+#include "odc/serving_session.h"
+#include "package/package.h"
 #include "tool_util.h"
 
 namespace kiln::cli {
@@ -29,6 +32,7 @@ struct BenchOptions {
   std::string model;
   std::vector<std::string> inputs;
   std::vector<std::string> shapes;
+  std::vector<std::string> configs;
   SessionFlags session;
   int warmup = 2;
   int iters = 10;
@@ -100,11 +104,25 @@ Status DoBench(const BenchOptions& o) {
   }
   const double rss_before = CurrentRssMb();
 
+  // A package is served as an app would open it (its best compiled plan for this device, else
+  // its model; load = open + verify + map + session); the benchmark's runs are not recorded.
+  const bool package = IsPackagePath(o.model);
+  std::unique_ptr<ServingSession> serving;
+  std::shared_ptr<Session> session;
   const auto t0 = Clock::now();
-  KILN_ASSIGN_OR_RETURN(Model model, ImportOnnxFile(o.model));
-  const auto t1 = Clock::now();
-  KILN_ASSIGN_OR_RETURN(SessionOptions so, ToSessionOptions(o.session));
-  KILN_ASSIGN_OR_RETURN(auto session, Session::Create(std::move(model), so));
+  auto t1 = t0;
+  if (package) {
+    KILN_ASSIGN_OR_RETURN(ServeOptions serve, ToServeOptions(o.session, o.configs));
+    serve.record = false;
+    KILN_ASSIGN_OR_RETURN(serving, ServingSession::Open(o.model, serve));
+    session = serving->session();
+  } else {
+    if (!o.configs.empty()) return InvalidArgument("--config applies to packages; " + o.model + " is a bare model");
+    KILN_ASSIGN_OR_RETURN(Model model, ImportOnnxFile(o.model));
+    t1 = Clock::now();
+    KILN_ASSIGN_OR_RETURN(SessionOptions so, ToSessionOptions(o.session));
+    KILN_ASSIGN_OR_RETURN(session, Session::Create(std::move(model), so));
+  }
   const auto t2 = Clock::now();
   const double rss_after_load = CurrentRssMb();
 
@@ -128,6 +146,7 @@ Status DoBench(const BenchOptions& o) {
   nlohmann::ordered_json j;
   j["tool"] = "kiln";
   j["model"] = o.model;
+  if (serving) j["served_by"] = serving->ServedBy();
   j["threads"] = o.session.threads;
   j["units"] = o.session.units;
   j["backends"] = o.session.backends;
@@ -159,6 +178,7 @@ Status DoBench(const BenchOptions& o) {
     return Status::Ok();
   }
   std::printf("model: %s\n", o.model.c_str());
+  if (serving) std::printf("serving: %s\n", serving->ServedBy().c_str());
   for (const auto& [name, t] : inputs) {
     std::printf("input %-24s %s\n", name.c_str(), t.Describe().c_str());
   }
@@ -184,7 +204,8 @@ Command AddBenchCommand(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* sub = app.add_subcommand(
       "bench", "Time a model: load, first run, steady-state runs, memory");
-  sub->add_option("model", o->model, "ONNX model file")->required();
+  sub->add_option("model", o->model, "ONNX model file or Kiln package (kiln pack)")->required();
+  AddConfigFlag(sub, o->configs);
   sub->add_option("-i,--input", o->inputs, "Input from a .npy file: NAME=FILE.npy (repeatable)");
   sub->add_option("--shape", o->shapes,
                   "Fix an input's shape for random data: NAME=D0,D1,... (repeatable)");

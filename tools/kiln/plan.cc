@@ -18,6 +18,8 @@
 #include "plan/partitioner.h"
 #include "plan_render.h"
 #include "runtime/session.h"
+#include "odc/serving_session.h"
+#include "package/package.h"
 #include "tool_util.h"
 
 namespace kiln::cli {
@@ -50,6 +52,7 @@ struct PlanOptions {
   std::vector<std::string> inputs;
   std::vector<std::string> shapes;
   SessionFlags session;
+  std::vector<std::string> configs;
   std::string format;  // empty: from -o's extension, else table
   std::string out;
 };
@@ -115,12 +118,26 @@ Status WriteFileAtomically(const std::string& path, const std::string& text) {
 Status DoPlan(const PlanOptions& o) {
   KILN_ASSIGN_OR_RETURN(std::string format, ChooseFormat(o));
   if (!o.out.empty()) KILN_RETURN_IF_ERROR(CheckOutputPath(o.out));
-  KILN_ASSIGN_OR_RETURN(SessionOptions options, ToSessionOptions(o.session));
-  KILN_ASSIGN_OR_RETURN(Model model, ImportOnnxFile(o.model));
   KILN_ASSIGN_OR_RETURN(auto given, ParseInputFiles(o.inputs));
   KILN_ASSIGN_OR_RETURN(auto shapes, ParseShapes(o.shapes));
-  KILN_ASSIGN_OR_RETURN(NamedTensors inputs, MakeInputs(model.graph, given, shapes, 0, true));
-  KILN_ASSIGN_OR_RETURN(auto session, Session::Create(std::move(model), options));
+  // A package: what serves it on this device (its best compiled plan, else its model), without
+  // recording the run.
+  std::unique_ptr<ServingSession> serving;
+  std::shared_ptr<Session> session;
+  if (IsPackagePath(o.model)) {
+    KILN_ASSIGN_OR_RETURN(ServeOptions serve, ToServeOptions(o.session, o.configs));
+    serve.record = false;
+    KILN_ASSIGN_OR_RETURN(serving, ServingSession::Open(o.model, serve));
+    session = serving->session();
+    for (const std::string& note : serving->notes()) std::fprintf(stderr, "note: %s\n", note.c_str());
+    std::fprintf(stderr, "serving: %s\n", serving->ServedBy().c_str());
+  } else {
+    if (!o.configs.empty()) return InvalidArgument("--config applies to packages; " + o.model + " is a bare model");
+    KILN_ASSIGN_OR_RETURN(SessionOptions options, ToSessionOptions(o.session));
+    KILN_ASSIGN_OR_RETURN(Model model, ImportOnnxFile(o.model));
+    KILN_ASSIGN_OR_RETURN(session, Session::Create(std::move(model), options));
+  }
+  KILN_ASSIGN_OR_RETURN(NamedTensors inputs, MakeInputs(session->graph(), given, shapes, 0, true));
   KILN_ASSIGN_OR_RETURN(const ExecutionPlan* plan, session->Plan(inputs));
   const PlanReport report =
       CollectPlanReport(*session, *plan, fs::path(o.model).filename().string());
@@ -381,7 +398,8 @@ Command AddPlanCommand(CLI::App& app) {
   auto o = std::make_shared<PlanOptions>();
   CLI::App* sub = app.add_subcommand(
       "plan", "Show where every node runs: partitions, backends, precision, memory");
-  sub->add_option("model", o->model, "ONNX model file")->required();
+  sub->add_option("model", o->model, "ONNX model file or Kiln package (kiln pack)")->required();
+  AddConfigFlag(sub, o->configs);
   sub->add_option("-i,--input", o->inputs, "Input from a .npy file: NAME=FILE.npy (repeatable)");
   sub->add_option("--shape", o->shapes,
                   "Plan for this input shape: NAME=D0,D1,... (repeatable; dynamic dims else 1)");
