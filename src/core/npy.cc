@@ -1,5 +1,10 @@
 #include "core/npy.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -125,7 +130,11 @@ Result<Tensor> ReadNpy(const std::string& path) {
   return ParseNpy(ss.str(), path);
 }
 
-std::string SerializeNpy(const Tensor& t) {
+namespace {
+
+// The .npy header (magic, version 1.0, length, dict) padded so that the data starts at a
+// multiple of 64 bytes.
+std::string NpyHeader(const Tensor& t) {
   const char* descr = "<u2";  // bf16 bit patterns
   for (const auto& e : kDtypes) {
     if (e.type == t.type()) descr = e.descr;
@@ -139,7 +148,7 @@ std::string SerializeNpy(const Tensor& t) {
   shape += ")";
   std::string header = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': " +
                        shape + ", }";
-  // Pad so that the data starts at a multiple of 64 bytes; the header ends with '\n'.
+  // The header ends with '\n'.
   const size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header += '\n';
@@ -147,6 +156,13 @@ std::string SerializeNpy(const Tensor& t) {
   out += static_cast<char>(header.size() & 0xff);
   out += static_cast<char>((header.size() >> 8) & 0xff);
   out += header;
+  return out;
+}
+
+}  // namespace
+
+std::string SerializeNpy(const Tensor& t) {
+  std::string out = NpyHeader(t);
   out.append(static_cast<const char*>(t.raw()), t.bytes());
   return out;
 }
@@ -155,16 +171,29 @@ Status WriteNpy(const std::string& path, const Tensor& t) {
   if (t.type() == ElementType::kString) {
     return Unimplemented("cannot write string tensors as .npy (" + path + ")");
   }
-  const std::string data = SerializeNpy(t);
+  // Header and data straight from the tensor's memory (no serialised copy: ODC records input
+  // samples while serving, where a copy of a 5 MB page costs more than the write itself),
+  // under a temporary name renamed into place: a reader never sees a half-written file.
+  const std::string header = NpyHeader(t);
   const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return IoError("cannot write " + tmp);
-    out.write(data.data(), static_cast<std::streamsize>(data.size()));
-    if (!out) {
-      std::remove(tmp.c_str());
-      return IoError("cannot write " + tmp);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return IoError("cannot write " + tmp + ": " + std::strerror(errno));
+  auto write_all = [fd](const char* p, size_t n) {
+    while (n > 0) {
+      const ssize_t w = ::write(fd, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return false;
+      p += w;
+      n -= static_cast<size_t>(w);
     }
+    return true;
+  };
+  const bool ok = write_all(header.data(), header.size()) &&
+                  write_all(static_cast<const char*>(t.raw()), t.bytes());
+  const int err = errno;
+  if (::close(fd) != 0 || !ok) {
+    std::remove(tmp.c_str());
+    return IoError("cannot write " + tmp + (ok ? "" : std::string(": ") + std::strerror(err)));
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
