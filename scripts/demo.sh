@@ -9,4 +9,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh kiln_ocr kiln_ocr_sample
-./build/kiln_ocr --threads "${KILN_OCR_THREADS:-2}" build/ocr/sample.png "$@"
+./build/kiln_ocr --threads "${KILN_OCR_THREADS:-1}" build/ocr/sample.png "$@"
