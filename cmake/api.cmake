@@ -43,6 +43,8 @@ target_link_options(kiln_shared PRIVATE
 add_library(Kiln::kiln ALIAS kiln_shared)
 
 include(${CMAKE_CURRENT_LIST_DIR}/api_tests.cmake)
+include(${CMAKE_CURRENT_LIST_DIR}/python.cmake)
+include(${CMAKE_CURRENT_LIST_DIR}/ocr_example.cmake)
 
 # Install: headers, libkiln.so, the kiln CLI, the CMake package (find_package(Kiln) ->
 # Kiln::kiln) and kiln.pc. The consumer test (tests/api/install_test.sh) builds against it.

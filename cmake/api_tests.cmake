@@ -6,9 +6,10 @@ add_custom_command(OUTPUT ${KILN_API_MODELS}/add.onnx ${KILN_API_MODELS}/conv.on
   DEPENDS ${CMAKE_SOURCE_DIR}/tests/api/make_models.py COMMENT "API test models")
 add_custom_target(kiln_api_models DEPENDS ${KILN_API_MODELS}/add.onnx)
 
-add_executable(kiln_api_tests tests/api/c_api_test.cc)
+add_executable(kiln_api_tests tests/api/c_api_test.cc tests/api/c_api_package_test.cc)
 target_link_libraries(kiln_api_tests PRIVATE kiln_shared GTest::gtest GTest::gtest_main Threads::Threads)
-target_compile_definitions(kiln_api_tests PRIVATE KILN_API_MODELS="${KILN_API_MODELS}")
+target_compile_definitions(kiln_api_tests PRIVATE KILN_API_MODELS="${KILN_API_MODELS}"
+  KILN_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
 add_dependencies(kiln_api_tests kiln_api_models)
 add_test(NAME api COMMAND kiln_api_tests)
 

@@ -11,7 +11,9 @@ APT_PACKAGES=(
   libprotobuf-dev protobuf-compiler libonnx-dev libonnx-testdata
   libxnnpack-dev libpthreadpool-dev libcpuinfo-dev libfp16-dev
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev
-  python3 python3-onnx python3-numpy python3-pil fonts-dejavu-core fonts-noto-cjk
+  python3 python3-dev python3-onnx python3-numpy python3-pil fonts-dejavu-core fonts-noto-cjk
+  python3-pybind11 pybind11-dev python3-pytest  # the kiln Python module (python/) and its tests
+  libpng-dev libjpeg-dev libpolyclipping-dev  # examples/ocr (images, DB unclip)
   python3-torch python3-torchvision  # bench/export_models.py: the vision bench/test models
   chromium  # headless screenshots of `kiln plan --format html` in the tests
 )

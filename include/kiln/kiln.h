@@ -22,6 +22,7 @@
  *   kiln_session  a model placed on backends and ready to run. Thread-safe: kiln_session_run
  *                 and every query may be called from several threads at once (runs are
  *                 serialised inside). Release it only when no call on it is in progress.
+ *                 Any number of sessions may serve one package, in one process or several.
  *   kiln_binding  the inputs and outputs of one run (caller buffers or Kiln-allocated outputs).
  *                 NOT thread-safe: use one binding per thread. It refers to its session, which
  *                 must outlive it.
@@ -131,8 +132,11 @@ KILN_API size_t kiln_element_type_size(kiln_element_type type);
 
 typedef struct kiln_model kiln_model;
 
-/* Imports an ONNX file (external data relative to its folder). A .kiln package is reported as
- * KILN_ERROR_UNIMPLEMENTED until packages land in this build. */
+/* Imports an ONNX file (external data relative to its folder), or opens a .kiln package (a
+ * folder with metadata/MANIFEST, made by kiln_pack or `kiln pack`): its MANIFEST, config.cfg and
+ * listed files are checked now; each session created from it serves the best plan the package
+ * holds for this device at that moment (a compiled int8 or float plan, else the float model)
+ * and, with OnDeviceCompilation = 1, records its runs and compiles on the device. */
 KILN_API kiln_status kiln_model_create_from_file(const char* path, kiln_model** out_model);
 /* Imports a serialized ONNX model from memory (copied; the buffer may be freed afterwards). */
 KILN_API kiln_status kiln_model_create_from_memory(const void* data, size_t size,
@@ -175,8 +179,12 @@ typedef struct kiln_session_options {
   const char* backends;      /* preference order, comma-separated ("xnnpack,ref"); NULL: default */
   int fallback;              /* 1 (default): nodes no preferred backend takes run on "ref" */
   /* Per-op pins and any config key by name: Threads, ComputeUnits, ModelType, Backends,
-   * Fallback, Precision, OpBackend.<OpType>. Applied after the fields above. Keys of on-device
-   * compilation (OnDeviceCompilation, Odc*) are refused as not available in this build. */
+   * Fallback, Precision, OpBackend.<OpType>. Applied after the fields above.
+   * For a package: every key of its config table (README "Config keys": also
+   * OnDeviceCompilation and the Odc* keys) applies over its metadata/config.cfg, and so do the
+   * fields above that differ from kiln_session_options_init's defaults (fields left at their
+   * defaults keep the package's values). precision and Precision are refused for a package:
+   * its precision is chosen when it is packed. Odc* keys on a bare ONNX model are refused. */
   const kiln_config_entry* config;
   size_t config_count;
 } kiln_session_options;
@@ -306,15 +314,72 @@ KILN_API kiln_status kiln_quantize(const char* input_path, const char* output_pa
                                    const kiln_quantize_options* options);
 
 /* ---- Packages and on-device compilation (DESIGN.md "The package", "ODC") ------------------
- * Declared for the stable ABI; in this build they return KILN_ERROR_UNIMPLEMENTED with a
- * message saying so, until the package and ODC parts land. */
+ *
+ * A package is a folder NAME.kiln holding the original model, its config (metadata/config.cfg)
+ * and what the device compiled from it. Open it with kiln_model_create_from_file and create
+ * sessions as for a model. With OnDeviceCompilation = 1 a session serving the float model
+ * records its runs (inputs kept as calibration/validation samples under NAME.kiln/odc); when
+ * OdcTrigger says so (after OdcRecords runs, at prepare, in the background, or only when asked)
+ * the compile job quantizes (OdcMode = quantize) or compiles the model, validates the candidate
+ * against the float model on held-out recorded samples and, only when it is within
+ * OdcMaxAccuracyLoss and not slower, makes it the plan that serves; the session switches to it
+ * between runs, and later processes load it directly. Every outcome is in the history.
+ *
+ * Thread safety: the calls below on one session are serialised with its runs (compile_now
+ * blocks runs of that session until the job is done; other sessions keep serving). Sessions of
+ * several threads or processes over one package share its recorded state under file locks.
+ *
+ *   kiln_pack_options p;  kiln_pack_options_init(&p);
+ *   const kiln_config_entry odc[] = {{"OnDeviceCompilation", "1"}, {"OdcRecords", "16"}};
+ *   p.config = odc;  p.config_count = 2;
+ *   kiln_pack("det.onnx", "det.kiln", &p);
+ *   kiln_model_create_from_file("det.kiln", &model);  ... kiln_session_run ... (16 runs later
+ *   the job runs inside the 16th run; kiln_session_served_by says "compiled plan ... (int8 ...)")
+ */
+
+typedef struct kiln_pack_options {
+  size_t struct_size;
+  kiln_precision precision; /* AS_MODEL (default: the model as it is), FP16 or MIXED: the
+                             * package's default model is then a converted program */
+  const char* keep_fp32;    /* for MIXED: the selector of nodes kept f32; NULL: the default */
+  const kiln_config_entry* config; /* metadata/config.cfg keys, e.g. {"OnDeviceCompilation","1"} */
+  size_t config_count;
+  int force;                /* 1: replace an existing package at package_path (default 0) */
+} kiln_pack_options;
+
+KILN_API kiln_status kiln_pack_options_init(kiln_pack_options* options);
+/* Makes the package package_path (NAME.kiln) from an ONNX model (options NULL: defaults). The
+ * config keys are checked against the key table before anything is written; the package is
+ * assembled beside the target and renamed into place, so a failure leaves nothing behind. */
 KILN_API kiln_status kiln_pack(const char* model_path, const char* package_path,
-                               const kiln_config_entry* config, size_t config_count);
-KILN_API kiln_status kiln_compile_package(const char* package_path);
+                               const kiln_pack_options* options);
+/* Runs the package's compile job now, in this thread (the manual trigger; what earlier runs
+ * recorded is its data), with `config` keys applied over config.cfg for this job (e.g. OdcMode,
+ * Threads; config may be NULL when config_count is 0). KILN_OK when the job ran, whatever its
+ * outcome; *out_result_json (may be NULL; free with kiln_free) is
+ *   {"outcome": "accepted"|"accepted-float"|"rejected"|"no-samples"|"busy"|"aborted"|"failed",
+ *    "reason": "...", "plan": "compiled/....kplan" or "", "entry": {history entry},
+ *    "served_by": "..."}. */
+KILN_API kiln_status kiln_compile_package(const char* package_path,
+                                          const kiln_config_entry* config, size_t config_count,
+                                          char** out_result_json);
+/* Recording of runs on (1) or off (0) for the next runs of this session (default: on when the
+ * package has OnDeviceCompilation = 1). Errors: a bare ONNX model, or turning it on in a package
+ * whose OnDeviceCompilation is 0. */
 KILN_API kiln_status kiln_session_odc_set_recording(kiln_session* session, int on);
-KILN_API kiln_status kiln_session_odc_compile_now(kiln_session* session);
-KILN_API kiln_status kiln_session_odc_status_json(kiln_session* session, char** out_json);
-KILN_API kiln_status kiln_session_odc_history_json(kiln_session* session, char** out_json);
+/* The compile job now (as kiln_compile_package) for this session's package; on acceptance the
+ * session serves the new plan from its next run. out_result_json as kiln_compile_package's. */
+KILN_API kiln_status kiln_session_odc_compile_now(kiln_session* session, char** out_result_json);
+/* {"enabled", "recording", "trigger", "mode", "records", "records_needed", "samples",
+ *  "sample_bytes", "signatures", "last_job_outcome", "job_running", "served_by"}; for a bare
+ * model {"enabled": false, "recording": false, "reason": ..., "served_by": ...}. */
+KILN_API kiln_status kiln_session_odc_status_json(const kiln_session* session, char** out_json);
+/* The package's ODC history (a JSON array of {outcome, reason, measurements, time, ...}, oldest
+ * first; [] for a bare model). */
+KILN_API kiln_status kiln_session_odc_history_json(const kiln_session* session, char** out_json);
+/* What runs this session now, as text: "float model models/det.onnx",
+ * "compiled plan compiled/<key>.kplan (int8, optimal)", "model rec.onnx" for a bare model. */
+KILN_API kiln_status kiln_session_served_by(const kiln_session* session, char** out_text);
 
 #ifdef __cplusplus
 }  /* extern "C" */

@@ -80,6 +80,19 @@ namespace detail {
 inline Error Check(kiln_status s) {
   return s == KILN_OK ? Error() : Error(s, kiln_last_error_message());
 }
+// A per-thread slot for a char* out_ parameter, taken (and freed) by TakeString.
+inline char*& Out() {
+  thread_local char* slot = nullptr;
+  return slot;
+}
+inline Result<std::string> TakeString(kiln_status s) {
+  char* p = Out();
+  Out() = nullptr;
+  if (s != KILN_OK) return Check(s);
+  std::string text = p ? p : "";
+  kiln_free(p);
+  return text;
+}
 #ifdef KILN_CPP_EXCEPTIONS
 template <typename T>
 T Unwrap(Result<T> r) {
@@ -186,6 +199,79 @@ struct SessionOptions {
   }
 };
 
+// Options of Convert / Quantize / Pack with owned storage for their strings and config entries.
+struct ConvertOptions {
+  ConvertOptions() { kiln_convert_options_init(&raw); }
+  kiln_convert_options raw;
+  std::string keep_fp32;  // empty: the default
+};
+
+struct QuantizeOptions {
+  QuantizeOptions() { kiln_quantize_options_init(&raw); }
+  kiln_quantize_options raw;
+  std::string data_dir;  // required: DATA_DIR/<sample>/<input>.npy
+  std::string method, activations, keep_float;  // empty: the defaults
+};
+
+struct PackOptions {
+  PackOptions() { kiln_pack_options_init(&raw); }
+  kiln_pack_options raw;
+  std::string keep_fp32;
+  std::vector<std::pair<std::string, std::string>> config;  // metadata/config.cfg keys
+  PackOptions& Set(std::string key, std::string value) {
+    config.emplace_back(std::move(key), std::move(value));
+    return *this;
+  }
+};
+
+namespace detail {
+inline std::vector<kiln_config_entry> Entries(
+    const std::vector<std::pair<std::string, std::string>>& config) {
+  std::vector<kiln_config_entry> entries;
+  for (const auto& [k, v] : config) entries.push_back({k.c_str(), v.c_str()});
+  return entries;
+}
+inline const char* OrNull(const std::string& s) { return s.empty() ? nullptr : s.c_str(); }
+}  // namespace detail
+
+// Writes the fp16 (or mixed) program of the ONNX model at `input` to `output`.
+inline Status Convert(const std::string& input, const std::string& output,
+                      const ConvertOptions& options = {}) {
+  kiln_convert_options o = options.raw;
+  o.keep_fp32 = detail::OrNull(options.keep_fp32);
+  KILN_CPP_RETURN_VOID(detail::Check(kiln_convert(input.c_str(), output.c_str(), &o)));
+}
+
+// Calibrates on options.data_dir and writes the int8 QDQ model to `output`.
+inline Status Quantize(const std::string& input, const std::string& output,
+                       const QuantizeOptions& options) {
+  kiln_quantize_options o = options.raw;
+  o.data_dir = detail::OrNull(options.data_dir);
+  o.method = detail::OrNull(options.method);
+  o.activations = detail::OrNull(options.activations);
+  o.keep_float = detail::OrNull(options.keep_float);
+  KILN_CPP_RETURN_VOID(detail::Check(kiln_quantize(input.c_str(), output.c_str(), &o)));
+}
+
+// Makes the package `package` (NAME.kiln) from the ONNX model at `model`.
+inline Status Pack(const std::string& model, const std::string& package,
+                   const PackOptions& options = {}) {
+  kiln_pack_options o = options.raw;
+  o.keep_fp32 = detail::OrNull(options.keep_fp32);
+  std::vector<kiln_config_entry> entries = detail::Entries(options.config);
+  o.config = entries.data();
+  o.config_count = entries.size();
+  KILN_CPP_RETURN_VOID(detail::Check(kiln_pack(model.c_str(), package.c_str(), &o)));
+}
+
+// Runs the package's compile job now; the result as JSON (kiln.h kiln_compile_package).
+inline Returns<std::string> CompilePackage(
+    const std::string& package, const std::vector<std::pair<std::string, std::string>>& config = {}) {
+  std::vector<kiln_config_entry> entries = detail::Entries(config);
+  KILN_CPP_RETURN(std::string, detail::TakeString(kiln_compile_package(
+                                   package.c_str(), entries.data(), entries.size(), &detail::Out())));
+}
+
 class Session;
 
 class Binding {
@@ -244,12 +330,29 @@ class Session {
     KILN_CPP_RETURN_VOID(detail::Check(kiln_session_run(s_.get(), binding.get())));
   }
   Returns<std::string> PlanJson(const Binding* binding = nullptr) {
-    char* json = nullptr;
-    Error e = detail::Check(
-        kiln_session_plan_json(s_.get(), binding ? binding->get() : nullptr, &json));
-    Result<std::string> r = e.ok() ? Result<std::string>(std::string(json)) : Result<std::string>(e);
-    kiln_free(json);
-    KILN_CPP_RETURN(std::string, std::move(r));
+    KILN_CPP_RETURN(std::string,
+                    detail::TakeString(kiln_session_plan_json(
+                        s_.get(), binding ? binding->get() : nullptr, &detail::Out())));
+  }
+  // What runs now: "float model models/det.onnx", "compiled plan ... (int8, optimal)", ...
+  Returns<std::string> ServedBy() const {
+    KILN_CPP_RETURN(std::string, detail::TakeString(kiln_session_served_by(s_.get(), &detail::Out())));
+  }
+  // On-device compilation of a package's session (kiln.h "Packages and on-device compilation").
+  Status OdcSetRecording(bool on) {
+    KILN_CPP_RETURN_VOID(detail::Check(kiln_session_odc_set_recording(s_.get(), on ? 1 : 0)));
+  }
+  Returns<std::string> OdcCompileNow() {  // the job's result as JSON
+    KILN_CPP_RETURN(std::string,
+                    detail::TakeString(kiln_session_odc_compile_now(s_.get(), &detail::Out())));
+  }
+  Returns<std::string> OdcStatusJson() const {
+    KILN_CPP_RETURN(std::string,
+                    detail::TakeString(kiln_session_odc_status_json(s_.get(), &detail::Out())));
+  }
+  Returns<std::string> OdcHistoryJson() const {
+    KILN_CPP_RETURN(std::string,
+                    detail::TakeString(kiln_session_odc_history_json(s_.get(), &detail::Out())));
   }
   kiln_session* get() const { return s_.get(); }
 

@@ -15,10 +15,14 @@
 #include "core/tensor.h"
 #include "ir/graph.h"
 #include "kiln/kiln.h"
+#include "odc/serving_session.h"
 #include "runtime/session.h"
 
+// An imported ONNX model, or a package (only its path: each session opens the package itself,
+// so that it serves the best plan the package holds when the session is created).
 struct kiln_model {
   kiln::Model model;
+  std::string package_path;  // non-empty: a .kiln package
 };
 
 // Declared shapes of one input or output, kept for the lifetime of the session so that the
@@ -32,10 +36,21 @@ struct KilnValueDesc {
   std::vector<const char*> dim_name_ptrs;
 };
 
+// A bare model's session, or a package's ServingSession (which may switch to a compiled plan
+// between runs). `serving_mu` serialises the ServingSession's calls (Run, CompileNow, recording
+// on/off, status): ServingSession::Run records and may run a compile job after the result, and
+// those steps are not meant to run concurrently within one ServingSession.
 struct kiln_session {
-  std::unique_ptr<kiln::Session> session;
+  std::shared_ptr<kiln::Session> session;         // bare model
+  std::unique_ptr<kiln::ServingSession> serving;  // package
+  mutable std::mutex serving_mu;
   std::vector<KilnValueDesc> inputs, outputs;
   std::string model_path;
+
+  // The session that runs now (for a package: whatever serves it at this moment).
+  std::shared_ptr<kiln::Session> Current() const {
+    return serving ? serving->session() : session;
+  }
 };
 
 struct KilnOutputBinding {
@@ -80,6 +95,9 @@ Result<NamedTensors> StaticInputs(const kiln_session& session, const char* funct
 
 // Copies t into dst as `type` (a float conversion when the types differ).
 Status ConvertFloatOrCopy(const Tensor& t, ElementType type, void* dst);
+
+// Copies `text` into malloc'ed memory (freed by kiln_free) and stores it in *out.
+kiln_status ReturnString(const char* function, const std::string& text, char** out);
 
 // Runs fn() (returning kiln_status), turning any C++ exception into KILN_ERROR_INTERNAL.
 template <typename Fn>

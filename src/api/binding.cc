@@ -181,7 +181,13 @@ kiln_status kiln_session_run(kiln_session* session, kiln_binding* binding) {
     }
     auto inputs = kiln::api::BoundInputs(*binding, fn);
     if (!inputs.ok()) return Fail(KILN_ERROR_WRONG_ORDER, inputs.status().message());
-    auto outputs = session->session->Run(*inputs);
+    auto outputs = [&]() -> kiln::Result<std::vector<kiln::Tensor>> {
+      if (session->serving) {
+        std::lock_guard<std::mutex> lock(session->serving_mu);
+        return session->serving->Run(*inputs);
+      }
+      return session->session->Run(*inputs);
+    }();
     if (!outputs.ok()) return Fail(outputs.status().WithContext(fn));
     for (size_t i = 0; i < outputs->size(); ++i) {
       const KilnOutputBinding& b = binding->output_buffers[i];

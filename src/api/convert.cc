@@ -1,5 +1,4 @@
-// C API: model conversion (precision) and quantization, and the package/ODC entry points that
-// wait for src/package and src/odc (they return KILN_ERROR_UNIMPLEMENTED saying so).
+// C API: model conversion (precision) and quantization.
 #include "api/api_internal.h"
 #include "onnx/exporter.h"
 #include "onnx/importer.h"
@@ -104,13 +103,6 @@ Status Quantize(const char* in, const char* out, const kiln_quantize_options& c)
   return ExportOnnxFile(model, out, ExportOptions{.value_info = false});
 }
 
-kiln_status NotYet(const char* fn, const char* what) {
-  return Fail(KILN_ERROR_UNIMPLEMENTED, std::string(fn) + ": " + what +
-                                            " is not available in this build of the C API yet "
-                                            "(packages and on-device compilation land with "
-                                            "src/package and src/odc)");
-}
-
 }  // namespace
 }  // namespace kiln::api
 
@@ -166,40 +158,6 @@ kiln_status kiln_quantize(const char* input_path, const char* output_path,
     kiln::Status s = kiln::api::Quantize(input_path, output_path, *options);
     return s.ok() ? KILN_OK : Fail(s);
   });
-}
-
-kiln_status kiln_pack(const char* model_path, const char* package_path,
-                      const kiln_config_entry* config, size_t config_count) {
-  if (model_path == nullptr) return NullArgument("kiln_pack", "model_path");
-  if (package_path == nullptr) return NullArgument("kiln_pack", "package_path");
-  return kiln::api::NotYet("kiln_pack", "packing a model into a .kiln package");
-}
-
-kiln_status kiln_compile_package(const char* package_path) {
-  if (package_path == nullptr) return NullArgument("kiln_compile_package", "package_path");
-  return kiln::api::NotYet("kiln_compile_package", "compiling a package");
-}
-
-kiln_status kiln_session_odc_set_recording(kiln_session* session, int on) {
-  if (session == nullptr) return NullArgument("kiln_session_odc_set_recording", "session");
-  return kiln::api::NotYet("kiln_session_odc_set_recording", "on-device compilation");
-}
-
-kiln_status kiln_session_odc_compile_now(kiln_session* session) {
-  if (session == nullptr) return NullArgument("kiln_session_odc_compile_now", "session");
-  return kiln::api::NotYet("kiln_session_odc_compile_now", "on-device compilation");
-}
-
-kiln_status kiln_session_odc_status_json(kiln_session* session, char** out_json) {
-  if (session == nullptr) return NullArgument("kiln_session_odc_status_json", "session");
-  if (out_json == nullptr) return NullArgument("kiln_session_odc_status_json", "out_json");
-  return kiln::api::NotYet("kiln_session_odc_status_json", "on-device compilation");
-}
-
-kiln_status kiln_session_odc_history_json(kiln_session* session, char** out_json) {
-  if (session == nullptr) return NullArgument("kiln_session_odc_history_json", "session");
-  if (out_json == nullptr) return NullArgument("kiln_session_odc_history_json", "out_json");
-  return kiln::api::NotYet("kiln_session_odc_history_json", "on-device compilation");
 }
 
 }  // extern "C"

@@ -6,14 +6,11 @@
 #include "api/api_internal.h"
 #include "api/session_options.h"
 #include "onnx/importer.h"
+#include "package/package.h"
 #include "kiln/plan_render.h"
 
 namespace kiln::api {
 namespace {
-
-constexpr const char* kPackageMessage =
-    ": .kiln packages are not available in this build of the C API yet (load the package's "
-    "models/*.onnx instead)";
 
 KilnValueDesc Describe(const Value& v) {
   KilnValueDesc d;
@@ -71,15 +68,28 @@ kiln_status Find(const char* fn, const kiln_session* s, const char* name, size_t
                                         "' (" + (input ? "inputs" : "outputs") + ": " + names + ")");
 }
 
-char* CopyString(const std::string& s) {
-  char* p = static_cast<char*>(std::malloc(s.size() + 1));
-  if (p != nullptr) std::memcpy(p, s.c_str(), s.size() + 1);
-  return p;
-}
-
 kiln_status CreateModel(const char* fn, Result<Model> model, kiln_model** out) {
   if (!model.ok()) return Fail(model.status().WithContext(fn));
-  *out = new kiln_model{std::move(model).value()};
+  *out = new kiln_model{std::move(model).value(), ""};
+  return KILN_OK;
+}
+
+void DescribeGraph(kiln_session& s, const Graph& g) {
+  for (ValueId v : g.inputs()) s.inputs.push_back(Describe(g.value(v)));
+  for (ValueId v : g.outputs()) s.outputs.push_back(Describe(g.value(v)));
+}
+
+kiln_status CreatePackageSession(const char* fn, const std::string& path,
+                                 const kiln_session_options& options, kiln_session** out) {
+  auto so = ToServeOptions(options);
+  if (!so.ok()) return Fail(so.status().WithContext(fn));
+  auto serving = ServingSession::Open(path, *so);
+  if (!serving.ok()) return Fail(serving.status().WithContext(std::string(fn) + ": " + path));
+  auto s = std::make_unique<kiln_session>();
+  s->serving = std::move(serving).value();
+  s->model_path = path;
+  DescribeGraph(*s, s->serving->session()->graph());
+  *out = s.release();
   return KILN_OK;
 }
 
@@ -134,9 +144,20 @@ kiln_status kiln_model_create_from_file(const char* path, kiln_model** out_model
     if (out_model == nullptr) return NullArgument(fn, "out_model");
     std::error_code ec;
     const std::string p = path;
-    if (std::filesystem::is_directory(p, ec) ||
-        (p.size() > 5 && p.compare(p.size() - 5, 5, ".kiln") == 0)) {
-      return Fail(KILN_ERROR_UNIMPLEMENTED, std::string(fn) + ": " + p + kiln::api::kPackageMessage);
+    if (kiln::IsPackagePath(p)) {
+      // Checked now (MANIFEST, config.cfg, listed files), so that a broken package fails here;
+      // each session opens it again and serves what it holds then.
+      auto pkg = kiln::Package::Open(p);
+      if (!pkg.ok()) return Fail(pkg.status().WithContext(fn));
+      auto m = std::make_unique<kiln_model>();
+      m->package_path = p;
+      *out_model = m.release();
+      return KILN_OK;
+    }
+    if (std::filesystem::is_directory(p, ec)) {
+      return Fail(KILN_ERROR_INVALID_ARGUMENT,
+                  std::string(fn) + ": " + p +
+                      " is a folder but not a Kiln package (no metadata/MANIFEST)");
     }
     return kiln::api::CreateModel(fn, kiln::ImportOnnxFile(p), out_model);
   });
@@ -174,6 +195,10 @@ kiln_status kiln_session_create(const kiln_model* model, const kiln_session_opti
     if (out_session == nullptr) return NullArgument(fn, "out_session");
     kiln_session_options defaults;
     kiln_session_options_init(&defaults);
+    if (!model->package_path.empty()) {
+      return kiln::api::CreatePackageSession(fn, model->package_path,
+                                             options ? *options : defaults, out_session);
+    }
     auto o = kiln::api::ToSessionOptions(options ? *options : defaults);
     if (!o.ok()) return Fail(o.status().WithContext(fn));
     kiln::Model copy = kiln::CopyModel(model->model);
@@ -189,9 +214,7 @@ kiln_status kiln_session_create(const kiln_model* model, const kiln_session_opti
     auto s = std::make_unique<kiln_session>();
     s->session = std::move(session).value();
     s->model_path = model->model.path;
-    const kiln::Graph& g = s->session->graph();
-    for (kiln::ValueId v : g.inputs()) s->inputs.push_back(kiln::api::Describe(g.value(v)));
-    for (kiln::ValueId v : g.outputs()) s->outputs.push_back(kiln::api::Describe(g.value(v)));
+    kiln::api::DescribeGraph(*s, s->session->graph());
     *out_session = s.release();
     return KILN_OK;
   });
@@ -252,7 +275,7 @@ kiln_status kiln_session_prepare(kiln_session* session, const kiln_binding* bind
     if (session == nullptr) return NullArgument(fn, "session");
     auto inputs = PlanInputs(fn, session, binding);
     if (!inputs.ok()) return Fail(inputs.status());
-    auto plan = session->session->Plan(*inputs);
+    auto plan = session->Current()->Plan(*inputs);
     if (!plan.ok()) return Fail(plan.status().WithContext(fn));
     return KILN_OK;
   });
@@ -266,14 +289,13 @@ kiln_status kiln_session_plan_json(kiln_session* session, const kiln_binding* bi
     if (out_json == nullptr) return NullArgument(fn, "out_json");
     auto inputs = PlanInputs(fn, session, binding);
     if (!inputs.ok()) return Fail(inputs.status());
-    auto plan = session->session->Plan(*inputs);
+    std::shared_ptr<kiln::Session> current = session->Current();
+    auto plan = current->Plan(*inputs);
     if (!plan.ok()) return Fail(plan.status().WithContext(fn));
     const std::string file = std::filesystem::path(session->model_path).filename().string();
-    const kiln::cli::PlanReport report = kiln::cli::CollectPlanReport(*session->session, **plan, file);
-    char* json = kiln::api::CopyString(kiln::cli::RenderPlanJson(report));
-    if (json == nullptr) return Fail(KILN_ERROR_INTERNAL, std::string(fn) + ": out of memory");
-    *out_json = json;
-    return KILN_OK;
+    kiln::cli::PlanReport report = kiln::cli::CollectPlanReport(*current, **plan, file);
+    if (session->serving) report.notes.push_back("served by " + session->serving->ServedBy());
+    return kiln::api::ReturnString(fn, kiln::cli::RenderPlanJson(report), out_json);
   });
 }
 

@@ -80,8 +80,9 @@ Status SetSessionConfigKey(ApiSessionOptions& o, const std::string& key, const s
     }
     o.session.op_backend[op] = value;
   } else if (key == "OnDeviceCompilation" || key.rfind("Odc", 0) == 0) {
-    return Unimplemented("config key " + key +
-                         ": on-device compilation is not available in this build of the C API yet");
+    return InvalidArgument("config key " + key +
+                           " applies to packages: on-device compilation needs a .kiln package "
+                           "(make one with kiln_pack), this is a bare ONNX model");
   } else {
     return InvalidArgument("unknown config key '" + key +
                            "'; known: Threads, ComputeUnits, ModelType, Backends, Fallback, "
@@ -141,6 +142,46 @@ Result<ApiSessionOptions> ToSessionOptions(const kiln_session_options& c) {
     KILN_RETURN_IF_ERROR(SetSessionConfigKey(o, c.config[i].key, c.config[i].value));
   }
   return o;
+}
+
+Result<ServeOptions> ToServeOptions(const kiln_session_options& c) {
+  // The same field checks as for a bare model (ranges, enum values, config entries present).
+  kiln_session_options fields = c;
+  fields.config = nullptr;
+  fields.config_count = 0;
+  KILN_ASSIGN_OR_RETURN(ApiSessionOptions checked, ToSessionOptions(fields));
+  if (c.config_count > 0 && c.config == nullptr) {
+    return InvalidArgument("kiln_session_options.config is NULL but config_count is " +
+                           std::to_string(c.config_count));
+  }
+  ServeOptions so;
+  if (checked.precision) {
+    return InvalidArgument(
+        "kiln_session_options.precision applies to ONNX models: a package's precision is chosen "
+        "when it is packed (kiln_pack_options.precision)");
+  }
+  // Fields left at their kiln_session_options_init defaults keep the package's config.cfg.
+  if (c.threads != 1) so.config["Threads"] = std::to_string(c.threads);
+  if (c.units != KILN_UNITS_ALL) so.config["ComputeUnits"] = ComputeUnitsName(checked.session.units);
+  if (c.model_type == KILN_MODEL_TYPE_PROGRAM) so.config["ModelType"] = "program";
+  if (c.model_type == KILN_MODEL_TYPE_NETWORK) so.config["ModelType"] = "network";
+  if (c.backends != nullptr) so.config["Backends"] = c.backends;
+  if (c.fallback == 0) so.config["Fallback"] = "0";
+  for (size_t i = 0; i < c.config_count; ++i) {
+    if (c.config[i].key == nullptr || c.config[i].value == nullptr) {
+      return InvalidArgument("kiln_session_options.config[" + std::to_string(i) +
+                             "] has a NULL key or value");
+    }
+    const std::string key = c.config[i].key;
+    if (key == "Precision") {
+      return InvalidArgument(
+          "config key Precision applies to ONNX models: a package's precision is chosen when "
+          "it is packed (kiln_pack_options.precision)");
+    }
+    // Checked against the package key table when the package opens (errors name the key).
+    so.config[key] = c.config[i].value;
+  }
+  return so;
 }
 
 }  // namespace kiln::api

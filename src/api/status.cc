@@ -1,5 +1,6 @@
 // C API: status names, the per-thread last error, version, element types, kiln_free.
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "api/api_internal.h"
@@ -44,6 +45,14 @@ kiln_status NullArgument(const char* function, const char* argument) {
 
 kiln_element_type ToC(ElementType t) {
   return static_cast<kiln_element_type>(ElementTypeToOnnx(t));
+}
+
+kiln_status ReturnString(const char* function, const std::string& text, char** out) {
+  char* p = static_cast<char*>(std::malloc(text.size() + 1));
+  if (p == nullptr) return Fail(KILN_ERROR_INTERNAL, std::string(function) + ": out of memory");
+  std::memcpy(p, text.c_str(), text.size() + 1);
+  *out = p;
+  return KILN_OK;
 }
 
 ElementType FromC(kiln_element_type t) {

@@ -81,6 +81,10 @@ class ServingSession {
   // JSON: {"enabled", "trigger", "mode", "records", "samples", "sample_bytes", "job_running", ...}
   nlohmann::json OdcStatus() const;
   nlohmann::json OdcHistory() const;
+  // Recording for ODC on or off from the next run (the C API's kiln_session_odc_set_recording;
+  // callers serialise it with Run).
+  void set_record(bool on) { options_.record = on; }
+  bool record() const { return options_.record; }
   // Recording cost of the last run, in milliseconds (0 when it did not record).
   double last_record_ms() const { return last_record_ms_; }
 

@@ -80,8 +80,8 @@ TEST(CApi, ModelErrors) {
   EXPECT_ERR(kiln_model_create_from_file("/nonexistent/m.onnx", &m), KILN_ERROR_NOT_FOUND,
              "/nonexistent/m.onnx");
   EXPECT_EQ(m, nullptr);
-  EXPECT_ERR(kiln_model_create_from_file("/tmp/m.kiln", &m), KILN_ERROR_UNIMPLEMENTED,
-             "packages are not available");
+  EXPECT_ERR(kiln_model_create_from_file("/tmp", &m), KILN_ERROR_INVALID_ARGUMENT,
+             "/tmp is a folder but not a Kiln package (no metadata/MANIFEST)");
   EXPECT_ERR(kiln_model_create_from_memory(nullptr, 4, &m), KILN_ERROR_INVALID_ARGUMENT,
              "data is NULL");
   const char junk[] = "not a model";
@@ -167,7 +167,8 @@ TEST(CApi, SessionOptionsAndConfigKeys) {
       {{"Fallback", "maybe"}, KILN_ERROR_INVALID_ARGUMENT, "Fallback = 'maybe': expected 0 or 1"},
       {{"Precision", "int4"}, KILN_ERROR_INVALID_ARGUMENT, "expected fp32, fp16 or mixed"},
       {{"OpBackend.", "ref"}, KILN_ERROR_INVALID_ARGUMENT, "expected OpBackend.<OpType>"},
-      {{"OdcRecords", "8"}, KILN_ERROR_UNIMPLEMENTED, "OdcRecords: on-device compilation"},
+      {{"OdcRecords", "8"}, KILN_ERROR_INVALID_ARGUMENT,
+       "OdcRecords applies to packages: on-device compilation needs a .kiln package"},
       {{nullptr, "1"}, KILN_ERROR_INVALID_ARGUMENT, "config[0] has a NULL key or value"},
   };
   for (const Case& c : cases) {
@@ -543,27 +544,37 @@ TEST(CApi, ConvertAndQuantize) {
   kiln_model_release(m);
 }
 
-TEST(CApi, PackagesAndOdcAreNotAvailableYet) {
+// The ODC calls on a bare model: errors that say a package is needed, or a status saying so.
+TEST(CApi, OdcCallsOnABareModel) {
   kiln_session* s = Open("add.onnx");
   char* json = nullptr;
-  EXPECT_ERR(kiln_pack("m.onnx", "m.kiln", nullptr, 0), KILN_ERROR_UNIMPLEMENTED, "kiln_pack");
-  EXPECT_ERR(kiln_pack(nullptr, "m.kiln", nullptr, 0), KILN_ERROR_INVALID_ARGUMENT,
-             "model_path is NULL");
-  EXPECT_ERR(kiln_pack("m.onnx", nullptr, nullptr, 0), KILN_ERROR_INVALID_ARGUMENT,
-             "package_path is NULL");
-  EXPECT_ERR(kiln_compile_package("m.kiln"), KILN_ERROR_UNIMPLEMENTED, "compiling a package");
-  EXPECT_ERR(kiln_compile_package(nullptr), KILN_ERROR_INVALID_ARGUMENT, "package_path is NULL");
-  EXPECT_ERR(kiln_session_odc_set_recording(s, 1), KILN_ERROR_UNIMPLEMENTED, "on-device");
+  EXPECT_ERR(kiln_session_odc_set_recording(s, 1), KILN_ERROR_INVALID_ARGUMENT,
+             "kiln_session_odc_set_recording: the session serves a bare ONNX model");
   EXPECT_ERR(kiln_session_odc_set_recording(nullptr, 1), KILN_ERROR_INVALID_ARGUMENT,
              "session is NULL");
-  EXPECT_ERR(kiln_session_odc_compile_now(s), KILN_ERROR_UNIMPLEMENTED, "on-device");
-  EXPECT_ERR(kiln_session_odc_compile_now(nullptr), KILN_ERROR_INVALID_ARGUMENT, "NULL");
-  EXPECT_ERR(kiln_session_odc_status_json(s, &json), KILN_ERROR_UNIMPLEMENTED, "on-device");
+  EXPECT_ERR(kiln_session_odc_compile_now(s, &json), KILN_ERROR_INVALID_ARGUMENT,
+             "on-device compilation needs a .kiln package");
+  EXPECT_ERR(kiln_session_odc_compile_now(nullptr, &json), KILN_ERROR_INVALID_ARGUMENT, "NULL");
   EXPECT_ERR(kiln_session_odc_status_json(s, nullptr), KILN_ERROR_INVALID_ARGUMENT,
              "out_json is NULL");
-  EXPECT_ERR(kiln_session_odc_history_json(s, &json), KILN_ERROR_UNIMPLEMENTED, "on-device");
+  EXPECT_ERR(kiln_session_odc_status_json(nullptr, &json), KILN_ERROR_INVALID_ARGUMENT,
+             "session is NULL");
+  ASSERT_EQ(kiln_session_odc_status_json(s, &json), KILN_OK) << Last();
+  EXPECT_NE(std::string(json).find("\"enabled\": false"), std::string::npos) << json;
+  kiln_free(json);
   EXPECT_ERR(kiln_session_odc_history_json(nullptr, &json), KILN_ERROR_INVALID_ARGUMENT,
              "session is NULL");
+  EXPECT_ERR(kiln_session_odc_history_json(s, nullptr), KILN_ERROR_INVALID_ARGUMENT,
+             "out_json is NULL");
+  ASSERT_EQ(kiln_session_odc_history_json(s, &json), KILN_OK) << Last();
+  EXPECT_STREQ(json, "[]");
+  kiln_free(json);
+  EXPECT_ERR(kiln_session_served_by(nullptr, &json), KILN_ERROR_INVALID_ARGUMENT,
+             "session is NULL");
+  EXPECT_ERR(kiln_session_served_by(s, nullptr), KILN_ERROR_INVALID_ARGUMENT, "out_text is NULL");
+  ASSERT_EQ(kiln_session_served_by(s, &json), KILN_OK) << Last();
+  EXPECT_EQ(std::string(json), "model " + kModels + "/add.onnx");
+  kiln_free(json);
   kiln_session_release(s);
 }
 

@@ -21,6 +21,15 @@ TEST(CppApiExceptions, ThrowsWithKilnMessage) {
   io.SetInput<float>(0, {1, 3}, x);
   session.Run(io);
   EXPECT_EQ(io.Output(0).CopyAs<float>(), (std::vector<float>{2, 4, 6}));
+  EXPECT_EQ(session.ServedBy(), std::string("model ") + KILN_API_MODELS + "/add.onnx");
+  try {
+    session.OdcSetRecording(true);
+    FAIL() << "no exception";
+  } catch (const kiln::Exception& e) {
+    EXPECT_NE(std::string(e.what()).find("bare ONNX model"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(kiln::CompilePackage("/nonexistent.kiln"), kiln::Exception);
+  EXPECT_EQ(session.OdcHistoryJson(), "[]");
 }
 
 }  // namespace

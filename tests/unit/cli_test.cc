@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 
+#include "core/half.h"
 #include "core/npy.h"
 #include "core/tensor_compare.h"
 
@@ -140,6 +141,49 @@ TEST_F(Cli, OutputFileNamesAreSanitized) {
   ASSERT_EQ(o.status, 0) << o.err;
   EXPECT_TRUE(fs::exists(dir_ / "o" / ".._a_b_c_d.npy")) << o.out;
   EXPECT_FALSE(fs::exists(dir_ / "a"));
+}
+
+// `kiln run` with .npy data of another float type than the input declares: f32 data into an
+// f16 program and f16 data into an f32 model, each converted with a note on stderr.
+TEST_F(Cli, RunConvertsFloatDataToTheDeclaredType) {
+  auto relu_model = [&](int elem_type, const std::string& name) {
+    onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(17);
+    auto* g = m.mutable_graph();
+    for (auto* vi : {g->add_input(), g->add_output()}) {
+      vi->set_name(vi == &g->input(0) ? "x" : "y");
+      auto* tt = vi->mutable_type()->mutable_tensor_type();
+      tt->set_elem_type(elem_type);
+      tt->mutable_shape()->add_dim()->set_dim_value(3);
+    }
+    auto* n = g->add_node();
+    n->set_op_type("Relu");
+    n->add_input("x");
+    n->add_output("y");
+    return Write(name, m.SerializeAsString());
+  };
+  const std::string half = relu_model(onnx::TensorProto::FLOAT16, "half.onnx");
+  const std::string full = relu_model(onnx::TensorProto::FLOAT, "full.onnx");
+  const std::string f32 = (dir_ / "x32.npy").string();
+  ASSERT_TRUE(WriteNpy(f32, Tensor::FromVector<float>({0.1f, -2.0f, 3.0f}, {3})).ok());
+  Outcome o = Kiln("run " + half + " -i x=" + f32 + " -o " + (dir_ / "h").string());
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_NE(o.err.find("note: input 'x': f32 data converted to f16"), std::string::npos) << o.err;
+  auto y = ReadNpy((dir_ / "h" / "y.npy").string());
+  ASSERT_TRUE(y.ok()) << y.status().ToString();
+  ASSERT_EQ(y->type(), ElementType::kF16);
+  EXPECT_EQ(y->data<Half>()[0].bits, Half(0.1f).bits);
+  EXPECT_EQ(static_cast<float>(y->data<Half>()[1]), 0.0f);
+  // And back: that f16 output as the input of the f32 model.
+  o = Kiln("run " + full + " -i x=" + (dir_ / "h" / "y.npy").string() + " -o " + (dir_ / "f").string());
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_NE(o.err.find("note: input 'x': f16 data converted to f32"), std::string::npos) << o.err;
+  auto z = ReadNpy((dir_ / "f" / "y.npy").string());
+  ASSERT_TRUE(z.ok());
+  ASSERT_EQ(z->type(), ElementType::kF32);
+  EXPECT_EQ(z->data<float>()[0], static_cast<float>(Half(0.1f)));
+  EXPECT_EQ(z->data<float>()[2], 3.0f);
 }
 
 }  // namespace

@@ -25,5 +25,23 @@ TEST(ToolInputs, FloatDataConvertedToDeclaredType) {
   EXPECT_EQ((*ints)[0].second.type(), ElementType::kI32);
 }
 
+// And back: f16 data (e.g. saved from an fp16 program's output) into an f32 input.
+TEST(ToolInputs, HalfDataConvertedToFloatInput) {
+  Graph g;
+  ValueId x = g.AddValue("x", ElementType::kF32, DimVector{Dim(2)});
+  g.MarkInput(x);
+  std::map<std::string, Tensor> given;
+  Tensor h = Tensor::Allocate(ElementType::kF16, {2}).value();
+  h.data<Half>()[0] = Half(0.1f);
+  h.data<Half>()[1] = Half(-3.5f);
+  given["x"] = h;
+  auto inputs = MakeInputs(g, given, {}, 0, false);
+  ASSERT_TRUE(inputs.ok()) << inputs.status().ToString();
+  const Tensor& t = (*inputs)[0].second;
+  ASSERT_EQ(t.type(), ElementType::kF32);
+  EXPECT_EQ(t.data<float>()[0], static_cast<float>(Half(0.1f)));  // the f16 value, exactly
+  EXPECT_EQ(t.data<float>()[1], -3.5f);
+}
+
 }  // namespace
 }  // namespace kiln::cli
