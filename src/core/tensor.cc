@@ -44,6 +44,10 @@ std::vector<int64_t> Strides(const Shape& shape) {
 }
 
 Result<Tensor> Tensor::Allocate(ElementType type, Shape shape) {
+  return AllocateImpl(type, std::move(shape), /*zero=*/true);
+}
+
+Result<Tensor> Tensor::AllocateImpl(ElementType type, Shape shape, bool zero) {
   if (type == ElementType::kUndefined) return InvalidArgument("cannot allocate an undefined type");
   KILN_ASSIGN_OR_RETURN(int64_t n, CheckedNumElements(shape));
   Tensor t;
@@ -60,7 +64,11 @@ Result<Tensor> Tensor::Allocate(ElementType type, Shape shape) {
   const size_t rounded = (bytes + 63) / 64 * 64 + 64;
   void* p = std::aligned_alloc(64, rounded);
   if (p == nullptr) return InvalidArgument("out of memory allocating " + t.Describe());
-  std::memset(p, 0, rounded);
+  if (zero) {
+    std::memset(p, 0, rounded);
+  } else {
+    std::memset(static_cast<char*>(p) + bytes, 0, rounded - bytes);  // the padding only
+  }
   t.owner_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
   t.data_ = p;
   return t;
@@ -125,7 +133,9 @@ Tensor Tensor::Clone() const {
     return t;
   }
   if (!defined()) return Tensor();
-  Tensor t = Allocate(type_, shape_).value();
+  // Every byte is written below: no zero fill first (a copy of a large input touches its
+  // pages once, not twice).
+  Tensor t = AllocateImpl(type_, shape_, type_ == ElementType::kString).value();
   if (type_ == ElementType::kString) {
     for (int64_t i = 0; i < size_; ++i) t.data<std::string>()[i] = data<std::string>()[i];
   } else if (bytes() > 0) {

@@ -105,6 +105,7 @@ class Tensor {
   std::string Describe() const;
 
  private:
+  static Result<Tensor> AllocateImpl(ElementType type, Shape shape, bool zero);
   TensorKind kind_ = TensorKind::kTensor;
   bool of_sequence_ = false;  // optional: declared as an optional sequence
   std::shared_ptr<const std::vector<Tensor>> items_;  // sequence / optional contents

@@ -140,6 +140,17 @@ Result<OdcState> RecordRun(const std::string& dir, const NamedTensors& inputs,
   return s;
 }
 
+Result<OdcState> CountRun(const std::string& dir, const std::string& signature) {
+  std::error_code ec;
+  fs::create_directories(fs::path(dir) / "odc", ec);
+  KILN_ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire(LockPath(dir)));
+  KILN_ASSIGN_OR_RETURN(OdcState s, ReadOdcState(dir));
+  s.records += 1;
+  s.signatures[signature] += 1;
+  KILN_RETURN_IF_ERROR(WriteState(dir, s));
+  return s;
+}
+
 Result<NamedTensors> LoadOdcSample(const std::string& dir, const OdcSample& s, const Graph& g) {
   NamedTensors out;
   for (ValueId v : g.inputs()) {

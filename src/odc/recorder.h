@@ -50,6 +50,9 @@ Result<OdcState> ReadOdcState(const std::string& package_dir);
 // bounds the kept samples.
 Result<OdcState> RecordRun(const std::string& package_dir, const NamedTensors& inputs,
                            int64_t max_sample_bytes);
+// The same for a run whose inputs are not at hand any more (the serving session's recorder was
+// still busy with an earlier sample): the run is counted under its signature, nothing is kept.
+Result<OdcState> CountRun(const std::string& package_dir, const std::string& signature);
 
 // Updates the state under its lock (for the compile job's bookkeeping).
 Status UpdateOdcState(const std::string& package_dir,

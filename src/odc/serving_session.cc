@@ -1,6 +1,8 @@
 #include "odc/serving_session.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 
 #include "core/sha256.h"
@@ -58,6 +60,13 @@ Result<std::unique_ptr<ServingSession>> ServingSession::Open(const std::string& 
   s->session_options_ = so;
   s->package_ = std::move(pkg);
   KILN_RETURN_IF_ERROR(s->ServeBest());
+  if (s->package_->config().on_device_compilation) {
+    auto st = ReadOdcState(s->package_->dir());
+    if (st.ok()) {
+      s->predicted_records_ = st->records;
+      s->predicted_last_job_ = st->last_job_records;
+    }
+  }
   const PackageConfig& c = s->package_->config();
   if (c.on_device_compilation && c.odc_trigger == OdcTrigger::kPrepare &&
       !s->served_by_compiled_plan()) {
@@ -69,6 +78,12 @@ Result<std::unique_ptr<ServingSession>> ServingSession::Open(const std::string& 
 
 ServingSession::~ServingSession() {
   WaitForBackgroundJob();
+  {
+    std::lock_guard<std::mutex> l(rec_mu_);
+    rec_stop_ = true;
+  }
+  rec_cv_.notify_all();
+  if (recorder_.joinable()) recorder_.join();
 }
 
 Status ServingSession::ServeBest() {
@@ -199,12 +214,97 @@ Status ServingSession::SwitchToAcceptedPlan(const std::string& plan_rel) {
 Result<CompileJobResult> ServingSession::CompileNow() {
   if (!package_) return InvalidArgument(path_ + " is a bare model: on-device compilation needs a package (kiln pack)");
   KILN_ASSIGN_OR_RETURN(CompileJobResult r, RunCompileJob(package_->dir(), JobOptions("manual")));
-  if (!r.plan_path.empty()) KILN_RETURN_IF_ERROR(SwitchToAcceptedPlan(r.plan_path));
+  if (!r.plan_path.empty()) {
+    std::lock_guard<std::mutex> rl(run_mu_);
+    KILN_RETURN_IF_ERROR(SwitchToAcceptedPlan(r.plan_path));
+  }
   return r;
 }
 
 void ServingSession::WaitForBackgroundJob() {
-  if (job_.joinable()) job_.join();
+  std::unique_lock<std::mutex> l(rec_mu_);
+  rec_cv_.wait(l, [this] { return rec_queue_.empty() && !rec_busy_ && !job_due_; });
+}
+
+void ServingSession::StartRecorder() {
+  if (!recorder_.joinable()) recorder_ = std::thread([this] { RecorderLoop(); });
+}
+
+void ServingSession::RecorderLoop() {
+  const PackageConfig& c = package_->config();
+  std::unique_lock<std::mutex> l(rec_mu_);
+  for (;;) {
+    rec_cv_.wait(l, [this] { return rec_stop_ || !rec_queue_.empty() || job_due_; });
+    if (job_due_) {
+      job_due_ = false;
+      rec_busy_ = true;
+      l.unlock();
+      const char* trigger = c.odc_trigger == OdcTrigger::kBackground ? "background" : "records";
+      auto r = RunCompileJob(package_->dir(), JobOptions(trigger));
+      if (r.ok() && !r->plan_path.empty()) {
+        // Between runs: the accepted plan serves from the next Run on.
+        std::lock_guard<std::mutex> rl(run_mu_);
+        Status sw = SwitchToAcceptedPlan(r->plan_path);
+        if (!sw.ok()) {
+          std::lock_guard<std::mutex> ml(mu_);
+          notes_.push_back("ODC: cannot switch to " + r->plan_path + ": " + sw.message());
+        }
+      }
+      {
+        std::lock_guard<std::mutex> jl(job_mu_);
+        if (r.ok()) {
+          job_result_ = *r;
+        } else {
+          CompileJobResult f;
+          f.outcome = "failed";
+          f.reason = r.status().message();
+          job_result_ = f;
+        }
+      }
+      job_running_ = false;
+      l.lock();
+      rec_busy_ = false;
+      rec_cv_.notify_all();
+      continue;
+    }
+    if (rec_queue_.empty()) {
+      if (rec_stop_) return;
+      continue;
+    }
+    RecordItem item = std::move(rec_queue_.front());
+    rec_queue_.pop_front();
+    rec_busy_ = true;
+    l.unlock();
+    const auto a = std::chrono::steady_clock::now();
+    Result<OdcState> st = item.inputs.empty()
+                              ? CountRun(package_->dir(), item.signature)
+                              : RecordRun(package_->dir(), item.inputs, c.odc_sample_bytes);
+    last_record_write_ms_ =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count();
+    l.lock();
+    if (!item.inputs.empty() && rec_spare_.size() < 2) rec_spare_.push_back(std::move(item.inputs));
+    if (st.ok()) {
+      const bool due = st->records >= c.odc_records &&
+                       (st->last_job_records < 0 ||
+                        st->records >= st->last_job_records + c.odc_records);
+      if (due && (c.odc_trigger == OdcTrigger::kRecords ||
+                  c.odc_trigger == OdcTrigger::kBackground) &&
+          (!job_running_ || item.predicted_due)) {
+        job_running_ = true;
+        job_due_ = true;
+      } else if (item.predicted_due) {
+        job_running_ = false;  // another process's job came first: not due after all
+      }
+      predicted_records_ = std::max(predicted_records_, st->records);
+      predicted_last_job_ = st->last_job_records;
+    } else {
+      if (item.predicted_due) job_running_ = false;
+      std::lock_guard<std::mutex> ml(mu_);
+      notes_.push_back("ODC recording: " + st.status().message());
+    }
+    rec_busy_ = false;
+    rec_cv_.notify_all();
+  }
 }
 
 Status ServingSession::RetireOldGeneration() {
@@ -245,39 +345,63 @@ Status ServingSession::AfterRun(const NamedTensors& inputs) {
   if (!served_plan_.empty()) return Status::Ok();  // a compiled plan serves: nothing to learn
   if (job_running_) return Status::Ok();
   const auto a = std::chrono::steady_clock::now();
-  KILN_ASSIGN_OR_RETURN(OdcState st, RecordRun(package_->dir(), inputs, c.odc_sample_bytes));
+  RecordItem item;
+  item.signature = InputSignature(inputs);
+  if (std::lock_guard<std::mutex> pl(rec_mu_); predicted_records_ >= 0) {
+    ++predicted_records_;
+    item.predicted_due = predicted_records_ >= c.odc_records &&
+                         (predicted_last_job_ < 0 ||
+                          predicted_records_ >= predicted_last_job_ + c.odc_records) &&
+                         (c.odc_trigger == OdcTrigger::kRecords ||
+                          c.odc_trigger == OdcTrigger::kBackground);
+    if (item.predicted_due) job_running_ = true;  // no more recording; `records`: next Run waits
+  }
+  {
+    std::unique_lock<std::mutex> l(rec_mu_);
+    const bool keep = rec_queue_.size() < 2;  // else the recorder is behind: count only
+    NamedTensors copy;
+    if (keep) {
+      // Reuse a written sample's buffers when the shapes match (no fresh pages to fault in).
+      for (size_t i = 0; i < rec_spare_.size() && copy.empty(); ++i) {
+        NamedTensors& sp = rec_spare_[i];
+        bool same = sp.size() == inputs.size();
+        for (size_t k = 0; same && k < inputs.size(); ++k) {
+          same = sp[k].first == inputs[k].first && sp[k].second.type() == inputs[k].second.type() &&
+                 sp[k].second.shape() == inputs[k].second.shape() &&
+                 sp[k].second.type() != ElementType::kString && sp[k].second.owns_storage();
+        }
+        if (same) {
+          copy = std::move(sp);
+          rec_spare_.erase(rec_spare_.begin() + static_cast<long>(i));
+        }
+      }
+      l.unlock();
+      if (!copy.empty()) {
+        for (size_t k = 0; k < inputs.size(); ++k) {
+          std::memcpy(copy[k].second.raw(), inputs[k].second.raw(), inputs[k].second.bytes());
+        }
+      } else {
+        for (const auto& [name, t] : inputs) copy.emplace_back(name, t.Clone());
+      }
+      l.lock();
+    }
+    item.inputs = std::move(copy);
+    StartRecorder();
+    rec_queue_.push_back(std::move(item));
+  }
+  rec_cv_.notify_all();
   last_record_ms_ =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count();
-  const bool due = st.records >= c.odc_records &&
-                   (st.last_job_records < 0 || st.records >= st.last_job_records + c.odc_records);
-  if (!due) return Status::Ok();
-  if (c.odc_trigger == OdcTrigger::kRecords) {
-    auto r = RunCompileJob(package_->dir(), JobOptions("records"));
-    if (!r.ok()) return r.status();
-    if (!r->plan_path.empty()) KILN_RETURN_IF_ERROR(SwitchToAcceptedPlan(r->plan_path));
-    notes_.push_back("ODC job: " + r->outcome + (r->reason.empty() ? "" : " (" + r->reason + ")"));
-  } else if (c.odc_trigger == OdcTrigger::kBackground) {
-    if (job_.joinable()) job_.join();
-    job_running_ = true;
-    job_ = std::thread([this] {
-      auto r = RunCompileJob(package_->dir(), JobOptions("background"));
-      std::lock_guard<std::mutex> l(job_mu_);
-      if (r.ok()) {
-        job_result_ = *r;
-      } else {
-        CompileJobResult f;
-        f.outcome = "failed";
-        f.reason = r.status().message();
-        job_result_ = f;
-      }
-      job_running_ = false;
-    });
-  }
   return Status::Ok();
 }
 
 Result<std::vector<Tensor>> ServingSession::Run(const NamedTensors& inputs) {
-  // Between runs: a finished background job's plan takes over.
+  // Trigger `records`: a due job finishes (and its plan takes over) before the next run.
+  if (package_ && package_->config().odc_trigger == OdcTrigger::kRecords && job_running_) {
+    WaitForBackgroundJob();
+  }
+  std::lock_guard<std::mutex> run_lock(run_mu_);
+  // A finished job's outcome, as a note (its plan already serves).
   if (package_ && !job_running_) {
     std::optional<CompileJobResult> done;
     {
@@ -285,9 +409,8 @@ Result<std::vector<Tensor>> ServingSession::Run(const NamedTensors& inputs) {
       done.swap(job_result_);
     }
     if (done) {
-      notes_.push_back("ODC background job: " + done->outcome +
+      notes_.push_back("ODC job: " + done->outcome +
                        (done->reason.empty() ? "" : " (" + done->reason + ")"));
-      if (!done->plan_path.empty()) KILN_RETURN_IF_ERROR(SwitchToAcceptedPlan(done->plan_path));
     }
   }
   std::shared_ptr<Session> s = session();

@@ -13,10 +13,17 @@
 //      intact, the original serves instead, with a note).
 // `incompatible` plans are never used; `stale` ones serve and ODC rebuilds them.
 //
-// Triggers (OdcTrigger): prepare (the job runs in Open), records (in the Run that reaches
-// OdcRecords recorded runs, after its result is computed), background (the same job on a
-// background thread while the float model keeps serving; the session switches to the new plan
-// between runs), manual (CompileNow only). After a successful job the session switches to the
+// Recording: a run hands a copy of its inputs (into buffers reused from run to run) to the
+// session's recorder thread and returns; the thread writes the sample and the count into the
+// package (odc/recorder.h), off the run's path. A run that finds the recorder still busy with
+// two earlier samples is only counted. Closing the session writes what is still queued, so no
+// recorded run is lost when the process ends normally.
+//
+// Triggers (OdcTrigger): prepare (the job runs in Open), records (the job starts once the
+// count reaches OdcRecords; the next Run waits for it and is served by its result),
+// background (the same job, while the float model keeps serving; the session switches to the
+// new plan between runs), manual (CompileNow only). Jobs run on the recorder thread; closing
+// the session waits for a running job. After a successful job the session switches to the
 // compiled plan; later processes load it directly.
 //
 // Thread safety: Run may be called from several threads (calls are serialised); CompileNow and
@@ -29,6 +36,8 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -44,6 +53,8 @@
 #include "runtime/session.h"
 
 namespace kiln {
+
+struct OdcState;
 
 struct ServeOptions {
   // Session options for a bare .onnx model; for a package they start from its config.cfg.
@@ -76,7 +87,7 @@ class ServingSession {
 
   // Runs the compile job now, synchronously (the manual trigger); switches on success.
   Result<CompileJobResult> CompileNow();
-  // Waits for a background job to finish (tests, process exit).
+  // Waits until every queued sample is written and no job runs (tests, process exit).
   void WaitForBackgroundJob();
   // JSON: {"enabled", "trigger", "mode", "records", "samples", "sample_bytes", "job_running", ...}
   nlohmann::json OdcStatus() const;
@@ -85,8 +96,11 @@ class ServingSession {
   // callers serialise it with Run).
   void set_record(bool on) { options_.record = on; }
   bool record() const { return options_.record; }
-  // Recording cost of the last run, in milliseconds (0 when it did not record).
+  // Recording cost of the last run to the run itself (copying its inputs for the recorder), in
+  // milliseconds (0 when it did not record).
   double last_record_ms() const { return last_record_ms_; }
+  // The recorder thread's time for the last sample it wrote (file writes, state update).
+  double last_record_write_ms() const { return last_record_write_ms_.load(); }
 
  private:
   ServingSession() = default;
@@ -107,8 +121,30 @@ class ServingSession {
   bool retire_pending_ = false;
   std::vector<std::string> notes_;
   double last_record_ms_ = 0;
-  // Background job.
-  std::thread job_;
+  std::atomic<double> last_record_write_ms_{0};
+  std::mutex run_mu_;  // serialises Run
+  // The recorder thread: writes queued samples, counts runs, runs jobs when they are due.
+  struct RecordItem {
+    std::string signature;
+    NamedTensors inputs;  // empty: count the run only
+    bool predicted_due = false;  // the count this run reaches makes a job due (as predicted)
+  };
+  // The record count as this process predicts it (read at Open, plus the runs it queued), so
+  // that the run reaching OdcRecords knows at once that a job follows (trigger `records`: the
+  // next run waits for it). The recorder corrects it from the state it writes.
+  int64_t predicted_records_ = -1;
+  int64_t predicted_last_job_ = -1;
+  void RecorderLoop();
+  void StartRecorder();
+  void MaybeStartJob(const OdcState& st);
+  std::thread recorder_;
+  std::mutex rec_mu_;
+  std::condition_variable rec_cv_;
+  std::deque<RecordItem> rec_queue_;
+  std::vector<NamedTensors> rec_spare_;  // written samples' buffers, reused by later runs
+  bool rec_busy_ = false;                // an item or a job is being processed
+  bool rec_stop_ = false;
+  bool job_due_ = false;
   std::atomic<bool> job_running_{false};
   std::atomic<bool> cancel_{false};
   std::mutex job_mu_;

@@ -48,23 +48,28 @@ Status DoRun(const RunOptions& o) {
   const size_t notes_before = serving->notes().size();
   std::vector<double> times;
   std::vector<Tensor> outputs;
+  double first_record_ms = 0;
   for (int r = 0; r < std::max(1, o.repeat); ++r) {
     auto a = std::chrono::steady_clock::now();
     KILN_ASSIGN_OR_RETURN(outputs, serving->Run(inputs));
     times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
+    if (r == 0) first_record_ms = serving->last_record_ms();
   }
   if (serving->is_package()) {
+    // Samples are written by the session's recorder thread (and a due job runs there): wait
+    // for it, so that what is printed below is what the package now holds.
+    serving->WaitForBackgroundJob();
     for (size_t i = notes_before; i < serving->notes().size(); ++i) {
       std::printf("note: %s\n", serving->notes()[i].c_str());
     }
     const nlohmann::json st = serving->OdcStatus();
     if (st.value("enabled", false)) {
-      std::printf("odc: %lld of %lld runs recorded, %zu samples kept (recording %.2f ms); "
-                  "serving now: %s\n",
+      std::printf("odc: %lld of %lld runs recorded, %zu samples kept (recording %.2f ms, "
+                  "writing %.2f ms on the recorder thread); serving now: %s\n",
                   static_cast<long long>(st.value("records", int64_t{0})),
                   static_cast<long long>(st.value("records_needed", int64_t{0})),
-                  st.value("samples", size_t{0}), serving->last_record_ms(),
-                  serving->ServedBy().c_str());
+                  st.value("samples", size_t{0}), first_record_ms,
+                  serving->last_record_write_ms(), serving->ServedBy().c_str());
     }
   }
   const Graph& g = session->graph();
