@@ -280,6 +280,22 @@ TEST(Odc, BrokenCalibrationRejectedAndTinyBudgetAborted) {
   EXPECT_TRUE(s2->Run(RandomInput(2)).ok());
   Package p = Package::Open(dir2.string()).value();
   EXPECT_EQ(p.manifest().odc_history.back()["outcome"], "aborted");
+
+  // Memory: a 1 MB budget is less than the job's model copies and candidate alone.
+  const fs::path dir3 = MakePackage("membudget", {{"OnDeviceCompilation", "1"},
+                                                  {"OdcTrigger", "manual"},
+                                                  {"OdcMemoryBudgetMB", "1"}}, 6);
+  auto s3 = ServingSession::Open(dir3.string()).value();
+  auto r3 = s3->CompileNow();
+  ASSERT_TRUE(r3.ok()) << r3.status().ToString();
+  EXPECT_EQ(r3->outcome, "aborted") << r3->entry.dump();
+  EXPECT_NE(r3->reason.find("OdcMemoryBudgetMB"), std::string::npos) << r3->reason;
+  EXPECT_GT(r3->entry.value("job_peak_mb", 0.0), 1.0) << r3->entry.dump();
+  EXPECT_FALSE(s3->served_by_compiled_plan());
+  EXPECT_TRUE(s3->Run(RandomInput(3)).ok());
+  Package p3 = Package::Open(dir3.string()).value();
+  EXPECT_EQ(p3.manifest().odc_history.back()["outcome"], "aborted");
+  EXPECT_TRUE(p3.manifest().plans.empty());
 }
 
 TEST(Odc, RecordsTriggerInTheRunThatReachesIt) {
