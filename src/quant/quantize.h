@@ -133,7 +133,8 @@ struct AccuracySearchOptions {
   int rank_samples = 8;
   bool prune = true;
   int max_gap = 2;
-  // Timed runs of the float and the quantized model after the search (0: not timed).
+  // Timed runs of the float and the quantized model after the search, alternating (more, up to
+  // 20x, until the float runs add up to 0.5 s; 0: not timed).
   int speed_runs = 10;
 };
 
@@ -210,6 +211,7 @@ struct QuantizeReport {
   // Timed on this machine (search.speed_runs, QuantizeOptions::threads), median ms per run on
   // the first measuring sample; 0 when not timed.
   double float_ms = 0, quantized_ms = 0;
+  int timed_runs = 0;
   bool float_recommended = false;  // the quantized model is not faster than the float one
   std::vector<std::string> notes;
 };

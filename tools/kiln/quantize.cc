@@ -206,7 +206,7 @@ Status DoQuantize(const QuantizeCliOptions& c) {
   if (r.float_ms > 0) {
     std::printf("speed on this machine (%d thread%s, median of %d runs): float %.2f ms, int8 %.2f "
                 "ms: %.2fx\n",
-                o.threads, o.threads == 1 ? "" : "s", o.search.speed_runs, r.float_ms,
+                o.threads, o.threads == 1 ? "" : "s", r.timed_runs, r.float_ms,
                 r.quantized_ms, r.float_ms / r.quantized_ms);
     if (r.float_recommended) {
       std::printf("note: the int8 model is not faster than the float model on this machine: use "
