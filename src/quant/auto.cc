@@ -366,12 +366,21 @@ Status MeasureAndSearch(const Model& model, const CalibrationStats& stats,
       best = std::move(m);
       return true;
     };
-    KILN_ASSIGN_OR_RETURN(std::optional<size_t> count, SmallestPassingCount(ranked.size(), passes));
+    // More than max_kept_fraction of the layers float is not an int8 model worth having (and
+    // usually means broken calibration data): the search gives up there.
+    const double fraction = std::clamp(o.search.max_kept_fraction, 0.0, 1.0);
+    const size_t limit = std::max<size_t>(
+        1, static_cast<size_t>(std::floor(fraction * static_cast<double>(ranked.size()))));
+    KILN_ASSIGN_OR_RETURN(std::optional<size_t> count,
+                          SmallestPassingCount(std::min(limit, ranked.size()), passes));
     if (!count) {
-      kept = ranked;
-      KILN_ASSIGN_OR_RETURN(final, s.Evaluate(with(kept), all));
-      report.notes.push_back("the tolerance is not reached even with every quantized layer float "
-                             "(" + Worst(final) + "): check the calibration data");
+      report.search_gave_up = true;
+      report.notes.push_back(
+          "the tolerance is not reached with " + std::to_string(limit) + " of " +
+          std::to_string(ranked.size()) + " quantizable layers float (the most sensitive ones; "
+          "worst " + Worst(final) + " all int8): int8 does not pay off for this model at this "
+          "tolerance (or the calibration data is broken); written all int8 beyond the explicit "
+          "selection, beyond tolerance: use the float model, or choose with --keep-float");
     } else {
       kept = prefix(*count);
       final = best;
@@ -434,7 +443,9 @@ Status MeasureAndSearch(const Model& model, const CalibrationStats& stats,
   }
   report.output_errors = final.outputs;
   report.search_seconds = Seconds(start);
-  return s.Time(keep, o.search.speed_runs);
+  KILN_RETURN_IF_ERROR(s.Time(keep, o.search.speed_runs));
+  if (report.search_gave_up) report.float_recommended = true;
+  return Status::Ok();
 }
 
 }  // namespace kiln::quant_internal

@@ -133,6 +133,10 @@ struct AccuracySearchOptions {
   int rank_samples = 8;
   bool prune = true;
   int max_gap = 2;
+  // When keeping at most this fraction of the candidate layers float (most sensitive first)
+  // does not reach the tolerance, the search gives up: nothing is kept beyond keep_float's
+  // explicit items, the report says so and recommends the float model (search_gave_up).
+  double max_kept_fraction = 0.5;
   // Timed runs of the float and the quantized model after the search, alternating (more, up to
   // 20x, until the float runs add up to 0.5 s; 0: not timed).
   int speed_runs = 10;
@@ -205,6 +209,7 @@ struct QuantizeReport {
   int measure_samples = 0;
   // The search: every ranked layer (most sensitive first), whole-model evaluations, seconds.
   bool searched = false;
+  bool search_gave_up = false;  // see AccuracySearchOptions::max_kept_fraction
   std::vector<LayerError> layer_errors;
   int model_runs = 0;
   double search_seconds = 0;

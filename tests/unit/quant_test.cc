@@ -673,11 +673,27 @@ TEST(QuantizeSearch, KeepsExactlyTheHypersensitiveLayers) {
   EXPECT_TRUE(rl.searched);
   EXPECT_TRUE(rl.kept.empty());
   EXPECT_DOUBLE_EQ(rl.output_errors[0].tolerance, 10);
+  // An unreachable one: the search gives up at half the layers float (all int8, float
+  // recommended) ...
   Model strict;
   const QuantizeReport rs = quantize("auto:1e-9", strict);
-  const std::set<std::string> ks = kept_names(rs);
-  EXPECT_TRUE(ks.count("conv3") && ks.count("conv9"));
-  EXPECT_GT(ks.size(), 2u);
+  EXPECT_TRUE(rs.search_gave_up);
+  EXPECT_TRUE(rs.float_recommended);
+  EXPECT_TRUE(rs.kept.empty());
+  // ... unless allowed to keep everything float.
+  {
+    QuantizeOptions o;
+    ASSERT_TRUE(ParseQuantizeKeepFloat("auto:1e-9", o).ok());
+    o.samples = split.measure;
+    o.search.max_kept_fraction = 1.0;
+    o.search.speed_runs = 0;
+    Model m = HypersensitiveModel(bad);
+    auto all_float = QuantizeModel(m, stats, o);
+    ASSERT_TRUE(all_float.ok()) << all_float.status().ToString();
+    const std::set<std::string> ks = kept_names(*all_float);
+    EXPECT_TRUE(ks.count("conv3") && ks.count("conv9"));
+    EXPECT_GT(ks.size(), 2u);
+  }
 
   // Explicit items only: just those, no search.
   Model named;

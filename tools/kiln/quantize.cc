@@ -47,6 +47,7 @@ struct QuantizeCliOptions {
   double holdout = 0.25;
   std::string ranking = "alone";
   int max_gap = 2;
+  double max_kept = 0.5;
   int speed_runs = 10;
   int samples = 64;
   int threads = 1;
@@ -106,6 +107,11 @@ Status DoQuantize(const QuantizeCliOptions& c) {
                            "[0, 1)");
   }
   o.search.max_gap = c.max_gap;
+  if (!(c.max_kept > 0 && c.max_kept <= 1)) {
+    return InvalidArgument("--max-kept " + std::to_string(c.max_kept) + ": expected a fraction "
+                           "in (0, 1]");
+  }
+  o.search.max_kept_fraction = c.max_kept;
   o.search.speed_runs = c.speed_runs;
   o.threads = c.threads;
   if (isatty(fileno(stderr))) o.progress = DrawProgress;
@@ -200,6 +206,10 @@ Status DoQuantize(const QuantizeCliOptions& c) {
     bool within = true;
     for (const QuantOutputError& e : r.output_errors) within = within && e.error <= e.tolerance;
     if (!within) std::printf("warning: an output is beyond its tolerance (see above)\n");
+    if (r.search_gave_up) {
+      std::printf("recommendation: use the float model (the accuracy search gave up, see the "
+                  "note below)\n");
+    }
   } else {
     std::printf("accuracy not measured (no --data samples)\n");
   }
@@ -208,7 +218,7 @@ Status DoQuantize(const QuantizeCliOptions& c) {
                 "ms: %.2fx\n",
                 o.threads, o.threads == 1 ? "" : "s", r.timed_runs, r.float_ms,
                 r.quantized_ms, r.float_ms / r.quantized_ms);
-    if (r.float_recommended) {
+    if (r.float_recommended && !r.search_gave_up) {
       std::printf("note: the int8 model is not faster than the float model on this machine: use "
                   "the float model here (the int8 file is written anyway)\n");
     }
@@ -269,6 +279,9 @@ Command AddQuantizeCommand(CLI::App& app) {
                   "Keep gaps of up to N quantized layers between kept ones float when that "
                   "removes conversions (default 2; 0: off)")
       ->check(CLI::Range(0, 1000));
+  sub->add_option("--max-kept", o->max_kept,
+                  "The search gives up (all int8, float model recommended) when more than this "
+                  "fraction of the layers would have to stay float (default 0.5)");
   sub->add_option("--speed-runs", o->speed_runs,
                   "Timed runs of the float and the int8 model (default 10; 0: not timed)")
       ->check(CLI::Range(0, 100000));
