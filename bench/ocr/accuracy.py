@@ -138,6 +138,25 @@ def run_ort(args, model_file, in_root, n, work):
     return outputs
 
 
+def bench_kiln(args, files, sample, dtype_of, work):
+    """{file: median ms} of `kiln bench` on one sample, the best of 3 rounds; the rounds of all
+    files interleaved, so that load on a shared machine hits every file alike."""
+    best = {}
+    for _ in range(3):
+        for f in files:
+            in_file = os.path.join(work, 'bench_in.npy')
+            np.save(in_file, sample['x'].astype(dtype_of[f]))
+            cmd = [args.kiln, 'bench', f, '-i', f'x={in_file}', '--threads', str(args.threads),
+                   '--warmup', '3', '--iters', str(args.speed), '--json', '-']
+            p = subprocess.run(cmd, capture_output=True, text=True)
+            if p.returncode != 0:
+                raise RuntimeError(f'kiln bench failed ({p.returncode}): '
+                                   f'{(p.stderr or p.stdout).strip()[-400:]}')
+            ms = json.loads(p.stdout)['median_ms']
+            best[f] = min(best.get(f, ms), ms)
+    return best
+
+
 def decode(model, outputs, samples, classes):
     """Model outputs -> predictions: rec text, det boxes, cls label."""
     if model == 'rec':
@@ -204,8 +223,10 @@ def same_file_agreement(model, raw):
 
 
 def table(model, n, rows):
+    speed = any('ms' in r for r in rows)
     head = ['runtime', 'variant'] + [c[1] for c in COLUMNS[model]] + [
-        AGREE[model], '‖y−y_ort‖/‖y_ort‖ median', 'max', 'time s']
+        AGREE[model], '‖y−y_ort‖/‖y_ort‖ median', 'max', 'time s'] + (
+        ['Kiln ms', 'vs fp32'] if speed else [])
     unit = {'rec': 'lines', 'det': 'pages', 'cls': 'lines'}[model]
     split = ''
     if model == 'rec' and rows and 'n_zh' in rows[0]:
@@ -220,6 +241,9 @@ def table(model, n, rows):
         cells = [f"{100 * r[k]:.1f}" if k in r else '—' for k, _ in COLUMNS[model]]
         cells += [f"{100 * r['agree']:.1f}", f"{r['rel_median']:.1e}", f"{r['rel_max']:.1e}",
                   f"{r['seconds']:.1f}"]
+        if speed:
+            cells += [f"{r['ms']:.2f}" if 'ms' in r else '', f"{r['speedup']:.2f}x"
+                      if 'speedup' in r else '']
         lines.append(f"| {r['runtime']} | {r['variant']} | " + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
@@ -250,6 +274,10 @@ def parse_args():
     ap.add_argument('--calibration-samples', type=int,
                     help='rec/cls lines and det pages of the calibration set (--make-int8, '
                     '--make-calibration; default: --samples and --det-pages, at most 64)')
+    ap.add_argument('--speed', type=int, default=0, metavar='ITERS',
+                    help='also time each Kiln variant with `kiln bench` on the first evaluation '
+                    'sample (--threads threads, ITERS runs, best median of 3 rounds, the rounds '
+                    'of all variants interleaved) and add "Kiln ms" and "vs fp32" columns')
     ap.add_argument('--kiln', default=os.path.join(REPO, 'build', 'kiln'))
     ap.add_argument('--node', default='node')
     ap.add_argument('--threads', type=int, default=1)
@@ -424,6 +452,24 @@ def main():
                                           for p in preds]
             rows[0]['predictions'] = [p.tolist() if isinstance(p, np.ndarray) else p
                                       for p in ref_preds]
+            if args.speed and 'kiln' in runtimes:
+                ref_file = os.path.realpath(fp32[m])
+                files, dtype_of, row_of = [ref_file], {ref_file: np.float32}, {}
+                for r in rows:
+                    if r['runtime'] == 'kiln' and 'error' not in r:
+                        f = os.path.realpath(find_model(dict(variants)[r['variant']], m))
+                        row_of[r['variant']] = f
+                        dtype_of[f] = input_dtype(f)
+                        if f not in files:
+                            files.append(f)
+                try:
+                    ms = bench_kiln(args, files, samples[0], dtype_of, work)
+                except RuntimeError as e:
+                    fail(f'{m}: {e}')
+                for r in rows:
+                    if r['runtime'] == 'kiln' and r['variant'] in row_of:
+                        r['ms'] = ms[row_of[r['variant']]]
+                        r['speedup'] = ms[ref_file] / r['ms']
             results[m] = rows
             same = same_file_agreement(m, raw)
             tables.append(table(m, len(samples), rows) + ''.join(

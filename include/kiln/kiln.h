@@ -303,7 +303,9 @@ typedef struct kiln_quantize_options {
   const char* activations; /* "u8" (default) or "s8" */
   int per_channel;         /* 1 (default) */
   int weight_bits;         /* 8 (default) or 7 */
-  const char* keep_float;  /* selector as in convert; NULL: none */
+  const char* keep_float;  /* as `kiln quantize --keep-float`: NULL or "" the accuracy search
+                              (a quarter of the samples held out to measure on), "none" all
+                              int8, "auto:TOL", or op:/name: items */
   int optimize;            /* 1 (default) */
   int threads;
 } kiln_quantize_options;

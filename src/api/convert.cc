@@ -87,17 +87,21 @@ Status Quantize(const char* in, const char* out, const kiln_quantize_options& c)
   }
   o.weight_bits = c.weight_bits;
   o.per_channel = c.per_channel != 0;
-  auto sel = ParseKeepSelector(c.keep_float ? c.keep_float : "");
-  if (!sel.ok()) return sel.status().WithContext(fn);
-  o.keep_float = std::move(sel).value();
+  Status keep = ParseQuantizeKeepFloat(c.keep_float ? c.keep_float : "", o);
+  if (!keep.ok()) return keep.WithContext(fn);
   o.threads = c.threads;
+  o.search.speed_runs = 0;
   KILN_ASSIGN_OR_RETURN(Model model, ImportOnnxFile(in));
   KILN_RETURN_IF_ERROR(OptimizeIf(model, c.optimize));
-  KILN_ASSIGN_OR_RETURN(o.samples, LoadCalibrationSamples(c.data_dir, model.graph, c.samples));
+  KILN_ASSIGN_OR_RETURN(std::vector<NamedTensors> all,
+                        LoadCalibrationSamples(c.data_dir, model.graph, c.samples));
+  // As `kiln quantize`: a quarter held out to measure the accuracy search on.
+  SampleSplit split = SplitCalibrationSamples(all);
+  o.samples = std::move(split.measure);
   CalibrationStats stats;
   RecordOptions r;
   r.threads = c.threads;
-  KILN_RETURN_IF_ERROR(RecordStatistics(model, o.samples, r, stats));
+  KILN_RETURN_IF_ERROR(RecordStatistics(model, split.calibration, r, stats));
   KILN_ASSIGN_OR_RETURN(QuantizeReport report, QuantizeModel(model, stats, o));
   (void)report;
   return ExportOnnxFile(model, out, ExportOptions{.value_info = false});

@@ -319,6 +319,9 @@ Result<CompileJobResult> RunCompileJob(const std::string& dir, const CompileJobO
       if (!keep.empty()) {
         KILN_ASSIGN_OR_RETURN(qo.keep_float, ParseKeepSelector(keep));
       }
+      // Test-only: the default search would keep the damaged layers float; the gate must
+      // catch the broken candidate itself.
+      if (o.break_calibration && keep.empty()) qo.search.enabled = false;
       KILN_ASSIGN_OR_RETURN(QuantizeReport qr, QuantizeModel(cand, stats, qo));
       c.kept_float = static_cast<int>(qr.kept.size());
       c.precision = "int8";

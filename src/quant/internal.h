@@ -1,5 +1,5 @@
 // Private to src/quant: the QDQ plan shared by the rewrite (qdq.cc), the opset upgrade
-// (upgrade.cc) and the auto:TOL search (auto.cc).
+// (upgrade.cc) and the accuracy search (auto.cc).
 #pragma once
 
 #include <optional>
@@ -79,9 +79,14 @@ Tensor QuantizeValues(const Tensor& x, const QParams& p);
 QParams ConstantParams(const Tensor& c, ActivationType type);
 Tensor DequantizeWeight(const QuantizedWeight& w, int axis);
 
-// auto:TOL: extends `keep` with the fewest nodes so that every output stays within `tol`.
-Status AutoSelect(const Model& model, const CalibrationStats& stats, const QuantizeOptions& o,
-                  bool per_channel, double tol, std::set<std::string>& keep,
-                  QuantizeReport& report);
+// MaxPool, Resize, Reshape, ...: quantized only to pass their input's quantization on.
+bool IsPassThroughQuantOp(const std::string& op);
+
+// The measurement and the accuracy search (auto.cc) on options.samples: with `search`, extends
+// `keep` with the layers that must stay float (AccuracySearchOptions); always fills the
+// report's output errors and timings.
+Status MeasureAndSearch(const Model& model, const CalibrationStats& stats,
+                        const QuantizeOptions& o, bool per_channel, bool search,
+                        std::set<std::string>& keep, QuantizeReport& report);
 
 }  // namespace kiln::quant_internal

@@ -27,11 +27,7 @@ bool IsComputeOp(const std::string& op) {
   return kOps.count(op) > 0;
 }
 
-bool IsPassThroughOp(const std::string& op) {
-  static const std::set<std::string> kOps = {"MaxPool", "Resize", "Reshape", "Transpose",
-                                             "Squeeze", "Unsqueeze", "Flatten"};
-  return kOps.count(op) > 0;
-}
+bool IsPassThroughOp(const std::string& op) { return IsPassThroughQuantOp(op); }
 
 // Elementwise ops that, with only scalar constants beside one computed value, map each element
 // on its own: a chain of them is a function of one 8-bit value (a 256-entry table once fused).
@@ -64,6 +60,12 @@ Tensor Scalar(ElementType type, double v) {
 }
 
 }  // namespace
+
+bool IsPassThroughQuantOp(const std::string& op) {
+  static const std::set<std::string> kOps = {"MaxPool", "Resize", "Reshape", "Transpose",
+                                             "Squeeze", "Unsqueeze", "Flatten"};
+  return kOps.count(op) > 0;
+}
 
 QParams ParamsForRange(double lo, double hi, ActivationType type) {
   QParams p;

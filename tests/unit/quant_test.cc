@@ -506,11 +506,209 @@ TEST(Quantize, AutoTolKeepsTheHostileLayerFloat) {
     EXPECT_LE(RelL2(got[0], want[0]), 2 * kTol);
   }
   for (const auto& e : report->layer_errors) {
-    std::printf("  layer %-4s %-5s %.3g\n", e.name.c_str(), e.op_type.c_str(), e.relative_l2);
+    std::printf("  layer %-4s %-5s %.3g\n", e.name.c_str(), e.op_type.c_str(), e.sensitivity);
   }
   std::printf("  auto:%.2g kept %s, output error %.3g after %d evaluations\n", kTol,
               report->kept[0].name.c_str(), report->output_errors[0].relative_l2,
               report->model_runs);
+}
+
+// kLayers 3x3 convs (8 channels, Relu between) -> Softmax over the last axis. Channel 0 of every
+// layer's output is dead (zero weights, bias -1, then Relu: always 0). The layers in
+// `hypersensitive` carry a weight of 1000 on that dead input channel in every filter: it adds
+// nothing in float, but sets each filter's per-channel int8 scale to 1000/127, so the real
+// weights (|w| <= 0.35) all round to 0 or to a step of 7.9: int8 destroys those layers alone.
+constexpr int kLayers = 12;
+Model HypersensitiveModel(const std::set<int>& hypersensitive) {
+  Model m;
+  m.opsets[""] = 13;
+  Graph& g = m.graph;
+  ValueId x = g.AddValue("x", ElementType::kF32, DimVector{1, 8, 8, 8});
+  g.MarkInput(x);
+  ValueId cur = x;
+  for (int l = 0; l < kLayers; ++l) {
+    const std::string name = "conv" + std::to_string(l);
+    Tensor w = Weights({8, 8, 3, 3}, 0.35f, 300 + l);
+    Tensor b = Weights({8}, 0.05f, 400 + l);
+    for (int k = 0; k < 8 * 9; ++k) w.data<float>()[k] = 0;  // output channel 0: dead
+    b.data<float>()[0] = -1;
+    for (int o = 0; o < 8; ++o) {
+      for (int k = 0; k < 9; ++k) {
+        // Input channel 0 is dead too (l > 0; the graph input's channel 0 is 0 as well).
+        w.data<float>()[(o * 8 + 0) * 9 + k] = hypersensitive.count(l) && o > 0 ? 1000.0f : 0.0f;
+      }
+    }
+    ValueId wv = g.AddInitializer(name + ".w", w);
+    ValueId bv = g.AddInitializer(name + ".b", b);
+    ValueId out = g.AddValue(name + ".out");
+    Attributes a;
+    a.Add(Attribute::Ints("pads", {1, 1, 1, 1}));
+    g.AddNode(name, "Conv", {cur, wv, bv}, {out}, a, "", 13);
+    if (l + 1 == kLayers) {
+      cur = out;
+      break;
+    }
+    ValueId r = g.AddValue(name + ".relu");
+    g.AddNode(name + "_relu", "Relu", {out}, {r}, {}, "", 13);
+    cur = r;
+  }
+  ValueId y = g.AddValue("y");
+  Attributes sa;
+  sa.Add(Attribute::Int("axis", -1));
+  g.AddNode("softmax", "Softmax", {cur}, {y}, sa, "", 13);
+  g.MarkOutput(y);
+  EXPECT_TRUE(InferShapes(g, InferShapesOptions{}).ok());
+  return m;
+}
+
+std::vector<NamedTensors> HypersensitiveSamples(int n, uint64_t seed) {
+  std::vector<NamedTensors> samples;
+  for (int i = 0; i < n; ++i) {
+    Tensor t = Uniform({1, 8, 8, 8}, 0, 1, seed + i);
+    for (int k = 0; k < 64; ++k) t.data<float>()[k] = 0;  // channel 0: dead
+    samples.push_back({{"x", t}});
+  }
+  return samples;
+}
+
+// Mean over rows (last axis) of |q[c*] - f[c*]| with c* the float argmax; computed here.
+double ChosenChange(const Tensor& q, const Tensor& f) {
+  const int64_t n = f.shape().back();
+  double sum = 0;
+  for (int64_t r = 0; r < f.size() / n; ++r) {
+    int64_t c = 0;
+    for (int64_t k = 1; k < n; ++k) c = f.GetAsDouble(r * n + k) > f.GetAsDouble(r * n + c) ? k : c;
+    sum += std::fabs(q.GetAsDouble(r * n + c) - f.GetAsDouble(r * n + c));
+  }
+  return sum / static_cast<double>(f.size() / n);
+}
+
+TEST(QuantizeSearch, KeepsExactlyTheHypersensitiveLayers) {
+  const std::set<int> bad = {3, 9};
+  const std::vector<NamedTensors> all = HypersensitiveSamples(16, 500);
+  const SampleSplit split = SplitCalibrationSamples(all);
+  ASSERT_TRUE(split.held_out);
+  EXPECT_EQ(split.measure.size(), 4u);
+  EXPECT_EQ(split.calibration.size(), 12u);
+  const std::vector<NamedTensors> fresh = HypersensitiveSamples(6, 900);
+  auto fresh_error = [&](const Model& written) {
+    double worst = 0;
+    for (const auto& s : fresh) {
+      const auto want = RunRef(HypersensitiveModel(bad), s);
+      const auto got = RunRef(CopyModel(written), s);
+      if (got.empty() || want.empty()) return static_cast<double>(INFINITY);
+      worst = std::max(worst, ChosenChange(got[0], want[0]));
+    }
+    return worst;
+  };
+  CalibrationStats stats;
+  {
+    Model m = HypersensitiveModel(bad);
+    ASSERT_TRUE(RecordStatistics(m, split.calibration, {}, stats).ok());
+  }
+  auto quantize = [&](const std::string& keep, Model& m) {
+    QuantizeOptions o;
+    EXPECT_TRUE(ParseQuantizeKeepFloat(keep, o).ok()) << keep;
+    o.samples = split.measure;
+    o.search.speed_runs = 2;
+    m = HypersensitiveModel(bad);
+    auto r = QuantizeModel(m, stats, o);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : QuantizeReport{};
+  };
+  auto kept_names = [](const QuantizeReport& r) {
+    std::set<std::string> k;
+    for (const auto& n : r.kept) k.insert(n.name);
+    return k;
+  };
+
+  // The default: exactly the two hypersensitive layers.
+  Model def;
+  const QuantizeReport r = quantize("", def);
+  EXPECT_TRUE(r.searched);
+  EXPECT_EQ(kept_names(r), (std::set<std::string>{"conv3", "conv9"}));
+  EXPECT_EQ(r.quantized.at("Conv"), kLayers - 2);
+  ASSERT_EQ(r.output_errors.size(), 1u);
+  EXPECT_EQ(r.output_errors[0].metric, "argmax");  // softmax output: detected
+  EXPECT_LE(r.output_errors[0].error, kDefaultArgmaxTolerance);
+  ASSERT_EQ(r.all_int8_errors.size(), 1u);
+  EXPECT_GT(r.all_int8_errors[0].error, kDefaultArgmaxTolerance);
+  ASSERT_GE(r.layer_errors.size(), 2u);
+  EXPECT_EQ((std::set<std::string>{r.layer_errors[0].name, r.layer_errors[1].name}),
+            (std::set<std::string>{"conv3", "conv9"}));
+  EXPECT_GT(r.float_ms, 0);
+  EXPECT_GT(r.quantized_ms, 0);
+  const double def_err = fresh_error(def);
+  std::printf("  default: kept %zu, held-out chosen-class change %.4g (all int8 %.4g), fresh "
+              "samples %.4g, %d evaluations, %.2f s\n",
+              r.kept.size(), r.output_errors[0].error, r.all_int8_errors[0].error, def_err,
+              r.model_runs, r.search_seconds);
+  EXPECT_LE(def_err, 2 * kDefaultArgmaxTolerance);  // independent: samples the search never saw
+
+  // The other ranking finds the same set.
+  {
+    QuantizeOptions o;
+    o.samples = split.measure;
+    o.search.ranking = SensitivityRanking::kLeaveOut;
+    o.search.speed_runs = 0;
+    Model m = HypersensitiveModel(bad);
+    auto lo = QuantizeModel(m, stats, o);
+    ASSERT_TRUE(lo.ok()) << lo.status().ToString();
+    EXPECT_EQ(kept_names(*lo), (std::set<std::string>{"conv3", "conv9"}));
+  }
+
+  // none: all int8, no search, and the loss is measured and reported.
+  Model none;
+  const QuantizeReport rn = quantize("none", none);
+  EXPECT_FALSE(rn.searched);
+  EXPECT_TRUE(rn.kept.empty());
+  EXPECT_EQ(rn.quantized.at("Conv"), kLayers);
+  ASSERT_EQ(rn.output_errors.size(), 1u);
+  EXPECT_GT(rn.output_errors[0].error, kDefaultArgmaxTolerance);
+  EXPECT_GT(fresh_error(none), 5 * def_err);
+
+  // auto:TOL: a loose tolerance keeps nothing, a strict one at least the two.
+  Model loose;
+  const QuantizeReport rl = quantize("auto:10", loose);
+  EXPECT_TRUE(rl.searched);
+  EXPECT_TRUE(rl.kept.empty());
+  EXPECT_DOUBLE_EQ(rl.output_errors[0].tolerance, 10);
+  // An unreachable one: the search gives up at half the layers float (all int8, float
+  // recommended) ...
+  Model strict;
+  const QuantizeReport rs = quantize("auto:1e-9", strict);
+  EXPECT_TRUE(rs.search_gave_up);
+  EXPECT_TRUE(rs.float_recommended);
+  EXPECT_TRUE(rs.kept.empty());
+  // ... unless allowed to keep everything float.
+  {
+    QuantizeOptions o;
+    ASSERT_TRUE(ParseQuantizeKeepFloat("auto:1e-9", o).ok());
+    o.samples = split.measure;
+    o.search.max_kept_fraction = 1.0;
+    o.search.speed_runs = 0;
+    Model m = HypersensitiveModel(bad);
+    auto all_float = QuantizeModel(m, stats, o);
+    ASSERT_TRUE(all_float.ok()) << all_float.status().ToString();
+    const std::set<std::string> ks = kept_names(*all_float);
+    EXPECT_TRUE(ks.count("conv3") && ks.count("conv9"));
+    EXPECT_GT(ks.size(), 2u);
+  }
+
+  // Explicit items only: just those, no search.
+  Model named;
+  const QuantizeReport re = quantize("name:conv3", named);
+  EXPECT_FALSE(re.searched);
+  EXPECT_EQ(kept_names(re), (std::set<std::string>{"conv3"}));
+  // ... plus auto: the search adds conv9.
+  Model both;
+  const QuantizeReport rb = quantize("name:conv3,auto", both);
+  EXPECT_EQ(kept_names(rb), (std::set<std::string>{"conv3", "conv9"}));
+
+  QuantizeOptions bad_opt;
+  EXPECT_FALSE(ParseQuantizeKeepFloat("none,op:Conv", bad_opt).ok());
+  EXPECT_FALSE(ParseQuantizeKeepFloat("auto:x", bad_opt).ok());
+  EXPECT_FALSE(ParseOutputMetric("l1").ok());
 }
 
 TEST(Quantize, BadCalibrationDataIsAClearError) {
