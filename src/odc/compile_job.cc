@@ -84,49 +84,89 @@ std::string UtcNow() {
   return buf;
 }
 
-double OutputLoss(const Tensor& c, const Tensor& r, std::string* measure) {
-  if (c.type() != ElementType::kF32 || r.type() != ElementType::kF32 || c.shape() != r.shape()) {
-    // Non-float outputs must match exactly.
-    if (measure) *measure = "exact";
-    if (c.shape() != r.shape() || c.type() != r.type()) return 1.0;
-    int64_t diff = 0;
-    for (int64_t i = 0; i < c.size(); ++i) diff += c.GetAsDouble(i) != r.GetAsDouble(i);
-    return c.size() ? static_cast<double>(diff) / c.size() : 0.0;
+OutputLossMeasure OutputLoss(const std::vector<const Tensor*>& cand,
+                             const std::vector<const Tensor*>& ref) {
+  OutputLossMeasure m;
+  if (cand.empty() || cand.size() != ref.size()) {
+    m.measure = "exact";
+    m.loss = 1.0;
+    return m;
   }
-  const float* a = c.data<float>();
-  const float* b = r.data<float>();
-  const int64_t n = r.size();
-  const int64_t last = r.rank() >= 1 ? r.dim(r.rank() - 1) : 0;
-  bool distribution = r.rank() >= 2 && last >= 2 && n > 0;
-  for (int64_t row = 0; distribution && row < n / last; ++row) {
-    double sum = 0;
-    for (int64_t k = 0; k < last; ++k) {
-      const float v = b[row * last + k];
-      if (!(v >= 0 && v <= 1)) distribution = false;
-      sum += v;
+  bool is_float = true, distribution = true;
+  for (size_t s = 0; s < ref.size(); ++s) {
+    const Tensor& c = *cand[s];
+    const Tensor& r = *ref[s];
+    if (c.shape() != r.shape() || c.type() != r.type()) {
+      m.measure = "exact";
+      m.loss = 1.0;
+      return m;
     }
-    if (std::fabs(sum - 1) > 1e-3) distribution = false;
+    is_float = is_float && r.type() == ElementType::kF32;
+    if (!is_float) break;
+    const int64_t last = r.rank() >= 1 ? r.dim(r.rank() - 1) : 0;
+    distribution = distribution && r.rank() >= 1 && last >= 2 && r.size() > 0;
+    const float* b = r.data<float>();
+    for (int64_t row = 0; distribution && row < r.size() / last; ++row) {
+      double sum = 0;
+      for (int64_t k = 0; k < last; ++k) {
+        const float v = b[row * last + k];
+        if (!(v >= -1e-6f && v <= 1.0f + 1e-6f)) distribution = false;
+        sum += v;
+      }
+      if (std::fabs(sum - 1) > 0.01) distribution = false;
+    }
+  }
+  if (!is_float) {
+    // Non-float outputs must match exactly: the fraction of differing elements.
+    m.measure = "exact";
+    int64_t diff = 0, n = 0;
+    for (size_t s = 0; s < ref.size(); ++s) {
+      for (int64_t i = 0; i < ref[s]->size(); ++i) diff += cand[s]->GetAsDouble(i) != ref[s]->GetAsDouble(i);
+      n += ref[s]->size();
+    }
+    m.loss = n ? static_cast<double>(diff) / static_cast<double>(n) : 0.0;
+    return m;
   }
   if (distribution) {
-    if (measure) *measure = "argmax disagreement";
-    int64_t differ = 0;
-    const int64_t rows = n / last;
-    for (int64_t row = 0; row < rows; ++row) {
-      const float* pa = a + row * last;
-      const float* pb = b + row * last;
-      differ += (std::max_element(pa, pa + last) - pa) != (std::max_element(pb, pb + last) - pb);
+    // The quantizer's argmax measure (quant/quantize.h OutputMetric): the mean change of the
+    // probability of the class the float model chose, pooled over rows and samples; the
+    // argmax agreement is reported beside it.
+    m.measure = "chosen-class change";
+    double chosen = 0;
+    int64_t rows = 0, agree = 0;
+    for (size_t s = 0; s < ref.size(); ++s) {
+      const float* a = cand[s]->data<float>();
+      const float* b = ref[s]->data<float>();
+      const int64_t last = ref[s]->dim(ref[s]->rank() - 1);
+      for (int64_t row = 0; row < ref[s]->size() / last; ++row) {
+        const float* pa = a + row * last;
+        const float* pb = b + row * last;
+        const int64_t ia = std::max_element(pa, pa + last) - pa;
+        const int64_t ib = std::max_element(pb, pb + last) - pb;
+        agree += ia == ib;
+        chosen += std::isfinite(pa[ib]) ? std::fabs(static_cast<double>(pa[ib]) - pb[ib]) : 1.0;
+        ++rows;
+      }
     }
-    return static_cast<double>(differ) / static_cast<double>(rows);
+    m.loss = rows ? chosen / static_cast<double>(rows) : 0.0;
+    m.argmax_agreement = rows ? static_cast<double>(agree) / static_cast<double>(rows) : 1.0;
+    m.default_tolerance = kDefaultArgmaxTolerance;
+    return m;
   }
-  if (measure) *measure = "relative L2";
+  m.measure = "relative L2";
   double num = 0, den = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const double d = static_cast<double>(a[i]) - b[i];
-    num += d * d;
-    den += static_cast<double>(b[i]) * b[i];
+  for (size_t s = 0; s < ref.size(); ++s) {
+    const float* a = cand[s]->data<float>();
+    const float* b = ref[s]->data<float>();
+    for (int64_t i = 0; i < ref[s]->size(); ++i) {
+      const double d = static_cast<double>(a[i]) - b[i];
+      num += d * d;
+      den += static_cast<double>(b[i]) * b[i];
+    }
   }
-  if (!std::isfinite(num)) return 1e30;
-  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+  m.loss = !std::isfinite(num) ? 1e30 : den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+  m.default_tolerance = kDefaultRelL2Tolerance;
+  return m;
 }
 
 Result<CompileJobResult> RunCompileJob(const std::string& dir, const CompileJobOptions& o) {
@@ -277,14 +317,18 @@ Result<CompileJobResult> RunCompileJob(const std::string& dir, const CompileJobO
   struct Candidate {
     std::string model_rel, plan_rel, precision;
     json losses = json::object();
-    double worst = 0, ms = 0;
+    json measures = json::object();
+    double worst = 0, ms = 0;  // worst: the largest loss / tolerance over outputs
     int kept_float = -1;
     bool ok = false;
     std::string why;
   };
   CalibrationStats stats;
   bool have_stats = false;
-  auto make_candidate = [&](bool quantize, const std::string& keep, int attempt) -> Result<Candidate> {
+  // The quantizer's search measures on a held-out quarter of the calibration samples (the
+  // statistics come from the rest); the gate then measures on samples neither saw.
+  const SampleSplit split = SplitCalibrationSamples(calib);
+  auto make_candidate = [&](bool quantize, double scale, int attempt) -> Result<Candidate> {
     Candidate c;
     Model cand = CopyModel(float_model);
     c.precision = source_precision;
@@ -292,11 +336,11 @@ Result<CompileJobResult> RunCompileJob(const std::string& dir, const CompileJobO
       if (!have_stats) {
         RecordOptions ro;
         ro.threads = so.threads;
-        KILN_RETURN_IF_ERROR(RecordStatistics(float_model, calib, ro, stats));
+        KILN_RETURN_IF_ERROR(RecordStatistics(float_model, split.calibration, ro, stats));
         if (o.break_calibration) {
           // Test-only: ranges a thousand times too narrow; the gate must catch it.
           std::vector<NamedTensors> tiny;
-          for (const auto& in : calib) {
+          for (const auto& in : split.calibration) {
             NamedTensors t2;
             for (const auto& [n, t] : in) {
               Tensor s = t.Clone();
@@ -315,13 +359,16 @@ Result<CompileJobResult> RunCompileJob(const std::string& dir, const CompileJobO
       }
       QuantizeOptions qo;
       qo.threads = so.threads;
-      qo.samples = calib;
-      if (!keep.empty()) {
-        KILN_ASSIGN_OR_RETURN(qo.keep_float, ParseKeepSelector(keep));
-      }
+      qo.samples = split.measure;
+      // The search at the gate's own tolerance (OdcMaxAccuracyLoss; auto: the quantizer's
+      // defaults), scaled down on the retry; the job times the candidate itself.
+      if (o.config.odc_max_accuracy_loss >= 0) qo.search.tolerance = o.config.odc_max_accuracy_loss;
+      qo.search.tolerance_scale = scale;
+      qo.search.speed_runs = 0;
+      if (scale < 1.0) qo.search.max_kept_fraction = 0.75;
       // Test-only: the default search would keep the damaged layers float; the gate must
       // catch the broken candidate itself.
-      if (o.break_calibration && keep.empty()) qo.search.enabled = false;
+      if (o.break_calibration && attempt == 0) qo.search.enabled = false;
       KILN_ASSIGN_OR_RETURN(QuantizeReport qr, QuantizeModel(cand, stats, qo));
       c.kept_float = static_cast<int>(qr.kept.size());
       c.precision = "int8";
@@ -353,23 +400,32 @@ Result<CompileJobResult> RunCompileJob(const std::string& dir, const CompileJobO
     KILN_ASSIGN_OR_RETURN(Timed t, time_session(*cs));
     c.ms = t.median_ms;
     const Graph& g = float_model.graph;
-    std::vector<double> worst(g.outputs().size(), 0.0);
-    std::string measure;
-    for (size_t s = 0; s < t.outputs.size(); ++s) {
-      for (size_t i = 0; i < worst.size(); ++i) {
-        worst[i] = std::max(worst[i], OutputLoss(t.outputs[s][i], reference.outputs[s][i], &measure));
+    // Per output, pooled over the held-out samples, in the quantizer's measure; each output
+    // against its own tolerance (OdcMaxAccuracyLoss, or auto: the measure's default).
+    std::string over;
+    for (size_t i = 0; i < g.outputs().size(); ++i) {
+      std::vector<const Tensor*> cs, rs;
+      for (size_t s = 0; s < t.outputs.size(); ++s) {
+        cs.push_back(&t.outputs[s][i]);
+        rs.push_back(&reference.outputs[s][i]);
+      }
+      const OutputLossMeasure m = OutputLoss(cs, rs);
+      const double tol = o.config.odc_max_accuracy_loss >= 0 ? o.config.odc_max_accuracy_loss
+                                                              : m.default_tolerance;
+      const std::string& name = g.value(g.outputs()[i]).name;
+      c.losses[name] = m.loss;
+      c.measures[name] = {{"measure", m.measure}, {"loss", m.loss}, {"tolerance", tol}};
+      if (m.argmax_agreement >= 0) c.measures[name]["argmax_agreement"] = m.argmax_agreement;
+      c.worst = std::max(c.worst, tol > 0 ? m.loss / tol : (m.loss > 0 ? 1e30 : 0.0));
+      if (m.loss > tol && over.empty()) {
+        char buf[300];
+        std::snprintf(buf, sizeof(buf), "accuracy loss of '%s' %.4g (%s) over OdcMaxAccuracyLoss %.4g",
+                      name.c_str(), m.loss, m.measure.c_str(), tol);
+        over = buf;
       }
     }
-    // Pooled over samples would hide one bad sample; the worst sample decides.
-    for (size_t i = 0; i < worst.size(); ++i) {
-      c.losses[g.value(g.outputs()[i]).name] = worst[i];
-      c.worst = std::max(c.worst, worst[i]);
-    }
-    const double tol = o.config.odc_max_accuracy_loss;
-    if (c.worst > tol) {
-      char buf[200];
-      std::snprintf(buf, sizeof(buf), "accuracy loss %.4g over OdcMaxAccuracyLoss %.4g", c.worst, tol);
-      c.why = buf;
+    if (!over.empty()) {
+      c.why = over;
     } else if (c.ms > reference.median_ms * (quantize ? 1.0 : 1.5)) {
       // A float plan runs the float model's own kernels on the same graph after the default
       // passes: a difference within 50 % on a millisecond model is timing noise on a shared machine, and its gain is
@@ -390,12 +446,12 @@ Result<CompileJobResult> RunCompileJob(const std::string& dir, const CompileJobO
 
   json attempts = json::array();
   std::optional<Candidate> accepted;
-  std::vector<std::pair<bool, std::string>> tries;
+  std::vector<std::pair<bool, double>> tries;  // (quantize, tolerance scale of the search)
   if (o.config.odc_mode == OdcMode::kQuantize) {
-    tries.push_back({true, ""});            // the quantizer's accuracy-protecting default
-    tries.push_back({true, "auto:0.005"});  // retry: keep the most sensitive layers float
+    tries.push_back({true, 1.0});  // the quantizer's accuracy search at the gate's tolerance
+    tries.push_back({true, 0.5});  // retry: half the tolerance, so more layers stay float
   }
-  tries.push_back({false, ""});  // the float plan
+  tries.push_back({false, 1.0});  // the float plan
   for (size_t i = 0; i < tries.size() && !accepted; ++i) {
     auto c = make_candidate(tries[i].first, tries[i].second, static_cast<int>(i));
     if (!c.ok()) {
@@ -406,8 +462,9 @@ Result<CompileJobResult> RunCompileJob(const std::string& dir, const CompileJobO
       }
       continue;
     }
-    attempts.push_back({{"quantized", tries[i].first}, {"keep_float", tries[i].second},
-                        {"precision", c->precision}, {"loss", c->losses}, {"ms", c->ms},
+    attempts.push_back({{"quantized", tries[i].first}, {"search_tolerance_scale", tries[i].second},
+                        {"precision", c->precision}, {"loss", c->losses},
+                        {"measures", c->measures}, {"ms", c->ms},
                         {"speedup", c->ms > 0 ? reference.median_ms / c->ms : 0},
                         {"kept_float_layers", c->kept_float}, {"accepted", c->ok},
                         {"reason", c->why}});

@@ -23,6 +23,7 @@
 #include <atomic>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "package/package.h"
@@ -51,10 +52,19 @@ struct CompileJobResult {
 // be recorded (an unreadable package); every other outcome is a result with its reason.
 Result<CompileJobResult> RunCompileJob(const std::string& dir, const CompileJobOptions& options);
 
-// Per-output loss of `candidate` vs `reference` as OdcMaxAccuracyLoss defines it: for a
-// distribution over classes along the last axis (values in [0,1], rows summing to 1 within 1e-3)
-// the fraction of rows whose argmax differs; otherwise the relative L2 error.
-double OutputLoss(const Tensor& candidate, const Tensor& reference, std::string* measure);
+// One output's loss of a candidate vs the float model over samples, as OdcMaxAccuracyLoss
+// defines it (the quantizer's measure, pooled over the samples): for a distribution over
+// classes along the last axis (values in [0,1], rows summing to 1 within 1 %) the mean change of
+// the probability of the class the float model chose (with the argmax agreement beside it);
+// otherwise the relative L2 error; non-float outputs: the fraction of differing elements.
+struct OutputLossMeasure {
+  std::string measure;            // "chosen-class change", "relative L2", "exact"
+  double loss = 0;
+  double argmax_agreement = -1;   // distributions only
+  double default_tolerance = 0;   // OdcMaxAccuracyLoss = auto: the quantizer's default
+};
+OutputLossMeasure OutputLoss(const std::vector<const Tensor*>& candidate,
+                             const std::vector<const Tensor*>& reference);
 
 // "2026-12-02T21:04:13Z": the time stamp of ODC history entries.
 std::string UtcNow();

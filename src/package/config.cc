@@ -53,9 +53,11 @@ std::string CheckValue(const ConfigKeyInfo& k, const std::string& value) {
     }
     return "expected one of " + std::string(k.allowed);
   }
-  if (kind == "int" || kind == "double") {
+  if (kind == "auto_double" && value == "auto") return "";
+  if (kind == "int" || kind == "double" || kind == "auto_double") {
     const std::vector<std::string> range = [&] {
       std::string a = k.allowed;
+      if (a.rfind("auto|", 0) == 0) a = a.substr(5);
       const size_t dots = a.find("..");
       return std::vector<std::string>{a.substr(0, dots), a.substr(dots + 2)};
     }();
@@ -134,7 +136,7 @@ Status SetConfigKey(PackageConfig& c, const std::string& key_in, const std::stri
   } else if (key == "OdcSampleBytes") {
     c.odc_sample_bytes = std::strtoll(value.c_str(), nullptr, 10);
   } else if (key == "OdcMaxAccuracyLoss") {
-    c.odc_max_accuracy_loss = std::strtod(value.c_str(), nullptr);
+    c.odc_max_accuracy_loss = value == "auto" ? -1.0 : std::strtod(value.c_str(), nullptr);
   } else if (key == "OdcTimeBudgetSec") {
     c.odc_time_budget_sec = std::strtod(value.c_str(), nullptr);
   } else if (key == "OdcMemoryBudgetMB") {
@@ -197,7 +199,9 @@ std::string PackageConfig::Get(const std::string& key) const {
   if (key == "OdcMode") return OdcModeName(odc_mode);
   if (key == "OdcRecords") return std::to_string(odc_records);
   if (key == "OdcSampleBytes") return std::to_string(odc_sample_bytes);
-  if (key == "OdcMaxAccuracyLoss") return num(odc_max_accuracy_loss);
+  if (key == "OdcMaxAccuracyLoss") {
+    return odc_max_accuracy_loss < 0 ? std::string("auto") : num(odc_max_accuracy_loss);
+  }
   if (key == "OdcTimeBudgetSec") return num(odc_time_budget_sec);
   if (key == "OdcMemoryBudgetMB") return std::to_string(odc_memory_budget_mb);
   if (key == "ComputeUnits") return compute_units;

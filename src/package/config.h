@@ -29,7 +29,7 @@ struct PackageConfig {
   OdcMode odc_mode = OdcMode::kQuantize;
   int64_t odc_records = 32;
   int64_t odc_sample_bytes = 134217728;
-  double odc_max_accuracy_loss = 0.01;
+  double odc_max_accuracy_loss = -1;  // < 0: auto (the quantizer's default per measure)
   double odc_time_budget_sec = 900;
   int64_t odc_memory_budget_mb = 4096;
   std::string compute_units = "all";

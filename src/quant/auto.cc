@@ -151,7 +151,7 @@ class Search {
       } else if (o_.search.tolerance) {
         tol = *o_.search.tolerance;
       }
-      tolerance_.push_back(tol);
+      tolerance_.push_back(tol * o_.search.tolerance_scale);
     }
     return Status::Ok();
   }

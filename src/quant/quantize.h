@@ -128,6 +128,9 @@ struct AccuracySearchOptions {
   // (`--keep-float none` or op:/name: items). keep_float.auto_tolerance turns it on.
   bool enabled = true;
   std::optional<double> tolerance;  // nullopt: DefaultTolerance of each output's metric
+  // Multiplies each output's tolerance (the default's or `tolerance`): on-device compilation's
+  // retry searches at half its tolerance.
+  double tolerance_scale = 1.0;
   OutputMetric metric = OutputMetric::kAuto;
   SensitivityRanking ranking = SensitivityRanking::kAlone;
   int rank_samples = 8;

@@ -94,16 +94,23 @@ def rel_l2(a, b):
 
 def is_distribution(y):
     rows = y.reshape(-1, y.shape[-1])
-    return y.min() >= 0 and y.max() <= 1 and np.all(np.abs(rows.sum(-1) - 1) < 1e-3)
+    return y.min() >= -1e-6 and y.max() <= 1 + 1e-6 and np.all(np.abs(rows.sum(-1) - 1) < 0.01)
 
 
-def loss(cand, ref):
-    """OdcMaxAccuracyLoss as the compile job measures it (odc/compile_job.h OutputLoss)."""
-    if is_distribution(ref):
-        a = cand.reshape(-1, cand.shape[-1]).argmax(-1)
-        b = ref.reshape(-1, ref.shape[-1]).argmax(-1)
-        return float(np.mean(a != b))
-    return rel_l2(cand, ref)
+def loss(cands, refs):
+    """(loss, default tolerance) as the compile job measures OdcMaxAccuracyLoss
+    (odc/compile_job.h OutputLoss), pooled over samples: a distribution over classes, the mean
+    change of the float model's chosen class probability; otherwise relative L2."""
+    if all(is_distribution(r) for r in refs):
+        ch = []
+        for c, r in zip(cands, refs):
+            c2, r2 = c.reshape(-1, c.shape[-1]), r.reshape(-1, r.shape[-1])
+            k = r2.argmax(-1)
+            ch.append(np.abs(c2[np.arange(len(k)), k] - r2[np.arange(len(k)), k]))
+        return float(np.mean(np.concatenate(ch))), 0.01
+    num = sum(float(np.sum((c.astype(np.float64) - r) ** 2)) for c, r in zip(cands, refs))
+    den = sum(float(np.sum(r.astype(np.float64) ** 2)) for r in refs)
+    return float(np.sqrt(num / max(den, 1e-30))), 0.2
 
 
 def score(model, ys, samples, classes):
@@ -165,7 +172,8 @@ def check_model(args, model, keys, classes, root):
         fail(f'{model}: the int8 plan is not built from a quantized model: {plan}')
     if man['files'][orig_model]['sha256'] != orig_hash:
         fail(f'{model}: the original model changed')
-    accepted = [h for h in man.get('odc_history', []) if h.get('outcome') == 'accepted']
+    accepted = [h for h in man.get('odc_history', [])
+                if h.get('outcome') in ('accepted', 'accepted-after-retry')]
     if not accepted:
         fail(f'{model}: no accepted job in the history: {json.dumps(man.get("odc_history"))[:600]}')
     job = accepted[-1]
@@ -178,7 +186,7 @@ def check_model(args, model, keys, classes, root):
 
     # Held-out inputs: the package (its int8 plan) against the float model.
     held = make_inputs(model, args.heldout, SEED_HELDOUT, keys)
-    ys_pkg, ys_float, worst = [], [], 0.0
+    ys_pkg, ys_float = [], []
     for i, s in enumerate(held):
         y, out = run_one(args, pkg, s['x'], work, f'held{i}')
         if not re.search(r'^serving: compiled plan \S+ \(int8', out, re.M):
@@ -186,10 +194,10 @@ def check_model(args, model, keys, classes, root):
         yf, _ = run_one(args, onnx_file, s['x'], work, f'heldf{i}')
         ys_pkg.append(y)
         ys_float.append(yf)
-        worst = max(worst, loss(y, yf))
+    worst, default_tol = loss(ys_pkg, ys_float)
     cfg = open(os.path.join(pkg, 'metadata', 'config.cfg')).read()
-    mg = re.search(r'^\s*OdcMaxAccuracyLoss\s*=\s*([0-9.eE+-]+)', cfg, re.M)
-    gate = float(mg.group(1)) if mg else 0.01
+    mg = re.search(r'^\s*OdcMaxAccuracyLoss\s*=\s*([0-9.eE+-]+)\s*$', cfg, re.M)
+    gate = float(mg.group(1)) if mg else default_tol  # auto: the measure's default
     _, m_pkg = score(model, ys_pkg, held, classes)
     _, m_float = score(model, ys_float, held, classes)
     print(f'  {model}: job {job.get("job_sec", 0):.1f} s, {job.get("job_peak_mb", 0):.0f} MB peak, '
@@ -217,7 +225,7 @@ def main():
     ap.add_argument('--max-drop', type=float, default=5.0,
                     help='task points the int8 plan may lose on the held-out set (small set: '
                          'one rec line of 24 is 4 points)')
-    ap.add_argument('--gate-slack', type=float, default=3.0,
+    ap.add_argument('--gate-slack', type=float, default=2.0,
                     help='held-out loss bar as a multiple of OdcMaxAccuracyLoss (the gate saw '
                          'other samples)')
     ap.add_argument('--keep', help='work folder to keep (default: temporary, removed)')
