@@ -202,7 +202,8 @@ def check_model(args, model, keys, classes, root):
     _, m_float = score(model, ys_float, held, classes)
     print(f'  {model}: job {job.get("job_sec", 0):.1f} s, {job.get("job_peak_mb", 0):.0f} MB peak, '
           f'int8 {job.get("candidate_ms", 0):.2f} ms vs float {job.get("float_ms", 0):.2f} ms '
-          f'(x{job.get("speedup", 0):.2f}), kept float: {job.get("kept_float_layers")}')
+          f'(x{job.get("speedup", 0):.2f}), outcome {job.get("outcome")}, layers kept float: '
+          f'{[t.get("kept_float_layers") for t in job.get("attempts", []) if t.get("accepted")]}')
     print(f'  {model}: held-out ({len(held)}): worst loss {worst:.4g} (gate {gate:g}); '
           f'float {json.dumps({k: round(v * 100, 1) for k, v in m_float.items()})}; '
           f'int8 {json.dumps({k: round(v * 100, 1) for k, v in m_pkg.items()})}')
