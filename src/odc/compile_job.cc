@@ -150,7 +150,7 @@ OutputLossMeasure OutputLoss(const std::vector<const Tensor*>& cand,
     }
     m.loss = rows ? chosen / static_cast<double>(rows) : 0.0;
     m.argmax_agreement = rows ? static_cast<double>(agree) / static_cast<double>(rows) : 1.0;
-    m.default_tolerance = kDefaultArgmaxTolerance;
+    m.default_tolerance = kOdcAutoGateFactor * kDefaultArgmaxTolerance;
     return m;
   }
   m.measure = "relative L2";
@@ -165,7 +165,7 @@ OutputLossMeasure OutputLoss(const std::vector<const Tensor*>& cand,
     }
   }
   m.loss = !std::isfinite(num) ? 1e30 : den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-  m.default_tolerance = kDefaultRelL2Tolerance;
+  m.default_tolerance = kOdcAutoGateFactor * kDefaultRelL2Tolerance;
   return m;
 }
 
@@ -368,7 +368,10 @@ Result<CompileJobResult> RunCompileJob(const std::string& dir, const CompileJobO
       // The search at the gate's own tolerance (OdcMaxAccuracyLoss; auto: the quantizer's
       // defaults), scaled down on the retry; the job times the candidate itself.
       if (o.config.odc_max_accuracy_loss >= 0) qo.search.tolerance = o.config.odc_max_accuracy_loss;
-      qo.search.tolerance_scale = scale;
+      // auto: the search's tolerance is the quantizer's default per measure times the gate's
+      // factor, scaled like a numeric one.
+      qo.search.tolerance_scale =
+          o.config.odc_max_accuracy_loss >= 0 ? scale : scale * kOdcAutoGateFactor;
       qo.search.speed_runs = 0;
       if (scale < 1.0) qo.search.max_kept_fraction = 0.75;
       // Test-only: the default search would keep the damaged layers float; the gate must

@@ -107,10 +107,10 @@ def loss(cands, refs):
             c2, r2 = c.reshape(-1, c.shape[-1]), r.reshape(-1, r.shape[-1])
             k = r2.argmax(-1)
             ch.append(np.abs(c2[np.arange(len(k)), k] - r2[np.arange(len(k)), k]))
-        return float(np.mean(np.concatenate(ch))), 0.01
+        return float(np.mean(np.concatenate(ch))), 0.015
     num = sum(float(np.sum((c.astype(np.float64) - r) ** 2)) for c, r in zip(cands, refs))
     den = sum(float(np.sum(r.astype(np.float64) ** 2)) for r in refs)
-    return float(np.sqrt(num / max(den, 1e-30))), 0.2
+    return float(np.sqrt(num / max(den, 1e-30))), 0.3
 
 
 def score(model, ys, samples, classes):
