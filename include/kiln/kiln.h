@@ -175,7 +175,8 @@ typedef struct kiln_session_options {
   const char* backends;      /* preference order, comma-separated ("xnnpack,ref"); NULL: default */
   int fallback;              /* 1 (default): nodes no preferred backend takes run on "ref" */
   /* Per-op pins and any config key by name: Threads, ComputeUnits, ModelType, Backends,
-   * Fallback, Precision, OpBackend.<OpType>. Applied after the fields above. Keys of on-device
+   * Fallback, Precision, OpBackend.<OpType>, MaxTensorBytes, MaxArenaBytes, MaxConstantBytes
+   * (resource limits in bytes, 0: none). Applied after the fields above. Keys of on-device
    * compilation (OnDeviceCompilation, Odc*) are refused as not available in this build. */
   const kiln_config_entry* config;
   size_t config_count;

@@ -2,6 +2,7 @@
 #include "onnx/importer.h"
 
 #include <onnx/onnx-data_pb.h>
+#include <google/protobuf/io/coded_stream.h>
 #include <onnx/onnx_pb.h>
 
 #include <filesystem>
@@ -262,6 +263,14 @@ class GraphImporter {
   // `outer` lists the names visible from enclosing graphs (with their types).
   Status Import(const onnx::GraphProto& gp, Graph& g,
                 const std::vector<const Graph*>& enclosing) {
+    // Every later stage (inference, verifier, executor) recurses per nesting level too.
+    constexpr size_t kMaxNesting = 32;
+    if (enclosing.size() > kMaxNesting) {
+      return InvalidArgument("graph '" + gp.name() + "' is nested " +
+                             std::to_string(enclosing.size()) +
+                             " levels deep in subgraph attributes; Kiln accepts at most " +
+                             std::to_string(kMaxNesting));
+    }
     g.name = gp.name();
     // Initializers first: old models also list them as inputs.
     for (const auto& init : gp.initializer()) {
@@ -513,6 +522,16 @@ Result<Model> ImportProto(const onnx::ModelProto& mp, const ImportOptions& optio
   return model;
 }
 
+// ParseFromArray with a nesting limit above protobuf's default of 100 messages, so that deeply
+// nested subgraphs reach the importer's own check (GraphImporter::Import, 32 graph levels: about
+// 3 messages each), which names the problem.
+bool ParseModel(const void* data, size_t size, onnx::ModelProto& mp) {
+  google::protobuf::io::CodedInputStream in(static_cast<const uint8_t*>(data),
+                                            static_cast<int>(size));
+  in.SetRecursionLimit(400);
+  return mp.ParseFromCodedStream(&in) && in.ConsumedEntireMessage();
+}
+
 }  // namespace
 
 Result<Model> ImportOnnxBytes(const void* data, size_t size, const ImportOptions& options) {
@@ -521,7 +540,7 @@ Result<Model> ImportOnnxBytes(const void* data, size_t size, const ImportOptions
   }
   onnx::ModelProto mp;
   if (size == 0) return InvalidArgument("model is empty (0 bytes)");
-  if (!mp.ParseFromArray(data, static_cast<int>(size))) {
+  if (!ParseModel(data, size, mp)) {
     return InvalidArgument("model is not a valid ONNX protobuf (" + std::to_string(size) +
                            " bytes could not be parsed; truncated or not ONNX)");
   }
@@ -538,7 +557,7 @@ Result<Model> ImportOnnxFile(const std::string& path, const ImportOptions& optio
   onnx::ModelProto mp;
   if (bytes.empty()) return InvalidArgument(path + ": model file is empty");
   if (bytes.size() > static_cast<size_t>(INT32_MAX) ||
-      !mp.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      !ParseModel(bytes.data(), bytes.size(), mp)) {
     return InvalidArgument(path + ": not a valid ONNX protobuf (" + std::to_string(bytes.size()) +
                            " bytes could not be parsed; truncated or not ONNX)");
   }

@@ -121,7 +121,7 @@ Status DoPlan(const PlanOptions& o) {
   KILN_ASSIGN_OR_RETURN(auto shapes, ParseShapes(o.shapes));
   KILN_ASSIGN_OR_RETURN(NamedTensors inputs, MakeInputs(model.graph, given, shapes, 0, true));
   KILN_ASSIGN_OR_RETURN(auto session, Session::Create(std::move(model), options));
-  KILN_ASSIGN_OR_RETURN(const ExecutionPlan* plan, session->Plan(inputs));
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<const ExecutionPlan> plan, session->Plan(inputs));
   const PlanReport report =
       CollectPlanReport(*session, *plan, fs::path(o.model).filename().string());
   std::string text;
