@@ -14,6 +14,8 @@ APT_PACKAGES=(
   python3 python3-onnx python3-numpy python3-pil fonts-dejavu-core fonts-noto-cjk
   python3-torch python3-torchvision  # bench/export_models.py: the vision bench/test models
   chromium  # headless screenshots of `kiln plan --format html` in the tests
+  clang-14 libclang-rt-14-dev  # tests/fuzz: libFuzzer, ASan, UBSan (scripts/fuzz.sh)
+  binutils  # objdump: tests/unit/isa_check.sh
 )
 
 missing=()
