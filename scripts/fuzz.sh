@@ -35,18 +35,19 @@ for t in "${targets[@]}"; do
   mkdir -p "$work"
   log="$BUILD_DIR/work/$t.log"
   set +e
-  "$BUILD_DIR/$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+  "$BUILD_DIR/tests/fuzz/$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="$BUILD_DIR/artifacts/$t-" "$work" "$seeds" >"$log" 2>&1
   rc=$?
   set -e
   # The last status line ("#N DONE cov: C ft: F corp: ...") and the final stats.
-  cov=$(grep -E '^#[0-9]+' "$log" | tail -1 | sed -E 's/.*cov: ([0-9]+).*ft: ([0-9]+).*corp: ([0-9]+).*/cov \1, features \2, corpus \3/')
-  execs=$(grep -E 'stat::number_of_executed_units' "$log" | awk '{print $2}')
-  rate=$(grep -E 'stat::average_exec_per_sec' "$log" | awk '{print $2}')
+  cov=$( (grep -E '^#[0-9]+.*cov: ' "$log" || true) | tail -1 |
+    sed -E 's/.*cov: ([0-9]+).*ft: ([0-9]+).*corp: ([0-9]+).*/cov \1, features \2, corpus \3/')
+  execs=$( (grep -E 'stat::number_of_executed_units' "$log" || true) | awk '{print $2}')
+  rate=$( (grep -E 'stat::average_exec_per_sec' "$log" || true) | awk '{print $2}')
   printf 'fuzz: %-18s %4ss  %s execs (%s/s)  %s\n' "$t" "$SECONDS_EACH" "${execs:-?}" "${rate:-?}" "${cov:-?}"
   if [ $rc -ne 0 ]; then
     echo "fuzz: $t FAILED (exit $rc); log: $log" >&2
-    grep -E 'ERROR|SUMMARY|Test unit written|==[0-9]+==' "$log" | head -20 >&2
+    (grep -E 'ERROR|SUMMARY|Test unit written|==[0-9]+==' "$log" || tail -20 "$log") | head -20 >&2
     status=1
     break
   fi
