@@ -72,13 +72,28 @@ Result<Tensor> ConvertTensor(const onnx::TensorProto& tp, const std::string& bas
   Shape shape(tp.dims().begin(), tp.dims().end());
   auto count = CheckedNumElements(shape);
   if (!count.ok()) return InvalidArgument("tensor '" + name + "': " + count.status().message());
-  auto allocated = Tensor::Allocate(type, shape);
-  if (!allocated.ok()) return allocated.status().WithContext("tensor '" + name + "'");
-  Tensor t = std::move(allocated).value();
   const int64_t n = *count;
-  const size_t bytes = t.bytes();
+  const size_t bytes = static_cast<size_t>(n) * ElementSize(type);
+  const std::string described = std::string(ElementTypeName(type)) + ShapeToString(shape);
+  // Data inside the proto takes at least a byte per element in every encoding: a tensor that
+  // declares more elements than its proto has bytes is refused before anything is allocated
+  // (a 2^40-element initializer with no data would otherwise be allocated first).
+  if (tp.data_location() != onnx::TensorProto::EXTERNAL && n > 0 &&
+      static_cast<uint64_t>(n) > tp.ByteSizeLong()) {
+    return InvalidArgument("tensor '" + name + "' declares " + described + " (" +
+                           std::to_string(n) + " elements) but holds only " +
+                           std::to_string(tp.ByteSizeLong()) + " bytes of data");
+  }
+  Tensor t;
+  auto allocate = [&]() -> Status {
+    auto allocated = Tensor::Allocate(type, shape);
+    if (!allocated.ok()) return allocated.status().WithContext("tensor '" + name + "'");
+    t = std::move(allocated).value();
+    return Status::Ok();
+  };
+  if (tp.data_location() != onnx::TensorProto::EXTERNAL) KILN_RETURN_IF_ERROR(allocate());
   auto size_error = [&](int64_t found, const char* what) {
-    return InvalidArgument("tensor '" + name + "' of " + t.Describe() + " holds " +
+    return InvalidArgument("tensor '" + name + "' of " + described + " holds " +
                            std::to_string(found) + " " + what + ", expected " +
                            std::to_string(type == ElementType::kString ? n : static_cast<int64_t>(bytes)));
   };
@@ -110,8 +125,9 @@ Result<Tensor> ConvertTensor(const onnx::TensorProto& tp, const std::string& bas
                              "' (offset " + std::to_string(offset) + ", length " +
                              std::to_string(length) + ", file size " + std::to_string(file_size) +
                              ") does not hold " + std::to_string(bytes) + " bytes for " +
-                             t.Describe());
+                             described);
     }
+    KILN_RETURN_IF_ERROR(allocate());
     std::ifstream in(path, std::ios::binary);
     in.seekg(offset);
     in.read(static_cast<char*>(t.raw()), static_cast<std::streamsize>(bytes));
