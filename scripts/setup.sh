@@ -16,6 +16,8 @@ APT_PACKAGES=(
   libpng-dev libjpeg-dev libpolyclipping-dev  # examples/ocr (images, DB unclip)
   python3-torch python3-torchvision  # bench/export_models.py: the vision bench/test models
   chromium  # headless screenshots of `kiln plan --format html` in the tests
+  clang-14 libclang-rt-14-dev  # tests/fuzz: libFuzzer, ASan, UBSan (scripts/fuzz.sh)
+  binutils  # objdump: tests/unit/isa_check.sh
 )
 
 missing=()

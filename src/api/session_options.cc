@@ -79,6 +79,16 @@ Status SetSessionConfigKey(ApiSessionOptions& o, const std::string& key, const s
                              "': expected OpBackend.<OpType> = <backend>, e.g. OpBackend.Conv = ref");
     }
     o.session.op_backend[op] = value;
+  } else if (key == "MaxTensorBytes" || key == "MaxArenaBytes" || key == "MaxConstantBytes") {
+    int64_t n = -1;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec != std::errc() || end != value.data() + value.size() || n < 0) {
+      return InvalidArgument("config key " + key + " = '" + value +
+                             "': expected a number of bytes (0: no limit)");
+    }
+    (key == "MaxTensorBytes"  ? o.session.max_tensor_bytes
+     : key == "MaxArenaBytes" ? o.session.max_arena_bytes
+                              : o.session.max_constant_bytes) = n;
   } else if (key == "OnDeviceCompilation" || key.rfind("Odc", 0) == 0) {
     return InvalidArgument("config key " + key +
                            " applies to packages: on-device compilation needs a .kiln package "
@@ -86,7 +96,8 @@ Status SetSessionConfigKey(ApiSessionOptions& o, const std::string& key, const s
   } else {
     return InvalidArgument("unknown config key '" + key +
                            "'; known: Threads, ComputeUnits, ModelType, Backends, Fallback, "
-                           "Precision, OpBackend.<OpType>");
+                           "Precision, OpBackend.<OpType>, MaxTensorBytes, MaxArenaBytes, "
+                           "MaxConstantBytes");
   }
   return Status::Ok();
 }

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 namespace kiln {
 namespace {
@@ -89,6 +90,10 @@ Result<Tensor> ParseNpy(const std::string& bytes, const std::string& what) {
     return InvalidArgument(what + ": unsupported npy dtype '" + descr + "'");
   }
   Shape shape;
+  if (shape_text.size() < 2 || shape_text.front() != '(' || shape_text.back() != ')') {
+    return InvalidArgument(what + ": malformed npy shape '" + shape_text +
+                           "' (expected a tuple such as (2, 3))");
+  }
   std::string inner = shape_text.substr(1, shape_text.size() - 2);
   std::stringstream ss(inner);
   std::string item;
@@ -97,7 +102,9 @@ Result<Tensor> ParseNpy(const std::string& bytes, const std::string& what) {
     if (a == std::string::npos) continue;
     try {
       size_t used = 0;
-      long long v = std::stoll(item.substr(a), &used);
+      const std::string text = item.substr(a);
+      long long v = std::stoll(text, &used);
+      if (text.find_first_not_of(' ', used) != std::string::npos) throw std::invalid_argument(text);
       shape.push_back(v);
     } catch (...) {
       return InvalidArgument(what + ": malformed npy shape " + shape_text);

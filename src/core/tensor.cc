@@ -43,6 +43,25 @@ std::vector<int64_t> Strides(const Shape& shape) {
   return s;
 }
 
+namespace {
+thread_local int64_t t_tensor_byte_limit = 0;
+}  // namespace
+
+int64_t TensorByteLimit() { return t_tensor_byte_limit; }
+
+ScopedTensorByteLimit::ScopedTensorByteLimit(int64_t max_bytes)
+    : previous_(t_tensor_byte_limit) {
+  t_tensor_byte_limit = max_bytes;
+}
+ScopedTensorByteLimit::~ScopedTensorByteLimit() { t_tensor_byte_limit = previous_; }
+
+Status TensorTooLarge(const std::string& what, int64_t bytes, int64_t limit) {
+  return OutOfRange(what + " would take " + std::to_string(bytes) +
+                           " bytes, above the limit of " + std::to_string(limit) +
+                           " bytes for one tensor (session option max_tensor_bytes, config key "
+                           "MaxTensorBytes)");
+}
+
 Result<Tensor> Tensor::Allocate(ElementType type, Shape shape) {
   return AllocateImpl(type, std::move(shape), /*zero=*/true);
 }
@@ -50,6 +69,11 @@ Result<Tensor> Tensor::Allocate(ElementType type, Shape shape) {
 Result<Tensor> Tensor::AllocateImpl(ElementType type, Shape shape, bool zero) {
   if (type == ElementType::kUndefined) return InvalidArgument("cannot allocate an undefined type");
   KILN_ASSIGN_OR_RETURN(int64_t n, CheckedNumElements(shape));
+  const int64_t limit = t_tensor_byte_limit;
+  if (limit > 0 && n * static_cast<int64_t>(ElementSize(type)) > limit) {
+    return TensorTooLarge(std::string(ElementTypeName(type)) + ShapeToString(shape),
+                          n * static_cast<int64_t>(ElementSize(type)), limit);
+  }
   Tensor t;
   t.type_ = type;
   t.shape_ = std::move(shape);

@@ -30,6 +30,25 @@ using Shape = std::vector<int64_t>;
 int64_t NumElements(const Shape& shape);
 // Element count, or an error when a dim is negative or the product overflows int64 / 2^48.
 Result<int64_t> CheckedNumElements(const Shape& shape);
+
+// The most bytes one tensor may take on this thread (0: no limit); Tensor::Allocate refuses a
+// larger tensor with an error before allocating. A session sets it (SessionOptions::
+// max_tensor_bytes) around its create, plan and run calls; kernels allocating on thread-pool
+// workers are not covered.
+int64_t TensorByteLimit();
+class ScopedTensorByteLimit {
+ public:
+  explicit ScopedTensorByteLimit(int64_t max_bytes);
+  ~ScopedTensorByteLimit();
+  ScopedTensorByteLimit(const ScopedTensorByteLimit&) = delete;
+  ScopedTensorByteLimit& operator=(const ScopedTensorByteLimit&) = delete;
+
+ private:
+  int64_t previous_;
+};
+// The error for a tensor of `bytes` bytes above `limit`: names the value, both sizes and the
+// setting (session option max_tensor_bytes, config key MaxTensorBytes).
+Status TensorTooLarge(const std::string& what, int64_t bytes, int64_t limit);
 // "[1,3,224,224]"
 std::string ShapeToString(const Shape& shape);
 // Row-major strides in elements.

@@ -127,6 +127,15 @@ Status InferShapes(const Graph& g, std::vector<TypeInfo>& types,
     bool has_subgraph = false;
     for (const Attribute& a : n.attrs.items()) has_subgraph |= a.g != nullptr || !a.graphs.empty();
     if (has_subgraph) continue;
+    // Outputs already known to be larger than what folding keeps are not computed at all (a
+    // ConstantOfShape or Expand to a huge shape would allocate it only to throw it away).
+    bool too_large = false;
+    for (ValueId o : n.outputs) {
+      if (!o.valid() || !types[o.v].has_static_shape()) continue;
+      auto count = CheckedNumElements(types[o.v].static_shape());
+      too_large |= !count.ok() || *count > options.max_folded_elements;
+    }
+    if (too_large) continue;
     std::vector<Tensor> inputs;
     for (size_t i = 0; i < n.inputs.size(); ++i) {
       inputs.push_back(in_values[i] ? *in_values[i] : Tensor());

@@ -2,6 +2,7 @@
 #include "onnx/importer.h"
 
 #include <onnx/onnx-data_pb.h>
+#include <google/protobuf/io/coded_stream.h>
 #include <onnx/onnx_pb.h>
 
 #include <filesystem>
@@ -71,13 +72,28 @@ Result<Tensor> ConvertTensor(const onnx::TensorProto& tp, const std::string& bas
   Shape shape(tp.dims().begin(), tp.dims().end());
   auto count = CheckedNumElements(shape);
   if (!count.ok()) return InvalidArgument("tensor '" + name + "': " + count.status().message());
-  auto allocated = Tensor::Allocate(type, shape);
-  if (!allocated.ok()) return allocated.status().WithContext("tensor '" + name + "'");
-  Tensor t = std::move(allocated).value();
   const int64_t n = *count;
-  const size_t bytes = t.bytes();
+  const size_t bytes = static_cast<size_t>(n) * ElementSize(type);
+  const std::string described = std::string(ElementTypeName(type)) + ShapeToString(shape);
+  // Data inside the proto takes at least a byte per element in every encoding: a tensor that
+  // declares more elements than its proto has bytes is refused before anything is allocated
+  // (a 2^40-element initializer with no data would otherwise be allocated first).
+  if (tp.data_location() != onnx::TensorProto::EXTERNAL && n > 0 &&
+      static_cast<uint64_t>(n) > tp.ByteSizeLong()) {
+    return InvalidArgument("tensor '" + name + "' declares " + described + " (" +
+                           std::to_string(n) + " elements) but holds only " +
+                           std::to_string(tp.ByteSizeLong()) + " bytes of data");
+  }
+  Tensor t;
+  auto allocate = [&]() -> Status {
+    auto allocated = Tensor::Allocate(type, shape);
+    if (!allocated.ok()) return allocated.status().WithContext("tensor '" + name + "'");
+    t = std::move(allocated).value();
+    return Status::Ok();
+  };
+  if (tp.data_location() != onnx::TensorProto::EXTERNAL) KILN_RETURN_IF_ERROR(allocate());
   auto size_error = [&](int64_t found, const char* what) {
-    return InvalidArgument("tensor '" + name + "' of " + t.Describe() + " holds " +
+    return InvalidArgument("tensor '" + name + "' of " + described + " holds " +
                            std::to_string(found) + " " + what + ", expected " +
                            std::to_string(type == ElementType::kString ? n : static_cast<int64_t>(bytes)));
   };
@@ -109,8 +125,9 @@ Result<Tensor> ConvertTensor(const onnx::TensorProto& tp, const std::string& bas
                              "' (offset " + std::to_string(offset) + ", length " +
                              std::to_string(length) + ", file size " + std::to_string(file_size) +
                              ") does not hold " + std::to_string(bytes) + " bytes for " +
-                             t.Describe());
+                             described);
     }
+    KILN_RETURN_IF_ERROR(allocate());
     std::ifstream in(path, std::ios::binary);
     in.seekg(offset);
     in.read(static_cast<char*>(t.raw()), static_cast<std::streamsize>(bytes));
@@ -262,6 +279,14 @@ class GraphImporter {
   // `outer` lists the names visible from enclosing graphs (with their types).
   Status Import(const onnx::GraphProto& gp, Graph& g,
                 const std::vector<const Graph*>& enclosing) {
+    // Every later stage (inference, verifier, executor) recurses per nesting level too.
+    constexpr size_t kMaxNesting = 32;
+    if (enclosing.size() > kMaxNesting) {
+      return InvalidArgument("graph '" + gp.name() + "' is nested " +
+                             std::to_string(enclosing.size()) +
+                             " levels deep in subgraph attributes; Kiln accepts at most " +
+                             std::to_string(kMaxNesting));
+    }
     g.name = gp.name();
     // Initializers first: old models also list them as inputs.
     for (const auto& init : gp.initializer()) {
@@ -513,6 +538,16 @@ Result<Model> ImportProto(const onnx::ModelProto& mp, const ImportOptions& optio
   return model;
 }
 
+// ParseFromArray with a nesting limit above protobuf's default of 100 messages, so that deeply
+// nested subgraphs reach the importer's own check (GraphImporter::Import, 32 graph levels: about
+// 3 messages each), which names the problem.
+bool ParseModel(const void* data, size_t size, onnx::ModelProto& mp) {
+  google::protobuf::io::CodedInputStream in(static_cast<const uint8_t*>(data),
+                                            static_cast<int>(size));
+  in.SetRecursionLimit(400);
+  return mp.ParseFromCodedStream(&in) && in.ConsumedEntireMessage();
+}
+
 }  // namespace
 
 Result<Model> ImportOnnxBytes(const void* data, size_t size, const ImportOptions& options) {
@@ -521,7 +556,7 @@ Result<Model> ImportOnnxBytes(const void* data, size_t size, const ImportOptions
   }
   onnx::ModelProto mp;
   if (size == 0) return InvalidArgument("model is empty (0 bytes)");
-  if (!mp.ParseFromArray(data, static_cast<int>(size))) {
+  if (!ParseModel(data, size, mp)) {
     return InvalidArgument("model is not a valid ONNX protobuf (" + std::to_string(size) +
                            " bytes could not be parsed; truncated or not ONNX)");
   }
@@ -538,7 +573,7 @@ Result<Model> ImportOnnxFile(const std::string& path, const ImportOptions& optio
   onnx::ModelProto mp;
   if (bytes.empty()) return InvalidArgument(path + ": model file is empty");
   if (bytes.size() > static_cast<size_t>(INT32_MAX) ||
-      !mp.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      !ParseModel(bytes.data(), bytes.size(), mp)) {
     return InvalidArgument(path + ": not a valid ONNX protobuf (" + std::to_string(bytes.size()) +
                            " bytes could not be parsed; truncated or not ONNX)");
   }

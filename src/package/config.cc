@@ -151,6 +151,12 @@ Status SetConfigKey(PackageConfig& c, const std::string& key_in, const std::stri
     c.backends = SplitOn(value, ',');
   } else if (key == "Fallback") {
     c.fallback = value == "1";
+  } else if (key == "MaxTensorBytes") {
+    c.max_tensor_bytes = std::strtoll(value.c_str(), nullptr, 10);
+  } else if (key == "MaxArenaBytes") {
+    c.max_arena_bytes = std::strtoll(value.c_str(), nullptr, 10);
+  } else if (key == "MaxConstantBytes") {
+    c.max_constant_bytes = std::strtoll(value.c_str(), nullptr, 10);
   }
   for (auto& [k2, v2] : c.explicit_keys) {
     if (k2 == key) {
@@ -213,6 +219,9 @@ std::string PackageConfig::Get(const std::string& key) const {
     return s;
   }
   if (key == "Fallback") return fallback ? "1" : "0";
+  if (key == "MaxTensorBytes") return std::to_string(max_tensor_bytes);
+  if (key == "MaxArenaBytes") return std::to_string(max_arena_bytes);
+  if (key == "MaxConstantBytes") return std::to_string(max_constant_bytes);
   return "";
 }
 
@@ -234,6 +243,9 @@ Result<SessionOptions> PackageConfig::ToSessionOptions() const {
   o.backends = backends;
   o.op_backend = op_backend;
   o.fallback = fallback;
+  o.max_tensor_bytes = max_tensor_bytes;
+  o.max_arena_bytes = max_arena_bytes;
+  o.max_constant_bytes = max_constant_bytes;
   if (model_type != "auto") {
     KILN_ASSIGN_OR_RETURN(ModelType t, ParseModelType(model_type));
     o.model_type = t;

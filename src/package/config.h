@@ -38,6 +38,9 @@ struct PackageConfig {
   std::vector<std::string> backends;
   bool fallback = true;
   std::map<std::string, std::string> op_backend;  // OpBackend.<OpType>
+  int64_t max_tensor_bytes = int64_t{4} << 30;
+  int64_t max_arena_bytes = int64_t{16} << 30;
+  int64_t max_constant_bytes = int64_t{16} << 30;
   // Keys set explicitly (in the file or by SetConfigKey), in order, with their text values.
   std::vector<std::pair<std::string, std::string>> explicit_keys;
 

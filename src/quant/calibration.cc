@@ -460,7 +460,10 @@ Result<CalibrationStats> CalibrationStats::Parse(const std::string& text, const 
   if (!j.contains("tensors") || !j["tensors"].is_object()) return bad("missing \"tensors\" object");
   CalibrationStats stats;
   stats.runs_ = j["runs"].get<int64_t>();
-  for (const auto& [name, t] : j["tensors"].items()) {
+  for (const auto& item : j["tensors"].items()) {
+    // Named, not a structured binding: clang 14 cannot capture those in the lambdas below.
+    const std::string& name = item.key();
+    const nlohmann::json& t = item.value();
     auto tbad = [&](const std::string& m) { return bad("tensor '" + name + "': " + m); };
     auto int_field = [&](const char* key, int64_t& out) -> bool {
       if (!t.contains(key) || !t[key].is_number_integer() || t[key].get<int64_t>() < 0) return false;

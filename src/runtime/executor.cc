@@ -158,8 +158,8 @@ Result<GraphExecutor*> GraphExecutor::SubExecutor(const Graph& body) {
   return raw;
 }
 
-Result<const ExecutionPlan*> GraphExecutor::PlanFor(const std::vector<Tensor>& inputs,
-                                                    const Frame* outer) {
+Result<std::shared_ptr<const ExecutionPlan>> GraphExecutor::PlanFor(
+    const std::vector<Tensor>& inputs, const Frame* outer) {
   const auto& gin = graph_.inputs();
   if (inputs.size() != gin.size()) {
     return InvalidArgument("graph '" + graph_.name + "' takes " + std::to_string(gin.size()) +
@@ -205,15 +205,43 @@ Result<const ExecutionPlan*> GraphExecutor::PlanFor(const std::vector<Tensor>& i
     sig += "|" + SignatureOf(*t);
   }
   auto it = plans_.find(sig);
-  if (it != plans_.end()) return it->second.get();
+  if (it != plans_.end()) return std::shared_ptr<const ExecutionPlan>(it->second);
   KILN_ASSIGN_OR_RETURN(auto plan, BuildPlan(inputs, captured, sig));
   if (std::getenv("KILN_TRACE") != nullptr) {
     std::fprintf(stderr, "[kiln] graph '%s' %s", graph_.name.c_str(), plan->ToString(graph_).c_str());
   }
   if (plans_.size() >= kMaxCachedPlans) plans_.clear();
-  const ExecutionPlan* raw = plan.get();
-  plans_[sig] = std::move(plan);
-  return raw;
+  std::shared_ptr<ExecutionPlan> shared = std::move(plan);
+  plans_[sig] = shared;
+  return std::shared_ptr<const ExecutionPlan>(std::move(shared));
+}
+
+// Every value whose inferred shape is static must fit in one tensor (and its element count in
+// int64): the error names the value and the node that makes it, before anything is allocated.
+Status GraphExecutor::CheckPlannedSizes(const ExecutionPlan& plan) const {
+  std::vector<int> producer(graph_.num_values(), -1);
+  for (uint32_t i = 0; i < graph_.num_nodes(); ++i) {
+    for (ValueId o : graph_.node(NodeId(i)).outputs) {
+      if (o.valid()) producer[o.v] = static_cast<int>(i);
+    }
+  }
+  const int64_t limit = config_->max_tensor_bytes;
+  for (uint32_t v = 0; v < graph_.num_values(); ++v) {
+    const TypeInfo& ti = plan.types[v];
+    if (!ti.is_tensor() || !ti.has_static_shape() || ti.type == ElementType::kUndefined) continue;
+    const Value& val = graph_.value(ValueId(v));
+    std::string what = "value '" + val.name + "' (" + ti.ToString();
+    if (producer[v] >= 0) {
+      const Node& n = graph_.node(NodeId(static_cast<uint32_t>(producer[v])));
+      what += ", output of node '" + n.name + "' (" + n.op_type + ")";
+    }
+    what += ")";
+    auto count = CheckedNumElements(ti.static_shape());
+    if (!count.ok()) return OutOfRange(what + ": " + count.status().message());
+    const int64_t bytes = *count * static_cast<int64_t>(ElementSize(ti.type));
+    if (limit > 0 && bytes > limit) return TensorTooLarge(what, bytes, limit);
+  }
+  return Status::Ok();
 }
 
 Result<std::unique_ptr<ExecutionPlan>> GraphExecutor::BuildPlan(
@@ -247,6 +275,7 @@ Result<std::unique_ptr<ExecutionPlan>> GraphExecutor::BuildPlan(
   };
   Status inferred = InferShapes(graph_, plan->types, opts);
   if (!inferred.ok()) return inferred;
+  KILN_RETURN_IF_ERROR(CheckPlannedSizes(*plan));
 
   // Steps: every node not entirely folded. Initializers stay in the graph, not in constants.
   std::vector<bool> is_const(graph_.num_values(), false);
@@ -338,6 +367,12 @@ Result<std::unique_ptr<ExecutionPlan>> GraphExecutor::BuildPlan(
     plan->arena_offset[v] = plan->memory.offsets[i];
     plan->arena_bytes_of[v] = plan->memory.buffers[i].bytes;
   }
+  if (config_->max_arena_bytes > 0 && plan->memory.arena_bytes > config_->max_arena_bytes) {
+    return OutOfRange("graph '" + graph_.name + "': the planned arena for these input shapes takes " +
+                      std::to_string(plan->memory.arena_bytes) + " bytes, above the limit of " +
+                      std::to_string(config_->max_arena_bytes) +
+                      " bytes (session option max_arena_bytes, config key MaxArenaBytes)");
+  }
   if (plan->memory.arena_bytes > 0) {
     const size_t bytes = static_cast<size_t>(plan->memory.arena_bytes);
     void* p = std::aligned_alloc(MemoryPlan::kAlignment, bytes);
@@ -352,7 +387,8 @@ Result<std::unique_ptr<ExecutionPlan>> GraphExecutor::BuildPlan(
 Result<std::vector<Tensor>> GraphExecutor::Run(const std::vector<Tensor>& inputs,
                                                const Frame* outer, const NodeObserver* observer) {
   if (observer == nullptr && outer != nullptr) observer = outer->observer;
-  KILN_ASSIGN_OR_RETURN(const ExecutionPlan* cplan, PlanFor(inputs, outer));
+  // Held for the whole run: a nested call with new shapes may evict it from the cache.
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<const ExecutionPlan> cplan, PlanFor(inputs, outer));
   ExecutionPlan& plan = const_cast<ExecutionPlan&>(*cplan);
   std::vector<Tensor> slots(graph_.num_values());
   for (size_t i = 0; i < inputs.size(); ++i) slots[graph_.inputs()[i].v] = inputs[i];

@@ -52,6 +52,10 @@ struct ExecutorConfig {
   PartitionOptions partition;
   // Config for nested bodies (If/Loop/Scan); null: the same as this one.
   std::shared_ptr<const ExecutorConfig> nested;
+  // Limits checked when a plan is built (SessionOptions, 0: none): every statically shaped
+  // value, and the arena.
+  int64_t max_tensor_bytes = 0;
+  int64_t max_arena_bytes = 0;
 };
 
 // One step of a plan: a node run by the reference kernels, or a compiled partition.
@@ -95,8 +99,9 @@ class GraphExecutor {
   // `observer` (or, when null, the enclosing frame's) sees every executed node.
   Result<std::vector<Tensor>> Run(const std::vector<Tensor>& inputs, const Frame* outer = nullptr,
                                   const NodeObserver* observer = nullptr);
-  // The plan Run would use for these inputs (built if needed).
-  Result<const ExecutionPlan*> PlanFor(const std::vector<Tensor>& inputs,
+  // The plan Run would use for these inputs (built if needed). Shared: it stays valid when a
+  // later call with new shapes evicts it from the cache.
+  Result<std::shared_ptr<const ExecutionPlan>> PlanFor(const std::vector<Tensor>& inputs,
                                        const Frame* outer = nullptr);
   const Graph& graph() const { return graph_; }
   const ExecutorConfig& config() const { return *config_; }
@@ -106,6 +111,7 @@ class GraphExecutor {
   GraphExecutor(const Graph& graph, ThreadPool* pool, std::shared_ptr<const ExecutorConfig> c)
       : graph_(graph), pool_(pool), config_(std::move(c)) {}
   Status PlanSteps(ExecutionPlan& plan, const std::vector<NodeId>& nodes);
+  Status CheckPlannedSizes(const ExecutionPlan& plan) const;
   Status RunCompiled(ExecutionPlan& plan, const CompiledStep& step, std::vector<Tensor>& slots,
                      const NodeObserver* observer);
   Status Prepare();
@@ -121,7 +127,7 @@ class GraphExecutor {
   std::vector<const KernelDef*> kernels_;            // per node id
   std::vector<std::vector<ValueId>> implicit_inputs_;  // per node id: values read by bodies
   std::vector<ValueId> captured_;                     // this graph's outer-scope values
-  std::map<std::string, std::unique_ptr<ExecutionPlan>> plans_;
+  std::map<std::string, std::shared_ptr<ExecutionPlan>> plans_;
   std::map<const Graph*, std::unique_ptr<GraphExecutor>> subs_;
 
   friend class ExecContext;

@@ -61,6 +61,29 @@ Result<std::vector<std::shared_ptr<Backend>>> ChooseBackends(const SessionOption
   return ordered;
 }
 
+// Bytes of every initializer and Constant node value, nested graphs included.
+int64_t ConstantBytes(const Graph& g) {
+  int64_t bytes = 0;
+  for (uint32_t v = 0; v < g.num_values(); ++v) {
+    const Value& val = g.value(ValueId(v));
+    if (val.kind == ValueKind::kInitializer && val.initializer.is_tensor()) {
+      bytes += static_cast<int64_t>(val.initializer.bytes());
+    }
+  }
+  for (const Node& n : g.nodes()) {
+    for (const Attribute& a : n.attrs.items()) {
+      if (n.op_type == "Constant" && a.t.defined() && a.t.is_tensor()) {
+        bytes += static_cast<int64_t>(a.t.bytes());
+      }
+      if (a.g != nullptr) bytes += ConstantBytes(*a.g);
+      for (const auto& sub : a.graphs) {
+        if (sub != nullptr) bytes += ConstantBytes(*sub);
+      }
+    }
+  }
+  return bytes;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Session>> Session::CreatePrepared(Model model, SessionOptions options,
@@ -72,6 +95,16 @@ Result<std::unique_ptr<Session>> Session::CreatePrepared(Model model, SessionOpt
   } else {
     KILN_ASSIGN_OR_RETURN(type, model.model_type());
   }
+  if (options.max_constant_bytes > 0) {
+    const int64_t bytes = ConstantBytes(model.graph);
+    if (bytes > options.max_constant_bytes) {
+      return OutOfRange("the model's weights (initializers and Constant values) take " +
+                        std::to_string(bytes) + " bytes, above the limit of " +
+                        std::to_string(options.max_constant_bytes) +
+                        " bytes (session option max_constant_bytes, config key MaxConstantBytes)");
+    }
+  }
+  ScopedTensorByteLimit limit(options.max_tensor_bytes);
   std::unique_ptr<Session> s(new Session(std::move(model), options));
   s->notes_ = std::move(notes);
   s->config_ = std::make_shared<ExecutorConfig>();
@@ -80,9 +113,13 @@ Result<std::unique_ptr<Session>> Session::CreatePrepared(Model model, SessionOpt
   s->config_->partition.op_backend = options.op_backend;
   s->config_->partition.fallback = options.fallback;
   s->config_->partition.threads = options.threads;
+  s->config_->max_tensor_bytes = options.max_tensor_bytes;
+  s->config_->max_arena_bytes = options.max_arena_bytes;
   // Nested bodies run on the reference backend for now.
   auto nested = std::make_shared<ExecutorConfig>();
   nested->backends.push_back(MakeRefBackend());
+  nested->max_tensor_bytes = options.max_tensor_bytes;
+  nested->max_arena_bytes = options.max_arena_bytes;
   nested->partition = s->config_->partition;
   nested->partition.op_backend.clear();
   nested->partition.fallback = true;
@@ -123,17 +160,19 @@ Result<std::vector<Tensor>> Session::Run(const NamedTensors& inputs,
                                          const NodeObserver* observer) {
   KILN_ASSIGN_OR_RETURN(auto ordered, OrderInputs(inputs));
   std::lock_guard<std::mutex> lock(mu_);
+  ScopedTensorByteLimit limit(options_.max_tensor_bytes);
   return executor_->Run(ordered, nullptr, observer);
 }
 
-Result<const ExecutionPlan*> Session::Plan(const NamedTensors& inputs) {
+Result<std::shared_ptr<const ExecutionPlan>> Session::Plan(const NamedTensors& inputs) {
   KILN_ASSIGN_OR_RETURN(auto ordered, OrderInputs(inputs));
   std::lock_guard<std::mutex> lock(mu_);
+  ScopedTensorByteLimit limit(options_.max_tensor_bytes);
   return executor_->PlanFor(ordered);
 }
 
 Result<std::string> Session::DescribePlan(const NamedTensors& inputs) {
-  KILN_ASSIGN_OR_RETURN(const ExecutionPlan* plan, Plan(inputs));
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<const ExecutionPlan> plan, Plan(inputs));
   return PartitionResultToString(model_.graph, plan->partitioning, config_->backends) +
          plan->ToString(model_.graph);
 }

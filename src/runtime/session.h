@@ -43,6 +43,15 @@ struct SessionOptions {
   bool fuse_qdq = true;
   // Backends added to the built-in ones (for tests: a stand-in accelerator).
   std::vector<std::shared_ptr<Backend>> extra_backends;
+  // Resource limits (0: none; config keys MaxTensorBytes, MaxArenaBytes, MaxConstantBytes). A
+  // model or input over one is refused with an error naming the value and the limit, before
+  // the memory is allocated: one tensor (planned from shapes, or allocated by a kernel on the
+  // calling thread, also while constant folding and Loop scan outputs grow), the planned
+  // activation arena of a graph, and the weights (initializers and Constant values, nested
+  // graphs included) checked when the session is created.
+  int64_t max_tensor_bytes = int64_t{4} << 30;
+  int64_t max_arena_bytes = int64_t{16} << 30;
+  int64_t max_constant_bytes = int64_t{16} << 30;
 
   static SessionOptions Threads(int n) {
     SessionOptions o;
@@ -80,15 +89,20 @@ class Session {
                                   const NodeObserver* observer = nullptr);
   // The execution plan (steps, folded values, memory layout) for these inputs.
   Result<std::string> DescribePlan(const NamedTensors& inputs);
-  // The plan itself (placement, partitions, memory), for reports such as `kiln plan`.
-  Result<const ExecutionPlan*> Plan(const NamedTensors& inputs);
+  // The plan itself (placement, partitions, memory), for reports such as `kiln plan`. Shared:
+  // it stays valid while other threads run the session with other shapes (which may evict it
+  // from the session's cache of plans).
+  Result<std::shared_ptr<const ExecutionPlan>> Plan(const NamedTensors& inputs);
   // The backends in preference order, and the model type this session runs the model as.
   const std::vector<std::shared_ptr<Backend>>& backends() const { return config_->backends; }
   ModelType model_type() const { return config_->partition.model_type; }
   // Notes from Create (e.g. "network model: f16 values raised to f32 for the CPU").
   const std::vector<std::string>& notes() const { return notes_; }
   // How many shape-specialised plans the main graph holds (one per distinct input signature).
-  size_t cached_plan_count() const { return executor_->cached_plans(); }
+  size_t cached_plan_count() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return executor_->cached_plans();
+  }
 
  private:
   Session(Model model, SessionOptions options)
@@ -101,7 +115,7 @@ class Session {
   std::shared_ptr<ExecutorConfig> config_;
   std::vector<std::string> notes_;
   std::unique_ptr<GraphExecutor> executor_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
 };
 
 // The rewrites Session::Create applies to an imported model before CreatePrepared, with their

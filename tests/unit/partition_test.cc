@@ -95,7 +95,7 @@ Tensor Random(ElementType t, Shape shape, uint32_t seed) {
 
 struct Outcome {
   std::unique_ptr<Session> session;
-  const ExecutionPlan* plan = nullptr;
+  std::shared_ptr<const ExecutionPlan> plan;
   std::vector<Tensor> outputs;
 };
 

@@ -187,6 +187,11 @@ void CheckFusion(Build build, const NamedTensors& inputs, const Expect& expect,
                 label.c_str(), i, worst3, static_cast<long long>(differ3));
     EXPECT_LE(worst3, 1.0 + 1e-3) << label << " output " << i << " vs ONNX Runtime";
   }
+  if (!ort) {
+    GTEST_SKIP() << label << ": the comparison with ONNX Runtime did not run: "
+                 << ".deps/npm/node_modules/onnxruntime-node is missing (bash scripts/setup.sh "
+                    "installs it); the int8 vs float QDQ checks above did run";
+  }
 }
 
 constexpr auto kU8 = ElementType::kU8;

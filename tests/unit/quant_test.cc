@@ -731,7 +731,9 @@ TEST(Quantize, BadCalibrationDataIsAClearError) {
 }
 
 // A PP-OCR model quantized from random calibration inputs: Kiln (reference) and ONNX Runtime
-// run the QDQ file alike; the int8 error vs float is printed.
+// run the QDQ file alike; the int8 error vs float must stay within `max_float_err` (about 1.5x
+// what was measured when the bound was set: cls 0.039, rec 0.101, det 0.565; inputs and
+// calibration are seeded, so a bigger error is a change in quantization, not noise).
 // A synthetic document page (light paper, dark stroke "words", shifted by `seed`), normalised as
 // PaddleOCR does: the detector's output on pure noise is ~0 everywhere, which makes a relative
 // error meaningless.
@@ -754,7 +756,7 @@ Tensor Page(const Shape& shape, uint64_t seed) {
 }
 
 void CheckRealModel(const std::string& file, const Shape& shape, int samples, double max_ort_err,
-                    bool argmax_rows, bool page = false) {
+                    double max_float_err, bool argmax_rows, bool page = false) {
   auto input = [&](uint64_t seed) { return page ? Page(shape, seed) : Uniform(shape, -1, 1, seed); };
   const fs::path path = kOcr / file;
   ASSERT_TRUE(fs::exists(path)) << path << " missing: run scripts/setup.sh";
@@ -779,8 +781,13 @@ void CheckRealModel(const std::string& file, const Shape& shape, int samples, do
   const auto want = RunRef(std::move(float_model), {{"x", x}});
   const auto kiln = RunRef(ImportOnnxFile(out.string()).value(), {{"x", x}});
   ASSERT_EQ(kiln.size(), want.size());
+  const double float_err = RelL2(kiln[0], want[0]);
   std::printf("  %s: int8 vs float relative error %.3g, argmax agreement %.3f\n", file.c_str(),
-              RelL2(kiln[0], want[0]), ArgmaxAgreement(kiln[0], want[0]));
+              float_err, ArgmaxAgreement(kiln[0], want[0]));
+  EXPECT_LE(float_err, max_float_err) << file << ": int8 vs float";
+  if (argmax_rows) {
+    EXPECT_GE(ArgmaxAgreement(kiln[0], want[0]), 0.95) << file << ": int8 vs float";
+  }
   if (!HaveOrt()) GTEST_SKIP() << "ONNX Runtime missing: run scripts/setup.sh";
   const std::string out_name = model.graph.value(model.graph.outputs()[0]).name;
   auto ort = RunOrt(out, {{"x", x}}, {out_name});
@@ -798,13 +805,13 @@ void CheckRealModel(const std::string& file, const Shape& shape, int samples, do
 }
 
 TEST(QuantizeModels, ClsQdqRunsInKilnAndOrt) {
-  CheckRealModel("ch_ppocr_mobile_v2.0_cls_infer.onnx", {1, 3, 48, 192}, 8, 0.05, false);
+  CheckRealModel("ch_ppocr_mobile_v2.0_cls_infer.onnx", {1, 3, 48, 192}, 8, 0.05, 0.06, false);
 }
 TEST(QuantizeModels, RecQdqRunsInKilnAndOrt) {
-  CheckRealModel("ch_PP-OCRv4_rec_infer.onnx", {1, 3, 48, 320}, 6, 0.15, true);
+  CheckRealModel("ch_PP-OCRv4_rec_infer.onnx", {1, 3, 48, 320}, 6, 0.15, 0.15, true);
 }
 TEST(QuantizeModels, DetQdqRunsInKilnAndOrt) {
-  CheckRealModel("ch_PP-OCRv4_det_infer.onnx", {1, 3, 160, 160}, 4, 0.1, false, true);
+  CheckRealModel("ch_PP-OCRv4_det_infer.onnx", {1, 3, 160, 160}, 4, 0.1, 0.85, false, true);
 }
 
 // --- bias correction ---------------------------------------------------------------------

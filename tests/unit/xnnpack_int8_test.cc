@@ -130,7 +130,9 @@ Model BuildNet(uint32_t seed, ElementType act, bool per_channel, int64_t c = 16)
 class Int8NetTest : public ::testing::TestWithParam<std::tuple<ElementType, bool>> {};
 
 TEST_P(Int8NetTest, MatchesReference) {
-  const auto [act, per_channel] = GetParam();
+  // Not a structured binding: clang 14 cannot capture those in the lambda below.
+  const ElementType act = std::get<0>(GetParam());
+  const bool per_channel = std::get<1>(GetParam());
   const NamedTensors inputs = {{"x", Uniform({1, 8, 20, 24}, -2.0f, 2.0f, 7)}};
   auto m = [&] { return BuildNet(11, act, per_channel); };  // Model is move-only
   const auto ref = RunSession(m(), inputs, SessionOptions::Reference());

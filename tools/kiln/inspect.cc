@@ -82,7 +82,7 @@ Status ReportResidentWeights(const InspectOptions& o, const Stats& s, int64_t rs
   KILN_ASSIGN_OR_RETURN(NamedTensors inputs, MakeInputs(model.graph, {}, shapes, 0, false));
   KILN_ASSIGN_OR_RETURN(SessionOptions so, ToSessionOptions(o.session));
   KILN_ASSIGN_OR_RETURN(auto session, Session::Create(std::move(model), so));
-  KILN_ASSIGN_OR_RETURN(const ExecutionPlan* plan, session->Plan(inputs));
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<const ExecutionPlan> plan, session->Plan(inputs));
   const int64_t rss_after = ResidentBytes();
   int64_t copies = 0;
   std::map<std::string, int64_t> copies_by_backend;

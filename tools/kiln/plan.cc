@@ -138,7 +138,7 @@ Status DoPlan(const PlanOptions& o) {
     KILN_ASSIGN_OR_RETURN(session, Session::Create(std::move(model), options));
   }
   KILN_ASSIGN_OR_RETURN(NamedTensors inputs, MakeInputs(session->graph(), given, shapes, 0, true));
-  KILN_ASSIGN_OR_RETURN(const ExecutionPlan* plan, session->Plan(inputs));
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<const ExecutionPlan> plan, session->Plan(inputs));
   const PlanReport report =
       CollectPlanReport(*session, *plan, fs::path(o.model).filename().string());
   std::string text;

@@ -2,7 +2,7 @@
 // into plain data (PlanReport) and rendered as a text table, JSON, Graphviz dot or one
 // self-contained HTML page that draws the graph.
 //
-//   KILN_ASSIGN_OR_RETURN(const ExecutionPlan* plan, session->Plan(inputs));
+//   KILN_ASSIGN_OR_RETURN(std::shared_ptr<const ExecutionPlan> plan, session->Plan(inputs));
 //   PlanReport r = CollectPlanReport(*session, *plan, "model.onnx");
 //   std::string page = RenderPlanHtml(r);
 //

@@ -106,7 +106,24 @@ Status Loop(KernelContext& ctx) {
     if (outs[0].size() != 1) return ctx.Error("body condition output must be a scalar");
     cond = outs[0].GetAsInt64(0) != 0;
     for (size_t i = 0; i < carried_n; ++i) carried[i] = outs[1 + i];
-    for (size_t k = 0; k < scan_n; ++k) scans[k].push_back(outs[1 + carried_n + k]);
+    for (size_t k = 0; k < scan_n; ++k) {
+      scans[k].push_back(outs[1 + carried_n + k]);
+      // The stacked scan output must fit in one tensor: checked as it grows (a huge trip count
+      // ends here, not in an out-of-memory), before the stacked tensor is allocated.
+      const int64_t limit = TensorByteLimit();
+      const Tensor& item = scans[k].back();
+      if (limit <= 0 || !item.is_tensor()) continue;
+      // Each kept iteration also costs its allocation and tensor handle (~256 bytes).
+      const int64_t per_trip = static_cast<int64_t>(item.bytes()) + 256;
+      if (static_cast<int64_t>(scans[k].size()) > limit / per_trip) {
+        return ctx.Error("scan output " + std::to_string(k) + " (" + item.Describe() +
+                         " per iteration) would take more than the limit of " +
+                         std::to_string(limit) + " bytes for one tensor after " +
+                         std::to_string(scans[k].size()) + " iterations (trip count " +
+                         (ctx.input(0) != nullptr ? std::to_string(max_trips) : "none") +
+                         "; session option max_tensor_bytes, config key MaxTensorBytes)");
+      }
+    }
   }
   for (size_t i = 0; i < carried_n; ++i) KILN_RETURN_IF_ERROR(SetOutput(ctx, i, carried[i]));
   for (size_t k = 0; k < scan_n && carried_n + k < ctx.num_outputs(); ++k) {

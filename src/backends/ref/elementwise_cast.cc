@@ -194,6 +194,16 @@ bool ParseElement(const std::string& text, D& out) {
   }
 }
 
+// The parse error of a string element. The other overload only keeps the discarded branch below
+// well-formed for clang, which checks its non-dependent expressions for every source type.
+std::string CannotParse(const std::string& s, ElementType to) {
+  return "cannot parse string \"" + s + "\" as " + ElementTypeName(to);
+}
+template <typename T>
+std::string CannotParse(const T&, ElementType) {
+  return {};
+}
+
 Status CastTo(KernelContext& ctx, const Tensor& x, ElementType to) {
   if (!TypeIn<kAllTypes>(to)) return ctx.UnsupportedType(to);
   if (!TypeIn<kAllTypes>(x.type())) return ctx.UnsupportedType(x.type());
@@ -209,7 +219,7 @@ Status CastTo(KernelContext& ctx, const Tensor& x, ElementType to) {
       if constexpr (std::is_same_v<S, std::string> && !std::is_same_v<D, std::string>) {
         for (int64_t i = 0; i < n; ++i) {
           if (!ParseElement<D>(src[i], dst[i])) {
-            status = ctx.Error("cannot parse string \"" + src[i] + "\" as " + ElementTypeName(to));
+            status = ctx.Error(CannotParse(src[i], to));
             return;
           }
         }

@@ -10,6 +10,7 @@
 
 #include "backends/xnnpack/xnn_internal.h"
 #include "backends/xnnpack/xnn_ops.h"
+#include "core/cpu_features.h"
 
 namespace kiln::xnn {
 
@@ -119,7 +120,7 @@ NodeSupport ConvLikeSupports(const NodeQuery& q, bool transpose) {
 
 NodeSupport ConvSupports(const NodeQuery& q) { return ConvLikeSupports(q, false); }
 
-inline float Dot(const float* a, const float* b, int64_t n) {
+KILN_TARGET_AVX2 float DotAvx2(const float* a, const float* b, int64_t n) {
   __m256 acc = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
@@ -129,6 +130,13 @@ inline float Dot(const float* a, const float* b, int64_t n) {
   s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
   float sum = _mm_cvtss_f32(s4);
   for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+inline float Dot(const float* a, const float* b, int64_t n, bool avx2) {
+  if (avx2) return DotAvx2(a, b, n);
+  float sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
   return sum;
 }
 
@@ -149,6 +157,7 @@ Status AddPixelShuffleDeconv(Builder& b, const Node& n, const Fusion& f, const S
     const float* src = ws.f(in);
     float* dst = ws.f(out);
     const float* wk = w->data();
+    const bool avx2 = CpuHasAvx2();
     ParallelFor(pool, x[0] * h, 1, [&](int64_t s, int64_t e) {
       for (int64_t ny = s; ny < e; ++ny) {
         const int64_t bn = ny / h, y = ny % h;
@@ -158,7 +167,7 @@ Status AddPixelShuffleDeconv(Builder& b, const Node& n, const Fusion& f, const S
             float* row = dst + ((bn * oh + y * kh + a) * ow + xx * kw) * cout;
             for (int64_t bb = 0; bb < kw; ++bb) {
               for (int64_t o = 0; o < cout; ++o) {
-                const float v = Dot(px, wk + ((o * kh + a) * kw + bb) * cin, cin) +
+                const float v = Dot(px, wk + ((o * kh + a) * kw + bb) * cin, cin, avx2) +
                                 bias[static_cast<size_t>(o)];
                 row[bb * cout + o] = std::min(hi, std::max(lo, v));
               }

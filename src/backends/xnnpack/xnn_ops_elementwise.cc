@@ -11,6 +11,7 @@
 
 #include "backends/xnnpack/xnn_internal.h"
 #include "backends/xnnpack/xnn_ops.h"
+#include "core/cpu_features.h"
 
 namespace kiln::xnn {
 
@@ -287,6 +288,42 @@ Status HardSigmoidBuild(Builder& b, const Node& n, const Fusion& f) {
 
 }  // namespace
 
+struct HardSwishParams {
+  bool hs, post;
+  float alpha, beta, hi, pm, pa;
+};
+
+// hs: x * clamp(alpha*x + beta, 0, 1); else x * clamp(x + 3, 0, 6) / 6; then *pm + pa. Elements
+// [s, e) 8 at a time; returns where the portable tail starts.
+KILN_TARGET_AVX2 int64_t HardSwishAvx2(const HardSwishParams& p, const float* src, float* dst,
+                                       int64_t s, int64_t e) {
+  const __m256 va = _mm256_set1_ps(p.alpha), vb = _mm256_set1_ps(p.beta);
+  const __m256 zero = _mm256_setzero_ps(), vhi = _mm256_set1_ps(p.hi);
+  const __m256 six = _mm256_set1_ps(6.0f), vpm = _mm256_set1_ps(p.pm), vpa = _mm256_set1_ps(p.pa);
+  int64_t i = s;
+  for (; i + 8 <= e; i += 8) {
+    const __m256 v = _mm256_loadu_ps(src + i);
+    __m256 t = p.hs ? _mm256_add_ps(_mm256_mul_ps(va, v), vb) : _mm256_add_ps(v, vb);
+    t = _mm256_min_ps(_mm256_max_ps(t, zero), vhi);
+    t = _mm256_mul_ps(v, t);
+    if (!p.hs) t = _mm256_div_ps(t, six);
+    if (p.post) t = _mm256_add_ps(_mm256_mul_ps(t, vpm), vpa);
+    _mm256_storeu_ps(dst + i, t);
+  }
+  return i;
+}
+
+// y = x + x * s over n channels, 8 at a time; returns where the portable tail starts.
+KILN_TARGET_AVX2 int64_t ScaleResidualAvx2(const float* xr, const float* sr, float* yr,
+                                           int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(xr + i);
+    _mm256_storeu_ps(yr + i, _mm256_add_ps(v, _mm256_mul_ps(v, _mm256_loadu_ps(sr + i))));
+  }
+  return i;
+}
+
 Status BuildHardSwish(Builder& b, const Node& n, ValueId x, const Fusion& f) {
   (void)n;
   const int64_t count = NumElements(b.shape(x));
@@ -301,21 +338,10 @@ Status BuildHardSwish(Builder& b, const Node& n, ValueId x, const Fusion& f) {
   b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
     const float* src = ws.f(in);
     float* dst = ws.f(out);
+    const HardSwishParams p{hs, post, alpha, beta, hi, pm, pa};
+    const bool avx2 = CpuHasAvx2();
     ParallelFor(pool, count, 1 << 13, [&](int64_t s, int64_t e) {
-      // hs: x * clamp(alpha*x + beta, 0, 1); else x * clamp(x + 3, 0, 6) / 6; then *pm + pa.
-      const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-      const __m256 zero = _mm256_setzero_ps(), vhi = _mm256_set1_ps(hi);
-      const __m256 six = _mm256_set1_ps(6.0f), vpm = _mm256_set1_ps(pm), vpa = _mm256_set1_ps(pa);
-      int64_t i = s;
-      for (; i + 8 <= e; i += 8) {
-        const __m256 v = _mm256_loadu_ps(src + i);
-        __m256 t = hs ? _mm256_add_ps(_mm256_mul_ps(va, v), vb) : _mm256_add_ps(v, vb);
-        t = _mm256_min_ps(_mm256_max_ps(t, zero), vhi);
-        t = _mm256_mul_ps(v, t);
-        if (!hs) t = _mm256_div_ps(t, six);
-        if (post) t = _mm256_add_ps(_mm256_mul_ps(t, vpm), vpa);
-        _mm256_storeu_ps(dst + i, t);
-      }
+      int64_t i = avx2 ? HardSwishAvx2(p, src, dst, s, e) : s;
       for (; i < e; ++i) {
         const float v = src[i];
         float t = hs ? alpha * v + beta : v + beta;
@@ -341,16 +367,13 @@ Status BuildScaleResidual(Builder& b, const Node& n, ValueId x, ValueId s, const
     const float* src = ws.f(in);
     const float* scale = ws.f(sc);
     float* dst = ws.f(out);
+    const bool avx2 = CpuHasAvx2();
     ParallelFor(pool, batch * pixels, std::max<int64_t>(1, 8192 / c), [&](int64_t b0, int64_t e0) {
       for (int64_t p = b0; p < e0; ++p) {
         const float* xr = src + p * c;
         const float* sr = scale + (p / pixels) * c;
         float* yr = dst + p * c;
-        int64_t i = 0;
-        for (; i + 8 <= c; i += 8) {
-          const __m256 v = _mm256_loadu_ps(xr + i);
-          _mm256_storeu_ps(yr + i, _mm256_add_ps(v, _mm256_mul_ps(v, _mm256_loadu_ps(sr + i))));
-        }
+        int64_t i = avx2 ? ScaleResidualAvx2(xr, sr, yr, c) : 0;
         for (; i < c; ++i) yr[i] = xr[i] + xr[i] * sr[i];
       }
     });

@@ -48,6 +48,7 @@
 #include "backends/xnnpack/xnn_internal.h"
 #include "backends/xnnpack/xnn_ops.h"
 #include "backends/xnnpack/xnn_qconv.h"
+#include "core/cpu_features.h"
 #include "plan/cost.h"
 
 namespace kiln::xnn {
@@ -645,6 +646,53 @@ bool XnnScalesFit(bool mul, const BinaryQ& bq) {
   return !(ra < 0x1.0p-10 || ra >= 0x1.0p+8 || rb < 0x1.0p-10 || rb >= 0x1.0p+8);
 }
 
+struct FastBinaryConsts {
+  bool mul;
+  int32_t za, zb;
+  float ra, rb, rab, zy, flo, fhi, bound;
+};
+
+// Elements [b0, e0) 8 at a time (lanes near a half through `scalar`); returns where the
+// portable tail starts.
+template <typename Scalar>
+KILN_TARGET_AVX2 int64_t FastExactBinaryAvx2(const FastBinaryConsts& c, const int8_t* pa,
+                                             const int8_t* pb, int8_t* py, int64_t b0, int64_t e0,
+                                             const Scalar& scalar) {
+  const __m256i vza = _mm256_set1_epi32(c.za), vzb = _mm256_set1_epi32(c.zb);
+  const __m256 vra = _mm256_set1_ps(c.ra), vrb = _mm256_set1_ps(c.rb),
+               vrab = _mm256_set1_ps(c.rab);
+  const __m256 vzy = _mm256_set1_ps(c.zy), vlo = _mm256_set1_ps(c.flo),
+               vhi = _mm256_set1_ps(c.fhi);
+  const __m256 vhalf = _mm256_set1_ps(0.5f), vbound = _mm256_set1_ps(c.bound);
+  const __m256 vabs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  int64_t i = b0;
+  for (; i + 8 <= e0; i += 8) {
+    const __m256i a32 = _mm256_sub_epi32(
+        _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(pa + i))), vza);
+    const __m256i b32 = _mm256_sub_epi32(
+        _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(pb + i))), vzb);
+    const __m256 f = c.mul ? _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_mullo_epi32(a32, b32)), vrab)
+                           : _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(a32), vra),
+                                           _mm256_mul_ps(_mm256_cvtepi32_ps(b32), vrb));
+    const __m256 r = _mm256_round_ps(f, kNearest);
+    const __m256 dist =
+        _mm256_and_ps(_mm256_sub_ps(_mm256_and_ps(_mm256_sub_ps(f, r), vabs), vhalf), vabs);
+    const int near = _mm256_movemask_ps(_mm256_cmp_ps(dist, vbound, _CMP_LE_OQ));
+    const __m256 v = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, vzy), vlo), vhi);
+    const __m256i q32 = _mm256_cvtps_epi32(v);
+    const __m128i w16 =
+        _mm_packs_epi32(_mm256_castsi256_si128(q32), _mm256_extracti128_si256(q32, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(py + i), _mm_packs_epi16(w16, w16));
+    if (near != 0) {
+      for (int k = 0; k < 8; ++k) {
+        if (near & (1 << k)) scalar(i + k);
+      }
+    }
+  }
+  return i;
+}
+
 // Same-shape QAdd / QMul of two computed operands, exact and 8 lanes at a time: in float,
 // f = a' * (sa / sy) + b' * (sb / sy) (QMul: (a' b') * (sa sb / sy)) is within
 // e = (largest |terms|) * 2^-20 of the real value (float rounding adds at most 2^-22 of them),
@@ -669,6 +717,7 @@ void AddFastExactBinaryLoop(Builder& b, ValueId va, ValueId vb, ValueId vy, bool
   const float zy = static_cast<float>(q.y.stored_zp());
   const float flo = lo, fhi = hi;
   const BinaryQ qc = q;
+  const FastBinaryConsts vc{mul, za, zb, ra, rb, rab, zy, flo, fhi, bound};
   b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
     const int8_t* pa = ws.s8(ia);
     const int8_t* pb = ws.s8(ib);
@@ -680,38 +729,9 @@ void AddFastExactBinaryLoop(Builder& b, ValueId va, ValueId vb, ValueId vy, bool
       const uint8_t st = StoreRaw(qc.y.type, BinaryRef(mul, qc, raw_a, raw_b));
       py[i] = std::clamp<int8_t>(static_cast<int8_t>(st), lo, hi);
     };
+    const bool avx2 = CpuHasAvx2();
     ParallelFor(pool, count, 1 << 14, [&](int64_t b0, int64_t e0) {
-      const __m256i vza = _mm256_set1_epi32(za), vzb = _mm256_set1_epi32(zb);
-      const __m256 vra = _mm256_set1_ps(ra), vrb = _mm256_set1_ps(rb), vrab = _mm256_set1_ps(rab);
-      const __m256 vzy = _mm256_set1_ps(zy), vlo = _mm256_set1_ps(flo), vhi = _mm256_set1_ps(fhi);
-      const __m256 vhalf = _mm256_set1_ps(0.5f), vbound = _mm256_set1_ps(bound);
-      const __m256 vabs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-      constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-      int64_t i = b0;
-      for (; i + 8 <= e0; i += 8) {
-        const __m256i a32 = _mm256_sub_epi32(
-            _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(pa + i))), vza);
-        const __m256i b32 = _mm256_sub_epi32(
-            _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(pb + i))), vzb);
-        const __m256 f =
-            mul ? _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_mullo_epi32(a32, b32)), vrab)
-                : _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(a32), vra),
-                                _mm256_mul_ps(_mm256_cvtepi32_ps(b32), vrb));
-        const __m256 r = _mm256_round_ps(f, kNearest);
-        const __m256 dist = _mm256_and_ps(
-            _mm256_sub_ps(_mm256_and_ps(_mm256_sub_ps(f, r), vabs), vhalf), vabs);
-        const int near = _mm256_movemask_ps(_mm256_cmp_ps(dist, vbound, _CMP_LE_OQ));
-        const __m256 v = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, vzy), vlo), vhi);
-        const __m256i q32 = _mm256_cvtps_epi32(v);
-        const __m128i w16 =
-            _mm_packs_epi32(_mm256_castsi256_si128(q32), _mm256_extracti128_si256(q32, 1));
-        _mm_storel_epi64(reinterpret_cast<__m128i*>(py + i), _mm_packs_epi16(w16, w16));
-        if (near != 0) {
-          for (int k = 0; k < 8; ++k) {
-            if (near & (1 << k)) scalar(i + k);
-          }
-        }
-      }
+      int64_t i = avx2 ? FastExactBinaryAvx2(vc, pa, pb, py, b0, e0, scalar) : b0;
       for (; i < e0; ++i) scalar(i);
     });
   });
@@ -959,7 +979,8 @@ Status Int8ClampBuild(Builder& b, const Node& n, const Fusion& f) {
 
 // sums[ch] = sum over the hw pixels of src[p * c + ch] (int32: |sum| <= 128 * hw): 64 channels
 // in registers at a time.
-void ChannelSums(const int8_t* src, int64_t hw, int64_t c, int32_t* sums) {
+KILN_TARGET_AVX2 int64_t ChannelSumsAvx2(const int8_t* src, int64_t hw, int64_t c,
+                                         int32_t* sums) {
   int64_t c0 = 0;
   for (; c0 + 64 <= c; c0 += 64) {
     __m256i acc[8];
@@ -974,6 +995,11 @@ void ChannelSums(const int8_t* src, int64_t hw, int64_t c, int32_t* sums) {
     for (int j = 0; j < 8; ++j)
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + c0 + 8 * j), acc[j]);
   }
+  return c0;
+}
+
+void ChannelSums(const int8_t* src, int64_t hw, int64_t c, int32_t* sums) {
+  const int64_t c0 = CpuHasAvx2() ? ChannelSumsAvx2(src, hw, c, sums) : 0;
   for (int64_t ch = c0; ch < c; ++ch) sums[ch] = 0;
   for (int64_t p = 0; p < hw && c0 < c; ++p) {
     const int8_t* px = src + p * c;
@@ -1036,6 +1062,44 @@ NodeSupport DqSupports(const NodeQuery& q) {
   return s;
 }
 
+// (float)(q - zp) * scale for [b0, e0), 8 at a time: the same two float operations as the
+// table. Returns where the portable tail starts.
+KILN_TARGET_AVX2 int64_t DequantizeAvx2(const uint8_t* s, int32_t zp, float scale, float* d,
+                                        int64_t b0, int64_t e0) {
+  const __m256i vzp = _mm256_set1_epi32(zp);
+  const __m256 vscale = _mm256_set1_ps(scale);
+  int64_t i = b0;
+  for (; i + 8 <= e0; i += 8) {
+    const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(s + i));
+    const __m256i q = _mm256_sub_epi32(_mm256_cvtepi8_epi32(v), vzp);
+    _mm256_storeu_ps(d + i, _mm256_mul_ps(_mm256_cvtepi32_ps(q), vscale));
+  }
+  return i;
+}
+
+// clamp(round(x / scale) + zp, lo, hi) - shift for [b0, e0), 8 at a time (NaN -> 0). Returns
+// where the portable tail starts.
+KILN_TARGET_AVX2 int64_t QuantizeAvx2(const float* s, float scale, float zp, float lo, float hi,
+                                      int shift, int8_t* d, int64_t b0, int64_t e0) {
+  const __m256 vs = _mm256_set1_ps(scale), vz = _mm256_set1_ps(zp);
+  const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+  const __m256i vshift = _mm256_set1_epi32(shift);
+  int64_t i = b0;
+  for (; i + 8 <= e0; i += 8) {
+    __m256 v = _mm256_div_ps(_mm256_loadu_ps(s + i), vs);
+    v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v = _mm256_add_ps(v, vz);
+    v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));  // NaN -> 0
+    v = _mm256_min_ps(_mm256_max_ps(v, vlo), vhi);
+    const __m256i q = _mm256_sub_epi32(_mm256_cvttps_epi32(v), vshift);
+    // In [-128, 127]: the saturating packs are plain narrowing.
+    const __m128i w16 =
+        _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(d + i), _mm_packs_epi16(w16, w16));
+  }
+  return i;
+}
+
 Status DqBuild(Builder& b, const Node& n, const Fusion& f) {
   QParam p;
   std::string e = ReadQParam(NodeConsts(b, n), 1, 2, Present(n, 2), b.type(n.inputs[0]), &p);
@@ -1056,16 +1120,9 @@ Status DqBuild(Builder& b, const Node& n, const Fusion& f) {
     const auto* s = reinterpret_cast<const uint8_t*>(ws.s8(in));
     float* d = ws.f(out);
     const float* t = table->data();
-    // (float)(q - zp) * scale, 8 at a time: the same two float operations as the table.
-    const __m256i vzp = _mm256_set1_epi32(zp);
-    const __m256 vscale = _mm256_set1_ps(scale);
+    const bool avx2 = CpuHasAvx2();
     ParallelFor(pool, count, 1 << 14, [&](int64_t b0, int64_t e0) {
-      int64_t i = b0;
-      for (; i + 8 <= e0; i += 8) {
-        const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(s + i));
-        const __m256i q = _mm256_sub_epi32(_mm256_cvtepi8_epi32(v), vzp);
-        _mm256_storeu_ps(d + i, _mm256_mul_ps(_mm256_cvtepi32_ps(q), vscale));
-      }
+      int64_t i = avx2 ? DequantizeAvx2(s, zp, scale, d, b0, e0) : b0;
       for (; i < e0; ++i) d[i] = t[s[i]];
     });
   });
@@ -1102,23 +1159,9 @@ Status QBuild(Builder& b, const Node& n, const Fusion& f) {
   b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
     const float* s = ws.f(in);
     int8_t* d = ws.s8(out);
+    const bool avx2 = CpuHasAvx2();
     ParallelFor(pool, count, 1 << 14, [&](int64_t b0, int64_t e0) {
-      int64_t i = b0;
-      const __m256 vs = _mm256_set1_ps(scale), vz = _mm256_set1_ps(zp);
-      const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
-      const __m256i vshift = _mm256_set1_epi32(shift);
-      for (; i + 8 <= e0; i += 8) {
-        __m256 v = _mm256_div_ps(_mm256_loadu_ps(s + i), vs);
-        v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        v = _mm256_add_ps(v, vz);
-        v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));  // NaN -> 0
-        v = _mm256_min_ps(_mm256_max_ps(v, vlo), vhi);
-        const __m256i q = _mm256_sub_epi32(_mm256_cvttps_epi32(v), vshift);
-        // In [-128, 127]: the saturating packs are plain narrowing.
-        const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(q),
-                                            _mm256_extracti128_si256(q, 1));
-        _mm_storel_epi64(reinterpret_cast<__m128i*>(d + i), _mm_packs_epi16(w16, w16));
-      }
+      int64_t i = avx2 ? QuantizeAvx2(s, scale, zp, lo, hi, shift, d, b0, e0) : b0;
       for (; i < e0; ++i) {
         float v = std::nearbyint(s[i] / scale) + zp;
         if (std::isnan(v)) v = 0;

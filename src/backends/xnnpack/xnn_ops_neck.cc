@@ -14,6 +14,7 @@
 
 #include "backends/xnnpack/xnn_internal.h"
 #include "backends/xnnpack/xnn_ops.h"
+#include "core/cpu_features.h"
 
 namespace kiln::xnn {
 
@@ -43,17 +44,17 @@ Src LogicalSrc(Builder& b, ValueId v) {
 
 // ---- GEMM: C[M,N] = A[M,K] * B[K,N], row-major with leading dims ----
 
-inline __m256i TailMask(int64_t n) {  // lanes < n set (n in 0..8)
+KILN_TARGET_AVX2 inline __m256i TailMaskAvx2(int64_t n) {  // lanes < n set (n in 0..8)
   const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), idx);
 }
 
 template <int MR>
-void GemmBlock(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
-               int64_t k, int64_t cols) {
+KILN_TARGET_AVX2 void GemmBlockAvx2(const float* a, int64_t lda, const float* b, int64_t ldb,
+                                    float* c, int64_t ldc, int64_t k, int64_t cols) {
   // Up to 16 columns: two 8-lane vectors, masked at the tail.
-  const __m256i m0 = TailMask(std::min<int64_t>(8, cols));
-  const __m256i m1 = TailMask(std::max<int64_t>(0, std::min<int64_t>(8, cols - 8)));
+  const __m256i m0 = TailMaskAvx2(std::min<int64_t>(8, cols));
+  const __m256i m1 = TailMaskAvx2(std::max<int64_t>(0, std::min<int64_t>(8, cols - 8)));
   __m256 acc0[MR], acc1[MR];
   for (int r = 0; r < MR; ++r) {
     acc0[r] = _mm256_setzero_ps();
@@ -76,14 +77,34 @@ void GemmBlock(const float* a, int64_t lda, const float* b, int64_t ldb, float* 
 }
 
 // Rows [m0, m1) of C.
-void GemmRows(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
-              int64_t m0, int64_t m1, int64_t n, int64_t k) {
+KILN_TARGET_AVX2 void GemmRowsAvx2(const float* a, int64_t lda, const float* b, int64_t ldb,
+                                   float* c, int64_t ldc, int64_t m0, int64_t m1, int64_t n,
+                                   int64_t k) {
   for (int64_t j = 0; j < n; j += 16) {
     const int64_t cols = std::min<int64_t>(16, n - j);
     int64_t i = m0;
     for (; i + 4 <= m1; i += 4)
-      GemmBlock<4>(a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, k, cols);
-    for (; i < m1; ++i) GemmBlock<1>(a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, k, cols);
+      GemmBlockAvx2<4>(a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, k, cols);
+    for (; i < m1; ++i)
+      GemmBlockAvx2<1>(a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, k, cols);
+  }
+}
+
+// Portable rows [m0, m1) of C, the same k order per element as the AVX2 tiles.
+void GemmRows(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
+              int64_t m0, int64_t m1, int64_t n, int64_t k) {
+  if (CpuHasAvx2()) {
+    GemmRowsAvx2(a, lda, b, ldb, c, ldc, m0, m1, n, k);
+    return;
+  }
+  for (int64_t i = m0; i < m1; ++i) {
+    float* ci = c + i * ldc;
+    for (int64_t j = 0; j < n; ++j) ci[j] = 0;
+    for (int64_t p = 0; p < k; ++p) {
+      const float av = a[i * lda + p];
+      const float* bp = b + p * ldb;
+      for (int64_t j = 0; j < n; ++j) ci[j] += av * bp[j];
+    }
   }
 }
 
@@ -187,6 +208,32 @@ bool ReduceAxes(const Node& n, int rank, const Tensor* axes_input, std::vector<i
   return true;
 }
 
+// Sum of n contiguous floats: 8 lanes, then the lanes in order, then the tail.
+KILN_TARGET_AVX2 float SumAvx2(const float* xs, int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) acc = _mm256_add_ps(acc, _mm256_loadu_ps(xs + i));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, acc);
+  float sum = 0;
+  for (float l : lanes) sum += l;
+  for (; i < n; ++i) sum += xs[i];
+  return sum;
+}
+
+// The same order as SumAvx2 (8 partial sums), so both paths give the same result.
+float SumPortable(const float* xs, int64_t n) {
+  float lanes[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int l = 0; l < 8; ++l) lanes[l] += xs[i + l];
+  }
+  float sum = 0;
+  for (float l : lanes) sum += l;
+  for (; i < n; ++i) sum += xs[i];
+  return sum;
+}
+
 NodeSupport ReduceSupports(const NodeQuery& q) {
   std::string e = CheckFloatNode(q, {0}, 6);
   if (!e.empty()) return NodeSupport::No(e);
@@ -226,19 +273,13 @@ Status ReduceBuild(Builder& b, const Node& n, const Fusion& f) {
   b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
     const float* src = ws.f(in);
     float* dst = ws.f(out);
+    const bool avx2 = CpuHasAvx2();
     ParallelFor(pool, outer, 1, [&](int64_t s, int64_t e) {
       for (int64_t o = s; o < e; ++o) {
         float* d = dst + o * inner;
         const float* xs = src + o * red * inner;
         if (inner == 1) {
-          __m256 acc = _mm256_setzero_ps();
-          int64_t i = 0;
-          for (; i + 8 <= red; i += 8) acc = _mm256_add_ps(acc, _mm256_loadu_ps(xs + i));
-          alignas(32) float lanes[8];
-          _mm256_store_ps(lanes, acc);
-          float sum = 0;
-          for (float l : lanes) sum += l;
-          for (; i < red; ++i) sum += xs[i];
+          const float sum = avx2 ? SumAvx2(xs, red) : SumPortable(xs, red);
           d[0] = mean ? sum / static_cast<float>(red) : sum;
           continue;
         }

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "backends/xnnpack/xnn_internal.h"
+#include "core/cpu_features.h"
 
 namespace kiln::xnn {
 
@@ -118,8 +119,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void TileVnni8(
 // ---- AVX2 ----
 
 // Requantizes 16 int32 channel sums (two vectors of 8) and stores nc (<= 16) int8 outputs.
-inline void StoreRequant16(__m256i acc0, __m256i acc1, __m256 m0, __m256 m1, __m256 vlo,
-                           __m256 vhi, __m256i vzp, int8_t* y, int nc) {
+KILN_TARGET_AVX2 inline void StoreRequant16Avx2(__m256i acc0, __m256i acc1, __m256 m0,
+                                                 __m256 m1, __m256 vlo, __m256 vhi, __m256i vzp, int8_t* y, int nc) {
   __m256 v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc0), m0);
   __m256 v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc1), m1);
   v0 = _mm256_min_ps(_mm256_max_ps(v0, vlo), vhi);
@@ -139,9 +140,9 @@ inline void StoreRequant16(__m256i acc0, __m256i acc1, __m256 m0, __m256 m1, __m
 }
 
 template <int MR>
-void TileAvx2(const int16_t* a, int64_t lda, const int16_t* w, int64_t kpairs, const int32_t* bias,
-              const float* mult, int8_t* y, int64_t ldy, int nc, int32_t zp, float fmin,
-              float fmax) {
+KILN_TARGET_AVX2 void TileAvx2(const int16_t* a, int64_t lda, const int16_t* w, int64_t kpairs,
+                               const int32_t* bias, const float* mult, int8_t* y, int64_t ldy,
+                               int nc, int32_t zp, float fmin, float fmax) {
   __m256i acc0[MR], acc1[MR];
   const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias));
   const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias + 8));
@@ -165,7 +166,7 @@ void TileAvx2(const int16_t* a, int64_t lda, const int16_t* w, int64_t kpairs, c
   const __m256i vzp = _mm256_set1_epi32(zp);
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
-    StoreRequant16(acc0[r], acc1[r], m0, m1, vlo, vhi, vzp, y + r * ldy, nc);
+    StoreRequant16Avx2(acc0[r], acc1[r], m0, m1, vlo, vhi, vzp, y + r * ldy, nc);
   }
 }
 
@@ -177,8 +178,9 @@ void TileAvx2(const int16_t* a, int64_t lda, const int16_t* w, int64_t kpairs, c
 // VNNI's ([kq][16][4], one 32-byte vector per 8 channels x 4 k).
 
 template <int MR>
-void TileU7(const uint8_t* a, int64_t lda, const int8_t* w, int64_t kq, const int32_t* bias,
-            const float* mult, int8_t* y, int64_t ldy, int nc, int32_t zp, float fmin, float fmax) {
+KILN_TARGET_AVX2 void TileU7Avx2(const uint8_t* a, int64_t lda, const int8_t* w, int64_t kq,
+                                 const int32_t* bias, const float* mult, int8_t* y, int64_t ldy,
+                                 int nc, int32_t zp, float fmin, float fmax) {
   __m256i acc0[MR], acc1[MR];
   const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias));
   const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias + 8));
@@ -205,15 +207,15 @@ void TileU7(const uint8_t* a, int64_t lda, const int8_t* w, int64_t kq, const in
   const __m256i vzp = _mm256_set1_epi32(zp);
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
-    StoreRequant16(acc0[r], acc1[r], m0, m1, vlo, vhi, vzp, y + r * ldy, nc);
+    StoreRequant16Avx2(acc0[r], acc1[r], m0, m1, vlo, vhi, vzp, y + r * ldy, nc);
   }
 }
 
 // The same for a last tile of at most 8 channels (weights packed [kq][8][4]).
 template <int MR>
-void TileU7x8(const uint8_t* a, int64_t lda, const int8_t* w, int64_t kq, const int32_t* bias,
-              const float* mult, int8_t* y, int64_t ldy, int nc, int32_t zp, float fmin,
-              float fmax) {
+KILN_TARGET_AVX2 void TileU7x8Avx2(const uint8_t* a, int64_t lda, const int8_t* w, int64_t kq,
+                                   const int32_t* bias, const float* mult, int8_t* y, int64_t ldy,
+                                   int nc, int32_t zp, float fmin, float fmax) {
   __m256i acc[MR];
   const __m256i vb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias));
   const __m256i ones = _mm256_set1_epi16(1);
@@ -232,7 +234,7 @@ void TileU7x8(const uint8_t* a, int64_t lda, const int8_t* w, int64_t kq, const 
   const __m256i vzp = _mm256_set1_epi32(zp);
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
-    StoreRequant16(acc[r], acc[r], m0, m0, vlo, vhi, vzp, y + r * ldy, nc);
+    StoreRequant16Avx2(acc[r], acc[r], m0, m0, vlo, vhi, vzp, y + r * ldy, nc);
   }
 }
 
@@ -249,13 +251,13 @@ constexpr U8TileFn kVnni8Tiles[kMrVnni + 1] = {nullptr,      TileVnni8<1>, TileV
                                                TileVnni8<6>, TileVnni8<7>, TileVnni8<8>};
 constexpr Avx2TileFn kAvx2Tiles[kMrAvx2 + 1] = {nullptr,     TileAvx2<1>, TileAvx2<2>,
                                                 TileAvx2<3>, TileAvx2<4>, TileAvx2<5>};
-constexpr U8TileFn kU7Tiles[kMrU7 + 1] = {nullptr,   TileU7<1>, TileU7<2>,
-                                          TileU7<3>, TileU7<4>, TileU7<5>};
-constexpr U8TileFn kU7x8Tiles[kMrU7 + 1] = {nullptr,     TileU7x8<1>, TileU7x8<2>,
-                                            TileU7x8<3>, TileU7x8<4>, TileU7x8<5>};
+constexpr U8TileFn kU7Tiles[kMrU7 + 1] = {nullptr,       TileU7Avx2<1>, TileU7Avx2<2>,
+                                          TileU7Avx2<3>, TileU7Avx2<4>, TileU7Avx2<5>};
+constexpr U8TileFn kU7x8Tiles[kMrU7 + 1] = {nullptr,         TileU7x8Avx2<1>, TileU7x8Avx2<2>,
+                                            TileU7x8Avx2<3>, TileU7x8Avx2<4>, TileU7x8Avx2<5>};
 
 // dst[i] = src[i] ^ flip for i < n (32 at a time; may not overlap).
-inline void CopyFlip(int8_t* dst, const int8_t* src, int64_t n, uint8_t flip) {
+KILN_TARGET_AVX2 inline void CopyFlipAvx2(int8_t* dst, const int8_t* src, int64_t n, uint8_t flip) {
   if (flip == 0) {
     std::memcpy(dst, src, static_cast<size_t>(n));
     return;
@@ -289,7 +291,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,bmi2"))) inline void CopyFlipVn
 // The im2col row of output pixel p: K storage values XOR flip (padding: the zero point), then
 // zeros to kp. `vnni`: flip is 0x80 and the CPU has AVX-512BW. Taps of one kernel row that are
 // all inside the input with dilation 1 are one contiguous run of kw * cin bytes.
-void GatherRow(const Packed& P, const int8_t* x, int64_t p, int8_t* row, uint8_t flip, bool vnni) {
+KILN_TARGET_AVX2 void GatherRowAvx2(const Packed& P, const int8_t* x, int64_t p, int8_t* row,
+                                    uint8_t flip, bool vnni) {
   const QConvSpec& s = P.s;
   const int64_t per = s.oh * s.ow;
   const int64_t b = p / per, r = p % per, oy = r / s.ow, ox = r % s.ow;
@@ -301,7 +304,7 @@ void GatherRow(const Packed& P, const int8_t* x, int64_t p, int8_t* row, uint8_t
     if (vnni) {
       CopyFlipVnni(dst, src, n);
     } else {
-      CopyFlip(dst, src, n, flip);
+      CopyFlipAvx2(dst, src, n, flip);
     }
     dst += n;
   };
@@ -325,8 +328,9 @@ void GatherRow(const Packed& P, const int8_t* x, int64_t p, int8_t* row, uint8_t
   std::memset(dst, 0, static_cast<size_t>(P.kp - P.k));
 }
 
-void RunBlock(const Packed& P, const int8_t* x, int8_t* y, int64_t p0, int64_t np,
-              std::vector<int8_t>& row, std::vector<int16_t>& a16) {
+KILN_TARGET_AVX2 void RunBlockAvx2(const Packed& P, const int8_t* x, int8_t* y, int64_t p0,
+                                   int64_t np, std::vector<int8_t>& row,
+                                   std::vector<int16_t>& a16) {
   const QConvSpec& s = P.s;
   const int64_t kp = P.kp;
   const float fmin = static_cast<float>(s.lo - s.y_zp), fmax = static_cast<float>(s.hi - s.y_zp);
@@ -335,7 +339,7 @@ void RunBlock(const Packed& P, const int8_t* x, int8_t* y, int64_t p0, int64_t n
     const bool vnni = P.isa == OwnQConvIsa::kVnni;
     for (int64_t i = 0; i < np; ++i) {
       int8_t* r = row.data() + i * kp;
-      GatherRow(P, x, p0 + i, r, 0x80, vnni);
+      GatherRowAvx2(P, x, p0 + i, r, 0x80, vnni);
     }
     const auto* a = reinterpret_cast<const uint8_t*>(row.data());
     const int max_mr = vnni ? kMrVnni : kMrU7;
@@ -354,7 +358,7 @@ void RunBlock(const Packed& P, const int8_t* x, int8_t* y, int64_t p0, int64_t n
   }
   for (int64_t i = 0; i < np; ++i) {
     int8_t* r = row.data();
-    GatherRow(P, x, p0 + i, r, 0, false);
+    GatherRowAvx2(P, x, p0 + i, r, 0, false);
     int16_t* d = a16.data() + i * kp;
     int64_t k = 0;
     for (; k + 16 <= kp; k += 16) {
@@ -378,6 +382,8 @@ void RunBlock(const Packed& P, const int8_t* x, int8_t* y, int64_t p0, int64_t n
 }  // namespace
 
 OwnQConvIsa ChooseOwnQConvIsa() {
+  // Every own kernel needs AVX2 (the VNNI one AVX-512): without it XNNPACK's own dispatch runs.
+  if (!CpuHasAvx2()) return OwnQConvIsa::kNone;
   const char* e = std::getenv("KILN_XNN_QCONV_ISA");
   const std::string v = e != nullptr ? e : "";
   if (v == "xnnpack") return OwnQConvIsa::kNone;
@@ -396,7 +402,8 @@ OwnQConvIsa ChooseOwnQConvIsaFor(std::span<const int8_t> weights) {
   const OwnQConvIsa isa = ChooseOwnQConvIsa();
   if (isa == OwnQConvIsa::kAvx2U7) return WeightsFit7Bit(weights) ? isa : OwnQConvIsa::kAvx2;
   const char* e = std::getenv("KILN_XNN_QCONV_ISA");
-  if (isa != OwnQConvIsa::kNone || (e != nullptr && std::string(e) == "xnnpack")) return isa;
+  if (isa != OwnQConvIsa::kNone || !CpuHasAvx2() || (e != nullptr && std::string(e) == "xnnpack"))
+    return isa;
   return WeightsFit7Bit(weights) ? OwnQConvIsa::kAvx2U7 : OwnQConvIsa::kNone;
 }
 
@@ -475,7 +482,7 @@ QConvFn MakeOwnQConv(const QConvSpec& spec, OwnQConvIsa isa) {
       if (P->isa == OwnQConvIsa::kAvx2 && a16.size() < need) a16.resize(need);
       for (int64_t blk = b0; blk < e0; ++blk) {
         const int64_t p0 = blk * kBlockPix;
-        RunBlock(*P, x, y, p0, std::min(kBlockPix, pixels - p0), row, a16);
+        RunBlockAvx2(*P, x, y, p0, std::min(kBlockPix, pixels - p0), row, a16);
       }
     });
   };
@@ -499,9 +506,10 @@ struct PackedDw {
 // Output pixels [ox0, ox1) of output row `row` (batch * oh + oy). Taps outside the input add
 // (x_zp - x_zp) * w = 0 in the reference and are skipped; x - x_zp (|.| <= 255) is an int16
 // in the low half of each 32-bit lane, so madd with (w, 0) gives exactly (x - x_zp) * w.
-__attribute__((target("avx512f,avx512bw,avx512vl,bmi2"))) void DwRow(const PackedDw& P,
-                                                                     const int8_t* x, int8_t* y,
-                                                                     int64_t row) {
+__attribute__((target("avx512f,avx512bw,avx512vl,bmi2"))) void DwRowAvx512(const PackedDw& P,
+                                                                           const int8_t* x,
+                                                                           int8_t* y,
+                                                                           int64_t row) {
   const QConvSpec& s = P.s;
   const int64_t b = row / s.oh, oy = row % s.oh, c = s.cout;
   const int64_t kw = s.kw, sw = s.sw, dw = s.dw, pl = s.pl, iw = s.iw, ow = s.ow, cpad = P.cpad;
@@ -581,7 +589,7 @@ QConvFn MakeOwnDwQConv(const QConvSpec& spec) {
   return [P](const int8_t* x, int8_t* y, pthreadpool_t pool) {
     const int64_t rows = P->s.batch * P->s.oh;
     ParallelFor(pool, rows, 1, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) DwRow(*P, x, y, r);
+      for (int64_t r = r0; r < r1; ++r) DwRowAvx512(*P, x, y, r);
     });
   };
 }

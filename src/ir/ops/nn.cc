@@ -54,7 +54,19 @@ Status ReadSpatial(const InferContext& ctx, int nd, std::vector<int64_t> kernel,
     return ctx.Error("kernel_shape/strides/dilations need " + std::to_string(nd) +
                      " values and pads " + std::to_string(2 * nd));
   }
+  // Bounded so that the output size arithmetic below cannot overflow (fuzz_plan_file found
+  // pads near 2^62 overflowing int64).
+  constexpr int64_t kMaxSpatial = int64_t{1} << 31;
+  for (int i = 0; i < 2 * nd; ++i) {
+    if (s->pads[i] <= -kMaxSpatial || s->pads[i] >= kMaxSpatial) {
+      return ctx.Error("pads value " + std::to_string(s->pads[i]) + " is out of range");
+    }
+  }
   for (int i = 0; i < nd; ++i) {
+    if (s->kernel[i] >= kMaxSpatial || s->stride[i] >= kMaxSpatial ||
+        s->dilation[i] >= kMaxSpatial) {
+      return ctx.Error("kernel_shape/strides/dilations value out of range (at most 2^31 - 1)");
+    }
     if (s->kernel[i] <= 0 || s->stride[i] <= 0 || s->dilation[i] <= 0) {
       return ctx.Error("kernel, stride and dilation values must be positive");
     }
@@ -65,6 +77,9 @@ Status ReadSpatial(const InferContext& ctx, int nd, std::vector<int64_t> kernel,
 Result<Dim> SpatialOut(const InferContext& ctx, const SpatialAttrs& s, int i, const Dim& in,
                        int nd) {
   if (!in.is_static()) return Dim();
+  if (in.value > (int64_t{1} << 48)) {
+    return ctx.Error("input dim " + std::to_string(in.value) + " is too large");
+  }
   const int64_t k = s.kernel[i], st = s.stride[i], eff = (k - 1) * s.dilation[i] + 1;
   if (s.auto_pad == "SAME_UPPER" || s.auto_pad == "SAME_LOWER")
     return Dim((in.value + st - 1) / st);
@@ -151,6 +166,9 @@ Status InferConvTranspose(InferContext& ctx) {
   const int64_t group = at.GetInt("group", 1);
   if (group <= 0) return ctx.Error("group must be positive");
   const Dim& wm = (*ws)[1];
+  if (wm.is_static() && static_cast<__int128>(wm.value) * group > (int64_t{1} << 48)) {
+    return ctx.Error("output channels (W dim 1 x group) too large");
+  }
   DimVector out = {(*xs)[0], wm.is_static() ? Dim(wm.value * group) : Dim()};
   auto out_shape = at.GetInts("output_shape");
   if (static_cast<int>(out_shape.size()) == nd + 2)
@@ -170,6 +188,9 @@ Status InferConvTranspose(InferContext& ctx) {
   }
   for (int i = 0; i < nd; ++i) {
     if (!out_shape.empty()) {
+      if (out_shape[i] < 0) {
+        return ctx.Error("output_shape value " + std::to_string(out_shape[i]) + " is negative");
+      }
       out.push_back(Dim(out_shape[i]));
       continue;
     }
@@ -179,7 +200,9 @@ Status InferConvTranspose(InferContext& ctx) {
       continue;
     }
     if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      out.push_back(Dim(in.value * strides[i]));
+      const __int128 v = static_cast<__int128>(in.value) * strides[i];
+      if (v < 0 || v > (int64_t{1} << 48)) return ctx.Error("computed output size is out of range");
+      out.push_back(Dim(static_cast<int64_t>(v)));
       continue;
     }
     const Dim& kd = (*ws)[i + 2];
@@ -188,10 +211,13 @@ Status InferConvTranspose(InferContext& ctx) {
       out.push_back(Dim());
       continue;
     }
-    int64_t v = strides[i] * (in.value - 1) + opad[i] + (k - 1) * dil[i] + 1;
-    if (auto_pad != "VALID") v -= pads[i] + pads[i + nd];
+    // In 128 bits: every attribute is an untrusted int64 (fuzz_plan_file).
+    __int128 v = static_cast<__int128>(strides[i]) * (in.value - 1) + opad[i] +
+                 static_cast<__int128>(k - 1) * dil[i] + 1;
+    if (auto_pad != "VALID") v -= static_cast<__int128>(pads[i]) + pads[i + nd];
     if (v < 0) return ctx.Error("computed output size is negative");
-    out.push_back(Dim(v));
+    if (v > (int64_t{1} << 48)) return ctx.Error("computed output size is out of range");
+    out.push_back(Dim(static_cast<int64_t>(v)));
   }
   ctx.set_output(0, t, out);
   return Status::Ok();
@@ -266,8 +292,14 @@ Status InferMaxUnpool(InferContext& ctx) {
   DimVector d = {(*xs)[0], (*xs)[1]};
   for (int i = 0; i < nd; ++i) {
     const Dim& in = (*xs)[i + 2];
-    d.push_back(in.is_static() ? Dim((in.value - 1) * st[i] + ks[i] - pads[i] - pads[i + nd])
-                               : Dim());
+    if (!in.is_static()) {
+      d.push_back(Dim());
+      continue;
+    }
+    const __int128 v = static_cast<__int128>(in.value - 1) * st[i] + ks[i] -
+                       static_cast<__int128>(pads[i]) - pads[i + nd];
+    if (v < 0 || v > (int64_t{1} << 48)) return ctx.Error("computed output size is out of range");
+    d.push_back(Dim(static_cast<int64_t>(v)));
   }
   ctx.set_output(0, t, d);
   return Status::Ok();
