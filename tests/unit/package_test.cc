@@ -315,6 +315,90 @@ TEST(Odc, RecordsTriggerInTheRunThatReachesIt) {
   EXPECT_EQ(ReadOdcState(dir.string()).value().records, 5);
 }
 
+// Bit-identical tensors (the same model on the same kernels).
+double MaxAbsDiff(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape() || a.type() != ElementType::kF32 || b.type() != ElementType::kF32) return 1e30;
+  double m = 0;
+  for (int64_t i = 0; i < a.size(); ++i) {
+    m = std::max(m, static_cast<double>(std::fabs(a.data<float>()[i] - b.data<float>()[i])));
+  }
+  return m;
+}
+
+TEST(Odc, BackgroundJobWhileRunsAreServed) {
+  const fs::path dir = MakePackage("background", {{"OnDeviceCompilation", "1"},
+                                                  {"OdcMode", "compile"},
+                                                  {"OdcTrigger", "background"},
+                                                  {"OdcRecords", "5"}}, 0);
+  const NamedTensors probe = RandomInput(77);
+  const std::vector<Tensor> expected = FloatOutputs(probe);
+  auto s = ServingSession::Open(dir.string()).value();
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(s->Run(RandomInput(i)).ok());
+  // The fifth recorded run starts the job; runs go on being served (by the float model, not
+  // recorded) while it works, with the float model's results.
+  int during = 0;
+  while (s->OdcStatus().value("job_running", false)) {
+    auto out = s->Run(probe);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    EXPECT_EQ(MaxAbsDiff((*out)[0], expected[0]), 0.0);
+    ++during;
+  }
+  EXPECT_GT(during, 0) << "no run was served while the job worked";
+  s->WaitForBackgroundJob();
+  auto after = s->Run(probe);
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(s->served_by_compiled_plan()) << s->ServedBy() << " " << s->OdcHistory().dump();
+  EXPECT_EQ(ReadOdcState(dir.string()).value().records, 5);
+}
+
+TEST(Odc, TwoProcessesOneCompilesTheOtherServes) {
+  const fs::path dir = MakePackage("twoproc", {{"OnDeviceCompilation", "1"}, {"OdcMode", "quantize"},
+                                               {"OdcTrigger", "manual"}}, 12);
+  const std::string orig_hash = Sha256File(kCls.string()).value();
+  const NamedTensors probe = RandomInput(5);
+  const std::vector<Tensor> expected = FloatOutputs(probe);
+  pid_t pid = fork();
+  if (pid == 0) {
+    auto s = ServingSession::Open(dir.string());
+    _exit(s.ok() && (*s)->CompileNow().ok() ? 0 : 1);
+  }
+  // This process keeps serving (and recording) while the other one compiles; a job of its own
+  // in the meantime finds the package busy or runs after the other's.
+  auto s = ServingSession::Open(dir.string()).value();
+  int served = 0, busy = 0;
+  for (;;) {
+    int st = 0;
+    const pid_t done = waitpid(pid, &st, WNOHANG);
+    auto out = s->Run(probe);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    if (!s->served_by_compiled_plan()) EXPECT_EQ(MaxAbsDiff((*out)[0], expected[0]), 0.0);
+    ++served;
+    if (served == 3) {
+      auto r = s->CompileNow();
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      busy += r->outcome == "busy";
+    }
+    if (done == pid) {
+      ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+      break;
+    }
+  }
+  EXPECT_GT(served, 3);
+  s->WaitForBackgroundJob();
+  // Neither corrupted the package: it opens, verifies, serves a compiled plan, the original is
+  // intact, and the history has both processes' outcomes.
+  auto p = Package::Open(dir.string());
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  for (const auto& [rel, f] : p->manifest().files) EXPECT_TRUE(p->VerifyFile(rel).ok()) << rel;
+  EXPECT_EQ(Sha256File((dir / "models/ch_ppocr_mobile_v2.0_cls_infer.onnx").string()).value(), orig_hash);
+  EXPECT_GE(p->manifest().odc_history.size(), 2u);
+  auto s2 = ServingSession::Open(dir.string()).value();
+  EXPECT_TRUE(s2->Run(probe).ok());
+  EXPECT_TRUE(s2->served_by_compiled_plan()) << s2->ServedBy();
+  std::printf("two processes: %d runs served while the other compiled; this one's own job %s\n",
+              served, busy ? "found the package busy" : "ran after the other's");
+}
+
 TEST(Odc, SigkillDuringCompileLeavesAWorkingPackage) {
   const fs::path dir = MakePackage("kill", {{"OnDeviceCompilation", "1"}, {"OdcMode", "compile"},
                                             {"OdcTrigger", "manual"}}, 4);
