@@ -120,7 +120,10 @@ Status ServingSession::ServeBest() {
   for (const Cand& c : cands) {
     auto loaded = LoadPlanFile(pkg.Path(c.plan->path));
     if (!loaded.ok()) {
-      notes_.push_back("plan " + c.plan->path + " rejected: " + loaded.status().message());
+      {
+        std::lock_guard<std::mutex> ml(mu_);
+        notes_.push_back("plan " + c.plan->path + " rejected: " + loaded.status().message());
+      }
       (void)RecordHistory(pkg, {{"outcome", "plan-rejected"},
                                 {"plan", c.plan->path},
                                 {"reason", loaded.status().message()}});
@@ -135,7 +138,10 @@ Status ServingSession::ServeBest() {
     }
     auto session = Session::CreatePrepared(std::move(loaded->model), session_options_, notes);
     if (!session.ok()) {
-      notes_.push_back("plan " + c.plan->path + " cannot serve: " + session.status().message());
+      {
+        std::lock_guard<std::mutex> ml(mu_);
+        notes_.push_back("plan " + c.plan->path + " cannot serve: " + session.status().message());
+      }
       continue;
     }
     session_ = std::move(session).value();
@@ -144,7 +150,10 @@ Status ServingSession::ServeBest() {
                  PlanCompatibilityName(c.cmp.compatibility) +
                  (c.cmp.reason.empty() ? "" : ": " + c.cmp.reason) + ")";
     if (c.cmp.compatibility == PlanCompatibility::kStale) {
-      notes_.push_back("plan " + c.plan->path + " is stale (" + c.cmp.reason + "): rebuild advised");
+      {
+        std::lock_guard<std::mutex> ml(mu_);
+        notes_.push_back("plan " + c.plan->path + " is stale (" + c.cmp.reason + "): rebuild advised");
+      }
     }
     retire_pending_ = !m.retired.empty();
     return Status::Ok();
@@ -154,7 +163,10 @@ Status ServingSession::ServeBest() {
   Status v = pkg.VerifyFile(source);
   if (!v.ok()) {
     if (m.original_model != source && pkg.VerifyFile(m.original_model).ok()) {
-      notes_.push_back(v.message() + "; serving the original model " + m.original_model);
+      {
+        std::lock_guard<std::mutex> ml(mu_);
+        notes_.push_back(v.message() + "; serving the original model " + m.original_model);
+      }
       use = m.original_model;
     } else {
       return v;
@@ -409,15 +421,21 @@ Result<std::vector<Tensor>> ServingSession::Run(const NamedTensors& inputs) {
       done.swap(job_result_);
     }
     if (done) {
-      notes_.push_back("ODC job: " + done->outcome +
-                       (done->reason.empty() ? "" : " (" + done->reason + ")"));
+      {
+        std::lock_guard<std::mutex> ml(mu_);
+        notes_.push_back("ODC job: " + done->outcome +
+                         (done->reason.empty() ? "" : " (" + done->reason + ")"));
+      }
     }
   }
   std::shared_ptr<Session> s = session();
   KILN_ASSIGN_OR_RETURN(std::vector<Tensor> out, s->Run(inputs));
   if (package_) {
     Status st = AfterRun(inputs);
-    if (!st.ok()) notes_.push_back("ODC: " + st.message());  // serving never fails for ODC
+    if (!st.ok()) {
+      std::lock_guard<std::mutex> ml(mu_);
+      notes_.push_back("ODC: " + st.message());  // serving never fails for ODC
+    }
   }
   return out;
 }

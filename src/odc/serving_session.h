@@ -82,7 +82,11 @@ class ServingSession {
   // "float model models/det.onnx" / "compiled plan compiled/...kplan (int8, optimal)".
   std::string ServedBy() const;
   bool served_by_compiled_plan() const;
-  const std::vector<std::string>& notes() const { return notes_; }
+  // Notes so far (a copy: the recorder thread may add one at any time).
+  std::vector<std::string> notes() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return notes_;
+  }
   bool is_package() const { return package_.has_value(); }
 
   // Runs the compile job now, synchronously (the manual trigger); switches on success.

@@ -340,7 +340,7 @@ TEST(Odc, BackgroundJobWhileRunsAreServed) {
   while (s->OdcStatus().value("job_running", false)) {
     auto out = s->Run(probe);
     ASSERT_TRUE(out.ok()) << out.status().ToString();
-    EXPECT_EQ(MaxAbsDiff((*out)[0], expected[0]), 0.0);
+    EXPECT_LT(MaxAbsDiff((*out)[0], expected[0]), 1e-5);  // the float model (same kernels)
     ++during;
   }
   EXPECT_GT(during, 0) << "no run was served while the job worked";
@@ -353,7 +353,8 @@ TEST(Odc, BackgroundJobWhileRunsAreServed) {
 
 TEST(Odc, TwoProcessesOneCompilesTheOtherServes) {
   const fs::path dir = MakePackage("twoproc", {{"OnDeviceCompilation", "1"}, {"OdcMode", "quantize"},
-                                               {"OdcTrigger", "manual"}}, 12);
+                                               {"OdcTrigger", "manual"},
+                                               {"OdcSampleBytes", "4000000"}}, 12);
   const std::string orig_hash = Sha256File(kCls.string()).value();
   const NamedTensors probe = RandomInput(5);
   const std::vector<Tensor> expected = FloatOutputs(probe);
@@ -371,8 +372,9 @@ TEST(Odc, TwoProcessesOneCompilesTheOtherServes) {
     const pid_t done = waitpid(pid, &st, WNOHANG);
     auto out = s->Run(probe);
     ASSERT_TRUE(out.ok()) << out.status().ToString();
-    if (!s->served_by_compiled_plan()) EXPECT_EQ(MaxAbsDiff((*out)[0], expected[0]), 0.0);
+    if (!s->served_by_compiled_plan()) EXPECT_LT(MaxAbsDiff((*out)[0], expected[0]), 1e-5);
     ++served;
+    usleep(2000);  // an app's pace, not a busy loop
     if (served == 3) {
       auto r = s->CompileNow();
       ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -391,7 +393,9 @@ TEST(Odc, TwoProcessesOneCompilesTheOtherServes) {
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   for (const auto& [rel, f] : p->manifest().files) EXPECT_TRUE(p->VerifyFile(rel).ok()) << rel;
   EXPECT_EQ(Sha256File((dir / "models/ch_ppocr_mobile_v2.0_cls_infer.onnx").string()).value(), orig_hash);
-  EXPECT_GE(p->manifest().odc_history.size(), 2u);
+  // The other process's job is recorded; this one's too unless it found the package busy
+  // (a busy job writes nothing).
+  EXPECT_GE(p->manifest().odc_history.size(), busy ? 1u : 2u);
   auto s2 = ServingSession::Open(dir.string()).value();
   EXPECT_TRUE(s2->Run(probe).ok());
   EXPECT_TRUE(s2->served_by_compiled_plan()) << s2->ServedBy();
