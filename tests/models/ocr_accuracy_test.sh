@@ -36,11 +36,14 @@ fi
   --models det,cls --runtime "$runtime" --work "$tmp/work_int8" --check --max-drop 1 \
   --min-agreement 95 --min-same-file 99
 # rec on the mixed Chinese/Latin lines, the quantizer's default (no flags) from 32 calibration
-# lines as in the bench (8 held out for the search; about 1-2 min). 64 lines cannot resolve 1
-# point (one line is 1.6): on these lines the default file loses 2 lines on Kiln and 3 on ONNX
-# Runtime, all-int8 3 on both, so the bar here is 5 points (a broken search or quantizer, not
-# the last point); the 1-point check is the 300-line bench (bench/ocr/README.md: default -0.7,
-# all-int8 -2.0 points).
+# lines as in the bench (8 held out for the search; about 1-2 min), evaluated on 256 lines of a
+# separate draw (one line is 0.4 points; evaluating is cheap next to quantizing). 64 lines could
+# not resolve the default from all-int8 (one line was 1.6 points, and the default lost 3-4 of them
+# after an unrelated numerics change). The bar is 4 points: a broken search or quantizer, not the
+# last point (on 256 lines the net change of the default has a spread of about 1.5 points); the
+# 1-point check is the 300-line bench (bench/ocr/README.md: default -0.7 on Kiln,
+# -1.7 on ONNX Runtime, all-int8 -2.0 points). Kiln and ONNX Runtime agree on 99.1-99.4 % of the
+# per-step argmaxes of the same rec file (rounding of requantization differs): bar 98.5 %.
 /usr/bin/python3 "$src/bench/ocr/accuracy.py" --kiln "$1" --make-int8 "$tmp/int8_rec" \
-  --models rec --calibration-samples 32 --runtime "$runtime" --work "$tmp/work_int8_rec" \
-  --check --max-drop 5 --min-agreement 90 --min-same-file 99
+  --models rec --samples 256 --calibration-samples 32 --runtime "$runtime" \
+  --work "$tmp/work_int8_rec" --check --max-drop 4 --min-agreement 90 --min-same-file 98.5
