@@ -225,6 +225,7 @@ Status ServingSession::SwitchToAcceptedPlan(const std::string& plan_rel) {
 
 Result<CompileJobResult> ServingSession::CompileNow() {
   if (!package_) return InvalidArgument(path_ + " is a bare model: on-device compilation needs a package (kiln pack)");
+  FlushRecorder();  // the job sees every run recorded so far
   KILN_ASSIGN_OR_RETURN(CompileJobResult r, RunCompileJob(package_->dir(), JobOptions("manual")));
   if (!r.plan_path.empty()) {
     std::lock_guard<std::mutex> rl(run_mu_);
@@ -236,6 +237,11 @@ Result<CompileJobResult> ServingSession::CompileNow() {
 void ServingSession::WaitForBackgroundJob() {
   std::unique_lock<std::mutex> l(rec_mu_);
   rec_cv_.wait(l, [this] { return rec_queue_.empty() && !rec_busy_ && !job_due_; });
+}
+
+void ServingSession::FlushRecorder() const {
+  std::unique_lock<std::mutex> l(rec_mu_);
+  rec_cv_.wait(l, [this] { return rec_queue_.empty() && !rec_writing_; });
 }
 
 void ServingSession::StartRecorder() {
@@ -286,6 +292,7 @@ void ServingSession::RecorderLoop() {
     RecordItem item = std::move(rec_queue_.front());
     rec_queue_.pop_front();
     rec_busy_ = true;
+    rec_writing_ = true;
     l.unlock();
     const auto a = std::chrono::steady_clock::now();
     Result<OdcState> st = item.inputs.empty()
@@ -294,6 +301,7 @@ void ServingSession::RecorderLoop() {
     last_record_write_ms_ =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count();
     l.lock();
+    rec_writing_ = false;
     if (!item.inputs.empty() && rec_spare_.size() < 2) rec_spare_.push_back(std::move(item.inputs));
     if (st.ok()) {
       const bool due = st->records >= c.odc_records &&
@@ -448,6 +456,7 @@ json ServingSession::OdcStatus() const {
   j["trigger"] = OdcTriggerName(c.odc_trigger);
   j["mode"] = OdcModeName(c.odc_mode);
   j["records_needed"] = c.odc_records;
+  FlushRecorder();  // every run made so far is counted in what is read below
   auto st = ReadOdcState(package_->dir());
   if (st.ok()) {
     j["records"] = st->records;

@@ -142,11 +142,15 @@ class ServingSession {
   void StartRecorder();
   void MaybeStartJob(const OdcState& st);
   std::thread recorder_;
-  std::mutex rec_mu_;
-  std::condition_variable rec_cv_;
+  mutable std::mutex rec_mu_;
+  mutable std::condition_variable rec_cv_;
   std::deque<RecordItem> rec_queue_;
   std::vector<NamedTensors> rec_spare_;  // written samples' buffers, reused by later runs
   bool rec_busy_ = false;                // an item or a job is being processed
+  bool rec_writing_ = false;             // an item is being written
+  // Waits until every queued sample and count is written (not for a running job): status and
+  // a manual compile see every run made so far.
+  void FlushRecorder() const;
   bool rec_stop_ = false;
   bool job_due_ = false;
   std::atomic<bool> job_running_{false};
