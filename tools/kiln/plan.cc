@@ -14,7 +14,6 @@
 #include <string>
 
 #include "commands.h"
-#include "onnx/importer.h"
 #include "plan/partitioner.h"
 #include "plan_render.h"
 #include "runtime/session.h"
@@ -120,22 +119,15 @@ Status DoPlan(const PlanOptions& o) {
   if (!o.out.empty()) KILN_RETURN_IF_ERROR(CheckOutputPath(o.out));
   KILN_ASSIGN_OR_RETURN(auto given, ParseInputFiles(o.inputs));
   KILN_ASSIGN_OR_RETURN(auto shapes, ParseShapes(o.shapes));
-  // A package: what serves it on this device (its best compiled plan, else its model), without
-  // recording the run.
-  std::unique_ptr<ServingSession> serving;
-  std::shared_ptr<Session> session;
-  if (IsPackagePath(o.model)) {
-    KILN_ASSIGN_OR_RETURN(ServeOptions serve, ToServeOptions(o.session, o.configs));
-    serve.record = false;
-    KILN_ASSIGN_OR_RETURN(serving, ServingSession::Open(o.model, serve));
-    session = serving->session();
+  // A model or a package as `kiln run` opens it (a package: what serves it on this device, its
+  // best compiled plan or its model), without recording.
+  KILN_ASSIGN_OR_RETURN(ServeOptions serve, ToServeOptions(o.session, o.configs));
+  serve.record = false;
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<ServingSession> serving, ServingSession::Open(o.model, serve));
+  std::shared_ptr<Session> session = serving->session();
+  if (serving->is_package()) {
     for (const std::string& note : serving->notes()) std::fprintf(stderr, "note: %s\n", note.c_str());
     std::fprintf(stderr, "serving: %s\n", serving->ServedBy().c_str());
-  } else {
-    if (!o.configs.empty()) return InvalidArgument("--config applies to packages; " + o.model + " is a bare model");
-    KILN_ASSIGN_OR_RETURN(SessionOptions options, ToSessionOptions(o.session));
-    KILN_ASSIGN_OR_RETURN(Model model, ImportOnnxFile(o.model));
-    KILN_ASSIGN_OR_RETURN(session, Session::Create(std::move(model), options));
   }
   KILN_ASSIGN_OR_RETURN(NamedTensors inputs, MakeInputs(session->graph(), given, shapes, 0, true));
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<const ExecutionPlan> plan, session->Plan(inputs));
