@@ -58,6 +58,16 @@ Status SetSessionConfigKey(ApiSessionOptions& o, const std::string& key, const s
       return InvalidArgument("config key ModelType = '" + value + "': expected program or network");
     }
     o.session.model_type = *t;
+  } else if (key == "CpuIsa") {
+    if (value == "auto") {
+      o.session.isa.reset();
+    } else {
+      o.session.isa = ParseCpuIsa(value);
+      if (!o.session.isa) {
+        return InvalidArgument("config key CpuIsa = '" + value +
+                               "': expected auto, portable, avx2, avx512 or avx512vnni");
+      }
+    }
   } else if (key == "Backends") {
     o.session.backends = SplitList(value);
   } else if (key == "Fallback") {
@@ -95,7 +105,7 @@ Status SetSessionConfigKey(ApiSessionOptions& o, const std::string& key, const s
                            "(make one with kiln_pack), this is a bare ONNX model");
   } else {
     return InvalidArgument("unknown config key '" + key +
-                           "'; known: Threads, ComputeUnits, ModelType, Backends, Fallback, "
+                           "'; known: Threads, CpuIsa, ComputeUnits, ModelType, Backends, Fallback, "
                            "Precision, OpBackend.<OpType>, MaxTensorBytes, MaxArenaBytes, "
                            "MaxConstantBytes");
   }

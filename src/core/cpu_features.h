@@ -13,6 +13,9 @@
 // AVX-512 kernels (own names: ...Vnni, ...Vbmi) check their own features.
 #pragma once
 
+#include <optional>
+#include <string_view>
+
 #if defined(__x86_64__) || defined(__i386__)
 #define KILN_TARGET_AVX2 __attribute__((target("avx2,fma")))
 #else
@@ -20,6 +23,32 @@
 #endif
 
 namespace kiln {
+
+// Levels of Kiln's own x86 kernels, each including the ones below it:
+//   kPortable    baseline x86-64 loops (SSE2);
+//   kAvx2        AVX2 + FMA (+ F16C), 256-bit ymm kernels;
+//   kAvx512      AVX-512 F/BW/VL/DQ, 512-bit zmm kernels (on Zen 4 a zmm FMA issues as two
+//                256-bit halves: the same FLOP/cycle as ymm with fewer instructions; Zen 5
+//                and Intel server cores run it at full width);
+//   kAvx512Vnni  AVX-512 VNNI (vpdpbusd) for int8 dot products.
+// AVX-VNNI (the VEX form on CPUs without AVX-512, e.g. recent Intel client cores) is reported
+// by CpuHasAvxVnni(); an AVX2-level int8 kernel may use it when it is there.
+enum class CpuIsa : int { kPortable = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Vnni = 3 };
+
+// "portable", "avx2", "avx512", "avx512vnni".
+const char* CpuIsaName(CpuIsa isa);
+// The inverse of CpuIsaName; nullopt for anything else ("auto" included: callers map it).
+std::optional<CpuIsa> ParseCpuIsa(std::string_view name);
+
+// The highest level this CPU has (cpuid; the OS saves zmm state), ignoring any forcing.
+CpuIsa DetectedCpuIsa();
+bool CpuHasAvxVnni();
+
+// The level kernels of a session run at: the lower of `requested` (the session option / config
+// key CpuIsa; nullopt: auto), the detected level and the process-wide cap (the diagnostic
+// KILN_CPU_PORTABLE=1, or ForcePortableKernelsForTesting). Forcing a level above what the CPU
+// has gives the CPU's level: a kernel never runs on a CPU that lacks its instructions.
+CpuIsa EffectiveCpuIsa(std::optional<CpuIsa> requested);
 
 // AVX2 and FMA present (cpuid) and the portable kernels not forced (below, or the diagnostic
 // environment variable KILN_CPU_PORTABLE=1). Cheap: a cached flag and a relaxed atomic load.

@@ -92,29 +92,14 @@ OutputLossMeasure OutputLoss(const std::vector<const Tensor*>& cand,
     m.loss = 1.0;
     return m;
   }
-  bool is_float = true, distribution = true;
+  bool is_float = true;
   for (size_t s = 0; s < ref.size(); ++s) {
-    const Tensor& c = *cand[s];
-    const Tensor& r = *ref[s];
-    if (c.shape() != r.shape() || c.type() != r.type()) {
+    if (cand[s]->shape() != ref[s]->shape() || cand[s]->type() != ref[s]->type()) {
       m.measure = "exact";
       m.loss = 1.0;
       return m;
     }
-    is_float = is_float && r.type() == ElementType::kF32;
-    if (!is_float) break;
-    const int64_t last = r.rank() >= 1 ? r.dim(r.rank() - 1) : 0;
-    distribution = distribution && r.rank() >= 1 && last >= 2 && r.size() > 0;
-    const float* b = r.data<float>();
-    for (int64_t row = 0; distribution && row < r.size() / last; ++row) {
-      double sum = 0;
-      for (int64_t k = 0; k < last; ++k) {
-        const float v = b[row * last + k];
-        if (!(v >= -1e-6f && v <= 1.0f + 1e-6f)) distribution = false;
-        sum += v;
-      }
-      if (std::fabs(sum - 1) > 0.01) distribution = false;
-    }
+    is_float = is_float && ref[s]->type() == ElementType::kF32;
   }
   if (!is_float) {
     // Non-float outputs must match exactly: the fraction of differing elements.
@@ -127,45 +112,18 @@ OutputLossMeasure OutputLoss(const std::vector<const Tensor*>& cand,
     m.loss = n ? static_cast<double>(diff) / static_cast<double>(n) : 0.0;
     return m;
   }
-  if (distribution) {
-    // The quantizer's argmax measure (quant/quantize.h OutputMetric): the mean change of the
-    // probability of the class the float model chose, pooled over rows and samples; the
-    // argmax agreement is reported beside it.
-    m.measure = "chosen-class change";
-    double chosen = 0;
-    int64_t rows = 0, agree = 0;
-    for (size_t s = 0; s < ref.size(); ++s) {
-      const float* a = cand[s]->data<float>();
-      const float* b = ref[s]->data<float>();
-      const int64_t last = ref[s]->dim(ref[s]->rank() - 1);
-      for (int64_t row = 0; row < ref[s]->size() / last; ++row) {
-        const float* pa = a + row * last;
-        const float* pb = b + row * last;
-        const int64_t ia = std::max_element(pa, pa + last) - pa;
-        const int64_t ib = std::max_element(pb, pb + last) - pb;
-        agree += ia == ib;
-        chosen += std::isfinite(pa[ib]) ? std::fabs(static_cast<double>(pa[ib]) - pb[ib]) : 1.0;
-        ++rows;
-      }
-    }
-    m.loss = rows ? chosen / static_cast<double>(rows) : 0.0;
-    m.argmax_agreement = rows ? static_cast<double>(agree) / static_cast<double>(rows) : 1.0;
-    m.default_tolerance = kOdcAutoGateFactor * kDefaultArgmaxTolerance;
+  // The quantizer's own measure (quant/quantize.h MeasureOutputError, metric auto).
+  auto e = MeasureOutputError(cand, ref);
+  if (!e.ok()) {
+    m.measure = "exact";
+    m.loss = 1.0;
     return m;
   }
-  m.measure = "relative L2";
-  double num = 0, den = 0;
-  for (size_t s = 0; s < ref.size(); ++s) {
-    const float* a = cand[s]->data<float>();
-    const float* b = ref[s]->data<float>();
-    for (int64_t i = 0; i < ref[s]->size(); ++i) {
-      const double d = static_cast<double>(a[i]) - b[i];
-      num += d * d;
-      den += static_cast<double>(b[i]) * b[i];
-    }
-  }
-  m.loss = !std::isfinite(num) ? 1e30 : den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-  m.default_tolerance = kOdcAutoGateFactor * kDefaultRelL2Tolerance;
+  const bool argmax = e->metric == std::string("argmax");
+  m.measure = argmax ? "chosen-class change" : "relative L2";
+  m.loss = std::isfinite(e->error) ? e->error : 1e30;
+  if (argmax) m.argmax_agreement = e->argmax_agreement;
+  m.default_tolerance = kOdcAutoGateFactor * e->tolerance;
   return m;
 }
 

@@ -147,6 +147,8 @@ Status SetConfigKey(PackageConfig& c, const std::string& key_in, const std::stri
     c.model_type = value;
   } else if (key == "Threads") {
     c.threads = std::strtoll(value.c_str(), nullptr, 10);
+  } else if (key == "CpuIsa") {
+    c.cpu_isa = value;
   } else if (key == "Backends") {
     c.backends = SplitOn(value, ',');
   } else if (key == "Fallback") {
@@ -213,6 +215,7 @@ std::string PackageConfig::Get(const std::string& key) const {
   if (key == "ComputeUnits") return compute_units;
   if (key == "ModelType") return model_type;
   if (key == "Threads") return std::to_string(threads);
+  if (key == "CpuIsa") return cpu_isa;
   if (key == "Backends") {
     std::string s;
     for (const auto& b : backends) s += (s.empty() ? "" : ",") + b;
@@ -246,6 +249,7 @@ Result<SessionOptions> PackageConfig::ToSessionOptions() const {
   o.max_tensor_bytes = max_tensor_bytes;
   o.max_arena_bytes = max_arena_bytes;
   o.max_constant_bytes = max_constant_bytes;
+  if (cpu_isa != "auto") o.isa = ParseCpuIsa(cpu_isa);
   if (model_type != "auto") {
     KILN_ASSIGN_OR_RETURN(ModelType t, ParseModelType(model_type));
     o.model_type = t;

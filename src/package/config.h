@@ -35,6 +35,7 @@ struct PackageConfig {
   std::string compute_units = "all";
   std::string model_type = "auto";
   int64_t threads = 1;
+  std::string cpu_isa = "auto";
   std::vector<std::string> backends;
   bool fallback = true;
   std::map<std::string, std::string> op_backend;  // OpBackend.<OpType>

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/status.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
@@ -47,6 +48,9 @@ struct NodeQuery {
   std::vector<const Tensor*> constants;
   ModelType model_type = ModelType::kProgram;
   int threads = 1;
+  // The instruction-set level the backend's own kernels may use (session option isa / config
+  // key CpuIsa, capped by the CPU: EffectiveCpuIsa). Backends choose kernels at compile time.
+  CpuIsa isa = CpuIsa::kPortable;
 };
 
 struct NodeSupport {
@@ -84,6 +88,7 @@ struct PartitionSpec {
   ModelType model_type = ModelType::kProgram;
   ThreadPool* pool = nullptr;
   int threads = 1;
+  CpuIsa isa = CpuIsa::kPortable;  // as NodeQuery::isa
 };
 
 class CompiledPartition {

@@ -116,6 +116,7 @@ std::string CanonicalOptions(const SessionOptions& o) {
   }
   s += std::string(";fallback=") + (o.fallback ? "1" : "0");
   s += std::string(";fuse_qdq=") + (o.fuse_qdq ? "1" : "0");
+  if (o.isa) s += std::string(";isa=") + CpuIsaName(*o.isa);  // only when forced: keys stay
   return s;
 }
 

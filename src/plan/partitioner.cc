@@ -165,6 +165,7 @@ Result<PartitionResult> PartitionGraph(const Graph& graph, const std::vector<Typ
     q.node = &node;
     q.model_type = options.model_type;
     q.threads = options.threads;
+    q.isa = options.isa;
     for (ValueId v : node.inputs) {
       q.inputs.push_back(v.valid() ? &types[v.v] : nullptr);
       q.constants.push_back(v.valid() ? constant(v) : nullptr);

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/status.h"
 #include "ir/graph.h"
 #include "plan/backend.h"
@@ -37,6 +38,7 @@ struct PartitionOptions {
   std::map<std::string, std::string> op_backend;  // op type -> backend name (pins)
   bool fallback = true;  // may nodes no preferred backend takes run on the reference backend?
   int threads = 1;
+  CpuIsa isa = CpuIsa::kPortable;  // the level own kernels may use (EffectiveCpuIsa)
 };
 
 // Where one node runs and why.

@@ -106,6 +106,28 @@ struct OutputAccumulator {
   }
 };
 
+// One output's error from its accumulated sums, in `metric`'s units (resolved, not kAuto).
+QuantOutputError FinishOutputError(const OutputAccumulator& a, OutputMetric metric) {
+  QuantOutputError e;
+  e.metric = OutputMetricName(metric);
+  e.relative_l2 = a.ref2 > 0 ? std::sqrt(a.err2 / a.ref2) : (a.err2 > 0 ? INFINITY : 0.0);
+  if (a.nonfinite) e.relative_l2 = INFINITY;
+  switch (metric) {
+    case OutputMetric::kArgmax:
+      e.argmax_agreement = a.rows ? static_cast<double>(a.agree) / a.rows : 1.0;
+      e.chosen_change = a.rows ? a.chosen / static_cast<double>(a.rows) : 0.0;
+      e.error = a.nonfinite ? INFINITY : e.chosen_change;
+      break;
+    case OutputMetric::kCosine: {
+      const double den = std::sqrt(a.ref2 * a.qq);
+      e.error = a.nonfinite ? INFINITY : (den > 0 ? 1.0 - a.dot / den : (a.ref2 == a.qq ? 0 : 1));
+      break;
+    }
+    default: e.error = e.relative_l2; break;
+  }
+  return e;
+}
+
 struct Measured {
   std::vector<QuantOutputError> outputs;
   double worst = 0;  // max over outputs of error / tolerance
@@ -175,26 +197,9 @@ class Search {
     }
     Measured m;
     for (size_t j = 0; j < acc.size(); ++j) {
-      const OutputAccumulator& a = acc[j];
-      QuantOutputError e;
+      QuantOutputError e = FinishOutputError(acc[j], metric_[j]);
       e.name = g_.value(g_.outputs()[j]).name;
-      e.metric = OutputMetricName(metric_[j]);
       e.tolerance = tolerance_[j];
-      e.relative_l2 = a.ref2 > 0 ? std::sqrt(a.err2 / a.ref2) : (a.err2 > 0 ? INFINITY : 0.0);
-      if (a.nonfinite) e.relative_l2 = INFINITY;
-      switch (metric_[j]) {
-        case OutputMetric::kArgmax:
-          e.argmax_agreement = a.rows ? static_cast<double>(a.agree) / a.rows : 1.0;
-          e.chosen_change = a.rows ? a.chosen / static_cast<double>(a.rows) : 0.0;
-          e.error = a.nonfinite ? INFINITY : e.chosen_change;
-          break;
-        case OutputMetric::kCosine: {
-          const double den = std::sqrt(a.ref2 * a.qq);
-          e.error = a.nonfinite ? INFINITY : (den > 0 ? 1.0 - a.dot / den : (a.ref2 == a.qq ? 0 : 1));
-          break;
-        }
-        default: e.error = e.relative_l2; break;
-      }
       const double ratio = e.tolerance > 0 ? e.error / e.tolerance : (e.error > 0 ? INFINITY : 0);
       m.worst = std::max(m.worst, std::isnan(ratio) ? INFINITY : ratio);
       m.outputs.push_back(std::move(e));
@@ -448,4 +453,36 @@ Status MeasureAndSearch(const Model& model, const CalibrationStats& stats,
   return Status::Ok();
 }
 
+Result<QuantOutputError> MeasureOutputErrorImpl(const std::vector<const Tensor*>& candidate,
+                                           const std::vector<const Tensor*>& reference,
+                                           OutputMetric metric) {
+  if (candidate.size() != reference.size()) {
+    return InvalidArgument("output error: " + std::to_string(candidate.size()) +
+                           " candidate samples for " + std::to_string(reference.size()) +
+                           " reference ones");
+  }
+  if (metric == OutputMetric::kAuto) {
+    bool dist = !reference.empty();
+    for (const Tensor* r : reference) dist = dist && IsDistribution(*r);
+    metric = dist ? OutputMetric::kArgmax : OutputMetric::kRelL2;
+  }
+  OutputAccumulator acc;
+  for (size_t i = 0; i < reference.size(); ++i) {
+    KILN_RETURN_IF_ERROR(acc.Add(*candidate[i], *reference[i], metric == OutputMetric::kArgmax));
+  }
+  QuantOutputError e = FinishOutputError(acc, metric);
+  e.tolerance = DefaultTolerance(metric);
+  return e;
+}
+
 }  // namespace kiln::quant_internal
+
+namespace kiln {
+
+Result<QuantOutputError> MeasureOutputError(const std::vector<const Tensor*>& candidate,
+                                           const std::vector<const Tensor*>& reference,
+                                           OutputMetric metric) {
+  return quant_internal::MeasureOutputErrorImpl(candidate, reference, metric);
+}
+
+}  // namespace kiln

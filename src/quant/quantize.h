@@ -224,6 +224,14 @@ struct QuantizeReport {
   std::vector<std::string> notes;
 };
 
+// One output's error of a candidate vs the float model, pooled over samples, as the accuracy
+// search measures it (`metric`; kAuto: argmax when every reference is a distribution over its
+// last axis, else rel_l2); `tolerance` is the metric's default. On-device compilation's gate
+// uses it too.
+Result<QuantOutputError> MeasureOutputError(const std::vector<const Tensor*>& candidate,
+                                           const std::vector<const Tensor*>& reference,
+                                           OutputMetric metric = OutputMetric::kAuto);
+
 // Rewrites `model` (a float model, after the default graph passes) into a QDQ model.
 Result<QuantizeReport> QuantizeModel(Model& model, const CalibrationStats& stats,
                                      const QuantizeOptions& options);

@@ -482,6 +482,7 @@ Status GraphExecutor::PlanSteps(ExecutionPlan& plan, const std::vector<NodeId>& 
     spec.model_type = config_->partition.model_type;
     spec.pool = pool_;
     spec.threads = config_->partition.threads;
+    spec.isa = config_->partition.isa;
     for (ValueId v : part.outputs) {
       if (!plan.types[v.v].has_static_shape()) {
         return Internal("partition " + std::to_string(p) + " on " + backend->name() +

@@ -113,6 +113,7 @@ Result<std::unique_ptr<Session>> Session::CreatePrepared(Model model, SessionOpt
   s->config_->partition.op_backend = options.op_backend;
   s->config_->partition.fallback = options.fallback;
   s->config_->partition.threads = options.threads;
+  s->config_->partition.isa = EffectiveCpuIsa(options.isa);
   s->config_->max_tensor_bytes = options.max_tensor_bytes;
   s->config_->max_arena_bytes = options.max_arena_bytes;
   // Nested bodies run on the reference backend for now.

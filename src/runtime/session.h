@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/status.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
@@ -52,6 +53,11 @@ struct SessionOptions {
   int64_t max_tensor_bytes = int64_t{4} << 30;
   int64_t max_arena_bytes = int64_t{16} << 30;
   int64_t max_constant_bytes = int64_t{16} << 30;
+  // The highest instruction-set level Kiln's own kernels may use (config key CpuIsa, kiln
+  // --isa): nullopt (auto) is the best the CPU has; a lower level forces that path (tests run
+  // every path on one machine); a level above the CPU's is capped to it (EffectiveCpuIsa).
+  // Part of the compiled plan's cache key. XNNPACK's own kernels dispatch by themselves.
+  std::optional<CpuIsa> isa;
 
   static SessionOptions Threads(int n) {
     SessionOptions o;

@@ -169,6 +169,9 @@ void AddSessionFlags(CLI::App* app, SessionFlags& f) {
   app->add_flag("--no-fallback", f.no_fallback,
                 "error (listing every node) instead of running nodes on the reference backend");
   app->add_option("--model-type", f.model_type, "override the model's type: program or network");
+  app->add_option("--isa", f.isa,
+                  "highest instruction set for Kiln's own kernels: auto (the CPU's best), "
+                  "portable, avx2, avx512, avx512vnni (capped by the CPU)");
 }
 
 Result<SessionOptions> ToSessionOptions(const SessionFlags& f) {
@@ -191,6 +194,13 @@ Result<SessionOptions> ToSessionOptions(const SessionFlags& f) {
     o.op_backend[pin.substr(0, eq)] = pin.substr(eq + 1);
   }
   o.fallback = !f.no_fallback;
+  if (f.isa != "auto") {
+    o.isa = ParseCpuIsa(f.isa);
+    if (!o.isa) {
+      return InvalidArgument("--isa '" + f.isa +
+                             "': expected auto, portable, avx2, avx512 or avx512vnni");
+    }
+  }
   if (!f.model_type.empty()) {
     KILN_ASSIGN_OR_RETURN(ModelType t, ParseModelType(f.model_type));
     o.model_type = t;

@@ -41,6 +41,7 @@ struct SessionFlags {
   std::vector<std::string> pins;
   bool no_fallback = false;
   std::string model_type;  // empty: the model's own
+  std::string isa = "auto";  // CpuIsa level cap for own kernels
 };
 void AddSessionFlags(CLI::App* app, SessionFlags& flags);
 Result<SessionOptions> ToSessionOptions(const SessionFlags& flags);
