@@ -69,6 +69,8 @@ class Tensor {
 
   // Owned, zero-initialised storage (strings default-constructed).
   static Result<Tensor> Allocate(ElementType type, Shape shape);
+  // Owned storage left uninitialised (not for strings): for data about to be written whole.
+  static Result<Tensor> AllocateUninitialized(ElementType type, Shape shape);
   // Borrowed storage; `data` must hold NumElements(shape) elements and outlive the tensor.
   static Tensor Wrap(ElementType type, Shape shape, void* data);
   // Borrowed storage kept alive by `owner` (e.g. a memory-mapped compiled plan).

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+extern "C" void kiln_pthreadpool_hold(pthreadpool_t pool, int delta);  // xnn_threadpool.cc
+
 namespace kiln {
 namespace {
 
@@ -31,6 +33,12 @@ ThreadPool::ThreadPool(int threads) : threads_(std::max(1, threads)) {
     if (pool_ == nullptr) threads_ = 1;  // out of threads: run inline
   }
 }
+
+ThreadPool::RunScope::RunScope(const ThreadPool& pool) : pool_(pool.pool_) {
+  kiln_pthreadpool_hold(pool_, 1);
+}
+
+ThreadPool::RunScope::~RunScope() { kiln_pthreadpool_hold(pool_, -1); }
 
 ThreadPool::~ThreadPool() {
   if (pool_ != nullptr) pthreadpool_destroy(pool_);

@@ -33,6 +33,20 @@ class ThreadPool {
   // The underlying pool for libraries that take one (XNNPACK); null when threads() <= 1.
   pthreadpool_t pthreadpool() const { return pool_; }
 
+  // While one is alive, idle workers spin between parallel calls instead of sleeping (a session
+  // holds one for each run: waking a thread costs tens of microseconds on a VM, more than many
+  // operators take, which made 2 threads slower than 1 on small models).
+  class RunScope {
+   public:
+    explicit RunScope(const ThreadPool& pool);
+    ~RunScope();
+    RunScope(const RunScope&) = delete;
+    RunScope& operator=(const RunScope&) = delete;
+
+   private:
+    pthreadpool_t pool_;
+  };
+
  private:
   int threads_;
   pthreadpool_t pool_ = nullptr;

@@ -5,6 +5,13 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <onnx/onnx_pb.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -13,6 +20,7 @@
 #include "ir/op_versions.h"
 #include "ir/shape_inference.h"
 #include "ir/verifier.h"
+#include "onnx/slim_proto.h"
 
 namespace kiln {
 namespace {
@@ -61,7 +69,39 @@ void CopyField(const Field& field, T* out) {
   for (int i = 0; i < field.size(); ++i) out[i] = static_cast<T>(field.Get(i));
 }
 
-Result<Tensor> ConvertTensor(const onnx::TensorProto& tp, const std::string& base_dir) {
+// Where a stripped initializer's raw_data lies in the model file (slim_proto.h).
+struct StrippedSource {
+  int fd = -1;
+  std::string path;
+  std::vector<onnx_internal::StrippedBytes> by_initializer;  // ordered by initializer index
+  const onnx_internal::StrippedBytes* Find(int initializer) const {
+    auto it = std::lower_bound(by_initializer.begin(), by_initializer.end(), initializer,
+                               [](const onnx_internal::StrippedBytes& s, int i) {
+                                 return s.initializer < i;
+                               });
+    return it != by_initializer.end() && it->initializer == initializer ? &*it : nullptr;
+  }
+};
+
+// Reads `size` bytes at `offset` of `fd` into `out` (pread: the file's pages stay in the page
+// cache, not in this process's resident set).
+Status PreadAll(int fd, uint64_t offset, uint64_t size, void* out, const std::string& what) {
+  auto* dst = static_cast<char*>(out);
+  while (size > 0) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(size, uint64_t{1} << 30));
+    const ssize_t got = ::pread(fd, dst, want, static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return IoError("cannot read " + what);
+    dst += got;
+    offset += static_cast<uint64_t>(got);
+    size -= static_cast<uint64_t>(got);
+  }
+  return Status::Ok();
+}
+
+Result<Tensor> ConvertTensor(const onnx::TensorProto& tp, const std::string& base_dir,
+                             const onnx_internal::StrippedBytes* stripped = nullptr,
+                             const StrippedSource* source = nullptr) {
   const std::string name = tp.name().empty() ? "<unnamed>" : tp.name();
   const ElementType type = ElementTypeFromOnnx(tp.data_type());
   if (type == ElementType::kUndefined) {
@@ -78,6 +118,22 @@ Result<Tensor> ConvertTensor(const onnx::TensorProto& tp, const std::string& bas
   // Data inside the proto takes at least a byte per element in every encoding: a tensor that
   // declares more elements than its proto has bytes is refused before anything is allocated
   // (a 2^40-element initializer with no data would otherwise be allocated first).
+  if (stripped != nullptr) {
+    // raw_data left in the file by the slim parse: read once, straight into the tensor.
+    if (type == ElementType::kString) {
+      return InvalidArgument("string tensor '" + name + "' uses raw_data");
+    }
+    if (stripped->size != bytes) {
+      return InvalidArgument("tensor '" + name + "' of " + described + " holds " +
+                             std::to_string(stripped->size) + " bytes, expected " +
+                             std::to_string(bytes));
+    }
+    auto allocated = Tensor::AllocateUninitialized(type, shape);
+    if (!allocated.ok()) return allocated.status().WithContext("tensor '" + name + "'");
+    KILN_RETURN_IF_ERROR(PreadAll(source->fd, stripped->offset, stripped->size,
+                                  allocated->raw(), source->path + " (tensor '" + name + "')"));
+    return std::move(allocated).value();
+  }
   if (tp.data_location() != onnx::TensorProto::EXTERNAL && n > 0 &&
       static_cast<uint64_t>(n) > tp.ByteSizeLong()) {
     return InvalidArgument("tensor '" + name + "' declares " + described + " (" +
@@ -289,12 +345,15 @@ class GraphImporter {
     }
     g.name = gp.name();
     // Initializers first: old models also list them as inputs.
-    for (const auto& init : gp.initializer()) {
+    // Stripped raw_data belongs to the top-level graph's initializers only.
+    const StrippedSource* stripped = enclosing.empty() ? stripped_ : nullptr;
+    for (int i = 0; i < gp.initializer_size(); ++i) {
+      const onnx::TensorProto& init = gp.initializer(i);
       if (init.name().empty()) return InvalidArgument("graph '" + gp.name() + "' has an unnamed initializer");
       if (g.FindValue(init.name())) {
         return InvalidArgument("initializer '" + init.name() + "' is defined twice");
       }
-      auto t = ConvertTensor(init, base_dir_);
+      auto t = ConvertTensor(init, base_dir_, stripped ? stripped->Find(i) : nullptr, stripped);
       if (!t.ok()) return t.status();
       g.AddInitializer(init.name(), std::move(t).value());
     }
@@ -502,12 +561,17 @@ class GraphImporter {
 
   const std::map<std::string, int>& opsets_;
   std::string base_dir_;
+
+ public:
+  const StrippedSource* stripped_ = nullptr;
+
+ private:
   std::vector<std::pair<std::string, TypeInfo>> declared_outputs_;
   std::vector<TypeInfo> declared_output_types_;
 };
 
 Result<Model> ImportProto(const onnx::ModelProto& mp, const ImportOptions& options,
-                          const std::string& path) {
+                          const std::string& path, const StrippedSource* stripped = nullptr) {
   Model model;
   model.path = path;
   model.ir_version = mp.ir_version();
@@ -528,6 +592,7 @@ Result<Model> ImportProto(const onnx::ModelProto& mp, const ImportOptions& optio
     }
   }
   GraphImporter importer(model.opsets, options.external_data_dir);
+  importer.stripped_ = stripped;
   KILN_RETURN_IF_ERROR(importer.Import(mp.graph(), model.graph, {}));
   KILN_RETURN_IF_ERROR(VerifyGraph(model.graph));
   // Op versions of opsets 18-23 that Kiln does not implement (ir/op_versions.h).
@@ -564,20 +629,50 @@ Result<Model> ImportOnnxBytes(const void* data, size_t size, const ImportOptions
 }
 
 Result<Model> ImportOnnxFile(const std::string& path, const ImportOptions& options) {
-  KILN_ASSIGN_OR_RETURN(std::string bytes, ReadFileBytes(path));
   ImportOptions opts = options;
   if (opts.external_data_dir.empty()) {
     opts.external_data_dir = fs::path(path).parent_path().string();
     if (opts.external_data_dir.empty()) opts.external_data_dir = ".";
   }
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return NotFound("no such file: " + path);
+  // The file is mapped for the wire walk (which touches only the pages of the graph's
+  // structure); large initializers are then read once, straight into their tensors
+  // (slim_proto.h). A file the walk does not understand is parsed whole, as before.
+  struct File {
+    int fd = -1;
+    void* map = MAP_FAILED;
+    size_t size = 0;
+    ~File() {
+      if (map != MAP_FAILED) ::munmap(map, size);
+      if (fd >= 0) ::close(fd);
+    }
+  } file;
+  file.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (file.fd < 0) return IoError("cannot open " + path);
+  struct stat st {};
+  if (::fstat(file.fd, &st) != 0) return IoError("cannot stat " + path);
+  file.size = static_cast<size_t>(st.st_size);
+  if (file.size == 0) return InvalidArgument(path + ": model file is empty");
+  file.map = ::mmap(nullptr, file.size, PROT_READ, MAP_PRIVATE, file.fd, 0);
+  if (file.map == MAP_FAILED) return IoError("cannot map " + path);
+  const auto* bytes = static_cast<const uint8_t*>(file.map);
+  auto slim = onnx_internal::SlimModelBytes(bytes, file.size, /*min_bytes=*/4096);
+  const uint8_t* parse_data = slim ? reinterpret_cast<const uint8_t*>(slim->bytes.data()) : bytes;
+  const size_t parse_size = slim ? slim->bytes.size() : file.size;
   onnx::ModelProto mp;
-  if (bytes.empty()) return InvalidArgument(path + ": model file is empty");
-  if (bytes.size() > static_cast<size_t>(INT32_MAX) ||
-      !ParseModel(bytes.data(), bytes.size(), mp)) {
-    return InvalidArgument(path + ": not a valid ONNX protobuf (" + std::to_string(bytes.size()) +
+  if (parse_size > static_cast<size_t>(INT32_MAX) || !ParseModel(parse_data, parse_size, mp)) {
+    return InvalidArgument(path + ": not a valid ONNX protobuf (" + std::to_string(file.size) +
                            " bytes could not be parsed; truncated or not ONNX)");
   }
-  auto m = ImportProto(mp, opts, path);
+  StrippedSource source;
+  if (slim) {
+    source.fd = file.fd;
+    source.path = path;
+    source.by_initializer = std::move(slim->stripped);
+    slim->bytes = std::string();
+  }
+  auto m = ImportProto(mp, opts, path, slim ? &source : nullptr);
   if (!m.ok()) return m.status().WithContext(path);
   return m;
 }

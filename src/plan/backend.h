@@ -89,6 +89,15 @@ struct PartitionSpec {
   ThreadPool* pool = nullptr;
   int threads = 1;
   CpuIsa isa = CpuIsa::kPortable;  // as NodeQuery::isa
+  // Time every step of Run (SessionOptions::profile); CompiledPartition::Profile reports them.
+  bool profile = false;
+};
+
+// Time spent in one step of a compiled partition, summed over the runs profiled.
+struct StepTime {
+  const Node* node = nullptr;  // null: the partition's border conversions
+  std::string what;            // e.g. "xnn_convolution_nhwc_f32", "own loop", "borders"
+  double total_us = 0;
 };
 
 class CompiledPartition {
@@ -103,6 +112,9 @@ class CompiledPartition {
   // Bytes of weights the partition keeps (packed or converted copies), and of its workspace.
   virtual int64_t weight_bytes() const { return 0; }
   virtual int64_t workspace_bytes() const { return 0; }
+  // With PartitionSpec::profile: the time of each step, summed over every Run so far (empty
+  // when the backend does not time its steps).
+  virtual std::vector<StepTime> Profile() const { return {}; }
 };
 
 class Backend {

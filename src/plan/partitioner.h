@@ -39,6 +39,7 @@ struct PartitionOptions {
   bool fallback = true;  // may nodes no preferred backend takes run on the reference backend?
   int threads = 1;
   CpuIsa isa = CpuIsa::kPortable;  // the level own kernels may use (EffectiveCpuIsa)
+  bool profile = false;             // time steps (SessionOptions::profile)
 };
 
 // Where one node runs and why.

@@ -1,5 +1,7 @@
 #include "runtime/executor.h"
 
+#include <chrono>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -401,6 +403,21 @@ Result<std::vector<Tensor>> GraphExecutor::Run(const std::vector<Tensor>& inputs
   Frame frame{&graph_, &slots, outer, observer};
   // KILN_TRACE=1 prints every step with its output shapes (debugging aid, off by default).
   static const bool trace = std::getenv("KILN_TRACE") != nullptr;
+  // Profiling (PartitionOptions::profile): each step's time, summed into the plan.
+  const bool profile = config_->partition.profile;
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point t0;
+  auto mark = [&](size_t s) {
+    if (!profile) return;
+    const Clock::time_point t = Clock::now();
+    plan.step_us[s] += std::chrono::duration<double, std::micro>(t - t0).count();
+    t0 = t;
+  };
+  if (profile) {
+    if (plan.step_us.size() != plan.steps.size()) plan.step_us.assign(plan.steps.size(), 0.0);
+    ++plan.runs;
+    t0 = Clock::now();
+  }
   for (size_t s = 0; s < plan.steps.size(); ++s) {
     const PlanStep& step = plan.steps[s];
     if (step.compiled >= 0) {
@@ -411,6 +428,7 @@ Result<std::vector<Tensor>> GraphExecutor::Run(const std::vector<Tensor>& inputs
       }
       KILN_RETURN_IF_ERROR(RunCompiled(plan, cs, slots, observer));
       for (uint32_t v : plan.release_after[s]) slots[v] = Tensor();
+      mark(s);
       continue;
     }
     const Node& n = graph_.node(step.node);
@@ -443,6 +461,7 @@ Result<std::vector<Tensor>> GraphExecutor::Run(const std::vector<Tensor>& inputs
       (*observer)(graph_, n, outs);
     }
     for (uint32_t v : plan.release_after[s]) slots[v] = Tensor();
+    mark(s);
   }
   std::vector<Tensor> outputs;
   for (ValueId o : graph_.outputs()) {
@@ -483,6 +502,7 @@ Status GraphExecutor::PlanSteps(ExecutionPlan& plan, const std::vector<NodeId>& 
     spec.pool = pool_;
     spec.threads = config_->partition.threads;
     spec.isa = config_->partition.isa;
+    spec.profile = config_->partition.profile;
     for (ValueId v : part.outputs) {
       if (!plan.types[v.v].has_static_shape()) {
         return Internal("partition " + std::to_string(p) + " on " + backend->name() +

@@ -82,6 +82,9 @@ struct ExecutionPlan {
   std::vector<std::vector<uint32_t>> release_after;  // per step: values dead after it
   MemoryPlan memory;
   std::shared_ptr<void> arena;
+  // With PartitionOptions::profile: per step, microseconds summed over `runs` runs.
+  std::vector<double> step_us;
+  int64_t runs = 0;
 
   // The steps with their output types, then the memory plan.
   std::string ToString(const Graph& graph) const;
@@ -106,6 +109,12 @@ class GraphExecutor {
   const Graph& graph() const { return graph_; }
   const ExecutorConfig& config() const { return *config_; }
   size_t cached_plans() const { return plans_.size(); }
+  // Every cached plan (for Session::Profile).
+  std::vector<std::shared_ptr<const ExecutionPlan>> cached_plan_list() const {
+    std::vector<std::shared_ptr<const ExecutionPlan>> out;
+    for (const auto& [sig, p] : plans_) out.push_back(p);
+    return out;
+  }
 
  private:
   GraphExecutor(const Graph& graph, ThreadPool* pool, std::shared_ptr<const ExecutorConfig> c)

@@ -1,9 +1,11 @@
 #include "runtime/session.h"
 
+#include <algorithm>
 #include <set>
 
 #include "backends/ref/ref_backend.h"
 #include "backends/xnnpack/xnnpack_backend.h"
+#include "plan/cost.h"
 
 namespace kiln {
 
@@ -114,6 +116,7 @@ Result<std::unique_ptr<Session>> Session::CreatePrepared(Model model, SessionOpt
   s->config_->partition.fallback = options.fallback;
   s->config_->partition.threads = options.threads;
   s->config_->partition.isa = EffectiveCpuIsa(options.isa);
+  s->config_->partition.profile = options.profile;
   s->config_->max_tensor_bytes = options.max_tensor_bytes;
   s->config_->max_arena_bytes = options.max_arena_bytes;
   // Nested bodies run on the reference backend for now.
@@ -162,6 +165,7 @@ Result<std::vector<Tensor>> Session::Run(const NamedTensors& inputs,
   KILN_ASSIGN_OR_RETURN(auto ordered, OrderInputs(inputs));
   std::lock_guard<std::mutex> lock(mu_);
   ScopedTensorByteLimit limit(options_.max_tensor_bytes);
+  ThreadPool::RunScope spin(pool_);
   return executor_->Run(ordered, nullptr, observer);
 }
 
@@ -176,6 +180,81 @@ Result<std::string> Session::DescribePlan(const NamedTensors& inputs) {
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<const ExecutionPlan> plan, Plan(inputs));
   return PartitionResultToString(model_.graph, plan->partitioning, config_->backends) +
          plan->ToString(model_.graph);
+}
+
+}  // namespace kiln
+
+namespace kiln {
+
+std::vector<ProfileRow> Session::Profile() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ProfileRow> rows;
+  const Graph& g = model_.graph;
+  for (const auto& plan : executor_->cached_plan_list()) {
+    if (plan->runs == 0 || plan->step_us.size() != plan->steps.size()) continue;
+    const double runs = static_cast<double>(plan->runs);
+    auto macs_of = [&](const Node& n) {
+      NodeQuery q;
+      q.graph = &g;
+      q.node = &n;
+      for (ValueId v : n.inputs) {
+        q.inputs.push_back(v.valid() ? &plan->types[v.v] : nullptr);
+        const Value* val = v.valid() ? &g.value(v) : nullptr;
+        q.constants.push_back(val && val->kind == ValueKind::kInitializer ? &val->initializer
+                                                                          : nullptr);
+      }
+      for (ValueId v : n.outputs) q.outputs.push_back(v.valid() ? &plan->types[v.v] : nullptr);
+      return EstimateWork(q).macs;
+    };
+    for (size_t s = 0; s < plan->steps.size(); ++s) {
+      const PlanStep& step = plan->steps[s];
+      ProfileRow r;
+      r.signature = plan->signature;
+      r.runs = plan->runs;
+      if (step.compiled < 0) {
+        const Node& n = g.node(step.node);
+        r.partition = plan->partitioning.placement[step.node.v].partition;
+        r.backend = "ref";
+        r.node = n.name;
+        r.op_type = n.op_type;
+        r.what = "reference kernel";
+        r.us_per_run = plan->step_us[s] / runs;
+        r.macs = macs_of(n);
+        rows.push_back(std::move(r));
+        continue;
+      }
+      const CompiledStep& cs = plan->compiled[static_cast<size_t>(step.compiled)];
+      r.partition = cs.partition;
+      r.backend = cs.backend->name();
+      const std::vector<StepTime> inner = cs.program->Profile();
+      if (inner.empty()) {
+        r.op_type = "(partition)";
+        r.what = "whole partition";
+        r.us_per_run = plan->step_us[s] / runs;
+        rows.push_back(std::move(r));
+        continue;
+      }
+      // The partition's own steps; what they do not account for (the executor's hand-off,
+      // output allocation) is reported as its overhead.
+      double inside = 0;
+      for (const StepTime& t : inner) {
+        ProfileRow x = r;
+        x.node = t.node ? t.node->name : "";
+        x.op_type = t.node ? t.node->op_type : "(borders)";
+        x.what = t.what;
+        x.us_per_run = t.total_us / runs;
+        x.macs = t.node ? macs_of(*t.node) : 0;
+        inside += x.us_per_run;
+        rows.push_back(std::move(x));
+      }
+      ProfileRow o = r;
+      o.op_type = "(partition overhead)";
+      o.what = "executor hand-off";
+      o.us_per_run = std::max(0.0, plan->step_us[s] / runs - inside);
+      rows.push_back(std::move(o));
+    }
+  }
+  return rows;
 }
 
 }  // namespace kiln

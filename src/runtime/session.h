@@ -58,6 +58,9 @@ struct SessionOptions {
   // every path on one machine); a level above the CPU's is capped to it (EffectiveCpuIsa).
   // Part of the compiled plan's cache key. XNNPACK's own kernels dispatch by themselves.
   std::optional<CpuIsa> isa;
+  // Time every step of every run (kiln bench --profile): Session::Profile reports them. Costs
+  // two clock reads per step.
+  bool profile = false;
 
   static SessionOptions Threads(int n) {
     SessionOptions o;
@@ -70,6 +73,20 @@ struct SessionOptions {
     o.backends = {"ref"};
     return o;
   }
+};
+
+// One row of Session::Profile: a reference-kernel node, one step of a compiled partition, or a
+// partition's border conversions.
+struct ProfileRow {
+  std::string signature;  // the plan's input signature
+  int partition = -1;     // index in the plan's partitioning
+  std::string backend;
+  std::string node;       // node name ("" for borders)
+  std::string op_type;    // node op type, or "(borders)"
+  std::string what;       // backend's label of the step
+  double us_per_run = 0;
+  int64_t runs = 0;
+  double macs = 0;        // multiply-adds of the node per run (0: not a MAC op)
 };
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
@@ -104,6 +121,9 @@ class Session {
   ModelType model_type() const { return config_->partition.model_type; }
   // Notes from Create (e.g. "network model: f16 values raised to f32 for the CPU").
   const std::vector<std::string>& notes() const { return notes_; }
+  // With SessionOptions::profile: measured time per step of every plan run so far, per node
+  // where the backend times its steps, with the node's work (multiply-adds) for GFLOP/s.
+  std::vector<ProfileRow> Profile() const;
   // How many shape-specialised plans the main graph holds (one per distinct input signature).
   size_t cached_plan_count() const {
     std::lock_guard<std::mutex> lock(mu_);

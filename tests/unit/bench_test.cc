@@ -106,3 +106,39 @@ TEST_F(Bench, BadArgumentsGiveOneLineErrors) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// --profile: every timed step, with the node's multiply-adds from the model's shapes (the ONNX
+// test's Conv: a 5x5 output of a 3x3 kernel over one channel: 225), on every ISA level forced.
+TEST_F(Bench, ProfileReportsEveryNodeWithItsWork) {
+  const std::string conv =
+      "/usr/share/libonnx-testdata/data/node/test_basic_conv_with_padding/model.onnx";
+  for (const char* isa : {"auto", "portable", "avx2"}) {
+    const std::string json = (dir_ / "p.json").string();
+    ASSERT_EQ(Kiln(conv + " --iters 4 --warmup 1 --profile --isa " + isa + " --json " + json), 0)
+        << err_;
+    EXPECT_NE(out_.find("by op type"), std::string::npos) << out_;
+    const nlohmann::json j = nlohmann::json::parse(Read(json), nullptr, false);
+    ASSERT_TRUE(j.contains("profile")) << Read(json);
+    int convs = 0;
+    for (const auto& r : j["profile"]) {
+      EXPECT_EQ(r["runs"].get<int>(), 1 + 1 + 4) << r.dump();  // first + warmup + iters
+      EXPECT_GE(r["us_per_run"].get<double>(), 0) << r.dump();
+      if (r["op_type"] == "Conv") {
+        ++convs;
+        EXPECT_EQ(r["macs"].get<double>(), 225) << r.dump();
+        EXPECT_GT(r["us_per_run"].get<double>(), 0) << r.dump();
+      }
+    }
+    EXPECT_EQ(convs, 1) << j["profile"].dump();
+  }
+}
+
+TEST_F(Bench, BadIsaIsAClearError) {
+  ExpectOneLineError(Kiln(kRelu + " --isa sse9"), "--isa 'sse9'");
+}
+
+}  // namespace
+}  // namespace kiln

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -259,6 +260,125 @@ TEST_F(ExternalData, RejectsPathsLeavingTheModelFolder) {
 TEST_F(ExternalData, RejectsMissingFileAndShortData) {
   ExpectError(ImportWith("nope.bin"), {"nope.bin"});
   ExpectError(ImportWith("weights.bin", 4), {"weights.bin", "offset 4"});
+}
+
+}  // namespace
+}  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// A model with large raw_data initializers (read straight from the file: onnx/slim_proto.h),
+// small ones (parsed by protobuf), an int64 one and one in float_data, around an Add and a Mul.
+onnx::ModelProto ModelWithWeights(int64_t n_big) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  m.set_producer_name("kiln-test");
+  auto* g = m.mutable_graph();
+  g->set_name("weights");
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-1, 1);
+  auto add_f32 = [&](const std::string& name, int64_t n, bool raw) {
+    auto* t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    t->add_dims(n);
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) x = u(rng);
+    if (raw) {
+      t->set_raw_data(std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4));
+    } else {
+      for (float x : v) t->add_float_data(x);
+    }
+  };
+  add_f32("big_a", n_big, true);
+  add_f32("small", n_big, false);
+  add_f32("big_b", n_big, true);
+  add_f32("tiny", 3, true);
+  auto* shape = g->add_initializer();
+  shape->set_name("shape");
+  shape->set_data_type(onnx::TensorProto::INT64);
+  shape->add_dims(1);
+  const int64_t s = n_big;
+  shape->set_raw_data(std::string(reinterpret_cast<const char*>(&s), 8));
+  *g->add_input() = TensorInfo("x", onnx::TensorProto::FLOAT, {n_big});
+  *g->add_output() = TensorInfo("y", onnx::TensorProto::FLOAT, {n_big});
+  auto* a = g->add_node();
+  a->set_op_type("Add");
+  a->add_input("x");
+  a->add_input("big_a");
+  a->add_output("t");
+  auto* b = g->add_node();
+  b->set_op_type("Mul");
+  b->add_input("t");
+  b->add_input("big_b");
+  b->add_output("t2");
+  auto* c = g->add_node();
+  c->set_op_type("Add");
+  c->add_input("t2");
+  c->add_input("small");
+  c->add_output("y");
+  return m;
+}
+
+class FileImport : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("kiln_file_import_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+            "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string Write(const std::string& bytes) {
+    const std::string path = (dir_ / "model.onnx").string();
+    std::ofstream(path, std::ios::binary) << bytes;
+    return path;
+  }
+  fs::path dir_;
+};
+
+// The file path reads large initializers from the file; protobuf's own parse of the same bytes
+// (ImportOnnxBytes) is the reference: every initializer and the model's output must agree.
+TEST_F(FileImport, LargeInitializersReadFromTheFileMatchProtobufsParse) {
+  for (int64_t n : {int64_t{1500}, int64_t{100000}}) {
+    const std::string bytes = ModelWithWeights(n).SerializeAsString();
+    auto from_file = ImportOnnxFile(Write(bytes));
+    auto from_bytes = ImportOnnxBytes(bytes.data(), bytes.size());
+    ASSERT_TRUE(from_file.ok()) << from_file.status().ToString();
+    ASSERT_TRUE(from_bytes.ok()) << from_bytes.status().ToString();
+    EXPECT_EQ(from_file->producer_name, "kiln-test");
+    for (const char* name : {"big_a", "big_b", "small", "tiny", "shape"}) {
+      auto ia = from_file->graph.FindValue(name);
+      auto ib = from_bytes->graph.FindValue(name);
+      ASSERT_TRUE(ia && ib) << name;
+      const Value* a = &from_file->graph.value(*ia);
+      const Value* b = &from_bytes->graph.value(*ib);
+      ASSERT_EQ(a->initializer.type(), b->initializer.type()) << name;
+      ASSERT_EQ(a->initializer.shape(), b->initializer.shape()) << name;
+      EXPECT_EQ(std::memcmp(a->initializer.raw(), b->initializer.raw(), b->initializer.bytes()), 0)
+          << name;
+    }
+  }
+}
+
+TEST_F(FileImport, ShortLargeInitializerIsAnErrorNamingIt) {
+  onnx::ModelProto m = ModelWithWeights(4096);
+  // big_b declares 4096 floats but holds 4095 (still large enough to be read from the file).
+  auto* t = m.mutable_graph()->mutable_initializer(2);
+  ASSERT_EQ(t->name(), "big_b");
+  t->mutable_raw_data()->resize(4095 * 4);
+  auto r = ImportOnnxFile(Write(m.SerializeAsString()));
+  ExpectError(r.status(), {"big_b", "16380", "16384"});
+}
+
+TEST_F(FileImport, TruncatedFilesAreRejectedCleanly) {
+  const std::string bytes = ModelWithWeights(5000).SerializeAsString();
+  for (size_t cut : {size_t{1}, bytes.size() / 3, bytes.size() / 2, bytes.size() - 1}) {
+    auto r = ImportOnnxFile(Write(bytes.substr(0, cut)));
+    EXPECT_FALSE(r.ok()) << "cut at " << cut;
+  }
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <map>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -38,6 +39,8 @@ struct BenchOptions {
   int iters = 10;
   uint64_t seed = 0;
   std::string json;  // "-": JSON on stdout instead of the text report
+  bool profile = false;
+  int profile_top = 25;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -93,6 +96,67 @@ Stats Summarise(std::vector<double> v) {
 // Nanosecond resolution: tiny models run in well under a microsecond.
 double Round6(double x) { return std::round(x * 1e6) / 1e6; }
 
+// The profile: where the time goes, by node (the top ones), by op type and by partition, with
+// the achieved GFLOP/s (2 x multiply-adds / time) where a node does multiply-adds.
+void PrintProfile(std::vector<ProfileRow> rows, int top, int threads) {
+  double total = 0;
+  for (const ProfileRow& r : rows) total += r.us_per_run;
+  if (rows.empty() || total <= 0) {
+    std::printf("profile: nothing was timed\n");
+    return;
+  }
+  auto gflops = [](double macs, double us) {
+    char buf[32] = "";
+    if (macs > 0 && us > 0) std::snprintf(buf, sizeof(buf), "%8.1f", 2 * macs / (us * 1e3));
+    return std::string(buf);
+  };
+  std::sort(rows.begin(), rows.end(),
+            [](const ProfileRow& a, const ProfileRow& b) { return a.us_per_run > b.us_per_run; });
+  std::printf("\nprofile: %.3f ms per run timed inside (mean over %lld runs incl. the first and "
+              "warmup, %d thread%s)\n",
+              total / 1e3, static_cast<long long>(rows[0].runs), threads, threads == 1 ? "" : "s");
+  std::printf("%10s %6s %6s  %-4s %-8s %-22s %8s  %s\n", "ms/run", "%", "cum%", "part", "backend",
+              "op", "GFLOP/s", "node (step)");
+  double cum = 0;
+  for (size_t i = 0; i < rows.size() && static_cast<int>(i) < top; ++i) {
+    const ProfileRow& r = rows[i];
+    cum += r.us_per_run;
+    std::printf("%10.3f %6.1f %6.1f  %-4d %-8s %-22s %8s  %s (%s)\n", r.us_per_run / 1e3,
+                100 * r.us_per_run / total, 100 * cum / total, r.partition, r.backend.c_str(),
+                r.op_type.c_str(), gflops(r.macs, r.us_per_run).c_str(), r.node.c_str(),
+                r.what.c_str());
+  }
+  if (static_cast<int>(rows.size()) > top) {
+    std::printf("  ... %zu more steps (--profile-top N)\n", rows.size() - static_cast<size_t>(top));
+  }
+  struct Sum {
+    double us = 0, macs = 0;
+    int count = 0;
+  };
+  auto print_sums = [&](const char* title, const std::map<std::string, Sum>& sums) {
+    std::vector<std::pair<std::string, Sum>> v(sums.begin(), sums.end());
+    std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second.us > b.second.us; });
+    std::printf("\n%-36s %10s %6s %6s %8s\n", title, "ms/run", "%", "steps", "GFLOP/s");
+    for (const auto& [k, s] : v) {
+      std::printf("%-36s %10.3f %6.1f %6d %8s\n", k.c_str(), s.us / 1e3, 100 * s.us / total,
+                  s.count, gflops(s.macs, s.us).c_str());
+    }
+  };
+  std::map<std::string, Sum> by_op, by_part;
+  for (const ProfileRow& r : rows) {
+    Sum& a = by_op[r.backend + " " + r.op_type];
+    a.us += r.us_per_run;
+    a.macs += r.macs;
+    ++a.count;
+    Sum& b = by_part["partition " + std::to_string(r.partition) + " (" + r.backend + ")"];
+    b.us += r.us_per_run;
+    b.macs += r.macs;
+    ++b.count;
+  }
+  print_sums("by op type", by_op);
+  print_sums("by partition", by_part);
+}
+
 Status DoBench(const BenchOptions& o) {
   KILN_ASSIGN_OR_RETURN(auto given, ParseInputFiles(o.inputs));
   KILN_ASSIGN_OR_RETURN(auto shapes, ParseShapes(o.shapes));
@@ -114,6 +178,7 @@ Status DoBench(const BenchOptions& o) {
   if (package) {
     KILN_ASSIGN_OR_RETURN(ServeOptions serve, ToServeOptions(o.session, o.configs));
     serve.record = false;
+    serve.session.profile = o.profile;
     KILN_ASSIGN_OR_RETURN(serving, ServingSession::Open(o.model, serve));
     session = serving->session();
   } else {
@@ -121,6 +186,7 @@ Status DoBench(const BenchOptions& o) {
     KILN_ASSIGN_OR_RETURN(Model model, ImportOnnxFile(o.model));
     t1 = Clock::now();
     KILN_ASSIGN_OR_RETURN(SessionOptions so, ToSessionOptions(o.session));
+    so.profile = o.profile;
     KILN_ASSIGN_OR_RETURN(session, Session::Create(std::move(model), so));
   }
   const auto t2 = Clock::now();
@@ -173,6 +239,22 @@ Status DoBench(const BenchOptions& o) {
   j["rss_after_load_mb"] = Round6(rss_after_load);
   j["peak_rss_mb"] = Round6(peak);
 
+  std::vector<ProfileRow> profile;
+  if (o.profile) {
+    profile = session->Profile();
+    j["profile"] = nlohmann::ordered_json::array();
+    for (const ProfileRow& r : profile) {
+      j["profile"].push_back({{"partition", r.partition},
+                              {"backend", r.backend},
+                              {"node", r.node},
+                              {"op_type", r.op_type},
+                              {"what", r.what},
+                              {"us_per_run", Round6(r.us_per_run)},
+                              {"runs", r.runs},
+                              {"macs", r.macs}});
+    }
+  }
+
   if (json_stdout) {
     std::printf("%s\n", j.dump(2).c_str());
     return Status::Ok();
@@ -190,6 +272,7 @@ Status DoBench(const BenchOptions& o) {
   std::printf("steady state over %d runs: median %.2f ms, p90 %.2f ms, min %.2f ms, mean %.2f ms\n",
               o.iters, s.median, s.p90, s.min, s.mean);
   std::printf("peak RSS: %.1f MB\n", peak);
+  if (o.profile) PrintProfile(profile, o.profile_top, o.session.threads);
   if (json_file.is_open()) {
     json_file << j.dump(2) << "\n";
     json_file.close();
@@ -214,6 +297,11 @@ Command AddBenchCommand(CLI::App& app) {
       ->check(CLI::Range(0, 100000));
   sub->add_option("--iters", o->iters, "Timed steady-state runs")->check(CLI::Range(1, 100000));
   sub->add_option("--seed", o->seed, "Seed for random inputs");
+  sub->add_flag("--profile", o->profile,
+                "Time every node and partition step; print where the time goes (top steps, by "
+                "op type, by partition, GFLOP/s of multiply-add ops); in --json as \"profile\"");
+  sub->add_option("--profile-top", o->profile_top, "Steps listed by --profile (default 25)")
+      ->check(CLI::Range(1, 1000000));
   sub->add_option("--json", o->json,
                   "Also write the results as JSON to this file ('-': JSON only, on stdout)");
   return {sub, [o] { return DoBench(*o); }};

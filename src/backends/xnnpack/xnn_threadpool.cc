@@ -97,15 +97,25 @@ struct pthreadpool {
   void Worker() {
     uint64_t seen = generation.load(std::memory_order_acquire);
     while (true) {
-      // Spin briefly for the next job (operators follow each other closely), then sleep.
-      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+      // Spin for the next job (operators follow each other closely): for as long as a
+      // session run holds the pool (kiln_pthreadpool_hold), else briefly; then sleep. Waking a
+      // sleeping thread costs tens of microseconds on a VM, more than many operators take; a
+      // yield now and then lets the caller's thread run where cores are oversubscribed.
+      auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
       bool changed = false;
       while (!changed) {
         for (int i = 0; i < 64 && !changed; ++i) {
           changed = generation.load(std::memory_order_acquire) != seen;
           if (!changed) _mm_pause();
         }
-        if (!changed && std::chrono::steady_clock::now() > until) break;
+        if (changed) break;
+        const auto now = std::chrono::steady_clock::now();
+        if (hold.load(std::memory_order_relaxed) > 0) {
+          until = now + std::chrono::microseconds(50);
+          if (++spins % 16 == 0) std::this_thread::yield();
+        } else if (now > until) {
+          break;
+        }
       }
       std::unique_lock<std::mutex> lock(mu);
       if (!changed) {
@@ -135,6 +145,8 @@ struct pthreadpool {
   int active = 0;          // workers running the current job; guarded by mu
   int sleeping = 0;        // guarded by mu
   bool stop = false;
+  std::atomic<int> hold{0};  // > 0 while a session run is going on: workers keep spinning
+  uint64_t spins = 0;        // per pool; only a yield cadence, races are harmless
 };
 
 namespace {
@@ -163,6 +175,18 @@ inline size_t Tiles(size_t range, size_t tile) { return (range + tile - 1) / til
 }  // namespace
 
 extern "C" {
+
+// Kiln's extension: while held (count > 0) idle workers spin instead of sleeping, so that the
+// operators of one session run do not each pay a wake-up (ThreadPool::RunScope).
+void kiln_pthreadpool_hold(pthreadpool_t pool, int delta) {
+  if (pool == nullptr) return;
+  pool->hold.fetch_add(delta, std::memory_order_relaxed);
+  if (delta > 0) {
+    // Wake sleepers now, so that they are spinning by the time the first operator comes.
+    std::lock_guard<std::mutex> lock(pool->mu);
+    if (pool->sleeping > 0) pool->cv.notify_all();
+  }
+}
 
 pthreadpool_t pthreadpool_create(size_t threads_count) {
   if (threads_count == 0) threads_count = std::max(1u, std::thread::hardware_concurrency());

@@ -246,7 +246,18 @@ class XnnPartition final : public CompiledPartition {
   }
 
   ~XnnPartition() override {
-    if (profile_ && runs_ > 0) PrintProfile();
+    if (print_profile_ && runs_ > 0) PrintProfile();
+  }
+
+  std::vector<StepTime> Profile() const override {
+    std::vector<StepTime> out;
+    if (!profile_) return out;
+    out.push_back(StepTime{nullptr, "borders (layout/type conversions in and out)", border_us_});
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      const Builder::Step& s = steps_[i];
+      out.push_back(StepTime{s.node, s.op ? "xnnpack operator" : "own loop", step_us_[i]});
+    }
+    return out;
   }
 
   // KILN_XNN_PROFILE=1: per-step times, summed over runs, printed when the partition is freed.
@@ -320,6 +331,7 @@ class XnnPartition final : public CompiledPartition {
   int64_t weight_bytes_ = 0;
   int64_t workspace_bytes_ = 0;
   bool profile_ = false;
+  bool print_profile_ = false;  // KILN_XNN_PROFILE: print at destruction
   std::vector<double> step_us_;
   double border_us_ = 0;
   int runs_ = 0;
@@ -470,6 +482,9 @@ class XnnBackend final : public Backend {
     part->steps_ = std::move(b.steps());
     part->weight_bytes_ = b.weight_bytes();
     if (const char* p = std::getenv("KILN_XNN_PROFILE"); p != nullptr && *p && *p != '0') {
+      part->EnableProfile();
+      part->print_profile_ = true;
+    } else if (spec.profile) {
       part->EnableProfile();
     }
     return std::unique_ptr<CompiledPartition>(std::move(part));
