@@ -115,6 +115,157 @@ case("opset24_refused",
      {"x": x34}, "kiln_error opsets 1 to 23")
 
 
+# ---- op-b section: activations, normalizations, attention, resize/vision ops (opsets 18-23) --
+# Kept at the end of the case list so that other sections merge cleanly.
+B = TensorProto.BOOL
+
+
+def r32(*shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def one(op, feeds, opset, outs=("y",), inits=(), **attrs):
+    """A model of one `op` node over the inputs `feeds` (name -> array; "" skips a slot)."""
+    ins = []
+    for k, v in feeds.items():
+        if not k:
+            continue
+        t = B if v.dtype == np.bool_ else (I64 if v.dtype == np.int64 else F)
+        ins.append(vi(k, t, list(v.shape)))
+    node = helper.make_node(op, list(feeds.keys()), list(outs), **attrs)
+    return model([node], ins, [vi(o, F, None) for o in outs if o], opset, inits)
+
+
+x2343 = r32(2, 3, 4, 3)
+for mode in ["none", "tanh"]:
+    case(f"gelu20_{mode}", one("Gelu", {"x": x2343 * 2}, 20, approximate=mode), {"x": x2343 * 2})
+case("gelu23_default", one("Gelu", {"x": x34}, 23), {"x": x34})
+case("gelu20_bad_approximate",
+     one("Gelu", {"x": x34}, 20, approximate="erf"), {"x": x34}, "both_error")
+xm = np.concatenate([r32(20) * 4, np.array([-30, -10, 0, 10, 30], np.float32)])
+case("mish18", one("Mish", {"x": xm}, 18), {"x": xm})
+case("mish22", one("Mish", {"x": x234}, 22), {"x": x234})
+
+xg = r32(2, 6, 3, 5)
+case("groupnorm18_per_group",
+     one("GroupNormalization", {"x": xg, "s": r32(3), "b": r32(3)}, 18, num_groups=3),
+     {"x": xg, "s": r32(3), "b": r32(3)})
+case("groupnorm21_per_channel",
+     one("GroupNormalization", {"x": xg, "s": r32(6), "b": r32(6)}, 21, num_groups=2,
+         epsilon=1e-3),
+     {"x": xg, "s": r32(6), "b": r32(6)})
+xg3 = r32(1, 4, 7)
+case("groupnorm21_1d_stash",
+     one("GroupNormalization", {"x": xg3, "s": r32(4), "b": r32(4)}, 21, num_groups=4,
+         stash_type=1),
+     {"x": xg3, "s": r32(4), "b": r32(4)})
+case("groupnorm21_scale_per_group_invalid",
+     one("GroupNormalization", {"x": xg, "s": r32(3), "b": r32(3)}, 21, num_groups=3),
+     {"x": xg, "s": r32(3), "b": r32(3)}, "both_error")
+
+xr = r32(2, 3, 8)
+case("rmsnorm23_last_axis", one("RMSNormalization", {"x": xr, "s": r32(8)}, 23),
+     {"x": xr, "s": r32(8)})
+case("rmsnorm23_axis1", one("RMSNormalization", {"x": xr, "s": r32(3, 8)}, 23, axis=1,
+                            epsilon=1e-2),
+     {"x": xr, "s": r32(3, 8)})
+
+
+def rope_cache(rows, half):
+    ang = np.arange(rows)[:, None] * (1e-1 ** (np.arange(half) / half))[None, :]
+    return np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
+
+
+xr4 = r32(2, 3, 5, 8)  # (batch, heads, seq, head)
+c3, s3 = rope_cache(10, 4)
+pos = np.array([[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]], np.int64)
+cb, sb = c3[pos], s3[pos]  # (batch, seq, half)
+case("rope23_4d_no_position_ids",
+     one("RotaryEmbedding", {"x": xr4, "c": cb, "s": sb}, 23), {"x": xr4, "c": cb, "s": sb})
+case("rope23_4d_interleaved_position_ids",
+     one("RotaryEmbedding", {"x": xr4, "c": c3, "s": s3, "p": pos}, 23, interleaved=1),
+     {"x": xr4, "c": c3, "s": s3, "p": pos})
+xr3 = r32(2, 5, 24)  # (batch, seq, 3 heads * 8)
+c2, s2 = rope_cache(10, 2)
+case("rope23_3d_partial_dim",
+     one("RotaryEmbedding", {"x": xr3, "c": c2, "s": s2, "p": pos}, 23, num_heads=3,
+         rotary_embedding_dim=4),
+     {"x": xr3, "c": c2, "s": s2, "p": pos})
+case("rope23_3d_interleaved",
+     one("RotaryEmbedding", {"x": xr3, "c": cb, "s": sb}, 23, num_heads=3, interleaved=1),
+     {"x": xr3, "c": cb, "s": sb})
+
+
+def attn(name, feeds, outs=("y",), expect="match", **attrs):
+    case(name, one("Attention", feeds, 23, outs=outs, **attrs),
+         {k: v for k, v in feeds.items() if k}, expect)
+
+
+q4, k4, v4 = r32(2, 4, 3, 8), r32(2, 4, 5, 8), r32(2, 4, 5, 6)
+attn("attention23_4d_mha", {"q": q4, "k": k4, "v": v4})
+attn("attention23_4d_gqa", {"q": q4, "k": r32(2, 2, 5, 8), "v": r32(2, 2, 5, 8)})
+attn("attention23_3d_gqa", {"q": r32(2, 3, 32), "k": r32(2, 5, 16), "v": r32(2, 5, 12)},
+     q_num_heads=4, kv_num_heads=2)
+bmask = rng.random((3, 5)) > 0.3
+bmask[:, 0] = True
+attn("attention23_bool_mask", {"q": q4, "k": k4, "v": v4, "m": bmask})
+attn("attention23_float_mask_scale", {"q": q4, "k": k4, "v": v4, "m": r32(2, 1, 3, 5)},
+     scale=0.3)
+qs, ks_, vs_ = r32(1, 2, 4, 8), r32(1, 2, 4, 8), r32(1, 2, 4, 8)
+attn("attention23_causal", {"q": qs, "k": ks_, "v": vs_}, is_causal=1)
+pk, pv = r32(1, 2, 3, 8), r32(1, 2, 3, 8)
+attn("attention23_past_present",
+     {"q": qs[:, :, :2], "k": ks_[:, :, :2], "v": vs_[:, :, :2], "m": np.zeros((2, 5), np.float32),
+      "pk": pk, "pv": pv}, outs=("y", "present_key", "present_value"))
+attn("attention23_past_causal",
+     {"q": qs[:, :, :2], "k": ks_[:, :, :2], "v": vs_[:, :, :2], "": np.zeros(0, np.float32),
+      "pk": pk, "pv": pv}, outs=("y", "present_key", "present_value"), is_causal=1)
+attn("attention23_softcap", {"q": q4 * 3, "k": k4, "v": v4}, softcap=2.0)
+for mode in range(4):
+    attn(f"attention23_qk_output_mode{mode}", {"q": q4, "k": k4, "v": v4, "m": r32(3, 5)},
+         outs=("y", "", "", "qk"), qk_matmul_output_mode=mode, softcap=3.0)
+# ONNX Runtime applies softcap before the mask (and numbers qk_matmul_output_mode so: 1 after
+# softcap, 2 after the mask); a boolean mask then still masks with softcap.
+attn("attention23_bool_mask_softcap", {"q": q4 * 3, "k": k4, "v": v4, "m": bmask}, softcap=2.0)
+attn("attention23_bool_mask_qk_mode2", {"q": q4, "k": k4, "v": v4, "m": bmask},
+     outs=("y", "", "", "qk"), qk_matmul_output_mode=2)
+attn("attention23_3d_gqa_past_causal",
+     {"q": r32(1, 2, 32), "k": r32(1, 2, 16), "v": r32(1, 2, 16), "": np.zeros(0, np.float32),
+      "pk": r32(1, 2, 3, 8), "pv": r32(1, 2, 3, 8)},
+     outs=("y", "present_key", "present_value"), q_num_heads=4, kv_num_heads=2, is_causal=1)
+attn("attention23_heads_not_multiple_invalid",
+     {"q": r32(1, 3, 2, 4), "k": r32(1, 2, 2, 4), "v": r32(1, 2, 2, 4)}, expect="both_error")
+
+
+th2, th3 = r32(2, 2, 3), r32(2, 3, 4)
+for align in [0, 1]:
+    case(f"affinegrid20_2d_align{align}",
+         one("AffineGrid", {"t": th2, "size": np.array([2, 3, 4, 5], np.int64)}, 20,
+             align_corners=align),
+         {"t": th2, "size": np.array([2, 3, 4, 5], np.int64)})
+    case(f"affinegrid20_3d_align{align}",
+         one("AffineGrid", {"t": th3, "size": np.array([2, 1, 3, 4, 2], np.int64)}, 20,
+             align_corners=align),
+         {"t": th3, "size": np.array([2, 1, 3, 4, 2], np.int64)})
+case("affinegrid_at_opset19_invalid",
+     one("AffineGrid", {"t": th2, "size": np.array([2, 3, 4, 5], np.int64)}, 19),
+     {"t": th2, "size": np.array([2, 3, 4, 5], np.int64)}, "both_error")
+
+xdc, wdc = r32(1, 4, 6, 7), r32(6, 2, 3, 3)
+offs = (r32(1, 2 * 2 * 9, 4, 5) * 1.5).astype(np.float32)  # offset_group 2, out 4x5 (stride 1)
+case("deformconv19_group_offset_group_mask",
+     one("DeformConv", {"x": xdc, "w": wdc, "o": offs, "b": r32(6),
+                        "m": rng.random((1, 2 * 9, 4, 5)).astype(np.float32)}, 19,
+         group=2, offset_group=2, kernel_shape=[3, 3]),
+     {"x": xdc, "w": wdc, "o": offs, "b": r32(6),
+      "m": rng.random((1, 2 * 9, 4, 5)).astype(np.float32)})
+offs2 = (r32(1, 2 * 9, 3, 3) * 2).astype(np.float32)
+case("deformconv19_strides_pads_dilations",
+     one("DeformConv", {"x": xdc, "w": r32(3, 4, 3, 3), "o": offs2}, 19, strides=[2, 2],
+         pads=[1, 1, 1, 1], dilations=[1, 2]),
+     {"x": xdc, "w": r32(3, 4, 3, 3), "o": offs2})
+
+
 def gen(out):
     for name, m, feeds, expect in CASES:
         d = os.path.join(out, name)
