@@ -237,6 +237,82 @@ attn("attention23_heads_not_multiple_invalid",
      {"q": r32(1, 3, 2, 4), "k": r32(1, 2, 2, 4), "v": r32(1, 2, 2, 4)}, expect="both_error")
 
 
+xz = r32(1, 2, 6, 8)
+F32 = np.float32
+
+
+def resize(name, opset, scales=None, sizes=None, roi=None, expect="match", **attrs):
+    feeds = {"x": xz}
+    ins = ["x", "roi" if roi is not None else "", "", ""]
+    if roi is not None:
+        feeds["roi"] = np.array(roi, F32)
+    if scales is not None:
+        ins[2] = "scales"
+        feeds["scales"] = np.array(scales, F32)
+    if sizes is not None:
+        ins[3] = "sizes"
+        feeds["sizes"] = np.array(sizes, np.int64)
+    while ins[-1] == "":
+        ins.pop()
+    node = helper.make_node("Resize", ins, ["y"], **attrs)
+    inputs = [vi(k, I64 if v.dtype == np.int64 else F, list(v.shape)) for k, v in feeds.items()]
+    case(name, model([node], inputs, [vi("y", F, None)], opset), feeds, expect)
+
+
+resize("resize18_axes_scales_linear", 18, scales=[0.5, 1.5], axes=[2, 3], mode="linear")
+resize("resize18_axes_sizes_not_larger", 18, sizes=[3, 10], axes=[2, 3], mode="linear",
+       keep_aspect_ratio_policy="not_larger")
+# (ONNX Runtime 1.30 ignores keep_aspect_ratio_policy when axes are negative, returning the input
+# shape: the policy case uses positive axes, the negative-axes case the default policy.)
+resize("resize18_axes_sizes_not_smaller_nearest", 18, sizes=[9, 10], axes=[2, 3],
+       keep_aspect_ratio_policy="not_smaller")
+resize("resize18_negative_axes_sizes_linear", 18, sizes=[9, 10], axes=[-2, -1], mode="linear")
+resize("resize18_antialias_linear_down", 18, scales=[1, 1, 0.4, 0.3], mode="linear", antialias=1)
+resize("resize18_antialias_cubic_down", 18, sizes=[1, 2, 3, 3], mode="cubic", antialias=1)
+resize("resize18_antialias_linear_up", 18, scales=[1, 1, 1.5, 2], mode="linear", antialias=1)
+resize("resize18_antialias_cubic_align_corners", 18, sizes=[1, 2, 4, 5], mode="cubic",
+       antialias=1, coordinate_transformation_mode="align_corners", cubic_coeff_a=-0.5)
+resize("resize18_tf_crop_axes", 18, sizes=[4, 5], roi=[0.1, 0.2, 0.8, 0.9], axes=[2, 3],
+       mode="linear", coordinate_transformation_mode="tf_crop_and_resize",
+       extrapolation_value=-1.0)
+resize("resize19_half_pixel_symmetric", 19, scales=[1, 1, 0.6, 1.7], mode="linear",
+       coordinate_transformation_mode="half_pixel_symmetric")
+resize("resize19_half_pixel_symmetric_cubic", 19, sizes=[1, 2, 4, 13], mode="cubic",
+       coordinate_transformation_mode="half_pixel_symmetric")
+resize("resize18_axes_repeated_invalid", 18, scales=[0.5, 1.5], axes=[2, 2], mode="linear",
+       expect="both_error")
+
+
+xd = r32(2, 8, 3, 2)  # complex signals of length 8 along axis 1
+case("dft20_axis_default_real", one("DFT", {"x": xd[..., :1]}, 20), {"x": xd[..., :1]})
+case("dft20_axis_input_length",
+     one("DFT", {"x": xd, "n": np.array(6, np.int64), "a": np.array(1, np.int64)}, 20),
+     {"x": xd, "n": np.array(6, np.int64), "a": np.array(1, np.int64)})
+case("dft20_axis_input_negative_inverse",
+     one("DFT", {"x": xd, "n": np.array(5, np.int64), "a": np.array(-3, np.int64)}, 20, inverse=1),
+     {"x": xd, "n": np.array(5, np.int64), "a": np.array(-3, np.int64)})
+case("dft20_onesided",
+     one("DFT", {"x": xd[..., :1], "n": np.array(8, np.int64), "a": np.array(1, np.int64)}, 20,
+         onesided=1),
+     {"x": xd[..., :1], "n": np.array(8, np.int64), "a": np.array(1, np.int64)})
+
+xs2, g2 = r32(2, 3, 4, 5), (rng.random((2, 3, 6, 2)) * 2.4 - 1.2).astype(np.float32)
+for mode in ["linear", "nearest", "cubic"]:
+    case(f"gridsample20_2d_{mode}", one("GridSample", {"x": xs2, "g": g2}, 20, mode=mode,
+                                        padding_mode="border" if mode == "cubic" else "zeros"),
+         {"x": xs2, "g": g2})
+xs3, g3 = r32(1, 2, 3, 4, 5), (rng.random((1, 2, 3, 4, 3)) * 2.4 - 1.2).astype(np.float32)
+case("gridsample20_3d_linear", one("GridSample", {"x": xs3, "g": g3}, 20, mode="linear",
+                                   align_corners=1), {"x": xs3, "g": g3})
+case("gridsample20_3d_nearest_reflection",
+     one("GridSample", {"x": xs3, "g": g3}, 20, mode="nearest", padding_mode="reflection"),
+     {"x": xs3, "g": g3})
+case("gridsample20_3d_cubic_invalid", one("GridSample", {"x": xs3, "g": g3}, 20, mode="cubic"),
+     {"x": xs3, "g": g3}, "both_error")
+case("gridsample20_old_mode_name_invalid",
+     one("GridSample", {"x": xs2, "g": g2}, 20, mode="bilinear"), {"x": xs2, "g": g2},
+     "both_error")
+
 th2, th3 = r32(2, 2, 3), r32(2, 3, 4)
 for align in [0, 1]:
     case(f"affinegrid20_2d_align{align}",
