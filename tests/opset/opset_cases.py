@@ -283,7 +283,9 @@ resize("resize18_axes_repeated_invalid", 18, scales=[0.5, 1.5], axes=[2, 2], mod
        expect="both_error")
 
 
-xd = r32(2, 8, 3, 2)  # complex signals of length 8 along axis 1
+# Signals of length 8 along axis 1, scaled small: ONNX Runtime's float32 FFT leaves absolute
+# errors near 1e-6 at unit-scale inputs where the exact result is 0 (compare's atol is 1e-6).
+xd = r32(2, 8, 3, 2) * 0.125
 case("dft20_axis_default_real", one("DFT", {"x": xd[..., :1]}, 20), {"x": xd[..., :1]})
 case("dft20_axis_input_length",
      one("DFT", {"x": xd, "n": np.array(6, np.int64), "a": np.array(1, np.int64)}, 20),
