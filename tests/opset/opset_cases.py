@@ -344,6 +344,31 @@ case("deformconv19_strides_pads_dilations",
      {"x": xdc, "w": r32(3, 4, 3, 3), "o": offs2})
 
 
+# Invalid uses of the new ops that both runtimes refuse.
+case("groupnorm18_groups_not_dividing_channels_invalid",
+     one("GroupNormalization", {"x": xg, "s": r32(4), "b": r32(4)}, 18, num_groups=4),
+     {"x": xg, "s": r32(4), "b": r32(4)}, "both_error")
+case("rmsnorm23_axis_out_of_range_invalid",
+     one("RMSNormalization", {"x": xr, "s": r32(8)}, 23, axis=3), {"x": xr, "s": r32(8)},
+     "both_error")
+case("rope23_3d_without_num_heads_invalid",
+     one("RotaryEmbedding", {"x": xr3, "c": cb, "s": sb}, 23), {"x": xr3, "c": cb, "s": sb},
+     "both_error")
+case("rope23_position_out_of_cache_invalid",
+     one("RotaryEmbedding", {"x": xr4, "c": c3[:4], "s": s3[:4], "p": pos}, 23),
+     {"x": xr4, "c": c3[:4], "s": s3[:4], "p": pos}, "both_error")
+attn("attention23_3d_without_heads_invalid",
+     {"q": r32(2, 3, 32), "k": r32(2, 5, 16), "v": r32(2, 5, 12)}, expect="both_error")
+attn("attention23_mask_not_broadcasting_invalid",
+     {"q": q4, "k": k4, "v": v4, "m": r32(3, 4)}, expect="both_error")
+case("deformconv19_offset_shape_invalid",
+     one("DeformConv", {"x": xdc, "w": r32(3, 4, 3, 3), "o": r32(1, 18, 3, 3)}, 19),
+     {"x": xdc, "w": r32(3, 4, 3, 3), "o": r32(1, 18, 3, 3)}, "both_error")
+case("affinegrid20_theta_size_mismatch_invalid",
+     one("AffineGrid", {"t": th3, "size": np.array([2, 3, 4, 5], np.int64)}, 20),
+     {"t": th3, "size": np.array([2, 3, 4, 5], np.int64)}, "both_error")
+
+
 def gen(out):
     for name, m, feeds, expect in CASES:
         d = os.path.join(out, name)
