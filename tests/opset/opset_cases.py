@@ -233,6 +233,13 @@ attn("attention23_3d_gqa_past_causal",
      {"q": r32(1, 2, 32), "k": r32(1, 2, 16), "v": r32(1, 2, 16), "": np.zeros(0, np.float32),
       "pk": r32(1, 2, 3, 8), "pv": r32(1, 2, 3, 8)},
      outs=("y", "present_key", "present_value"), q_num_heads=4, kv_num_heads=2, is_causal=1)
+bfull = np.ones((2, 1, 4, 4), np.bool_)
+bfull[1, 0, 2, :] = False  # a fully masked query row (padding): uniform weights, as ORT
+attn("attention23_bool_mask_masked_row", {"q": qs.repeat(2, 0), "k": ks_.repeat(2, 0),
+                                          "v": vs_.repeat(2, 0), "m": bfull})
+attn("attention23_causal_bool_mask_masked_row", {"q": qs.repeat(2, 0), "k": ks_.repeat(2, 0),
+                                                 "v": vs_.repeat(2, 0), "m": bfull},
+     is_causal=1)
 attn("attention23_heads_not_multiple_invalid",
      {"q": r32(1, 3, 2, 4), "k": r32(1, 2, 2, 4), "v": r32(1, 2, 2, 4)}, expect="both_error")
 

@@ -114,8 +114,9 @@ Status RotaryEmbeddingKernel(KernelContext& ctx) {
 // cap(s) = c * tanh(s / c) when softcap c > 0. bias: attn_mask (bool: false masks out; float:
 // added; broadcast to (B, Hq, Sq, T)) and, with is_causal, masked where key position
 // j > query position i + (T - Sq) (the diagonal aligned to the last query, as with a KV cache).
-// A masked score is the lowest float (not -inf): a fully masked row softmaxes to uniform
-// weights. past_key/past_value are prepended to K/V, giving present_key/present_value.
+// A masked score is the lowest float (as qk_matmul_output shows it, not -inf); a query whose
+// keys are all masked (by the boolean mask or is_causal) gets zero weights and a zero output, as
+// in ONNX Runtime. past_key/past_value are prepended to K/V, giving present_key/present_value.
 // qk_matmul_output holds the scores after step qk_matmul_output_mode: 0 Q K^T scaled,
 // 1 softcap, 2 + bias, 3 softmax.
 //
@@ -240,6 +241,7 @@ Status AttentionKernel(KernelContext& ctx) {
       const double* vb = pv.data() + (b * Hkv + hk) * T * Dv;
       for (int64_t i = 0; i < Sq; ++i) {
         double* out_qk = qk.data() + ((b * Hq + h) * Sq + i) * T;
+        int64_t unmasked = 0;
         for (int64_t j = 0; j < T; ++j) {
           double s = 0;
           for (int64_t d = 0; d < D; ++d) s += qv[lq.At(b, h, i, d)] * kb[j * D + d];
@@ -247,19 +249,26 @@ Status AttentionKernel(KernelContext& ctx) {
           if (qk_mode == 0) out_qk[j] = s;
           if (softcap > 0) s = softcap * std::tanh(s / softcap);
           if (qk_mode == 1) out_qk[j] = s;
+          bool masked = false;
           if (mask != nullptr) {
             const double m = mv[b * mstride[0] + h * mstride[1] + i * mstride[2] + j * mstride[3]];
-            s = mask_bool ? (m != 0 ? s : kMasked) : s + m;
+            if (mask_bool) {
+              masked = m == 0;
+            } else {
+              s += m;
+            }
           }
-          if (causal && j > i + (T - Sq)) s = kMasked;
+          masked = masked || (causal && j > i + (T - Sq));
+          if (masked) s = kMasked;
           if (qk_mode == 2) out_qk[j] = s;
+          if (!masked) ++unmasked;
           row[j] = s;
         }
         double mx = kNegInf;
         for (int64_t j = 0; j < T; ++j) mx = std::max(mx, row[j]);
         double sum = 0;
         for (int64_t j = 0; j < T; ++j) {
-          row[j] = mx == kNegInf ? 0.0 : std::exp(row[j] - mx);
+          row[j] = unmasked == 0 || mx == kNegInf ? 0.0 : std::exp(row[j] - mx);
           sum += row[j];
         }
         for (int64_t j = 0; j < T; ++j) {
