@@ -34,6 +34,8 @@ Attributes Attrs(std::vector<Attribute> list) {
 struct Built {
   Model model;
   Tensor input;
+  NamedTensors more_inputs;  // graph inputs after "x"
+
   // An op type pinned to XNNPACK: a lone small node would otherwise stay on the reference
   // kernels (its partition's borders cost more than XNNPACK saves).
   std::string pin;
@@ -66,7 +68,8 @@ Placement PlanOf(Session& s, const NamedTensors& in) {
 // Runs `b` on the default session and the reference one; returns the default plan's placement
 // after checking every output within `tol` (relative L2).
 Placement RunBoth(Built b, double tol = 1e-5) {
-  const NamedTensors in = {{"x", b.input}};
+  NamedTensors in = {{"x", b.input}};
+  for (auto& t : b.more_inputs) in.push_back(t);
   Model copy = CopyModel(b.model);
   auto ref = Session::Create(std::move(copy), SessionOptions::Reference());
   EXPECT_TRUE(ref.ok()) << ref.status().ToString();
@@ -158,6 +161,58 @@ TEST(XnnpackModern, RmsNormalization) {
   p = RunBoth(std::move(declined));
   EXPECT_EQ(p.on_xnnpack, 0);
   EXPECT_NE(p.reasons.find("scale broadcasts"), std::string::npos) << p.reasons;
+}
+
+TEST(XnnpackModern, Attention) {
+  // 4-D, grouped-query heads, a constant float mask, is_causal and softcap (pinned: one node).
+  Built b;
+  b.input = Random({2, 4, 3, 8}, 60, -2, 2);
+  b.more_inputs = {{"k", Random({2, 2, 5, 8}, 61, -2, 2)}, {"v", Random({2, 2, 5, 6}, 62)}};
+  Graph& g = b.model.graph;
+  std::vector<ValueId> ins;
+  ins.push_back(g.AddValue("x", kF32, DimVector{2, 4, 3, 8}));
+  ins.push_back(g.AddValue("k", kF32, DimVector{2, 2, 5, 8}));
+  ins.push_back(g.AddValue("v", kF32, DimVector{2, 2, 5, 6}));
+  for (ValueId v : ins) g.MarkInput(v);
+  ins.push_back(g.AddInitializer("mask", Random({2, 1, 3, 5}, 63)));
+  ValueId y = g.AddValue("y");
+  g.AddNode("attn", "Attention", ins, {y},
+            Attrs({Attribute::Int("is_causal", 1), Attribute::Float("softcap", 2.5f)}), "", 23);
+  g.MarkOutput(y);
+  b.model.opsets[""] = 23;
+  b.model.ir_version = 9;
+  b.pin = "Attention";
+  Placement p = RunBoth(std::move(b));
+  EXPECT_EQ(p.on_xnnpack, 1) << p.reasons;
+}
+
+TEST(XnnpackModern, SelfAttentionBlockIsOnePartition) {
+  // x -> MatMul Q/K/V projections -> Attention (3-D, 4 query heads over 2 KV heads, a constant
+  // boolean mask with a fully masked row) -> MatMul: one partition.
+  Built b;
+  b.input = Random({1, 6, 32}, 70);
+  Graph& g = b.model.graph;
+  ValueId x = g.AddValue("x", kF32, DimVector{1, 6, 32});
+  g.MarkInput(x);
+  ValueId q = g.AddValue("q"), k = g.AddValue("k"), v = g.AddValue("v"), a = g.AddValue("a"),
+          y = g.AddValue("y");
+  g.AddNode("wq", "MatMul", {x, g.AddInitializer("Wq", Random({32, 32}, 71, -0.5f, 0.5f))}, {q}, {},
+            "", 23);
+  g.AddNode("wk", "MatMul", {x, g.AddInitializer("Wk", Random({32, 16}, 72, -0.5f, 0.5f))}, {k}, {},
+            "", 23);
+  g.AddNode("wv", "MatMul", {x, g.AddInitializer("Wv", Random({32, 16}, 73))}, {v}, {}, "", 23);
+  Tensor mask = Tensor::Allocate(ElementType::kBool, {6, 6}).value();
+  for (int64_t i = 0; i < 36; ++i) mask.data<bool>()[i] = (i % 7) != 3 && i / 6 != 4;
+  g.AddNode("attn", "Attention", {q, k, v, g.AddInitializer("mask", std::move(mask))}, {a},
+            Attrs({Attribute::Int("q_num_heads", 4), Attribute::Int("kv_num_heads", 2)}), "", 23);
+  g.AddNode("wo", "MatMul", {a, g.AddInitializer("Wo", Random({32, 32}, 74, -0.5f, 0.5f))}, {y}, {},
+            "", 23);
+  g.MarkOutput(y);
+  b.model.opsets[""] = 23;
+  b.model.ir_version = 9;
+  Placement p = RunBoth(std::move(b));
+  EXPECT_EQ(p.partitions, 1) << p.reasons;
+  EXPECT_EQ(p.on_xnnpack, 5) << p.reasons;
 }
 
 TEST(XnnpackModern, TransformerBlockIsOnePartition) {

@@ -5,10 +5,16 @@
 //   in double, then one fused multiply-add per element with per-channel coefficients; rank-4
 //   values are read in their NHWC storage, other ranks in logical order),
 //   RMSNormalization-23 (constant scale of the normalized size or a scalar; sum of squares in
-//   double per row).
+//   double per row),
+//   Attention-23 without a KV cache (no past inputs, only output Y used): per (batch, query
+//   head) scores in float, softcap, then the mask (float, or a constant boolean one) and
+//   is_causal, softmax, and the weighted sum of V; a query with every key masked gets zeros
+//   (the reference kernel's semantics, see ref/modern_attention.cc).
 // Tested against the reference kernels (tests/unit/xnnpack_modern_test.cc).
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -212,6 +218,193 @@ Status RmsNormBuild(Builder& b, const Node& n, const Fusion& f) {
   return Status::Ok();
 }
 
+// ---- Attention (no KV cache) ----
+
+struct AttnDims {
+  int64_t batch = 0, q_heads = 0, kv_heads = 0, q_seq = 0, kv_seq = 0, head = 0, v_head = 0;
+  bool three_d = false;
+};
+
+// Dims of Q, K, V (static shapes), or an empty optional when they do not fit together.
+bool AttentionDims(const Node& n, const Shape& q, const Shape& k, const Shape& v, AttnDims* d) {
+  if (q.size() != k.size() || q.size() != v.size() || (q.size() != 3 && q.size() != 4)) {
+    return false;
+  }
+  d->three_d = q.size() == 3;
+  if (d->three_d) {
+    const int64_t qh = n.attrs.GetInt("q_num_heads", 0), kh = n.attrs.GetInt("kv_num_heads", 0);
+    if (qh <= 0 || kh <= 0 || q[2] % qh != 0 || k[2] % kh != 0 || v[2] % kh != 0) return false;
+    *d = {q[0], qh, kh, q[1], k[1], q[2] / qh, v[2] / kh, true};
+  } else {
+    *d = {q[0], q[1], k[1], q[2], k[2], q[3], v[3], false};
+    if (v[1] != k[1] || v[2] != k[2]) return false;
+    if (k[3] != q[3]) return false;
+  }
+  if (d->three_d && k[2] / d->kv_heads != d->head) return false;
+  return k[0] == q[0] && v[0] == q[0] && d->kv_heads > 0 && d->q_heads % d->kv_heads == 0;
+}
+
+// Element offset of (b, h, s, e) in a logical (B, H, S, E) or (B, S, H * E) tensor.
+inline int64_t HeadAt(bool three_d, int64_t heads, int64_t seq, int64_t width, int64_t b, int64_t h,
+                      int64_t s, int64_t e) {
+  return three_d ? ((b * seq + s) * heads + h) * width + e
+                 : ((b * heads + h) * seq + s) * width + e;
+}
+
+// Strides of a mask of shape m broadcast (right-aligned) to (B, Hq, Sq, T); false when it
+// does not broadcast.
+bool MaskStrides(const Shape& m, const int64_t full[4], std::array<int64_t, 4>* st) {
+  if (m.empty() || m.size() > 4) return false;
+  *st = {0, 0, 0, 0};
+  int64_t stride = 1;
+  for (int i = static_cast<int>(m.size()) - 1, d = 3; i >= 0; --i, --d) {
+    if (m[static_cast<size_t>(i)] != 1 && m[static_cast<size_t>(i)] != full[d]) return false;
+    (*st)[static_cast<size_t>(d)] = m[static_cast<size_t>(i)] == 1 ? 0 : stride;
+    stride *= m[static_cast<size_t>(i)];
+  }
+  return true;
+}
+
+NodeSupport AttentionSupports(const NodeQuery& q) {
+  std::string e = CheckFloatNode(q, {0, 1, 2}, 4);
+  if (!e.empty()) return NodeSupport::No(e);
+  for (size_t i = 4; i < q.inputs.size(); ++i) {
+    if (q.inputs[i] != nullptr) return NodeSupport::No("past_key/past_value (KV cache)");
+  }
+  for (size_t i = 0; i < 3; ++i) {
+    // Constants are not in the workspace; an Attention over constant Q/K/V is rare.
+    if (q.constants.size() > i && q.constants[i] != nullptr) {
+      return NodeSupport::No("Q, K or V is a constant");
+    }
+  }
+  AttnDims d;
+  if (!AttentionDims(*q.node, q.inputs[0]->static_shape(), q.inputs[1]->static_shape(),
+                     q.inputs[2]->static_shape(), &d)) {
+    return NodeSupport::No("Q, K, V shapes or head counts do not fit together");
+  }
+  if (q.inputs.size() > 3 && q.inputs[3] != nullptr) {
+    const TypeInfo& m = *q.inputs[3];
+    const bool constant = q.constants.size() > 3 && q.constants[3] != nullptr;
+    if (m.type == ElementType::kBool && !constant) return NodeSupport::No("a computed bool mask");
+    if (m.type != ElementType::kBool && m.type != q.inputs[0]->type) {
+      return NodeSupport::No("attn_mask type differs from Q");
+    }
+    if (!m.has_static_shape()) return NodeSupport::No("attn_mask has no static shape");
+    const int64_t full[4] = {d.batch, d.q_heads, d.q_seq, d.kv_seq};
+    std::array<int64_t, 4> st;
+    if (!MaskStrides(m.static_shape(), full, &st)) {
+      return NodeSupport::No("attn_mask does not broadcast to the scores");
+    }
+  }
+  return YesFloat(q, kGmacs, kGbytes);
+}
+
+Status AttentionBuild(Builder& b, const Node& n, const Fusion& f) {
+  AttnDims d;
+  if (!AttentionDims(n, b.shape(n.inputs[0]), b.shape(n.inputs[1]), b.shape(n.inputs[2]), &d)) {
+    return InvalidArgument(n.Describe() + ": Q, K, V do not fit together");
+  }
+  const int64_t full[4] = {d.batch, d.q_heads, d.q_seq, d.kv_seq};
+  std::array<int64_t, 4> mst = {0, 0, 0, 0};
+  const bool has_mask = n.inputs.size() > 3 && n.inputs[3].valid();
+  // A constant mask becomes additive floats plus a masked flag per element; a computed float
+  // mask is read from its buffer.
+  auto cmask = std::make_shared<std::vector<float>>();
+  auto cflag = std::make_shared<std::vector<uint8_t>>();
+  int mask_buf = -1;
+  constexpr float kMasked = std::numeric_limits<float>::lowest();
+  if (has_mask) {
+    if (!MaskStrides(b.shape(n.inputs[3]), full, &mst)) {
+      return InvalidArgument(n.Describe() + ": attn_mask does not broadcast");
+    }
+    if (const Tensor* c = b.constant(n.inputs[3]); c != nullptr) {
+      cmask->resize(static_cast<size_t>(c->size()));
+      cflag->assign(static_cast<size_t>(c->size()), 0);
+      for (int64_t i = 0; i < c->size(); ++i) {
+        const double v = c->GetAsDouble(i);
+        if (c->type() == ElementType::kBool) {
+          (*cflag)[static_cast<size_t>(i)] = v == 0;
+          (*cmask)[static_cast<size_t>(i)] = 0;
+        } else {
+          (*cmask)[static_cast<size_t>(i)] = static_cast<float>(v);
+        }
+      }
+    } else {
+      mask_buf = b.LogicalIn(n.inputs[3]);
+    }
+  }
+  const bool causal = n.attrs.GetInt("is_causal", 0) != 0;
+  const float scale = n.attrs.Has("scale")
+                          ? n.attrs.GetFloat("scale", 1.0f)
+                          : static_cast<float>(1.0 / std::sqrt(static_cast<double>(d.head)));
+  const float softcap = n.attrs.GetFloat("softcap", 0.0f);
+  const int qb = b.LogicalIn(n.inputs[0]);
+  const int kb = b.LogicalIn(n.inputs[1]);
+  const int vb = b.LogicalIn(n.inputs[2]);
+  const int out = b.LogicalOut(f.out);
+  // Keep every input live up to this step (LogicalIn scratches are otherwise free after it).
+  for (int buf : {qb, kb, vb, out}) b.Use(buf);
+  if (mask_buf >= 0) b.Use(mask_buf);
+  const int64_t group = d.q_heads / d.kv_heads;
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const float* qd = ws.f(qb);
+    const float* kd = ws.f(kb);
+    const float* vd = ws.f(vb);
+    const float* md = mask_buf >= 0 ? ws.f(mask_buf) : cmask->data();
+    const uint8_t* flags = cflag->empty() ? nullptr : cflag->data();
+    float* yd = ws.f(out);
+    ParallelFor(pool, d.batch * d.q_heads, 1, [&](int64_t r0, int64_t r1) {
+      std::vector<float> row(static_cast<size_t>(d.kv_seq));
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t bi = r / d.q_heads, h = r % d.q_heads, hk = h / group;
+        for (int64_t i = 0; i < d.q_seq; ++i) {
+          const float* qrow = qd + HeadAt(d.three_d, d.q_heads, d.q_seq, d.head, bi, h, i, 0);
+          int64_t unmasked = 0;
+          float mx = -INFINITY;
+          for (int64_t j = 0; j < d.kv_seq; ++j) {
+            const float* krow = kd + HeadAt(d.three_d, d.kv_heads, d.kv_seq, d.head, bi, hk, j, 0);
+            float s = 0;
+            for (int64_t e = 0; e < d.head; ++e) s += qrow[e] * krow[e];
+            s *= scale;
+            if (softcap > 0) s = softcap * std::tanh(s / softcap);
+            bool masked = causal && j > i + (d.kv_seq - d.q_seq);
+            if (has_mask) {
+              const int64_t mi = bi * mst[0] + h * mst[1] + i * mst[2] + j * mst[3];
+              masked = masked || (flags != nullptr && flags[mi] != 0);
+              s += md[mi];
+            }
+            if (masked) {
+              s = kMasked;
+            } else {
+              ++unmasked;
+            }
+            row[static_cast<size_t>(j)] = s;
+            mx = std::max(mx, s);
+          }
+          float sum = 0;
+          for (int64_t j = 0; j < d.kv_seq; ++j) {
+            float& p = row[static_cast<size_t>(j)];
+            p = unmasked == 0 || mx == -INFINITY ? 0.0f : std::exp(p - mx);
+            sum += p;
+          }
+          const float inv = sum > 0 ? 1.0f / sum : 0.0f;
+          float* yrow = yd + HeadAt(d.three_d, d.q_heads, d.q_seq, d.v_head, bi, h, i, 0);
+          for (int64_t e = 0; e < d.v_head; ++e) yrow[e] = 0;
+          for (int64_t j = 0; j < d.kv_seq; ++j) {
+            const float p = row[static_cast<size_t>(j)] * inv;
+            if (p == 0) continue;
+            const float* vrow =
+                vd + HeadAt(d.three_d, d.kv_heads, d.kv_seq, d.v_head, bi, hk, j, 0);
+            for (int64_t e = 0; e < d.v_head; ++e) yrow[e] += p * vrow[e];
+          }
+        }
+      }
+    });
+  });
+  b.FinishLogicalOut(f.out, out);
+  return Status::Ok();
+}
+
 }  // namespace
 
 void AddModernOps(std::vector<OpDef>& table) {
@@ -219,6 +412,7 @@ void AddModernOps(std::vector<OpDef>& table) {
   table.push_back({"Mish", UnarySupports, MishBuild, false});
   table.push_back({"GroupNormalization", GroupNormSupports, GroupNormBuild, false});
   table.push_back({"RMSNormalization", RmsNormSupports, RmsNormBuild, false});
+  table.push_back({"Attention", AttentionSupports, AttentionBuild, false});
 }
 
 }  // namespace kiln::xnn
