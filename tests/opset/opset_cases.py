@@ -273,6 +273,9 @@ resize("resize18_axes_sizes_not_larger", 18, sizes=[3, 10], axes=[2, 3], mode="l
 # shape: the policy case uses positive axes, the negative-axes case the default policy.)
 resize("resize18_axes_sizes_not_smaller_nearest", 18, sizes=[9, 10], axes=[2, 3],
        keep_aspect_ratio_policy="not_smaller")
+# not_smaller: scale max(3/6, 10/8) = 1.25, so H = round(7.5) (halves round away from zero).
+resize("resize18_not_smaller_rounds_half_up", 18, sizes=[3, 10], axes=[2, 3], mode="linear",
+       keep_aspect_ratio_policy="not_smaller")
 resize("resize18_negative_axes_sizes_linear", 18, sizes=[9, 10], axes=[-2, -1], mode="linear")
 resize("resize18_antialias_linear_down", 18, scales=[1, 1, 0.4, 0.3], mode="linear", antialias=1)
 resize("resize18_antialias_cubic_down", 18, sizes=[1, 2, 3, 3], mode="cubic", antialias=1)
