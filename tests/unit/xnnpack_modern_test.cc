@@ -163,6 +163,36 @@ TEST(XnnpackModern, RmsNormalization) {
   EXPECT_NE(p.reasons.find("scale broadcasts"), std::string::npos) << p.reasons;
 }
 
+TEST(XnnpackModern, RotaryEmbedding) {
+  // 4-D X, constant caches indexed by constant position_ids (rows 2..6 of a 10-row cache).
+  Tensor ids = Tensor::Allocate(ElementType::kI64, {2, 5}).value();
+  for (int64_t i = 0; i < 10; ++i) ids.data<int64_t>()[i] = 2 + i % 5 + (i / 5) * 3;
+  Built b = OneNode("RotaryEmbedding", 23, Random({2, 3, 5, 8}, 80),
+                    {Random({10, 4}, 81), Random({10, 4}, 82), std::move(ids)}, {});
+  Placement p = RunBoth(std::move(b));
+  EXPECT_EQ(p.on_xnnpack, 1) << p.reasons;
+  // 3-D X (3 heads of 8), interleaved, rotary_embedding_dim 4, computed caches per token.
+  Built c;
+  c.input = Random({2, 5, 24}, 83);
+  c.more_inputs = {{"cos", Random({2, 5, 2}, 84)}, {"sin", Random({2, 5, 2}, 85)}};
+  Graph& g = c.model.graph;
+  std::vector<ValueId> ins = {g.AddValue("x", kF32, DimVector{2, 5, 24}),
+                              g.AddValue("cos", kF32, DimVector{2, 5, 2}),
+                              g.AddValue("sin", kF32, DimVector{2, 5, 2})};
+  for (ValueId v : ins) g.MarkInput(v);
+  ValueId y = g.AddValue("y");
+  g.AddNode("rope", "RotaryEmbedding", ins, {y},
+            Attrs({Attribute::Int("num_heads", 3), Attribute::Int("interleaved", 1),
+                   Attribute::Int("rotary_embedding_dim", 4)}),
+            "", 23);
+  g.MarkOutput(y);
+  c.model.opsets[""] = 23;
+  c.model.ir_version = 9;
+  c.pin = "RotaryEmbedding";
+  p = RunBoth(std::move(c));
+  EXPECT_EQ(p.on_xnnpack, 1) << p.reasons;
+}
+
 TEST(XnnpackModern, Attention) {
   // 4-D, grouped-query heads, a constant float mask, is_causal and softcap (pinned: one node).
   Built b;

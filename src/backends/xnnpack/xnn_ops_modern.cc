@@ -6,6 +6,7 @@
 //   values are read in their NHWC storage, other ranks in logical order),
 //   RMSNormalization-23 (constant scale of the normalized size or a scalar; sum of squares in
 //   double per row),
+//   RotaryEmbedding-23 (position_ids absent or constant; cos/sin caches constant or computed),
 //   Attention-23 without a KV cache (no past inputs, only output Y used): per (batch, query
 //   head) scores in float, softcap, then the mask (float, or a constant boolean one) and
 //   is_causal, softmax, and the weighted sum of V; a query with every key masked gets zeros
@@ -218,6 +219,130 @@ Status RmsNormBuild(Builder& b, const Node& n, const Fusion& f) {
   return Status::Ok();
 }
 
+// Element offset of (b, h, s, e) in a logical (B, H, S, E) or (B, S, H * E) tensor.
+inline int64_t HeadAt(bool three_d, int64_t heads, int64_t seq, int64_t width, int64_t b, int64_t h,
+                      int64_t s, int64_t e) {
+  return three_d ? ((b * seq + s) * heads + h) * width + e
+                 : ((b * heads + h) * seq + s) * width + e;
+}
+
+// ---- RotaryEmbedding ----
+
+// Layout of X: 4-D (B, H, S, D) or 3-D (B, S, H * D) with num_heads; false when it does not fit.
+bool RotaryDims(const Node& n, const Shape& x, int64_t* batch, int64_t* heads, int64_t* seq,
+                int64_t* head, int64_t* rot) {
+  if (x.size() == 4) {
+    *batch = x[0], *heads = x[1], *seq = x[2], *head = x[3];
+  } else if (x.size() == 3) {
+    *heads = n.attrs.GetInt("num_heads", 0);
+    if (*heads <= 0 || x[2] % *heads != 0) return false;
+    *batch = x[0], *seq = x[1], *head = x[2] / *heads;
+  } else {
+    return false;
+  }
+  *rot = n.attrs.GetInt("rotary_embedding_dim", 0);
+  if (*rot == 0) *rot = *head;
+  return *rot > 0 && *rot <= *head && *rot % 2 == 0;
+}
+
+NodeSupport RotarySupports(const NodeQuery& q) {
+  std::string e = CheckFloatNode(q, {0}, 4);
+  if (!e.empty()) return NodeSupport::No(e);
+  int64_t batch, heads, seq, head, rot;
+  if (!RotaryDims(*q.node, q.inputs[0]->static_shape(), &batch, &heads, &seq, &head, &rot)) {
+    return NodeSupport::No("X shape, num_heads or rotary_embedding_dim do not fit");
+  }
+  const bool with_ids = q.inputs.size() > 3 && q.inputs[3] != nullptr;
+  if (with_ids && (q.constants.size() < 4 || q.constants[3] == nullptr)) {
+    return NodeSupport::No("position_ids are computed (int64 values stay outside partitions)");
+  }
+  for (size_t i = 1; i < 3; ++i) {
+    if (q.inputs.size() <= i || q.inputs[i] == nullptr) return NodeSupport::No("missing cache");
+    const TypeInfo& t = *q.inputs[i];
+    if (t.type != q.inputs[0]->type || !t.has_static_shape()) {
+      return NodeSupport::No("cos/sin cache type or shape");
+    }
+    const Shape c = t.static_shape();
+    const bool ok = with_ids ? c.size() == 2 && c[1] == rot / 2
+                             : c.size() == 3 && c[0] == batch && c[1] == seq && c[2] == rot / 2;
+    if (!ok) return NodeSupport::No("cos/sin cache shape does not fit X");
+  }
+  if (with_ids) {
+    const Tensor& ids = *q.constants[3];
+    const int64_t rows = q.inputs[1]->static_shape()[0];
+    if (ids.size() != batch * seq) return NodeSupport::No("position_ids shape");
+    for (int64_t i = 0; i < ids.size(); ++i) {
+      const int64_t p = ids.GetAsInt64(i);
+      if (p < 0 || p >= rows) return NodeSupport::No("a position id is outside the caches");
+    }
+  }
+  return YesFloat(q, kGmacs, kGbytes);
+}
+
+Status RotaryBuild(Builder& b, const Node& n, const Fusion& f) {
+  int64_t batch, heads, seq, head, rot;
+  const Shape x = b.shape(n.inputs[0]);
+  if (!RotaryDims(n, x, &batch, &heads, &seq, &head, &rot)) {
+    return InvalidArgument(n.Describe() + ": X does not fit");
+  }
+  const bool three_d = x.size() == 3;
+  const int64_t half = rot / 2;
+  const bool interleaved = n.attrs.GetInt("interleaved", 0) != 0;
+  // Cache row per (b, s).
+  auto rows = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(batch * seq));
+  const bool with_ids = n.inputs.size() > 3 && n.inputs[3].valid();
+  for (int64_t i = 0; i < batch * seq; ++i) {
+    (*rows)[static_cast<size_t>(i)] = with_ids ? b.constant(n.inputs[3])->GetAsInt64(i) : i;
+  }
+  // Constant caches are copied now (constants are not in the workspace).
+  auto ccos = std::make_shared<std::vector<float>>();
+  auto csin = std::make_shared<std::vector<float>>();
+  int cos_buf = -1, sin_buf = -1;
+  if (const Tensor* c = b.constant(n.inputs[1])) {
+    *ccos = ConstantFloats(*c);
+  } else {
+    cos_buf = b.LogicalIn(n.inputs[1]);
+  }
+  if (const Tensor* c = b.constant(n.inputs[2])) {
+    *csin = ConstantFloats(*c);
+  } else {
+    sin_buf = b.LogicalIn(n.inputs[2]);
+  }
+  const int in = b.LogicalIn(n.inputs[0]);
+  const int out = b.LogicalOut(f.out);
+  for (int buf : {in, out, cos_buf, sin_buf}) {
+    if (buf >= 0) b.Use(buf);
+  }
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const float* xd = ws.f(in);
+    float* yd = ws.f(out);
+    const float* cd = cos_buf >= 0 ? ws.f(cos_buf) : ccos->data();
+    const float* sd = sin_buf >= 0 ? ws.f(sin_buf) : csin->data();
+    ParallelFor(pool, batch * seq, 1, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t bi = r / seq, si = r % seq;
+        const float* c = cd + (*rows)[static_cast<size_t>(r)] * half;
+        const float* sn = sd + (*rows)[static_cast<size_t>(r)] * half;
+        for (int64_t h = 0; h < heads; ++h) {
+          const int64_t base = HeadAt(three_d, heads, seq, head, bi, h, si, 0);
+          const float* xr = xd + base;
+          float* yr = yd + base;
+          for (int64_t i = 0; i < half; ++i) {
+            const int64_t i1 = interleaved ? 2 * i : i;
+            const int64_t i2 = interleaved ? 2 * i + 1 : i + half;
+            const float a = xr[i1], bb = xr[i2];
+            yr[i1] = a * c[i] - bb * sn[i];
+            yr[i2] = bb * c[i] + a * sn[i];
+          }
+          for (int64_t i = rot; i < head; ++i) yr[i] = xr[i];
+        }
+      }
+    });
+  });
+  b.FinishLogicalOut(f.out, out);
+  return Status::Ok();
+}
+
 // ---- Attention (no KV cache) ----
 
 struct AttnDims {
@@ -242,13 +367,6 @@ bool AttentionDims(const Node& n, const Shape& q, const Shape& k, const Shape& v
   }
   if (d->three_d && k[2] / d->kv_heads != d->head) return false;
   return k[0] == q[0] && v[0] == q[0] && d->kv_heads > 0 && d->q_heads % d->kv_heads == 0;
-}
-
-// Element offset of (b, h, s, e) in a logical (B, H, S, E) or (B, S, H * E) tensor.
-inline int64_t HeadAt(bool three_d, int64_t heads, int64_t seq, int64_t width, int64_t b, int64_t h,
-                      int64_t s, int64_t e) {
-  return three_d ? ((b * seq + s) * heads + h) * width + e
-                 : ((b * heads + h) * seq + s) * width + e;
 }
 
 // Strides of a mask of shape m broadcast (right-aligned) to (B, Hq, Sq, T); false when it
@@ -412,6 +530,7 @@ void AddModernOps(std::vector<OpDef>& table) {
   table.push_back({"Mish", UnarySupports, MishBuild, false});
   table.push_back({"GroupNormalization", GroupNormSupports, GroupNormBuild, false});
   table.push_back({"RMSNormalization", RmsNormSupports, RmsNormBuild, false});
+  table.push_back({"RotaryEmbedding", RotarySupports, RotaryBuild, false});
   table.push_back({"Attention", AttentionSupports, AttentionBuild, false});
 }
 
