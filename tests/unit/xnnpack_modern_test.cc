@@ -216,6 +216,38 @@ TEST(XnnpackModern, Attention) {
   EXPECT_EQ(p.on_xnnpack, 1) << p.reasons;
 }
 
+TEST(XnnpackModern, AttentionWithKvCache) {
+  // 3-D Q/K/V (4 query heads over 2 KV heads), past_key/past_value of 3 positions, is_causal:
+  // Y, present_key and present_value (4-D, stored NHWC inside the partition) all compared.
+  Built b;
+  b.input = Random({1, 2, 32}, 90);
+  b.more_inputs = {{"k", Random({1, 2, 16}, 91)},
+                   {"v", Random({1, 2, 12}, 92)},
+                   {"past_k", Random({1, 2, 3, 8}, 93)},
+                   {"past_v", Random({1, 2, 3, 6}, 94)}};
+  Graph& g = b.model.graph;
+  std::vector<ValueId> ins = {g.AddValue("x", kF32, DimVector{1, 2, 32}),
+                              g.AddValue("k", kF32, DimVector{1, 2, 16}),
+                              g.AddValue("v", kF32, DimVector{1, 2, 12}),
+                              ValueId(),
+                              g.AddValue("past_k", kF32, DimVector{1, 2, 3, 8}),
+                              g.AddValue("past_v", kF32, DimVector{1, 2, 3, 6})};
+  for (ValueId v : ins) {
+    if (v.valid()) g.MarkInput(v);
+  }
+  ValueId y = g.AddValue("y"), pk = g.AddValue("present_k"), pv = g.AddValue("present_v");
+  g.AddNode("attn", "Attention", ins, {y, pk, pv},
+            Attrs({Attribute::Int("q_num_heads", 4), Attribute::Int("kv_num_heads", 2),
+                   Attribute::Int("is_causal", 1)}),
+            "", 23);
+  for (ValueId v : {y, pk, pv}) g.MarkOutput(v);
+  b.model.opsets[""] = 23;
+  b.model.ir_version = 9;
+  b.pin = "Attention";
+  Placement p = RunBoth(std::move(b));
+  EXPECT_EQ(p.on_xnnpack, 1) << p.reasons;
+}
+
 TEST(XnnpackModern, SelfAttentionBlockIsOnePartition) {
   // x -> MatMul Q/K/V projections -> Attention (3-D, 4 query heads over 2 KV heads, a constant
   // boolean mask with a fully masked row) -> MatMul: one partition.

@@ -7,8 +7,9 @@
 //   RMSNormalization-23 (constant scale of the normalized size or a scalar; sum of squares in
 //   double per row),
 //   RotaryEmbedding-23 (position_ids absent or constant; cos/sin caches constant or computed),
-//   Attention-23 without a KV cache (no past inputs, only output Y used): per (batch, query
-//   head) scores in float, softcap, then the mask (float, or a constant boolean one) and
+//   Attention-23 (Y, and present_key/present_value from past_key/past_value; not
+//   qk_matmul_output): past and new keys/values concatenated, then per (batch, query head)
+//   scores in float, softcap, then the mask (float, or a constant boolean one) and
 //   is_causal, softmax, and the weighted sum of V; a query with every key masked gets zeros
 //   (the reference kernel's semantics, see ref/modern_attention.cc).
 // Tested against the reference kernels (tests/unit/xnnpack_modern_test.cc).
@@ -383,22 +384,57 @@ bool MaskStrides(const Shape& m, const int64_t full[4], std::array<int64_t, 4>* 
   return true;
 }
 
-NodeSupport AttentionSupports(const NodeQuery& q) {
-  std::string e = CheckFloatNode(q, {0, 1, 2}, 4);
-  if (!e.empty()) return NodeSupport::No(e);
-  for (size_t i = 4; i < q.inputs.size(); ++i) {
-    if (q.inputs[i] != nullptr) return NodeSupport::No("past_key/past_value (KV cache)");
+// Past sequence length of past_key/past_value (static, rank 4, matching K/V heads and sizes),
+// 0 when absent, -1 when they do not fit.
+int64_t PastLength(const TypeInfo* pk, const TypeInfo* pv, const AttnDims& d) {
+  if (pk == nullptr && pv == nullptr) return 0;
+  if (pk == nullptr || pv == nullptr || !pk->has_static_shape() || !pv->has_static_shape()) {
+    return -1;
   }
-  for (size_t i = 0; i < 3; ++i) {
-    // Constants are not in the workspace; an Attention over constant Q/K/V is rare.
-    if (q.constants.size() > i && q.constants[i] != nullptr) {
-      return NodeSupport::No("Q, K or V is a constant");
+  const Shape k = pk->static_shape(), v = pv->static_shape();
+  if (k.size() != 4 || v.size() != 4 || k[0] != d.batch || v[0] != d.batch || k[1] != d.kv_heads ||
+      v[1] != d.kv_heads || k[2] != v[2] || k[3] != d.head || v[3] != d.v_head) {
+    return -1;
+  }
+  return k[2];
+}
+
+const TypeInfo* InputOrNull(const NodeQuery& q, size_t i) {
+  return i < q.inputs.size() ? q.inputs[i] : nullptr;
+}
+
+bool OutputUsed(const Node& n, size_t i) { return i < n.outputs.size() && n.outputs[i].valid(); }
+
+NodeSupport AttentionSupports(const NodeQuery& q) {
+  // Output 0 as any float op; present_key/present_value are checked below.
+  NodeQuery first = q;
+  first.outputs.resize(std::min<size_t>(1, q.outputs.size()));
+  std::string e = CheckFloatNode(first, {0, 1, 2}, 4);
+  if (!e.empty()) return NodeSupport::No(e);
+  if (OutputUsed(*q.node, 3)) return NodeSupport::No("qk_matmul_output is used");
+  for (size_t i = 0; i < 6; ++i) {
+    // Constants are not in the workspace (the mask's are copied in at build).
+    if (i != 3 && i < q.constants.size() && q.constants[i] != nullptr) {
+      return NodeSupport::No("Q, K, V or the past is a constant");
     }
   }
   AttnDims d;
   if (!AttentionDims(*q.node, q.inputs[0]->static_shape(), q.inputs[1]->static_shape(),
                      q.inputs[2]->static_shape(), &d)) {
     return NodeSupport::No("Q, K, V shapes or head counts do not fit together");
+  }
+  const int64_t past = PastLength(InputOrNull(q, 4), InputOrNull(q, 5), d);
+  if (past < 0) return NodeSupport::No("past_key/past_value do not fit K and V");
+  for (size_t i = 4; i < 6; ++i) {
+    const TypeInfo* t = InputOrNull(q, i);
+    if (t != nullptr && t->type != q.inputs[0]->type) return NodeSupport::No("past type");
+  }
+  for (size_t i = 1; i < 3; ++i) {
+    if (!OutputUsed(*q.node, i)) continue;
+    const TypeInfo* t = i < q.outputs.size() ? q.outputs[i] : nullptr;
+    if (t == nullptr || t->type != q.inputs[0]->type || !t->has_static_shape()) {
+      return NodeSupport::No("present_key/present_value type or shape");
+    }
   }
   if (q.inputs.size() > 3 && q.inputs[3] != nullptr) {
     const TypeInfo& m = *q.inputs[3];
@@ -408,7 +444,7 @@ NodeSupport AttentionSupports(const NodeQuery& q) {
       return NodeSupport::No("attn_mask type differs from Q");
     }
     if (!m.has_static_shape()) return NodeSupport::No("attn_mask has no static shape");
-    const int64_t full[4] = {d.batch, d.q_heads, d.q_seq, d.kv_seq};
+    const int64_t full[4] = {d.batch, d.q_heads, d.q_seq, past + d.kv_seq};
     std::array<int64_t, 4> st;
     if (!MaskStrides(m.static_shape(), full, &st)) {
       return NodeSupport::No("attn_mask does not broadcast to the scores");
@@ -422,7 +458,10 @@ Status AttentionBuild(Builder& b, const Node& n, const Fusion& f) {
   if (!AttentionDims(n, b.shape(n.inputs[0]), b.shape(n.inputs[1]), b.shape(n.inputs[2]), &d)) {
     return InvalidArgument(n.Describe() + ": Q, K, V do not fit together");
   }
-  const int64_t full[4] = {d.batch, d.q_heads, d.q_seq, d.kv_seq};
+  const bool has_past = n.inputs.size() > 5 && n.inputs[4].valid() && n.inputs[5].valid();
+  const int64_t past = has_past ? b.shape(n.inputs[4])[2] : 0;
+  const int64_t total = past + d.kv_seq;
+  const int64_t full[4] = {d.batch, d.q_heads, d.q_seq, total};
   std::array<int64_t, 4> mst = {0, 0, 0, 0};
   const bool has_mask = n.inputs.size() > 3 && n.inputs[3].valid();
   // A constant mask becomes additive floats plus a masked flag per element; a computed float
@@ -459,33 +498,65 @@ Status AttentionBuild(Builder& b, const Node& n, const Fusion& f) {
   const int qb = b.LogicalIn(n.inputs[0]);
   const int kb = b.LogicalIn(n.inputs[1]);
   const int vb = b.LogicalIn(n.inputs[2]);
+  const int pkb = has_past ? b.LogicalIn(n.inputs[4]) : -1;
+  const int pvb = has_past ? b.LogicalIn(n.inputs[5]) : -1;
+  // K and V with the past prepended, (B, Hkv, T, D / Dv): present_key/present_value when
+  // used, else scratch.
+  const bool pk_out = OutputUsed(n, 1), pv_out = OutputUsed(n, 2);
+  const int kall =
+      pk_out ? b.LogicalOut(n.outputs[1]) : b.Scratch(d.batch * d.kv_heads * total * d.head);
+  const int vall =
+      pv_out ? b.LogicalOut(n.outputs[2]) : b.Scratch(d.batch * d.kv_heads * total * d.v_head);
   const int out = b.LogicalOut(f.out);
-  // Keep every input live up to this step (LogicalIn scratches are otherwise free after it).
-  for (int buf : {qb, kb, vb, out}) b.Use(buf);
-  if (mask_buf >= 0) b.Use(mask_buf);
+  // Keep every buffer live up to this step (LogicalIn scratches are otherwise free after it).
+  for (int buf : {qb, kb, vb, pkb, pvb, kall, vall, out, mask_buf}) {
+    if (buf >= 0) b.Use(buf);
+  }
   const int64_t group = d.q_heads / d.kv_heads;
   b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
     const float* qd = ws.f(qb);
-    const float* kd = ws.f(kb);
-    const float* vd = ws.f(vb);
+    float* kd = ws.f(kall);
+    float* vd = ws.f(vall);
     const float* md = mask_buf >= 0 ? ws.f(mask_buf) : cmask->data();
     const uint8_t* flags = cflag->empty() ? nullptr : cflag->data();
     float* yd = ws.f(out);
+    // Concatenate past and new keys/values per (batch, kv head).
+    ParallelFor(pool, d.batch * d.kv_heads, 1, [&](int64_t r0, int64_t r1) {
+      const float* kn = ws.f(kb);
+      const float* vn = ws.f(vb);
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t bi = r / d.kv_heads, hk = r % d.kv_heads;
+        for (int64_t t = 0; t < total; ++t) {
+          float* kr = kd + (r * total + t) * d.head;
+          float* vr = vd + (r * total + t) * d.v_head;
+          const float* ks =
+              t < past ? ws.f(pkb) + (r * past + t) * d.head
+                       : kn + HeadAt(d.three_d, d.kv_heads, d.kv_seq, d.head, bi, hk, t - past, 0);
+          const float* vs = t < past ? ws.f(pvb) + (r * past + t) * d.v_head
+                                     : vn + HeadAt(d.three_d, d.kv_heads, d.kv_seq, d.v_head, bi,
+                                                   hk, t - past, 0);
+          std::copy(ks, ks + d.head, kr);
+          std::copy(vs, vs + d.v_head, vr);
+        }
+      }
+    });
     ParallelFor(pool, d.batch * d.q_heads, 1, [&](int64_t r0, int64_t r1) {
-      std::vector<float> row(static_cast<size_t>(d.kv_seq));
+      std::vector<float> row(static_cast<size_t>(total));
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t bi = r / d.q_heads, h = r % d.q_heads, hk = h / group;
+        const float* kh = kd + (bi * d.kv_heads + hk) * total * d.head;
+        const float* vh = vd + (bi * d.kv_heads + hk) * total * d.v_head;
         for (int64_t i = 0; i < d.q_seq; ++i) {
           const float* qrow = qd + HeadAt(d.three_d, d.q_heads, d.q_seq, d.head, bi, h, i, 0);
           int64_t unmasked = 0;
           float mx = -INFINITY;
-          for (int64_t j = 0; j < d.kv_seq; ++j) {
-            const float* krow = kd + HeadAt(d.three_d, d.kv_heads, d.kv_seq, d.head, bi, hk, j, 0);
+          for (int64_t j = 0; j < total; ++j) {
+            const float* krow = kh + j * d.head;
             float s = 0;
             for (int64_t e = 0; e < d.head; ++e) s += qrow[e] * krow[e];
             s *= scale;
             if (softcap > 0) s = softcap * std::tanh(s / softcap);
-            bool masked = causal && j > i + (d.kv_seq - d.q_seq);
+            bool masked = causal && j > i + (total - d.q_seq);
             if (has_mask) {
               const int64_t mi = bi * mst[0] + h * mst[1] + i * mst[2] + j * mst[3];
               masked = masked || (flags != nullptr && flags[mi] != 0);
@@ -500,7 +571,7 @@ Status AttentionBuild(Builder& b, const Node& n, const Fusion& f) {
             mx = std::max(mx, s);
           }
           float sum = 0;
-          for (int64_t j = 0; j < d.kv_seq; ++j) {
+          for (int64_t j = 0; j < total; ++j) {
             float& p = row[static_cast<size_t>(j)];
             p = unmasked == 0 || mx == -INFINITY ? 0.0f : std::exp(p - mx);
             sum += p;
@@ -508,11 +579,10 @@ Status AttentionBuild(Builder& b, const Node& n, const Fusion& f) {
           const float inv = sum > 0 ? 1.0f / sum : 0.0f;
           float* yrow = yd + HeadAt(d.three_d, d.q_heads, d.q_seq, d.v_head, bi, h, i, 0);
           for (int64_t e = 0; e < d.v_head; ++e) yrow[e] = 0;
-          for (int64_t j = 0; j < d.kv_seq; ++j) {
+          for (int64_t j = 0; j < total; ++j) {
             const float p = row[static_cast<size_t>(j)] * inv;
             if (p == 0) continue;
-            const float* vrow =
-                vd + HeadAt(d.three_d, d.kv_heads, d.kv_seq, d.v_head, bi, hk, j, 0);
+            const float* vrow = vh + j * d.v_head;
             for (int64_t e = 0; e < d.v_head; ++e) yrow[e] += p * vrow[e];
           }
         }
@@ -520,6 +590,8 @@ Status AttentionBuild(Builder& b, const Node& n, const Fusion& f) {
     });
   });
   b.FinishLogicalOut(f.out, out);
+  if (pk_out) b.FinishLogicalOut(n.outputs[1], kall);
+  if (pv_out) b.FinishLogicalOut(n.outputs[2], vall);
   return Status::Ok();
 }
 
