@@ -99,7 +99,7 @@ Built OneNode(const std::string& op, int opset, const Tensor& x, std::vector<Ten
   Built b;
   b.input = x;
   Graph& g = b.model.graph;
-  ValueId xv = g.AddValue("x", kF32, DimVector(x.shape().begin(), x.shape().end()));
+  ValueId xv = g.AddValue("x", x.type(), DimVector(x.shape().begin(), x.shape().end()));
   g.MarkInput(xv);
   std::vector<ValueId> ins = {xv};
   for (size_t i = 0; i < consts.size(); ++i) {
@@ -275,6 +275,25 @@ TEST(XnnpackModern, SelfAttentionBlockIsOnePartition) {
   Placement p = RunBoth(std::move(b));
   EXPECT_EQ(p.partitions, 1) << p.reasons;
   EXPECT_EQ(p.on_xnnpack, 5) << p.reasons;
+}
+
+Tensor ToF16(const Tensor& t) {
+  Tensor h = Tensor::Allocate(ElementType::kF16, t.shape()).value();
+  for (int64_t i = 0; i < t.size(); ++i) h.data<Half>()[i] = Half(t.data<float>()[i]);
+  return h;
+}
+
+TEST(XnnpackModern, Float16RaisedToFloat32) {
+  // f16 values are computed in f32 inside the partition; the reference rounds each op to f16.
+  Built b = OneNode("GroupNormalization", 21, ToF16(Random({1, 4, 5, 6}, 100, -2, 2)),
+                    {ToF16(Random({4}, 101)), ToF16(Random({4}, 102))},
+                    Attrs({Attribute::Int("num_groups", 2)}));
+  Placement p = RunBoth(std::move(b), 2e-3);
+  EXPECT_EQ(p.on_xnnpack, 1) << p.reasons;
+  Built r =
+      OneNode("RMSNormalization", 23, ToF16(Random({3, 16}, 103)), {ToF16(Random({16}, 104))}, {});
+  p = RunBoth(std::move(r), 2e-3);
+  EXPECT_EQ(p.on_xnnpack, 1) << p.reasons;
 }
 
 TEST(XnnpackModern, TransformerBlockIsOnePartition) {
