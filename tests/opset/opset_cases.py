@@ -379,6 +379,41 @@ case("affinegrid20_theta_size_mismatch_invalid",
      {"t": th3, "size": np.array([2, 3, 4, 5], np.int64)}, "both_error")
 
 
+# Blocks whose nodes the default plan puts in one XNNPACK partition (its own f32 loops for
+# Gelu, Mish, GroupNormalization, RMSNormalization, RotaryEmbedding and Attention), against
+# ONNX Runtime.
+def init(name, a):
+    return helper.make_tensor(name, F, list(a.shape), a.flatten().tolist())
+
+
+xb = r32(1, 32, 64)
+blk = []
+blk_inits = [init("w1", r32(64, 128) * 0.1), init("w2", r32(128, 64) * 0.1), init("g", r32(64)),
+             init("wq", r32(64, 64) * 0.2), init("wk", r32(64, 32) * 0.2),
+             init("wv", r32(64, 32) * 0.2)]
+blk += [helper.make_node("RMSNormalization", ["x", "g"], ["n"]),
+        helper.make_node("MatMul", ["n", "wq"], ["q"]),
+        helper.make_node("MatMul", ["n", "wk"], ["k"]),
+        helper.make_node("MatMul", ["n", "wv"], ["v"]),
+        helper.make_node("Attention", ["q", "k", "v"], ["a"], q_num_heads=4, kv_num_heads=2,
+                         is_causal=1),
+        helper.make_node("Add", ["a", "x"], ["r"]),
+        helper.make_node("MatMul", ["r", "w1"], ["h"]),
+        helper.make_node("Gelu", ["h"], ["gh"], approximate="tanh"),
+        helper.make_node("MatMul", ["gh", "w2"], ["m"]),
+        helper.make_node("Add", ["m", "r"], ["y"])]
+case("block23_decoder_layer_xnnpack",
+     model(blk, [vi("x", F, [1, 32, 64])], [vi("y", F, None)], 23, blk_inits), {"x": xb})
+xc = r32(1, 8, 16, 16)
+cnn = [helper.make_node("Conv", ["x", "cw"], ["c"], pads=[1, 1, 1, 1]),
+       helper.make_node("GroupNormalization", ["c", "gs", "gb"], ["gn"], num_groups=4),
+       helper.make_node("Mish", ["gn"], ["y"])]
+case("block21_conv_groupnorm_mish_xnnpack",
+     model(cnn, [vi("x", F, [1, 8, 16, 16])], [vi("y", F, None)], 21,
+           [init("cw", r32(16, 8, 3, 3) * 0.2), init("gs", r32(16)), init("gb", r32(16))]),
+     {"x": xc})
+
+
 def gen(out):
     for name, m, feeds, expect in CASES:
         d = os.path.join(out, name)
