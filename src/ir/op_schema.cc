@@ -21,7 +21,7 @@ const std::unordered_map<std::string, const OpSchema*>& Registry() {
     auto* m = new std::unordered_map<std::string, const OpSchema*>();
     for (auto family : {ElementwiseSchemas(), TensorSchemas(), NnSchemas(), ReduceSchemas(),
                         RnnSchemas(), ControlFlowSchemas(), QuantSchemas(), MiscSchemas(),
-                        SequenceSchemas(), QuantFusedSchemas()}) {
+                        SequenceSchemas(), QuantFusedSchemas(), ModernSchemas()}) {
       for (const OpSchema& s : family) (*m)[Key(s.domain, s.op_type)] = &s;
     }
     return m;

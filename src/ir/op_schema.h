@@ -94,6 +94,7 @@ std::span<const OpSchema> ControlFlowSchemas();
 std::span<const OpSchema> QuantSchemas();
 std::span<const OpSchema> MiscSchemas();
 std::span<const OpSchema> SequenceSchemas();
+std::span<const OpSchema> ModernSchemas();  // ops/modern.cc: ops new in opsets 18-23
 
 // Runs the schema's inference for `node`; unknown ops are an error naming op, domain and opset.
 Status InferNode(InferContext& ctx);

@@ -80,6 +80,7 @@ std::span<const KernelDef> ControlFlowKernels();
 std::span<const KernelDef> QuantKernels();
 std::span<const KernelDef> MiscKernels();
 std::span<const KernelDef> SequenceKernels();
+std::span<const KernelDef> ModernKernels();  // modern*.cc: ops new in opsets 18-23
 
 // The kernel for (domain, op_type) or nullptr.
 const KernelDef* FindRefKernel(std::string_view domain, std::string_view op_type);

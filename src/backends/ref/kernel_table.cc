@@ -22,7 +22,7 @@ const KernelDef* FindRefKernel(std::string_view domain, std::string_view op_type
     auto* m = new std::unordered_map<std::string, const KernelDef*>();
     for (auto family : {ElementwiseKernels(), TensorKernels(), NnKernels(), ReduceKernels(),
                         RnnKernels(), ControlFlowKernels(), QuantKernels(), MiscKernels(),
-                        SequenceKernels(), QuantFusedKernels()}) {
+                        SequenceKernels(), QuantFusedKernels(), ModernKernels()}) {
       for (const KernelDef& k : family) (*m)[Key(k.domain, k.op_type)] = &k;
     }
     return m;

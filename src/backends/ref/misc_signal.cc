@@ -85,11 +85,20 @@ Status DFT(KernelContext& ctx) {
   if (rank < 2 || (x->shape().back() != 1 && x->shape().back() != 2)) {
     return ctx.Error("input must be [..., 1] (real) or [..., 2] (complex), found " + x->Describe());
   }
+  // DFT-17 takes axis as an attribute (default 1); DFT-20 as the optional scalar input 2
+  // (default -2).
   int64_t axis = ctx.attrs().GetInt("axis", 1);
+  if (ctx.opset() >= 20) {
+    axis = -2;
+    if (ctx.input(2) != nullptr) {
+      KILN_ASSIGN_OR_RETURN(axis, ScalarInt(ctx, 2, "axis"));
+    }
+  }
+  const int64_t axis_given = axis;
   if (axis < 0) axis += rank;
   if (axis < 0 || axis > rank - 2) {
-    return ctx.Error("axis " + std::to_string(ctx.attrs().GetInt("axis", 1)) +
-                     " is out of range for input rank " + std::to_string(rank));
+    return ctx.Error("axis " + std::to_string(axis_given) + " is out of range for input rank " +
+                     std::to_string(rank));
   }
   const bool inverse = ctx.attrs().GetInt("inverse", 0) != 0;
   const bool onesided = ctx.attrs().GetInt("onesided", 0) != 0;

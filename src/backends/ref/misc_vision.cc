@@ -341,31 +341,96 @@ void CubicCoefficients(double t, double c[4]) {
   c[3] = far(2 - t);
 }
 
+// GridSample-20 on a volume: X [N, C, D, H, W], grid [N, Do, Ho, Wo, 3] holding (x, y, z);
+// trilinear or nearest (cubic is 2-D only, as in ONNX Runtime).
+Status GridSample3d(KernelContext& ctx, const Tensor& x, const Tensor& grid, bool linear,
+                    const GridSampler& s) {
+  const int64_t n = x.dim(0), ch = x.dim(1), d = x.dim(2), h = x.dim(3), w = x.dim(4);
+  const int64_t od = grid.dim(1), oh = grid.dim(2), ow = grid.dim(3);
+  const int64_t points = od * oh * ow;
+  auto at = [&](int64_t vol, int64_t zz, int64_t yy, int64_t xx) {
+    if (zz < 0 || zz >= d || yy < 0 || yy >= h || xx < 0 || xx >= w) return 0.0;
+    return x.GetAsDouble(vol + (zz * h + yy) * w + xx);
+  };
+  std::vector<double> out(static_cast<size_t>(n * ch * points));
+  for (int64_t b = 0; b < n; ++b) {
+    for (int64_t p = 0; p < points; ++p) {
+      const int64_t gi = (b * points + p) * 3;
+      const double px = s.Pad(s.Unnormalize(grid.GetAsDouble(gi), w), w);
+      const double py = s.Pad(s.Unnormalize(grid.GetAsDouble(gi + 1), h), h);
+      const double pz = s.Pad(s.Unnormalize(grid.GetAsDouble(gi + 2), d), d);
+      for (int64_t c = 0; c < ch; ++c) {
+        const int64_t vol = (b * ch + c) * d * h * w;
+        double v = 0;
+        if (!linear) {
+          v = at(vol, ToIndex(std::nearbyint(pz)), ToIndex(std::nearbyint(py)),
+                 ToIndex(std::nearbyint(px)));
+        } else {
+          const double x0 = std::floor(px), y0 = std::floor(py), z0 = std::floor(pz);
+          const double lx = px - x0, ly = py - y0, lz = pz - z0;
+          const int64_t xi = ToIndex(x0), yi = ToIndex(y0), zi = ToIndex(z0);
+          for (int k = 0; k < 8; ++k) {
+            const int dz = k >> 2, dy = (k >> 1) & 1, dx = k & 1;
+            const double wgt = (dz ? lz : 1 - lz) * (dy ? ly : 1 - ly) * (dx ? lx : 1 - lx);
+            v += wgt * at(vol, zi + dz, yi + dy, xi + dx);
+          }
+        }
+        out[static_cast<size_t>((b * ch + c) * points + p)] = v;
+      }
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.output(0, x.type(), {n, ch, od, oh, ow}));
+  Dispatch<kDispatchFloat>(x.type(), [&](auto tag) {
+    using T = decltype(tag);
+    for (size_t i = 0; i < out.size(); ++i) y->data<T>()[i] = static_cast<T>(out[i]);
+  });
+  return Status::Ok();
+}
+
 }  // namespace
 
+// GridSample-16 (modes bilinear, nearest, bicubic; 2-D) and -20 (the same modes named linear,
+// nearest, cubic; 2-D, or 3-D for linear and nearest).
 Status GridSample(KernelContext& ctx) {
   const Tensor* x = ctx.input(0);
   const Tensor* grid = ctx.input(1);
   if (x == nullptr || grid == nullptr) return ctx.Error("expected inputs X and grid");
   if (!IsFloating(x->type()) || !IsFloating(grid->type())) return ctx.UnsupportedType(x->type());
-  if (x->rank() != 4 || grid->rank() != 4 || grid->dim(0) != x->dim(0) || grid->dim(3) != 2) {
-    return ctx.Error("expected X [N, C, H, W] and grid [N, Ho, Wo, 2], found " + x->Describe() +
-                     " and " + grid->Describe());
-  }
-  const std::string mode = ctx.attrs().GetString("mode", "bilinear");
+  const bool v20 = ctx.opset() >= 20;
+  std::string mode = ctx.attrs().GetString("mode", v20 ? "linear" : "bilinear");
   const std::string padding = ctx.attrs().GetString("padding_mode", "zeros");
-  if (mode != "bilinear" && mode != "nearest" && mode != "bicubic") {
-    return ctx.Error("mode must be bilinear, nearest or bicubic, found '" + mode + "'");
+  if (v20 ? (mode != "linear" && mode != "nearest" && mode != "cubic")
+          : (mode != "bilinear" && mode != "nearest" && mode != "bicubic")) {
+    return ctx.Error(std::string("mode must be ") +
+                     (v20 ? "linear, nearest or cubic" : "bilinear, nearest or bicubic") +
+                     " at opset " + std::to_string(ctx.opset()) + ", found '" + mode + "'");
+  }
+  if (mode == "linear") mode = "bilinear";
+  if (mode == "cubic") mode = "bicubic";
+  const bool volume = v20 && x->rank() == 5;
+  if (volume && mode == "bicubic") {
+    return ctx.Error("mode cubic supports only 2-D sampling (X [N, C, H, W]), found X " +
+                     x->Describe());
+  }
+  if (volume && (grid->rank() != 5 || grid->dim(0) != x->dim(0) || grid->dim(4) != 3)) {
+    return ctx.Error("expected X [N, C, D, H, W] and grid [N, Do, Ho, Wo, 3], found " +
+                     x->Describe() + " and " + grid->Describe());
+  }
+  if (!volume &&
+      (x->rank() != 4 || grid->rank() != 4 || grid->dim(0) != x->dim(0) || grid->dim(3) != 2)) {
+    return ctx.Error("expected X [N, C, H, W] and grid [N, Ho, Wo, 2]" +
+                     std::string(v20 ? " (or X [N, C, D, H, W] and grid [N, Do, Ho, Wo, 3])" : "") +
+                     ", found " + x->Describe() + " and " + grid->Describe());
   }
   if (padding != "zeros" && padding != "border" && padding != "reflection") {
     return ctx.Error("padding_mode must be zeros, border or reflection, found '" + padding + "'");
   }
+  const int pad_mode = padding == "zeros" ? 0 : padding == "border" ? 1 : 2;
+  const bool align = ctx.attrs().GetInt("align_corners", 0) != 0;
+  if (volume) return GridSample3d(ctx, *x, *grid, mode == "bilinear", {x, 0, 0, align, pad_mode});
   const int64_t n = x->dim(0), ch = x->dim(1), h = x->dim(2), w = x->dim(3);
   const int64_t oh = grid->dim(1), ow = grid->dim(2);
-  GridSampler s{x, h, w, ctx.attrs().GetInt("align_corners", 0) != 0,
-                padding == "zeros"    ? 0
-                : padding == "border" ? 1
-                                      : 2};
+  GridSampler s{x, h, w, align, pad_mode};
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.output(0, x->type(), {n, ch, oh, ow}));
   std::vector<double> out(static_cast<size_t>(n * ch * oh * ow));
   for (int64_t b = 0; b < n; ++b) {

@@ -1,4 +1,4 @@
-// Resize (opsets 10, 11, 13) and Upsample (opsets 7, 9).
+// Resize (opsets 10, 11, 13, 18, 19) and Upsample (opsets 7, 9).
 //
 // Resize is separable: for every axis and every output coordinate x the source coordinate
 // x_ori comes from coordinate_transformation_mode, and a short list of (input index, weight)
@@ -9,12 +9,19 @@
 // the sum over the product of its axes' lists, or extrapolation_value when tf_crop_and_resize
 // puts any axis outside the input. Arithmetic is in double.
 //
+// Resize-18 adds axes and keep_aspect_ratio_policy (ir/resize_target.h expands them to every
+// axis) and antialias: linear and cubic then use ONNX Runtime's filter (as PIL does): when
+// downsampling by s < 1 the kernel is stretched by 1/s; taps cover the input positions within
+// the support of centre = x_ori + 0.5 (outside ones read the edge pixel), weights normalised to
+// sum 1. Resize-19 adds the half_pixel_symmetric transform.
+//
 // Resize-10 and Upsample use the asymmetric transform (x_ori = x / scale); their nearest mode
 // floors when upsampling and rounds up when downsampling, as ONNX Runtime does.
 #include <algorithm>
 #include <cmath>
 
 #include "backends/ref/nn_internal.h"
+#include "ir/resize_target.h"
 
 namespace kiln::nn {
 namespace {
@@ -29,6 +36,7 @@ struct ResizeParams {
   bool exclude_outside = false;
   double extrapolation = 0.0;
   bool legacy_nearest = false;  // Resize-10 / Upsample nearest
+  bool antialias = false;       // Resize-18: linear/cubic downsampling filter
 };
 
 struct Tap {
@@ -64,6 +72,37 @@ std::vector<double> Coeffs(const ResizeParams& p, double ratio, bool integral) {
   return {};
 }
 
+// Antialiased taps for source coordinate xr (see the file comment): filter support 1 (linear)
+// or 2 (cubic), stretched by 1/scale when downsampling.
+std::vector<Tap> AntialiasTaps(const ResizeParams& p, int64_t in, double scale, double xr) {
+  const double half = p.mode == Mode::kLinear ? 1.0 : 2.0;
+  const double support = scale < 1.0 ? half / scale : half;
+  const double ss = std::min(scale, 1.0);
+  const double a = p.cubic_a;
+  auto filter = [&](double v) {
+    v = std::fabs(v);
+    if (p.mode == Mode::kLinear) return v < 1.0 ? 1.0 - v : 0.0;
+    if (v < 1.0) return ((a + 2) * v - (a + 3)) * v * v + 1;
+    if (v < 2.0) return (((v - 5) * v + 8) * v - 4) * a;
+    return 0.0;
+  };
+  const double centre = xr + 0.5;
+  const int64_t lo = static_cast<int64_t>(std::floor(centre - support + 0.5));
+  const int64_t hi = static_cast<int64_t>(std::floor(centre + support + 0.5));
+  std::vector<Tap> taps;
+  double total = 0;
+  for (int64_t j = lo; j < hi; ++j) {
+    const double w = filter((static_cast<double>(j) - centre + 0.5) * ss);
+    taps.push_back({std::clamp<int64_t>(j, 0, in - 1), w});  // edge pixels repeat outside
+    total += w;
+  }
+  if (total != 0) {
+    for (Tap& tp : taps) tp.weight /= total;
+  }
+  if (taps.empty()) taps.push_back({std::clamp<int64_t>(static_cast<int64_t>(xr), 0, in - 1), 0.0});
+  return taps;
+}
+
 AxisTable BuildAxis(const ResizeParams& p, int64_t in, int64_t out, double scale, double roi_start,
                     double roi_end) {
   AxisTable t;
@@ -89,6 +128,10 @@ AxisTable BuildAxis(const ResizeParams& p, int64_t in, int64_t out, double scale
       xr = out_len == 1 ? 0.0 : x * (in - 1) / (out_len - 1);
     } else if (m == "tf_half_pixel_for_nn") {
       xr = (x + 0.5) / scale;
+    } else if (m == "half_pixel_symmetric") {
+      const double adjustment = static_cast<double>(out) / out_len;
+      const double offset = static_cast<double>(in) / 2.0 * (1.0 - adjustment);
+      xr = offset + (x + 0.5) / scale - 0.5;
     } else if (m == "tf_crop_and_resize") {
       xr = out_len > 1 ? roi_start * (in - 1) + x * (roi_end - roi_start) * (in - 1) / (out_len - 1)
                        : 0.5 * (roi_start + roi_end) * (in - 1);
@@ -100,6 +143,10 @@ AxisTable BuildAxis(const ResizeParams& p, int64_t in, int64_t out, double scale
       xr = (x + 0.5) / scale - 0.5;
     }
     if (!std::isfinite(xr)) xr = 0.0;
+    if (p.antialias && p.mode != Mode::kNearest) {
+      t.taps[xo] = AntialiasTaps(p, in, scale, xr);
+      continue;
+    }
     const double fl = std::floor(xr);
     const bool integral = xr == fl;
     const double ratio = integral ? 1.0 : xr - fl;
@@ -241,6 +288,42 @@ Status ShapeFromScales(const KernelContext& ctx, const Tensor& x, const Tensor& 
   return Status::Ok();
 }
 
+// Resize-18/19: scales or sizes (and roi) for the axes listed in `axes` (all by default), with
+// keep_aspect_ratio_policy for sizes.
+Status Resize18(KernelContext& ctx, const Tensor& x, const ResizeParams& p, const Tensor* roi_t,
+                const Tensor* scales_t, const Tensor* sizes_t) {
+  const int rank = x.rank();
+  auto axes_or = NormalizeResizeAxes(ctx.attrs().GetInts("axes"), rank);
+  if (!axes_or.ok()) return ctx.Error(axes_or.status().message());
+  const std::vector<int64_t> axes = *axes_or;
+  std::vector<double> given_scales;
+  std::vector<int64_t> given_sizes;
+  if (scales_t != nullptr) {
+    for (int64_t i = 0; i < scales_t->size(); ++i) given_scales.push_back(scales_t->GetAsDouble(i));
+  } else {
+    given_sizes = sizes_t->ToInt64Vector();
+  }
+  auto target = ExpandResizeTarget(
+      x.shape(), axes, ctx.attrs().GetString("keep_aspect_ratio_policy", "stretch"),
+      scales_t != nullptr ? &given_scales : nullptr, scales_t != nullptr ? nullptr : &given_sizes);
+  if (!target.ok()) return ctx.Error(target.status().message());
+  std::vector<double> roi;
+  if (p.transform == "tf_crop_and_resize") {
+    const int64_t n = static_cast<int64_t>(axes.size());
+    if (roi_t == nullptr || roi_t->size() != 2 * n) {
+      return ctx.Error("tf_crop_and_resize needs roi with " + std::to_string(2 * n) +
+                       " values (start and end per resized axis)");
+    }
+    roi.assign(static_cast<size_t>(2 * rank), 0.0);
+    for (int a = 0; a < rank; ++a) roi[rank + a] = 1.0;
+    for (int64_t i = 0; i < n; ++i) {
+      roi[axes[i]] = roi_t->GetAsDouble(i);
+      roi[rank + axes[i]] = roi_t->GetAsDouble(n + i);
+    }
+  }
+  return RunResize(ctx, x, p, target->scales, target->sizes, roi);
+}
+
 }  // namespace
 
 Status ResizeKernel(KernelContext& ctx) {
@@ -265,11 +348,14 @@ Status ResizeKernel(KernelContext& ctx) {
     p.cubic_a = at.GetFloat("cubic_coeff_a", -0.75f);
     p.exclude_outside = at.GetInt("exclude_outside", 0) != 0;
     p.extrapolation = at.GetFloat("extrapolation_value", 0.0f);
+    p.antialias = ctx.opset() >= 18 && at.GetInt("antialias", 0) != 0;
     static const char* kTransforms[] = {"half_pixel", "pytorch_half_pixel",   "align_corners",
                                         "asymmetric", "tf_half_pixel_for_nn", "tf_crop_and_resize"};
-    if (std::none_of(std::begin(kTransforms), std::end(kTransforms),
-                     [&](const char* t) { return p.transform == t; })) {
-      return ctx.Error("unknown coordinate_transformation_mode '" + p.transform + "'");
+    const bool symmetric = ctx.opset() >= 19 && p.transform == "half_pixel_symmetric";
+    if (!symmetric && std::none_of(std::begin(kTransforms), std::end(kTransforms),
+                                   [&](const char* t) { return p.transform == t; })) {
+      return ctx.Error("unknown coordinate_transformation_mode '" + p.transform + "'" +
+                       (p.transform == "half_pixel_symmetric" ? " (it needs opset 19)" : ""));
     }
     const Tensor* roi_t = ctx.input(1);
     const Tensor* scales_t = ctx.input(2);
@@ -278,6 +364,9 @@ Status ResizeKernel(KernelContext& ctx) {
     if (sizes_t != nullptr && sizes_t->size() == 0) sizes_t = nullptr;
     if ((scales_t == nullptr) == (sizes_t == nullptr)) {
       return ctx.Error("exactly one of scales and sizes must be given");
+    }
+    if (ctx.opset() >= 18) {
+      return Resize18(ctx, *x, p, roi_t, scales_t, sizes_t);
     }
     if (p.transform == "tf_crop_and_resize") {
       if (roi_t == nullptr || roi_t->size() != 2 * x->rank()) {

@@ -15,6 +15,7 @@ void AddPoolOps(std::vector<OpDef>& table);         // xnn_ops_pool.cc
 void AddTensorOps(std::vector<OpDef>& table);       // xnn_ops_tensor.cc
 void AddNeckOps(std::vector<OpDef>& table);         // xnn_ops_neck.cc
 void AddInt8Ops(std::vector<OpDef>& table);         // xnn_ops_int8*.cc (int8 entries)
+void AddModernOps(std::vector<OpDef>& table);       // xnn_ops_modern.cc (ops of opsets 18-23)
 
 struct ConvGeometry {
   int64_t kh = 0, kw = 0, sh = 1, sw = 1, dh = 1, dw = 1;

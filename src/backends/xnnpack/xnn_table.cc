@@ -14,6 +14,7 @@ const std::vector<OpDef>& OpTable() {
     AddTensorOps(t);
     AddNeckOps(t);
     AddInt8Ops(t);
+    AddModernOps(t);
     return t;
   }();
   return table;

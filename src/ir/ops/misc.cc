@@ -108,6 +108,15 @@ Status InferMaxRoiPool(InferContext& ctx) {
 
 Status InferGridSample(InferContext& ctx) {
   if (!ctx.has_input(0) || !ctx.has_input(1)) return ctx.Error("expected inputs X and grid");
+  // GridSample-20 also samples volumes: X [N, C, D, H, W], grid [N, Do, Ho, Wo, 3].
+  if (ctx.opset() >= 20 && ctx.input(0).shape && ctx.input(0).shape->size() == 5) {
+    KILN_RETURN_IF_ERROR(RequireRank(ctx, 1, 5));
+    KILN_RETURN_IF_ERROR(RequireFloat(ctx, 1));
+    ctx.set_output(0, ctx.input_type(0),
+                   DimVector{DimOf(ctx, 0, 0), DimOf(ctx, 0, 1), DimOf(ctx, 1, 1), DimOf(ctx, 1, 2),
+                             DimOf(ctx, 1, 3)});
+    return Status::Ok();
+  }
   KILN_RETURN_IF_ERROR(RequireRank(ctx, 0, 4));
   KILN_RETURN_IF_ERROR(RequireRank(ctx, 1, 4));
   KILN_RETURN_IF_ERROR(RequireFloat(ctx, 1));
@@ -143,7 +152,21 @@ Status InferDft(InferContext& ctx) {
     return ctx.Error("last dim of input must be 1 (real) or 2 (complex), found " + last.ToString());
   }
   // Accepted axes are [-r, -2] and [0, r - 2]: the last dim holds the real/imaginary parts.
-  const int64_t axis_attr = ctx.attrs().GetInt("axis", 1);
+  // DFT-20 moved axis (default -2) to the optional input 2; unknown when not a constant.
+  int64_t axis_attr = ctx.attrs().GetInt("axis", 1);
+  if (ctx.opset() >= 20) {
+    axis_attr = -2;
+    if (ctx.has_input(2)) {
+      const auto a = ConstantInt(ctx, 2);
+      if (!a) {
+        DimVector out(s->size(), Dim());
+        out.back() = Dim(2);
+        ctx.set_output(0, ctx.input_type(0), std::move(out));
+        return Status::Ok();
+      }
+      axis_attr = *a;
+    }
+  }
   const int64_t axis = axis_attr < 0 ? axis_attr + rank : axis_attr;
   if (axis < 0 || axis > rank - 2) {
     return ctx.Error("axis " + std::to_string(axis_attr) + " is out of range for rank " +

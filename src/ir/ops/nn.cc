@@ -11,6 +11,7 @@
 
 #include "ir/infer_util.h"
 #include "ir/op_schema.h"
+#include "ir/resize_target.h"
 
 namespace kiln {
 namespace {
@@ -542,6 +543,33 @@ std::vector<double> ConstDoubles(const Tensor& t) {
   return v;
 }
 
+// Resize-18 with axes or keep_aspect_ratio_policy (ir/resize_target.h): exact when the input
+// shape is static and scales or sizes are constants; otherwise the resized axes are unknown.
+Status InferResize18(InferContext& ctx, const DimVector& xs, const Tensor* scales,
+                     const Tensor* sizes) {
+  const int rank = static_cast<int>(xs.size());
+  auto axes = NormalizeResizeAxes(ctx.attrs().GetInts("axes"), rank);
+  if (!axes.ok()) return ctx.Error(axes.status().message());
+  std::vector<int64_t> in;
+  for (const Dim& d : xs) in.push_back(d.is_static() ? d.value : -1);
+  const bool have_sizes = sizes != nullptr && sizes->size() > 0;
+  const bool have_scales = !have_sizes && scales != nullptr && scales->size() > 0;
+  if (std::find(in.begin(), in.end(), -1) == in.end() && (have_sizes || have_scales)) {
+    const std::vector<double> sc = have_scales ? ConstDoubles(*scales) : std::vector<double>();
+    const std::vector<int64_t> sz = have_sizes ? sizes->ToInt64Vector() : std::vector<int64_t>();
+    auto t =
+        ExpandResizeTarget(in, *axes, ctx.attrs().GetString("keep_aspect_ratio_policy", "stretch"),
+                           have_scales ? &sc : nullptr, have_sizes ? &sz : nullptr);
+    if (!t.ok()) return ctx.Error(t.status().message());
+    ctx.set_output(0, ctx.input_type(0), ToDims(t->sizes));
+    return Status::Ok();
+  }
+  DimVector out = xs;
+  for (int64_t a : *axes) out[a] = Dim();
+  ctx.set_output(0, ctx.input_type(0), out);
+  return Status::Ok();
+}
+
 Status InferResize(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(NeedInput(ctx, 0));
   const ElementType t = ctx.input_type(0);
@@ -553,6 +581,17 @@ Status InferResize(InferContext& ctx) {
   const size_t scales_i = ctx.opset() < 11 ? 1 : 2;
   const Tensor* scales = ctx.input_value(scales_i);
   const Tensor* sizes = ctx.opset() < 11 ? nullptr : ctx.input_value(3);
+  if (ctx.opset() >= 18 &&
+      (ctx.attrs().Has("axes") ||
+       ctx.attrs().GetString("keep_aspect_ratio_policy", "stretch") != "stretch")) {
+    if (ctx.has_input(3) && sizes == nullptr) {
+      DimVector out = *xs;
+      for (Dim& d : out) d = Dim();
+      ctx.set_output(0, t, out);
+      return Status::Ok();
+    }
+    return InferResize18(ctx, *xs, scales, sizes);
+  }
   if (sizes != nullptr && sizes->size() > 0) {
     if (sizes->size() != static_cast<int64_t>(xs->size())) {
       return ctx.Error("sizes must hold " + std::to_string(xs->size()) + " values");
