@@ -4,7 +4,9 @@
 
 #include <algorithm>
 
-extern "C" void kiln_pthreadpool_hold(pthreadpool_t pool, int delta);  // xnn_threadpool.cc
+// Kiln's own pthreadpool (xnn_threadpool.cc) keeps workers spinning while held; weak, because
+// the shared library links Debian's libpthreadpool instead (kiln_runtime_nopool), which lacks it.
+extern "C" void kiln_pthreadpool_hold(pthreadpool_t pool, int delta) __attribute__((weak));
 
 namespace kiln {
 namespace {
@@ -35,10 +37,12 @@ ThreadPool::ThreadPool(int threads) : threads_(std::max(1, threads)) {
 }
 
 ThreadPool::RunScope::RunScope(const ThreadPool& pool) : pool_(pool.pool_) {
-  kiln_pthreadpool_hold(pool_, 1);
+  if (kiln_pthreadpool_hold != nullptr) kiln_pthreadpool_hold(pool_, 1);
 }
 
-ThreadPool::RunScope::~RunScope() { kiln_pthreadpool_hold(pool_, -1); }
+ThreadPool::RunScope::~RunScope() {
+  if (kiln_pthreadpool_hold != nullptr) kiln_pthreadpool_hold(pool_, -1);
+}
 
 ThreadPool::~ThreadPool() {
   if (pool_ != nullptr) pthreadpool_destroy(pool_);

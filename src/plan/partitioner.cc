@@ -177,6 +177,7 @@ Result<PartitionResult> PartitionGraph(const Graph& graph, const std::vector<Typ
     std::string reasons;
     for (size_t b = 0; b < backends.size(); ++b) {
       const Backend& be = *backends[b];
+      if (options.reference_only && !be.runs_in_executor()) continue;
       NodeSupport s = be.Supports(q);
       // Sequence/optional values live in the executor: only its reference kernels touch them.
       if (s.supported && !be.runs_in_executor()) {

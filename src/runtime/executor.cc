@@ -481,9 +481,17 @@ Status GraphExecutor::PlanSteps(ExecutionPlan& plan, const std::vector<NodeId>& 
     auto it = plan.constants.find(v.v);
     return it == plan.constants.end() ? nullptr : &it->second;
   };
+  PartitionOptions popts = config_->partition;
+  if (config_->max_fast_signatures > 0) {
+    if (fast_plans_ >= config_->max_fast_signatures) {
+      popts.reference_only = true;
+    } else {
+      ++fast_plans_;
+    }
+  }
   KILN_ASSIGN_OR_RETURN(plan.partitioning,
                         PartitionGraph(graph_, plan.types, constant, nodes, config_->backends,
-                                       config_->partition));
+                                       popts));
   for (size_t p = 0; p < plan.partitioning.partitions.size(); ++p) {
     const Partition& part = plan.partitioning.partitions[p];
     const auto& backend = config_->backends[part.backend];

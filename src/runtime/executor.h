@@ -56,6 +56,10 @@ struct ExecutorConfig {
   // value, and the arena.
   int64_t max_tensor_bytes = 0;
   int64_t max_arena_bytes = 0;
+  // > 0 (nested bodies): a graph compiles partitions on the fast backends for at most this
+  // many input signatures; plans for further ones run on the reference kernels, so that a
+  // Loop body whose shapes change every iteration does not compile a partition each time.
+  int max_fast_signatures = 0;
 };
 
 // One step of a plan: a node run by the reference kernels, or a compiled partition.
@@ -137,6 +141,7 @@ class GraphExecutor {
   std::vector<std::vector<ValueId>> implicit_inputs_;  // per node id: values read by bodies
   std::vector<ValueId> captured_;                     // this graph's outer-scope values
   std::map<std::string, std::shared_ptr<ExecutionPlan>> plans_;
+  int fast_plans_ = 0;  // plans built with the fast backends (ExecutorConfig::max_fast_signatures)
   std::map<const Graph*, std::unique_ptr<GraphExecutor>> subs_;
 
   friend class ExecContext;

@@ -119,14 +119,18 @@ Result<std::unique_ptr<Session>> Session::CreatePrepared(Model model, SessionOpt
   s->config_->partition.profile = options.profile;
   s->config_->max_tensor_bytes = options.max_tensor_bytes;
   s->config_->max_arena_bytes = options.max_arena_bytes;
-  // Nested bodies run on the reference backend for now.
+  // Nested bodies (If/Loop/Scan) are partitioned like the main graph, on the same backends and
+  // pins, always with fallback (a body's op no fast backend takes runs on the reference
+  // kernels); a body whose input shapes keep changing compiles for its first
+  // kMaxFastBodySignatures signatures only.
+  constexpr int kMaxFastBodySignatures = 8;
   auto nested = std::make_shared<ExecutorConfig>();
-  nested->backends.push_back(MakeRefBackend());
+  nested->backends = s->config_->backends;
   nested->max_tensor_bytes = options.max_tensor_bytes;
   nested->max_arena_bytes = options.max_arena_bytes;
   nested->partition = s->config_->partition;
-  nested->partition.op_backend.clear();
   nested->partition.fallback = true;
+  nested->max_fast_signatures = kMaxFastBodySignatures;
   s->config_->nested = nested;
   KILN_ASSIGN_OR_RETURN(s->executor_,
                         GraphExecutor::Create(s->model_.graph, &s->pool_, s->config_));
