@@ -106,6 +106,18 @@ Status ScatterApply(const KernelContext& ctx, const std::string& reduction, Tens
   return Status::Ok();
 }
 
+// The reduction attribute of ScatterElements / ScatterND: from opset 16 none, add or mul; max
+// and min from opset 18.
+Result<std::string> ScatterReduction(const KernelContext& ctx) {
+  if (ctx.opset() < 16) return std::string("none");
+  std::string r = ctx.attrs().GetString("reduction", "none");
+  if ((r == "max" || r == "min") && ctx.opset() < 18) {
+    return ctx.Error("reduction '" + r + "' needs opset 18, the model imports opset " +
+                     std::to_string(ctx.opset()));
+  }
+  return r;
+}
+
 }  // namespace
 
 Status Gather(KernelContext& ctx) {
@@ -167,8 +179,7 @@ Status ScatterElements(KernelContext& ctx) {
       ctx, x->shape(), *ind, axis, [&](int64_t i, int64_t off) { moves.emplace_back(off, i); }));
   KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.output(0, x->type(), x->shape()));
   ElementCopier(x->type()).Copy(out->raw(), 0, x->raw(), 0, x->size());
-  const std::string reduction =
-      ctx.opset() >= 16 ? ctx.attrs().GetString("reduction", "none") : "none";
+  KILN_ASSIGN_OR_RETURN(const std::string reduction, ScatterReduction(ctx));
   return ScatterApply(ctx, reduction, out, *upd, moves, 1);
 }
 
@@ -257,8 +268,7 @@ Status ScatterND(KernelContext& ctx) {
   }
   KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.output(0, x->type(), x->shape()));
   ElementCopier(x->type()).Copy(out->raw(), 0, x->raw(), 0, x->size());
-  const std::string reduction =
-      ctx.opset() >= 16 ? ctx.attrs().GetString("reduction", "none") : "none";
+  KILN_ASSIGN_OR_RETURN(const std::string reduction, ScatterReduction(ctx));
   return ScatterApply(ctx, reduction, out, *upd, moves, block);
 }
 
