@@ -109,7 +109,7 @@ std::vector<int64_t> SplitChunks(int64_t dim, int64_t n) {
   const int64_t chunk = dim / n + (dim % n != 0 ? 1 : 0);
   std::vector<int64_t> sizes(static_cast<size_t>(n), chunk);
   sizes.back() = dim - chunk * (n - 1);
-  if (sizes.back() < 0) return {};
+  if (sizes.back() < 0 || (sizes.back() == 0 && dim > 0)) return {};
   return sizes;
 }
 

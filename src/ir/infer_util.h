@@ -34,9 +34,10 @@ struct SliceSpan {
 SliceSpan NormalizeSlice(int64_t start, int64_t end, int64_t step, int64_t dim);
 
 // Split-18's chunk sizes for `num_outputs` = n (>= 1) along a dim of size `dim`: ceil(dim / n)
-// each and the last chunk what remains (smaller when dim is not divisible). Empty when the last
-// chunk would be negative (e.g. 5 into 4: 2, 2, 1 leaves nothing for the fourth output), which
-// callers report as an error. Shared by Split's inference and its kernel.
+// each and the last chunk what remains (smaller when dim is not divisible). Empty when nothing
+// would remain for the last chunk (5 into 4: 2, 2, 1 leaves nothing for the fourth output; 4
+// into 3: 2, 2, 0), which callers report as an error, as ONNX Runtime does. Shared by Split's
+// inference and its kernel.
 std::vector<int64_t> SplitChunks(int64_t dim, int64_t n);
 
 // QuantizeLinear's output element type: the zero point's type `zp` when given (kUndefined when

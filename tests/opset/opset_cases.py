@@ -142,6 +142,9 @@ case("split18_both_invalid",
 case("split18_num_outputs_too_many",
      model([helper.make_node("Split", ["x"], outs(4), axis=1, num_outputs=4)],
            [vi("x", F, [2, 5])], [vi(o, F, None) for o in outs(4)], 18), {"x": x25}, "both_error")
+case("split18_num_outputs_empty_last",
+     model([helper.make_node("Split", ["x"], outs(3), axis=1, num_outputs=3)],
+           [vi("x", F, [3, 4])], [vi(o, F, None) for o in outs(3)], 18), {"x": x34}, "both_error")
 # ONNX Runtime splits by the output count here; the spec asks for num_outputs outputs.
 case("split18_num_outputs_count_mismatch",
      model([helper.make_node("Split", ["x"], outs(2), axis=1, num_outputs=3)],
@@ -189,6 +192,16 @@ pad_case("pad18_wrap_needs_opset19", 18, x34, [0, 1, 0, 1], mode="wrap",
          expect="kiln_error wrap needs opset 19")
 
 
+# The same with pads and axes as initializers (Kiln then infers static shapes and plans memory).
+case("pad19_wrap_const_pads_axes",
+     model([helper.make_node("Pad", ["x", "pads", "", "axes"], ["y"], mode="wrap"),
+            helper.make_node("Relu", ["y"], ["z"])],
+           [vi("x", F, [3, 4, 5])], [vi("z", F, None)], 19,
+           inits=[helper.make_tensor("pads", I64, [4], [1, 2, 0, 3]),
+                  helper.make_tensor("axes", I64, [2], [0, -1])]),
+     {"x": x345})
+
+
 # ScatterElements-18 / ScatterND-18: reduction max and min (repeated indices reduce in turn).
 for red in ["max", "min"]:
     for dt, npt in [(F, np.float32), (I32, np.int32)]:
@@ -207,6 +220,14 @@ for red in ["max", "min"]:
          {"x": rng.standard_normal((4, 3)).astype(np.float32),
           "i": np.array([[1], [3], [1]], np.int64),
           "u": rng.standard_normal((3, 3)).astype(np.float32)})
+big = np.int64(2**60)
+case("scatterelements18_max_int64_beyond_2p53",
+     model([helper.make_node("ScatterElements", ["x", "i", "u"], ["y"], axis=1, reduction="max")],
+           [vi("x", I64, [2, 3]), vi("i", I64, [2, 2]), vi("u", I64, [2, 2])], [vi("y", I64, None)],
+           18),
+     {"x": np.array([[big, big + 3, -big], [0, big + 1, 5]], np.int64),
+      "i": np.array([[0, 1], [1, 1]], np.int64),
+      "u": np.array([[big + 1, big + 2], [big + 2, big]], np.int64)})
 # Reduction max/min is an opset-18 addition; ONNX Runtime's kernel accepts it at 16 as well.
 case("scatterelements16_max_needs_opset18",
      model([helper.make_node("ScatterElements", ["x", "i", "u"], ["y"], axis=0, reduction="max")],
@@ -263,6 +284,13 @@ case("centercroppad18_negative_axes",
            [vi("x", F, [2, 3, 4]), vi("s", I64, [2])], [vi("y", F, None)], 18),
      {"x": x234, "s": np.array([1, 6], np.int64)})
 
+case("centercroppad18_const_shape",
+     model([helper.make_node("CenterCropPad", ["x", "s"], ["c"], axes=[1, 2]),
+            helper.make_node("Neg", ["c"], ["y"])],
+           [vi("x", F, [2, 3, 4])], [vi("y", F, None)], 18,
+           inits=[helper.make_tensor("s", I64, [2], [6, 1])]),
+     {"x": x234})
+
 # Col2Im-18.
 case("col2im18_basic",
      model([helper.make_node("Col2Im", ["x", "img", "blk"], ["y"])],
@@ -277,6 +305,13 @@ case("col2im18_strides_dilations_pads",
            [vi("y", F, None)], 18),
      {"x": rng.standard_normal((2, 6, 8)).astype(np.float32), "img": np.array([4, 5], np.int64),
       "blk": np.array([3, 2], np.int64)})
+case("col2im18_const_shapes_1d",
+     model([helper.make_node("Col2Im", ["x", "img", "blk"], ["c"], strides=[2], pads=[1, 2]),
+            helper.make_node("Abs", ["c"], ["y"])],
+           [vi("x", F, [2, 6, 5])], [vi("y", F, None)], 18,
+           inits=[helper.make_tensor("img", I64, [1], [9]),
+                  helper.make_tensor("blk", I64, [1], [3])]),
+     {"x": rng.standard_normal((2, 6, 5)).astype(np.float32)})
 case("col2im18_wrong_length_invalid",
      model([helper.make_node("Col2Im", ["x", "img", "blk"], ["y"])],
            [vi("x", F, [1, 8, 11]), vi("img", I64, [2]), vi("blk", I64, [2])], [vi("y", F, None)],
@@ -305,6 +340,11 @@ for cip in [0, 1]:
     pool_case(f"averagepool19_ceil_mode_dilations_cip{cip}", "AveragePool", 19, (1, 2, 8, 9),
               kernel_shape=[2, 2], strides=[2, 2], dilations=[2, 2], pads=[0, 1, 1, 0],
               ceil_mode=1, count_include_pad=cip)
+# ceil_mode with end padding: a last window that would start inside the end padding is dropped.
+for cip in [0, 1]:
+    pool_case(f"averagepool19_ceil_mode_window_in_end_pad_cip{cip}", "AveragePool", 19,
+              (1, 1, 6, 7), kernel_shape=[2, 3], strides=[2, 2], pads=[0, 1, 1, 1], ceil_mode=1,
+              count_include_pad=cip)
 pool_case("averagepool19_1d_dilations_ceil", "AveragePool", 19, (2, 3, 10), kernel_shape=[3],
           dilations=[2], strides=[2], ceil_mode=1)
 pool_case("averagepool22_3d_dilations", "AveragePool", 22, (1, 1, 5, 6, 5), kernel_shape=[2, 2, 2],
@@ -387,6 +427,11 @@ case("quantizelinear21_int4_refused",
             helper.make_node("DequantizeLinear", ["q", "s"], ["y"])],
            [vi("x", F, [4, 6]), vi("s", F, [])], [vi("y", F, None)], 21),
      {"x": xq, "s": np.array(0.5, np.float32)}, "kiln_error int4")
+int4 = TensorProto(name="w", data_type=22, dims=[4], int32_data=[0x21, 0x43])
+case("dequantizelinear21_int4_weight_refused",
+     model([helper.make_node("DequantizeLinear", ["w", "s"], ["y"])], [vi("s", F, [])],
+           [vi("y", F, None)], 21, inits=[int4]),
+     {"s": np.array(0.5, np.float32)}, "kiln_error unsupported data type 22 (int4)")
 
 
 def gen(out):

@@ -60,6 +60,16 @@ Status ForEachAxisIndex(const KernelContext& ctx, const Shape& data_shape, const
   return Status::Ok();
 }
 
+// a < b in the element's own type (int64 beyond 2^53 stays exact), f16/bf16 through float.
+template <typename T>
+bool Less(T a, T b) {
+  if constexpr (std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>) {
+    return static_cast<float>(a) < static_cast<float>(b);
+  } else {
+    return a < b;
+  }
+}
+
 // Writes updates into out: out[dst + j] (op)= updates[src + j] for every (dst, src) move and
 // j < block, in order, with op one of none/add/mul/max/min.
 Status ScatterApply(const KernelContext& ctx, const std::string& reduction, Tensor* out,
@@ -95,8 +105,8 @@ Status ScatterApply(const KernelContext& ctx, const std::string& reduction, Tens
         } else if (op == 1) {
           a = MulWrap(a, b);
         } else if (op == 2) {
-          if (ToDouble(b) > ToDouble(a)) a = b;
-        } else if (ToDouble(b) < ToDouble(a)) {
+          if (Less(a, b)) a = b;
+        } else if (Less(b, a)) {
           a = b;
         }
       }
