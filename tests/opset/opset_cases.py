@@ -421,6 +421,27 @@ q_case("dequantizelinear21_uint16", "DequantizeLinear", 21,
 q_case("dequantizelinear19_int16_invalid", "DequantizeLinear", 19,
        rng.integers(-300, 300, (3, 4), dtype=np.int16), np.array(0.003, np.float32),
        expect="both_error")
+# In QDQ graphs (Kiln's QDQ fusion must leave blocked scales alone and honour output_dtype).
+w84 = rng.integers(-127, 127, (8, 4), dtype=np.int8)
+case("qdq21_blocked_weight_matmul",
+     model([helper.make_node("DequantizeLinear", ["w", "ws"], ["wf"], axis=0, block_size=4),
+            helper.make_node("MatMul", ["x", "wf"], ["y"])],
+           [vi("x", F, [3, 8])], [vi("y", F, None)], 21,
+           inits=[helper.make_tensor("w", I8, [8, 4], w84.flatten().tolist()),
+                  helper.make_tensor("ws", F, [2, 4], rng.uniform(0.01, 0.05, 8).tolist())]),
+     {"x": rng.standard_normal((3, 8)).astype(np.float32)})
+case("qdq21_output_dtype_int8_matmul",
+     model([helper.make_node("QuantizeLinear", ["x", "xs"], ["xq"], output_dtype=I8),
+            helper.make_node("DequantizeLinear", ["xq", "xs"], ["xf"]),
+            helper.make_node("DequantizeLinear", ["w", "ws"], ["wf"]),
+            helper.make_node("MatMul", ["xf", "wf"], ["m"]),
+            helper.make_node("QuantizeLinear", ["m", "ms"], ["mq"], output_dtype=I8),
+            helper.make_node("DequantizeLinear", ["mq", "ms"], ["y"])],
+           [vi("x", F, [3, 8])], [vi("y", F, None)], 21,
+           inits=[helper.make_tensor("xs", F, [], [0.02]), helper.make_tensor("ms", F, [], [0.1]),
+                  helper.make_tensor("w", I8, [8, 4], w84.flatten().tolist()),
+                  helper.make_tensor("ws", F, [], [0.03])]),
+     {"x": rng.standard_normal((3, 8)).astype(np.float32)})
 # int4 (output_dtype 22): Kiln has no 4-bit element types.
 case("quantizelinear21_int4_refused",
      model([helper.make_node("QuantizeLinear", ["x", "s"], ["q"], output_dtype=22),
