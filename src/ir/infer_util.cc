@@ -138,6 +138,27 @@ Result<ElementType> QuantizeOutputType(const Node& node, ElementType zp) {
   return t;
 }
 
+Status CheckPoolAttributeVersion(const Node& node) {
+  int since = 0;
+  std::vector<const char*> attrs;
+  if (node.op_type == "AveragePool") {
+    since = 19;
+    attrs = {"dilations"};
+  } else if (node.op_type == "LpPool") {
+    since = 18;
+    attrs = {"dilations", "ceil_mode"};
+  }
+  if (node.opset >= since) return Status::Ok();
+  for (const char* a : attrs) {
+    if (node.attrs.Has(a)) {
+      return InvalidArgument(node.Describe() + ": attribute '" + a + "' needs opset " +
+                             std::to_string(since) + ", the model imports opset " +
+                             std::to_string(node.opset));
+    }
+  }
+  return Status::Ok();
+}
+
 std::optional<int64_t> StaticNumElements(const DimVector& d) {
   int64_t n = 1;
   for (const Dim& x : d) {

@@ -46,6 +46,11 @@ std::vector<int64_t> SplitChunks(int64_t dim, int64_t n);
 // Shared by the op's inference and its reference kernel.
 Result<ElementType> QuantizeOutputType(const Node& node, ElementType zp);
 
+// Pool attributes newer than the node's opset: AveragePool's dilations (opset 19), LpPool's
+// dilations and ceil_mode (opset 18). ONNX Runtime refuses such models; so do Kiln's pool
+// inference and kernels (an error naming the node, attribute and opset).
+Status CheckPoolAttributeVersion(const Node& node);
+
 // Product of static dims, nullopt if any is not static.
 std::optional<int64_t> StaticNumElements(const DimVector& d);
 

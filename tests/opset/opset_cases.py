@@ -320,10 +320,10 @@ case("col2im18_wrong_length_invalid",
       "blk": np.array([2, 2], np.int64)}, "both_error")
 
 
-def pool_case(name, op, opset, shape, **attrs):
+def pool_case(name, op, opset, shape, expect="match", **attrs):
     data = rng.standard_normal(shape).astype(np.float32)
     case(name, model([helper.make_node(op, ["x"], ["y"], **attrs)], [vi("x", F, list(shape))],
-                     [vi("y", F, None)], opset), {"x": data})
+                     [vi("y", F, None)], opset), {"x": data}, expect)
 
 
 # AveragePool-19: dilations, and how they meet pads, count_include_pad and ceil_mode.
@@ -351,6 +351,24 @@ pool_case("averagepool22_3d_dilations", "AveragePool", 22, (1, 1, 5, 6, 5), kern
           dilations=[1, 2, 2], pads=[0, 1, 0, 1, 0, 1])
 # Not compared: auto_pad SAME with dilations. The spec gives ceil(in / stride) outputs (Kiln
 # does); ONNX Runtime 1.30 sizes the padding by the undilated kernel and returns fewer.
+
+# The attributes before their version: ONNX Runtime refuses the model, so does Kiln.
+pool_case("averagepool18_dilations_invalid", "AveragePool", 18, (1, 1, 6, 6), "both_error",
+          kernel_shape=[2, 2], dilations=[2, 2])
+pool_case("lppool17_ceil_mode_invalid", "LpPool", 17, (1, 1, 6, 6), "both_error",
+          kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)
+# In a QDQ graph (Kiln fuses it into its int8 QAveragePool, which rounds exact sums; ONNX Runtime
+# runs the float ops). An odd tap count (9, padding counted) keeps averages off rounding ties.
+case("qdq_averagepool19_dilations",
+     model([helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+            helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xf"]),
+            helper.make_node("AveragePool", ["xf"], ["p"], kernel_shape=[3, 3], dilations=[2, 2],
+                             pads=[2, 1, 2, 2], count_include_pad=1),
+            helper.make_node("QuantizeLinear", ["p", "s", "z"], ["pq"]),
+            helper.make_node("DequantizeLinear", ["pq", "s", "z"], ["y"])],
+           [vi("x", F, [1, 3, 7, 7])], [vi("y", F, None)], 19,
+           inits=[helper.make_tensor("s", F, [], [0.02]), helper.make_tensor("z", U8, [], [128])]),
+     {"x": rng.standard_normal((1, 3, 7, 7)).astype(np.float32)})
 
 # LpPool-18: dilations and ceil_mode.
 pool_case("lppool18_dilations", "LpPool", 18, (1, 2, 7, 7), kernel_shape=[2, 2], dilations=[2, 3])
