@@ -104,6 +104,61 @@ SliceSpan NormalizeSlice(int64_t s, int64_t e, int64_t step, int64_t d) {
   return {s, len};
 }
 
+std::vector<int64_t> SplitChunks(int64_t dim, int64_t n) {
+  if (n < 1 || dim < 0) return {};
+  const int64_t chunk = dim / n + (dim % n != 0 ? 1 : 0);
+  std::vector<int64_t> sizes(static_cast<size_t>(n), chunk);
+  sizes.back() = dim - chunk * (n - 1);
+  if (sizes.back() < 0 || (sizes.back() == 0 && dim > 0)) return {};
+  return sizes;
+}
+
+Result<ElementType> QuantizeOutputType(const Node& node, ElementType zp) {
+  ElementType t = zp == ElementType::kUndefined ? ElementType::kU8 : zp;
+  const int64_t code = node.opset >= 21 ? node.attrs.GetInt("output_dtype", 0) : 0;
+  if (code != 0) {
+    const ElementType want = ElementTypeFromOnnx(static_cast<int>(code));
+    if (want == ElementType::kUndefined) {
+      return Unimplemented(node.Describe() + ": output_dtype " + std::to_string(code) +
+                           " is not an element type Kiln quantizes to (uint8, int8, uint16, "
+                           "int16; int4, uint4 and float8 types are not supported)");
+    }
+    if (zp != ElementType::kUndefined && zp != want) {
+      return InvalidArgument(node.Describe() + ": output_dtype is " + ElementTypeName(want) +
+                             " but y_zero_point is " + ElementTypeName(zp));
+    }
+    t = want;
+  }
+  const bool wide = node.opset >= 21 && (t == ElementType::kU16 || t == ElementType::kI16);
+  if (t != ElementType::kU8 && t != ElementType::kI8 && !wide) {
+    return InvalidArgument(node.Describe() + ": quantizes to " + ElementTypeName(t) +
+                           ", expected uint8 or int8" +
+                           (node.opset >= 21 ? ", uint16 or int16" : " (16-bit from opset 21)"));
+  }
+  return t;
+}
+
+Status CheckPoolAttributeVersion(const Node& node) {
+  int since = 0;
+  std::vector<const char*> attrs;
+  if (node.op_type == "AveragePool") {
+    since = 19;
+    attrs = {"dilations"};
+  } else if (node.op_type == "LpPool") {
+    since = 18;
+    attrs = {"dilations", "ceil_mode"};
+  }
+  if (node.opset >= since) return Status::Ok();
+  for (const char* a : attrs) {
+    if (node.attrs.Has(a)) {
+      return InvalidArgument(node.Describe() + ": attribute '" + a + "' needs opset " +
+                             std::to_string(since) + ", the model imports opset " +
+                             std::to_string(node.opset));
+    }
+  }
+  return Status::Ok();
+}
+
 std::optional<int64_t> StaticNumElements(const DimVector& d) {
   int64_t n = 1;
   for (const Dim& x : d) {

@@ -64,6 +64,21 @@ Result<std::string> SafeExternalPath(const std::string& base_dir, const std::str
   return canon.string();
 }
 
+// An ONNX element type code Kiln does not hold, with its name when ONNX defines one
+// ("22 (int4)"): float8 (opset 19), int4/uint4 (21), float4e2m1 (23) and complex types.
+std::string UnsupportedTypeName(int code) {
+  static constexpr struct {
+    int code;
+    const char* name;
+  } kNames[] = {{14, "complex64"},      {15, "complex128"}, {17, "float8e4m3fn"},
+                {18, "float8e4m3fnuz"}, {19, "float8e5m2"}, {20, "float8e5m2fnuz"},
+                {21, "uint4"},          {22, "int4"},       {23, "float4e2m1"}};
+  for (const auto& n : kNames) {
+    if (n.code == code) return std::to_string(code) + " (" + n.name + ")";
+  }
+  return std::to_string(code);
+}
+
 template <typename Field, typename T>
 void CopyField(const Field& field, T* out) {
   for (int i = 0; i < field.size(); ++i) out[i] = static_cast<T>(field.Get(i));
@@ -106,7 +121,7 @@ Result<Tensor> ConvertTensor(const onnx::TensorProto& tp, const std::string& bas
   const ElementType type = ElementTypeFromOnnx(tp.data_type());
   if (type == ElementType::kUndefined) {
     return Unimplemented("tensor '" + name + "' has unsupported data type " +
-                         std::to_string(tp.data_type()));
+                         UnsupportedTypeName(tp.data_type()));
   }
   if (tp.has_segment()) return Unimplemented("tensor '" + name + "' is segmented");
   Shape shape(tp.dims().begin(), tp.dims().end());
@@ -298,7 +313,7 @@ Result<TypeInfo> ConvertTypeProto(const onnx::TypeProto& tp, const std::string& 
     info.type = ElementTypeFromOnnx(tt.elem_type());
     if (info.type == ElementType::kUndefined) {
       return Unimplemented("value '" + name + "' has unsupported element type " +
-                           std::to_string(tt.elem_type()));
+                           UnsupportedTypeName(tt.elem_type()));
     }
   }
   if (tt.has_shape()) {

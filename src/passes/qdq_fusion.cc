@@ -74,6 +74,8 @@ std::optional<QdqInfo> ReadQdq(const Graph& g, NodeId id) {
       n.outputs.size() != 1 || !n.outputs[0].valid()) {
     return std::nullopt;
   }
+  // Blocked scales (opset 21's block_size) are not fused: their scale is per block, not per axis.
+  if (n.opset >= 21 && n.attrs.GetInt("block_size", 0) != 0) return std::nullopt;
   const std::optional<Tensor> s = ConstantValue(g, n.inputs[1]);
   if (!s || s->type() != ElementType::kF32 || s->rank() > 1 || s->size() == 0) return std::nullopt;
   std::optional<Tensor> z;
@@ -89,7 +91,11 @@ std::optional<QdqInfo> ReadQdq(const Graph& g, NodeId id) {
   if (z) {
     info.type = z->type();
   } else if (is_q) {
+    // No zero point: u8, or opset 21's output_dtype (the type inference gave the output).
     info.type = ElementType::kU8;
+    if (n.opset >= 21 && n.attrs.GetInt("output_dtype", 0) != 0) {
+      info.type = g.value(n.outputs[0]).info.type;
+    }
   } else {
     info.type = g.value(n.inputs[0]).info.type;
     if (auto c = ConstantValue(g, n.inputs[0])) info.type = c->type();

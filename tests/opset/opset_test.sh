@@ -24,6 +24,16 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 limit=${KILN_OPSET_TIMEOUT:-60}
 
+if [ ! -x "$kiln" ]; then
+  echo "opset: $kiln is not an executable"
+  exit 1
+fi
+# ONNX Runtime must load, or every case would read as "ONNX Runtime refuses".
+if ! node -e "require('$here/../models/ort_npy.js')" >"$tmp/ort_check.log" 2>&1; then
+  sed -n '1,5p' "$tmp/ort_check.log"
+  echo "opset: cannot load onnxruntime-node through tests/models/ort_npy.js (see scripts/setup.sh)"
+  exit 1
+fi
 if ! /usr/bin/python3 "$here/opset_cases.py" gen "$tmp/cases" >"$tmp/gen.log" 2>&1; then
   cat "$tmp/gen.log"
   echo "opset: generating the cases failed"

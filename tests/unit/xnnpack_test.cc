@@ -500,6 +500,20 @@ TEST(Xnnpack, Pooling) {
   inc.attrs = Attrs({Attribute::Ints("kernel_shape", {3, 3}), Attribute::Ints("pads", {1, 1, 1, 1}),
                      Attribute::Int("count_include_pad", 1)});
   EXPECT_NE(DeclineReason(inc).find("count_include_pad"), std::string::npos);
+  // AveragePool-19's dilations are not XNNPACK's: the node stays on the reference kernel, which
+  // is compared with ONNX Runtime in tests/opset (issue 14).
+  OpCase dil;
+  dil.op = "AveragePool";
+  dil.opset = 19;
+  dil.inputs = {Random(kF32, {1, 2, 7, 7}, 5)};
+  dil.attrs =
+      Attrs({Attribute::Ints("kernel_shape", {2, 2}), Attribute::Ints("dilations", {2, 2})});
+  EXPECT_NE(DeclineReason(dil).find("dilations"), std::string::npos);
+  OpCase ceil = dil;
+  ceil.attrs = Attrs({Attribute::Ints("kernel_shape", {3, 3}), Attribute::Ints("strides", {2, 2}),
+                      Attribute::Int("ceil_mode", 1)});
+  ceil.inputs = {Random(kF32, {1, 2, 8, 8}, 6)};
+  EXPECT_NE(DeclineReason(ceil).find("ceil_mode"), std::string::npos);
 }
 
 TEST(Xnnpack, Softmax) {

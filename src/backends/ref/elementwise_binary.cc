@@ -1,5 +1,6 @@
 // Binary and variadic elementwise reference kernels with numpy broadcasting: arithmetic (Add, Sub,
-// Mul, Div, Pow, Mod, BitShift), variadic (Max, Min, Sum, Mean), comparisons, logic, Where, PRelu.
+// Mul, Div, Pow, Mod, BitShift, BitwiseAnd/Or/Xor), variadic (Max, Min, Sum, Mean), comparisons,
+// logic, Where, PRelu.
 //
 // Floats compute in Compute<T> (f16/bf16 in float, rounded on store); integers compute in their
 // own type with wrap-around. Integer division or modulo by zero is an error, detected before any
@@ -179,6 +180,20 @@ Status BitShift(KernelContext& ctx) {
     if (y >= sizeof(C) * 8) return C(0);
     return static_cast<C>(left ? x << y : x >> y);
   });
+}
+
+// BitwiseAnd/Or/Xor-18: every integer type, in its own type.
+Status BitwiseAnd(KernelContext& ctx) {
+  return ArithKernel<kAllInteger>(ctx,
+                                  [](auto x, auto y) { return static_cast<decltype(x)>(x & y); });
+}
+Status BitwiseOr(KernelContext& ctx) {
+  return ArithKernel<kAllInteger>(ctx,
+                                  [](auto x, auto y) { return static_cast<decltype(x)>(x | y); });
+}
+Status BitwiseXor(KernelContext& ctx) {
+  return ArithKernel<kAllInteger>(ctx,
+                                  [](auto x, auto y) { return static_cast<decltype(x)>(x ^ y); });
 }
 
 // Integer power by squaring with wrap-around; negative exponents give 1/x^n truncated.
@@ -489,6 +504,9 @@ constexpr KernelDef kKernels[] = {
     {"Mod", "", Mod},
     {"Pow", "", Pow},
     {"BitShift", "", BitShift},
+    {"BitwiseAnd", "", BitwiseAnd},
+    {"BitwiseOr", "", BitwiseOr},
+    {"BitwiseXor", "", BitwiseXor},
     {"Max", "", Max},
     {"Min", "", Min},
     {"Sum", "", Sum},

@@ -310,6 +310,20 @@ Status Not(KernelContext& ctx) {
   return Status::Ok();
 }
 
+// BitwiseNot-18: ~x in the input's own integer type.
+Status BitwiseNot(KernelContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  if (x == nullptr) return ctx.Error("missing input 0");
+  if (!IsInteger(x->type())) return ctx.UnsupportedType(x->type());
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.output(0, x->type(), x->shape()));
+  Dispatch<kAllInteger>(x->type(), [&](auto tag) {
+    using T = decltype(tag);
+    UnaryMap(x->data<T>(), y->data<T>(), x->size(), ctx.thread_pool(),
+             [](T v) { return static_cast<T>(~v); });
+  });
+  return Status::Ok();
+}
+
 constexpr KernelDef kKernels[] = {
     {"Abs", "", Abs},
     {"Neg", "", Neg},
@@ -347,6 +361,7 @@ constexpr KernelDef kKernels[] = {
     {"ThresholdedRelu", "", ThresholdedRelu},
     {"Shrink", "", Shrink},
     {"Not", "", Not},
+    {"BitwiseNot", "", BitwiseNot},
 };
 
 }  // namespace

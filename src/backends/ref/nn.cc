@@ -15,6 +15,7 @@ constexpr KernelDef kKernels[] = {
     {"GlobalMaxPool", "", nn::GlobalMaxPoolKernel},
     {"GlobalLpPool", "", nn::GlobalLpPoolKernel},
     {"MaxUnpool", "", nn::MaxUnpoolKernel},
+    {"Col2Im", "", nn::Col2ImKernel},
     {"BatchNormalization", "", nn::BatchNormalizationKernel},
     {"InstanceNormalization", "", nn::InstanceNormalizationKernel},
     {"LayerNormalization", "", nn::LayerNormalizationKernel},

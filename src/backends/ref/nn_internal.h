@@ -127,6 +127,7 @@ Status GlobalAveragePoolKernel(KernelContext& ctx);
 Status GlobalMaxPoolKernel(KernelContext& ctx);
 Status GlobalLpPoolKernel(KernelContext& ctx);
 Status MaxUnpoolKernel(KernelContext& ctx);
+Status Col2ImKernel(KernelContext& ctx);  // nn_col2im.cc
 Status BatchNormalizationKernel(KernelContext& ctx);
 Status InstanceNormalizationKernel(KernelContext& ctx);
 Status LayerNormalizationKernel(KernelContext& ctx);

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "backends/ref/nn_internal.h"
+#include "ir/infer_util.h"
 
 namespace kiln::nn {
 namespace {
@@ -174,6 +175,7 @@ Status MaxPoolKernel(KernelContext& ctx) {
 }
 
 Status AveragePoolKernel(KernelContext& ctx) {
+  KILN_RETURN_IF_ERROR(CheckPoolAttributeVersion(ctx.node()));
   PoolParams pp;
   pp.kind = PoolKind::kAverage;
   pp.count_include_pad = ctx.attrs().GetInt("count_include_pad", 0) != 0;
@@ -181,6 +183,7 @@ Status AveragePoolKernel(KernelContext& ctx) {
 }
 
 Status LpPoolKernel(KernelContext& ctx) {
+  KILN_RETURN_IF_ERROR(CheckPoolAttributeVersion(ctx.node()));
   PoolParams pp;
   pp.kind = PoolKind::kLp;
   pp.p = LpPoolExponent(ctx);

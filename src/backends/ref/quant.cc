@@ -6,7 +6,9 @@
 //   DequantizeLinear: y = (float)((int32)x - zero_point) * scale
 //   DynamicQuantizeLinear (u8): lo = min(0, min x), hi = max(0, max x), scale = (hi - lo) / 255,
 //                     zero_point = saturate(round_half_even(-lo / scale)), y quantized as above.
-// Scale and zero point are per tensor (one element) or, from opset 13, per index along `axis`.
+// Scale and zero point are per tensor (one element), from opset 13 per index along `axis`, and
+// from opset 21 per block of `block_size` elements along `axis` (blocked quantization); opset 21
+// also adds 16-bit types and QuantizeLinear's output_dtype.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "backends/ref/quant_internal.h"
+#include "ir/infer_util.h"
 
 namespace kiln {
 
@@ -41,18 +44,39 @@ namespace {
 
 using namespace quant_ref;  // NOLINT
 
-// Resolves the quantization axis of x and the inner stride: element i sits at index
-// (i / inner) % axis_len along the axis.
-struct AxisInfo {
-  int64_t axis_len = 1;
-  int64_t inner = 1;
+// Where the scale (and zero point) of each element of x sits: per tensor, per index along
+// `axis` (1-D scale, opset 13), or blocked (opset 21: scale of x's rank, dim `axis` of it
+// ceil(x_axis / block_size), the other dims equal to x's; element index a along the axis uses
+// scale index a / block_size).
+struct QuantLayout {
+  bool per_tensor = true;
+  int64_t inner = 1;       // product of x's dims after the axis
+  int64_t axis_len = 1;    // x's dim at the axis
+  int64_t block = 0;       // block_size, 0 when not blocked
+  int64_t scale_axis = 1;  // the scale's dim at the axis (blocked)
+
+  int64_t ScaleIndex(int64_t i) const {
+    if (per_tensor) return 0;
+    const int64_t a = (i / inner) % axis_len;
+    if (block == 0) return a;
+    const int64_t outer = i / (inner * axis_len);
+    return (outer * scale_axis + a / block) * inner + i % inner;
+  }
 };
 
-Result<AxisInfo> ResolveAxis(const KernelContext& ctx, const Tensor& x, const Tensor& scale) {
-  AxisInfo info;
-  if (scale.size() == 1 && scale.rank() <= 1) return info;  // per tensor
+Result<QuantLayout> ResolveLayout(const KernelContext& ctx, const Tensor& x, const Tensor& scale,
+                                  const Tensor* zp, const char* scale_name) {
+  QuantLayout l;
+  const int64_t block = ctx.opset() >= 21 ? ctx.attrs().GetInt("block_size", 0) : 0;
+  if (zp != nullptr && zp->shape() != scale.shape()) {
+    return ctx.Error(std::string("zero point ") + zp->Describe() + " and " + scale_name + " " +
+                     scale.Describe() + " must have the same shape");
+  }
+  if (block < 0) return ctx.Error("block_size must be >= 0, found " + std::to_string(block));
+  if (block == 0 && scale.size() == 1 && scale.rank() <= 1) return l;  // per tensor
   if (ctx.opset() < 13) {
-    return ctx.Error("per-axis scales need opset 13, found scale " + scale.Describe());
+    return ctx.Error(std::string("per-axis scales need opset 13, found ") + scale_name + " " +
+                     scale.Describe());
   }
   const int64_t axis_attr = ctx.attrs().GetInt("axis", 1);
   const int rank = x.rank();
@@ -61,9 +85,36 @@ Result<AxisInfo> ResolveAxis(const KernelContext& ctx, const Tensor& x, const Te
                      std::to_string(rank));
   }
   const int axis = static_cast<int>(axis_attr < 0 ? axis_attr + rank : axis_attr);
-  info.axis_len = x.dim(axis);
-  for (int i = axis + 1; i < rank; ++i) info.inner *= x.dim(i);
-  return info;
+  l.per_tensor = false;
+  l.axis_len = x.dim(axis);
+  for (int i = axis + 1; i < rank; ++i) l.inner *= x.dim(i);
+  if (block == 0) {
+    if (scale.rank() != 1 || scale.dim(0) != l.axis_len) {
+      return ctx.Error(std::string(scale_name) + " must have 1 element or shape [" +
+                       std::to_string(l.axis_len) + "], found " + scale.Describe());
+    }
+    return l;
+  }
+  // Blocked.
+  l.block = block;
+  l.scale_axis = (l.axis_len + block - 1) / block;
+  Shape want = x.shape();
+  want[axis] = l.scale_axis;
+  if (scale.shape() != want) {
+    return ctx.Error(std::string(scale_name) + " must have shape " + ShapeToString(want) +
+                     " for block_size " + std::to_string(block) + " along axis " +
+                     std::to_string(axis) + " of x " + x.Describe() + ", found " +
+                     scale.Describe());
+  }
+  return l;
+}
+
+std::vector<double> AllValues(const Tensor* t) {
+  std::vector<double> v;
+  if (t == nullptr) return v;
+  v.resize(static_cast<size_t>(t->size()));
+  for (int64_t i = 0; i < t->size(); ++i) v[static_cast<size_t>(i)] = t->GetAsDouble(i);
+  return v;
 }
 
 Status QuantizeLinear(KernelContext& ctx) {
@@ -75,28 +126,26 @@ Status QuantizeLinear(KernelContext& ctx) {
     return ctx.UnsupportedType(x->type());
   if (!IsFloating(scale->type()))
     return ctx.Error("y_scale must be a float tensor, found " + scale->Describe());
-  const ElementType out_type = zp != nullptr ? zp->type() : ElementType::kU8;
-  if (out_type != ElementType::kU8 && out_type != ElementType::kI8)
-    return ctx.UnsupportedType(out_type);
-  KILN_ASSIGN_OR_RETURN(AxisInfo ax, ResolveAxis(ctx, *x, *scale));
-  KILN_ASSIGN_OR_RETURN(auto scales, ReadQuantOperand(ctx, scale, ax.axis_len, "y_scale"));
-  KILN_ASSIGN_OR_RETURN(auto zps, ReadQuantOperand(ctx, zp, ax.axis_len, "y_zero_point"));
-  if (zp != nullptr && zps.size() != scales.size())
-    return ctx.Error("y_scale and y_zero_point sizes differ");
+  KILN_ASSIGN_OR_RETURN(
+      const ElementType out_type,
+      QuantizeOutputType(ctx.node(), zp != nullptr ? zp->type() : ElementType::kUndefined));
+  KILN_ASSIGN_OR_RETURN(QuantLayout l, ResolveLayout(ctx, *x, *scale, zp, "y_scale"));
+  const std::vector<double> scales = AllValues(scale), zps = AllValues(zp);
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.output(0, out_type, x->shape()));
-  const bool is_signed = out_type == ElementType::kI8;
-  for (int64_t i = 0; i < x->size(); ++i) {
-    const size_t k = scales.size() == 1 ? 0 : static_cast<size_t>((i / ax.inner) % ax.axis_len);
-    const float s = static_cast<float>(scales[k]);
-    const float z = zps.empty() ? 0.0f : static_cast<float>(zps[k]);
-    const float q = RoundHalfEven(static_cast<float>(x->GetAsDouble(i)) / s) + z;
-    const int32_t v = Saturate8(q, is_signed);
-    if (is_signed) {
-      y->data<int8_t>()[i] = static_cast<int8_t>(v);
-    } else {
-      y->data<uint8_t>()[i] = static_cast<uint8_t>(v);
+  Dispatch<kDispatchSigned | kDispatchUnsigned>(out_type, [&](auto tag) {
+    using T = decltype(tag);
+    // Saturation bounds of the output type (8 or 16 bits: exact in float).
+    const float lo = static_cast<float>(std::numeric_limits<T>::lowest());
+    const float hi = static_cast<float>(std::numeric_limits<T>::max());
+    T* yd = y->data<T>();
+    for (int64_t i = 0; i < x->size(); ++i) {
+      const size_t k = static_cast<size_t>(l.ScaleIndex(i));
+      const float s = static_cast<float>(scales[k]);
+      const float z = zps.empty() ? 0.0f : static_cast<float>(zps[k]);
+      const float q = RoundHalfEven(static_cast<float>(x->GetAsDouble(i)) / s) + z;
+      yd[i] = std::isnan(q) ? T(0) : static_cast<T>(std::max(lo, std::min(hi, q)));
     }
-  }
+  });
   return Status::Ok();
 }
 
@@ -105,26 +154,24 @@ Status DequantizeLinear(KernelContext& ctx) {
   const Tensor* scale = ctx.input(1);
   const Tensor* zp = ctx.input(2);
   if (x == nullptr || scale == nullptr) return ctx.Error("expected inputs x and x_scale");
-  if (x->type() != ElementType::kU8 && x->type() != ElementType::kI8 &&
-      x->type() != ElementType::kI32) {
-    return ctx.UnsupportedType(x->type());
+  const ElementType xt = x->type();
+  const bool wide = ctx.opset() >= 21 && (xt == ElementType::kU16 || xt == ElementType::kI16);
+  if (xt != ElementType::kU8 && xt != ElementType::kI8 && xt != ElementType::kI32 && !wide) {
+    return ctx.UnsupportedType(xt);
   }
   if (!IsFloating(scale->type()))
     return ctx.Error("x_scale must be a float tensor, found " + scale->Describe());
-  if (zp != nullptr && zp->type() != x->type()) {
+  if (zp != nullptr && zp->type() != xt) {
     return ctx.Error("x_zero_point must have the type of x, found " + zp->Describe());
   }
-  KILN_ASSIGN_OR_RETURN(AxisInfo ax, ResolveAxis(ctx, *x, *scale));
-  KILN_ASSIGN_OR_RETURN(auto scales, ReadQuantOperand(ctx, scale, ax.axis_len, "x_scale"));
-  KILN_ASSIGN_OR_RETURN(auto zps, ReadQuantOperand(ctx, zp, ax.axis_len, "x_zero_point"));
-  if (zp != nullptr && zps.size() != scales.size())
-    return ctx.Error("x_scale and x_zero_point sizes differ");
+  KILN_ASSIGN_OR_RETURN(QuantLayout l, ResolveLayout(ctx, *x, *scale, zp, "x_scale"));
+  const std::vector<double> scales = AllValues(scale), zps = AllValues(zp);
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.output(0, scale->type(), x->shape()));
   Dispatch<kDispatchFloat>(scale->type(), [&](auto tag) {
     using T = decltype(tag);
     T* yd = y->data<T>();
     for (int64_t i = 0; i < x->size(); ++i) {
-      const size_t k = scales.size() == 1 ? 0 : static_cast<size_t>((i / ax.inner) % ax.axis_len);
+      const size_t k = static_cast<size_t>(l.ScaleIndex(i));
       const int64_t q = x->GetAsInt64(i) - (zps.empty() ? 0 : static_cast<int64_t>(zps[k]));
       const float v = static_cast<float>(q) * static_cast<float>(scales[k]);
       yd[i] = static_cast<T>(v);

@@ -6,6 +6,7 @@
 // in double, truncated towards zero on store. Reducing an empty set gives the op's identity:
 // 0 for sums, 1 for Prod, -inf (or the type's lowest value) for Max and LogSum(Exp), +inf (or
 // the highest) for Min, NaN for Mean of floats.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -251,6 +252,19 @@ Status RunReduce(KernelContext& ctx, ReduceOp op) {
   // With noop_with_empty_axes the op is applied elementwise (e.g. ReduceSumSquare squares).
   const int64_t per_output = plan.identity ? 1 : count;
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.output(0, x->type(), plan.out_shape));
+  if (x->type() == ElementType::kBool && ctx.opset() >= 20 &&
+      (op == ReduceOp::kMax || op == ReduceOp::kMin)) {
+    // ReduceMax-20 / ReduceMin-20 on bool: any / all (false / true over an empty set).
+    const bool is_max = op == ReduceOp::kMax;
+    bool* yd = y->data<bool>();
+    std::fill(yd, yd + out_n, !is_max);
+    const bool* xd = x->data<bool>();
+    for (size_t i = 0; i < oidx.size(); ++i) {
+      bool& a = yd[oidx[i]];
+      a = is_max ? (a || xd[i]) : (a && xd[i]);
+    }
+    return Status::Ok();
+  }
   bool ok = Dispatch<kAllNumeric>(x->type(), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (std::is_integral_v<T>) {

@@ -384,6 +384,7 @@ constexpr KernelDef kKernels[] = {
     {"SpaceToDepth", "", SpaceToDepth},
     {"Slice", "", Slice},
     {"Pad", "", Pad},
+    {"CenterCropPad", "", CenterCropPad},
     {"Gather", "", Gather},
     {"GatherElements", "", GatherElements},
     {"GatherND", "", GatherND},

@@ -60,6 +60,16 @@ Status ForEachAxisIndex(const KernelContext& ctx, const Shape& data_shape, const
   return Status::Ok();
 }
 
+// a < b in the element's own type (int64 beyond 2^53 stays exact), f16/bf16 through float.
+template <typename T>
+bool Less(T a, T b) {
+  if constexpr (std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>) {
+    return static_cast<float>(a) < static_cast<float>(b);
+  } else {
+    return a < b;
+  }
+}
+
 // Writes updates into out: out[dst + j] (op)= updates[src + j] for every (dst, src) move and
 // j < block, in order, with op one of none/add/mul/max/min.
 Status ScatterApply(const KernelContext& ctx, const std::string& reduction, Tensor* out,
@@ -95,8 +105,8 @@ Status ScatterApply(const KernelContext& ctx, const std::string& reduction, Tens
         } else if (op == 1) {
           a = MulWrap(a, b);
         } else if (op == 2) {
-          if (ToDouble(b) > ToDouble(a)) a = b;
-        } else if (ToDouble(b) < ToDouble(a)) {
+          if (Less(a, b)) a = b;
+        } else if (Less(b, a)) {
           a = b;
         }
       }
@@ -104,6 +114,18 @@ Status ScatterApply(const KernelContext& ctx, const std::string& reduction, Tens
   });
   if (!ok) return ctx.UnsupportedType(out->type());
   return Status::Ok();
+}
+
+// The reduction attribute of ScatterElements / ScatterND: from opset 16 none, add or mul; max
+// and min from opset 18.
+Result<std::string> ScatterReduction(const KernelContext& ctx) {
+  if (ctx.opset() < 16) return std::string("none");
+  std::string r = ctx.attrs().GetString("reduction", "none");
+  if ((r == "max" || r == "min") && ctx.opset() < 18) {
+    return ctx.Error("reduction '" + r + "' needs opset 18, the model imports opset " +
+                     std::to_string(ctx.opset()));
+  }
+  return r;
 }
 
 }  // namespace
@@ -167,8 +189,7 @@ Status ScatterElements(KernelContext& ctx) {
       ctx, x->shape(), *ind, axis, [&](int64_t i, int64_t off) { moves.emplace_back(off, i); }));
   KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.output(0, x->type(), x->shape()));
   ElementCopier(x->type()).Copy(out->raw(), 0, x->raw(), 0, x->size());
-  const std::string reduction =
-      ctx.opset() >= 16 ? ctx.attrs().GetString("reduction", "none") : "none";
+  KILN_ASSIGN_OR_RETURN(const std::string reduction, ScatterReduction(ctx));
   return ScatterApply(ctx, reduction, out, *upd, moves, 1);
 }
 
@@ -257,8 +278,7 @@ Status ScatterND(KernelContext& ctx) {
   }
   KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.output(0, x->type(), x->shape()));
   ElementCopier(x->type()).Copy(out->raw(), 0, x->raw(), 0, x->size());
-  const std::string reduction =
-      ctx.opset() >= 16 ? ctx.attrs().GetString("reduction", "none") : "none";
+  KILN_ASSIGN_OR_RETURN(const std::string reduction, ScatterReduction(ctx));
   return ScatterApply(ctx, reduction, out, *upd, moves, block);
 }
 

@@ -128,6 +128,7 @@ Status DepthToSpace(KernelContext& ctx);
 Status SpaceToDepth(KernelContext& ctx);
 Status Slice(KernelContext& ctx);
 Status Pad(KernelContext& ctx);
+Status CenterCropPad(KernelContext& ctx);  // tensor_crop.cc
 
 // Indexing kernels (tensor_index.cc).
 Status Gather(KernelContext& ctx);

@@ -89,7 +89,25 @@ Status Split(KernelContext& ctx) {
   const int64_t n = static_cast<int64_t>(ctx.num_outputs());
   if (n == 0) return ctx.Error("has no outputs");
   std::vector<int64_t> split;
-  if (const Tensor* s = ctx.input(1)) {
+  // Split-18: the sizes come from the `split` input or from `num_outputs` (one of the two).
+  const bool by_count = ctx.opset() >= 18 && ctx.attrs().Has("num_outputs");
+  if (ctx.opset() >= 18 && by_count == (ctx.input(1) != nullptr)) {
+    return ctx.Error(by_count ? "has both the split input and the num_outputs attribute"
+                              : "needs the split input or the num_outputs attribute");
+  }
+  if (by_count) {
+    const int64_t count = ctx.attrs().GetInt("num_outputs", 0);
+    if (count != n) {
+      return ctx.Error("num_outputs is " + std::to_string(count) + ", but the node has " +
+                       std::to_string(n) + " outputs");
+    }
+    split = SplitChunks(x->dim(axis), n);
+    if (split.empty()) {
+      return ctx.Error("dim " + std::to_string(x->dim(axis)) + " of input " + x->Describe() +
+                       " cannot be split into " + std::to_string(n) +
+                       " chunks of ceil(dim / num_outputs) with a smaller last one");
+    }
+  } else if (const Tensor* s = ctx.input(1)) {
     KILN_ASSIGN_OR_RETURN(split, IntValues(ctx, *s, "split"));
   } else if (ctx.attrs().Has("split")) {
     split = ctx.attrs().GetInts("split");
@@ -308,9 +326,24 @@ Status Slice(KernelContext& ctx) {
 
 namespace {
 
-// Source index along one dim of size d for output coordinate c shifted by the begin pad, or -1
-// when the constant value applies.
-int64_t PadSource(int64_t c, int64_t d, int mode) {
+// One dim of a Pad: its begin pad (negative crops) and, for wrap, the extent kept after negative
+// pads crop the input, [lo, lo + len), which wrap repeats (as ONNX Runtime does).
+struct PadDim {
+  int64_t d = 0;   // input size
+  int64_t pb = 0;  // begin pad
+  int64_t lo = 0;
+  int64_t len = 0;
+};
+
+// Source index along one dim for output coordinate o, or -1 when the constant value applies.
+// Modes: 0 constant, 1 edge, 2 reflect, 3 wrap.
+int64_t PadSource(int64_t o, const PadDim& p, int mode) {
+  if (mode == 3) {
+    int64_t m = (o - std::max<int64_t>(p.pb, 0)) % p.len;
+    if (m < 0) m += p.len;
+    return p.lo + m;
+  }
+  const int64_t c = o - p.pb, d = p.d;
   if (c >= 0 && c < d) return c;
   if (mode == 0) return -1;
   if (mode == 1) return c < 0 ? 0 : d - 1;  // edge
@@ -347,6 +380,25 @@ Status Pad(KernelContext& ctx) {
       ElementCopier(type).Copy(fill.raw(), 0, cv->raw(), 0, 1);
     }
   }
+  // Pad-18: an `axes` input names the axes `pads` covers (begins, then ends); others get 0.
+  if (const Tensor* a = ctx.opset() >= 18 ? ctx.input(3) : nullptr) {
+    KILN_ASSIGN_OR_RETURN(std::vector<int64_t> axes, IntValues(ctx, *a, "axes"));
+    const size_t k = axes.size();
+    if (pads.size() != 2 * k) {
+      return ctx.Error("pads has " + std::to_string(pads.size()) + " values, expected " +
+                       std::to_string(2 * k) + " for axes " + a->Describe());
+    }
+    std::vector<int64_t> full(static_cast<size_t>(2 * r), 0);
+    std::vector<bool> seen(static_cast<size_t>(r), false);
+    for (size_t i = 0; i < k; ++i) {
+      KILN_ASSIGN_OR_RETURN(int ax, NormalizeAxis(ctx, axes[i], r));
+      if (seen[ax]) return ctx.Error("axis " + std::to_string(axes[i]) + " is repeated in axes");
+      seen[ax] = true;
+      full[ax] = pads[i];
+      full[ax + r] = pads[i + k];
+    }
+    pads = std::move(full);
+  }
   if (static_cast<int>(pads.size()) != 2 * r) {
     return ctx.Error("pads has " + std::to_string(pads.size()) + " values, expected " +
                      std::to_string(2 * r) + " for input " + x->Describe());
@@ -359,18 +411,29 @@ Status Pad(KernelContext& ctx) {
     mode = 1;
   } else if (mode_name == "reflect") {
     mode = 2;
+  } else if (mode_name == "wrap" && ctx.opset() >= 19) {
+    mode = 3;
   } else {
-    return ctx.Error("mode must be constant, reflect or edge, found '" + mode_name + "'");
+    return ctx.Error("mode must be constant, reflect or edge" +
+                     std::string(ctx.opset() >= 19 ? " or wrap" : " (wrap needs opset 19)") +
+                     ", found '" + mode_name + "'");
   }
   constexpr int64_t kMaxPad = int64_t{1} << 48;
   for (int64_t p : pads) {
     if (p < -kMaxPad || p > kMaxPad) return ctx.Error("pad " + std::to_string(p) + " is too large");
   }
   Shape out_shape(static_cast<size_t>(r));
+  std::vector<PadDim> dims(static_cast<size_t>(r));
   for (int i = 0; i < r; ++i) {
     out_shape[i] = x->dim(i) + pads[i] + pads[i + r];
     if (out_shape[i] < 0) return ctx.Error("pads make a negative dim for " + x->Describe());
-    if (mode != 0 && out_shape[i] > 0 && x->dim(i) == 0) {
+    PadDim& pd = dims[i];
+    pd.d = x->dim(i);
+    pd.pb = pads[i];
+    pd.lo = std::max<int64_t>(0, -pads[i]);
+    pd.len = pd.d - pd.lo - std::max<int64_t>(0, -pads[i + r]);
+    const int64_t kept = mode == 3 ? pd.len : x->dim(i);
+    if (mode != 0 && out_shape[i] > 0 && kept <= 0) {
       return ctx.Error("cannot pad an empty dim in " + mode_name + " mode");
     }
   }
@@ -383,13 +446,13 @@ Status Pad(KernelContext& ctx) {
     return Status::Ok();
   }
   const auto in_strides = Strides(x->shape());
-  const int64_t inner = out_shape[r - 1], d_last = x->dim(r - 1), pb_last = pads[r - 1];
+  const int64_t inner = out_shape[r - 1];
   std::vector<int64_t> idx(static_cast<size_t>(r), 0);
   for (int64_t o = 0; o < total; o += inner) {
     int64_t base = 0;
     bool constant_row = false;
     for (int k = 0; k < r - 1; ++k) {
-      const int64_t s = PadSource(idx[k] - pads[k], x->dim(k), mode);
+      const int64_t s = PadSource(idx[k], dims[k], mode);
       if (s < 0) {
         constant_row = true;
         break;
@@ -397,7 +460,7 @@ Status Pad(KernelContext& ctx) {
       base += s * in_strides[k];
     }
     for (int64_t j = 0; j < inner; ++j) {
-      const int64_t s = constant_row ? -1 : PadSource(j - pb_last, d_last, mode);
+      const int64_t s = constant_row ? -1 : PadSource(j, dims[r - 1], mode);
       if (s < 0) {
         c.Copy(out->raw(), o + j, fill.raw(), 0, 1);
       } else {

@@ -84,6 +84,30 @@ Status InferBinarySameType(InferContext& ctx) {
   return Status::Ok();
 }
 
+// BitwiseAnd/Or/Xor-18: two integer inputs of one type, broadcast.
+Status InferBitwise(InferContext& ctx) {
+  KILN_RETURN_IF_ERROR(RequireInputs(ctx, 2));
+  KILN_RETURN_IF_ERROR(RequireSameTypes(ctx, 0, 1));
+  const ElementType t = ctx.input_type(0);
+  if (t != ElementType::kUndefined && !IsInteger(t)) {
+    return ctx.Error(std::string("expected integer inputs, found ") + ElementTypeName(t));
+  }
+  KILN_ASSIGN_OR_RETURN(auto shape, BroadcastInputs(ctx));
+  ctx.set_output(0, t, std::move(shape));
+  return Status::Ok();
+}
+
+// BitwiseNot-18: one integer input.
+Status InferBitwiseNot(InferContext& ctx) {
+  KILN_RETURN_IF_ERROR(RequireInputs(ctx, 1));
+  const ElementType t = ctx.input_type(0);
+  if (t != ElementType::kUndefined && !IsInteger(t)) {
+    return ctx.Error(std::string("expected an integer input, found ") + ElementTypeName(t));
+  }
+  ctx.set_output(0, ctx.input(0));
+  return Status::Ok();
+}
+
 Status InferPow(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(RequireInputs(ctx, 2));
   KILN_ASSIGN_OR_RETURN(auto shape, BinaryShape(ctx));
@@ -209,6 +233,10 @@ constexpr OpSchema kSchemas[] = {
     {"Div", "", InferBinarySameType},
     {"Mod", "", InferBinarySameType},
     {"BitShift", "", InferBinarySameType},
+    {"BitwiseAnd", "", InferBitwise},
+    {"BitwiseOr", "", InferBitwise},
+    {"BitwiseXor", "", InferBitwise},
+    {"BitwiseNot", "", InferBitwiseNot},
     {"Pow", "", InferPow},
     {"PRelu", "", InferPRelu},
     {"Equal", "", InferCompare},

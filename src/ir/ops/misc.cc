@@ -1,6 +1,7 @@
 // Shape and type inference for the misc op family: losses, detection and sampling
 // (NonMaxSuppression, RoiAlign, MaxRoiPool, GridSample), Det, signal processing (DFT, STFT,
-// windows, MelWeightMatrix), text (StringNormalizer, TfIdfVectorizer) and random generators.
+// windows, MelWeightMatrix), text (StringNormalizer, TfIdfVectorizer), random generators, and
+// the image helpers CenterCropPad and Col2Im.
 #include <algorithm>
 #include <optional>
 #include <string>
@@ -304,7 +305,89 @@ Status InferRandomLike(InferContext& ctx) {
   return Status::Ok();
 }
 
+// CenterCropPad-18: the input's shape with each of `axes` (all by default) set to its value in
+// the `shape` input; unknown dims when that input is not a known constant.
+Status InferCenterCropPad(InferContext& ctx) {
+  if (!ctx.has_input(0) || !ctx.has_input(1))
+    return ctx.Error("expected inputs input_data and shape");
+  if (!IsInteger(ctx.input_type(1))) {
+    return ctx.Error(std::string("shape must be int32 or int64, found ") +
+                     ElementTypeName(ctx.input_type(1)));
+  }
+  const ElementType t = ctx.input_type(0);
+  const auto& in = ctx.input(0).shape;
+  if (!in) {
+    ctx.set_output(0, t, std::nullopt);
+    return Status::Ok();
+  }
+  const int r = static_cast<int>(in->size());
+  std::vector<int64_t> axes = ctx.attrs().GetInts("axes");
+  if (!ctx.attrs().Has("axes")) {
+    for (int i = 0; i < r; ++i) axes.push_back(i);
+  }
+  DimVector out = *in;
+  const Tensor* shape = ctx.input_value(1);
+  if (shape != nullptr && shape->size() != static_cast<int64_t>(axes.size())) {
+    return ctx.Error("shape has " + std::to_string(shape->size()) +
+                     " values, expected one per axis (" + std::to_string(axes.size()) + ")");
+  }
+  std::vector<bool> seen(static_cast<size_t>(r), false);
+  for (size_t i = 0; i < axes.size(); ++i) {
+    KILN_ASSIGN_OR_RETURN(int a, NormalizeAxis(axes[i], r, ctx));
+    if (seen[a]) return ctx.Error("axis " + std::to_string(axes[i]) + " is repeated in axes");
+    seen[a] = true;
+    out[a] = shape != nullptr ? Dim(shape->GetAsInt64(static_cast<int64_t>(i))) : Dim();
+    if (out[a].is_static() && out[a].value < 0) return ctx.Error("shape has a negative value");
+  }
+  ctx.set_output(0, t, std::move(out));
+  return Status::Ok();
+}
+
+// Col2Im-18: [N, C * prod(block_shape), L] -> [N, C, image_shape...].
+Status InferCol2Im(InferContext& ctx) {
+  if (!ctx.has_input(0) || !ctx.has_input(1) || !ctx.has_input(2)) {
+    return ctx.Error("expected inputs input, image_shape and block_shape");
+  }
+  KILN_RETURN_IF_ERROR(RequireFloat(ctx, 0));
+  KILN_RETURN_IF_ERROR(RequireRank(ctx, 0, 3));
+  const ElementType t = ctx.input_type(0);
+  const auto& in = ctx.input(0).shape;
+  const Tensor* image = ctx.input_value(1);
+  const Tensor* block = ctx.input_value(2);
+  if (image == nullptr) {
+    const auto& s = ctx.input(1).shape;
+    if (in && s && s->size() == 1 && (*s)[0].is_static()) {
+      DimVector out = {(*in)[0], Dim()};
+      out.resize(2 + static_cast<size_t>((*s)[0].value), Dim());
+      ctx.set_output(0, t, std::move(out));
+    } else {
+      ctx.set_output(0, t, std::nullopt);
+    }
+    return Status::Ok();
+  }
+  DimVector out = {in ? (*in)[0] : Dim(), Dim()};
+  for (int64_t i = 0; i < image->size(); ++i) out.push_back(Dim(image->GetAsInt64(i)));
+  if (in && block != nullptr && (*in)[1].is_static()) {
+    int64_t taps = 1;
+    for (int64_t i = 0; i < block->size(); ++i) {
+      const int64_t b = block->GetAsInt64(i);
+      if (b <= 0 || __builtin_mul_overflow(taps, b, &taps)) {
+        return ctx.Error("block_shape has an invalid value");
+      }
+    }
+    if ((*in)[1].value % taps != 0) {
+      return ctx.Error("dim 1 of input " + ctx.input(0).ToString() +
+                       " is not divisible by prod(block_shape) = " + std::to_string(taps));
+    }
+    out[1] = Dim((*in)[1].value / taps);
+  }
+  ctx.set_output(0, t, std::move(out));
+  return Status::Ok();
+}
+
 constexpr OpSchema kSchemas[] = {
+    {"CenterCropPad", "", InferCenterCropPad},
+    {"Col2Im", "", InferCol2Im},
     {"SoftmaxCrossEntropyLoss", "", InferLoss},
     {"NegativeLogLikelihoodLoss", "", InferLoss},
     {"NonMaxSuppression", "", InferNonMaxSuppression},

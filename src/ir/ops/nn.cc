@@ -226,6 +226,7 @@ Status InferConvTranspose(InferContext& ctx) {
 
 Status InferPool(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(NeedInput(ctx, 0));
+  KILN_RETURN_IF_ERROR(CheckPoolAttributeVersion(ctx.node()));
   const ElementType t = ctx.input_type(0);
   const Dims& xs = ctx.input(0).shape;
   Dims out;

@@ -15,9 +15,9 @@ bool Is8Bit(ElementType t) { return t == ElementType::kU8 || t == ElementType::k
 
 Status InferQuantize(InferContext& ctx) {
   if (!ctx.has_input(0) || !ctx.has_input(1)) return ctx.Error("expected inputs x and y_scale");
-  const ElementType t = ctx.has_input(2) ? ctx.input_type(2) : ElementType::kU8;
-  if (!Is8Bit(t))
-    return ctx.Error(std::string("y_zero_point must be u8 or i8, found ") + ElementTypeName(t));
+  KILN_ASSIGN_OR_RETURN(const ElementType t,
+                        QuantizeOutputType(ctx.node(), ctx.has_input(2) ? ctx.input_type(2)
+                                                                        : ElementType::kUndefined));
   ctx.set_output(0, t, ctx.input(0).shape);
   return Status::Ok();
 }
@@ -25,6 +25,13 @@ Status InferQuantize(InferContext& ctx) {
 Status InferDequantize(InferContext& ctx) {
   if (!ctx.has_input(0) || !ctx.has_input(1)) return ctx.Error("expected inputs x and x_scale");
   if (!IsFloating(ctx.input_type(1))) return ctx.Error("x_scale must be a float tensor");
+  const ElementType xt = ctx.input_type(0);
+  const bool wide = ctx.opset() >= 21 && (xt == ElementType::kU16 || xt == ElementType::kI16);
+  if (xt != ElementType::kUndefined && !Is8Bit(xt) && xt != ElementType::kI32 && !wide) {
+    return ctx.Error(std::string("x must be uint8, int8 or int32") +
+                     (ctx.opset() >= 21 ? ", uint16 or int16" : " (16-bit from opset 21)") +
+                     ", found " + ElementTypeName(xt));
+  }
   ctx.set_output(0, ctx.input_type(1), ctx.input(0).shape);
   return Status::Ok();
 }

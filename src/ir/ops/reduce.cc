@@ -22,8 +22,12 @@ bool AxesFromInput(const InferContext& ctx) {
 Status InferReduce(InferContext& ctx) {
   if (!ctx.has_input(0)) return ctx.Error("missing input 0 (data)");
   const TypeInfo& in = ctx.input(0);
-  if (!IsFloating(in.type) && !IsInteger(in.type)) {
-    return ctx.Error(std::string("expected a numeric input, found ") + ElementTypeName(in.type));
+  // ReduceMax-20 / ReduceMin-20 also take bool (any / all).
+  const bool bool_ok =
+      ctx.opset() >= 20 && (ctx.node().op_type == "ReduceMax" || ctx.node().op_type == "ReduceMin");
+  if (!IsFloating(in.type) && !IsInteger(in.type) && !(bool_ok && in.type == ElementType::kBool)) {
+    return ctx.Error(std::string("expected a numeric input") + (bool_ok ? " or bool" : "") +
+                     ", found " + ElementTypeName(in.type));
   }
   const bool keepdims = ctx.attrs().GetInt("keepdims", 1) != 0;
   const bool noop = ctx.attrs().GetInt("noop_with_empty_axes", 0) != 0;

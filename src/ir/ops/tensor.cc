@@ -320,6 +320,16 @@ Status InferSplit(InferContext& ctx) {
   const ElementType t = ctx.input_type(0);
   const Dims& in = ctx.input(0).shape;
   const size_t n = ctx.num_outputs();
+  // Split-18: sizes from the split input or from num_outputs, exactly one of the two.
+  const bool by_count = ctx.opset() >= 18 && ctx.attrs().Has("num_outputs");
+  if (ctx.opset() >= 18 && by_count == ctx.has_input(1)) {
+    return ctx.Error(by_count ? "has both the split input and the num_outputs attribute"
+                              : "needs the split input or the num_outputs attribute");
+  }
+  if (by_count && ctx.attrs().GetInt("num_outputs", 0) != static_cast<int64_t>(n)) {
+    return ctx.Error("num_outputs is " + std::to_string(ctx.attrs().GetInt("num_outputs", 0)) +
+                     ", but the node has " + std::to_string(n) + " outputs");
+  }
   if (!in) {
     for (size_t i = 0; i < n; ++i) ctx.set_output(i, t, std::nullopt);
     return Status::Ok();
@@ -328,13 +338,23 @@ Status InferSplit(InferContext& ctx) {
       int axis, NormalizeAxis(ctx.attrs().GetInt("axis", 0), static_cast<int>(in->size()), ctx));
   std::optional<std::vector<int64_t>> split;
   bool known = true;
-  if (ctx.has_input(1)) {
+  const Dim& d = (*in)[axis];
+  if (by_count) {
+    if (d.is_static()) {
+      split = SplitChunks(d.value, static_cast<int64_t>(n));
+      if (split->empty()) {
+        return ctx.Error("dim " + std::to_string(d.value) + " cannot be split into " +
+                         std::to_string(n) + " chunks of ceil(dim / num_outputs)");
+      }
+    } else {
+      known = false;
+    }
+  } else if (ctx.has_input(1)) {
     split = ConstInts(ctx, 1);
     known = split.has_value();
   } else if (ctx.attrs().Has("split")) {
     split = ctx.attrs().GetInts("split");
   }
-  const Dim& d = (*in)[axis];
   if (split && split->size() != n) return ctx.Error("split has a size per output, sizes differ");
   int64_t total = 0;
   for (size_t i = 0; split && i < n; ++i) {
@@ -513,6 +533,13 @@ Status InferTile(InferContext& ctx) {
 
 Status InferPad(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(NeedInput(ctx, 0));
+  const std::string mode = ctx.attrs().GetString("mode", "constant");
+  if (mode != "constant" && mode != "edge" && mode != "reflect" &&
+      !(mode == "wrap" && ctx.opset() >= 19)) {
+    return ctx.Error("mode must be constant, reflect or edge" +
+                     std::string(ctx.opset() >= 19 ? " or wrap" : " (wrap needs opset 19)") +
+                     ", found '" + mode + "'");
+  }
   const Dims& in = ctx.input(0).shape;
   Dims out;
   if (in) {
@@ -524,8 +551,30 @@ Status InferPad(InferContext& ctx) {
       KILN_RETURN_IF_ERROR(NeedInput(ctx, 1));
       pads = ConstInts(ctx, 1);
     }
+    const size_t r = in->size();
+    // Pad-18: an `axes` input says which axes `pads` covers (begins, then ends); others get 0.
+    if (pads && ctx.opset() >= 18 && ctx.has_input(3)) {
+      const std::optional<std::vector<int64_t>> axes = ConstInts(ctx, 3);
+      if (!axes) {
+        pads.reset();
+      } else if (pads->size() != 2 * axes->size()) {
+        return ctx.Error("pads has " + std::to_string(pads->size()) + " values, expected " +
+                         std::to_string(2 * axes->size()) + " for " + std::to_string(axes->size()) +
+                         " axes");
+      } else {
+        std::vector<int64_t> full(2 * r, 0);
+        std::vector<bool> seen(r, false);
+        for (size_t i = 0; i < axes->size(); ++i) {
+          KILN_ASSIGN_OR_RETURN(int ax, NormalizeAxis((*axes)[i], static_cast<int>(r), ctx));
+          if (seen[ax]) return ctx.Error("axis " + std::to_string((*axes)[i]) + " is repeated");
+          seen[ax] = true;
+          full[ax] = (*pads)[i];
+          full[ax + r] = (*pads)[i + axes->size()];
+        }
+        pads = std::move(full);
+      }
+    }
     if (pads) {
-      const size_t r = in->size();
       if (pads->size() != 2 * r) return ctx.Error("pads must have 2 * rank values");
       for (size_t i = 0; i < r; ++i) {
         int64_t p, v;
