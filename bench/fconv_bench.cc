@@ -100,8 +100,8 @@ int main() {
     s.sh = s.sw = sh.s;
     s.dh = s.dw = sh.d;
     s.pt = s.pl = sh.p;
-    s.weights = w;
-    s.bias = b;
+    s.weights = w.data();
+    s.bias = b.data();
     FConvFn f512 = MakeOwnFConv(s, FConvIsa::kAvx512), f2 = MakeOwnFConv(s, FConvIsa::kAvx2);
     const double flops = 2.0 * sh.n * oh * ow * sh.m * sh.c * sh.k * sh.k;
     double gx = Best([&] { xnn_run_operator(op, nullptr); }, flops);

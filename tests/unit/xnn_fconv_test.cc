@@ -33,8 +33,8 @@ std::vector<float> RandomVec(int64_t n, std::mt19937& rng) {
   return v;
 }
 
-// y = clamp(conv(x) + bias + res) in double (NHWC x, res and y, weights [cout][cin][kh][kw];
-// res empty: none).
+// y = clamp(conv(x) + bias + res) in double (NHWC x, res and y, s.weights [cout][cin][kh][kw]
+// times s.scale; res empty: none).
 std::vector<float> NaiveConv(const xnn::FConvSpec& s, const std::vector<float>& x,
                              const std::vector<float>& res) {
   std::vector<float> y(static_cast<size_t>(s.batch * s.oh * s.ow * s.cout));
@@ -42,7 +42,7 @@ std::vector<float> NaiveConv(const xnn::FConvSpec& s, const std::vector<float>& 
     for (int64_t oy = 0; oy < s.oh; ++oy)
       for (int64_t ox = 0; ox < s.ow; ++ox)
         for (int64_t o = 0; o < s.cout; ++o) {
-          double acc = s.bias[static_cast<size_t>(o)];
+          double acc = s.bias[o];
           for (int64_t ky = 0; ky < s.kh; ++ky)
             for (int64_t kx = 0; kx < s.kw; ++kx) {
               const int64_t iy = oy * s.sh - s.pt + ky * s.dh, ix = ox * s.sw - s.pl + kx * s.dw;
@@ -50,7 +50,8 @@ std::vector<float> NaiveConv(const xnn::FConvSpec& s, const std::vector<float>& 
               for (int64_t c = 0; c < s.cin; ++c) {
                 acc += static_cast<double>(
                            x[static_cast<size_t>(((b * s.ih + iy) * s.iw + ix) * s.cin + c)]) *
-                       s.weights[static_cast<size_t>(((o * s.cin + c) * s.kh + ky) * s.kw + kx)];
+                       s.weights[((o * s.cin + c) * s.kh + ky) * s.kw + kx] *
+                       (s.scale != nullptr ? s.scale[o] : 1.0f);
               }
             }
           const size_t at = static_cast<size_t>(((b * s.oh + oy) * s.ow + ox) * s.cout + o);
@@ -93,8 +94,12 @@ TEST(XnnFConv, KernelsMatchNaiveLoop) {
         s.lo = 0.0f;
         s.hi = 0.5f;
       }
-      s.weights = RandomVec(s.cout * s.cin * s.kh * s.kw, rng);
-      s.bias = RandomVec(s.cout, rng);
+      const std::vector<float> weights = RandomVec(s.cout * s.cin * s.kh * s.kw, rng);
+      const std::vector<float> bias = RandomVec(s.cout, rng);
+      const std::vector<float> scale = RandomVec(s.cout, rng);
+      s.weights = weights.data();
+      s.bias = bias.data();
+      s.scale = i % 2 == 0 ? nullptr : scale.data();
       const std::vector<float> x = RandomVec(s.batch * s.ih * s.iw * s.cin, rng);
       // Every third case adds a residual in the epilogue.
       const std::vector<float> res =

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "backends/xnnpack/xnn_fconv_tiles.h"
+#include "backends/xnnpack/xnn_internal.h"
 
 namespace kiln::xnn {
 
@@ -16,19 +18,28 @@ namespace {
 constexpr int64_t kBlockBytes = 384 << 10;
 constexpr int64_t kMaxTilesPerBlock = 16;
 
+// Packed weights live in KilnXnnAllocator's memory (huge-page chunks: a cold plan build faults
+// once per 2 MB, as XNNPACK's own packed weights do).
+struct XnnFree {
+  void operator()(float* p) const {
+    const xnn_allocator* a = KilnXnnAllocator();
+    a->aligned_deallocate(a->context, p);
+  }
+};
+
 struct FPacked {
-  FConvSpec s;  // without weights and bias
+  FConvSpec s;  // without weights, scale and bias
   FConvIsa isa = FConvIsa::kNone;
   int mr = 0, nr = 0;
   int64_t taps = 1, k = 0, npanels = 0;
-  bool direct = false;              // 1x1, stride 1, no padding: A rows are the input rows in place
-  std::vector<float> w;             // panel p at panel_off[p]: [k][width(p)]
-  std::vector<int64_t> panel_off;   // npanels + 1 offsets
-  std::vector<float> bias;          // [npanels * nr], panel p's at p * nr
-  std::vector<float> zero;          // cin zeros: the padding taps' row
-  std::vector<int64_t> tap_off;     // [taps]: (ky * dh * iw + kx * dw) * ldx
-  const FTileFn* tiles = nullptr;   // [mr] of the full-width tile
-  const FTileFn* narrow = nullptr;  // [mr] of the half-width tile
+  bool direct = false;  // 1x1, stride 1, no padding: A rows are the input rows in place
+  std::unique_ptr<float[], XnnFree> w;  // panel p at panel_off[p]: [k][width(p)]
+  std::vector<int64_t> panel_off;       // npanels + 1 offsets
+  std::vector<float> bias;              // [npanels * nr], panel p's at p * nr
+  std::vector<float> zero;              // cin zeros: the padding taps' row
+  std::vector<int64_t> tap_off;         // [taps]: (ky * dh * iw + kx * dw) * ldx
+  const FTileFn* tiles = nullptr;       // [mr] of the full-width tile
+  const FTileFn* narrow = nullptr;      // [mr] of the half-width tile
   int64_t width(int64_t p) const { return (panel_off[p + 1] - panel_off[p]) / k; }
 };
 
@@ -106,7 +117,7 @@ void RunTask(void* arg, size_t task) {
     const int64_t width = P.width(pan);
     const int nc = static_cast<int>(std::min<int64_t>(width, s.cout - pan * P.nr));
     const FTileFn* table = width == P.nr ? P.tiles : P.narrow;
-    const float* w = P.w.data() + P.panel_off[static_cast<size_t>(pan)];
+    const float* w = P.w.get() + P.panel_off[static_cast<size_t>(pan)];
     const float* bias = P.bias.data() + pan * P.nr;
     for (int64_t t = 0; t < ntiles; ++t) {
       const int64_t p0 = p_begin + t * mr;
@@ -158,9 +169,8 @@ bool UseOwnFc(int64_t rows, int64_t k, int64_t n, FConvIsa isa) {
 FConvFn MakeOwnFConv(const FConvSpec& spec, FConvIsa isa) {
   auto P = std::make_shared<FPacked>();
   P->s = spec;
-  P->s.weights.clear();
-  P->s.bias.clear();
   FConvSpec& s = P->s;
+  s.weights = s.scale = s.bias = nullptr;
   if (s.ldx == 0) s.ldx = s.cin;
   if (s.ldy == 0) s.ldy = s.cout;
   P->isa = isa;
@@ -179,28 +189,44 @@ FConvFn MakeOwnFConv(const FConvSpec& spec, FConvIsa isa) {
   P->k = P->taps * s.cin;
   P->direct = P->taps == 1 && s.sh == 1 && s.sw == 1 && s.pt == 0 && s.pl == 0 && s.ih == s.oh &&
               s.iw == s.ow;
-  const int64_t nr = P->nr, k = P->k, taps = P->taps;
-  P->npanels = (s.cout + nr - 1) / nr;
+  const int64_t nr = P->nr, k = P->k, taps = P->taps, cin = s.cin, cout = s.cout;
+  P->npanels = (cout + nr - 1) / nr;
   P->panel_off.assign(static_cast<size_t>(P->npanels + 1), 0);
   for (int64_t p = 0; p < P->npanels; ++p) {
-    const int64_t left = s.cout - p * nr;
+    const int64_t left = cout - p * nr;
     const int64_t width = left <= nr / 2 ? nr / 2 : nr;
     P->panel_off[static_cast<size_t>(p + 1)] = P->panel_off[static_cast<size_t>(p)] + k * width;
   }
-  // w[o][c][tap] (ONNX) -> panel[(tap * cin + c) * width + j], o = p * nr + j; zero past cout.
-  P->w.assign(static_cast<size_t>(P->panel_off.back()), 0.0f);
+  // w[o][c][tap] (ONNX; [c][o] when weights_kn) * scale[o] -> panel[(tap * cin + c) * width + j],
+  // o = p * nr + j; zero past cout. The source is read in order (a panel, at most a few hundred
+  // KB, takes the scattered writes in L2).
+  const xnn_allocator* alloc = KilnXnnAllocator();
+  const auto bytes = static_cast<size_t>(P->panel_off.back()) * sizeof(float);
+  P->w.reset(static_cast<float*>(alloc->aligned_allocate(alloc->context, 64, bytes)));
+  const float* src = spec.weights;
   for (int64_t p = 0; p < P->npanels; ++p) {
-    const int64_t width = P->width(p);
-    float* dst = P->w.data() + P->panel_off[static_cast<size_t>(p)];
-    for (int64_t j = 0; j < width && p * nr + j < s.cout; ++j) {
-      const float* src = spec.weights.data() + (p * nr + j) * k;
-      for (int64_t c = 0; c < s.cin; ++c)
-        for (int64_t t = 0; t < taps; ++t) dst[(t * s.cin + c) * width + j] = src[c * taps + t];
+    const int64_t width = P->width(p), o0 = p * nr, valid = std::min(width, cout - o0);
+    float* dst = P->w.get() + P->panel_off[static_cast<size_t>(p)];
+    if (valid < width) std::fill(dst, dst + k * width, 0.0f);
+    if (spec.weights_kn) {  // [cin][cout], kh = kw = 1
+      for (int64_t c = 0; c < cin; ++c) {
+        for (int64_t j = 0; j < valid; ++j) {
+          const float sc = spec.scale != nullptr ? spec.scale[o0 + j] : 1.0f;
+          dst[c * width + j] = src[c * cout + o0 + j] * sc;
+        }
+      }
+      continue;
+    }
+    for (int64_t j = 0; j < valid; ++j) {
+      const float* row = src + (o0 + j) * k;  // [cin][taps]
+      const float sc = spec.scale != nullptr ? spec.scale[o0 + j] : 1.0f;
+      for (int64_t c = 0; c < cin; ++c)
+        for (int64_t t = 0; t < taps; ++t) dst[(t * cin + c) * width + j] = row[c * taps + t] * sc;
     }
   }
   P->bias.assign(static_cast<size_t>(P->npanels * nr), 0.0f);
-  std::copy(spec.bias.begin(), spec.bias.end(), P->bias.begin());
-  P->zero.assign(static_cast<size_t>(s.cin), 0.0f);
+  if (spec.bias != nullptr) std::copy(spec.bias, spec.bias + cout, P->bias.begin());
+  P->zero.assign(static_cast<size_t>(cin), 0.0f);
   for (int64_t ky = 0; ky < s.kh; ++ky)
     for (int64_t kx = 0; kx < s.kw; ++kx)
       P->tap_off.push_back((ky * s.dh * s.iw + kx * s.dw) * s.ldx);

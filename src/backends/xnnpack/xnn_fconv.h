@@ -15,6 +15,7 @@
 // A last panel of at most NR/2 channels is packed NR/2 wide and runs the one-vector tile.
 //
 //   FConvSpec s = ...;                      // geometry, weights [cout][cin][kh][kw], bias
+//                                           // (packed into memory of KilnXnnAllocator)
 //   FConvFn run = MakeOwnFConv(s, FConvIsa::kAvx512);
 //   run(x_nhwc, /*res=*/nullptr, y_nhwc, pool);
 #pragma once
@@ -24,7 +25,6 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
-#include <vector>
 
 #include "core/cpu_features.h"
 
@@ -36,8 +36,14 @@ struct FConvSpec {
   // Row stride of the input and output in floats (a GEMM's lda / ldc); 0: cin / cout.
   int64_t ldx = 0, ldy = 0;
   float lo = -INFINITY, hi = INFINITY;
-  std::vector<float> weights;  // [cout][cin][kh][kw] (ONNX order; a GEMM: [cout][cin])
-  std::vector<float> bias;     // [cout]
+  // Read by MakeOwnFConv only (the caller keeps them alive until it returns):
+  // weights [cout][cin][kh][kw] (ONNX order; a GEMM: [cout][cin]), or [cin][cout] when
+  // weights_kn (a MatMul's B; kh = kw = 1); times scale[o] when scale is not nullptr (a folded
+  // BatchNormalization); bias [cout] (nullptr: zeros).
+  const float* weights = nullptr;
+  bool weights_kn = false;
+  const float* scale = nullptr;
+  const float* bias = nullptr;
 };
 
 // y = conv(x) (+ res, a value of y's shape, when not nullptr: a fused residual Add before the

@@ -242,13 +242,9 @@ Status ConvBuild(Builder& b, const Node& n, const Fusion& f) {
     s.lo = f.out_min;
     s.hi = f.out_max;
     const FConvIsa isa = FConvIsaFor(b.spec().isa);
-    s.weights.assign(src, src + wt.size());
-    const int64_t per_out = cg * kh * kw;
-    for (int64_t o = 0; o < m; ++o) {
-      for (int64_t i = 0; i < per_out; ++i)
-        s.weights[static_cast<size_t>(o * per_out + i)] *= scale[static_cast<size_t>(o)];
-    }
-    s.bias = bias;
+    s.weights = src;
+    s.scale = unit_scale ? nullptr : scale.data();
+    s.bias = bias.data();
     b.AddWeightBytes((wt.size() + static_cast<int64_t>(bias.size())) * 4);
     FConvFn run = MakeOwnFConv(s, isa);
     const int in = b.Buffer(n.inputs[0]);
@@ -398,14 +394,9 @@ Status AddFullyConnected(Builder& b, const Node& n, const Fusion& f, ValueId a, 
     s.cout = nout;
     s.lo = f.out_min;
     s.hi = f.out_max;
-    s.weights.resize(static_cast<size_t>(k * nout));
-    for (int64_t o = 0; o < nout; ++o) {
-      for (int64_t i = 0; i < k; ++i) {
-        s.weights[static_cast<size_t>(o * k + i)] =
-            (flags & XNN_FLAG_TRANSPOSE_WEIGHTS) != 0 ? kernel[i * nout + o] : kernel[o * k + i];
-      }
-    }
-    s.bias = bias;
+    s.weights = kernel;
+    s.weights_kn = (flags & XNN_FLAG_TRANSPOSE_WEIGHTS) != 0;
+    s.bias = bias.data();
     b.AddWeightBytes((k * nout + static_cast<int64_t>(bias.size())) * 4);
     FConvFn run = MakeOwnFConv(s, isa);
     const int in = b.LogicalIn(a);
