@@ -5,11 +5,14 @@
 // order), padding taps reading a row of zeros.
 //
 // Weights are packed once (MakeOwnFConv) into panels of NR output channels, each [K][NR] with
-// K = kh * kw * cin in (tap, channel) order, zero-padded to NR. Each run walks tiles of MR output
-// pixels x one panel: the tile's A rows are pointers to input pixels (an indirection built per
-// tile on the stack: a 1x1 stride-1 conv or a GEMM reads its input rows in place, padding taps
-// point to the zero row), the register tile holds MR x NR float32 accumulators, the epilogue
-// clamps and stores (masked for the last panel's channels).
+// K = kh * kw * cin in (tap, channel) order, zero-padded to NR. Each run splits the output pixels
+// into blocks (sized so that a block's input rows stay in L2 while every panel passes over them;
+// with a pool, into at least ~6 tasks per thread, splitting the panels too when pixels are few).
+// A block's tiles of MR pixels get their A rows as pointers to input pixels (an indirection
+// rebuilt per block in a thread-local buffer: a 1x1 stride-1 conv or a GEMM reads its input rows
+// in place, padding taps point to a zero row); the register tile holds MR x NR float32
+// accumulators; the epilogue adds an optional residual (a fused Add), clamps and stores (masked
+// for the last panel's channels).
 //   AVX-512 (zmm): MR 12 x NR 32 (24 accumulators, one broadcast per row and k, 2 weight loads);
 //   AVX2 + FMA (ymm): MR 6 x NR 16 (12 accumulators).
 // A last panel of at most NR/2 channels is packed NR/2 wide and runs the one-vector tile.
