@@ -2,11 +2,13 @@
 // step computes: Conv / ConvTranspose + BatchNormalization / Mul / Add / Sub by per-channel
 // constants (folded into weights and bias) + Relu / Clip; MatMul + constant bias Add; the
 // HardSwish patterns (x*clip(x+3,0,6)/6, x*HardSigmoid(x)) + scalar affine; the LayerNorm chain;
-// and the squeeze-excitation residual x + x*s. Only nodes of this partition whose intermediate
+// and the squeeze-excitation residual x + x*s; Conv (own fp32 kernel) + Add of a computed
+// residual. Only nodes of this partition whose intermediate
 // values nothing else reads are absorbed.
 #pragma once
 
 #include <cmath>
+#include <map>
 #include <set>
 #include <vector>
 
@@ -28,6 +30,14 @@ class FusionPlanner {
     for (ValueId v : g.outputs()) uses_[v.v] += 2;
     for (ValueId v : spec.outputs) uses_[v.v] += 2;
     for (NodeId id : spec.nodes) in_partition_.insert(&g.node(id));
+    produced_at_.assign(g.num_values(), -1);
+    for (size_t i = 0; i < spec.nodes.size(); ++i) {
+      const Node& n = g.node(spec.nodes[i]);
+      position_[&n] = static_cast<int>(i);
+      for (ValueId v : n.outputs) {
+        if (v.valid()) produced_at_[v.v] = static_cast<int>(i);
+      }
+    }
   }
 
   bool absorbed(const Node* n) const { return absorbed_.count(n) != 0; }
@@ -189,10 +199,35 @@ class FusionPlanner {
     }
   }
 
+  // Conv (own fp32 kernel) [+ folded affine] followed by Add(y, r) with r computed before the
+  // Conv in this partition's order (or a partition input) and of y's shape: f.residual = r.
+  void PlanResidual(const Node& conv, Fusion& f) {
+    const Node* add = SoleConsumer(f.out);
+    if (add == nullptr || add->op_type != "Add" || add->inputs.size() != 2 ||
+        add->outputs.size() != 1) {
+      return;
+    }
+    const ValueId other = add->inputs[0] == f.out ? add->inputs[1] : add->inputs[0];
+    if (!other.valid() || other == f.out || Const(other) != nullptr) return;
+    const auto& types = *spec_.types;
+    for (ValueId v : {other, add->outputs[0]}) {
+      if (!types[v.v].has_static_shape() ||
+          types[v.v].static_shape() != types[f.out.v].static_shape() ||
+          types[v.v].type != types[f.out.v].type) {
+        return;
+      }
+    }
+    const int at = produced_at_[other.v];
+    if (at >= 0 && at >= position_.at(&conv)) return;  // not computed yet at the Conv's step
+    Absorb(f, add);
+    f.residual = other;
+  }
+
   Fusion Plan(const Node& n, const OpDef& def) {
     Fusion f;
     f.out = n.outputs[0];
     if (n.op_type == "Conv" || n.op_type == "ConvTranspose") PlanChannelAffine(f);
+    if (n.op_type == "Conv" && !def.int8 && ConvRunsOwnKernel(spec_, n)) PlanResidual(n, f);
     if (n.op_type == "MatMul" && n.inputs.size() == 2 && Const(n.inputs[1]) &&
         Const(n.inputs[1])->rank() == 2) {
       const Node* add = SoleConsumer(f.out);
@@ -418,6 +453,8 @@ class FusionPlanner {
   std::vector<int> uses_;
   std::set<const Node*> in_partition_;
   std::set<const Node*> absorbed_;
+  std::map<const Node*, int> position_;  // index in spec_.nodes (execution order)
+  std::vector<int> produced_at_;         // value -> position of its producer here, else -1
 };
 
 // An elementwise chain that is a function of one 8-bit value, starting at n, as one 256-entry

@@ -100,6 +100,9 @@ struct Fusion {
   bool has_post = false;
   float post_mul = 1, post_add = 0;
   const Tensor* bias = nullptr;        // MatMul / Gemm + Add(constant along the last axis)
+  // Conv (own fp32 kernel only) + Add of a computed value of the output's shape, ready before
+  // the Conv's step: added in the kernel's epilogue before the clamp (invalid: none).
+  ValueId residual;
   const Node* hard_sigmoid = nullptr;  // the HardSwish pattern's HardSigmoid form
   std::vector<const Node*> absorbed;   // nodes folded into this one
 };

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <memory>
 
+#include "backends/xnnpack/xnn_fconv.h"
 #include "backends/xnnpack/xnn_internal.h"
 #include "backends/xnnpack/xnn_ops.h"
 #include "core/cpu_features.h"
@@ -216,6 +217,44 @@ Status ConvBuild(Builder& b, const Node& n, const Fusion& f) {
   KILN_RETURN_IF_ERROR(ApplyChannelAffine(f, m, &scale, &bias));
   const bool unit_scale =
       std::all_of(scale.begin(), scale.end(), [](float v) { return v == 1.0f; });
+  if (f.residual.valid() && !ConvRunsOwnKernel(b.spec(), n)) {
+    return Internal("a residual Add was fused into a Conv that does not run the own kernel");
+  }
+  if (ConvRunsOwnKernel(b.spec(), n)) {
+    // The own fp32 kernel (xnn_fconv.h) where the session's ISA level has one and it measured
+    // faster than XNNPACK's igemm for this shape; else XNNPACK's operator below.
+    FConvSpec s;
+    s.batch = x[0];
+    s.cin = x[1];
+    s.ih = x[2];
+    s.iw = x[3];
+    s.cout = m;
+    s.oh = y[2];
+    s.ow = y[3];
+    s.kh = kh;
+    s.kw = kw;
+    s.sh = g.sh;
+    s.sw = g.sw;
+    s.dh = g.dh;
+    s.dw = g.dw;
+    s.pt = g.pt;
+    s.pl = g.pl;
+    s.lo = f.out_min;
+    s.hi = f.out_max;
+    const FConvIsa isa = FConvIsaFor(b.spec().isa);
+    s.weights = src;
+    s.scale = unit_scale ? nullptr : scale.data();
+    s.bias = bias.data();
+    b.AddWeightBytes((wt.size() + static_cast<int64_t>(bias.size())) * 4);
+    FConvFn run = MakeOwnFConv(s, isa);
+    const int in = b.Buffer(n.inputs[0]);
+    const int res = f.residual.valid() ? b.Buffer(f.residual) : -1;
+    const int out = b.Buffer(f.out);
+    b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+      run(ws.f(in), res >= 0 ? ws.f(res) : nullptr, ws.f(out), pool);
+    });
+    return Status::Ok();
+  }
   // ONNX [M, C/g, kh, kw] -> XNNPACK [g, M/g, kh, kw, C/g]: the same order for 1x1 and
   // depthwise kernels, which then go to XNNPACK's packing as stored (no copy).
   const float* kernel = src;
@@ -340,10 +379,33 @@ NodeSupport MatMulSupports(const NodeQuery& q) {
   return YesFloat(q, kConvGmacs, kGbytes);
 }
 
-// kernel: [N, K] row-major (output channels, input channels).
+// kernel: [N, K] row-major (output channels, input channels), or [K, N] with
+// XNN_FLAG_TRANSPOSE_WEIGHTS.
 Status AddFullyConnected(Builder& b, const Node& n, const Fusion& f, ValueId a, int64_t k,
                          int64_t nout, const float* kernel, const std::vector<float>& bias,
                          uint32_t flags) {
+  const int64_t rows = NumElements(b.shape(a)) / k;
+  const FConvIsa isa = FConvIsaFor(b.spec().isa);
+  if (UseOwnFc(rows, k, nout, isa)) {
+    // The own GEMM (xnn_fconv.h): a 1x1 convolution over `rows` pixels of k channels.
+    FConvSpec s;
+    s.ih = s.oh = rows;
+    s.cin = k;
+    s.cout = nout;
+    s.lo = f.out_min;
+    s.hi = f.out_max;
+    s.weights = kernel;
+    s.weights_kn = (flags & XNN_FLAG_TRANSPOSE_WEIGHTS) != 0;
+    s.bias = bias.data();
+    b.AddWeightBytes((k * nout + static_cast<int64_t>(bias.size())) * 4);
+    FConvFn run = MakeOwnFConv(s, isa);
+    const int in = b.LogicalIn(a);
+    const int out = b.LogicalOut(f.out);
+    b.AddLoop(
+        [=](const Workspace& ws, pthreadpool_t pool) { run(ws.f(in), nullptr, ws.f(out), pool); });
+    b.FinishLogicalOut(f.out, out);
+    return Status::Ok();
+  }
   xnn_operator_t op = nullptr;
   const xnn_status st = xnn_create_fully_connected_nc_f32(
       static_cast<size_t>(k), static_cast<size_t>(nout), static_cast<size_t>(k),
@@ -486,6 +548,24 @@ Status BatchNormBuild(Builder& b, const Node& n, const Fusion& f) {
 
 Result<ConvGeometry> ConvGeometryOf(const Node& n, const Shape& x, const Shape& w, const Shape& y) {
   return Geometry(n, x, w, y, false);
+}
+
+bool ConvRunsOwnKernel(const PartitionSpec& spec, const Node& n) {
+  const FConvIsa isa = FConvIsaFor(spec.isa);
+  if (isa == FConvIsa::kNone || n.inputs.size() < 2 || n.outputs.empty()) return false;
+  const Tensor* w = spec.constant(n.inputs[1]);
+  const TypeInfo& xt = (*spec.types)[n.inputs[0].v];
+  const TypeInfo& yt = (*spec.types)[n.outputs[0].v];
+  if (w == nullptr || !xt.has_static_shape() || !yt.has_static_shape()) return false;
+  const Shape x = xt.static_shape(), y = yt.static_shape();
+  auto g = Geometry(n, x, w->shape(), y, false);
+  if (!g.ok() || g->group != 1) return false;
+  FConvSpec s;
+  s.cin = x[1];
+  s.cout = w->dim(0);
+  s.kh = g->kh;
+  s.kw = g->kw;
+  return UseOwnFConv(s, isa);
 }
 
 void AddConvOps(std::vector<OpDef>& table) {

@@ -1,0 +1,71 @@
+// Own fp32 convolution (dense, group 1) and fully connected GEMM for the XNNPACK backend, NHWC.
+//
+// y[p][o] = clamp(bias[o] + sum_{tap, c} x[pixel(p, tap)][c] * w[o][c][tap], lo, hi), float32
+// products accumulated in float32 (one FMA chain per output, taps in kernel order, channels in
+// order), padding taps reading a row of zeros.
+//
+// Weights are packed once (MakeOwnFConv) into panels of NR output channels, each [K][NR] with
+// K = kh * kw * cin in (tap, channel) order, zero-padded to NR. Each run splits the output pixels
+// into blocks (sized so that a block's input rows stay in L2 while every panel passes over them;
+// with a pool, into at least ~6 tasks per thread, splitting the panels too when pixels are few).
+// A block's tiles of MR pixels get their A rows as pointers to input pixels (an indirection
+// rebuilt per block in a thread-local buffer: a 1x1 stride-1 conv or a GEMM reads its input rows
+// in place, padding taps point to a zero row); the register tile holds MR x NR float32
+// accumulators; the epilogue adds an optional residual (a fused Add), clamps and stores (masked
+// for the last panel's channels).
+//   AVX-512 (zmm): MR 12 x NR 32 (24 accumulators, one broadcast per row and k, 2 weight loads);
+//   AVX2 + FMA (ymm): MR 6 x NR 16 (12 accumulators).
+// A last panel of at most NR/2 channels is packed NR/2 wide and runs the one-vector tile.
+//
+//   FConvSpec s = ...;                      // geometry, weights [cout][cin][kh][kw], bias
+//                                           // (packed into memory of KilnXnnAllocator)
+//   FConvFn run = MakeOwnFConv(s, FConvIsa::kAvx512);
+//   run(x_nhwc, /*res=*/nullptr, y_nhwc, pool);
+#pragma once
+
+#include <pthreadpool.h>
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+
+#include "core/cpu_features.h"
+
+namespace kiln::xnn {
+
+struct FConvSpec {
+  int64_t batch = 1, ih = 1, iw = 1, cin = 0, oh = 1, ow = 1, cout = 0;
+  int64_t kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, pt = 0, pl = 0;
+  // Row stride of the input and output in floats (a GEMM's lda / ldc); 0: cin / cout.
+  int64_t ldx = 0, ldy = 0;
+  float lo = -INFINITY, hi = INFINITY;
+  // Read by MakeOwnFConv only (the caller keeps them alive until it returns):
+  // weights [cout][cin][kh][kw] (ONNX order; a GEMM: [cout][cin]), or [cin][cout] when
+  // weights_kn (a MatMul's B; kh = kw = 1); times scale[o] when scale is not nullptr (a folded
+  // BatchNormalization); bias [cout] (nullptr: zeros).
+  const float* weights = nullptr;
+  bool weights_kn = false;
+  const float* scale = nullptr;
+  const float* bias = nullptr;
+};
+
+// y = conv(x) (+ res, a value of y's shape, when not nullptr: a fused residual Add before the
+// clamp).
+using FConvFn = std::function<void(const float* x, const float* res, float* y, pthreadpool_t pool)>;
+
+enum class FConvIsa { kNone, kAvx2, kAvx512 };
+
+// The kernel for a session's ISA level: kAvx512 and up -> zmm, kAvx2 -> ymm, portable -> none
+// (XNNPACK's operator).
+FConvIsa FConvIsaFor(CpuIsa isa);
+
+// Whether the own kernel is used for this conv shape at `isa` (the rule measured against
+// XNNPACK's f32 igemm on this project's Zen 5 machine, see xnn_fconv.cc), or XNNPACK's operator.
+bool UseOwnFConv(const FConvSpec& s, FConvIsa isa);
+// The same for a fully connected layer (GEMM with constant weights) of `rows` x k x n.
+bool UseOwnFc(int64_t rows, int64_t k, int64_t n, FConvIsa isa);
+
+// Packs the weights for `isa` (not kNone); the returned function runs the convolution.
+FConvFn MakeOwnFConv(const FConvSpec& spec, FConvIsa isa);
+
+}  // namespace kiln::xnn

@@ -1,0 +1,73 @@
+// AVX2 + FMA register tiles of the own fp32 convolution (xnn_fconv_tiles.h): MR <= 6 rows x NV
+// ymm vectors of 8 output channels (NV = 2: 16 channels, 12 float32 accumulators; NV = 1: the
+// narrow last panel), one vbroadcastss per row and k, NV weight loads per k, FMA accumulation.
+#include <immintrin.h>
+
+#include "backends/xnnpack/xnn_fconv_tiles.h"
+#include "core/cpu_features.h"
+
+namespace kiln::xnn {
+
+namespace {
+
+template <int MR, int NV>
+KILN_TARGET_AVX2 void FTileAvx2(const float* const* a, int64_t taps, int64_t cin, const float* w,
+                                const float* bias, const float* res, float* y, int64_t ldy, int nc,
+                                float lo, float hi) {
+  __m256 acc[MR][NV];
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) {
+    const __m256 b = _mm256_loadu_ps(bias + 8 * v);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) acc[r][v] = b;
+  }
+  for (int64_t t = 0; t < taps; ++t) {
+    const float* ar[MR];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) ar[r] = a[t * kFMrAvx2 + r];
+    for (int64_t c = 0; c < cin; ++c) {
+      __m256 wv[NV];
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) wv[v] = _mm256_loadu_ps(w + 8 * v);
+      w += 8 * NV;
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; ++r) {
+        const __m256 x = _mm256_broadcast_ss(ar[r] + c);
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(x, wv[v], acc[r][v]);
+      }
+    }
+  }
+  const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      const int left = nc - 8 * v;
+      if (left <= 0) continue;
+      __m256 o = acc[r][v];
+      if (left >= 8) {
+        if (res != nullptr) o = _mm256_add_ps(o, _mm256_loadu_ps(res + r * ldy + 8 * v));
+        o = _mm256_min_ps(_mm256_max_ps(o, vlo), vhi);
+        _mm256_storeu_ps(y + r * ldy + 8 * v, o);
+      } else {
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
+        if (res != nullptr) o = _mm256_add_ps(o, _mm256_maskload_ps(res + r * ldy + 8 * v, m));
+        o = _mm256_min_ps(_mm256_max_ps(o, vlo), vhi);
+        _mm256_maskstore_ps(y + r * ldy + 8 * v, m, o);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+const FTileFn kFTilesAvx2[kFMrAvx2 + 1] = {nullptr,         FTileAvx2<1, 2>, FTileAvx2<2, 2>,
+                                           FTileAvx2<3, 2>, FTileAvx2<4, 2>, FTileAvx2<5, 2>,
+                                           FTileAvx2<6, 2>};
+const FTileFn kFTilesNarrowAvx2[kFMrAvx2 + 1] = {nullptr,         FTileAvx2<1, 1>, FTileAvx2<2, 1>,
+                                                 FTileAvx2<3, 1>, FTileAvx2<4, 1>, FTileAvx2<5, 1>,
+                                                 FTileAvx2<6, 1>};
+
+}  // namespace kiln::xnn
