@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -13,6 +14,7 @@
 #include "core/half.h"
 #include "core/npy.h"
 #include "core/tensor_compare.h"
+#include "onnx/importer.h"
 
 namespace kiln {
 namespace {
@@ -184,6 +186,49 @@ TEST_F(Cli, RunConvertsFloatDataToTheDeclaredType) {
   ASSERT_EQ(z->type(), ElementType::kF32);
   EXPECT_EQ(z->data<float>()[0], static_cast<float>(Half(0.1f)));
   EXPECT_EQ(z->data<float>()[2], 3.0f);
+}
+
+}  // namespace
+}  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// Sequence inputs and outputs through .npy files: ONNX's SequenceInsert test, its sequence
+// input given element by element (-i NAME=A.npy,B.npy,...), its sequence output written as
+// NAME.<i>.npy and compared with the suite's expected elements.
+TEST_F(Cli, RunTakesAndWritesSequencesElementByElement) {
+  const std::string dir = kTestData + "test_sequence_insert_at_back/";
+  auto seq = ReadValueProtoFile(dir + "test_data_set_0/input_0.pb", TensorKind::kSequence);
+  auto tensor = ReadValueProtoFile(dir + "test_data_set_0/input_1.pb", TensorKind::kTensor);
+  auto expected = ReadValueProtoFile(dir + "test_data_set_0/output_0.pb", TensorKind::kSequence);
+  ASSERT_TRUE(seq.ok() && tensor.ok() && expected.ok());
+  std::string files;
+  for (size_t k = 0; k < seq->items().size(); ++k) {
+    const std::string f = (dir_ / ("e" + std::to_string(k) + ".npy")).string();
+    ASSERT_TRUE(WriteNpy(f, seq->items()[k]).ok());
+    files += (k ? "," : "") + f;
+  }
+  const std::string t = (dir_ / "t.npy").string();
+  ASSERT_TRUE(WriteNpy(t, *tensor).ok());
+  const fs::path out = dir_ / "out";
+  Outcome o = Kiln("run " + dir + "model.onnx -i sequence=" + files + " -i tensor=" + t + " -o " +
+                   out.string());
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_NE(o.out.find("sequence of " + std::to_string(expected->items().size()) + " elements"),
+            std::string::npos)
+      << o.out;
+  for (size_t k = 0; k < expected->items().size(); ++k) {
+    auto got = ReadNpy((out / ("output_sequence." + std::to_string(k) + ".npy")).string());
+    ASSERT_TRUE(got.ok()) << got.status().ToString() << "\n" << o.out;
+    const Tensor& want = expected->items()[k];
+    ASSERT_EQ(got->shape(), want.shape()) << k;
+    ASSERT_EQ(got->type(), want.type()) << k;
+    EXPECT_EQ(std::memcmp(got->raw(), want.raw(), want.bytes()), 0) << k;
+  }
+  // Without the sequence: an error saying how to give one.
+  ExpectOneLineError(Kiln("run " + dir + "model.onnx -i tensor=" + t),
+                     "-i sequence=A.npy,B.npy");
 }
 
 }  // namespace

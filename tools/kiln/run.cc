@@ -73,19 +73,46 @@ Status DoRun(const RunOptions& o) {
     }
   }
   const Graph& g = session->graph();
+  // Sequence outputs: each element (NAME.<i>.npy with -o); optional outputs: the value held
+  // (as a tensor or sequence output), or a line saying it is empty (no file).
+  struct Written {
+    std::string name;
+    const Tensor* t;
+  };
+  std::vector<Written> files;
   for (size_t i = 0; i < outputs.size(); ++i) {
     const std::string& name = g.value(g.outputs()[i]).name;
-    std::printf("output %-24s %-20s %s\n", name.c_str(), outputs[i].Describe().c_str(),
-                Summarize(outputs[i]).c_str());
+    const Tensor* t = &outputs[i];
+    if (t->is_optional()) {
+      if (!t->has_element()) {
+        std::printf("output %-24s optional: empty (nothing written)\n", name.c_str());
+        continue;
+      }
+      std::printf("output %-24s optional holding a value:\n", name.c_str());
+      t = &t->items()[0];
+    }
+    if (t->is_sequence()) {
+      std::printf("output %-24s sequence of %zu elements\n", name.c_str(), t->items().size());
+      for (size_t k = 0; k < t->items().size(); ++k) {
+        const std::string en = name + "." + std::to_string(k);
+        std::printf("output %-24s %-20s %s\n", en.c_str(), t->items()[k].Describe().c_str(),
+                    Summarize(t->items()[k]).c_str());
+        files.push_back({en, &t->items()[k]});
+      }
+      continue;
+    }
+    std::printf("output %-24s %-20s %s\n", name.c_str(), t->Describe().c_str(),
+                Summarize(*t).c_str());
+    files.push_back({name, t});
   }
   if (!o.out_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(o.out_dir, ec);
     if (ec) return IoError("cannot create output folder " + o.out_dir + ": " + ec.message());
-    for (size_t i = 0; i < outputs.size(); ++i) {
+    for (const Written& w : files) {
       const std::string file =
-          (std::filesystem::path(o.out_dir) / (SanitizeFileName(g.value(g.outputs()[i]).name) + ".npy")).string();
-      KILN_RETURN_IF_ERROR(WriteNpy(file, outputs[i]));
+          (std::filesystem::path(o.out_dir) / (SanitizeFileName(w.name) + ".npy")).string();
+      KILN_RETURN_IF_ERROR(WriteNpy(file, *w.t));
       std::printf("wrote %s\n", file.c_str());
     }
   }

@@ -27,7 +27,29 @@ Result<std::map<std::string, Tensor>> ParseInputFiles(const std::vector<std::str
   std::map<std::string, Tensor> out;
   for (const auto& item : items) {
     KILN_ASSIGN_OR_RETURN(auto kv, SplitItem(item, "NAME=FILE.npy"));
-    KILN_ASSIGN_OR_RETURN(Tensor t, ReadNpy(kv.second));
+    Tensor t;
+    if (kv.second == "[]" || kv.second.find(',') != std::string::npos) {
+      // A sequence input: its elements, one .npy each ("[]": the empty sequence; its element
+      // type is set from the model's declaration in MakeInputs).
+      std::vector<Tensor> items;
+      if (kv.second != "[]") {
+        std::stringstream ss(kv.second);
+        std::string file;
+        while (std::getline(ss, file, ',')) {
+          KILN_ASSIGN_OR_RETURN(Tensor e, ReadNpy(file));
+          if (!items.empty() && e.type() != items[0].type()) {
+            return InvalidArgument("input '" + kv.first + "': sequence elements of types " +
+                                   ElementTypeName(items[0].type()) + " and " +
+                                   ElementTypeName(e.type()) + " (" + file + ")");
+          }
+          items.push_back(std::move(e));
+        }
+      }
+      t = Tensor::Sequence(items.empty() ? ElementType::kUndefined : items[0].type(),
+                           std::move(items));
+    } else {
+      KILN_ASSIGN_OR_RETURN(t, ReadNpy(kv.second));
+    }
     if (!out.emplace(kv.first, std::move(t)).second) {
       return InvalidArgument("input '" + kv.first + "' given twice");
     }
@@ -75,6 +97,36 @@ Result<NamedTensors> MakeInputs(const Graph& g, const std::map<std::string, Tens
   NamedTensors out;
   for (ValueId id : g.inputs()) {
     const Value& v = g.value(id);
+    if (!v.info.is_tensor()) {
+      // Sequence and optional inputs come only from -i (no random containers).
+      const ElementType elem = v.info.type;
+      auto it = given.find(v.name);
+      if (v.info.kind == TensorKind::kSequence) {
+        if (it == given.end()) {
+          return InvalidArgument("input '" + v.name + "' is a sequence of " +
+                                 ElementTypeName(elem) + ": give its elements with -i " + v.name +
+                                 "=A.npy,B.npy,... (-i " + v.name + "=[] for an empty one)");
+        }
+        const Tensor& t = it->second;
+        if (t.is_sequence()) {
+          out.emplace_back(v.name, t.items().empty() ? Tensor::Sequence(elem, {}) : t);
+        } else {
+          out.emplace_back(v.name, Tensor::Sequence(t.type(), {t}));  // one element
+        }
+        continue;
+      }
+      // Optional: the value given, else an empty optional.
+      if (it == given.end()) {
+        if (verbose) {
+          std::fprintf(stderr, "note: optional input '%s' not given: passed as empty\n",
+                       v.name.c_str());
+        }
+        out.emplace_back(v.name, Tensor::OptionalNone(elem, v.info.of_sequence));
+      } else {
+        out.emplace_back(v.name, Tensor::OptionalOf(it->second));
+      }
+      continue;
+    }
     if (auto it = given.find(v.name); it != given.end()) {
       const ElementType want = v.info.type;
       const Tensor& t = it->second;
