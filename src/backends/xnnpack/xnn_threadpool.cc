@@ -89,9 +89,22 @@ struct pthreadpool {
     }
     if (wake) cv.notify_all();
     Drain(job);
-    std::unique_lock<std::mutex> lock(mu);
-    current = nullptr;  // no worker joins from now on
-    done_cv.wait(lock, [&] { return active == 0; });
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      current = nullptr;  // no worker joins from now on
+    }
+    // The workers that joined are finishing their last chunk: spin for them briefly rather than
+    // sleep at once (a futex wake-up costs tens of microseconds on a VM, more than a small
+    // operator's whole run), then sleep.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(100);
+    while (active.load(std::memory_order_acquire) != 0) {
+      for (int i = 0; i < 32; ++i) _mm_pause();
+      if (std::chrono::steady_clock::now() > until) break;
+    }
+    if (active.load(std::memory_order_acquire) != 0) {
+      std::unique_lock<std::mutex> lock(mu);
+      done_cv.wait(lock, [&] { return active.load(std::memory_order_acquire) == 0; });
+    }
   }
 
   void Worker() {
@@ -131,7 +144,7 @@ struct pthreadpool {
       lock.unlock();
       Drain(*job);
       lock.lock();
-      if (--active == 0) done_cv.notify_all();
+      if (active.fetch_sub(1, std::memory_order_acq_rel) == 1) done_cv.notify_all();
     }
   }
 
@@ -142,7 +155,7 @@ struct pthreadpool {
   std::condition_variable cv, done_cv;
   std::atomic<uint64_t> generation{0};
   Job* current = nullptr;  // guarded by mu
-  int active = 0;          // workers running the current job; guarded by mu
+  std::atomic<int> active{0};  // workers running the current job; changed under mu
   int sleeping = 0;        // guarded by mu
   bool stop = false;
   std::atomic<int> hold{0};  // > 0 while a session run is going on: workers keep spinning
