@@ -129,6 +129,19 @@ std::string PrecisionLabel(ElementType stated, ElementType actual) {
   return s;
 }
 
+NodeQuery MakeNodeQuery(const Graph& graph, const Node& node, const std::vector<TypeInfo>& types,
+                        const std::function<const Tensor*(ValueId)>& constant) {
+  NodeQuery q;
+  q.graph = &graph;
+  q.node = &node;
+  for (ValueId v : node.inputs) {
+    q.inputs.push_back(v.valid() ? &types[v.v] : nullptr);
+    q.constants.push_back(v.valid() ? constant(v) : nullptr);
+  }
+  for (ValueId v : node.outputs) q.outputs.push_back(v.valid() ? &types[v.v] : nullptr);
+  return q;
+}
+
 Result<PartitionResult> PartitionGraph(const Graph& graph, const std::vector<TypeInfo>& types,
                                        const std::function<const Tensor*(ValueId)>& constant,
                                        const std::vector<NodeId>& nodes,
@@ -160,17 +173,10 @@ Result<PartitionResult> PartitionGraph(const Graph& graph, const std::vector<Typ
   int error_count = 0;
   for (size_t i = 0; i < n; ++i) {
     const Node& node = graph.node(nodes[i]);
-    NodeQuery q;
-    q.graph = &graph;
-    q.node = &node;
+    NodeQuery q = MakeNodeQuery(graph, node, types, constant);
     q.model_type = options.model_type;
     q.threads = options.threads;
     q.isa = options.isa;
-    for (ValueId v : node.inputs) {
-      q.inputs.push_back(v.valid() ? &types[v.v] : nullptr);
-      q.constants.push_back(v.valid() ? constant(v) : nullptr);
-    }
-    for (ValueId v : node.outputs) q.outputs.push_back(v.valid() ? &types[v.v] : nullptr);
     NodePlacement& p = result.placement[nodes[i].v];
     p.stated = StatedType(q);
     auto pin = options.op_backend.find(node.op_type);

@@ -74,6 +74,11 @@ struct PartitionResult {
 // `types`: specialised type per value id. `constant(v)`: plan-time value or nullptr. `nodes`:
 // the nodes to place, in a topological order. `backends`: in preference order; exactly one of
 // them must run in the executor (the reference backend, the fallback).
+// The query for `node` from the specialised types of every value and the constants known at
+// plan time (options' fields are left at their defaults).
+NodeQuery MakeNodeQuery(const Graph& graph, const Node& node, const std::vector<TypeInfo>& types,
+                        const std::function<const Tensor*(ValueId)>& constant);
+
 Result<PartitionResult> PartitionGraph(const Graph& graph, const std::vector<TypeInfo>& types,
                                        const std::function<const Tensor*(ValueId)>& constant,
                                        const std::vector<NodeId>& nodes,

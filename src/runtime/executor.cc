@@ -475,12 +475,7 @@ Result<std::vector<Tensor>> GraphExecutor::Run(const std::vector<Tensor>& inputs
 }
 
 Status GraphExecutor::PlanSteps(ExecutionPlan& plan, const std::vector<NodeId>& nodes) {
-  auto constant = [&](ValueId v) -> const Tensor* {
-    const Value& val = graph_.value(v);
-    if (val.kind == ValueKind::kInitializer) return &val.initializer;
-    auto it = plan.constants.find(v.v);
-    return it == plan.constants.end() ? nullptr : &it->second;
-  };
+  auto constant = [&](ValueId v) { return plan.ConstantOf(graph_, v); };
   PartitionOptions popts = config_->partition;
   if (config_->max_fast_signatures > 0) {
     if (fast_plans_ >= config_->max_fast_signatures) {

@@ -92,6 +92,13 @@ struct ExecutionPlan {
 
   // The steps with their output types, then the memory plan.
   std::string ToString(const Graph& graph) const;
+  // Value v when it is known at plan time (an initializer of `graph` or a folded value).
+  const Tensor* ConstantOf(const Graph& graph, ValueId v) const {
+    const Value& val = graph.value(v);
+    if (val.kind == ValueKind::kInitializer) return &val.initializer;
+    auto it = constants.find(v.v);
+    return it == constants.end() ? nullptr : &it->second;
+  }
 };
 
 class GraphExecutor {

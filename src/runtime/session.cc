@@ -197,18 +197,9 @@ std::vector<ProfileRow> Session::Profile() const {
   for (const auto& plan : executor_->cached_plan_list()) {
     if (plan->runs == 0 || plan->step_us.size() != plan->steps.size()) continue;
     const double runs = static_cast<double>(plan->runs);
+    auto constant = [&](ValueId v) { return plan->ConstantOf(g, v); };
     auto macs_of = [&](const Node& n) {
-      NodeQuery q;
-      q.graph = &g;
-      q.node = &n;
-      for (ValueId v : n.inputs) {
-        q.inputs.push_back(v.valid() ? &plan->types[v.v] : nullptr);
-        const Value* val = v.valid() ? &g.value(v) : nullptr;
-        q.constants.push_back(val && val->kind == ValueKind::kInitializer ? &val->initializer
-                                                                          : nullptr);
-      }
-      for (ValueId v : n.outputs) q.outputs.push_back(v.valid() ? &plan->types[v.v] : nullptr);
-      return EstimateWork(q).macs;
+      return EstimateWork(MakeNodeQuery(g, n, plan->types, constant)).macs;
     };
     for (size_t s = 0; s < plan->steps.size(); ++s) {
       const PlanStep& step = plan->steps[s];

@@ -88,7 +88,7 @@ Status RotaryEmbeddingKernel(KernelContext& ctx) {
                      std::to_string(l.batch) + "," + std::to_string(l.seq) + "," +
                      std::to_string(half) + "]");
   }
-  const std::vector<double> xv = Doubles(x), cv = Doubles(cosc), sv = Doubles(sinc);
+  const std::vector<double> xv = AsDoubles(x), cv = AsDoubles(cosc), sv = AsDoubles(sinc);
   std::vector<double> y = xv;
   for (int64_t b = 0; b < l.batch; ++b) {
     for (int64_t s = 0; s < l.seq; ++s) {
@@ -107,7 +107,7 @@ Status RotaryEmbeddingKernel(KernelContext& ctx) {
       }
     }
   }
-  return StoreFloat(ctx, 0, x.type(), x.shape(), y);
+  return WriteDoubles(ctx, 0, x.type(), x.shape(), y);
 }
 
 // softmax(cap(scale * Q K^T) + bias) V per (batch, query head), K and V of head h / (Hq / Hkv).
@@ -191,7 +191,7 @@ Status AttentionKernel(KernelContext& ctx) {
     if (!mask_bool && !IsFloating(mask->type())) {
       return ctx.Error("attn_mask must be bool or float, found " + mask->Describe());
     }
-    mv = Doubles(*mask);
+    mv = AsDoubles(*mask);
   }
   const bool causal = ctx.attrs().GetInt("is_causal", 0) != 0;
   const double scale = ctx.attrs().Has("scale") ? ctx.attrs().GetFloat("scale", 1.0f)
@@ -201,15 +201,15 @@ Status AttentionKernel(KernelContext& ctx) {
   if (qk_mode < 0 || qk_mode > 3) {
     return ctx.Error("qk_matmul_output_mode must be 0 to 3, found " + std::to_string(qk_mode));
   }
-  const std::vector<double> qv = Doubles(q), kv = Doubles(k), vv = Doubles(v);
+  const std::vector<double> qv = AsDoubles(q), kv = AsDoubles(k), vv = AsDoubles(v);
   // present_key / present_value (B, Hkv, T, D / Dv): past rows, then the new ones.
   std::vector<double> pk(static_cast<size_t>(B * Hkv * T * D));
   std::vector<double> pv(static_cast<size_t>(B * Hkv * T * Dv));
   {
     std::vector<double> pkd, pvd;
     if (P > 0) {
-      pkd = Doubles(*past_k);
-      pvd = Doubles(*past_v);
+      pkd = AsDoubles(*past_k);
+      pvd = AsDoubles(*past_v);
     }
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t h = 0; h < Hkv; ++h) {
@@ -285,15 +285,15 @@ Status AttentionKernel(KernelContext& ctx) {
   });
   const ElementType t = q.type();
   KILN_RETURN_IF_ERROR(
-      StoreFloat(ctx, 0, t, ly.three_d ? Shape{B, Sq, Hq * Dv} : Shape{B, Hq, Sq, Dv}, y));
+      WriteDoubles(ctx, 0, t, ly.three_d ? Shape{B, Sq, Hq * Dv} : Shape{B, Hq, Sq, Dv}, y));
   if (ctx.num_outputs() > 1 && ctx.output_used(1)) {
-    KILN_RETURN_IF_ERROR(StoreFloat(ctx, 1, t, Shape{B, Hkv, T, D}, pk));
+    KILN_RETURN_IF_ERROR(WriteDoubles(ctx, 1, t, Shape{B, Hkv, T, D}, pk));
   }
   if (ctx.num_outputs() > 2 && ctx.output_used(2)) {
-    KILN_RETURN_IF_ERROR(StoreFloat(ctx, 2, t, Shape{B, Hkv, T, Dv}, pv));
+    KILN_RETURN_IF_ERROR(WriteDoubles(ctx, 2, t, Shape{B, Hkv, T, Dv}, pv));
   }
   if (ctx.num_outputs() > 3 && ctx.output_used(3)) {
-    KILN_RETURN_IF_ERROR(StoreFloat(ctx, 3, t, Shape{B, Hq, Sq, T}, qk));
+    KILN_RETURN_IF_ERROR(WriteDoubles(ctx, 3, t, Shape{B, Hq, Sq, T}, qk));
   }
   return Status::Ok();
 }

@@ -12,14 +12,13 @@
 #include <vector>
 
 #include "backends/ref/kernel.h"
+#include "backends/ref/nn_internal.h"
 
 namespace kiln::modern {
 
-// Every element of a tensor of any numeric type, as double.
-std::vector<double> Doubles(const Tensor& t);
-// Allocates output `index` with the given float type and shape and writes `values` to it.
-Status StoreFloat(KernelContext& ctx, size_t index, ElementType type, const Shape& shape,
-                  const std::vector<double>& values);
+// Tensor <-> doubles: the reference kernels' shared helpers (nn_internal.h).
+using nn::AsDoubles;
+using nn::WriteDoubles;
 // Fails naming the node unless input `i` is present and a float tensor.
 Status RequireFloatInput(const KernelContext& ctx, size_t i, const char* name);
 

@@ -13,9 +13,9 @@ template <typename Fn>
 Status MapFloat(KernelContext& ctx, Fn fn) {
   KILN_RETURN_IF_ERROR(RequireFloatInput(ctx, 0, "X"));
   const Tensor& x = *ctx.input(0);
-  std::vector<double> v = Doubles(x);
+  std::vector<double> v = AsDoubles(x);
   for (double& e : v) e = fn(e);
-  return StoreFloat(ctx, 0, x.type(), x.shape(), v);
+  return WriteDoubles(ctx, 0, x.type(), x.shape(), v);
 }
 
 }  // namespace
@@ -73,8 +73,8 @@ Status GroupNormalizationKernel(KernelContext& ctx) {
   int64_t inner = 1;
   for (int i = 2; i < x.rank(); ++i) inner *= x.dim(i);
   const int64_t cpg = c / groups, block = cpg * inner;
-  std::vector<double> v = Doubles(x);
-  const std::vector<double> s = Doubles(scale), b = Doubles(bias);
+  std::vector<double> v = AsDoubles(x);
+  const std::vector<double> s = AsDoubles(scale), b = AsDoubles(bias);
   nn::ParallelRange(ctx.thread_pool(), n * groups, 1, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       double* p = v.data() + r * block;
@@ -94,7 +94,7 @@ Status GroupNormalizationKernel(KernelContext& ctx) {
       }
     }
   });
-  return StoreFloat(ctx, 0, x.type(), x.shape(), v);
+  return WriteDoubles(ctx, 0, x.type(), x.shape(), v);
 }
 
 // Y = X / sqrt(mean(X^2 over axes [axis, rank)) + epsilon) * scale, scale broadcast (right
@@ -142,8 +142,8 @@ Status RmsNormalizationKernel(KernelContext& ctx) {
     }
     smap[static_cast<size_t>(j)] = idx;
   }
-  std::vector<double> v = Doubles(x);
-  const std::vector<double> s = Doubles(scale);
+  std::vector<double> v = AsDoubles(x);
+  const std::vector<double> s = AsDoubles(scale);
   nn::ParallelRange(ctx.thread_pool(), outer, 1, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       double* p = v.data() + r * inner;
@@ -153,7 +153,7 @@ Status RmsNormalizationKernel(KernelContext& ctx) {
       for (int64_t j = 0; j < inner; ++j) p[j] = p[j] * inv * s[smap[j]];
     }
   });
-  return StoreFloat(ctx, 0, x.type(), x.shape(), v);
+  return WriteDoubles(ctx, 0, x.type(), x.shape(), v);
 }
 
 }  // namespace kiln::modern

@@ -40,7 +40,7 @@ Status AffineGridKernel(KernelContext& ctx) {
   };
   int64_t points = 1;
   for (int64_t e : ext) points *= e;
-  const std::vector<double> th = Doubles(theta);
+  const std::vector<double> th = AsDoubles(theta);
   std::vector<double> out(static_cast<size_t>(n * points * nd));
   for (int64_t b = 0; b < n; ++b) {
     const double* m = th.data() + b * nd * (nd + 1);
@@ -62,7 +62,7 @@ Status AffineGridKernel(KernelContext& ctx) {
   Shape shape{n};
   for (size_t i = 2; i < size.size(); ++i) shape.push_back(size[i]);
   shape.push_back(nd);
-  return StoreFloat(ctx, 0, theta.type(), shape, out);
+  return WriteDoubles(ctx, 0, theta.type(), shape, out);
 }
 
 // Deformable convolution (2-D): each kernel tap samples X bilinearly (zero outside) at its
@@ -117,9 +117,9 @@ Status DeformConvKernel(KernelContext& ctx) {
   if (bias != nullptr && (bias->rank() != 1 || bias->dim(0) != M)) {
     return ctx.Error("B " + bias->Describe() + " must have shape [" + std::to_string(M) + "]");
   }
-  const std::vector<double> xv = Doubles(x), wv = Doubles(w), ov = Doubles(off);
-  const std::vector<double> mv = mask != nullptr ? Doubles(*mask) : std::vector<double>();
-  const std::vector<double> bv = bias != nullptr ? Doubles(*bias) : std::vector<double>();
+  const std::vector<double> xv = AsDoubles(x), wv = AsDoubles(w), ov = AsDoubles(off);
+  const std::vector<double> mv = mask != nullptr ? AsDoubles(*mask) : std::vector<double>();
+  const std::vector<double> bv = bias != nullptr ? AsDoubles(*bias) : std::vector<double>();
   const int64_t cpg = C / group, mpg = M / group, cpo = C / og;
   // Sampled columns per image: [C * taps, oh * ow].
   std::vector<double> out(static_cast<size_t>(N * M * oh * ow));
@@ -168,7 +168,7 @@ Status DeformConvKernel(KernelContext& ctx) {
       }
     }
   }
-  return StoreFloat(ctx, 0, x.type(), Shape{N, M, oh, ow}, out);
+  return WriteDoubles(ctx, 0, x.type(), Shape{N, M, oh, ow}, out);
 }
 
 }  // namespace kiln::modern

@@ -143,4 +143,10 @@ Status DropoutKernel(KernelContext& ctx);
 Status ResizeKernel(KernelContext& ctx);
 Status UpsampleKernel(KernelContext& ctx);
 
+// Every element of a tensor of any numeric type, as double (nn_norm.cc).
+std::vector<double> AsDoubles(const Tensor& t);
+// Allocates output `index` with the given float type and shape and writes `values` to it.
+Status WriteDoubles(KernelContext& ctx, size_t index, ElementType type, const Shape& shape,
+                    const std::vector<double>& values);
+
 }  // namespace kiln::nn

@@ -6,7 +6,6 @@
 #include "backends/ref/nn_internal.h"
 
 namespace kiln::nn {
-namespace {
 
 // Reads a parameter tensor of any float type as doubles.
 std::vector<double> AsDoubles(const Tensor& t) {
@@ -26,6 +25,9 @@ Status WriteDoubles(KernelContext& ctx, size_t index, ElementType type, const Sh
   if (!ok) return ctx.UnsupportedType(type);
   return Status::Ok();
 }
+
+namespace {
+
 
 // y[i] = x[i] * a[group(i)] + b[group(i)] over [outer, groups, inner] in the type of x.
 Status AffinePerGroup(KernelContext& ctx, const Tensor& x, int64_t outer, int64_t groups,

@@ -45,6 +45,9 @@ NodeSupport YesInt8(const NodeQuery& q, double gmacs_per_thread);
 // y = table[storage byte of x] (x, y int8 storage of the same shape): an own loop.
 void AddTableLoop(Builder& b, ValueId x, ValueId y, const std::array<uint8_t, 256>& table);
 
+// y[i] = fn(x[i]) over every element, in float: an own loop (Tanh, Erf, Gelu, Mish, ...).
+Status ScalarUnaryBuild(Builder& b, const Node& n, const Fusion& f, float (*fn)(float));
+
 // MatMul with a computed or batched B (own blocked AVX2 GEMM per batch): xnn_ops_neck.cc.
 NodeSupport MatMulComputedSupports(const NodeQuery& q);
 Status BuildBatchMatMul(Builder& b, const Node& n, const Fusion& f);

@@ -29,12 +29,6 @@ namespace {
 constexpr double kGmacs = 20;
 constexpr double kGbytes = 10;
 
-int64_t Count(const Shape& s) {
-  int64_t n = 1;
-  for (int64_t d : s) n *= d;
-  return n;
-}
-
 // ---- Gelu, Mish: y[i] = fn(x[i]) in float, same layout in and out ----
 
 NodeSupport UnarySupports(const NodeQuery& q) {
@@ -47,33 +41,19 @@ NodeSupport UnarySupports(const NodeQuery& q) {
   return YesFloat(q, kGmacs, kGbytes);
 }
 
-Status UnaryBuild(Builder& b, const Node& n, const Fusion& f, float (*fn)(float)) {
-  const int64_t count = Count(b.shape(n.inputs[0]));
-  const int in = b.Buffer(n.inputs[0]);
-  const int out = b.Buffer(f.out);
-  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
-    const float* x = ws.f(in);
-    float* y = ws.f(out);
-    ParallelFor(pool, count, 1 << 12, [&](int64_t s, int64_t e) {
-      for (int64_t i = s; i < e; ++i) y[i] = fn(x[i]);
-    });
-  });
-  return Status::Ok();
-}
-
 Status GeluBuild(Builder& b, const Node& n, const Fusion& f) {
   if (n.attrs.GetString("approximate", "none") == "tanh") {
-    return UnaryBuild(b, n, f, [](float v) {
+    return ScalarUnaryBuild(b, n, f, [](float v) {
       constexpr float kK = 0.7978845608028654f;  // sqrt(2 / pi)
       return 0.5f * v * (1.0f + std::tanh(kK * (v + 0.044715f * v * v * v)));
     });
   }
-  return UnaryBuild(b, n, f,
+  return ScalarUnaryBuild(b, n, f,
                     [](float v) { return 0.5f * v * (1.0f + std::erf(v * 0.7071067811865476f)); });
 }
 
 Status MishBuild(Builder& b, const Node& n, const Fusion& f) {
-  return UnaryBuild(b, n, f, [](float v) {
+  return ScalarUnaryBuild(b, n, f, [](float v) {
     const float sp = v > 0 ? v + std::log1p(std::exp(-v)) : std::log1p(std::exp(v));
     return v * std::tanh(sp);
   });
@@ -107,7 +87,7 @@ Status GroupNormBuild(Builder& b, const Node& n, const Fusion& f) {
   const Shape x = b.shape(n.inputs[0]);
   const int64_t batch = x[0], c = x[1];
   const int64_t groups = n.attrs.GetInt("num_groups", 0);
-  const int64_t spatial = c > 0 && batch > 0 ? Count(x) / (batch * c) : 0;
+  const int64_t spatial = c > 0 && batch > 0 ? NumElements(x) / (batch * c) : 0;
   const int64_t cpg = c / groups;
   const bool per_channel = n.opset >= 21;
   const std::vector<float> sv = ConstantFloats(*b.constant(n.inputs[1]));
@@ -194,7 +174,7 @@ Status RmsNormBuild(Builder& b, const Node& n, const Fusion& f) {
   if (axis < 0) axis += rank;
   int64_t inner = 1;
   for (int i = static_cast<int>(axis); i < rank; ++i) inner *= x[static_cast<size_t>(i)];
-  const int64_t rows = inner > 0 ? Count(x) / inner : 0;
+  const int64_t rows = inner > 0 ? NumElements(x) / inner : 0;
   auto scale = std::make_shared<std::vector<float>>(ConstantFloats(*b.constant(n.inputs[1])));
   if (scale->size() == 1) scale->assign(static_cast<size_t>(inner), (*scale)[0]);
   const double eps = n.attrs.GetFloat("epsilon", 1e-5f);

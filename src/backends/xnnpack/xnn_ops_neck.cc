@@ -337,20 +337,6 @@ Status PowBuild(Builder& b, const Node& n, const Fusion& f) {
 
 // ---- Tanh (own scalar loop) ----
 
-// y[i] = fn(x[i]) over all elements, in float (fn: std::tanh, std::erf).
-Status ScalarUnaryBuild(Builder& b, const Node& n, const Fusion& f, float (*fn)(float)) {
-  const int64_t count = NumElements(b.shape(n.inputs[0]));
-  const int in = b.Buffer(n.inputs[0]);
-  const int out = b.Buffer(f.out);
-  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
-    const float* x = ws.f(in);
-    float* y = ws.f(out);
-    ParallelFor(pool, count, 1 << 12, [&](int64_t s, int64_t e) {
-      for (int64_t i = s; i < e; ++i) y[i] = fn(x[i]);
-    });
-  });
-  return Status::Ok();
-}
 
 Status TanhBuild(Builder& b, const Node& n, const Fusion& f) {
   return ScalarUnaryBuild(b, n, f, [](float v) { return std::tanh(v); });
@@ -598,6 +584,21 @@ void AddNeckOps(std::vector<OpDef>& table) {
   table.push_back({"Erf", ScalarUnarySupports, ErfBuild, false});
   table.push_back({"Slice", SliceSupports, SliceBuild, false});
   table.push_back({"Gather", GatherSupports, GatherBuild, false});
+}
+
+// y[i] = fn(x[i]) over all elements, in float (fn: std::tanh, std::erf).
+Status ScalarUnaryBuild(Builder& b, const Node& n, const Fusion& f, float (*fn)(float)) {
+  const int64_t count = NumElements(b.shape(n.inputs[0]));
+  const int in = b.Buffer(n.inputs[0]);
+  const int out = b.Buffer(f.out);
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const float* x = ws.f(in);
+    float* y = ws.f(out);
+    ParallelFor(pool, count, 1 << 12, [&](int64_t s, int64_t e) {
+      for (int64_t i = s; i < e; ++i) y[i] = fn(x[i]);
+    });
+  });
+  return Status::Ok();
 }
 
 }  // namespace kiln::xnn

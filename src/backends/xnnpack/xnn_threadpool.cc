@@ -137,6 +137,7 @@ struct pthreadpool {
 
   void Worker(size_t self) {
     uint64_t seen = generation.load(std::memory_order_acquire);
+    uint64_t spins = 0;  // yield cadence while held
     while (true) {
       // Spin for the next job (operators follow each other closely): for as long as a
       // session run holds the pool (kiln_pthreadpool_hold), else briefly; then sleep. Waking a
@@ -187,7 +188,6 @@ struct pthreadpool {
   int sleeping = 0;        // guarded by mu
   bool stop = false;
   std::atomic<int> hold{0};  // > 0 while a session run is going on: workers keep spinning
-  uint64_t spins = 0;        // per pool; only a yield cadence, races are harmless
 };
 
 namespace {
