@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "ir/shape_inference.h"
 
 #include "ir/op_schema.h"
@@ -129,11 +130,17 @@ Status InferShapes(const Graph& g, std::vector<TypeInfo>& types,
     if (has_subgraph) continue;
     // Outputs already known to be larger than what folding keeps are not computed at all (a
     // ConstantOfShape or Expand to a huge shape would allocate it only to throw it away).
+    int64_t input_elements = 0;
+    for (const Tensor* t : in_values) {
+      if (t != nullptr) input_elements += t->size();
+    }
+    const int64_t keep = std::max(options.max_folded_elements,
+                                  std::min(input_elements, options.max_folded_weight_elements));
     bool too_large = false;
     for (ValueId o : n.outputs) {
       if (!o.valid() || !types[o.v].has_static_shape()) continue;
       auto count = CheckedNumElements(types[o.v].static_shape());
-      too_large |= !count.ok() || *count > options.max_folded_elements;
+      too_large |= !count.ok() || *count > keep;
     }
     if (too_large) continue;
     std::vector<Tensor> inputs;
@@ -145,7 +152,7 @@ Status InferShapes(const Graph& g, std::vector<TypeInfo>& types,
     for (size_t i = 0; i < n.outputs.size() && i < folded->size(); ++i) {
       if (!n.outputs[i].valid()) continue;
       const Tensor& t = (*folded)[i];
-      if (!t.defined() || t.size() > options.max_folded_elements) continue;
+      if (!t.defined() || t.size() > keep) continue;
       TypeInfo ti{t.type(), DimVector(t.shape().begin(), t.shape().end())};
       KILN_RETURN_IF_ERROR(Merge(n, g.value(n.outputs[i]), types[n.outputs[i].v], ti));
       known[n.outputs[i].v] = t;

@@ -25,8 +25,12 @@ struct InferShapesOptions {
   // When set, nodes whose inputs are all known and small are evaluated and their outputs become
   // known values too.
   ConstantFolder folder;
-  // Largest output (in elements) that folding keeps as a known value.
+  // Largest output (in elements) that folding keeps as a known value; an output no larger than the
+  // node's known inputs together is kept too, up to max_folded_weight_elements (weights
+  // re-arranged by Slice/Concat/Unsqueeze/Transpose on constants fold once, instead of
+  // running at every inference; an Expand or Tile of a small constant stays live).
   int64_t max_folded_elements = 4096;
+  int64_t max_folded_weight_elements = int64_t{1} << 22;
   // Known values by value id (filled in and extended by InferShapes).
   std::unordered_map<uint32_t, Tensor>* known = nullptr;
   // Types of outer-scope values by name, for subgraphs.

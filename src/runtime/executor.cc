@@ -22,6 +22,15 @@ const Tensor* Frame::Lookup(const std::string& name) const {
   return nullptr;
 }
 
+bool Frame::IsConstant(const std::string& name) const {
+  for (const Frame* f = this; f != nullptr; f = f->parent) {
+    auto id = f->graph->FindValue(name);
+    if (!id || !(*f->slots)[id->v].defined()) continue;
+    return f->plan != nullptr && f->plan->ConstantOf(*f->graph, *id) != nullptr;
+  }
+  return false;
+}
+
 namespace {
 
 constexpr size_t kMaxCachedPlans = 32;
@@ -195,7 +204,13 @@ Result<std::shared_ptr<const ExecutionPlan>> GraphExecutor::PlanFor(
     }
     sig += SignatureOf(t) + ";";
   }
+  // Captured values the enclosing plan holds as constants (weights stored as Constant nodes in
+  // an If branch, folded values) are constants of this plan too, so that work on them folds
+  // here once instead of running every time. The signature names their storage, which the
+  // plan keeps alive (its constants share it), so a cached plan is never matched with other
+  // data at a reused address.
   std::vector<const Tensor*> captured;
+  std::vector<bool> captured_constant;
   for (ValueId c : captured_) {
     const std::string& name = graph_.value(c).name;
     const Tensor* t = outer ? outer->Lookup(name) : nullptr;
@@ -203,12 +218,19 @@ Result<std::shared_ptr<const ExecutionPlan>> GraphExecutor::PlanFor(
       return InvalidArgument("graph '" + graph_.name + "' reads outer value '" + name +
                              "' which is not available");
     }
+    const bool constant = t->is_tensor() && outer->IsConstant(name);
     captured.push_back(t);
+    captured_constant.push_back(constant);
     sig += "|" + SignatureOf(*t);
+    if (constant) {
+      char at[32];
+      std::snprintf(at, sizeof(at), "@%p", t->raw());
+      sig += at;
+    }
   }
   auto it = plans_.find(sig);
   if (it != plans_.end()) return std::shared_ptr<const ExecutionPlan>(it->second);
-  KILN_ASSIGN_OR_RETURN(auto plan, BuildPlan(inputs, captured, sig));
+  KILN_ASSIGN_OR_RETURN(auto plan, BuildPlan(inputs, captured, captured_constant, sig));
   if (std::getenv("KILN_TRACE") != nullptr) {
     std::fprintf(stderr, "[kiln] graph '%s' %s", graph_.name.c_str(), plan->ToString(graph_).c_str());
   }
@@ -248,7 +270,7 @@ Status GraphExecutor::CheckPlannedSizes(const ExecutionPlan& plan) const {
 
 Result<std::unique_ptr<ExecutionPlan>> GraphExecutor::BuildPlan(
     const std::vector<Tensor>& inputs, const std::vector<const Tensor*>& captured,
-    std::string signature) {
+    const std::vector<bool>& captured_constant, std::string signature) {
   auto plan = std::make_unique<ExecutionPlan>();
   plan->signature = std::move(signature);
   plan->types = DeclaredTypes(graph_);
@@ -262,6 +284,9 @@ Result<std::unique_ptr<ExecutionPlan>> GraphExecutor::BuildPlan(
   }
   InferShapesOptions opts;
   std::unordered_map<uint32_t, Tensor> known;
+  for (size_t i = 0; i < captured_.size(); ++i) {
+    if (captured_constant[i]) known[captured_[i].v] = *captured[i];
+  }
   opts.known = &known;
   opts.outer_types = &outer_types;
   ThreadPool* pool = pool_;
@@ -400,7 +425,7 @@ Result<std::vector<Tensor>> GraphExecutor::Run(const std::vector<Tensor>& inputs
   }
   for (ValueId c : captured_) slots[c.v] = *outer->Lookup(graph_.value(c).name);
   for (auto& [id, t] : plan.constants) slots[id] = t;
-  Frame frame{&graph_, &slots, outer, observer};
+  Frame frame{&graph_, &slots, outer, observer, &plan};
   // KILN_TRACE=1 prints every step with its output shapes (debugging aid, off by default).
   static const bool trace = std::getenv("KILN_TRACE") != nullptr;
   // Profiling (PartitionOptions::profile): each step's time, summed into the plan.

@@ -36,13 +36,20 @@ namespace kiln {
 using NodeObserver =
     std::function<void(const Graph& graph, const Node& node, const std::vector<const Tensor*>& outputs)>;
 
+struct ExecutionPlan;
+
 // Values visible to a running graph, for name lookups by nested bodies.
 struct Frame {
   const Graph* graph = nullptr;
   const std::vector<Tensor>* slots = nullptr;
   const Frame* parent = nullptr;
   const NodeObserver* observer = nullptr;
+  // The plan `slots` follow (its folded constants); null: none known.
+  const ExecutionPlan* plan = nullptr;
   const Tensor* Lookup(const std::string& name) const;
+  // True when the frame that holds `name` has it as an initializer or a value its plan folded
+  // to a constant: the same tensor for every run of that plan.
+  bool IsConstant(const std::string& name) const;
 };
 
 // The backends a graph may use and the partitioning rules. The reference backend must be among
@@ -137,6 +144,7 @@ class GraphExecutor {
   Status Prepare();
   Result<std::unique_ptr<ExecutionPlan>> BuildPlan(const std::vector<Tensor>& inputs,
                                                    const std::vector<const Tensor*>& captured,
+                                                   const std::vector<bool>& captured_constant,
                                                    std::string signature);
   Result<GraphExecutor*> SubExecutor(const Graph& body);
 

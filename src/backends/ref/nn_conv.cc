@@ -260,6 +260,20 @@ void ConvF32(const float* xd, const float* wd, const float* bd, float* yd, int64
     pointwise = pointwise && g.kernel[i] == 1 && g.stride[i] == 1 && g.pad_begin[i] == 0 &&
                 g.pad_end[i] == 0;
   }
+  // 1-D convolutions run as 2-D ones of height 1 (the 2-D im2col packer copies whole runs).
+  ConvGeometry g2;
+  const ConvGeometry* gp = &g;
+  if (g.nd == 1) {
+    g2.nd = 2;
+    g2.in = {1, g.in[0]};
+    g2.out = {1, g.out[0]};
+    g2.kernel = {1, g.kernel[0]};
+    g2.stride = {1, g.stride[0]};
+    g2.dilation = {1, g.dilation[0]};
+    g2.pad_begin = {0, g.pad_begin[0]};
+    g2.pad_end = {0, g.pad_end[0]};
+    gp = &g2;
+  }
   for (int64_t n = 0; n < batch; ++n) {
     for (int64_t gi = 0; gi < group; ++gi) {
       const float* xg = xd + (n * channels + gi * cg) * in_size;
@@ -272,8 +286,8 @@ void ConvF32(const float* xd, const float* wd, const float* bd, float* yd, int64
       if (pointwise) {
         MatrixBPacker packer(xg, in_size, false);
         Sgemm(false, mg, out_size, cg, 1.0f, wg, cg, packer, beta, yg, out_size, pool);
-      } else if (g.nd == 2) {
-        Im2Col2dPacker packer(xg, g);
+      } else if (gp->nd == 2) {
+        Im2Col2dPacker packer(xg, *gp);
         Sgemm(false, mg, out_size, cg * k_size, 1.0f, wg, cg * k_size, packer, beta, yg, out_size,
               pool);
       } else {

@@ -1,16 +1,20 @@
 // The f32 matrix multiply shared by Conv, ConvTranspose, Gemm and MatMul, and the Gemm and MatMul
 // kernels.
 //
-// Sgemm packs all of A once (alpha folded in) into strips of kGemmMr rows, then splits C into
+// Sgemm reads A in place (or, transposed or scaled, packs it once with alpha folded in into
+// strips of kGemmMr rows), then splits C into
 // tiles of up to kMc rows x kNc columns run in parallel. A tile walks K in blocks of kKc: it
 // packs its B block (through the BPacker, so convolutions gather im2col columns directly) and
-// runs a 6x16 register-tiled micro-kernel written with GCC vector extensions, which compiles to
-// AVX2 FMA under -mavx2 -mfma and to SSE otherwise. Accumulation is in float.
+// runs a 6x16 register-tiled micro-kernel written with GCC vector extensions. The tree is built
+// for baseline x86-64, where those 256-bit vectors become SSE pairs that spill (about 1 GFLOP/s),
+// so the tile loop is compiled twice: SgemmTilesAvx2 (target avx2+fma: 12 ymm accumulators, FMA)
+// taken when CpuHasAvx2(), the portable copy otherwise. Accumulation is in float.
 // Other element types take a plain loop accumulating in double (int64/uint64 for integers).
 #include <algorithm>
 #include <cstring>
 
 #include "backends/ref/nn_internal.h"
+#include "core/cpu_features.h"
 
 namespace kiln::nn {
 
@@ -33,25 +37,46 @@ constexpr int64_t kNc = 512;  // multiple of kGemmNr
 typedef float V8 __attribute__((vector_size(32)));
 typedef float V8u __attribute__((vector_size(32), aligned(4)));
 
-// c[mr x nr] (+)= a_strip[kc][6] * b_strip[kc][16].
-inline void MicroKernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                        int64_t mr, int64_t nr, bool accumulate) {
+// c[mr x nr] (+)= A[mr rows][kc] * b_strip[kc][16]. A is a packed strip (a[k*6 + i], kPacked)
+// or read in place, row i at a + i*lda (rows past mr repeat the last one; their sums are not
+// stored). Always inlined: each tile loop below compiles it for its own target.
+template <bool kPacked>
+__attribute__((always_inline)) inline void MicroKernel(int64_t kc, const float* a, int64_t lda,
+                                                       const float* b, float* c, int64_t ldc,
+                                                       int64_t mr, int64_t nr, bool accumulate) {
   V8 acc[kGemmMr][2];
 #pragma GCC unroll 6
   for (int i = 0; i < kGemmMr; ++i) {
     acc[i][0] = V8{};
     acc[i][1] = V8{};
   }
-  for (int64_t k = 0; k < kc; ++k) {
-    const V8 b0 = *reinterpret_cast<const V8*>(b);
-    const V8 b1 = *reinterpret_cast<const V8*>(b + 8);
+  if constexpr (kPacked) {
+    for (int64_t k = 0; k < kc; ++k) {
+      const V8 b0 = *reinterpret_cast<const V8*>(b);
+      const V8 b1 = *reinterpret_cast<const V8*>(b + 8);
 #pragma GCC unroll 6
-    for (int i = 0; i < kGemmMr; ++i) {
-      acc[i][0] += b0 * a[i];
-      acc[i][1] += b1 * a[i];
+      for (int i = 0; i < kGemmMr; ++i) {
+        acc[i][0] += b0 * a[i];
+        acc[i][1] += b1 * a[i];
+      }
+      a += kGemmMr;
+      b += kGemmNr;
     }
-    a += kGemmMr;
-    b += kGemmNr;
+  } else {
+    const float* rows[kGemmMr];
+#pragma GCC unroll 6
+    for (int i = 0; i < kGemmMr; ++i) rows[i] = a + std::min<int64_t>(i, mr - 1) * lda;
+    for (int64_t k = 0; k < kc; ++k) {
+      const V8 b0 = *reinterpret_cast<const V8*>(b);
+      const V8 b1 = *reinterpret_cast<const V8*>(b + 8);
+#pragma GCC unroll 6
+      for (int i = 0; i < kGemmMr; ++i) {
+        const float av = rows[i][k];
+        acc[i][0] += b0 * av;
+        acc[i][1] += b1 * av;
+      }
+      b += kGemmNr;
+    }
   }
   if (mr == kGemmMr && nr == kGemmNr) {
 #pragma GCC unroll 6
@@ -109,6 +134,63 @@ struct AlignedBuffer {
   }
 };
 
+// One Sgemm call's tiles of C (m0 = t / n_tiles * kMc, n0 = t % n_tiles * nc_tile).
+struct TileJob {
+  int64_t m, n, k, m_pad, nc_tile, n_tiles;
+  float beta;
+  const float* packed_a;  // null: A read in place (a, lda)
+  const float* a;
+  int64_t lda;
+  const BPacker* b;
+  float* c;
+  int64_t ldc;
+};
+
+__attribute__((always_inline)) inline void RunTiles(const TileJob& j, int64_t begin,
+                                                    int64_t end) {
+  thread_local AlignedBuffer b_buffer;
+  float* packed_b = b_buffer.get(static_cast<size_t>(kKc * j.nc_tile));
+  for (int64_t t = begin; t < end; ++t) {
+    const int64_t m0 = (t / j.n_tiles) * kMc;
+    const int64_t n0 = (t % j.n_tiles) * j.nc_tile;
+    const int64_t mc = std::min(kMc, j.m - m0);
+    const int64_t nc = std::min(j.nc_tile, j.n - n0);
+    if (j.beta != 0.0f && j.beta != 1.0f) {
+      for (int64_t i = 0; i < mc; ++i) {
+        float* row = j.c + (m0 + i) * j.ldc + n0;
+        for (int64_t q = 0; q < nc; ++q) row[q] *= j.beta;
+      }
+    }
+    for (int64_t k0 = 0; k0 < j.k; k0 += kKc) {
+      const int64_t kc = std::min(kKc, j.k - k0);
+      const bool accumulate = k0 > 0 || j.beta != 0.0f;
+      j.b->Pack(k0, kc, n0, nc, packed_b);
+      for (int64_t ms = 0; ms < mc; ms += kGemmMr) {
+        const int64_t mr = std::min(kGemmMr, mc - ms);
+        float* c_row = j.c + (m0 + ms) * j.ldc + n0;
+        if (j.packed_a != nullptr) {
+          const float* a_strip = j.packed_a + k0 * j.m_pad + (m0 + ms) * kc;
+          for (int64_t ns = 0; ns < nc; ns += kGemmNr) {
+            MicroKernel<true>(kc, a_strip, 0, packed_b + ns * kc, c_row + ns, j.ldc, mr,
+                              std::min(kGemmNr, nc - ns), accumulate);
+          }
+        } else {
+          const float* a_rows = j.a + (m0 + ms) * j.lda + k0;
+          for (int64_t ns = 0; ns < nc; ns += kGemmNr) {
+            MicroKernel<false>(kc, a_rows, j.lda, packed_b + ns * kc, c_row + ns, j.ldc, mr,
+                               std::min(kGemmNr, nc - ns), accumulate);
+          }
+        }
+      }
+    }
+  }
+}
+
+void SgemmTiles(const TileJob& j, int64_t begin, int64_t end) { RunTiles(j, begin, end); }
+KILN_TARGET_AVX2 void SgemmTilesAvx2(const TileJob& j, int64_t begin, int64_t end) {
+  RunTiles(j, begin, end);
+}
+
 }  // namespace
 
 void MatrixBPacker::Pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, float* dst) const {
@@ -148,7 +230,12 @@ void Sgemm(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, const flo
     return;
   }
   const int64_t m_pad = (m + kGemmMr - 1) / kGemmMr * kGemmMr;
-  const std::vector<float> packed_a = PackA(trans_a, m, k, alpha, a, lda, m_pad);
+  // A is packed (alpha folded in) when transposed or scaled; else the micro-kernel reads its
+  // rows in place (packing a weight matrix at every call cost more than the multiply on small
+  // products).
+  const bool pack_a = trans_a || alpha != 1.0f;
+  const std::vector<float> packed_a =
+      pack_a ? PackA(trans_a, m, k, alpha, a, lda, m_pad) : std::vector<float>();
   // Tile sizes: keep enough tiles to feed the pool when C is small.
   const int threads = pool != nullptr ? pool->threads() : 1;
   int64_t nc_tile = kNc;
@@ -157,34 +244,14 @@ void Sgemm(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, const flo
   const int64_t n_tiles = (n + nc_tile - 1) / nc_tile;
   const int64_t tiles = m_tiles * n_tiles;
 
+  const TileJob job{m,    n,    k,  m_pad, nc_tile, n_tiles, beta, pack_a ? packed_a.data() : nullptr,
+                    a,    lda,  &b, c,     ldc};
+  const bool avx2 = CpuHasAvx2();
   auto run_tiles = [&](int64_t begin, int64_t end) {
-    thread_local AlignedBuffer b_buffer;
-    float* packed_b = b_buffer.get(static_cast<size_t>(kKc * nc_tile));
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t m0 = (t / n_tiles) * kMc;
-      const int64_t n0 = (t % n_tiles) * nc_tile;
-      const int64_t mc = std::min(kMc, m - m0);
-      const int64_t nc = std::min(nc_tile, n - n0);
-      if (beta != 0.0f && beta != 1.0f) {
-        for (int64_t i = 0; i < mc; ++i) {
-          float* row = c + (m0 + i) * ldc + n0;
-          for (int64_t j = 0; j < nc; ++j) row[j] *= beta;
-        }
-      }
-      for (int64_t k0 = 0; k0 < k; k0 += kKc) {
-        const int64_t kc = std::min(kKc, k - k0);
-        const bool accumulate = k0 > 0 || beta != 0.0f;
-        b.Pack(k0, kc, n0, nc, packed_b);
-        const float* a_block = packed_a.data() + k0 * m_pad;
-        for (int64_t ms = 0; ms < mc; ms += kGemmMr) {
-          const float* a_strip = a_block + (m0 + ms) * kc;
-          const int64_t mr = std::min(kGemmMr, mc - ms);
-          for (int64_t ns = 0; ns < nc; ns += kGemmNr) {
-            MicroKernel(kc, a_strip, packed_b + ns * kc, c + (m0 + ms) * ldc + n0 + ns, ldc, mr,
-                        std::min(kGemmNr, nc - ns), accumulate);
-          }
-        }
-      }
+    if (avx2) {
+      SgemmTilesAvx2(job, begin, end);
+    } else {
+      SgemmTiles(job, begin, end);
     }
   };
   const double flops = 2.0 * static_cast<double>(m) * n * k;

@@ -12,8 +12,10 @@
 //         o = f(X Wo^T + H' Ro^T + Po . C + Wbo + Rbo),  H = o . h(C)
 // `clip` bounds every gate pre-activation to [-clip, clip]. The reverse direction walks each
 // row's sequence (of length sequence_lens[b]) backwards; Y is zero past a row's length and Y_h /
-// Y_c hold the state after the row's last processed step. Everything is computed in double and
-// rounded once on store.
+// Y_c hold the state after the row's last processed step. The gate math is in double, rounded
+// once on store. The matrix-vector products read float32 weights in place (float accumulation,
+// AVX2 FMA when the CPU has it: converting W and R to double every run cost more than the
+// recurrence itself); other element types are widened to double.
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -21,10 +23,78 @@
 #include <vector>
 
 #include "backends/ref/kernel.h"
+#include "core/cpu_features.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace kiln {
 
 namespace {
+
+#if defined(__x86_64__) || defined(__i386__)
+// out[r] = sum_i m[r*n + i] * v[i] for r in [0, rows): four rows share each load of v.
+KILN_TARGET_AVX2 inline float HSumAvx2(__m256 a) {
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+  return _mm_cvtss_f32(s4);
+}
+
+KILN_TARGET_AVX2 void MatVecF32Avx2(const float* m, const float* v, int64_t rows, int64_t n,
+                                    float* out) {
+  const auto hsum = HSumAvx2;
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const float* m0 = m + r * n;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const __m256 x = _mm256_loadu_ps(v + i);
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(m0 + i), x, a0);
+      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(m0 + n + i), x, a1);
+      a2 = _mm256_fmadd_ps(_mm256_loadu_ps(m0 + 2 * n + i), x, a2);
+      a3 = _mm256_fmadd_ps(_mm256_loadu_ps(m0 + 3 * n + i), x, a3);
+    }
+    float s[4] = {hsum(a0), hsum(a1), hsum(a2), hsum(a3)};
+    for (; i < n; ++i) {
+      for (int q = 0; q < 4; ++q) s[q] += m0[q * n + i] * v[i];
+    }
+    for (int q = 0; q < 4; ++q) out[r + q] = s[q];
+  }
+  for (; r < rows; ++r) {
+    __m256 a = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      a = _mm256_fmadd_ps(_mm256_loadu_ps(m + r * n + i), _mm256_loadu_ps(v + i), a);
+    }
+    float s = hsum(a);
+    for (; i < n; ++i) s += m[r * n + i] * v[i];
+    out[r] = s;
+  }
+}
+#endif
+
+void MatVecF32(const float* m, const float* v, int64_t rows, int64_t n, float* out) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (CpuHasAvx2()) {
+    MatVecF32Avx2(m, v, rows, n, out);
+    return;
+  }
+#endif
+  for (int64_t r = 0; r < rows; ++r) {
+    // Four partial sums: the same association as the vector path's lanes, roughly.
+    float s[4] = {0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      for (int q = 0; q < 4; ++q) s[q] += m[r * n + i + q] * v[i + q];
+    }
+    float sum = (s[0] + s[1]) + (s[2] + s[3]);
+    for (; i < n; ++i) sum += m[r * n + i] * v[i];
+    out[r] = sum;
+  }
+}
 
 enum class CellKind { kRnn, kGru, kLstm };
 
@@ -258,9 +328,14 @@ Status RunRecurrent(KernelContext& ctx, CellKind kind) {
       }
     }
   }
-  const std::vector<double> X = ToDoubles(x_t);
-  const std::vector<double> W = ToDoubles(w_t);
-  const std::vector<double> R = ToDoubles(r_t);
+  // float32: X, W and R are read in place; other types are widened to double once.
+  const bool f32 = type == ElementType::kF32;
+  const std::vector<double> X = f32 ? std::vector<double>() : ToDoubles(x_t);
+  const std::vector<double> W = f32 ? std::vector<double>() : ToDoubles(w_t);
+  const std::vector<double> R = f32 ? std::vector<double>() : ToDoubles(r_t);
+  const float* xf = f32 ? x_t->data<float>() : nullptr;
+  const float* wf_all = f32 ? w_t->data<float>() : nullptr;
+  const float* rf_all = f32 ? r_t->data<float>() : nullptr;
   const std::vector<double> B = ToDoubles(b_t);
   const std::vector<double> H0 = ToDoubles(h0_t);
   const std::vector<double> C0 = ToDoubles(c0_t);
@@ -286,11 +361,15 @@ Status RunRecurrent(KernelContext& ctx, CellKind kind) {
   std::vector<double> xg(static_cast<size_t>(gh));  // X W^T + Wb per gate row
   std::vector<double> hg(static_cast<size_t>(gh));  // H' R^T + Rb per gate row
   std::vector<double> h(H), c(H), h_new(H), c_new(H), rh(H);
+  std::vector<float> xg_f(f32 ? static_cast<size_t>(gh) : 0), hg_f(xg_f.size());
+  std::vector<float> h_f(f32 ? H : 0), v_f(h_f.size());
   for (int64_t d = 0; d < dirs; ++d) {
     const bool reverse = direction == "reverse" || d == 1;
     const Activation* act = &acts[static_cast<size_t>(d) * nacts];
-    const double* w = W.data() + d * gh * input_size;
-    const double* r = R.data() + d * gh * hidden;
+    const double* w = f32 ? nullptr : W.data() + d * gh * input_size;
+    const double* r = f32 ? nullptr : R.data() + d * gh * hidden;
+    const float* wf = f32 ? wf_all + d * gh * input_size : nullptr;
+    const float* rf = f32 ? rf_all + d * gh * hidden : nullptr;
     const double* wb = B.empty() ? nullptr : B.data() + d * 2 * gh;
     const double* rb = wb == nullptr ? nullptr : wb + gh;
     const double* p = P.empty() ? nullptr : P.data() + d * 3 * hidden;
@@ -303,14 +382,24 @@ Status RunRecurrent(KernelContext& ctx, CellKind kind) {
       const int64_t len = lens[static_cast<size_t>(b)];
       for (int64_t step = 0; step < len; ++step) {
         const int64_t t = reverse ? len - 1 - step : step;
-        const double* xv = X.data() + x_index(t, b);
-        for (int64_t k = 0; k < gh; ++k) {
-          double sx = wb == nullptr ? 0.0 : wb[k];
-          for (int64_t i = 0; i < input_size; ++i) sx += w[k * input_size + i] * xv[i];
-          double sh = rb == nullptr ? 0.0 : rb[k];
-          for (int64_t j = 0; j < hidden; ++j) sh += r[k * hidden + j] * h[static_cast<size_t>(j)];
-          xg[static_cast<size_t>(k)] = sx;
-          hg[static_cast<size_t>(k)] = sh;
+        if (f32) {
+          MatVecF32(wf, xf + x_index(t, b), gh, input_size, xg_f.data());
+          for (size_t j = 0; j < H; ++j) h_f[j] = static_cast<float>(h[j]);
+          MatVecF32(rf, h_f.data(), gh, hidden, hg_f.data());
+          for (int64_t k = 0; k < gh; ++k) {
+            xg[static_cast<size_t>(k)] = (wb == nullptr ? 0.0 : wb[k]) + xg_f[static_cast<size_t>(k)];
+            hg[static_cast<size_t>(k)] = (rb == nullptr ? 0.0 : rb[k]) + hg_f[static_cast<size_t>(k)];
+          }
+        } else {
+          const double* xv = X.data() + x_index(t, b);
+          for (int64_t k = 0; k < gh; ++k) {
+            double sx = wb == nullptr ? 0.0 : wb[k];
+            for (int64_t i = 0; i < input_size; ++i) sx += w[k * input_size + i] * xv[i];
+            double sh = rb == nullptr ? 0.0 : rb[k];
+            for (int64_t j = 0; j < hidden; ++j) sh += r[k * hidden + j] * h[static_cast<size_t>(j)];
+            xg[static_cast<size_t>(k)] = sx;
+            hg[static_cast<size_t>(k)] = sh;
+          }
         }
         if (kind == CellKind::kRnn) {
           for (size_t j = 0; j < H; ++j) h_new[j] = act[0](clipped(xg[j] + hg[j]));
@@ -327,8 +416,17 @@ Status RunRecurrent(KernelContext& ctx, CellKind kind) {
               pre = xg[2 * H + j] + rh[j] * hg[2 * H + j];
             } else {
               double s = rb == nullptr ? 0.0 : rb[2 * H + j];
-              const double* rrow = r + (2 * H + j) * H;
-              for (size_t k = 0; k < H; ++k) s += rrow[k] * rh[k] * h[k];
+              if (f32) {
+                if (j == 0) {
+                  for (size_t k = 0; k < H; ++k) v_f[k] = static_cast<float>(rh[k] * h[k]);
+                }
+                float dot = 0;
+                MatVecF32(rf + (2 * H + j) * H, v_f.data(), 1, hidden, &dot);
+                s += dot;
+              } else {
+                const double* rrow = r + (2 * H + j) * H;
+                for (size_t k = 0; k < H; ++k) s += rrow[k] * rh[k] * h[k];
+              }
               pre = xg[2 * H + j] + s;
             }
             const double hh = act[1](clipped(pre));
