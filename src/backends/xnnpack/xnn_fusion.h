@@ -1,7 +1,7 @@
 // Private to the XNNPACK backend: the fusion planner, which finds the groups of nodes that one
 // step computes: Conv / ConvTranspose + BatchNormalization / Mul / Add / Sub by per-channel
 // constants (folded into weights and bias) + Relu / Clip; MatMul + constant bias Add; the
-// HardSwish patterns (x*clip(x+3,0,6)/6, x*HardSigmoid(x)) + scalar affine; the LayerNorm chain;
+// HardSwish patterns (x*clip(x+3,0,6)/6, x*HardSigmoid(x)) + scalar affine; SiLU (x*Sigmoid(x)); the LayerNorm chain;
 // and the squeeze-excitation residual x + x*s; Conv (own fp32 kernel) + Add of a computed
 // residual. Only nodes of this partition whose intermediate
 // values nothing else reads are absorbed.
@@ -316,6 +316,26 @@ class FusionPlanner {
     Absorb(*f, mul);
     Absorb(*f, div);
     PlanPostAffine(*f);
+    return true;
+  }
+
+  // SiLU / Swish as exported (x * Sigmoid(x)), starting at the Sigmoid: x and the group.
+  bool MatchSilu(const Node& n, ValueId* x, Fusion* f) {
+    if (n.op_type != "Sigmoid" || n.inputs.size() != 1 || n.outputs.size() != 1) return false;
+    const ValueId in = n.inputs[0];
+    if (!in.valid() || uses_[in.v] < 2) return false;
+    const Node* mul = SoleConsumer(n.outputs[0]);
+    if (mul == nullptr || mul->op_type != "Mul" || mul->inputs.size() != 2) return false;
+    const ValueId other = mul->inputs[0] == n.outputs[0] ? mul->inputs[1] : mul->inputs[0];
+    if (other != in) return false;
+    const auto& types = *spec_.types;
+    if (!types[in.v].has_static_shape() || !types[mul->outputs[0].v].has_static_shape() ||
+        types[in.v].static_shape() != types[mul->outputs[0].v].static_shape()) {
+      return false;
+    }
+    *x = in;
+    f->out = n.outputs[0];
+    Absorb(*f, mul);
     return true;
   }
 

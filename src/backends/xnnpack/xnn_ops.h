@@ -66,6 +66,8 @@ Status BuildLayerNorm(Builder& b, const Node& n, const LayerNormMatch& m, const 
 // The fused HardSwish patterns (x*clip(x+3,0,6)/6, x*HardSigmoid(x)), then y*f.post_mul +
 // f.post_add when the Fusion says so: x -> f.out. `hard_sigmoid` is the HardSigmoid form.
 Status BuildHardSwish(Builder& b, const Node& n, ValueId x, const Fusion& f);
+// x * sigmoid(x) in one pass (own loop; AVX-512 / AVX2 / portable by the session's ISA).
+Status BuildSilu(Builder& b, const Node& n, ValueId x, const Fusion& f);
 // x + x * s[n, c] (s: [N, C, 1, 1], computed): x, s -> f.out, one pass (own AVX2 loop).
 Status BuildScaleResidual(Builder& b, const Node& n, ValueId x, ValueId s, const Fusion& f);
 

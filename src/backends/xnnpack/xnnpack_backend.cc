@@ -412,6 +412,8 @@ class XnnBackend final : public Backend {
         st = def->build(b, n, f);
       } else if (fusion.MatchHardSwish(n, &x, &f)) {
         st = BuildHardSwish(b, n, x, f);
+      } else if (fusion.MatchSilu(n, &x, &f)) {
+        st = BuildSilu(b, n, x, f);
       } else if (fusion.MatchScaleResidual(n, &x, &scale, &f)) {
         st = BuildScaleResidual(b, n, x, scale, f);
       } else if (fusion.MatchLayerNorm(n, &ln, &f)) {
