@@ -361,12 +361,10 @@ Status BuildHardSwish(Builder& b, const Node& n, ValueId x, const Fusion& f) {
 // in cache). sigmoid from e = exp(-|x|): 1/(1+e) for x >= 0, e/(1+e) below; exp by rounding to
 // n = round(t*log2(e)), a degree-6 Taylor polynomial on |r| <= ln2/2 (error < 2e-7 relative)
 // and 2^n put into the exponent bits. Written once over GCC vector types and compiled per ISA.
-// (Always inlined into the target-specific loops below: the ABI note GCC gives for a vector
-// return without AVX concerns an out-of-line copy that is never made.)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
+// Loads and stores itself (no vector argument or return: those change ABI by target).
 template <typename V, typename VI>
-__attribute__((always_inline)) inline V SiluVec(V x) {
+__attribute__((always_inline)) inline void SiluVec(const float* src, float* dst) {
+  const V x = *reinterpret_cast<const V*>(src);
   const V zero = V{};
   const V ax = x < zero ? -x : x;
   V t = -ax;
@@ -386,9 +384,8 @@ __attribute__((always_inline)) inline V SiluVec(V x) {
   const VI bits = (((VI)k - 0x4B400000) + 127) << 23;  // NOLINT(google-readability-casting)
   const V e = p * (V)bits;  // NOLINT(google-readability-casting): vector bit cast
   const V s = (zero + 1.0f) / (e + 1.0f);
-  return x * (x < zero ? e * s : s);
+  *reinterpret_cast<V*>(dst) = x * (x < zero ? e * s : s);
 }
-#pragma GCC diagnostic pop
 
 typedef float V8s __attribute__((vector_size(32), aligned(4)));
 typedef int32_t V8si __attribute__((vector_size(32), aligned(4)));
@@ -398,7 +395,7 @@ typedef int32_t V16si __attribute__((vector_size(64), aligned(4)));
 KILN_TARGET_AVX2 int64_t SiluAvx2(const float* src, float* dst, int64_t s, int64_t e) {
   int64_t i = s;
   for (; i + 8 <= e; i += 8) {
-    *reinterpret_cast<V8s*>(dst + i) = SiluVec<V8s, V8si>(*reinterpret_cast<const V8s*>(src + i));
+    SiluVec<V8s, V8si>(src + i, dst + i);
   }
   return i;
 }
@@ -407,8 +404,7 @@ __attribute__((target("avx512f"))) int64_t SiluAvx512(const float* src, float* d
                                                       int64_t e) {
   int64_t i = s;
   for (; i + 16 <= e; i += 16) {
-    *reinterpret_cast<V16s*>(dst + i) =
-        SiluVec<V16s, V16si>(*reinterpret_cast<const V16s*>(src + i));
+    SiluVec<V16s, V16si>(src + i, dst + i);
   }
   return i;
 }
