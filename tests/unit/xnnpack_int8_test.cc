@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -391,6 +392,81 @@ TEST(Int8RealModelTest, DetMatchesReference) {
     }
   }
   fs::remove_all(work);
+}
+
+}  // namespace
+}  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// MaxPool on 8-bit tensors (what DQ -> MaxPool -> Q becomes): XNNPACK's s8 max pooling over the
+// stored values, for u8 (stored xor 0x80) and i8, with padding, strides, dilations and ceil_mode,
+// alone and with a Relu; bit-exact with the reference kernels, in one XNNPACK partition.
+TEST(Int8MaxPoolTest, MatchesReferenceExactly) {
+  struct Case {
+    ElementType type;
+    std::vector<int64_t> kernel, strides, pads, dilations;
+    int64_t ceil;
+    bool relu;
+  };
+  const Case cases[] = {
+      {ElementType::kU8, {3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 0, false},
+      {ElementType::kI8, {3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 0, true},
+      {ElementType::kU8, {2, 2}, {2, 2}, {0, 0, 0, 0}, {1, 1}, 1, false},
+      {ElementType::kI8, {3, 2}, {1, 2}, {0, 1, 2, 0}, {2, 1}, 0, false},
+  };
+  std::mt19937 gen(21);
+  for (const Case& c : cases) {
+    Model m;
+    m.opsets[""] = 17;
+    m.ir_version = 8;
+    Graph& g = m.graph;
+    ValueId x = g.AddValue("x", c.type, DimVector{2, 19, 15, 13});
+    g.MarkInput(x);
+    ValueId y = g.AddValue("y");
+    Attributes a;
+    a.Add(Attribute::Ints("kernel_shape", c.kernel));
+    a.Add(Attribute::Ints("strides", c.strides));
+    a.Add(Attribute::Ints("pads", c.pads));
+    a.Add(Attribute::Ints("dilations", c.dilations));
+    a.Add(Attribute::Int("ceil_mode", c.ceil));
+    g.AddNode("pool", "MaxPool", {x}, {y}, std::move(a), "", 17);
+    ValueId out = y;
+    if (c.relu) {
+      out = g.AddValue("r");
+      g.AddNode("relu", "Relu", {y}, {out}, {}, "", 17);
+    }
+    g.MarkOutput(out);
+    Tensor xt = Tensor::Allocate(c.type, {2, 19, 15, 13}).value();
+    std::uniform_int_distribution<int> u(0, 255);
+    for (int64_t i = 0; i < xt.size(); ++i) static_cast<uint8_t*>(xt.raw())[i] = u(gen);
+    const NamedTensors in = {{"x", xt}};
+    auto ref = Session::Create(CopyModel(m), SessionOptions::Reference());
+    ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+    auto want = (*ref)->Run(in);
+    ASSERT_TRUE(want.ok()) << want.status().ToString();
+    for (int threads : {1, 2}) {
+      SessionOptions o = SessionOptions::Threads(threads);
+      o.op_backend["MaxPool"] = "xnnpack";
+      o.op_backend["Relu"] = "xnnpack";
+      auto s = Session::Create(CopyModel(m), o);
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      auto plan = (*s)->Plan(in);
+      ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+      ASSERT_EQ((*plan)->partitioning.partitions.size(), 1u);
+      EXPECT_EQ((*s)->backends()[static_cast<size_t>((*plan)->partitioning.partitions[0].backend)]
+                    ->name(),
+                "xnnpack");
+      auto got = (*s)->Run(in);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      ASSERT_EQ((*got)[0].shape(), (*want)[0].shape());
+      ASSERT_EQ((*got)[0].type(), c.type);
+      EXPECT_EQ(std::memcmp((*got)[0].raw(), (*want)[0].raw(), static_cast<size_t>((*want)[0].size())),
+                0)
+          << "case kernel " << c.kernel[0] << "x" << c.kernel[1] << " threads " << threads;
+    }
+  }
 }
 
 }  // namespace

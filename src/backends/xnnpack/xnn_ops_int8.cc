@@ -975,6 +975,51 @@ Status Int8ClampBuild(Builder& b, const Node& n, const Fusion& f) {
   return Status::Ok();
 }
 
+// ---- MaxPool on 8-bit values (DQ -> MaxPool -> Q with one scale folds to it) ----
+// The max commutes with the stored form (u8 is stored as s8 by xor 0x80, which keeps the
+// order), so XNNPACK's s8 max pooling serves both types; a fused Relu/Clip bounds the output.
+
+NodeSupport Int8MaxPoolSupports(const NodeQuery& q) {
+  std::string e = CheckInt8Value(q.inputs[0], "X");
+  if (e.empty()) e = CheckInt8Value(q.outputs[0], "Y");
+  if (!e.empty()) return NodeSupport::No(e);
+  if (q.inputs[0]->type != q.outputs[0]->type) return NodeSupport::No("X and Y types differ");
+  if (q.outputs.size() > 1 && q.outputs[1] != nullptr) {
+    return NodeSupport::No("the Indices output is not supported");
+  }
+  if (q.inputs[0]->shape->size() != 4) return NodeSupport::No("only 2D (rank-4) pooling");
+  auto g = PoolGeometryOf(*q.node, q.inputs[0]->static_shape(), q.outputs[0]->static_shape());
+  if (!g.ok()) return NodeSupport::No(g.status().message());
+  return YesInt8(q, kInt8Gmacs);
+}
+
+Status Int8MaxPoolBuild(Builder& b, const Node& n, const Fusion& f) {
+  const Shape x = b.shape(n.inputs[0]), y = b.shape(n.outputs[0]);
+  KILN_ASSIGN_OR_RETURN(PoolGeometry g, PoolGeometryOf(n, x, y));
+  int8_t lo, hi;
+  StoredBounds(f, b.type(f.out), &lo, &hi);
+  const size_t c = static_cast<size_t>(x[1]);
+  xnn_operator_t op = nullptr;
+  const xnn_status st = xnn_create_max_pooling2d_nhwc_s8(
+      static_cast<uint32_t>(g.pt), static_cast<uint32_t>(g.pr), static_cast<uint32_t>(g.pb),
+      static_cast<uint32_t>(g.pl), static_cast<uint32_t>(g.kh), static_cast<uint32_t>(g.kw),
+      static_cast<uint32_t>(g.sh), static_cast<uint32_t>(g.sw), static_cast<uint32_t>(g.dh),
+      static_cast<uint32_t>(g.dw), c, c, c, lo, hi, 0, &op);
+  if (st != xnn_status_success) return XnnError(n, "xnn_create_max_pooling2d_nhwc_s8", st);
+  const int in = b.Buffer(n.inputs[0]);
+  const int out = b.Buffer(f.out);
+  b.AddXnn(
+      n, XnnOp(op),
+      [=](const Workspace& ws, pthreadpool_t pool) {
+        return xnn_setup_max_pooling2d_nhwc_s8(op, static_cast<size_t>(x[0]),
+                                               static_cast<size_t>(x[2]),
+                                               static_cast<size_t>(x[3]), ws.s8(in), ws.s8(out),
+                                               pool);
+      },
+      "xnn_setup_max_pooling2d_nhwc_s8");
+  return Status::Ok();
+}
+
 // ---- QGlobalAveragePool: exact sums, the reference's requantization ----
 
 // sums[ch] = sum over the hw pixels of src[p * c + ch] (int32: |sum| <= 128 * hw): 64 channels
@@ -1185,6 +1230,7 @@ void AddInt8Ops(std::vector<OpDef>& table) {
   table.push_back({"QGlobalAveragePool", QGapSupports, QGapBuild, true, true});
   table.push_back({"Clip", Int8ClipSupports, Int8ClampBuild, true, true});
   table.push_back({"Relu", Int8ClipSupports, Int8ClampBuild, true, true});
+  table.push_back({"MaxPool", Int8MaxPoolSupports, Int8MaxPoolBuild, true, true});
   table.push_back({"DequantizeLinear", DqSupports, DqBuild, false, true});
   table.push_back({"QuantizeLinear", QSupports, QBuild, false, true});
 }
