@@ -99,6 +99,18 @@ struct XorByte {
   uint8_t operator()(uint8_t x) const { return static_cast<uint8_t>(x ^ flip); }
 };
 
+// d[a * d_stride + x] = cvt(s[a + x * s_stride]) for a < n, x < N.
+template <int N, typename S, typename D, typename Cvt>
+inline void NarrowTranspose(const S* s, int64_t s_stride, D* d, int64_t d_stride, int64_t n,
+                            Cvt cvt) {
+  const S* rows[N];
+  for (int x = 0; x < N; ++x) rows[x] = s + x * s_stride;
+  for (int64_t a = 0; a < n; ++a) {
+    D* o = d + a * d_stride;
+    for (int x = 0; x < N; ++x) o[x] = cvt(rows[x][a]);
+  }
+}
+
 // dst dim i = src dim perm[i]. Outer dims are iterated with an odometer; the innermost work is
 // either a contiguous row (the last dim stays last) or a tiled 2D transpose of the dst dim that
 // is contiguous in src against the dst's last dim.
@@ -163,6 +175,20 @@ void PermuteT(const S* src, const Shape& src_shape_in, const std::vector<int>& p
         const S* s = src + so;
         D* d = dst + doff;
         for (int64_t x = 0; x < inner; ++x) d[x] = cvt(s[x]);
+        continue;
+      }
+      if (inner <= 4) {
+        // Few channels (an image's 3 planes into NHWC, a 1-channel map): per dst row, read the
+        // `inner` source rows in step; the tile loop's per-element bookkeeping cost more than the
+        // copy here.
+        const S* s = src + so;
+        D* d = dst + doff;
+        switch (inner) {
+          case 1: NarrowTranspose<1>(s, inner_src_stride, d, j_dst_stride, jn, cvt); break;
+          case 2: NarrowTranspose<2>(s, inner_src_stride, d, j_dst_stride, jn, cvt); break;
+          case 3: NarrowTranspose<3>(s, inner_src_stride, d, j_dst_stride, jn, cvt); break;
+          default: NarrowTranspose<4>(s, inner_src_stride, d, j_dst_stride, jn, cvt); break;
+        }
         continue;
       }
       constexpr int64_t kTile = 16;
