@@ -154,6 +154,18 @@ TEST_P(Int8NetTest, MatchesReference) {
     EXPECT_LE(d.max_steps, exact ? 0.0 : 1.0 + 1e-6)
         << "exact " << exact << ": " << d.equal << "/" << d.count << " equal";
   }
+  // The session's ISA level chooses the int8 kernels too (forced below this CPU's: XNNPACK's
+  // qc8 or the AVX2 kernels instead of the VNNI ones), each exact against the reference.
+  SetExact(true);
+  for (CpuIsa isa : {CpuIsa::kPortable, CpuIsa::kAvx2, CpuIsa::kAvx512, CpuIsa::kAvx512Vnni}) {
+    SessionOptions o = SessionOptions::Threads(2);
+    o.isa = isa;
+    const auto got = RunSession(m(), inputs, o);
+    ASSERT_EQ(got.size(), 1u);
+    const Diff d = Compare(ref[0], got[0], 0.05f);
+    EXPECT_LE(d.max_steps, 0.0) << CpuIsaName(isa) << ": " << d.equal << "/" << d.count;
+  }
+  SetExact(false);
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, Int8NetTest,

@@ -210,15 +210,15 @@ NodeSupport QConvSupports(const NodeQuery& q) {
 // The own int8 convolution (xnn_qconv.h) for this conv, or kNone for XNNPACK's qc8: dense
 // (group 1) convs; `weights` (storage values, any order) decide whether the 7-bit AVX2 kernel
 // can run.
-OwnQConvIsa OwnQConvFor(const ConvGeometry& g, std::span<const int8_t> weights) {
+OwnQConvIsa OwnQConvFor(const ConvGeometry& g, std::span<const int8_t> weights, CpuIsa cap) {
   if (g.group != 1) return OwnQConvIsa::kNone;
-  return ChooseOwnQConvIsaFor(weights);
+  return ChooseOwnQConvIsaFor(weights, cap);
 }
 
 // Depthwise with one output channel per group and at most 32 kernel rows: the own AVX-512
 // loop (xnn_qconv.h).
-bool OwnDwQConvFor(const ConvGeometry& g, const Shape& x, int64_t m) {
-  return g.group > 1 && g.group == x[1] && m == x[1] && g.kh <= 32 && OwnDwQConvAvailable();
+bool OwnDwQConvFor(const ConvGeometry& g, const Shape& x, int64_t m, CpuIsa cap) {
+  return g.group > 1 && g.group == x[1] && m == x[1] && g.kh <= 32 && OwnDwQConvAvailable(cap);
 }
 
 // XNNPACK's qc8 convolution of geometry g (x NCHW [batch, C, H, W], m output channels) with
@@ -283,8 +283,8 @@ Status QConvBuild(Builder& b, const Node& n, const Fusion& f) {
   }
   int8_t lo, hi;
   StoredBounds(f, b.type(f.out), &lo, &hi);
-  const OwnQConvIsa isa = OwnQConvFor(g, kernel);
-  const bool own_dw = OwnDwQConvFor(g, x, m);
+  const OwnQConvIsa isa = OwnQConvFor(g, kernel, b.spec().isa);
+  const bool own_dw = OwnDwQConvFor(g, x, m, b.spec().isa);
   if (isa != OwnQConvIsa::kNone || own_dw) {
     QConvSpec s;
     s.batch = x[0], s.cin = x[1], s.ih = x[2], s.iw = x[3];
@@ -390,7 +390,7 @@ Status QMatMulConstBuild(Builder& b, const Node& n, const Fusion& f) {
   StoredBounds(f, b.type(f.out), &lo, &hi);
   const int in = b.LogicalIn(n.inputs[0]);
   const int out = b.LogicalOut(f.out);
-  const OwnQConvIsa isa = ChooseOwnQConvIsaFor(kernel);
+  const OwnQConvIsa isa = ChooseOwnQConvIsaFor(kernel, b.spec().isa);
   if (isa != OwnQConvIsa::kNone) {
     b.AddWeightBytes(static_cast<int64_t>(kernel.size() + bias.size() * 8));
     QConvSpec s;

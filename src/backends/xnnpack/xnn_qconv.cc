@@ -381,15 +381,15 @@ KILN_TARGET_AVX2 void RunBlockAvx2(const Packed& P, const int8_t* x, int8_t* y, 
 
 }  // namespace
 
-OwnQConvIsa ChooseOwnQConvIsa() {
+OwnQConvIsa ChooseOwnQConvIsa(CpuIsa cap) {
   // Every own kernel needs AVX2 (the VNNI one AVX-512): without it XNNPACK's own dispatch runs.
-  if (!CpuHasAvx2()) return OwnQConvIsa::kNone;
+  if (!CpuHasAvx2() || cap < CpuIsa::kAvx2) return OwnQConvIsa::kNone;
   const char* e = std::getenv("KILN_XNN_QCONV_ISA");
   const std::string v = e != nullptr ? e : "";
   if (v == "xnnpack") return OwnQConvIsa::kNone;
   if (v == "avx2") return OwnQConvIsa::kAvx2;
   if (v == "avx2u7") return OwnQConvIsa::kAvx2U7;
-  return CpuHasVnni() ? OwnQConvIsa::kVnni : OwnQConvIsa::kNone;
+  return CpuHasVnni() && cap >= CpuIsa::kAvx512Vnni ? OwnQConvIsa::kVnni : OwnQConvIsa::kNone;
 }
 
 bool WeightsFit7Bit(std::span<const int8_t> weights) {
@@ -398,17 +398,19 @@ bool WeightsFit7Bit(std::span<const int8_t> weights) {
 
 bool WeightsFit7Bit(const QConvSpec& s) { return WeightsFit7Bit(std::span(s.weights)); }
 
-OwnQConvIsa ChooseOwnQConvIsaFor(std::span<const int8_t> weights) {
-  const OwnQConvIsa isa = ChooseOwnQConvIsa();
+OwnQConvIsa ChooseOwnQConvIsaFor(std::span<const int8_t> weights, CpuIsa cap) {
+  const OwnQConvIsa isa = ChooseOwnQConvIsa(cap);
   if (isa == OwnQConvIsa::kAvx2U7) return WeightsFit7Bit(weights) ? isa : OwnQConvIsa::kAvx2;
   const char* e = std::getenv("KILN_XNN_QCONV_ISA");
-  if (isa != OwnQConvIsa::kNone || !CpuHasAvx2() || (e != nullptr && std::string(e) == "xnnpack"))
+  if (isa != OwnQConvIsa::kNone || !CpuHasAvx2() || cap < CpuIsa::kAvx2 ||
+      (e != nullptr && std::string(e) == "xnnpack")) {
     return isa;
+  }
   return WeightsFit7Bit(weights) ? OwnQConvIsa::kAvx2U7 : OwnQConvIsa::kNone;
 }
 
-OwnQConvIsa ChooseOwnQConvIsaFor(const QConvSpec& s) {
-  return ChooseOwnQConvIsaFor(std::span(s.weights));
+OwnQConvIsa ChooseOwnQConvIsaFor(const QConvSpec& s, CpuIsa cap) {
+  return ChooseOwnQConvIsaFor(std::span(s.weights), cap);
 }
 
 QConvFn MakeOwnQConv(const QConvSpec& spec, OwnQConvIsa isa) {
@@ -560,10 +562,10 @@ __attribute__((target("avx512f,avx512bw,avx512vl,bmi2"))) void DwRowAvx512(const
 
 }  // namespace
 
-bool OwnDwQConvAvailable() {
+bool OwnDwQConvAvailable(CpuIsa cap) {
   const char* e = std::getenv("KILN_XNN_QCONV_DW");
   if (e != nullptr && std::string(e) == "0") return false;
-  return CpuHasVnni() && ChooseOwnQConvIsa() == OwnQConvIsa::kVnni;
+  return CpuHasVnni() && ChooseOwnQConvIsa(cap) == OwnQConvIsa::kVnni;
 }
 
 QConvFn MakeOwnDwQConv(const QConvSpec& spec) {

@@ -10,6 +10,8 @@
 
 #include <cstdint>
 #include <functional>
+
+#include "core/cpu_features.h"
 #include <memory>
 #include <span>
 #include <vector>
@@ -40,7 +42,9 @@ enum class OwnQConvIsa { kNone, kAvx2, kVnni, kAvx2U7 };
 // when the CPU has it, else none (measured on this project's AVX-512 dev machine, the int16 AVX2
 // kernel is not faster than XNNPACK's qc8 there, so XNNPACK keeps AVX2-only machines unless
 // forced or the weights fit 7 bits, see ChooseOwnQConvIsaFor).
-OwnQConvIsa ChooseOwnQConvIsa();
+// `cap` is the session's ISA level (SessionOptions::isa / CpuIsa, already capped by the CPU):
+// below kAvx2 no own kernel runs, below kAvx512Vnni not the VNNI one (the AVX2 rules apply).
+OwnQConvIsa ChooseOwnQConvIsa(CpuIsa cap = DetectedCpuIsa());
 
 // Whether every weight is in [-64, 64]: `kiln quantize --weight-bits 7` writes [-64, 63], ONNX
 // Runtime's reduce_range [-64, 64]; a vpmaddubsw pair sum of u8 activations by such weights is
@@ -52,8 +56,8 @@ bool WeightsFit7Bit(const QConvSpec& s);
 // name), AVX-512 VNNI when the CPU has it, else kAvx2U7 when they fit WeightsFit7Bit, else none;
 // =avx2u7 gives kAvx2U7 when they fit and kAvx2 when not; =avx2 and =xnnpack as
 // ChooseOwnQConvIsa.
-OwnQConvIsa ChooseOwnQConvIsaFor(std::span<const int8_t> weights);
-OwnQConvIsa ChooseOwnQConvIsaFor(const QConvSpec& s);
+OwnQConvIsa ChooseOwnQConvIsaFor(std::span<const int8_t> weights, CpuIsa cap = DetectedCpuIsa());
+OwnQConvIsa ChooseOwnQConvIsaFor(const QConvSpec& s, CpuIsa cap = DetectedCpuIsa());
 
 // Packs the weights once for `isa` (not kNone; kAvx2U7 with weights outside [-64, 64] packs the
 // int16 kAvx2 kernel instead); the returned function runs the convolution.
@@ -63,7 +67,7 @@ QConvFn MakeOwnQConv(const QConvSpec& spec, OwnQConvIsa isa);
 // vector: whether it runs (an AVX-512 VNNI CPU, ChooseOwnQConvIsa() == kVnni and not
 // KILN_XNN_QCONV_DW=0), and the
 // function (spec.weights [c][1][kh][kw]; cin == cout; kh <= 32).
-bool OwnDwQConvAvailable();
+bool OwnDwQConvAvailable(CpuIsa cap = DetectedCpuIsa());
 QConvFn MakeOwnDwQConv(const QConvSpec& spec);
 
 }  // namespace kiln::xnn
