@@ -61,6 +61,69 @@ std::vector<float> NaiveConv(const xnn::FConvSpec& s, const std::vector<float>& 
   return y;
 }
 
+// Winograd F(2x2, 3x3) (xnn_fwino.cc) on random 3x3 stride-1 shapes: odd sizes (partial 2x2
+// tiles), every padding, batch 2, blocks with and without a partial last block, scale, clamp and
+// residual, 1 and 2 threads, against the double loop. The transforms add rounding of their own
+// (values up to 4x the inputs), so the bound is looser than the direct kernel's.
+TEST(XnnFConv, WinogradMatchesNaiveLoop) {
+  std::mt19937 rng(99);
+  std::uniform_int_distribution<int> pick(0, 1 << 20);
+  pthreadpool_t pool2 = pthreadpool_create(2);
+  int cases = 0;
+  for (xnn::FConvIsa isa : {xnn::FConvIsa::kAvx2, xnn::FConvIsa::kAvx512}) {
+    if (!CpuHas(isa == xnn::FConvIsa::kAvx2 ? CpuIsa::kAvx2 : CpuIsa::kAvx512)) continue;
+    for (int i = 0; i < 16; ++i) {
+      xnn::FConvSpec s;
+      s.batch = 1 + i % 2;
+      s.cin = 32 + pick(rng) % 50;
+      s.cout = 32 + pick(rng) % 70;
+      s.kh = s.kw = 3;
+      s.pt = pick(rng) % 3;
+      s.pl = pick(rng) % 3;
+      const int64_t pb = pick(rng) % 3, pr = pick(rng) % 3;
+      s.ih = 10 + pick(rng) % 15;
+      s.iw = 10 + pick(rng) % 15;
+      s.oh = s.ih + s.pt + pb - 2;
+      s.ow = s.iw + s.pl + pr - 2;
+      if (i % 3 == 1) {
+        s.lo = -0.25f;
+        s.hi = 0.5f;
+      }
+      const std::vector<float> weights = RandomVec(s.cout * s.cin * 9, rng);
+      const std::vector<float> bias = RandomVec(s.cout, rng);
+      const std::vector<float> scale = RandomVec(s.cout, rng);
+      s.weights = weights.data();
+      s.bias = bias.data();
+      s.scale = i % 2 == 0 ? nullptr : scale.data();
+      // Shapes the rule leaves to the direct kernel (too few pixels, panels mostly padding).
+      if (!xnn::UseWinograd(s, isa)) continue;
+      const std::vector<float> x = RandomVec(s.batch * s.ih * s.iw * s.cin, rng);
+      const std::vector<float> res =
+          i % 3 == 2 ? RandomVec(s.batch * s.oh * s.ow * s.cout, rng) : std::vector<float>();
+      const std::vector<float> want = NaiveConv(s, x, res);
+      xnn::FConvFn run = xnn::MakeWinogradFConv(s, isa);
+      for (pthreadpool_t pool : {static_cast<pthreadpool_t>(nullptr), pool2}) {
+        std::vector<float> got(want.size() + 64, 7.0f);
+        for (int rep = 0; rep < 2; ++rep) {  // a second run reuses the thread's blocks
+          run(x.data(), res.empty() ? nullptr : res.data(), got.data(), pool);
+        }
+        double err = 0;
+        for (size_t j = 0; j < want.size(); ++j)
+          err = std::max(err, static_cast<double>(std::fabs(got[j] - want[j])));
+        EXPECT_LE(err, 1e-5 * std::sqrt(static_cast<double>(s.cin * 9)))
+            << "isa " << static_cast<int>(isa) << " case " << i << " cin " << s.cin << " cout "
+            << s.cout << " pads " << s.pt << "," << s.pl << "," << pb << "," << pr << " in "
+            << s.ih << "x" << s.iw;
+        for (size_t j = want.size(); j < got.size(); ++j) ASSERT_EQ(got[j], 7.0f) << "case " << i;
+      }
+      ++cases;
+    }
+  }
+  pthreadpool_destroy(pool2);
+  if (cases == 0) GTEST_SKIP() << "the CPU has neither AVX2+FMA nor AVX-512";
+  EXPECT_GE(cases, 8);
+}
+
 TEST(XnnFConv, KernelsMatchNaiveLoop) {
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int> pick(0, 1 << 20);

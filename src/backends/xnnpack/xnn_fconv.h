@@ -68,4 +68,19 @@ bool UseOwnFc(int64_t rows, int64_t k, int64_t n, FConvIsa isa);
 // Packs the weights for `isa` (not kNone); the returned function runs the convolution.
 FConvFn MakeOwnFConv(const FConvSpec& spec, FConvIsa isa);
 
+// Winograd F(2x2, 3x3) (xnn_fwino.cc): 3x3, stride 1, dilation 1 convs with at least
+// kWinogradMinChannels input and output channels, kWinogradMinPixels output pixels and an input
+// of at most kWinogradMaxInputBytes per image, on the own tiles. Measured on the Zen 5 dev
+// machine, 1 thread, per conv: resnet50's 56x56x64 3x3 1.48x faster than the direct kernel,
+// 28x28x128 1.3x, 14x14x256 1.2x; rrdb_x4's 128x128 body (64..192 -> 32/64 channels) 1.2x; but
+// 0.85x on its 256x256 and 512x512 x 64 upsampling convs, whose 16-64 MB inputs leave the last
+// level cache (the 4x4 patches overlap, so input rows are read twice) and 7x7 maps (layer4:
+// padded 4x4 tiles waste a third).
+inline constexpr int64_t kWinogradMinChannels = 32;
+inline constexpr int64_t kWinogradMinPixels = 144;
+inline constexpr int64_t kWinogradMaxInputBytes = int64_t{8} << 20;
+bool UseWinograd(const FConvSpec& s, FConvIsa isa);
+// The same contract as MakeOwnFConv (weights [cout][cin][3][3], scale, bias, residual, clamp).
+FConvFn MakeWinogradFConv(const FConvSpec& spec, FConvIsa isa);
+
 }  // namespace kiln::xnn

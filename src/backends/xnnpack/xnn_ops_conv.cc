@@ -245,8 +245,10 @@ Status ConvBuild(Builder& b, const Node& n, const Fusion& f) {
     s.weights = src;
     s.scale = unit_scale ? nullptr : scale.data();
     s.bias = bias.data();
-    b.AddWeightBytes((wt.size() + static_cast<int64_t>(bias.size())) * 4);
-    FConvFn run = MakeOwnFConv(s, isa);
+    const bool winograd = UseWinograd(s, isa);
+    // Winograd keeps 4x4 transformed weights per channel pair (16/9 of the 3x3 kernel).
+    b.AddWeightBytes(((winograd ? m * cg * 16 : wt.size()) + static_cast<int64_t>(bias.size())) * 4);
+    FConvFn run = winograd ? MakeWinogradFConv(s, isa) : MakeOwnFConv(s, isa);
     const int in = b.Buffer(n.inputs[0]);
     const int res = f.residual.valid() ? b.Buffer(f.residual) : -1;
     const int out = b.Buffer(f.out);

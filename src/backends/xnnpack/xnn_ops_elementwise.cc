@@ -364,7 +364,8 @@ Status BuildHardSwish(Builder& b, const Node& n, ValueId x, const Fusion& f) {
 // Loads and stores itself (no vector argument or return: those change ABI by target).
 template <typename V, typename VI>
 __attribute__((always_inline)) inline void SiluVec(const float* src, float* dst) {
-  const V x = *reinterpret_cast<const V*>(src);
+  V x;  // memcpy: a template argument loses the typedef's aligned(4)
+  __builtin_memcpy(&x, src, sizeof(V));
   const V zero = V{};
   const V ax = x < zero ? -x : x;
   V t = -ax;
@@ -384,7 +385,8 @@ __attribute__((always_inline)) inline void SiluVec(const float* src, float* dst)
   const VI bits = (((VI)k - 0x4B400000) + 127) << 23;  // NOLINT(google-readability-casting)
   const V e = p * (V)bits;  // NOLINT(google-readability-casting): vector bit cast
   const V s = (zero + 1.0f) / (e + 1.0f);
-  *reinterpret_cast<V*>(dst) = x * (x < zero ? e * s : s);
+  const V y = x * (x < zero ? e * s : s);
+  __builtin_memcpy(dst, &y, sizeof(V));
 }
 
 typedef float V8s __attribute__((vector_size(32), aligned(4)));

@@ -1,0 +1,312 @@
+// Winograd F(2x2, 3x3) for the own fp32 convolution (xnn_fconv.h): 3x3, stride 1, dilation 1,
+// group 1, NHWC. Each 2x2 output tile comes from a 4x4 input patch d:
+//   V = B^T d B (per channel),  M[xi] = V[xi] . U[xi] (16 GEMMs, xi over the 4x4 positions),
+//   Y = A^T M A + bias (+ residual), clamped,
+// with U = G g G^T the weights transformed once (16 x cin x cout instead of 9 x cin x cout) and
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
+//   A^T = [1 1 1 0; 0 1 -1 -1].
+// 16 multiplies per 4 outputs and channel pair instead of 36: 2.25x fewer FMAs, paid for with the
+// transforms (adds only) and 4x the activation traffic, so the rule (UseWinograd) takes it where
+// the channels make the GEMMs dominant. The GEMMs are the own register tiles (MakeOwnFConv as a
+// fully connected layer of `tb` rows); tiles go in blocks of tb whose V and M stay in L2, one
+// block per task. The transforms are adds in float, so results differ from the direct kernel by
+// rounding only (a few ulp of the largest partial sums).
+#include <pthreadpool.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "backends/xnnpack/xnn_fconv.h"
+#include "backends/xnnpack/xnn_internal.h"
+
+namespace kiln::xnn {
+
+namespace {
+
+struct WinoPlan {
+  FConvSpec s;       // geometry (weights not kept)
+  int64_t tb = 12;   // tiles per block (GEMM rows)
+  int64_t th = 0, tw = 0, tiles = 0, blocks = 0;
+  std::vector<FConvFn> gemm;  // [16]: V[xi] (tb x cin) -> M[xi] (tb x cout)
+  std::vector<float> bias;    // [cout]
+  std::vector<float> zero;    // [cin]: the padding pixels
+  FConvIsa isa = FConvIsa::kNone;
+};
+
+// Unaligned vector access by memcpy (a template argument loses a typedef's aligned(4), so a
+// dereference would assume full alignment); macros, not lambdas, so that the code is compiled
+// for the target of the function it is inlined into.
+#define KILN_WINO_LOAD(p) \
+  ({                      \
+    V v_;                 \
+    __builtin_memcpy(&v_, (p), sizeof(V)); \
+    v_;                   \
+  })
+#define KILN_WINO_STORE(p, x)                 \
+  do {                                        \
+    const V s_ = (x);                         \
+    __builtin_memcpy((p), &s_, sizeof(V));    \
+  } while (0)
+
+// The transforms over channels [c0, c1) written once for a vector width; V is float[W].
+template <typename V, int W>
+__attribute__((always_inline)) inline void InputTransform(const float* const* d, int64_t c0,
+                                                          int64_t c1, float* const* v) {
+  int64_t c = c0;
+  for (; c + W <= c1; c += W) {
+    V t[16];
+    for (int j = 0; j < 4; ++j) {  // B^T d: rows
+      const V d0 = KILN_WINO_LOAD(d[j] + c), d1 = KILN_WINO_LOAD(d[4 + j] + c), d2 = KILN_WINO_LOAD(d[8 + j] + c),
+              d3 = KILN_WINO_LOAD(d[12 + j] + c);
+      t[j] = d0 - d2;
+      t[4 + j] = d1 + d2;
+      t[8 + j] = d2 - d1;
+      t[12 + j] = d1 - d3;
+    }
+    for (int i = 0; i < 4; ++i) {  // (B^T d) B: columns
+      const V a0 = t[4 * i], a1 = t[4 * i + 1], a2 = t[4 * i + 2], a3 = t[4 * i + 3];
+      KILN_WINO_STORE(v[4 * i] + c, a0 - a2);
+      KILN_WINO_STORE(v[4 * i + 1] + c, a1 + a2);
+      KILN_WINO_STORE(v[4 * i + 2] + c, a2 - a1);
+      KILN_WINO_STORE(v[4 * i + 3] + c, a1 - a3);
+    }
+  }
+  for (; c < c1; ++c) {
+    float t[16];
+    for (int j = 0; j < 4; ++j) {
+      const float d0 = d[j][c], d1 = d[4 + j][c], d2 = d[8 + j][c], d3 = d[12 + j][c];
+      t[j] = d0 - d2;
+      t[4 + j] = d1 + d2;
+      t[8 + j] = d2 - d1;
+      t[12 + j] = d1 - d3;
+    }
+    for (int i = 0; i < 4; ++i) {
+      const float a0 = t[4 * i], a1 = t[4 * i + 1], a2 = t[4 * i + 2], a3 = t[4 * i + 3];
+      v[4 * i][c] = a0 - a2;
+      v[4 * i + 1][c] = a1 + a2;
+      v[4 * i + 2][c] = a2 - a1;
+      v[4 * i + 3][c] = a1 - a3;
+    }
+  }
+}
+
+// y[q] (q = 2*row + col of the 2x2 tile; nullptr: outside the image) = clamp(A^T m A + bias
+// (+ res[q])) over channels [0, n).
+template <typename V, int W>
+__attribute__((always_inline)) inline void OutputTransform(const float* const* m, int64_t n,
+                                                           const float* bias,
+                                                           const float* const* res,
+                                                           float* const* y, float lo, float hi) {
+  const V vlo = V{} + lo, vhi = V{} + hi;
+  int64_t c = 0;
+  for (; c + W <= n; c += W) {
+    V r0[4], r1[4];
+    for (int j = 0; j < 4; ++j) {  // A^T m: rows
+      const V m0 = KILN_WINO_LOAD(m[j] + c), m1 = KILN_WINO_LOAD(m[4 + j] + c), m2 = KILN_WINO_LOAD(m[8 + j] + c),
+              m3 = KILN_WINO_LOAD(m[12 + j] + c);
+      r0[j] = m0 + m1 + m2;
+      r1[j] = m1 - m2 - m3;
+    }
+    const V b = KILN_WINO_LOAD(bias + c);
+    V o[4] = {r0[0] + r0[1] + r0[2] + b, r0[1] - r0[2] - r0[3] + b, r1[0] + r1[1] + r1[2] + b,
+              r1[1] - r1[2] - r1[3] + b};
+    for (int q = 0; q < 4; ++q) {
+      if (y[q] == nullptr) continue;
+      V v = o[q];
+      if (res != nullptr) v += KILN_WINO_LOAD(res[q] + c);
+      v = v < vlo ? vlo : v;
+      v = v > vhi ? vhi : v;
+      KILN_WINO_STORE(y[q] + c, v);
+    }
+  }
+  for (; c < n; ++c) {
+    float r0[4], r1[4];
+    for (int j = 0; j < 4; ++j) {
+      const float m0 = m[j][c], m1 = m[4 + j][c], m2 = m[8 + j][c], m3 = m[12 + j][c];
+      r0[j] = m0 + m1 + m2;
+      r1[j] = m1 - m2 - m3;
+    }
+    const float o[4] = {r0[0] + r0[1] + r0[2] + bias[c], r0[1] - r0[2] - r0[3] + bias[c],
+                        r1[0] + r1[1] + r1[2] + bias[c], r1[1] - r1[2] - r1[3] + bias[c]};
+    for (int q = 0; q < 4; ++q) {
+      if (y[q] == nullptr) continue;
+      float v = o[q] + (res != nullptr ? res[q][c] : 0.0f);
+      y[q][c] = std::min(hi, std::max(lo, v));
+    }
+  }
+}
+
+typedef float V4w __attribute__((vector_size(16), aligned(4)));
+typedef float V8w __attribute__((vector_size(32), aligned(4)));
+typedef float V16w __attribute__((vector_size(64), aligned(4)));
+
+KILN_TARGET_AVX2 void InputTransformAvx2(const float* const* d, int64_t n, float* const* v) {
+  InputTransform<V8w, 8>(d, 0, n, v);
+}
+__attribute__((target("avx512f"))) void InputTransformAvx512(const float* const* d, int64_t n,
+                                                             float* const* v) {
+  InputTransform<V16w, 16>(d, 0, n, v);
+}
+void InputTransformPortable(const float* const* d, int64_t n, float* const* v) {
+  InputTransform<V4w, 4>(d, 0, n, v);
+}
+KILN_TARGET_AVX2 void OutputTransformAvx2(const float* const* m, int64_t n, const float* bias,
+                                          const float* const* res, float* const* y, float lo,
+                                          float hi) {
+  OutputTransform<V8w, 8>(m, n, bias, res, y, lo, hi);
+}
+__attribute__((target("avx512f"))) void OutputTransformAvx512(const float* const* m, int64_t n,
+                                                              const float* bias,
+                                                              const float* const* res,
+                                                              float* const* y, float lo,
+                                                              float hi) {
+  OutputTransform<V16w, 16>(m, n, bias, res, y, lo, hi);
+}
+void OutputTransformPortable(const float* const* m, int64_t n, const float* bias,
+                             const float* const* res, float* const* y, float lo, float hi) {
+  OutputTransform<V4w, 4>(m, n, bias, res, y, lo, hi);
+}
+
+// One block of tiles [t0, t0 + tb): transforms in, 16 GEMMs, transform out.
+void RunBlock(const WinoPlan& P, const float* x, const float* res, float* y, int64_t block) {
+  const FConvSpec& s = P.s;
+  const int64_t tb = P.tb, cin = s.cin, cout = s.cout;
+  thread_local std::vector<float> vbuf, mbuf;
+  if (vbuf.size() < static_cast<size_t>(16 * tb * cin)) vbuf.assign(static_cast<size_t>(16 * tb * cin), 0.0f);
+  if (mbuf.size() < static_cast<size_t>(16 * tb * cout)) mbuf.resize(static_cast<size_t>(16 * tb * cout));
+  float* V = vbuf.data();
+  float* M = mbuf.data();
+  const bool avx512 = P.isa == FConvIsa::kAvx512;
+  const bool avx2 = P.isa == FConvIsa::kAvx2;
+  const int64_t t0 = block * tb, t1 = std::min(P.tiles, t0 + tb);
+  const int64_t per_image = P.th * P.tw;
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t b = t / per_image, ty = t % per_image / P.tw, tx = t % P.tw;
+    const int64_t iy0 = 2 * ty - s.pt, ix0 = 2 * tx - s.pl;
+    const float* image = x + b * s.ih * s.iw * s.ldx;
+    const float* d[16];
+    for (int i = 0; i < 4; ++i) {
+      for (int j = 0; j < 4; ++j) {
+        const int64_t iy = iy0 + i, ix = ix0 + j;
+        d[4 * i + j] = iy >= 0 && iy < s.ih && ix >= 0 && ix < s.iw
+                           ? image + (iy * s.iw + ix) * s.ldx
+                           : P.zero.data();
+      }
+    }
+    float* v[16];
+    for (int q = 0; q < 16; ++q) v[q] = V + (q * tb + (t - t0)) * cin;
+    if (avx512) {
+      InputTransformAvx512(d, cin, v);
+    } else if (avx2) {
+      InputTransformAvx2(d, cin, v);
+    } else {
+      InputTransformPortable(d, cin, v);
+    }
+  }
+  // Rows past the last tile keep whatever an earlier block left (finite values: V starts at
+  // zero and only ever holds transforms); their M rows are not read.
+  for (int q = 0; q < 16; ++q) {
+    P.gemm[static_cast<size_t>(q)](V + q * tb * cin, nullptr, M + q * tb * cout, nullptr);
+  }
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t b = t / per_image, ty = t % per_image / P.tw, tx = t % P.tw;
+    const float* m[16];
+    for (int q = 0; q < 16; ++q) m[q] = M + (q * tb + (t - t0)) * cout;
+    float* yq[4];
+    const float* rq[4];
+    for (int q = 0; q < 4; ++q) {
+      const int64_t oy = 2 * ty + q / 2, ox = 2 * tx + q % 2;
+      const bool in = oy < s.oh && ox < s.ow;
+      const int64_t at = ((b * s.oh + oy) * s.ow + ox) * s.ldy;
+      yq[q] = in ? y + at : nullptr;
+      rq[q] = in && res != nullptr ? res + at : nullptr;
+    }
+    const float* const* r = res != nullptr ? rq : nullptr;
+    if (avx512) {
+      OutputTransformAvx512(m, cout, P.bias.data(), r, yq, s.lo, s.hi);
+    } else if (avx2) {
+      OutputTransformAvx2(m, cout, P.bias.data(), r, yq, s.lo, s.hi);
+    } else {
+      OutputTransformPortable(m, cout, P.bias.data(), r, yq, s.lo, s.hi);
+    }
+  }
+}
+
+#undef KILN_WINO_LOAD
+#undef KILN_WINO_STORE
+
+}  // namespace
+
+bool UseWinograd(const FConvSpec& s, FConvIsa isa) {
+  return isa != FConvIsa::kNone && s.kh == 3 && s.kw == 3 && s.sh == 1 && s.sw == 1 &&
+         s.dh == 1 && s.dw == 1 && s.cin >= kWinogradMinChannels &&
+         s.cout >= kWinogradMinChannels && s.oh * s.ow >= kWinogradMinPixels &&
+         s.ih * s.iw * s.cin * 4 <= kWinogradMaxInputBytes &&
+         UseOwnFConv(s, isa);
+}
+
+FConvFn MakeWinogradFConv(const FConvSpec& spec, FConvIsa isa) {
+  auto P = std::make_shared<WinoPlan>();
+  P->s = spec;
+  FConvSpec& s = P->s;
+  s.weights = s.scale = s.bias = nullptr;
+  if (s.ldx == 0) s.ldx = s.cin;
+  if (s.ldy == 0) s.ldy = s.cout;
+  P->isa = isa;
+  const int64_t cin = s.cin, cout = s.cout;
+  P->th = (s.oh + 1) / 2;
+  P->tw = (s.ow + 1) / 2;
+  P->tiles = s.batch * P->th * P->tw;
+  // V and M of one block within ~512 KiB (L2), in whole register tiles of rows.
+  const int64_t mr = isa == FConvIsa::kAvx512 ? 12 : 6;
+  const int64_t fit = (int64_t{512} << 10) / (16 * (cin + cout) * 4);
+  P->tb = std::clamp<int64_t>(fit / mr * mr, mr, 8 * mr);
+  P->tb = std::min(P->tb, (P->tiles + mr - 1) / mr * mr);
+  P->blocks = (P->tiles + P->tb - 1) / P->tb;
+  // U[xi][o][c] = (G g[o][c] G^T)[xi] * scale[o].
+  std::vector<float> u(static_cast<size_t>(16 * cout * cin));
+  for (int64_t o = 0; o < cout; ++o) {
+    const float sc = spec.scale != nullptr ? spec.scale[o] : 1.0f;
+    for (int64_t c = 0; c < cin; ++c) {
+      const float* g = spec.weights + (o * cin + c) * 9;
+      double gg[4][3];  // G g
+      for (int j = 0; j < 3; ++j) {
+        const double g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
+        gg[0][j] = g0;
+        gg[1][j] = 0.5 * (g0 + g1 + g2);
+        gg[2][j] = 0.5 * (g0 - g1 + g2);
+        gg[3][j] = g2;
+      }
+      for (int i = 0; i < 4; ++i) {
+        const double a = gg[i][0], b = gg[i][1], cc = gg[i][2];
+        const double row[4] = {a, 0.5 * (a + b + cc), 0.5 * (a - b + cc), cc};
+        for (int j = 0; j < 4; ++j) {
+          u[static_cast<size_t>(((4 * i + j) * cout + o) * cin + c)] =
+              static_cast<float>(row[j] * sc);
+        }
+      }
+    }
+  }
+  for (int q = 0; q < 16; ++q) {
+    FConvSpec g;
+    g.batch = 1;
+    g.ih = g.oh = P->tb;
+    g.iw = g.ow = 1;
+    g.cin = cin;
+    g.cout = cout;
+    g.weights = u.data() + static_cast<size_t>(q) * cout * cin;
+    P->gemm.push_back(MakeOwnFConv(g, isa));
+  }
+  P->bias.assign(static_cast<size_t>(cout), 0.0f);
+  if (spec.bias != nullptr) std::copy(spec.bias, spec.bias + cout, P->bias.begin());
+  P->zero.assign(static_cast<size_t>(cin), 0.0f);
+  return [P](const float* x, const float* res, float* y, pthreadpool_t pool) {
+    ParallelFor(pool, P->blocks, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) RunBlock(*P, x, res, y, b);
+    });
+  };
+}
+
+}  // namespace kiln::xnn
