@@ -82,7 +82,10 @@ TEST(XnnSilu, EveryIsaMatchesReference) {
         const float* r = (*want)[o_i].data<float>();
         int bad = 0;
         for (int64_t i = 0; i < (*want)[o_i].size(); ++i) {
-          const double tol = 4e-7 * std::max(1.0, std::fabs(static_cast<double>(r[i])));
+          // Output 1 is SiLU of the input itself: the loop's own error only. Output 0 follows a
+          // convolution whose kernels sum in another order than the reference's.
+          const double scale = std::max(1.0, std::fabs(static_cast<double>(r[i])));
+          const double tol = o_i == 1 ? 4e-7 * scale : 1e-5 * scale;
           if (!(std::fabs(static_cast<double>(g[i]) - r[i]) <= tol) && bad++ < 5) {
             ADD_FAILURE() << CpuIsaName(isa) << " threads " << threads << " output " << o_i
                           << " element " << i << ": got " << g[i] << ", reference " << r[i];

@@ -9,7 +9,7 @@
 // transforms (adds only) and 4x the activation traffic, so the rule (UseWinograd) takes it where
 // the channels make the GEMMs dominant. The GEMMs are the own register tiles (MakeOwnFConv as a
 // fully connected layer of `tb` rows); tiles go in blocks of tb whose V and M stay in L2, one
-// block per task. The transforms are adds in float, so results differ from the direct kernel by
+// block per task. The transforms (AVX-512 or AVX2, as the GEMM tiles) are adds in float, so results differ from the direct kernel by
 // rounding only (a few ulp of the largest partial sums).
 #include <pthreadpool.h>
 
@@ -138,7 +138,6 @@ __attribute__((always_inline)) inline void OutputTransform(const float* const* m
   }
 }
 
-typedef float V4w __attribute__((vector_size(16), aligned(4)));
 typedef float V8w __attribute__((vector_size(32), aligned(4)));
 typedef float V16w __attribute__((vector_size(64), aligned(4)));
 
@@ -148,9 +147,6 @@ KILN_TARGET_AVX2 void InputTransformAvx2(const float* const* d, int64_t n, float
 __attribute__((target("avx512f"))) void InputTransformAvx512(const float* const* d, int64_t n,
                                                              float* const* v) {
   InputTransform<V16w, 16>(d, 0, n, v);
-}
-void InputTransformPortable(const float* const* d, int64_t n, float* const* v) {
-  InputTransform<V4w, 4>(d, 0, n, v);
 }
 KILN_TARGET_AVX2 void OutputTransformAvx2(const float* const* m, int64_t n, const float* bias,
                                           const float* const* res, float* const* y, float lo,
@@ -164,10 +160,6 @@ __attribute__((target("avx512f"))) void OutputTransformAvx512(const float* const
                                                               float hi) {
   OutputTransform<V16w, 16>(m, n, bias, res, y, lo, hi);
 }
-void OutputTransformPortable(const float* const* m, int64_t n, const float* bias,
-                             const float* const* res, float* const* y, float lo, float hi) {
-  OutputTransform<V4w, 4>(m, n, bias, res, y, lo, hi);
-}
 
 // One block of tiles [t0, t0 + tb): transforms in, 16 GEMMs, transform out.
 void RunBlock(const WinoPlan& P, const float* x, const float* res, float* y, int64_t block) {
@@ -178,8 +170,7 @@ void RunBlock(const WinoPlan& P, const float* x, const float* res, float* y, int
   if (mbuf.size() < static_cast<size_t>(16 * tb * cout)) mbuf.resize(static_cast<size_t>(16 * tb * cout));
   float* V = vbuf.data();
   float* M = mbuf.data();
-  const bool avx512 = P.isa == FConvIsa::kAvx512;
-  const bool avx2 = P.isa == FConvIsa::kAvx2;
+  const bool avx512 = P.isa == FConvIsa::kAvx512;  // else kAvx2 (UseWinograd needs one)
   const int64_t t0 = block * tb, t1 = std::min(P.tiles, t0 + tb);
   const int64_t per_image = P.th * P.tw;
   for (int64_t t = t0; t < t1; ++t) {
@@ -199,10 +190,8 @@ void RunBlock(const WinoPlan& P, const float* x, const float* res, float* y, int
     for (int q = 0; q < 16; ++q) v[q] = V + (q * tb + (t - t0)) * cin;
     if (avx512) {
       InputTransformAvx512(d, cin, v);
-    } else if (avx2) {
-      InputTransformAvx2(d, cin, v);
     } else {
-      InputTransformPortable(d, cin, v);
+      InputTransformAvx2(d, cin, v);
     }
   }
   // Rows past the last tile keep whatever an earlier block left (finite values: V starts at
@@ -226,10 +215,8 @@ void RunBlock(const WinoPlan& P, const float* x, const float* res, float* y, int
     const float* const* r = res != nullptr ? rq : nullptr;
     if (avx512) {
       OutputTransformAvx512(m, cout, P.bias.data(), r, yq, s.lo, s.hi);
-    } else if (avx2) {
-      OutputTransformAvx2(m, cout, P.bias.data(), r, yq, s.lo, s.hi);
     } else {
-      OutputTransformPortable(m, cout, P.bias.data(), r, yq, s.lo, s.hi);
+      OutputTransformAvx2(m, cout, P.bias.data(), r, yq, s.lo, s.hi);
     }
   }
 }
