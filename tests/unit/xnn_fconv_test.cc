@@ -78,6 +78,7 @@ TEST(XnnFConv, WinogradMatchesNaiveLoop) {
       s.cin = 32 + pick(rng) % 50;
       s.cout = 32 + pick(rng) % 70;
       s.kh = s.kw = 3;
+      s.threads = 1 + i % 3;  // block sizes for 1-3 threads
       s.pt = pick(rng) % 3;
       s.pl = pick(rng) % 3;
       const int64_t pb = pick(rng) % 3, pr = pick(rng) % 3;

@@ -39,6 +39,8 @@ struct FConvSpec {
   // Row stride of the input and output in floats (a GEMM's lda / ldc); 0: cin / cout.
   int64_t ldx = 0, ldy = 0;
   float lo = -INFINITY, hi = INFINITY;
+  // Threads the session runs with (Winograd sizes its blocks so that each has work).
+  int threads = 1;
   // Read by MakeOwnFConv only (the caller keeps them alive until it returns):
   // weights [cout][cin][kh][kw] (ONNX order; a GEMM: [cout][cin]), or [cin][cout] when
   // weights_kn (a MatMul's B; kh = kw = 1); times scale[o] when scale is not nullptr (a folded

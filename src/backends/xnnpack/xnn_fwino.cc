@@ -251,6 +251,11 @@ FConvFn MakeWinogradFConv(const FConvSpec& spec, FConvIsa isa) {
   const int64_t fit = (int64_t{512} << 10) / (16 * (cin + cout) * 4);
   P->tb = std::clamp<int64_t>(fit / mr * mr, mr, 8 * mr);
   P->tb = std::min(P->tb, (P->tiles + mr - 1) / mr * mr);
+  // With threads, at least ~3 blocks each where the tiles allow (one block per task).
+  const int64_t want = 3 * std::max(1, s.threads);
+  if (s.threads > 1 && (P->tiles + P->tb - 1) / P->tb < want) {
+    P->tb = std::max<int64_t>(mr, (P->tiles + want - 1) / want / mr * mr);
+  }
   P->blocks = (P->tiles + P->tb - 1) / P->tb;
   // U[xi][o][c] = (G g[o][c] G^T)[xi] * scale[o].
   std::vector<float> u(static_cast<size_t>(16 * cout * cin));

@@ -241,6 +241,7 @@ Status ConvBuild(Builder& b, const Node& n, const Fusion& f) {
     s.pl = g.pl;
     s.lo = f.out_min;
     s.hi = f.out_max;
+    s.threads = b.spec().threads;
     const FConvIsa isa = FConvIsaFor(b.spec().isa);
     s.weights = src;
     s.scale = unit_scale ? nullptr : scale.data();
