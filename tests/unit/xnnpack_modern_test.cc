@@ -361,3 +361,83 @@ TEST(XnnpackModern, CnnBlockIsOnePartition) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// Ops that shattered torchvision's convnext_tiny (47 partitions), swin_t (111) and densenet121
+// (7) into XNNPACK islands around reference kernels; each now runs inside XNNPACK partitions.
+TEST(XnnpackModern, LayerNormalization) {
+  // Rank 4 over the last axis (stored NHWC inside the partition: the loop reads logical rows),
+  // over the last two axes, a scalar scale without bias, and a rank-3 transformer shape.
+  struct Case {
+    Shape x;
+    int64_t axis;
+    Shape scale;
+    bool bias;
+  };
+  const Case cases[] = {{{1, 7, 7, 96}, -1, {96}, true},
+                        {{2, 3, 5, 6}, 2, {5, 6}, true},
+                        {{2, 9, 16}, -1, {1}, false},
+                        {{1, 4, 33}, 1, {4, 33}, true}};
+  uint32_t seed = 40;
+  for (const Case& c : cases) {
+    std::vector<Tensor> consts = {Random(c.scale, seed++, 0.5f, 1.5f)};
+    if (c.bias) consts.push_back(Random(c.scale, seed++));
+    Placement p = RunBoth(OneNode("LayerNormalization", 17, Random(c.x, seed++, -3, 5), consts,
+                                  Attrs({Attribute::Int("axis", c.axis),
+                                         Attribute::Float("epsilon", 1e-3f)})));
+    EXPECT_EQ(p.on_xnnpack, 1) << p.reasons;
+  }
+}
+
+TEST(XnnpackModern, ConstantPad) {
+  // Opset 13 (pads and value inputs) on a rank-4 value (stored NHWC: pads permuted) and rank 3;
+  // opset 2 (attributes). Negative pads (cropping) and other modes stay on the reference kernels.
+  Tensor pads4 = Tensor::FromVector<int64_t>({0, 1, 2, 0, 0, 2, 1, 3}, {8});
+  Tensor value = Tensor::FromVector<float>({-0.75f}, {});
+  Placement p = RunBoth(OneNode("Pad", 13, Random({1, 3, 5, 4}, 50), {pads4, value}, {}));
+  EXPECT_EQ(p.on_xnnpack, 1) << p.reasons;
+  Tensor pads3 = Tensor::FromVector<int64_t>({1, 0, 2, 0, 3, 1}, {6});
+  p = RunBoth(OneNode("Pad", 13, Random({2, 4, 6}, 51), {pads3}, {}));
+  EXPECT_EQ(p.on_xnnpack, 1) << p.reasons;
+  p = RunBoth(OneNode("Pad", 2, Random({2, 4, 6}, 52), {},
+                      Attrs({Attribute::Ints("pads", {0, 1, 1, 0, 2, 0}),
+                             Attribute::Float("value", 2.5f)})));
+  EXPECT_EQ(p.on_xnnpack, 1) << p.reasons;
+  // Not pinned: the partitioner places them on the reference kernels and says why.
+  Tensor crop = Tensor::FromVector<int64_t>({0, 0, -1, 0, 0, 0}, {6});
+  Built b = OneNode("Pad", 13, Random({2, 4, 6}, 53), {crop}, {});
+  b.pin.clear();
+  p = RunBoth(std::move(b));
+  EXPECT_EQ(p.on_xnnpack, 0);
+  EXPECT_NE(p.reasons.find("negative pads"), std::string::npos) << p.reasons;
+  b = OneNode("Pad", 13, Random({2, 4, 6}, 54), {pads3}, Attrs({Attribute::String("mode", "reflect")}));
+  b.pin.clear();
+  p = RunBoth(std::move(b));
+  EXPECT_EQ(p.on_xnnpack, 0);
+  EXPECT_NE(p.reasons.find("mode is not constant"), std::string::npos) << p.reasons;
+}
+
+TEST(XnnpackModern, IdentityAndDropoutThatDropsNothing) {
+  Placement p = RunBoth(OneNode("Identity", 16, Random({1, 3, 4, 5}, 60), {}, {}));
+  EXPECT_EQ(p.on_xnnpack, 1) << p.reasons;
+  // Inference (no training_mode), and training_mode true with ratio 0 (swin_t's export).
+  p = RunBoth(OneNode("Dropout", 13, Random({2, 6, 5}, 61), {}, {}));
+  EXPECT_EQ(p.on_xnnpack, 1) << p.reasons;
+  Tensor zero = Tensor::FromVector<float>({0.0f}, {});
+  Tensor yes = Tensor::FromVector<bool>({true}, {});
+  p = RunBoth(OneNode("Dropout", 13, Random({2, 6, 5}, 62), {zero, yes}, {}));
+  EXPECT_EQ(p.on_xnnpack, 1) << p.reasons;
+  // A real dropout in training mode draws random masks: reference kernels.
+  Tensor half = Tensor::FromVector<float>({0.5f}, {});
+  Built b = OneNode("Dropout", 13, Random({2, 6, 5}, 63), {half, yes}, {});
+  auto s = Session::Create(std::move(b.model), SessionOptions::Threads(1));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  const Placement q = PlanOf(**s, {{"x", b.input}});
+  EXPECT_EQ(q.on_xnnpack, 0);
+  EXPECT_NE(q.reasons.find("ratio other than a constant 0"), std::string::npos) << q.reasons;
+}
+
+}  // namespace
+}  // namespace kiln

@@ -200,6 +200,91 @@ Status RmsNormBuild(Builder& b, const Node& n, const Fusion& f) {
   return Status::Ok();
 }
 
+// ---- LayerNormalization (opset 17) ----
+// Over the axes from `axis` on; Scale and B constants of the normalized shape (or scalars);
+// mean and variance in double, the result in float (stash_type 1 computes in float32 in ORT:
+// the difference is below float rounding of the output). Mean / InvStdDev outputs: not here.
+
+NodeSupport LayerNormSupports(const NodeQuery& q) {
+  std::string e = CheckFloatNode(q, {0}, 6);
+  if (!e.empty()) return NodeSupport::No(e);
+  for (size_t i = 1; i < q.outputs.size(); ++i) {
+    if (q.outputs[i] != nullptr) return NodeSupport::No("the Mean/InvStdDev outputs are asked for");
+  }
+  const Shape x = q.inputs[0]->static_shape();
+  const int rank = static_cast<int>(x.size());
+  int64_t axis = q.node->attrs.GetInt("axis", -1);
+  if (axis < -rank || axis >= rank) return NodeSupport::No("axis out of range");
+  if (axis < 0) axis += rank;
+  int64_t inner = 1;
+  for (int i = static_cast<int>(axis); i < rank; ++i) inner *= x[static_cast<size_t>(i)];
+  for (size_t k = 1; k < 3 && k < q.inputs.size(); ++k) {
+    if (q.inputs[k] == nullptr) continue;
+    if (q.constants[k] == nullptr) return NodeSupport::No("Scale/B is not a constant");
+    const Tensor& t = *q.constants[k];
+    bool ok = t.size() == 1;
+    if (!ok && t.size() == inner && t.rank() <= rank - axis) {
+      ok = true;
+      for (int i = 0; i < t.rank(); ++i) {
+        ok = ok && t.dim(i) == x[static_cast<size_t>(rank - t.rank() + i)];
+      }
+    }
+    if (!ok) return NodeSupport::No("Scale/B broadcast within the normalized axes");
+  }
+  if (q.inputs.size() < 2 || q.inputs[1] == nullptr) return NodeSupport::No("Scale is missing");
+  return YesFloat(q, kGmacs, kGbytes);
+}
+
+Status LayerNormOpBuild(Builder& b, const Node& n, const Fusion& f) {
+  const Shape x = b.shape(n.inputs[0]);
+  const int rank = static_cast<int>(x.size());
+  int64_t axis = n.attrs.GetInt("axis", -1);
+  if (axis < 0) axis += rank;
+  int64_t inner = 1;
+  for (int i = static_cast<int>(axis); i < rank; ++i) inner *= x[static_cast<size_t>(i)];
+  const int64_t rows = inner > 0 ? NumElements(x) / inner : 0;
+  auto params = std::make_shared<std::vector<float>>(static_cast<size_t>(2 * inner), 0.0f);
+  for (int k = 1; k < 3; ++k) {
+    if (n.inputs.size() <= static_cast<size_t>(k) || !n.inputs[static_cast<size_t>(k)].valid()) {
+      continue;
+    }
+    const std::vector<float> v = ConstantFloats(*b.constant(n.inputs[static_cast<size_t>(k)]));
+    for (int64_t i = 0; i < inner; ++i) {
+      (*params)[static_cast<size_t>((k - 1) * inner + i)] = v.size() == 1 ? v[0] : v[static_cast<size_t>(i)];
+    }
+  }
+  const double eps = n.attrs.GetFloat("epsilon", 1e-5f);
+  const int in = b.LogicalIn(n.inputs[0]);
+  const int out = b.LogicalOut(f.out);
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const float* src = ws.f(in);
+    float* dst = ws.f(out);
+    const float* gamma = params->data();
+    const float* beta = params->data() + inner;
+    ParallelFor(pool, rows, std::max<int64_t>(1, 2048 / std::max<int64_t>(1, inner)),
+                [&](int64_t s, int64_t e) {
+                  for (int64_t r = s; r < e; ++r) {
+                    const float* xr = src + r * inner;
+                    float* yr = dst + r * inner;
+                    double sum = 0;
+                    for (int64_t i = 0; i < inner; ++i) sum += xr[i];
+                    const double mean = sum / static_cast<double>(inner);
+                    double sq = 0;
+                    for (int64_t i = 0; i < inner; ++i) {
+                      const double d = xr[i] - mean;
+                      sq += d * d;
+                    }
+                    const auto inv =
+                        static_cast<float>(1.0 / std::sqrt(sq / static_cast<double>(inner) + eps));
+                    const auto m = static_cast<float>(mean);
+                    for (int64_t i = 0; i < inner; ++i) yr[i] = (xr[i] - m) * inv * gamma[i] + beta[i];
+                  }
+                });
+  });
+  b.FinishLogicalOut(f.out, out);
+  return Status::Ok();
+}
+
 // Element offset of (b, h, s, e) in a logical (B, H, S, E) or (B, S, H * E) tensor.
 inline int64_t HeadAt(bool three_d, int64_t heads, int64_t seq, int64_t width, int64_t b, int64_t h,
                       int64_t s, int64_t e) {
@@ -582,6 +667,7 @@ void AddModernOps(std::vector<OpDef>& table) {
   table.push_back({"Mish", UnarySupports, MishBuild, false});
   table.push_back({"GroupNormalization", GroupNormSupports, GroupNormBuild, false});
   table.push_back({"RMSNormalization", RmsNormSupports, RmsNormBuild, false});
+  table.push_back({"LayerNormalization", LayerNormSupports, LayerNormOpBuild, false});
   table.push_back({"RotaryEmbedding", RotarySupports, RotaryBuild, false});
   table.push_back({"Attention", AttentionSupports, AttentionBuild, false});
 }

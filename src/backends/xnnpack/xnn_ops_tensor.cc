@@ -2,6 +2,7 @@
 // Concat (along the physical position of the axis), Reshape / Flatten / Squeeze / Unsqueeze
 // (logical order preserved across the NHWC <-> row-major change of rank), and Transpose
 // (one permuting copy composed with both physical layouts).
+#include <algorithm>
 #include <cstring>
 
 #include "backends/xnnpack/xnn_internal.h"
@@ -225,6 +226,136 @@ NodeSupport Int8TransposeSupports(const NodeQuery& q) {
   return YesInt8(q, 1);
 }
 
+// ---- Identity, and Dropout that drops nothing (inference, or a constant ratio of 0) ----
+
+// Whether anything reads `v` (a node input or a graph output of this graph).
+bool IsRead(const Graph& g, ValueId v) {
+  if (!v.valid()) return false;
+  for (ValueId o : g.outputs()) {
+    if (o == v) return true;
+  }
+  for (const Node& n : g.nodes()) {
+    for (ValueId in : n.inputs) {
+      if (in == v) return true;
+    }
+  }
+  return false;
+}
+
+NodeSupport IdentitySupports(const NodeQuery& query) {
+  // Dropout's mask output may be named and unread (checked below): only output 0 is made.
+  NodeQuery q = query;
+  q.outputs.resize(std::min<size_t>(q.outputs.size(), 1));
+  std::string e = CheckFloatNode(q, {0}, 6);
+  if (!e.empty()) return NodeSupport::No(e);
+  const Node& n = *q.node;
+  if (n.op_type == "Dropout") {
+    // Training mode drops nothing when the ratio is a constant 0 (torchvision's swin exports
+    // its attention dropout so).
+    bool training = false;
+    if (q.inputs.size() > 2 && q.inputs[2] != nullptr) {
+      const Tensor* t = q.constants[2];
+      if (t == nullptr || t->size() != 1) return NodeSupport::No("training_mode is not a constant");
+      training = t->GetAsDouble(0) != 0;
+    }
+    if (training) {
+      const Tensor* ratio = q.inputs.size() > 1 && q.inputs[1] != nullptr ? q.constants[1] : nullptr;
+      if (ratio == nullptr || ratio->size() != 1 || ratio->GetAsDouble(0) != 0) {
+        return NodeSupport::No("training_mode is true with a ratio other than a constant 0");
+      }
+    }
+    if (n.outputs.size() > 1 && IsRead(*q.graph, n.outputs[1])) {
+      return NodeSupport::No("the mask output is read");
+    }
+  }
+  return YesFloat(q, 1, kGbytes);
+}
+
+// y = x: a copy in the partition's layout (both have x's shape and so one physical order).
+Status IdentityBuild(Builder& b, const Node& n, const Fusion& f) {
+  const ValueId x = n.inputs[0];
+  if (b.shape(x) != b.shape(f.out)) return InvalidArgument("output shape differs from input");
+  const int in = b.Buffer(x), out = b.Buffer(f.out);
+  const size_t bytes = static_cast<size_t>(NumElements(b.shape(x))) * sizeof(float);
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t) { std::memcpy(ws.f(out), ws.f(in), bytes); });
+  return Status::Ok();
+}
+
+// ---- Pad, constant mode (XNNPACK's constant pad over the physical layout) ----
+
+// The pads (begin..., end...) and fill value of a constant-mode Pad with constant, non-negative
+// pads over every axis; an error naming what does not fit.
+std::string ReadConstantPad(const Node& n, const std::vector<const Tensor*>& consts, int rank,
+                            std::vector<int64_t>* pads, float* value) {
+  if (n.attrs.GetString("mode", "constant") != "constant") return "mode is not constant";
+  *value = 0.0f;
+  if (n.opset < 11) {
+    *pads = n.attrs.GetInts("pads");
+    *value = n.attrs.GetFloat("value", 0.0f);
+  } else {
+    if (consts.size() < 2 || consts[1] == nullptr) return "pads is not a constant";
+    *pads = consts[1]->ToInt64Vector();
+    if (consts.size() > 2 && n.inputs.size() > 2 && n.inputs[2].valid()) {
+      if (consts[2] == nullptr || consts[2]->size() != 1) return "constant_value is not a constant";
+      *value = static_cast<float>(consts[2]->GetAsDouble(0));
+    }
+    if (n.inputs.size() > 3 && n.inputs[3].valid()) return "axes are given";
+  }
+  if (static_cast<int>(pads->size()) != 2 * rank) return "pads do not cover every axis";
+  for (int64_t p : *pads) {
+    if (p < 0) return "negative pads (cropping)";
+  }
+  return "";
+}
+
+NodeSupport PadSupports(const NodeQuery& q) {
+  std::string e = CheckFloatNode(q, {0}, 6);
+  if (!e.empty()) return NodeSupport::No(e);
+  std::vector<int64_t> pads;
+  float value;
+  e = ReadConstantPad(*q.node, q.constants, static_cast<int>(q.inputs[0]->shape->size()), &pads,
+                      &value);
+  if (!e.empty()) return NodeSupport::No(e);
+  return YesFloat(q, 1, kGbytes);
+}
+
+Status PadBuild(Builder& b, const Node& n, const Fusion& f) {
+  const ValueId x = n.inputs[0];
+  const Shape xs = b.shape(x);
+  const int r = static_cast<int>(xs.size());
+  std::vector<const Tensor*> consts;
+  for (ValueId v : n.inputs) consts.push_back(b.constant(v));
+  std::vector<int64_t> pads;
+  float value;
+  std::string e = ReadConstantPad(n, consts, r, &pads, &value);
+  if (!e.empty()) return InvalidArgument(e);
+  // Input and output share the physical order of their rank: pad physical dim i by the
+  // logical axis it holds.
+  const std::vector<int> perm = b.perm(x);
+  if (perm != b.perm(f.out)) return InvalidArgument("input and output layouts differ");
+  std::vector<size_t> dims(static_cast<size_t>(r)), pre(dims.size()), post(dims.size());
+  for (int i = 0; i < r; ++i) {
+    const auto a = static_cast<size_t>(perm[static_cast<size_t>(i)]);
+    dims[static_cast<size_t>(i)] = static_cast<size_t>(xs[a]);
+    pre[static_cast<size_t>(i)] = static_cast<size_t>(pads[a]);
+    post[static_cast<size_t>(i)] = static_cast<size_t>(pads[a + static_cast<size_t>(r)]);
+  }
+  uint32_t bits;
+  std::memcpy(&bits, &value, 4);
+  xnn_operator_t op = nullptr;
+  const xnn_status st = xnn_create_constant_pad_nd_x32(&bits, 0, &op);
+  if (st != xnn_status_success) return XnnError(n, "xnn_create_constant_pad_nd_x32", st);
+  const int in = b.Buffer(x), out = b.Buffer(f.out);
+  b.AddXnn(
+      n, XnnOp(op),
+      [=](const Workspace& ws, pthreadpool_t pool) {
+        return xnn_setup_constant_pad_nd_x32(op, dims.size(), dims.data(), pre.data(), post.data(),
+                                             ws.f(in), ws.f(out), pool);
+      },
+      "xnn_setup_constant_pad_nd_x32");
+  return Status::Ok();
+}
+
 }  // namespace
 
 void AddTensorOps(std::vector<OpDef>& table) {
@@ -233,6 +364,9 @@ void AddTensorOps(std::vector<OpDef>& table) {
     table.push_back({op, ReshapeSupports, ReshapeBuild, false});
   }
   table.push_back({"Transpose", TransposeSupports, TransposeBuild, false});
+  table.push_back({"Identity", IdentitySupports, IdentityBuild, false});
+  table.push_back({"Pad", PadSupports, PadBuild, false});
+  table.push_back({"Dropout", IdentitySupports, IdentityBuild, false});
   table.push_back({"Concat", Int8ConcatSupports, ConcatBuild, false, true});
   for (const char* op : {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}) {
     table.push_back({op, Int8ReshapeSupports, ReshapeBuild, false, true});
