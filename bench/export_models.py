@@ -14,6 +14,11 @@ Writes OUT/<name>.onnx for each model (skipped when it exists, unless --force):
 | rrdb_x4         | ESRGAN-style RRDB x4 super-resolution net    | 1x3x128x128   |
 |                 | (nf 32, gc 16, 4 RRDB blocks, nearest x2 x2) |               |
 
+More torchvision architectures, not in the default list (--models NAME,...; opset 17 for
+LayerNormalization): convnext_tiny, swin_t, densenet121, regnet_y_400mf, mobilenet_v3_small,
+shufflenet_v2_x1_0, mnasnet1_0, googlenet, squeezenet1_1 (all 1x3x224x224). side_by_side.py
+runs every model file in the output folder (--models NAME).
+
 Weights come from torch.manual_seed(0) (torchvision's own initialisation), BatchNorm running
 statistics are randomised too (so folding them into the convolutions is exercised), and the
 models are exported in eval mode at opset 13 with a fixed batch of 1. Needs Debian's
@@ -80,12 +85,12 @@ def rrdb_x4(torch):
 def make(name, torch, tv):
     if name == 'rrdb_x4':
         return rrdb_x4(torch)
-    ctor = {'resnet50': tv.models.resnet50, 'mobilenet_v2': tv.models.mobilenet_v2,
-            'efficientnet_b0': tv.models.efficientnet_b0}[name]
-    return ctor(weights=None), (1, 3, 224, 224)
+    return getattr(tv.models, name)(weights=None), (1, 3, 224, 224)
 
 
 MODELS = ['resnet50', 'mobilenet_v2', 'efficientnet_b0', 'rrdb_x4']
+MORE = ['convnext_tiny', 'swin_t', 'densenet121', 'regnet_y_400mf', 'mobilenet_v3_small',
+        'shufflenet_v2_x1_0', 'mnasnet1_0', 'googlenet', 'squeezenet1_1']
 
 
 def export(name, path, torch, tv):
@@ -101,7 +106,8 @@ def export(name, path, torch, tv):
     model.eval()
     x = torch.rand(*shape)
     tmp = path + '.tmp'
-    torch.onnx.export(model, (x,), tmp, opset_version=13, input_names=['input'],
+    torch.onnx.export(model, (x,), tmp, opset_version=13 if name in MODELS else 17,
+                      input_names=['input'],
                       output_names=['output'], do_constant_folding=True)
     os.replace(tmp, path)
 
@@ -114,8 +120,8 @@ def main():
     a = ap.parse_args()
     names = [m for m in a.models.split(',') if m]
     for m in names:
-        if m not in MODELS:
-            sys.exit(f'error: --models: unknown model {m!r} (known: {", ".join(MODELS)})')
+        if m not in MODELS + MORE:
+            sys.exit(f'error: --models: unknown model {m!r} (known: {", ".join(MODELS + MORE)})')
     os.makedirs(a.out, exist_ok=True)
     torch = tv = None
     for m in names:

@@ -65,6 +65,12 @@ for _name, _shape in (('resnet50', (1, 3, 224, 224)), ('mobilenet_v2', (1, 3, 22
                       ('efficientnet_b0', (1, 3, 224, 224)), ('rrdb_x4', (1, 3, 128, 128))):
     MODELS[_name] = (os.path.join(VISION_DIR, _name + '.onnx'),
                      lambda rng, s=_shape: {'input': uniform(rng, s, 0.0, 1.0)})
+# Further exports there (export_models.py --models convnext_tiny,...): 1x3x224x224 'input'.
+if os.path.isdir(VISION_DIR):
+    for _f in sorted(os.listdir(VISION_DIR)):
+        if _f.endswith('.onnx') and _f[:-5] not in MODELS:
+            MODELS[_f[:-5]] = (os.path.join(VISION_DIR, _f),
+                               lambda rng: {'input': uniform(rng, (1, 3, 224, 224), 0.0, 1.0)})
 
 
 def variant_inputs(model_path, inputs, tmp, stem):

@@ -68,6 +68,9 @@ Status BuildLayerNorm(Builder& b, const Node& n, const LayerNormMatch& m, const 
 Status BuildHardSwish(Builder& b, const Node& n, ValueId x, const Fusion& f);
 // x * sigmoid(x) in one pass (own loop; AVX-512 / AVX2 / portable by the session's ISA).
 Status BuildSilu(Builder& b, const Node& n, ValueId x, const Fusion& f);
+// erf elementwise (own loop: vector series / Abramowitz-Stegun by the session's ISA, std::erf
+// portable).
+Status BuildErf(Builder& b, const Node& n, const Fusion& f);
 // x + x * s[n, c] (s: [N, C, 1, 1], computed): x, s -> f.out, one pass (own AVX2 loop).
 Status BuildScaleResidual(Builder& b, const Node& n, ValueId x, ValueId s, const Fusion& f);
 

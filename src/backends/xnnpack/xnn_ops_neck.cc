@@ -342,10 +342,6 @@ Status TanhBuild(Builder& b, const Node& n, const Fusion& f) {
   return ScalarUnaryBuild(b, n, f, [](float v) { return std::tanh(v); });
 }
 
-Status ErfBuild(Builder& b, const Node& n, const Fusion& f) {
-  return ScalarUnaryBuild(b, n, f, [](float v) { return std::erf(v); });
-}
-
 NodeSupport ScalarUnarySupports(const NodeQuery& q) {
   std::string e = CheckFloatNode(q, {0}, 8);
   if (!e.empty()) return NodeSupport::No(e);
@@ -581,7 +577,7 @@ void AddNeckOps(std::vector<OpDef>& table) {
   table.push_back({"ReduceSum", ReduceSupports, ReduceBuild, false});
   table.push_back({"Pow", PowSupports, PowBuild, false});
   table.push_back({"Tanh", ScalarUnarySupports, TanhBuild, false});
-  table.push_back({"Erf", ScalarUnarySupports, ErfBuild, false});
+  table.push_back({"Erf", ScalarUnarySupports, BuildErf, false});
   table.push_back({"Slice", SliceSupports, SliceBuild, false});
   table.push_back({"Gather", GatherSupports, GatherBuild, false});
 }
