@@ -125,6 +125,79 @@ TEST(XnnFConv, WinogradMatchesNaiveLoop) {
   EXPECT_GE(cases, 8);
 }
 
+// The own depthwise loop (xnn_fdw.cc) for kernels beyond 25 taps (7x7 as convnext, 5x7 with
+// dilation and stride), channel counts with vector tails, padding, clamp and scale, 1 and 2
+// threads, against a double loop.
+TEST(XnnFConv, LargeDepthwiseMatchesNaiveLoop) {
+  std::mt19937 rng(77);
+  pthreadpool_t pool2 = pthreadpool_create(2);
+  struct Case {
+    int64_t c, ih, iw, kh, kw, s, d, pad;
+  };
+  const Case cases[] = {{96, 14, 14, 7, 7, 1, 1, 3}, {21, 11, 9, 7, 7, 1, 1, 3},
+                        {40, 13, 17, 5, 7, 2, 1, 2}, {33, 15, 15, 7, 5, 1, 2, 4}};
+  int ran = 0;
+  for (xnn::FConvIsa isa : {xnn::FConvIsa::kAvx2, xnn::FConvIsa::kAvx512}) {
+    if (!CpuHas(isa == xnn::FConvIsa::kAvx2 ? CpuIsa::kAvx2 : CpuIsa::kAvx512)) continue;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
+      const Case& k = cases[i];
+      xnn::FConvSpec s;
+      s.batch = 1 + static_cast<int64_t>(i % 2);
+      s.cin = s.cout = k.c;
+      s.ih = k.ih;
+      s.iw = k.iw;
+      s.kh = k.kh;
+      s.kw = k.kw;
+      s.sh = s.sw = k.s;
+      s.dh = s.dw = k.d;
+      s.pt = s.pl = k.pad;
+      s.oh = (s.ih + 2 * k.pad - (k.kh - 1) * k.d - 1) / k.s + 1;
+      s.ow = (s.iw + 2 * k.pad - (k.kw - 1) * k.d - 1) / k.s + 1;
+      if (i % 2 == 1) {
+        s.lo = -0.5f;
+        s.hi = 0.75f;
+      }
+      ASSERT_TRUE(xnn::UseOwnDepthwise(s, k.c, isa));
+      const std::vector<float> w = RandomVec(k.c * k.kh * k.kw, rng), bias = RandomVec(k.c, rng);
+      const std::vector<float> scale = RandomVec(k.c, rng);
+      const std::vector<float> x = RandomVec(s.batch * s.ih * s.iw * k.c, rng);
+      s.weights = w.data();
+      s.bias = bias.data();
+      s.scale = i % 2 == 0 ? scale.data() : nullptr;
+      std::vector<float> want(static_cast<size_t>(s.batch * s.oh * s.ow * k.c));
+      for (int64_t b = 0; b < s.batch; ++b)
+        for (int64_t oy = 0; oy < s.oh; ++oy)
+          for (int64_t ox = 0; ox < s.ow; ++ox)
+            for (int64_t c = 0; c < k.c; ++c) {
+              double acc = bias[static_cast<size_t>(c)];
+              for (int64_t ky = 0; ky < k.kh; ++ky)
+                for (int64_t kx = 0; kx < k.kw; ++kx) {
+                  const int64_t iy = oy * k.s - k.pad + ky * k.d, ix = ox * k.s - k.pad + kx * k.d;
+                  if (iy < 0 || iy >= s.ih || ix < 0 || ix >= s.iw) continue;
+                  acc += static_cast<double>(x[static_cast<size_t>(((b * s.ih + iy) * s.iw + ix) * k.c + c)]) *
+                         w[static_cast<size_t>((c * k.kh + ky) * k.kw + kx)] *
+                         (s.scale != nullptr ? s.scale[c] : 1.0f);
+                }
+              want[static_cast<size_t>(((b * s.oh + oy) * s.ow + ox) * k.c + c)] =
+                  static_cast<float>(std::min<double>(s.hi, std::max<double>(s.lo, acc)));
+            }
+      xnn::FConvFn run = xnn::MakeOwnDepthwise(s, isa);
+      for (pthreadpool_t pool : {static_cast<pthreadpool_t>(nullptr), pool2}) {
+        std::vector<float> got(want.size() + 16, 7.0f);
+        run(x.data(), nullptr, got.data(), pool);
+        double err = 0;
+        for (size_t j = 0; j < want.size(); ++j)
+          err = std::max(err, static_cast<double>(std::fabs(got[j] - want[j])));
+        EXPECT_LE(err, 1e-5) << "isa " << static_cast<int>(isa) << " case " << i;
+        for (size_t j = want.size(); j < got.size(); ++j) ASSERT_EQ(got[j], 7.0f) << "case " << i;
+      }
+      ++ran;
+    }
+  }
+  pthreadpool_destroy(pool2);
+  if (ran == 0) GTEST_SKIP() << "the CPU has neither AVX2+FMA nor AVX-512";
+}
+
 TEST(XnnFConv, KernelsMatchNaiveLoop) {
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int> pick(0, 1 << 20);

@@ -85,4 +85,9 @@ bool UseWinograd(const FConvSpec& s, FConvIsa isa);
 // The same contract as MakeOwnFConv (weights [cout][cin][3][3], scale, bias, residual, clamp).
 FConvFn MakeWinogradFConv(const FConvSpec& spec, FConvIsa isa);
 
+// Depthwise (group = cin = cout) with more than 25 taps (xnn_fdw.cc: XNNPACK's unipass depthwise
+// kernels stop at 25): weights [c][1][kh][kw], scale, bias, clamp; no residual.
+bool UseOwnDepthwise(const FConvSpec& s, int64_t group, FConvIsa isa);
+FConvFn MakeOwnDepthwise(const FConvSpec& spec, FConvIsa isa);
+
 }  // namespace kiln::xnn
