@@ -441,3 +441,50 @@ TEST(XnnpackModern, IdentityAndDropoutThatDropsNothing) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// ShuffleNet's channel shuffle (Reshape to [N, g, C/g, H, W], Transpose (0,2,1,3,4), Reshape
+// back) between convolutions: one own gather step on the NHWC pixels, no Transpose step, the
+// reference's result.
+TEST(XnnpackModern, ChannelShuffleIsOneGather) {
+  Built b;
+  Graph& g = b.model.graph;
+  b.model.opsets[""] = 13;
+  b.model.ir_version = 8;
+  b.input = Random({2, 12, 5, 7}, 70);
+  ValueId x = g.AddValue("x", kF32, DimVector{2, 12, 5, 7});
+  g.MarkInput(x);
+  ValueId c1 = g.AddValue("c1"), r1 = g.AddValue("r1"), t = g.AddValue("t"), r2 = g.AddValue("r2"),
+          y = g.AddValue("y");
+  g.AddNode("conv", "Conv", {x, g.AddInitializer("w", Random({12, 12, 1, 1}, 71))}, {c1}, {}, "", 13);
+  g.AddNode("r1", "Reshape",
+            {c1, g.AddInitializer("s1", Tensor::FromVector<int64_t>({2, 3, 4, 5, 7}, {5}))}, {r1}, {},
+            "", 13);
+  g.AddNode("tr", "Transpose", {r1}, {t}, Attrs({Attribute::Ints("perm", {0, 2, 1, 3, 4})}), "", 13);
+  g.AddNode("r2", "Reshape",
+            {t, g.AddInitializer("s2", Tensor::FromVector<int64_t>({2, 12, 5, 7}, {4}))}, {r2}, {}, "",
+            13);
+  g.AddNode("relu", "Relu", {r2}, {y}, {}, "", 13);
+  g.MarkOutput(y);
+  Model copy = CopyModel(b.model);
+  Placement p = RunBoth(std::move(b));
+  EXPECT_EQ(p.partitions, 1);
+  EXPECT_EQ(p.on_xnnpack, 5) << p.reasons;
+  SessionOptions o = SessionOptions::Threads(1);
+  o.profile = true;
+  auto s = Session::Create(std::move(copy), o);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_TRUE((*s)->Run({{"x", Random({2, 12, 5, 7}, 70)}}).ok());
+  int transposes = 0, gathers = 0;
+  for (const ProfileRow& row : (*s)->Profile()) {
+    transposes += row.op_type == "Transpose";
+    gathers += row.op_type == "Reshape" && row.what == "own loop";
+  }
+  EXPECT_EQ(transposes, 0);
+  EXPECT_EQ(gathers, 1);
+}
+
+}  // namespace
+}  // namespace kiln

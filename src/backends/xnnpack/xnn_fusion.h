@@ -339,6 +339,40 @@ class FusionPlanner {
     return true;
   }
 
+  // Channel shuffle (ShuffleNet): x [N, C, H, W] -> Reshape [N, g, C/g, H, W] -> Transpose
+  // (0, 2, 1, 3, 4) -> Reshape [N, C, H, W], starting at the first Reshape: x and g.
+  bool MatchChannelShuffle(const Node& n, ValueId* x, int64_t* groups, Fusion* f) {
+    if (n.op_type != "Reshape" || n.inputs.empty() || n.outputs.size() != 1) return false;
+    const auto& types = *spec_.types;
+    const ValueId in = n.inputs[0];
+    if (!in.valid() || !types[in.v].has_static_shape() ||
+        !types[n.outputs[0].v].has_static_shape()) {
+      return false;
+    }
+    const Shape xs = types[in.v].static_shape(), r1 = types[n.outputs[0].v].static_shape();
+    if (xs.size() != 4 || r1.size() != 5 || r1[0] != xs[0] || r1[1] * r1[2] != xs[1] ||
+        r1[3] != xs[2] || r1[4] != xs[3]) {
+      return false;
+    }
+    const Node* tr = SoleConsumer(n.outputs[0]);
+    if (tr == nullptr || tr->op_type != "Transpose" ||
+        tr->attrs.GetInts("perm") != std::vector<int64_t>{0, 2, 1, 3, 4}) {
+      return false;
+    }
+    const Node* r2 = SoleConsumer(tr->outputs[0]);
+    if (r2 == nullptr || r2->op_type != "Reshape" || r2->inputs[0] != tr->outputs[0] ||
+        !types[r2->outputs[0].v].has_static_shape() ||
+        types[r2->outputs[0].v].static_shape() != xs) {
+      return false;
+    }
+    *x = in;
+    *groups = r1[1];
+    f->out = n.outputs[0];
+    Absorb(*f, tr);
+    Absorb(*f, r2);
+    return true;
+  }
+
   // x + x * s with s [N, C, 1, 1] computed (a squeeze-excitation residual), starting at the Mul.
   bool MatchScaleResidual(const Node& n, ValueId* x, ValueId* scale, Fusion* f) {
     if (n.op_type != "Mul" || n.inputs.size() != 2) return false;

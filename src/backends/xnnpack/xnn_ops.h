@@ -71,6 +71,9 @@ Status BuildSilu(Builder& b, const Node& n, ValueId x, const Fusion& f);
 // erf elementwise (own loop: vector series / Abramowitz-Stegun by the session's ISA, std::erf
 // portable).
 Status BuildErf(Builder& b, const Node& n, const Fusion& f);
+// Channel shuffle (Reshape, Transpose, Reshape; xnn_fusion.h): one gather of each NHWC pixel's
+// channels, y[i * g + j] = x[j * (C / g) + i].
+Status BuildChannelShuffle(Builder& b, const Node& n, ValueId x, int64_t groups, const Fusion& f);
 // x + x * s[n, c] (s: [N, C, 1, 1], computed): x, s -> f.out, one pass (own AVX2 loop).
 Status BuildScaleResidual(Builder& b, const Node& n, ValueId x, ValueId s, const Fusion& f);
 

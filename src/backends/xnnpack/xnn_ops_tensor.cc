@@ -358,6 +358,32 @@ Status PadBuild(Builder& b, const Node& n, const Fusion& f) {
 
 }  // namespace
 
+Status BuildChannelShuffle(Builder& b, const Node& n, ValueId x, int64_t groups, const Fusion& f) {
+  (void)n;
+  const Shape xs = b.shape(x);  // logical [N, C, H, W], stored NHWC like the output
+  if (xs.size() != 4 || b.perm(x) != b.perm(f.out) || groups <= 0 || xs[1] % groups != 0) {
+    return InvalidArgument("channel shuffle: unexpected shapes");
+  }
+  const int64_t c = xs[1], per = c / groups, pixels = xs[0] * xs[2] * xs[3];
+  const bool nhwc = b.perm(x) == std::vector<int>{kNhwc[0], kNhwc[1], kNhwc[2], kNhwc[3]};
+  if (!nhwc) return InvalidArgument("channel shuffle: the partition does not store NHWC");
+  const int in = b.Buffer(x), out = b.Buffer(f.out);
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const float* src = ws.f(in);
+    float* dst = ws.f(out);
+    ParallelFor(pool, pixels, 64, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const float* sp = src + p * c;
+        float* dp = dst + p * c;
+        for (int64_t j = 0; j < groups; ++j) {
+          for (int64_t i = 0; i < per; ++i) dp[i * groups + j] = sp[j * per + i];
+        }
+      }
+    });
+  });
+  return Status::Ok();
+}
+
 void AddTensorOps(std::vector<OpDef>& table) {
   table.push_back({"Concat", ConcatSupports, ConcatBuild, false});
   for (const char* op : {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}) {

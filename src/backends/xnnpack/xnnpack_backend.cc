@@ -414,6 +414,8 @@ class XnnBackend final : public Backend {
         st = BuildHardSwish(b, n, x, f);
       } else if (fusion.MatchSilu(n, &x, &f)) {
         st = BuildSilu(b, n, x, f);
+      } else if (int64_t groups = 0; fusion.MatchChannelShuffle(n, &x, &groups, &f)) {
+        st = BuildChannelShuffle(b, n, x, groups, f);
       } else if (fusion.MatchScaleResidual(n, &x, &scale, &f)) {
         st = BuildScaleResidual(b, n, x, scale, f);
       } else if (fusion.MatchLayerNorm(n, &ln, &f)) {
