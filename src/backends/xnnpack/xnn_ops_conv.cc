@@ -504,6 +504,39 @@ Status MatMulBuild(Builder& b, const Node& n, const Fusion& f) {
 
 // ---- Standalone BatchNormalization: y = x * s[c] + t[c] (float accumulation) ----
 
+typedef float V8a __attribute__((vector_size(32), aligned(4)));
+typedef float V16a __attribute__((vector_size(64), aligned(4)));
+
+// y[i] = clamp(x[i] * s[i] + t[i], lo, hi) for i < n in vectors of W; returns where the scalar
+// tail starts.
+template <typename V, int W>
+__attribute__((always_inline)) inline int64_t AffineRow(const float* x, const float* s,
+                                                        const float* t, float* y, int64_t n,
+                                                        float lo, float hi) {
+  const V vlo = V{} + lo, vhi = V{} + hi;
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    V xv, sv, tv;
+    __builtin_memcpy(&xv, x + i, sizeof(V));
+    __builtin_memcpy(&sv, s + i, sizeof(V));
+    __builtin_memcpy(&tv, t + i, sizeof(V));
+    V v = xv * sv + tv;
+    v = v < vlo ? vlo : v;
+    v = v > vhi ? vhi : v;
+    __builtin_memcpy(y + i, &v, sizeof(V));
+  }
+  return i;
+}
+KILN_TARGET_AVX2 int64_t AffineRowAvx2(const float* x, const float* s, const float* t, float* y,
+                                       int64_t n, float lo, float hi) {
+  return AffineRow<V8a, 8>(x, s, t, y, n, lo, hi);
+}
+__attribute__((target("avx512f,fma"))) int64_t AffineRowAvx512(const float* x, const float* s,
+                                                               const float* t, float* y, int64_t n,
+                                                               float lo, float hi) {
+  return AffineRow<V16a, 16>(x, s, t, y, n, lo, hi);
+}
+
 NodeSupport BatchNormSupports(const NodeQuery& q) {
   std::string e = CheckFloatNode(q, {0}, 6);
   if (!e.empty()) return NodeSupport::No(e);
@@ -551,6 +584,7 @@ Status BatchNormBuild(Builder& b, const Node& n, const Fusion& f) {
     }
   }
   const float lo = f.out_min, hi = f.out_max;
+  const CpuIsa isa = b.spec().isa;
   const int in = b.Buffer(n.inputs[0]);
   const int out = b.Buffer(f.out);
   b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
@@ -561,7 +595,13 @@ Status BatchNormBuild(Builder& b, const Node& n, const Fusion& f) {
         for (int64_t r = b0; r < e0; ++r) {
           const float* xs = src + r * c;
           float* ys = dst + r * c;
-          for (int64_t i = 0; i < c; ++i) {
+          int64_t i = 0;
+          if (isa >= CpuIsa::kAvx512) {
+            i = AffineRowAvx512(xs, s.data(), t.data(), ys, c, lo, hi);
+          } else if (isa >= CpuIsa::kAvx2) {
+            i = AffineRowAvx2(xs, s.data(), t.data(), ys, c, lo, hi);
+          }
+          for (; i < c; ++i) {
             const float v = xs[i] * s[static_cast<size_t>(i)] + t[static_cast<size_t>(i)];
             ys[i] = std::min(hi, std::max(lo, v));
           }
