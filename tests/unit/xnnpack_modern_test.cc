@@ -7,6 +7,7 @@
 #include <random>
 #include <string>
 
+#include "core/cpu_features.h"
 #include "core/tensor_compare.h"
 #include "runtime/executor.h"
 #include "runtime/session.h"
@@ -484,6 +485,44 @@ TEST(XnnpackModern, ChannelShuffleIsOneGather) {
   }
   EXPECT_EQ(transposes, 0);
   EXPECT_EQ(gathers, 1);
+}
+
+}  // namespace
+}  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// MatMul of two computed operands (attention's Q.K^T and P.V) on every ISA path of the own
+// batched GEMM (AVX-512 8x32 blocks, AVX2 4x16, portable), with tails in every dimension and
+// broadcast batch dims, against the reference.
+TEST(XnnpackModern, BatchedMatMulEveryIsa) {
+  Model m;
+  m.opsets[""] = 13;
+  m.ir_version = 8;
+  Graph& g = m.graph;
+  ValueId a = g.AddValue("a", kF32, DimVector{2, 3, 37, 19});
+  ValueId bv = g.AddValue("b", kF32, DimVector{1, 3, 19, 41});
+  g.MarkInput(a);
+  g.MarkInput(bv);
+  ValueId y = g.AddValue("y");
+  g.AddNode("mm", "MatMul", {a, bv}, {y}, {}, "", 13);
+  g.MarkOutput(y);
+  const NamedTensors in = {{"a", Random({2, 3, 37, 19}, 80)}, {"b", Random({1, 3, 19, 41}, 81)}};
+  auto ref = Session::Create(CopyModel(m), SessionOptions::Reference());
+  ASSERT_TRUE(ref.ok());
+  auto want = (*ref)->Run(in);
+  ASSERT_TRUE(want.ok());
+  for (CpuIsa isa : {CpuIsa::kPortable, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
+    SessionOptions o = SessionOptions::Threads(2);
+    o.isa = isa;
+    o.op_backend["MatMul"] = "xnnpack";
+    auto s = Session::Create(CopyModel(m), o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    auto got = (*s)->Run(in);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_LE(*RelativeL2Error((*got)[0], (*want)[0]), 1e-6) << CpuIsaName(isa);
+  }
 }
 
 }  // namespace

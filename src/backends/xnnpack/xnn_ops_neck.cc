@@ -1,6 +1,7 @@
 // XNNPACK backend ops that this 2022 XNNPACK lacks, as own loops (AVX2/FMA) so that the
 // attention / LayerNorm necks of models like PP-OCRv4 rec stay inside one partition:
-// MatMul with a computed (or batched) B (blocked AVX2 GEMM per batch, batch dims broadcast),
+// MatMul with a computed (or batched) B (blocked AVX-512 / AVX2 GEMM per batch by the session
+// ISA, batch dims broadcast),
 // ReduceMean / ReduceSum over a contiguous block of axes, Pow with a constant scalar exponent,
 // Slice and Gather with constant parameters, and Tanh and Erf (own scalar std::tanh / std::erf
 // loops: XNNPACK has neither in f32 here; Erf keeps GELU as PyTorch exports it,
@@ -90,10 +91,71 @@ KILN_TARGET_AVX2 void GemmRowsAvx2(const float* a, int64_t lda, const float* b, 
   }
 }
 
+#define KILN_TARGET_AVX512_GEMM __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+
+// GCC 12 warns that the masked loads' internal _mm512_undefined_ps() is uninitialized.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// MR rows x up to 32 columns: two zmm per row (16 accumulators at MR = 8), masked at the tail;
+// the same k order per element as the AVX2 and portable paths (FMA per step).
+template <int MR>
+KILN_TARGET_AVX512_GEMM void GemmBlockAvx512(const float* a, int64_t lda, const float* b,
+                                             int64_t ldb, float* c, int64_t ldc, int64_t k,
+                                             int64_t cols) {
+  const int left0 = static_cast<int>(std::min<int64_t>(16, cols));
+  const int left1 = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(16, cols - 16)));
+  const auto m0 = static_cast<__mmask16>(left0 >= 16 ? 0xFFFF : (1u << left0) - 1);
+  const auto m1 = static_cast<__mmask16>(left1 >= 16 ? 0xFFFF : (1u << left1) - 1);
+  __m512 acc0[MR], acc1[MR];
+  for (int r = 0; r < MR; ++r) {
+    acc0[r] = _mm512_setzero_ps();
+    acc1[r] = _mm512_setzero_ps();
+  }
+  for (int64_t p = 0; p < k; ++p) {
+    const float* bp = b + p * ldb;
+    const __m512 b0 = _mm512_maskz_loadu_ps(m0, bp);
+    const __m512 b1 = _mm512_maskz_loadu_ps(m1, bp + 16);
+    for (int r = 0; r < MR; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r * lda + p]);
+      acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
+      acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    _mm512_mask_storeu_ps(c + r * ldc, m0, acc0[r]);
+    _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc1[r]);
+  }
+}
+
+#pragma GCC diagnostic pop
+
+KILN_TARGET_AVX512_GEMM void GemmRowsAvx512(const float* a, int64_t lda, const float* b,
+                                            int64_t ldb, float* c, int64_t ldc, int64_t m0,
+                                            int64_t m1, int64_t n, int64_t k) {
+  for (int64_t j = 0; j < n; j += 32) {
+    const int64_t cols = std::min<int64_t>(32, n - j);
+    int64_t i = m0;
+    for (; i + 8 <= m1; i += 8)
+      GemmBlockAvx512<8>(a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, k, cols);
+    for (; i + 4 <= m1; i += 4)
+      GemmBlockAvx512<4>(a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, k, cols);
+    for (; i < m1; ++i)
+      GemmBlockAvx512<1>(a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, k, cols);
+  }
+}
+
+#undef KILN_TARGET_AVX512_GEMM
+
 // Portable rows [m0, m1) of C, the same k order per element as the AVX2 tiles.
 void GemmRows(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
-              int64_t m0, int64_t m1, int64_t n, int64_t k) {
-  if (CpuHasAvx2()) {
+              int64_t m0, int64_t m1, int64_t n, int64_t k, CpuIsa isa) {
+  if (isa >= CpuIsa::kAvx512) {
+    GemmRowsAvx512(a, lda, b, ldb, c, ldc, m0, m1, n, k);
+    return;
+  }
+  if (isa >= CpuIsa::kAvx2 && CpuHasAvx2()) {
     GemmRowsAvx2(a, lda, b, ldb, c, ldc, m0, m1, n, k);
     return;
   }
@@ -153,7 +215,9 @@ Status BuildBatchMatMul(Builder& b, const Node& n, const Fusion& f) {
   const Src sb = LogicalSrc(b, n.inputs[1]);
   if (sa.buffer >= 0) b.Use(sa.buffer);
   const int out = b.LogicalOut(f.out);
-  const int64_t row_blocks = (m + 3) / 4;
+  const CpuIsa isa = b.spec().isa;
+  const int64_t rb_rows = isa >= CpuIsa::kAvx512 ? 8 : 4;
+  const int64_t row_blocks = (m + rb_rows - 1) / rb_rows;
   const float lo = f.out_min, hi = f.out_max;
   const bool clamp = lo > -INFINITY || hi < INFINITY;
   b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
@@ -165,10 +229,10 @@ Status BuildBatchMatMul(Builder& b, const Node& n, const Fusion& f) {
                 [&](int64_t s, int64_t e) {
                   for (int64_t t = s; t < e; ++t) {
                     const int64_t bi = t / row_blocks, rb = t % row_blocks;
-                    const int64_t r0 = rb * 4, r1 = std::min(m, r0 + 4);
+                    const int64_t r0 = rb * rb_rows, r1 = std::min(m, r0 + rb_rows);
                     float* c = pc + bi * m * nn;
                     GemmRows(pa + a_off[static_cast<size_t>(bi)], k,
-                             pb + b_off[static_cast<size_t>(bi)], nn, c, nn, r0, r1, nn, k);
+                             pb + b_off[static_cast<size_t>(bi)], nn, c, nn, r0, r1, nn, k, isa);
                     if (clamp) {  // a fused Relu / Clip
                       for (int64_t i = r0 * nn; i < r1 * nn; ++i)
                         c[i] = std::min(hi, std::max(lo, c[i]));
