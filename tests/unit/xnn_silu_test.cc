@@ -157,3 +157,61 @@ TEST(XnnErf, EveryIsaMatchesErfInDouble) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// GELU as PyTorch exports it (x / sqrt 2 -> Erf -> + 1 -> * x -> * 0.5) is one own-loop step on
+// every ISA (no Erf, Add or Mul step left), matching the reference's five ops.
+TEST(XnnErf, ExportedGeluIsOneStep) {
+  Model m;
+  m.opsets[""] = 13;
+  m.ir_version = 8;
+  Graph& g = m.graph;
+  ValueId x = g.AddValue("x", kF32, DimVector{3, 7, 61});
+  g.MarkInput(x);
+  auto scalar = [&](const char* name, float v) {
+    return g.AddInitializer(name, Tensor::FromVector<float>({v}, {}));
+  };
+  ValueId d = g.AddValue("d"), e = g.AddValue("e"), a = g.AddValue("a"), mm = g.AddValue("m"),
+          y = g.AddValue("y");
+  g.AddNode("div", "Div", {x, scalar("sqrt2", 1.4142135623730951f)}, {d}, {}, "", 13);
+  g.AddNode("erf", "Erf", {d}, {e}, {}, "", 13);
+  g.AddNode("add", "Add", {e, scalar("one", 1.0f)}, {a}, {}, "", 13);
+  g.AddNode("mul", "Mul", {x, a}, {mm}, {}, "", 13);
+  g.AddNode("half", "Mul", {mm, scalar("half", 0.5f)}, {y}, {}, "", 13);
+  g.MarkOutput(y);
+  Tensor xt = Tensor::Allocate(kF32, {3, 7, 61}).value();
+  std::mt19937 gen(9);
+  std::uniform_real_distribution<float> u(-5, 5);
+  for (int64_t i = 0; i < xt.size(); ++i) xt.data<float>()[i] = u(gen);
+  const NamedTensors in = {{"x", xt}};
+  auto ref = Session::Create(CopyModel(m), SessionOptions::Reference());
+  ASSERT_TRUE(ref.ok());
+  auto want = (*ref)->Run(in);
+  ASSERT_TRUE(want.ok());
+  for (CpuIsa isa : {CpuIsa::kPortable, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
+    SessionOptions o = SessionOptions::Threads(1);
+    o.isa = isa;
+    o.profile = true;
+    for (const char* op : {"Div", "Erf", "Add", "Mul"}) o.op_backend[op] = "xnnpack";
+    auto s = Session::Create(CopyModel(m), o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    auto got = (*s)->Run(in);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    for (int64_t i = 0; i < xt.size(); ++i) {
+      const float w = (*want)[0].data<float>()[i], v = (*got)[0].data<float>()[i];
+      ASSERT_NEAR(v, w, 4e-7 * std::max(1.0f, std::fabs(w))) << CpuIsaName(isa) << " at " << i;
+    }
+    int steps = 0;
+    for (const ProfileRow& row : (*s)->Profile()) {
+      if (row.op_type == "(borders)" || row.op_type.rfind("(", 0) == 0) continue;
+      ++steps;
+      EXPECT_EQ(row.op_type, "Div") << CpuIsaName(isa);
+    }
+    EXPECT_EQ(steps, 1) << CpuIsaName(isa);
+  }
+}
+
+}  // namespace
+}  // namespace kiln

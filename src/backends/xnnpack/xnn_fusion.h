@@ -339,6 +339,41 @@ class FusionPlanner {
     return true;
   }
 
+  // GELU as PyTorch exports it: Div(x, sqrt 2) (or Mul by 1/sqrt 2) -> Erf -> Add 1 -> Mul x ->
+  // Mul 0.5 (the halving may come first, on x), starting at the Div: x and the group.
+  bool MatchGeluErf(const Node& n, ValueId* x, Fusion* f) {
+    float v;
+    if (n.op_type != "Div" && n.op_type != "Mul") return false;
+    if (n.inputs.size() != 2 || !n.inputs[0].valid()) return false;
+    const ValueId in = n.inputs[0];
+    if (n.op_type == "Div" ? !IsScalarConst(n.inputs[1], 1.4142135623730951f)
+                           : !IsScalarConst(n.inputs[1], 0.7071067811865476f)) {
+      return false;
+    }
+    const Node* erf = SoleConsumer(n.outputs[0]);
+    if (erf == nullptr || erf->op_type != "Erf") return false;
+    const Node* add = SoleConsumer(erf->outputs[0]);
+    if (!ScalarWith(add, "Add", erf->outputs[0], &v) || v != 1.0f) return false;
+    const Node* mul = SoleConsumer(add->outputs[0]);
+    if (mul == nullptr || mul->op_type != "Mul" || mul->inputs.size() != 2) return false;
+    const ValueId other = mul->inputs[0] == add->outputs[0] ? mul->inputs[1] : mul->inputs[0];
+    if (other != in) return false;
+    const Node* half = SoleConsumer(mul->outputs[0]);
+    if (!ScalarWith(half, "Mul", mul->outputs[0], &v) || v != 0.5f) return false;
+    const auto& types = *spec_.types;
+    if (!types[in.v].has_static_shape() || !types[half->outputs[0].v].has_static_shape() ||
+        types[in.v].static_shape() != types[half->outputs[0].v].static_shape()) {
+      return false;
+    }
+    *x = in;
+    f->out = n.outputs[0];
+    Absorb(*f, erf);
+    Absorb(*f, add);
+    Absorb(*f, mul);
+    Absorb(*f, half);
+    return true;
+  }
+
   // Channel shuffle (ShuffleNet): x [N, C, H, W] -> Reshape [N, g, C/g, H, W] -> Transpose
   // (0, 2, 1, 3, 4) -> Reshape [N, C, H, W], starting at the first Reshape: x and g.
   bool MatchChannelShuffle(const Node& n, ValueId* x, int64_t* groups, Fusion* f) {

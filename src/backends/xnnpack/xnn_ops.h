@@ -71,6 +71,8 @@ Status BuildSilu(Builder& b, const Node& n, ValueId x, const Fusion& f);
 // erf elementwise (own loop: vector series / Abramowitz-Stegun by the session's ISA, std::erf
 // portable).
 Status BuildErf(Builder& b, const Node& n, const Fusion& f);
+// GELU, erf form, x -> f.out in one pass (the Gelu op, or the pattern PyTorch exports).
+Status BuildGeluErf(Builder& b, ValueId x, const Fusion& f);
 // Channel shuffle (Reshape, Transpose, Reshape; xnn_fusion.h): one gather of each NHWC pixel's
 // channels, y[i * g + j] = x[j * (C / g) + i].
 Status BuildChannelShuffle(Builder& b, const Node& n, ValueId x, int64_t groups, const Fusion& f);

@@ -399,13 +399,11 @@ __attribute__((always_inline)) inline void SiluVec(const float* src, float* dst)
   __builtin_memcpy(dst, &y, sizeof(V));
 }
 
-// erf of one vector: for |x| < 1 its Taylor series to x^21 (truncation < 2e-9), else
+// erf(x): for |x| < 1 its Taylor series to x^21 (truncation < 2e-9), else
 // 1 - exp(-x^2) * P(1 / (1 + 0.3275911 |x|)) (Abramowitz & Stegun 7.1.26, absolute error
 // < 1.5e-7 where erf > 0.84), with the sign of x.
 template <typename V, typename VI>
-__attribute__((always_inline)) inline void ErfVec(const float* src, float* dst) {
-  V x;
-  __builtin_memcpy(&x, src, sizeof(V));
+__attribute__((always_inline)) inline void ErfOf(const V& x, V* out) {
   const V zero = V{};
   const V ax = x < zero ? -x : x;
   const V x2 = x * x;
@@ -427,7 +425,24 @@ __attribute__((always_inline)) inline void ErfVec(const float* src, float* dst) 
   V e;
   ExpNonPositive<V, VI>(-x2, &e);
   const V big = (zero + 1.0f) - q * e;
-  const V y = ax < 1.0f ? small : (x < zero ? -big : big);
+  *out = ax < 1.0f ? small : (x < zero ? -big : big);
+}
+
+template <typename V, typename VI>
+__attribute__((always_inline)) inline void ErfVec(const float* src, float* dst) {
+  V x, y;
+  __builtin_memcpy(&x, src, sizeof(V));
+  ErfOf<V, VI>(x, &y);
+  __builtin_memcpy(dst, &y, sizeof(V));
+}
+
+// GELU (erf form): 0.5 * x * (1 + erf(x / sqrt 2)).
+template <typename V, typename VI>
+__attribute__((always_inline)) inline void GeluVec(const float* src, float* dst) {
+  V x, e;
+  __builtin_memcpy(&x, src, sizeof(V));
+  ErfOf<V, VI>(x * 0.7071067811865476f, &e);
+  const V y = (x * 0.5f) * (e + 1.0f);
   __builtin_memcpy(dst, &y, sizeof(V));
 }
 
@@ -464,6 +479,40 @@ __attribute__((target("avx512f"))) int64_t ErfAvx512(const float* src, float* ds
   int64_t i = s;
   for (; i + 16 <= e; i += 16) ErfVec<V16s, V16si>(src + i, dst + i);
   return i;
+}
+
+KILN_TARGET_AVX2 int64_t GeluAvx2(const float* src, float* dst, int64_t s, int64_t e) {
+  int64_t i = s;
+  for (; i + 8 <= e; i += 8) GeluVec<V8s, V8si>(src + i, dst + i);
+  return i;
+}
+
+__attribute__((target("avx512f"))) int64_t GeluAvx512(const float* src, float* dst, int64_t s,
+                                                      int64_t e) {
+  int64_t i = s;
+  for (; i + 16 <= e; i += 16) GeluVec<V16s, V16si>(src + i, dst + i);
+  return i;
+}
+
+Status BuildGeluErf(Builder& b, ValueId x, const Fusion& f) {
+  const int64_t count = NumElements(b.shape(x));
+  const int in = b.Buffer(x);
+  const int out = b.Buffer(f.out);
+  const CpuIsa isa = b.spec().isa;
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const float* src = ws.f(in);
+    float* dst = ws.f(out);
+    ParallelFor(pool, count, 1 << 13, [&](int64_t s, int64_t e) {
+      int64_t i = s;
+      if (isa >= CpuIsa::kAvx512) {
+        i = GeluAvx512(src, dst, s, e);
+      } else if (isa >= CpuIsa::kAvx2) {
+        i = GeluAvx2(src, dst, s, e);
+      }
+      for (; i < e; ++i) dst[i] = 0.5f * src[i] * (1.0f + std::erf(src[i] * 0.7071067811865476f));
+    });
+  });
+  return Status::Ok();
 }
 
 Status BuildErf(Builder& b, const Node& n, const Fusion& f) {

@@ -48,8 +48,7 @@ Status GeluBuild(Builder& b, const Node& n, const Fusion& f) {
       return 0.5f * v * (1.0f + std::tanh(kK * (v + 0.044715f * v * v * v)));
     });
   }
-  return ScalarUnaryBuild(b, n, f,
-                    [](float v) { return 0.5f * v * (1.0f + std::erf(v * 0.7071067811865476f)); });
+  return BuildGeluErf(b, n.inputs[0], f);
 }
 
 Status MishBuild(Builder& b, const Node& n, const Fusion& f) {

@@ -412,6 +412,8 @@ class XnnBackend final : public Backend {
         st = def->build(b, n, f);
       } else if (fusion.MatchHardSwish(n, &x, &f)) {
         st = BuildHardSwish(b, n, x, f);
+      } else if (fusion.MatchGeluErf(n, &x, &f)) {
+        st = BuildGeluErf(b, x, f);
       } else if (fusion.MatchSilu(n, &x, &f)) {
         st = BuildSilu(b, n, x, f);
       } else if (int64_t groups = 0; fusion.MatchChannelShuffle(n, &x, &groups, &f)) {
