@@ -39,8 +39,63 @@ __attribute__((always_inline)) inline void DwRow(const DwPlan& P, const float* x
   while (ky0 < s.kh && oy * s.sh - s.pt + ky0 * s.dh < 0) ++ky0;
   while (ky1 > ky0 && oy * s.sh - s.pt + (ky1 - 1) * s.dh >= s.ih) --ky1;
   const V vlo = V{} + s.lo, vhi = V{} + s.hi;
+  // Output pixels [oxa, oxb) read every kx tap inside the row: 4 at a time, 4 independent FMA
+  // chains (one chain per pixel is bound by the FMA latency).
+  int64_t oxa = 0;
+  while (oxa < s.ow && oxa * s.sw - s.pl < 0) ++oxa;
+  int64_t oxb = oxa;
+  while (oxb < s.ow && oxb * s.sw - s.pl + (s.kw - 1) * s.dw < s.iw) ++oxb;
   for (int64_t ox = 0; ox < s.ow; ++ox) {
     const int64_t ix0 = ox * s.sw - s.pl;
+    if (ox >= oxa && ox + 4 <= oxb) {
+      float* out = y + (row * s.ow + ox) * c;
+      const int64_t step = s.sw * c;
+      int64_t ch = 0;
+      for (; ch + W <= c; ch += W) {
+        V a0;
+        __builtin_memcpy(&a0, P.bias.data() + ch, sizeof(V));
+        V a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t ky = ky0; ky < ky1; ++ky) {
+          const float* xp = image + ((oy * s.sh - s.pt + ky * s.dh) * s.iw + ix0) * c + ch;
+          const float* wp = P.w.data() + ky * s.kw * c + ch;
+          for (int64_t kx = 0; kx < s.kw; ++kx, xp += s.dw * c, wp += c) {
+            V wv, x0, x1, x2, x3;
+            __builtin_memcpy(&wv, wp, sizeof(V));
+            __builtin_memcpy(&x0, xp, sizeof(V));
+            __builtin_memcpy(&x1, xp + step, sizeof(V));
+            __builtin_memcpy(&x2, xp + 2 * step, sizeof(V));
+            __builtin_memcpy(&x3, xp + 3 * step, sizeof(V));
+            a0 += x0 * wv;
+            a1 += x1 * wv;
+            a2 += x2 * wv;
+            a3 += x3 * wv;
+          }
+        }
+        V* accs[4] = {&a0, &a1, &a2, &a3};
+        for (int q = 0; q < 4; ++q) {
+          V v = *accs[q];
+          v = v < vlo ? vlo : v;
+          v = v > vhi ? vhi : v;
+          __builtin_memcpy(out + q * c + ch, &v, sizeof(V));
+        }
+      }
+      if (ch < c) {  // the channel tail: one pixel at a time below
+        for (int q = 0; q < 4; ++q) {
+          const int64_t px0 = (ox + q) * s.sw - s.pl;
+          for (int64_t cc = ch; cc < c; ++cc) {
+            float acc = P.bias[static_cast<size_t>(cc)];
+            for (int64_t ky = ky0; ky < ky1; ++ky) {
+              const float* xrow = image + ((oy * s.sh - s.pt + ky * s.dh) * s.iw) * c + cc;
+              const float* wrow = P.w.data() + ky * s.kw * c + cc;
+              for (int64_t kx = 0; kx < s.kw; ++kx) acc += xrow[(px0 + kx * s.dw) * c] * wrow[kx * c];
+            }
+            out[q * c + cc] = std::min(s.hi, std::max(s.lo, acc));
+          }
+        }
+      }
+      ox += 3;
+      continue;
+    }
     int64_t kx0 = 0, kx1 = s.kw;
     while (kx0 < s.kw && ix0 + kx0 * s.dw < 0) ++kx0;
     while (kx1 > kx0 && ix0 + (kx1 - 1) * s.dw >= s.iw) --kx1;
