@@ -96,7 +96,9 @@ KILN_TARGET_AVX2 void GemmRowsAvx2(const float* a, int64_t lda, const float* b, 
 // GCC 12 warns that the masked loads' internal _mm512_undefined_ps() is uninitialized.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 // MR rows x up to 32 columns: two zmm per row (16 accumulators at MR = 8), masked at the tail;
 // the same k order per element as the AVX2 and portable paths (FMA per step).
