@@ -11,5 +11,5 @@ endif()
 # The XNNPACK backend's tests (each compares against the reference backend) once more with
 # Kiln's own AVX2 kernels switched off (KILN_CPU_PORTABLE=1): the loops a CPU without AVX2 runs.
 add_test(NAME unit_portable COMMAND kiln_unit_tests
-  "--gtest_filter=Xnnpack.*:XnnpackModels.*:Int8BinaryTest.*:Int8ConvTest.*:Int8MatMulTest.*:*Int8NetTest.*:RefNn.*:RefRnn.*:RefLstm.*:RefGru.*:RefRecurrent.*:ControlFlow.*:XnnSilu.*")
+  "--gtest_filter=Xnnpack.*:XnnpackModels.*:Int8BinaryTest.*:Int8ConvTest.*:Int8MatMulTest.*:*Int8NetTest.*:RefNn.*:RefRnn.*:RefLstm.*:RefGru.*:RefRecurrent.*:ControlFlow.*:XnnSilu.*:XnnErf.*:XnnpackModern.*")
 set_tests_properties(unit_portable PROPERTIES ENVIRONMENT KILN_CPU_PORTABLE=1)

@@ -390,6 +390,23 @@ TEST(XnnpackModern, LayerNormalization) {
                                          Attribute::Float("epsilon", 1e-3f)})));
     EXPECT_EQ(p.on_xnnpack, 1) << p.reasons;
   }
+  // Every ISA path of the row loop (AVX-512, AVX2, portable) on a row with a vector tail.
+  Built one = OneNode("LayerNormalization", 17, Random({3, 5, 77}, 90, -2, 6),
+                      {Random({77}, 91, 0.5f, 1.5f), Random({77}, 92)}, {});
+  auto ref = Session::Create(CopyModel(one.model), SessionOptions::Reference());
+  ASSERT_TRUE(ref.ok());
+  auto want = (*ref)->Run({{"x", one.input}});
+  ASSERT_TRUE(want.ok());
+  for (CpuIsa isa : {CpuIsa::kPortable, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
+    SessionOptions o = SessionOptions::Threads(1);
+    o.isa = isa;
+    o.op_backend["LayerNormalization"] = "xnnpack";
+    auto s = Session::Create(CopyModel(one.model), o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    auto got = (*s)->Run({{"x", one.input}});
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_LE(*RelativeL2Error((*got)[0], (*want)[0]), 1e-6) << CpuIsaName(isa);
+  }
 }
 
 TEST(XnnpackModern, ConstantPad) {

@@ -201,7 +201,8 @@ Status RmsNormBuild(Builder& b, const Node& n, const Fusion& f) {
 
 // ---- LayerNormalization (opset 17) ----
 // Over the axes from `axis` on; Scale and B constants of the normalized shape (or scalars);
-// mean and variance in double, the result in float (stash_type 1 computes in float32 in ORT:
+// mean and variance from float vector partial sums added in double (portable: double), the
+// result in float (stash_type 1 computes in float32 in ORT:
 // the difference is below float rounding of the output). Mean / InvStdDev outputs: not here.
 
 NodeSupport LayerNormSupports(const NodeQuery& q) {
@@ -234,6 +235,60 @@ NodeSupport LayerNormSupports(const NodeQuery& q) {
   return YesFloat(q, kGmacs, kGbytes);
 }
 
+typedef float V8n __attribute__((vector_size(32), aligned(4)));
+typedef float V16n __attribute__((vector_size(64), aligned(4)));
+
+// One row: mean and variance from W-lane float partial sums (summed in double), then
+// y = (x - mean) * inv * gamma + beta. Returns nothing; the tail past the last vector is scalar.
+template <typename V, int W>
+__attribute__((always_inline)) inline void LayerNormRow(const float* xr, float* yr, int64_t n,
+                                                        const float* gamma, const float* beta,
+                                                        double eps) {
+  V acc = V{};
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    V v;
+    __builtin_memcpy(&v, xr + i, sizeof(V));
+    acc += v;
+  }
+  double sum = 0;
+  for (int l = 0; l < W; ++l) sum += acc[l];
+  for (; i < n; ++i) sum += xr[i];
+  const auto mean = static_cast<float>(sum / static_cast<double>(n));
+  V sq = V{};
+  i = 0;
+  for (; i + W <= n; i += W) {
+    V v;
+    __builtin_memcpy(&v, xr + i, sizeof(V));
+    v -= mean;
+    sq += v * v;
+  }
+  double sqd = 0;
+  for (int l = 0; l < W; ++l) sqd += sq[l];
+  for (; i < n; ++i) sqd += static_cast<double>(xr[i] - mean) * (xr[i] - mean);
+  const auto inv = static_cast<float>(1.0 / std::sqrt(sqd / static_cast<double>(n) + eps));
+  i = 0;
+  for (; i + W <= n; i += W) {
+    V v, g, bt;
+    __builtin_memcpy(&v, xr + i, sizeof(V));
+    __builtin_memcpy(&g, gamma + i, sizeof(V));
+    __builtin_memcpy(&bt, beta + i, sizeof(V));
+    v = (v - mean) * inv * g + bt;
+    __builtin_memcpy(yr + i, &v, sizeof(V));
+  }
+  for (; i < n; ++i) yr[i] = (xr[i] - mean) * inv * gamma[i] + beta[i];
+}
+
+KILN_TARGET_AVX2 void LayerNormRowAvx2(const float* xr, float* yr, int64_t n, const float* gamma,
+                                       const float* beta, double eps) {
+  LayerNormRow<V8n, 8>(xr, yr, n, gamma, beta, eps);
+}
+__attribute__((target("avx512f,fma"))) void LayerNormRowAvx512(const float* xr, float* yr,
+                                                               int64_t n, const float* gamma,
+                                                               const float* beta, double eps) {
+  LayerNormRow<V16n, 16>(xr, yr, n, gamma, beta, eps);
+}
+
 Status LayerNormOpBuild(Builder& b, const Node& n, const Fusion& f) {
   const Shape x = b.shape(n.inputs[0]);
   const int rank = static_cast<int>(x.size());
@@ -253,6 +308,7 @@ Status LayerNormOpBuild(Builder& b, const Node& n, const Fusion& f) {
     }
   }
   const double eps = n.attrs.GetFloat("epsilon", 1e-5f);
+  const CpuIsa isa = b.spec().isa;
   const int in = b.LogicalIn(n.inputs[0]);
   const int out = b.LogicalOut(f.out);
   b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
@@ -265,6 +321,14 @@ Status LayerNormOpBuild(Builder& b, const Node& n, const Fusion& f) {
                   for (int64_t r = s; r < e; ++r) {
                     const float* xr = src + r * inner;
                     float* yr = dst + r * inner;
+                    if (isa >= CpuIsa::kAvx512) {
+                      LayerNormRowAvx512(xr, yr, inner, gamma, beta, eps);
+                      continue;
+                    }
+                    if (isa >= CpuIsa::kAvx2) {
+                      LayerNormRowAvx2(xr, yr, inner, gamma, beta, eps);
+                      continue;
+                    }
                     double sum = 0;
                     for (int64_t i = 0; i < inner; ++i) sum += xr[i];
                     const double mean = sum / static_cast<double>(inner);
