@@ -180,7 +180,8 @@ typedef struct kiln_session_options {
   int fallback;              /* 1 (default): nodes no preferred backend takes run on "ref" */
   /* Per-op pins and any config key by name: Threads, ComputeUnits, ModelType, Backends,
    * Fallback, Precision, OpBackend.<OpType>, MaxTensorBytes, MaxArenaBytes, MaxConstantBytes
-   * (resource limits in bytes, 0: none). Applied after the fields above.
+   * (resource limits in bytes, 0: none), MaxLoopIterations (iterations of one Loop node, 0:
+   * none). Applied after the fields above.
    * For a package: every key of its config table (README "Config keys": also
    * OnDeviceCompilation and the Odc* keys) applies over its metadata/config.cfg, and so do the
    * fields above that differ from kiln_session_options_init's defaults (fields left at their

@@ -99,6 +99,14 @@ Status SetSessionConfigKey(ApiSessionOptions& o, const std::string& key, const s
     (key == "MaxTensorBytes"  ? o.session.max_tensor_bytes
      : key == "MaxArenaBytes" ? o.session.max_arena_bytes
                               : o.session.max_constant_bytes) = n;
+  } else if (key == "MaxLoopIterations") {
+    int64_t n = -1;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec != std::errc() || end != value.data() + value.size() || n < 0) {
+      return InvalidArgument("config key " + key + " = '" + value +
+                             "': expected a number of iterations (0: no limit)");
+    }
+    o.session.max_loop_iterations = n;
   } else if (key == "OnDeviceCompilation" || key.rfind("Odc", 0) == 0) {
     return InvalidArgument("config key " + key +
                            " applies to packages: on-device compilation needs a .kiln package "
@@ -107,7 +115,7 @@ Status SetSessionConfigKey(ApiSessionOptions& o, const std::string& key, const s
     return InvalidArgument("unknown config key '" + key +
                            "'; known: Threads, CpuIsa, ComputeUnits, ModelType, Backends, Fallback, "
                            "Precision, OpBackend.<OpType>, MaxTensorBytes, MaxArenaBytes, "
-                           "MaxConstantBytes");
+                           "MaxConstantBytes, MaxLoopIterations");
   }
   return Status::Ok();
 }

@@ -29,6 +29,11 @@
 
 namespace kiln {
 
+// The deepest nesting of subgraphs (If/Loop/Scan bodies inside bodies) Kiln accepts: the
+// importer and the verifier refuse a deeper graph naming the depth, since every later stage
+// (inference, passes, executor) recurses once per level. Real models nest a few levels.
+constexpr int kMaxGraphNesting = 32;
+
 template <typename Tag>
 struct Id {
   static constexpr uint32_t kInvalid = 0xffffffffu;

@@ -2,7 +2,27 @@
 
 namespace kiln {
 
-Status VerifyGraph(const Graph& g) {
+namespace {
+
+Status NestingError(const Graph& g, int depth) {
+  return InvalidArgument("graph '" + g.name + "' is nested " + std::to_string(depth) +
+                         " levels deep in subgraph attributes; Kiln accepts at most " +
+                         std::to_string(kMaxGraphNesting));
+}
+
+Status CheckNestingAt(const Graph& g, int depth) {
+  if (depth > kMaxGraphNesting) return NestingError(g, depth);
+  for (const Node& n : g.nodes()) {
+    for (const Attribute& a : n.attrs.items()) {
+      if (a.g) KILN_RETURN_IF_ERROR(CheckNestingAt(*a.g, depth + 1));
+      for (const auto& sub : a.graphs) KILN_RETURN_IF_ERROR(CheckNestingAt(*sub, depth + 1));
+    }
+  }
+  return Status::Ok();
+}
+
+Status VerifyGraphAt(const Graph& g, int depth) {
+  if (depth > kMaxGraphNesting) return NestingError(g, depth);
   for (const Node& n : g.nodes()) {
     for (ValueId in : n.inputs) {
       if (!in.valid()) continue;
@@ -14,9 +34,9 @@ Status VerifyGraph(const Graph& g) {
       }
     }
     for (const Attribute& a : n.attrs.items()) {
-      if (a.g) KILN_RETURN_IF_ERROR(VerifyGraph(*a.g).WithContext("in " + n.Describe()));
+      if (a.g) KILN_RETURN_IF_ERROR(VerifyGraphAt(*a.g, depth + 1).WithContext("in " + n.Describe()));
       for (const auto& sub : a.graphs) {
-        KILN_RETURN_IF_ERROR(VerifyGraph(*sub).WithContext("in " + n.Describe()));
+        KILN_RETURN_IF_ERROR(VerifyGraphAt(*sub, depth + 1).WithContext("in " + n.Describe()));
       }
     }
   }
@@ -30,5 +50,11 @@ Status VerifyGraph(const Graph& g) {
   if (!order.ok()) return order.status();
   return Status::Ok();
 }
+
+}  // namespace
+
+Status VerifyGraph(const Graph& g) { return VerifyGraphAt(g, 0); }
+
+Status CheckGraphNesting(const Graph& g) { return CheckNestingAt(g, 0); }
 
 }  // namespace kiln

@@ -351,7 +351,7 @@ class GraphImporter {
   Status Import(const onnx::GraphProto& gp, Graph& g,
                 const std::vector<const Graph*>& enclosing) {
     // Every later stage (inference, verifier, executor) recurses per nesting level too.
-    constexpr size_t kMaxNesting = 32;
+    constexpr size_t kMaxNesting = kMaxGraphNesting;
     if (enclosing.size() > kMaxNesting) {
       return InvalidArgument("graph '" + gp.name() + "' is nested " +
                              std::to_string(enclosing.size()) +

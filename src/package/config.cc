@@ -159,6 +159,8 @@ Status SetConfigKey(PackageConfig& c, const std::string& key_in, const std::stri
     c.max_arena_bytes = std::strtoll(value.c_str(), nullptr, 10);
   } else if (key == "MaxConstantBytes") {
     c.max_constant_bytes = std::strtoll(value.c_str(), nullptr, 10);
+  } else if (key == "MaxLoopIterations") {
+    c.max_loop_iterations = std::strtoll(value.c_str(), nullptr, 10);
   }
   for (auto& [k2, v2] : c.explicit_keys) {
     if (k2 == key) {
@@ -225,6 +227,7 @@ std::string PackageConfig::Get(const std::string& key) const {
   if (key == "MaxTensorBytes") return std::to_string(max_tensor_bytes);
   if (key == "MaxArenaBytes") return std::to_string(max_arena_bytes);
   if (key == "MaxConstantBytes") return std::to_string(max_constant_bytes);
+  if (key == "MaxLoopIterations") return std::to_string(max_loop_iterations);
   return "";
 }
 
@@ -249,6 +252,7 @@ Result<SessionOptions> PackageConfig::ToSessionOptions() const {
   o.max_tensor_bytes = max_tensor_bytes;
   o.max_arena_bytes = max_arena_bytes;
   o.max_constant_bytes = max_constant_bytes;
+  o.max_loop_iterations = max_loop_iterations;
   if (cpu_isa != "auto") o.isa = ParseCpuIsa(cpu_isa);
   if (model_type != "auto") {
     KILN_ASSIGN_OR_RETURN(ModelType t, ParseModelType(model_type));

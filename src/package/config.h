@@ -42,6 +42,7 @@ struct PackageConfig {
   int64_t max_tensor_bytes = int64_t{4} << 30;
   int64_t max_arena_bytes = int64_t{16} << 30;
   int64_t max_constant_bytes = int64_t{16} << 30;
+  int64_t max_loop_iterations = int64_t{1} << 24;
   // Keys set explicitly (in the file or by SetConfigKey), in order, with their text values.
   std::vector<std::pair<std::string, std::string>> explicit_keys;
 

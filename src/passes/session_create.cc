@@ -3,6 +3,7 @@
 // It lives with the passes, not in src/runtime, so that the runtime library, which runs
 // compiled plans (already rewritten), links no pass.
 #include "passes/qdq_fusion.h"
+#include "ir/verifier.h"
 #include "precision/raise.h"
 #include "runtime/session.h"
 
@@ -43,6 +44,8 @@ Result<std::vector<std::string>> PrepareModelForSession(Model& model,
 
 Result<std::unique_ptr<Session>> Session::Create(Model model, SessionOptions options) {
   if (options.threads < 1) return InvalidArgument("threads must be at least 1");
+  // Before the rewrites, which recurse into nested graphs too (CreatePrepared checks it again).
+  KILN_RETURN_IF_ERROR(CheckGraphNesting(model.graph));
   KILN_ASSIGN_OR_RETURN(std::vector<std::string> notes, PrepareModelForSession(model, options));
   return CreatePrepared(std::move(model), std::move(options), std::move(notes));
 }

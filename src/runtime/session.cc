@@ -5,6 +5,8 @@
 
 #include "backends/ref/ref_backend.h"
 #include "backends/xnnpack/xnnpack_backend.h"
+#include "core/run_limits.h"
+#include "ir/verifier.h"
 #include "plan/cost.h"
 
 namespace kiln {
@@ -97,6 +99,7 @@ Result<std::unique_ptr<Session>> Session::CreatePrepared(Model model, SessionOpt
   } else {
     KILN_ASSIGN_OR_RETURN(type, model.model_type());
   }
+  KILN_RETURN_IF_ERROR(CheckGraphNesting(model.graph));
   if (options.max_constant_bytes > 0) {
     const int64_t bytes = ConstantBytes(model.graph);
     if (bytes > options.max_constant_bytes) {
@@ -107,6 +110,7 @@ Result<std::unique_ptr<Session>> Session::CreatePrepared(Model model, SessionOpt
     }
   }
   ScopedTensorByteLimit limit(options.max_tensor_bytes);
+  ScopedLoopIterationLimit loop_limit(options.max_loop_iterations);
   std::unique_ptr<Session> s(new Session(std::move(model), options));
   s->notes_ = std::move(notes);
   s->config_ = std::make_shared<ExecutorConfig>();
@@ -169,6 +173,7 @@ Result<std::vector<Tensor>> Session::Run(const NamedTensors& inputs,
   KILN_ASSIGN_OR_RETURN(auto ordered, OrderInputs(inputs));
   std::lock_guard<std::mutex> lock(mu_);
   ScopedTensorByteLimit limit(options_.max_tensor_bytes);
+  ScopedLoopIterationLimit loop_limit(options_.max_loop_iterations);
   ThreadPool::RunScope spin(pool_);
   return executor_->Run(ordered, nullptr, observer);
 }
@@ -177,6 +182,7 @@ Result<std::shared_ptr<const ExecutionPlan>> Session::Plan(const NamedTensors& i
   KILN_ASSIGN_OR_RETURN(auto ordered, OrderInputs(inputs));
   std::lock_guard<std::mutex> lock(mu_);
   ScopedTensorByteLimit limit(options_.max_tensor_bytes);
+  ScopedLoopIterationLimit loop_limit(options_.max_loop_iterations);
   return executor_->PlanFor(ordered);
 }
 

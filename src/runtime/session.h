@@ -53,6 +53,14 @@ struct SessionOptions {
   int64_t max_tensor_bytes = int64_t{4} << 30;
   int64_t max_arena_bytes = int64_t{16} << 30;
   int64_t max_constant_bytes = int64_t{16} << 30;
+  // The most iterations one Loop node may run (0: none; config key MaxLoopIterations). A trip
+  // count M above it is refused before iterating when M alone decides the count (no condition
+  // input); otherwise the loop stops with an error naming the node and the limit once the body
+  // still asks for another iteration after this many (a condition that never turns false).
+  // The default, 2^24, is far above the loops of real models (time steps, decoding steps,
+  // boxes: thousands to a few hundred thousand) and ends a runaway loop with a trivial body in
+  // tens of seconds.
+  int64_t max_loop_iterations = int64_t{1} << 24;
   // The highest instruction-set level Kiln's own kernels may use (config key CpuIsa, kiln
   // --isa): nullopt (auto) is the best the CPU has; a lower level forces that path (tests run
   // every path on one machine); a level above the CPU's is capped to it (EffectiveCpuIsa).

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "backends/ref/kernel.h"
+#include "core/run_limits.h"
 
 namespace kiln {
 namespace {
@@ -96,7 +97,26 @@ Status Loop(KernelContext& ctx) {
   if (ctx.input(0) == nullptr && ctx.input(1) == nullptr) {
     return ctx.Error("has neither a trip count M nor a condition: it would never end");
   }
+  // The iteration limit (SessionOptions::max_loop_iterations): with no condition input the trip
+  // count alone decides, so a larger one is refused up front; otherwise the body's condition may
+  // end the loop early (exporters write M = INT64_MAX for while loops), so it is checked when
+  // the loop still wants another iteration after `max_iterations`.
+  const int64_t max_iterations = LoopIterationLimit();
+  const auto over_limit = [&](const std::string& what) {
+    return ctx.Error(what + " the limit of " + std::to_string(max_iterations) +
+                     " iterations for one Loop (session option max_loop_iterations, config key "
+                     "MaxLoopIterations)");
+  };
+  if (max_iterations > 0 && ctx.input(1) == nullptr && max_trips > max_iterations) {
+    return over_limit("trip count M = " + std::to_string(max_trips) + " is above");
+  }
   for (int64_t iter = 0; iter < max_trips && cond; ++iter) {
+    if (max_iterations > 0 && iter == max_iterations) {
+      return over_limit(std::string("still running after ") + std::to_string(iter) +
+                        " iterations (trip count " +
+                        (ctx.input(0) != nullptr ? "M = " + std::to_string(max_trips) : "none") +
+                        ", the condition still true): reached");
+    }
     std::vector<Tensor> in;
     in.push_back(Tensor::FromVector<int64_t>({iter}, {}));
     in.push_back(Tensor::FromVector<bool>({cond}, {}));
