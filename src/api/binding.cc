@@ -36,6 +36,11 @@ Status WriteOutput(const Tensor& t, const KilnOutputBinding& b, const std::strin
 }  // namespace
 
 Status ConvertFloatOrCopy(const Tensor& t, ElementType type, void* dst) {
+  // The API entry points refuse a NULL buffer for a non-empty tensor; kept here too, so that no
+  // path writes through one.
+  if (dst == nullptr && t.size() > 0) {
+    return InvalidArgument("no destination buffer for " + t.Describe());
+  }
   if (t.type() == type) {
     if (t.bytes() > 0) std::memcpy(dst, t.raw(), t.bytes());
     return Status::Ok();
