@@ -36,6 +36,12 @@ Status WriteOutput(const Tensor& t, const KilnOutputBinding& b, const std::strin
 }  // namespace
 
 Status ConvertFloatOrCopy(const Tensor& t, ElementType type, void* dst) {
+  // The API entry points refuse a NULL buffer for a non-empty tensor; kept here too, so that no
+  // path writes through one.
+  if (dst == nullptr) {
+    if (t.size() == 0 && t.bytes() == 0) return Status::Ok();  // nothing to write
+    return InvalidArgument("no destination buffer for " + t.Describe());
+  }
   if (t.type() == type) {
     if (t.bytes() > 0) std::memcpy(dst, t.raw(), t.bytes());
     return Status::Ok();

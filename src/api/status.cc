@@ -61,8 +61,6 @@ ElementType FromC(kiln_element_type t) {
 
 }  // namespace kiln::api
 
-using kiln::api::Fail;
-
 extern "C" {
 
 const char* kiln_status_name(kiln_status status) {

@@ -98,7 +98,7 @@ Result<Tensor> ParseNpy(const std::string& bytes, const std::string& what) {
   std::stringstream ss(inner);
   std::string item;
   while (std::getline(ss, item, ',')) {
-    size_t a = item.find_first_not_of(" ");
+    size_t a = item.find_first_not_of(' ');
     if (a == std::string::npos) continue;
     try {
       size_t used = 0;

@@ -77,8 +77,8 @@ class Tensor {
   static Tensor WrapShared(ElementType type, Shape shape, void* data, std::shared_ptr<void> owner);
   // A scalar or 1-D tensor from values, for tests and constant folding.
   template <typename T>
-  static Tensor FromVector(const std::vector<T>& values, Shape shape) {
-    Tensor t = Allocate(ElementTypeOf<T>::value, std::move(shape)).value();
+  static Tensor FromVector(const std::vector<T>& values, const Shape& shape) {
+    Tensor t = Allocate(ElementTypeOf<T>::value, shape).value();
     for (size_t i = 0; i < values.size(); ++i) t.data<T>()[i] = values[i];
     return t;
   }

@@ -102,12 +102,14 @@ std::string Attributes::GetString(const std::string& name, const std::string& de
 
 std::vector<int64_t> Attributes::GetInts(const std::string& name, std::vector<int64_t> def) const {
   const Attribute* a = Find(name);
-  return a == nullptr ? def : a->ints;
+  if (a == nullptr) return def;
+  return a->ints;
 }
 
 std::vector<float> Attributes::GetFloats(const std::string& name, std::vector<float> def) const {
   const Attribute* a = Find(name);
-  return a == nullptr ? def : a->floats;
+  if (a == nullptr) return def;
+  return a->floats;
 }
 
 std::vector<std::string> Attributes::GetStrings(const std::string& name) const {

@@ -157,7 +157,7 @@ Result<CompileJobResult> RunCompileJob(const std::string& dir, const CompileJobO
   const int64_t budget_kb = o.config.odc_memory_budget_mb * 1024;
 
   // Records an outcome in the MANIFEST (and the ODC state), then returns it.
-  auto finish = [&](std::string outcome, std::string reason,
+  auto finish = [&](std::string outcome, const std::string& reason,
                     std::function<Status(Manifest&)> more = nullptr) -> Result<CompileJobResult> {
     entry["outcome"] = outcome;
     entry["reason"] = reason;

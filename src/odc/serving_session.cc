@@ -472,8 +472,15 @@ json ServingSession::OdcStatus() const {
 
 json ServingSession::OdcHistory() const {
   if (!package_) return json::array();
-  Package p = *package_;
-  if (!p.Reload().ok()) return package_->manifest().odc_history;
+  // Copied under run_mu_: plan switches (the recorder thread's job, CompileNow) reload the
+  // manifest and retiring a generation after a run rewrites it, all under run_mu_, while this
+  // may be called from any thread.
+  Package p = [&] {
+    std::lock_guard<std::mutex> rl(run_mu_);
+    return *package_;
+  }();
+  json kept = p.manifest().odc_history;
+  if (!p.Reload().ok()) return kept;
   return p.manifest().odc_history;
 }
 

@@ -126,7 +126,8 @@ class ServingSession {
   std::vector<std::string> notes_;
   double last_record_ms_ = 0;
   std::atomic<double> last_record_write_ms_{0};
-  std::mutex run_mu_;  // serialises Run
+  // Serialises Run; also guards package_'s manifest (plan switches, retiring, OdcHistory).
+  mutable std::mutex run_mu_;
   // The recorder thread: writes queued samples, counts runs, runs jobs when they are due.
   struct RecordItem {
     std::string signature;

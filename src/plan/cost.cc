@@ -44,7 +44,7 @@ NodeWork EstimateWork(const NodeQuery& q) {
     }
   } else if ((op == "MatMul" || op == "Gemm" || op == "MatMulInteger" || op == "QLinearMatMul") &&
              q.inputs.size() >= 2) {
-    const TypeInfo* a = q.inputs[op == "QLinearMatMul" ? 0 : 0];
+    const TypeInfo* a = q.inputs[0];  // A (also of QLinearMatMul: a, a_scale, a_zero_point, b, ...)
     if (a != nullptr && a->shape && !a->shape->empty()) {
       const Dim& k = op == "Gemm" && q.node->attrs.GetInt("transA", 0) != 0 ? a->shape->front()
                                                                            : a->shape->back();

@@ -192,7 +192,7 @@ class Reader {
     return Status::Ok();
   }
   Status Type(ElementType& t) {
-    uint8_t b;
+    uint8_t b = 0;
     KILN_RETURN_IF_ERROR(Pod(b));
     t = static_cast<ElementType>(b);
     if (b != 0 && ElementSize(t) == 0 && t != ElementType::kString) {
@@ -202,10 +202,10 @@ class Reader {
     return Status::Ok();
   }
   Status TensorData(Tensor& t) {
-    uint8_t has;
+    uint8_t has = 0;
     KILN_RETURN_IF_ERROR(Pod(has));
     if (!has) return Status::Ok();
-    ElementType type;
+    ElementType type = ElementType::kUndefined;
     KILN_RETURN_IF_ERROR(Type(type));
     if (type == ElementType::kUndefined) return Fail("tensor of undefined type");
     uint32_t rank;
@@ -502,7 +502,7 @@ Result<const Section*> Verified(const std::vector<Section>& table, uint32_t id, 
   return InvalidArgument(what + ": section " + SectionName(id) + " is missing");
 }
 
-Result<LoadedPlan> Decode(std::shared_ptr<Mapping> map, const std::string& what) {
+Result<LoadedPlan> Decode(const std::shared_ptr<Mapping>& map, const std::string& what) {
   const char* p = static_cast<const char*>(map->base);
   LoadedPlan lp;
   KILN_ASSIGN_OR_RETURN(auto table, ReadTable(p, map->size, what, &lp.format_version));

@@ -412,6 +412,7 @@ Status MeasureAndSearch(const Model& model, const CalibrationStats& stats,
       std::set<std::string> k = with(kept);
       KILN_ASSIGN_OR_RETURN(int conv, s.Conversions(k));
       std::vector<size_t> pos;
+      pos.reserve(kept.size());
       for (const std::string& c : kept) pos.push_back(position[c]);
       std::sort(pos.begin(), pos.end());
       for (size_t i = 0; i + 1 < pos.size(); ++i) {

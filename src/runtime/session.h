@@ -140,7 +140,7 @@ class Session {
 
  private:
   Session(Model model, SessionOptions options)
-      : model_(std::move(model)), options_(options), pool_(options.threads) {}
+      : model_(std::move(model)), options_(std::move(options)), pool_(options_.threads) {}
   Result<std::vector<Tensor>> OrderInputs(const NamedTensors& inputs) const;
 
   Model model_;

@@ -7,10 +7,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "core/sha256.h"
 #include "core/tensor_compare.h"
@@ -333,6 +335,28 @@ TEST(Odc, BackgroundJobWhileRunsAreServed) {
   const NamedTensors probe = RandomInput(77);
   const std::vector<Tensor> expected = FloatOutputs(probe);
   auto s = ServingSession::Open(dir.string()).value();
+  // Another thread of the app polls the status calls all along (ServingSession: "Run may be
+  // called from several threads ... the status calls too"), while the recorder thread's job
+  // switches the plan: scripts/tsan.sh checks that they share nothing unguarded.
+  std::atomic<bool> stop_polling{false};
+  std::atomic<int> polls{0};
+  std::thread poller([&] {
+    while (!stop_polling.load()) {
+      (void)s->OdcHistory();
+      (void)s->ServedBy();
+      (void)s->notes();
+      ++polls;
+      usleep(500);
+    }
+  });
+  struct JoinOnExit {  // also when an assertion below returns early
+    std::atomic<bool>& stop;
+    std::thread& thread;
+    ~JoinOnExit() {
+      stop.store(true);
+      if (thread.joinable()) thread.join();
+    }
+  } join_poller{stop_polling, poller};
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(s->Run(RandomInput(i)).ok());
   // The fifth recorded run starts the job; runs go on being served (by the float model, not
   // recorded) while it works, with the float model's results.
@@ -345,6 +369,10 @@ TEST(Odc, BackgroundJobWhileRunsAreServed) {
   }
   EXPECT_GT(during, 0) << "no run was served while the job worked";
   s->WaitForBackgroundJob();
+  stop_polling.store(true);
+  poller.join();
+  EXPECT_GT(polls.load(), 0);
+  EXPECT_FALSE(s->OdcHistory().empty()) << "the job's outcome is in the history";
   auto after = s->Run(probe);
   ASSERT_TRUE(after.ok());
   EXPECT_TRUE(s->served_by_compiled_plan()) << s->ServedBy() << " " << s->OdcHistory().dump();

@@ -346,6 +346,7 @@ Status Variadic(KernelContext& ctx, Op op, bool mean) {
   const ElementType t = ins[0]->type();
   if (!TypeIn<Set>(t)) return ctx.UnsupportedType(t);
   std::vector<const Shape*> shapes;
+  shapes.reserve(ins.size());
   for (const Tensor* in : ins) shapes.push_back(&in->shape());
   auto out_shape_r = BroadcastShapes(std::span<const Shape* const>(shapes));
   if (!out_shape_r.ok()) return ctx.Error(out_shape_r.status().message());
@@ -388,16 +389,16 @@ Status Variadic(KernelContext& ctx, Op op, bool mean) {
 template <typename C>
 C MaxOf(C x, C y) {
   if constexpr (std::is_floating_point_v<C>) {
-    if (x != x) return x;  // NaN propagates
-    if (y != y) return y;
+    if (std::isnan(x)) return x;  // NaN propagates
+    if (std::isnan(y)) return y;
   }
   return x < y ? y : x;
 }
 template <typename C>
 C MinOf(C x, C y) {
   if constexpr (std::is_floating_point_v<C>) {
-    if (x != x) return x;
-    if (y != y) return y;
+    if (std::isnan(x)) return x;
+    if (std::isnan(y)) return y;
   }
   return y < x ? y : x;
 }

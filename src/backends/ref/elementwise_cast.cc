@@ -308,7 +308,7 @@ Status FloatPredicate(KernelContext& ctx, Pred pred) {
 }
 
 Status IsNaN(KernelContext& ctx) {
-  return FloatPredicate(ctx, [](auto v) { return v != v; });
+  return FloatPredicate(ctx, [](auto v) { return std::isnan(v); });
 }
 
 Status IsInf(KernelContext& ctx) {

@@ -35,7 +35,7 @@ Status AffineGridKernel(KernelContext& ctx) {
   std::vector<int64_t> ext;
   for (size_t i = size.size(); i-- > 2;) ext.push_back(size[i]);
   auto coord = [&](int64_t i, int64_t len) {
-    if (len == 1) return align ? 0.0 : 0.0;
+    if (len == 1) return 0.0;  // the one sample sits at the centre either way
     return align ? -1.0 + 2.0 * i / (len - 1) : (2.0 * i + 1.0) / len - 1.0;
   };
   int64_t points = 1;

@@ -98,22 +98,19 @@ Status BatchNormalizationKernel(KernelContext& ctx) {
   std::vector<double> batch_mean, batch_var;
   if (training) {
     // Per-channel (or per-element when !spatial) batch statistics, population variance.
-    const int64_t groups = per, g_inner = spatial ? inner : 1;
-    batch_mean.assign(groups, 0.0);
-    batch_var.assign(groups, 0.0);
+    batch_mean.assign(per, 0.0);
+    batch_var.assign(per, 0.0);
     const int64_t count = spatial ? n * inner : n;
-    for (int64_t i = 0; i < x->size(); ++i) {
-      const int64_t gidx = spatial ? (i / inner) % c : i % (c * inner);
-      batch_mean[gidx] += x->GetAsDouble(i);
-    }
+    // An empty X (inner is 0 then) leaves the statistics at 0.
+    const int64_t elements = inner > 0 ? x->size() : 0;
+    auto group_of = [&](int64_t i) { return spatial ? (i / inner) % c : i % (c * inner); };
+    for (int64_t i = 0; i < elements; ++i) batch_mean[group_of(i)] += x->GetAsDouble(i);
     for (auto& bm : batch_mean) bm /= static_cast<double>(std::max<int64_t>(count, 1));
-    for (int64_t i = 0; i < x->size(); ++i) {
-      const int64_t gidx = spatial ? (i / inner) % c : i % (c * inner);
-      const double d = x->GetAsDouble(i) - batch_mean[gidx];
-      batch_var[gidx] += d * d;
+    for (int64_t i = 0; i < elements; ++i) {
+      const double d = x->GetAsDouble(i) - batch_mean[group_of(i)];
+      batch_var[group_of(i)] += d * d;
     }
     for (auto& bv : batch_var) bv /= static_cast<double>(std::max<int64_t>(count, 1));
-    (void)g_inner;
   }
   const std::vector<double>& use_m = training ? batch_mean : m;
   const std::vector<double>& use_v = training ? batch_var : v;

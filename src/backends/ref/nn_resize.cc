@@ -314,7 +314,7 @@ Status Resize18(KernelContext& ctx, const Tensor& x, const ResizeParams& p, cons
       return ctx.Error("tf_crop_and_resize needs roi with " + std::to_string(2 * n) +
                        " values (start and end per resized axis)");
     }
-    roi.assign(static_cast<size_t>(2 * rank), 0.0);
+    roi.assign(2 * static_cast<size_t>(rank), 0.0);
     for (int a = 0; a < rank; ++a) roi[rank + a] = 1.0;
     for (int64_t i = 0; i < n; ++i) {
       roi[axes[i]] = roi_t->GetAsDouble(i);
