@@ -159,7 +159,8 @@ NodeSupport RmsNormSupports(const NodeQuery& q) {
   if (!ok && s.size() == inner && s.rank() <= rank - axis) {
     ok = true;
     for (int i = 0; i < s.rank(); ++i) {
-      ok = ok && s.dim(i) == x[static_cast<size_t>(rank - s.rank() + i)];
+      const int at = rank - s.rank() + i;
+      ok = ok && s.dim(i) == x[static_cast<size_t>(at)];
     }
   }
   if (!ok) return NodeSupport::No("scale broadcasts within the normalized axes");
@@ -226,7 +227,8 @@ NodeSupport LayerNormSupports(const NodeQuery& q) {
     if (!ok && t.size() == inner && t.rank() <= rank - axis) {
       ok = true;
       for (int i = 0; i < t.rank(); ++i) {
-        ok = ok && t.dim(i) == x[static_cast<size_t>(rank - t.rank() + i)];
+        const int at = rank - t.rank() + i;
+        ok = ok && t.dim(i) == x[static_cast<size_t>(at)];
       }
     }
     if (!ok) return NodeSupport::No("Scale/B broadcast within the normalized axes");

@@ -190,7 +190,7 @@ Status SoftmaxBuild(Builder& b, const Node& n, const Fusion& f) {
   const int64_t axis = n.attrs.GetInt("axis", n.opset < 13 ? 1 : -1);
   const bool nhwc_channels = x.size() == 4 && (axis == 1 || axis == -3) && n.opset >= 13;
   const int64_t row = nhwc_channels ? x[1] : SoftmaxRow(n, x);
-  const int64_t rows = NumElements(x) / row;
+  const int64_t rows = row > 0 ? NumElements(x) / row : 0;
   xnn_operator_t op = nullptr;
   const xnn_status st = xnn_create_softmax_nc_f32(
       static_cast<size_t>(row), static_cast<size_t>(row), static_cast<size_t>(row), 0, &op);

@@ -151,7 +151,7 @@ double StepWork(const PartitionSpec& spec, const Node& n) {
                          ? (*spec.types)[n.inputs[0].v].static_shape()
                          : Shape{};
     if ((n.op_type == "Conv" || qconv) && w != nullptr && w->rank() == 4 && w->dim(0) > 0) {
-      work *= static_cast<double>(w->size() / w->dim(0));
+      work *= static_cast<double>(w->size()) / static_cast<double>(w->dim(0));
     } else if (!xs.empty()) {
       work *= static_cast<double>(n.op_type == "ConvTranspose" ? xs[1] : xs.back());
     }
@@ -281,6 +281,7 @@ class XnnPartition final : public CompiledPartition {
                  "xnnpack partition profile: %zu steps, %d runs, %.1f us/run (borders %.1f)\n",
                  steps_.size(), runs_, total / n, border_us_ / n);
     std::vector<std::pair<double, std::string>> ops;
+    ops.reserve(by_op.size());
     for (const auto& [op, v] : by_op) {
       ops.push_back({v.first, op + " x" + std::to_string(v.second)});
     }
