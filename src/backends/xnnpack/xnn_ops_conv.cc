@@ -220,32 +220,33 @@ Status ConvBuild(Builder& b, const Node& n, const Fusion& f) {
   if (f.residual.valid() && !ConvRunsOwnKernel(b.spec(), n)) {
     return Internal("a residual Add was fused into a Conv that does not run the own kernel");
   }
+  // The own kernels' view of this conv (read by the two own paths below).
+  FConvSpec s;
+  s.batch = x[0];
+  s.cin = x[1];
+  s.ih = x[2];
+  s.iw = x[3];
+  s.cout = m;
+  s.oh = y[2];
+  s.ow = y[3];
+  s.kh = kh;
+  s.kw = kw;
+  s.sh = g.sh;
+  s.sw = g.sw;
+  s.dh = g.dh;
+  s.dw = g.dw;
+  s.pt = g.pt;
+  s.pl = g.pl;
+  s.lo = f.out_min;
+  s.hi = f.out_max;
+  s.threads = b.spec().threads;
+  s.weights = src;
+  s.scale = unit_scale ? nullptr : scale.data();
+  s.bias = bias.data();
+  const FConvIsa isa = FConvIsaFor(b.spec().isa);
   if (ConvRunsOwnKernel(b.spec(), n)) {
     // The own fp32 kernel (xnn_fconv.h) where the session's ISA level has one and it measured
     // faster than XNNPACK's igemm for this shape; else XNNPACK's operator below.
-    FConvSpec s;
-    s.batch = x[0];
-    s.cin = x[1];
-    s.ih = x[2];
-    s.iw = x[3];
-    s.cout = m;
-    s.oh = y[2];
-    s.ow = y[3];
-    s.kh = kh;
-    s.kw = kw;
-    s.sh = g.sh;
-    s.sw = g.sw;
-    s.dh = g.dh;
-    s.dw = g.dw;
-    s.pt = g.pt;
-    s.pl = g.pl;
-    s.lo = f.out_min;
-    s.hi = f.out_max;
-    s.threads = b.spec().threads;
-    const FConvIsa isa = FConvIsaFor(b.spec().isa);
-    s.weights = src;
-    s.scale = unit_scale ? nullptr : scale.data();
-    s.bias = bias.data();
     const bool winograd = UseWinograd(s, isa);
     // Winograd keeps 4x4 transformed weights per channel pair (16/9 of the 3x3 kernel).
     b.AddWeightBytes(((winograd ? m * cg * 16 : wt.size()) + static_cast<int64_t>(bias.size())) * 4);
@@ -258,40 +259,16 @@ Status ConvBuild(Builder& b, const Node& n, const Fusion& f) {
     });
     return Status::Ok();
   }
-  {
+  if (!f.residual.valid() && UseOwnDepthwise(s, g.group, isa)) {
     // Large depthwise kernels: the own loop (XNNPACK's operator runs a grouped GEMM there).
-    FConvSpec s;
-    s.batch = x[0];
-    s.cin = x[1];
-    s.ih = x[2];
-    s.iw = x[3];
-    s.cout = m;
-    s.oh = y[2];
-    s.ow = y[3];
-    s.kh = kh;
-    s.kw = kw;
-    s.sh = g.sh;
-    s.sw = g.sw;
-    s.dh = g.dh;
-    s.dw = g.dw;
-    s.pt = g.pt;
-    s.pl = g.pl;
-    s.lo = f.out_min;
-    s.hi = f.out_max;
-    const FConvIsa isa = FConvIsaFor(b.spec().isa);
-    if (!f.residual.valid() && UseOwnDepthwise(s, g.group, isa)) {
-      s.weights = src;
-      s.scale = unit_scale ? nullptr : scale.data();
-      s.bias = bias.data();
-      b.AddWeightBytes((wt.size() + static_cast<int64_t>(bias.size())) * 4);
-      FConvFn run = MakeOwnDepthwise(s, isa);
-      const int in = b.Buffer(n.inputs[0]);
-      const int out = b.Buffer(f.out);
-      b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
-        run(ws.f(in), nullptr, ws.f(out), pool);
-      });
-      return Status::Ok();
-    }
+    b.AddWeightBytes((wt.size() + static_cast<int64_t>(bias.size())) * 4);
+    FConvFn run = MakeOwnDepthwise(s, isa);
+    const int in = b.Buffer(n.inputs[0]);
+    const int out = b.Buffer(f.out);
+    b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+      run(ws.f(in), nullptr, ws.f(out), pool);
+    });
+    return Status::Ok();
   }
   // ONNX [M, C/g, kh, kw] -> XNNPACK [g, M/g, kh, kw, C/g]: the same order for 1x1 and
   // depthwise kernels, which then go to XNNPACK's packing as stored (no copy).

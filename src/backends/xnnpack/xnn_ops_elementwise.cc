@@ -451,111 +451,58 @@ typedef int32_t V8si __attribute__((vector_size(32), aligned(4)));
 typedef float V16s __attribute__((vector_size(64), aligned(4)));
 typedef int32_t V16si __attribute__((vector_size(64), aligned(4)));
 
-KILN_TARGET_AVX2 int64_t SiluAvx2(const float* src, float* dst, int64_t s, int64_t e) {
+// The vector loops of one elementwise function: 8 (AVX2) or 16 (AVX-512) elements per call of
+// Vec; return where the scalar tail starts. One instantiation per function and ISA.
+template <void (*Vec)(const float*, float*)>
+KILN_TARGET_AVX2 int64_t MapAvx2(const float* src, float* dst, int64_t s, int64_t e) {
   int64_t i = s;
-  for (; i + 8 <= e; i += 8) {
-    SiluVec<V8s, V8si>(src + i, dst + i);
-  }
+  for (; i + 8 <= e; i += 8) Vec(src + i, dst + i);
   return i;
 }
-
-__attribute__((target("avx512f"))) int64_t SiluAvx512(const float* src, float* dst, int64_t s,
-                                                      int64_t e) {
-  int64_t i = s;
-  for (; i + 16 <= e; i += 16) {
-    SiluVec<V16s, V16si>(src + i, dst + i);
-  }
-  return i;
-}
-
-KILN_TARGET_AVX2 int64_t ErfAvx2(const float* src, float* dst, int64_t s, int64_t e) {
-  int64_t i = s;
-  for (; i + 8 <= e; i += 8) ErfVec<V8s, V8si>(src + i, dst + i);
-  return i;
-}
-
-__attribute__((target("avx512f"))) int64_t ErfAvx512(const float* src, float* dst, int64_t s,
+template <void (*Vec)(const float*, float*)>
+__attribute__((target("avx512f"))) int64_t MapAvx512(const float* src, float* dst, int64_t s,
                                                      int64_t e) {
   int64_t i = s;
-  for (; i + 16 <= e; i += 16) ErfVec<V16s, V16si>(src + i, dst + i);
+  for (; i + 16 <= e; i += 16) Vec(src + i, dst + i);
   return i;
 }
 
-KILN_TARGET_AVX2 int64_t GeluAvx2(const float* src, float* dst, int64_t s, int64_t e) {
-  int64_t i = s;
-  for (; i + 8 <= e; i += 8) GeluVec<V8s, V8si>(src + i, dst + i);
-  return i;
-}
+using MapFn = int64_t (*)(const float*, float*, int64_t, int64_t);
 
-__attribute__((target("avx512f"))) int64_t GeluAvx512(const float* src, float* dst, int64_t s,
-                                                      int64_t e) {
-  int64_t i = s;
-  for (; i + 16 <= e; i += 16) GeluVec<V16s, V16si>(src + i, dst + i);
-  return i;
-}
-
-Status BuildGeluErf(Builder& b, ValueId x, const Fusion& f) {
+// y = fn(x) elementwise, x -> f.out: the session ISA's vector loop, then `scalar` for the tail
+// (and for the portable level).
+Status AddVectorMap(Builder& b, ValueId x, const Fusion& f, MapFn avx512, MapFn avx2,
+                    float (*scalar)(float)) {
   const int64_t count = NumElements(b.shape(x));
   const int in = b.Buffer(x);
   const int out = b.Buffer(f.out);
   const CpuIsa isa = b.spec().isa;
+  const MapFn vec = isa >= CpuIsa::kAvx512 ? avx512 : isa >= CpuIsa::kAvx2 ? avx2 : nullptr;
   b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
     const float* src = ws.f(in);
     float* dst = ws.f(out);
     ParallelFor(pool, count, 1 << 13, [&](int64_t s, int64_t e) {
-      int64_t i = s;
-      if (isa >= CpuIsa::kAvx512) {
-        i = GeluAvx512(src, dst, s, e);
-      } else if (isa >= CpuIsa::kAvx2) {
-        i = GeluAvx2(src, dst, s, e);
-      }
-      for (; i < e; ++i) dst[i] = 0.5f * src[i] * (1.0f + std::erf(src[i] * 0.7071067811865476f));
+      int64_t i = vec != nullptr ? vec(src, dst, s, e) : s;
+      for (; i < e; ++i) dst[i] = scalar(src[i]);
     });
   });
   return Status::Ok();
 }
 
+Status BuildGeluErf(Builder& b, ValueId x, const Fusion& f) {
+  return AddVectorMap(b, x, f, MapAvx512<GeluVec<V16s, V16si>>, MapAvx2<GeluVec<V8s, V8si>>,
+                      [](float v) { return 0.5f * v * (1.0f + std::erf(v * 0.7071067811865476f)); });
+}
+
 Status BuildErf(Builder& b, const Node& n, const Fusion& f) {
-  const int64_t count = NumElements(b.shape(n.inputs[0]));
-  const int in = b.Buffer(n.inputs[0]);
-  const int out = b.Buffer(f.out);
-  const CpuIsa isa = b.spec().isa;
-  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
-    const float* src = ws.f(in);
-    float* dst = ws.f(out);
-    ParallelFor(pool, count, 1 << 13, [&](int64_t s, int64_t e) {
-      int64_t i = s;
-      if (isa >= CpuIsa::kAvx512) {
-        i = ErfAvx512(src, dst, s, e);
-      } else if (isa >= CpuIsa::kAvx2) {
-        i = ErfAvx2(src, dst, s, e);
-      }
-      for (; i < e; ++i) dst[i] = std::erf(src[i]);
-    });
-  });
-  return Status::Ok();
+  return AddVectorMap(b, n.inputs[0], f, MapAvx512<ErfVec<V16s, V16si>>,
+                      MapAvx2<ErfVec<V8s, V8si>>, [](float v) { return std::erf(v); });
 }
 
 Status BuildSilu(Builder& b, const Node& n, ValueId x, const Fusion& f) {
   (void)n;
-  const int64_t count = NumElements(b.shape(x));
-  const int in = b.Buffer(x);
-  const int out = b.Buffer(f.out);
-  const CpuIsa isa = b.spec().isa;
-  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
-    const float* src = ws.f(in);
-    float* dst = ws.f(out);
-    ParallelFor(pool, count, 1 << 13, [&](int64_t s, int64_t e) {
-      int64_t i = s;
-      if (isa >= CpuIsa::kAvx512) {
-        i = SiluAvx512(src, dst, s, e);
-      } else if (isa >= CpuIsa::kAvx2) {
-        i = SiluAvx2(src, dst, s, e);
-      }
-      for (; i < e; ++i) dst[i] = src[i] / (1.0f + std::exp(-src[i]));
-    });
-  });
-  return Status::Ok();
+  return AddVectorMap(b, x, f, MapAvx512<SiluVec<V16s, V16si>>, MapAvx2<SiluVec<V8s, V8si>>,
+                      [](float v) { return v / (1.0f + std::exp(-v)); });
 }
 
 Status BuildScaleResidual(Builder& b, const Node& n, ValueId x, ValueId s, const Fusion& f) {

@@ -138,6 +138,21 @@ Status GroupNormBuild(Builder& b, const Node& n, const Fusion& f) {
   return Status::Ok();
 }
 
+// A normalization's per-element parameter: a scalar, or the full normalized shape x[axis:]
+// right-aligned (leading 1s allowed); not one that broadcasts within the normalized axes.
+bool FitsNormalizedAxes(const Tensor& t, const Shape& x, int64_t axis) {
+  const int rank = static_cast<int>(x.size());
+  if (t.size() == 1) return true;
+  int64_t inner = 1;
+  for (int i = static_cast<int>(axis); i < rank; ++i) inner *= x[static_cast<size_t>(i)];
+  if (t.size() != inner || t.rank() > rank - axis) return false;
+  for (int i = 0; i < t.rank(); ++i) {
+    const int at = rank - t.rank() + i;
+    if (t.dim(i) != x[static_cast<size_t>(at)]) return false;
+  }
+  return true;
+}
+
 // ---- RMSNormalization ----
 
 NodeSupport RmsNormSupports(const NodeQuery& q) {
@@ -153,17 +168,9 @@ NodeSupport RmsNormSupports(const NodeQuery& q) {
   if (q.constants.size() < 2 || q.constants[1] == nullptr) {
     return NodeSupport::No("scale is not constant");
   }
-  const Tensor& s = *q.constants[1];
-  // Full normalized shape (right-aligned, leading 1s allowed) or a scalar.
-  bool ok = s.size() == 1;
-  if (!ok && s.size() == inner && s.rank() <= rank - axis) {
-    ok = true;
-    for (int i = 0; i < s.rank(); ++i) {
-      const int at = rank - s.rank() + i;
-      ok = ok && s.dim(i) == x[static_cast<size_t>(at)];
-    }
+  if (!FitsNormalizedAxes(*q.constants[1], x, axis)) {
+    return NodeSupport::No("scale broadcasts within the normalized axes");
   }
-  if (!ok) return NodeSupport::No("scale broadcasts within the normalized axes");
   return YesFloat(q, kGmacs, kGbytes);
 }
 
@@ -222,16 +229,9 @@ NodeSupport LayerNormSupports(const NodeQuery& q) {
   for (size_t k = 1; k < 3 && k < q.inputs.size(); ++k) {
     if (q.inputs[k] == nullptr) continue;
     if (q.constants[k] == nullptr) return NodeSupport::No("Scale/B is not a constant");
-    const Tensor& t = *q.constants[k];
-    bool ok = t.size() == 1;
-    if (!ok && t.size() == inner && t.rank() <= rank - axis) {
-      ok = true;
-      for (int i = 0; i < t.rank(); ++i) {
-        const int at = rank - t.rank() + i;
-        ok = ok && t.dim(i) == x[static_cast<size_t>(at)];
-      }
+    if (!FitsNormalizedAxes(*q.constants[k], x, axis)) {
+      return NodeSupport::No("Scale/B broadcast within the normalized axes");
     }
-    if (!ok) return NodeSupport::No("Scale/B broadcast within the normalized axes");
   }
   if (q.inputs.size() < 2 || q.inputs[1] == nullptr) return NodeSupport::No("Scale is missing");
   return YesFloat(q, kGmacs, kGbytes);
