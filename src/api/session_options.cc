@@ -72,6 +72,8 @@ Status SetSessionConfigKey(ApiSessionOptions& o, const std::string& key, const s
     o.session.backends = SplitList(value);
   } else if (key == "Fallback") {
     KILN_ASSIGN_OR_RETURN(o.session.fallback, ParseBool(key, value));
+  } else if (key == "ReleasePackedWeights") {
+    KILN_ASSIGN_OR_RETURN(o.session.release_packed_weights, ParseBool(key, value));
   } else if (key == "Precision") {
     auto p = ParsePrecision(value);
     if (!p.ok()) {
@@ -114,6 +116,7 @@ Status SetSessionConfigKey(ApiSessionOptions& o, const std::string& key, const s
   } else {
     return InvalidArgument("unknown config key '" + key +
                            "'; known: Threads, CpuIsa, ComputeUnits, ModelType, Backends, Fallback, "
+                           "ReleasePackedWeights, "
                            "Precision, OpBackend.<OpType>, MaxTensorBytes, MaxArenaBytes, "
                            "MaxConstantBytes, MaxLoopIterations");
   }

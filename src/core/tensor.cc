@@ -1,10 +1,15 @@
 #include "core/tensor.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <mutex>
 
 namespace kiln {
 
@@ -187,6 +192,139 @@ Tensor Tensor::OptionalNone(ElementType elem, bool of_sequence) {
 const std::vector<Tensor>& Tensor::items() const {
   static const std::vector<Tensor> kNone;
   return items_ ? *items_ : kNone;
+}
+
+// ---- Reloadable storage (Tensor::LoadFromFile) ----
+
+Result<std::shared_ptr<const SourceFile>> SourceFile::FromFd(int fd, std::string path) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    return IoError("cannot stat " + path);
+  }
+  std::shared_ptr<SourceFile> f(new SourceFile());
+  f->fd_ = fd;
+  f->path_ = std::move(path);
+  f->size_ = static_cast<int64_t>(st.st_size);
+  f->mtime_ns_ = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return std::shared_ptr<const SourceFile>(std::move(f));
+}
+
+SourceFile::~SourceFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status SourceFile::Read(uint64_t offset, uint64_t size, void* out, const std::string& what) const {
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) return IoError("cannot stat " + path_);
+  const int64_t mtime = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  if (static_cast<int64_t>(st.st_size) != size_ || mtime != mtime_ns_) {
+    return IoError(path_ + " was changed in place since it was loaded; " + what +
+                              " cannot be read from it again (load the model again)");
+  }
+  auto* dst = static_cast<char*>(out);
+  while (size > 0) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(size, uint64_t{1} << 30));
+    const ssize_t got = ::pread(fd_, dst, want, static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return IoError("cannot read " + what + " from " + path_);
+    dst += got;
+    offset += static_cast<uint64_t>(got);
+    size -= static_cast<uint64_t>(got);
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+// Pages of their own holding a tensor read from a file; released and restored as a whole.
+struct ReloadableStorage {
+  void* base = nullptr;
+  size_t mapped = 0;  // bytes mapped (whole pages)
+  size_t bytes = 0;   // the tensor's bytes
+  std::shared_ptr<const SourceFile> file;
+  uint64_t offset = 0;
+  std::string what;
+  std::mutex mu;
+  bool released = false;
+  ~ReloadableStorage() {
+    if (base != nullptr) ::munmap(base, mapped);
+  }
+};
+
+}  // namespace
+
+Result<Tensor> Tensor::LoadFromFile(ElementType type, Shape shape,
+                                    std::shared_ptr<const SourceFile> file, uint64_t offset,
+                                    const std::string& what) {
+  if (type == ElementType::kString || type == ElementType::kUndefined) {
+    return InvalidArgument(what + ": a " + ElementTypeName(type) + " tensor is not read from a file");
+  }
+  KILN_ASSIGN_OR_RETURN(int64_t n, CheckedNumElements(shape));
+  const size_t bytes = static_cast<size_t>(n) * ElementSize(type);
+  const int64_t limit = t_tensor_byte_limit;
+  if (limit > 0 && static_cast<int64_t>(bytes) > limit) {
+    return TensorTooLarge(what, static_cast<int64_t>(bytes), limit);
+  }
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  auto st = std::make_shared<ReloadableStorage>();
+  // At least one page and 64 bytes of zeroed padding past the data, like Allocate's.
+  st->mapped = (bytes + 64 + page - 1) / page * page;
+  void* m = ::mmap(nullptr, st->mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return InvalidArgument("out of memory allocating " + what);
+  st->base = m;
+  if (st->mapped >= kHugeTensorBytes) ::madvise(m, st->mapped, MADV_HUGEPAGE);
+  st->bytes = bytes;
+  st->file = std::move(file);
+  st->offset = offset;
+  st->what = what;
+  KILN_RETURN_IF_ERROR(st->file->Read(offset, bytes, m, what));
+  Tensor t;
+  t.type_ = type;
+  t.shape_ = std::move(shape);
+  t.size_ = n;
+  t.data_ = m;
+  t.owner_ = std::static_pointer_cast<void>(st);
+  t.reloadable_ = true;
+  return t;
+}
+
+int64_t Tensor::ReleasePages() const {
+  if (!reloadable_) return 0;
+  auto* st = static_cast<ReloadableStorage*>(owner_.get());
+  std::lock_guard<std::mutex> lock(st->mu);
+  if (st->released) return 0;
+  // The pages go back to the system; PROT_NONE makes any read before RestorePages fault
+  // instead of returning the zeros an anonymous page reads as after MADV_DONTNEED.
+  if (::madvise(st->base, st->mapped, MADV_DONTNEED) != 0) return 0;
+  if (::mprotect(st->base, st->mapped, PROT_NONE) != 0) return 0;
+  st->released = true;
+  return static_cast<int64_t>(st->mapped);
+}
+
+Status Tensor::RestorePages() const {
+  if (!reloadable_) return Status::Ok();
+  auto* st = static_cast<ReloadableStorage*>(owner_.get());
+  std::lock_guard<std::mutex> lock(st->mu);
+  if (!st->released) return Status::Ok();
+  if (::mprotect(st->base, st->mapped, PROT_READ | PROT_WRITE) != 0) {
+    return Internal("cannot make the pages of " + st->what + " accessible again");
+  }
+  Status s = st->file->Read(st->offset, st->bytes, st->base, st->what);
+  if (!s.ok()) {
+    ::madvise(st->base, st->mapped, MADV_DONTNEED);
+    ::mprotect(st->base, st->mapped, PROT_NONE);
+    return s;
+  }
+  st->released = false;
+  return Status::Ok();
+}
+
+bool Tensor::pages_released() const {
+  if (!reloadable_) return false;
+  auto* st = static_cast<ReloadableStorage*>(owner_.get());
+  std::lock_guard<std::mutex> lock(st->mu);
+  return st->released;
 }
 
 Tensor Tensor::Clone() const {

@@ -56,6 +56,27 @@ std::vector<int64_t> Strides(const Shape& shape);
 
 enum class TensorKind { kTensor, kSequence, kOptional };
 
+// A file that tensors were read from and can be read from again (Tensor::LoadFromFile). It is
+// kept open: a file replaced by a rename keeps serving the version that was loaded; one changed
+// in place (another size or modification time) is refused when read again.
+class SourceFile {
+ public:
+  // Takes ownership of `fd` (open for reading); `path` names it in messages.
+  static Result<std::shared_ptr<const SourceFile>> FromFd(int fd, std::string path);
+  ~SourceFile();
+  SourceFile(const SourceFile&) = delete;
+  SourceFile& operator=(const SourceFile&) = delete;
+  // Reads `size` bytes at `offset` into `out`; `what` names the data in messages.
+  Status Read(uint64_t offset, uint64_t size, void* out, const std::string& what) const;
+  const std::string& path() const { return path_; }
+
+ private:
+  SourceFile() = default;
+  int fd_ = -1;
+  std::string path_;
+  int64_t size_ = 0, mtime_ns_ = 0;
+};
+
 class Tensor {
  public:
   Tensor() = default;
@@ -75,6 +96,12 @@ class Tensor {
   static Tensor Wrap(ElementType type, Shape shape, void* data);
   // Borrowed storage kept alive by `owner` (e.g. a memory-mapped compiled plan).
   static Tensor WrapShared(ElementType type, Shape shape, void* data, std::shared_ptr<void> owner);
+  // Owned storage on pages of its own, filled from `bytes` bytes of `file` at `offset`: its
+  // pages can be given back to the system (ReleasePages) and read again (RestorePages). For
+  // large weights read from a model file; other tensors are not reloadable.
+  static Result<Tensor> LoadFromFile(ElementType type, Shape shape,
+                                     std::shared_ptr<const SourceFile> file, uint64_t offset,
+                                     const std::string& what);
   // A scalar or 1-D tensor from values, for tests and constant folding.
   template <typename T>
   static Tensor FromVector(const std::vector<T>& values, const Shape& shape) {
@@ -113,6 +140,17 @@ class Tensor {
     return static_cast<const T*>(data_);
   }
 
+  // Storage made by LoadFromFile: its pages can be released and restored.
+  bool reloadable() const { return reloadable_; }
+  // Gives a reloadable tensor's pages back to the system; until RestorePages its data is
+  // inaccessible (a read faults: never silently zeros). Returns the bytes released (0: not
+  // reloadable or already released). For a session's weights that every kernel reading them
+  // has copied into its own packed form (the model's copy would otherwise stay resident twice).
+  int64_t ReleasePages() const;
+  // Reads released pages back from the file (nothing to do when not released).
+  Status RestorePages() const;
+  bool pages_released() const;
+
   // Deep copy into owned storage.
   Tensor Clone() const;
   // Same storage, new shape with the same element count.
@@ -135,6 +173,7 @@ class Tensor {
   int64_t size_ = 0;
   void* data_ = nullptr;
   std::shared_ptr<void> owner_;
+  bool reloadable_ = false;  // owner_ is a ReloadableStorage (tensor.cc)
 };
 
 }  // namespace kiln

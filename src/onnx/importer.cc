@@ -88,6 +88,9 @@ void CopyField(const Field& field, T* out) {
 struct StrippedSource {
   int fd = -1;
   std::string path;
+  // The file again, kept open by the large initializers read from it (Tensor::LoadFromFile),
+  // so that a session can release their pages once its kernels have packed them.
+  std::shared_ptr<const SourceFile> file;
   std::vector<onnx_internal::StrippedBytes> by_initializer;  // ordered by initializer index
   const onnx_internal::StrippedBytes* Find(int initializer) const {
     auto it = std::lower_bound(by_initializer.begin(), by_initializer.end(), initializer,
@@ -97,6 +100,10 @@ struct StrippedSource {
     return it != by_initializer.end() && it->initializer == initializer ? &*it : nullptr;
   }
 };
+
+// Initializers of at least this many bytes read from a model file get pages of their own that
+// can be released and read again (Tensor::LoadFromFile); smaller ones share the heap.
+constexpr size_t kReloadableBytes = size_t{64} << 10;
 
 // Reads `size` bytes at `offset` of `fd` into `out` (pread: the file's pages stay in the page
 // cache, not in this process's resident set).
@@ -142,6 +149,12 @@ Result<Tensor> ConvertTensor(const onnx::TensorProto& tp, const std::string& bas
       return InvalidArgument("tensor '" + name + "' of " + described + " holds " +
                              std::to_string(stripped->size) + " bytes, expected " +
                              std::to_string(bytes));
+    }
+    if (source->file != nullptr && bytes >= kReloadableBytes) {
+      auto loaded = Tensor::LoadFromFile(type, shape, source->file, stripped->offset,
+                                         "tensor '" + name + "'");
+      if (!loaded.ok()) return loaded.status().WithContext("tensor '" + name + "'");
+      return std::move(loaded).value();
     }
     auto allocated = Tensor::AllocateUninitialized(type, shape);
     if (!allocated.ok()) return allocated.status().WithContext("tensor '" + name + "'");
@@ -685,6 +698,11 @@ Result<Model> ImportOnnxFile(const std::string& path, const ImportOptions& optio
     source.fd = file.fd;
     source.path = path;
     source.by_initializer = std::move(slim->stripped);
+    const int dup_fd = ::fcntl(file.fd, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd >= 0) {
+      auto sf = SourceFile::FromFd(dup_fd, path);
+      if (sf.ok()) source.file = std::move(sf).value();
+    }
     slim->bytes = std::string();
   }
   auto m = ImportProto(mp, opts, path, slim ? &source : nullptr);

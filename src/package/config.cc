@@ -153,6 +153,8 @@ Status SetConfigKey(PackageConfig& c, const std::string& key_in, const std::stri
     c.backends = SplitOn(value, ',');
   } else if (key == "Fallback") {
     c.fallback = value == "1";
+  } else if (key == "ReleasePackedWeights") {
+    c.release_packed_weights = value == "1";
   } else if (key == "MaxTensorBytes") {
     c.max_tensor_bytes = std::strtoll(value.c_str(), nullptr, 10);
   } else if (key == "MaxArenaBytes") {
@@ -224,6 +226,7 @@ std::string PackageConfig::Get(const std::string& key) const {
     return s;
   }
   if (key == "Fallback") return fallback ? "1" : "0";
+  if (key == "ReleasePackedWeights") return release_packed_weights ? "1" : "0";
   if (key == "MaxTensorBytes") return std::to_string(max_tensor_bytes);
   if (key == "MaxArenaBytes") return std::to_string(max_arena_bytes);
   if (key == "MaxConstantBytes") return std::to_string(max_constant_bytes);
@@ -249,6 +252,7 @@ Result<SessionOptions> PackageConfig::ToSessionOptions() const {
   o.backends = backends;
   o.op_backend = op_backend;
   o.fallback = fallback;
+  o.release_packed_weights = release_packed_weights;
   o.max_tensor_bytes = max_tensor_bytes;
   o.max_arena_bytes = max_arena_bytes;
   o.max_constant_bytes = max_constant_bytes;

@@ -38,6 +38,7 @@ struct PackageConfig {
   std::string cpu_isa = "auto";
   std::vector<std::string> backends;
   bool fallback = true;
+  bool release_packed_weights = true;
   std::map<std::string, std::string> op_backend;  // OpBackend.<OpType>
   int64_t max_tensor_bytes = int64_t{4} << 30;
   int64_t max_arena_bytes = int64_t{16} << 30;

@@ -91,6 +91,9 @@ struct PartitionSpec {
   CpuIsa isa = CpuIsa::kPortable;  // as NodeQuery::isa
   // Time every step of Run (SessionOptions::profile); CompiledPartition::Profile reports them.
   bool profile = false;
+  // A backend calls this when node `n` has copied its constant input `v` into a packed form of
+  // its own and will never read v's data again (the executor may release v's pages then).
+  std::function<void(const Node& n, ValueId v)> packed_constant;
 };
 
 // Time spent in one step of a compiled partition, summed over the runs profiled.

@@ -157,7 +157,51 @@ Status GraphExecutor::Prepare() {
     }
   }
   captured_ = graph_.OuterScopeValues();
+  uses_.assign(graph_.num_values(), 0);
+  for (NodeId id : order_) {
+    for (ValueId v : graph_.node(id).inputs) {
+      if (v.valid()) ++uses_[v.v];
+    }
+    for (ValueId v : implicit_inputs_[id.v]) {
+      if (v.valid()) ++uses_[v.v];
+    }
+  }
+  for (ValueId v : graph_.outputs()) ++uses_[v.v];
   return Status::Ok();
+}
+
+void GraphExecutor::OnPacked(ExecutionPlan& plan, const Node& n, ValueId v) {
+  plan.packed.insert({&n, v.v});
+  if (!config_->release_packed_weights || keep_resident_) return;
+  const Value& val = graph_.value(v);
+  // Only this node reads it (once), and every other cached plan packed it too.
+  if (val.kind != ValueKind::kInitializer || !val.initializer.reloadable() || uses_[v.v] != 1) {
+    return;
+  }
+  for (const auto& [sig, q] : plans_) {
+    if (q->packed.count({&n, v.v}) == 0) return;
+  }
+  const int64_t bytes = val.initializer.ReleasePages();
+  if (bytes > 0) {
+    released_.push_back(v);
+    released_bytes_ += bytes;
+  }
+}
+
+Status GraphExecutor::RestoreReleasedWeights() {
+  while (!released_.empty()) {
+    const Value& val = graph_.value(released_.back());
+    KILN_RETURN_IF_ERROR(val.initializer.RestorePages().WithContext(
+        "reading weight '" + val.name + "' back for a new plan"));
+    released_.pop_back();
+  }
+  released_bytes_ = 0;
+  return Status::Ok();
+}
+
+Status GraphExecutor::KeepWeightsResident() {
+  keep_resident_ = true;
+  return RestoreReleasedWeights();
 }
 
 Result<GraphExecutor*> GraphExecutor::SubExecutor(const Graph& body) {
@@ -230,6 +274,8 @@ Result<std::shared_ptr<const ExecutionPlan>> GraphExecutor::PlanFor(
   }
   auto it = plans_.find(sig);
   if (it != plans_.end()) return std::shared_ptr<const ExecutionPlan>(it->second);
+  // A new plan reads the weights (folding, packing): released ones are read back first.
+  KILN_RETURN_IF_ERROR(RestoreReleasedWeights());
   KILN_ASSIGN_OR_RETURN(auto plan, BuildPlan(inputs, captured, captured_constant, sig));
   if (std::getenv("KILN_TRACE") != nullptr) {
     std::fprintf(stderr, "[kiln] graph '%s' %s", graph_.name.c_str(), plan->ToString(graph_).c_str());
@@ -531,6 +577,7 @@ Status GraphExecutor::PlanSteps(ExecutionPlan& plan, const std::vector<NodeId>& 
     spec.threads = config_->partition.threads;
     spec.isa = config_->partition.isa;
     spec.profile = config_->partition.profile;
+    spec.packed_constant = [this, &plan](const Node& n, ValueId v) { OnPacked(plan, n, v); };
     for (ValueId v : part.outputs) {
       if (!plan.types[v.v].has_static_shape()) {
         return Internal("partition " + std::to_string(p) + " on " + backend->name() +

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -67,6 +68,11 @@ struct ExecutorConfig {
   // many input signatures; plans for further ones run on the reference kernels, so that a
   // Loop body whose shapes change every iteration does not compile a partition each time.
   int max_fast_signatures = 0;
+  // Weights resident once (SessionOptions::release_packed_weights): an initializer read from a
+  // model file (Tensor::reloadable) whose only reader is a node that a backend has packed it
+  // into its own form, in every cached plan, has its pages released while the plan builds;
+  // a plan built later (new shapes) reads it back from the file first.
+  bool release_packed_weights = false;
 };
 
 // One step of a plan: a node run by the reference kernels, or a compiled partition.
@@ -93,6 +99,8 @@ struct ExecutionPlan {
   std::vector<std::vector<uint32_t>> release_after;  // per step: values dead after it
   MemoryPlan memory;
   std::shared_ptr<void> arena;
+  // (node, value id) pairs: the node's backend packed that constant input into its own form.
+  std::set<std::pair<const Node*, uint32_t>> packed;
   // With PartitionOptions::profile: per step, microseconds summed over `runs` runs.
   std::vector<double> step_us;
   int64_t runs = 0;
@@ -127,6 +135,11 @@ class GraphExecutor {
   const Graph& graph() const { return graph_; }
   const ExecutorConfig& config() const { return *config_; }
   size_t cached_plans() const { return plans_.size(); }
+  // Bytes of weights whose pages are released now (ExecutorConfig::release_packed_weights).
+  int64_t released_weight_bytes() const { return released_bytes_; }
+  // Reads every released weight back and releases none from now on (a caller reads the model's
+  // constants); the error when a weight cannot be read back from its file.
+  Status KeepWeightsResident();
   // Every cached plan (for Session::Profile).
   std::vector<std::shared_ptr<const ExecutionPlan>> cached_plan_list() const {
     std::vector<std::shared_ptr<const ExecutionPlan>> out;
@@ -147,6 +160,10 @@ class GraphExecutor {
                                                    const std::vector<bool>& captured_constant,
                                                    std::string signature);
   Result<GraphExecutor*> SubExecutor(const Graph& body);
+  // A backend of `plan` packed constant `v`, input of `n`: records it and releases v's pages
+  // where nothing else reads them (ExecutorConfig::release_packed_weights).
+  void OnPacked(ExecutionPlan& plan, const Node& n, ValueId v);
+  Status RestoreReleasedWeights();
 
   const Graph& graph_;
   ThreadPool* pool_;
@@ -158,6 +175,10 @@ class GraphExecutor {
   std::map<std::string, std::shared_ptr<ExecutionPlan>> plans_;
   int fast_plans_ = 0;  // plans built with the fast backends (ExecutorConfig::max_fast_signatures)
   std::map<const Graph*, std::unique_ptr<GraphExecutor>> subs_;
+  std::vector<int> uses_;           // per value id: node inputs, body reads and graph outputs
+  std::vector<ValueId> released_;   // weights whose pages are released
+  int64_t released_bytes_ = 0;
+  bool keep_resident_ = false;
 
   friend class ExecContext;
 };

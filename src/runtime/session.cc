@@ -1,6 +1,7 @@
 #include "runtime/session.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <set>
 
 #include "backends/ref/ref_backend.h"
@@ -123,6 +124,7 @@ Result<std::unique_ptr<Session>> Session::CreatePrepared(Model model, SessionOpt
   s->config_->partition.profile = options.profile;
   s->config_->max_tensor_bytes = options.max_tensor_bytes;
   s->config_->max_arena_bytes = options.max_arena_bytes;
+  s->config_->release_packed_weights = options.release_packed_weights;
   // Nested bodies (If/Loop/Scan) are partitioned like the main graph, on the same backends and
   // pins, always with fallback (a body's op no fast backend takes runs on the reference
   // kernels); a body whose input shapes keep changing compiles for its first
@@ -176,6 +178,18 @@ Result<std::vector<Tensor>> Session::Run(const NamedTensors& inputs,
   ScopedLoopIterationLimit loop_limit(options_.max_loop_iterations);
   ThreadPool::RunScope spin(pool_);
   return executor_->Run(ordered, nullptr, observer);
+}
+
+const Model& Session::model() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Status st = executor_->KeepWeightsResident();
+  if (!st.ok()) std::fprintf(stderr, "kiln: %s\n", st.ToString().c_str());
+  return model_;
+}
+
+int64_t Session::released_weight_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return executor_->released_weight_bytes();
 }
 
 Result<std::shared_ptr<const ExecutionPlan>> Session::Plan(const NamedTensors& inputs) {

@@ -61,6 +61,12 @@ struct SessionOptions {
   // boxes: thousands to a few hundred thousand) and ends a runaway loop with a trivial body in
   // tens of seconds.
   int64_t max_loop_iterations = int64_t{1} << 24;
+  // Weights resident once (config key ReleasePackedWeights): a weight read from the model file
+  // that the only node reading it has copied into its backend's packed form (convolutions,
+  // fully connected layers) has the model's copy of its pages given back to the system while
+  // the plan is built; a plan for new input shapes reads it back from the file first. Off:
+  // the model's weights stay resident beside the packed ones (twice the weight memory).
+  bool release_packed_weights = true;
   // The highest instruction-set level Kiln's own kernels may use (config key CpuIsa, kiln
   // --isa): nullopt (auto) is the best the CPU has; a lower level forces that path (tests run
   // every path on one machine); a level above the CPU's is capped to it (EffectiveCpuIsa).
@@ -111,7 +117,12 @@ class Session {
   static Result<std::unique_ptr<Session>> CreatePrepared(Model model, SessionOptions options = {},
                                                          std::vector<std::string> notes = {});
 
-  const Model& model() const { return model_; }
+  // The model as the session runs it. Its weights are all resident from this call on (weights
+  // released after packing are read back first, and none is released later).
+  const Model& model() const;
+  // Bytes of the model's weights given back to the system after packing, now
+  // (SessionOptions::release_packed_weights).
+  int64_t released_weight_bytes() const;
   const Graph& graph() const { return model_.graph; }
   const SessionOptions& options() const { return options_; }
 

@@ -208,6 +208,8 @@ Status DoBench(const BenchOptions& o) {
   }
   const Stats s = Summarise(times);
   const double peak = PeakRssMb();
+  const double rss_end = CurrentRssMb();
+  const double released_mb = static_cast<double>(session->released_weight_bytes()) / (1 << 20);
 
   nlohmann::ordered_json j;
   j["tool"] = "kiln";
@@ -238,6 +240,8 @@ Status DoBench(const BenchOptions& o) {
   j["rss_before_load_mb"] = Round6(rss_before);
   j["rss_after_load_mb"] = Round6(rss_after_load);
   j["peak_rss_mb"] = Round6(peak);
+  j["rss_after_runs_mb"] = Round6(rss_end);
+  j["released_weights_mb"] = Round6(released_mb);
 
   std::vector<ProfileRow> profile;
   if (o.profile) {
@@ -271,7 +275,8 @@ Status DoBench(const BenchOptions& o) {
   std::printf("first run: %.2f ms\n", first);
   std::printf("steady state over %d runs: median %.2f ms, p90 %.2f ms, min %.2f ms, mean %.2f ms\n",
               o.iters, s.median, s.p90, s.min, s.mean);
-  std::printf("peak RSS: %.1f MB\n", peak);
+  std::printf("peak RSS: %.1f MB; after the runs %.1f MB (model weights released after packing: "
+              "%.1f MB)\n", peak, rss_end, released_mb);
   if (o.profile) PrintProfile(profile, o.profile_top, o.session.threads);
   if (json_file.is_open()) {
     json_file << j.dump(2) << "\n";

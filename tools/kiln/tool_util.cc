@@ -220,6 +220,9 @@ void AddSessionFlags(CLI::App* app, SessionFlags& f) {
   app->add_option("--pin", f.pins, "OP=BACKEND: run every node of that op type on that backend");
   app->add_flag("--no-fallback", f.no_fallback,
                 "error (listing every node) instead of running nodes on the reference backend");
+  app->add_flag("--keep-weights", f.keep_weights,
+                "keep the model's copy of every weight resident beside the packed one (config "
+                "key ReleasePackedWeights = 0)");
   app->add_option("--model-type", f.model_type, "override the model's type: program or network");
   app->add_option("--isa", f.isa,
                   "highest instruction set for Kiln's own kernels: auto (the CPU's best), "
@@ -246,6 +249,7 @@ Result<SessionOptions> ToSessionOptions(const SessionFlags& f) {
     o.op_backend[pin.substr(0, eq)] = pin.substr(eq + 1);
   }
   o.fallback = !f.no_fallback;
+  o.release_packed_weights = !f.keep_weights;
   if (f.isa != "auto") {
     o.isa = ParseCpuIsa(f.isa);
     if (!o.isa) {

@@ -40,6 +40,7 @@ struct SessionFlags {
   std::string backends;
   std::vector<std::string> pins;
   bool no_fallback = false;
+  bool keep_weights = false;
   std::string model_type;  // empty: the model's own
   std::string isa = "auto";  // CpuIsa level cap for own kernels
 };

@@ -164,6 +164,11 @@ class Builder {
   // Appends an own-loop step.
   void AddLoop(std::function<void(const Workspace&, pthreadpool_t)> fn);
   void AddWeightBytes(int64_t bytes) { weight_bytes_ += bytes; }
+  // Node n has copied constant input v into its own packed form and will not read v again
+  // (PartitionSpec::packed_constant: the model's copy may then be released).
+  void Packed(const Node& n, ValueId v) const {
+    if (spec_.packed_constant && v.valid() && constant(v) != nullptr) spec_.packed_constant(n, v);
+  }
   // Staging memory for weights while the partition is built, reused from node to node: fresh
   // pages cost a fault each, and at a cold start that was most of a plan build.
   std::vector<float>& staging(int slot) { return staging_[slot]; }

@@ -205,7 +205,7 @@ std::vector<float> BiasOrZeros(const Builder& b, const Node& n, size_t index, in
   return std::vector<float>(static_cast<size_t>(count), 0.0f);
 }
 
-Status ConvBuild(Builder& b, const Node& n, const Fusion& f) {
+Status ConvBuildPacking(Builder& b, const Node& n, const Fusion& f) {
   const Shape x = b.shape(n.inputs[0]), y = b.shape(n.outputs[0]);
   const Tensor& wt = *b.constant(n.inputs[1]);
   const Shape w = wt.shape();
@@ -309,6 +309,15 @@ Status ConvBuild(Builder& b, const Node& n, const Fusion& f) {
   return Status::Ok();
 }
 
+// Every path of ConvBuild copies the weights and bias into a packed form (XNNPACK's operator,
+// the own kernels' packing): the model's copies are not read again.
+Status ConvBuild(Builder& b, const Node& n, const Fusion& f) {
+  KILN_RETURN_IF_ERROR(ConvBuildPacking(b, n, f));
+  b.Packed(n, n.inputs[1]);
+  if (n.inputs.size() > 2) b.Packed(n, n.inputs[2]);
+  return Status::Ok();
+}
+
 Status ConvTransposeBuild(Builder& b, const Node& n, const Fusion& f) {
   const Shape x = b.shape(n.inputs[0]), y = b.shape(n.outputs[0]);
   const Tensor& wt = *b.constant(n.inputs[1]);
@@ -360,6 +369,8 @@ Status ConvTransposeBuild(Builder& b, const Node& n, const Fusion& f) {
             pool);
       },
       "xnn_setup_deconvolution2d_nhwc_f32");
+  b.Packed(n, n.inputs[1]);
+  if (n.inputs.size() > 2) b.Packed(n, n.inputs[2]);
   return Status::Ok();
 }
 
@@ -463,7 +474,10 @@ Status GemmBuild(Builder& b, const Node& n, const Fusion& f) {
     for (int64_t o = 0; o < nout; ++o)
       bias[static_cast<size_t>(o)] = beta * c[c.size() == 1 ? 0 : static_cast<size_t>(o)];
   }
-  return AddFullyConnected(b, n, f, n.inputs[0], k, nout, kernel, bias, flags);
+  KILN_RETURN_IF_ERROR(AddFullyConnected(b, n, f, n.inputs[0], k, nout, kernel, bias, flags));
+  b.Packed(n, n.inputs[1]);  // packed by the own GEMM or XNNPACK's operator; C copied
+  if (n.inputs.size() > 2) b.Packed(n, n.inputs[2]);
+  return Status::Ok();
 }
 Status MatMulBuild(Builder& b, const Node& n, const Fusion& f) {
   if (b.constant(n.inputs[1]) == nullptr || b.constant(n.inputs[1])->rank() != 2) {
@@ -476,7 +490,10 @@ Status MatMulBuild(Builder& b, const Node& n, const Fusion& f) {
   std::vector<float> bias(static_cast<size_t>(nout), 0.0f);
   if (f.bias != nullptr) bias = ConstantFloats(*f.bias);
   if (static_cast<int64_t>(bias.size()) != nout) return InvalidArgument("MatMul bias size");
-  return AddFullyConnected(b, n, f, n.inputs[0], k, nout, kernel, bias, XNN_FLAG_TRANSPOSE_WEIGHTS);
+  KILN_RETURN_IF_ERROR(
+      AddFullyConnected(b, n, f, n.inputs[0], k, nout, kernel, bias, XNN_FLAG_TRANSPOSE_WEIGHTS));
+  b.Packed(n, n.inputs[1]);
+  return Status::Ok();
 }
 
 // ---- Standalone BatchNormalization: y = x * s[c] + t[c] (float accumulation) ----

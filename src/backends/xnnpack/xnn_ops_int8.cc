@@ -251,7 +251,7 @@ Status AddQc8Conv(Builder& b, const Node& n, const ConvGeometry& g, const Shape&
   return Status::Ok();
 }
 
-Status QConvBuild(Builder& b, const Node& n, const Fusion& f) {
+Status QConvBuildPacking(Builder& b, const Node& n, const Fusion& f) {
   const Shape x = b.shape(n.inputs[0]), y = b.shape(n.outputs[0]);
   const Tensor& wt = *b.constant(n.inputs[3]);
   const Shape w = wt.shape();
@@ -314,6 +314,14 @@ Status QConvBuild(Builder& b, const Node& n, const Fusion& f) {
   }
   return AddQc8Conv(b, n, g, x, m, kernel, bias, cq, lo, hi, b.Buffer(n.inputs[0]),
                     b.Buffer(f.out));
+}
+
+// Both paths copy the int8 weights and the int32 bias (own VNNI kernels, XNNPACK's qc8).
+Status QConvBuild(Builder& b, const Node& n, const Fusion& f) {
+  KILN_RETURN_IF_ERROR(QConvBuildPacking(b, n, f));
+  b.Packed(n, n.inputs[3]);
+  if (Present(n, 8)) b.Packed(n, n.inputs[8]);
+  return Status::Ok();
 }
 
 // QAveragePool / QGlobalAveragePool: per-tensor (x_scale, x_zp) at inputs 1, 2 and (y_scale,
