@@ -128,6 +128,9 @@ class Tensor {
   int64_t size() const { return size_; }
   size_t bytes() const { return static_cast<size_t>(size_) * ElementSize(type_); }
   bool owns_storage() const { return owner_ != nullptr; }
+  // Whether another handle shares this one's storage now (a copy of the tensor, a model made by
+  // CopyModel).
+  bool shares_storage() const { return owner_ != nullptr && owner_.use_count() > 1; }
 
   void* raw() { return data_; }
   const void* raw() const { return data_; }
@@ -144,7 +147,8 @@ class Tensor {
   bool reloadable() const { return reloadable_; }
   // Gives a reloadable tensor's pages back to the system; until RestorePages its data is
   // inaccessible (a read faults: never silently zeros). Returns the bytes released (0: not
-  // reloadable or already released). For a session's weights that every kernel reading them
+  // reloadable or already released). The caller makes sure that no other holder of the storage
+  // (shares_storage) reads it meanwhile. For a session's weights that every kernel reading them
   // has copied into its own packed form (the model's copy would otherwise stay resident twice).
   int64_t ReleasePages() const;
   // Reads released pages back from the file (nothing to do when not released).

@@ -167,6 +167,12 @@ Status GraphExecutor::Prepare() {
     }
   }
   for (ValueId v : graph_.outputs()) ++uses_[v.v];
+  releasable_.assign(graph_.num_values(), false);
+  for (uint32_t v = 0; v < graph_.num_values(); ++v) {
+    const Value& val = graph_.value(ValueId(v));
+    releasable_[v] = val.kind == ValueKind::kInitializer && val.initializer.reloadable() &&
+                     !val.initializer.shares_storage();
+  }
   return Status::Ok();
 }
 
@@ -175,9 +181,7 @@ void GraphExecutor::OnPacked(ExecutionPlan& plan, const Node& n, ValueId v) {
   if (!config_->release_packed_weights || keep_resident_) return;
   const Value& val = graph_.value(v);
   // Only this node reads it (once), and every other cached plan packed it too.
-  if (val.kind != ValueKind::kInitializer || !val.initializer.reloadable() || uses_[v.v] != 1) {
-    return;
-  }
+  if (!releasable_[v.v] || uses_[v.v] != 1) return;
   for (const auto& [sig, q] : plans_) {
     if (q->packed.count({&n, v.v}) == 0) return;
   }

@@ -150,6 +150,24 @@ TEST(WeightsRelease, WeightReadByReferenceKernelStaysResident) {
   EXPECT_FALSE(Released(*lean, "w3"));
 }
 
+TEST(WeightsRelease, WeightsSharedWithAnotherModelStayResident) {
+  // A session over a copy of a model (CopyModel shares the weights' storage, as the quantizer
+  // and the ODC job do) releases nothing: the other model may read its weights at any time.
+  const fs::path path = WriteModel("shared.onnx");
+  Model m = ImportOnnxFile(path.string()).value();
+  SessionOptions o;
+  o.release_packed_weights = true;
+  auto lean = Session::Create(CopyModel(m), o).value();
+  auto full = Open(path, false);
+  ExpectSame(*lean, *full, In(8, 8, 40));
+  EXPECT_EQ(lean->released_weight_bytes(), 0);
+  const Tensor& w1 = m.graph.value(*m.graph.FindValue("w1")).initializer;
+  ASSERT_TRUE(w1.reloadable());
+  EXPECT_FALSE(w1.pages_released());
+  const Tensor expect = RandomTensor({64, 32, 3, 3}, 1);
+  for (int64_t i = 0; i < w1.size(); ++i) ASSERT_EQ(w1.data<float>()[i], expect.data<float>()[i]);
+}
+
 TEST(WeightsRelease, FileChangedInPlaceIsRefusedNotReadWrong) {
   const fs::path path = WriteModel("changed.onnx");
   auto lean = Open(path, true);
