@@ -2,6 +2,7 @@
 // opsets, op histogram, parameters by element type, and the resident weight memory once a
 // session has planned the model (the model's own weights at their stated types plus the copies
 // backends make, e.g. packed or f16-raised-to-f32 weights), with the measured process RSS.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -111,7 +112,12 @@ Status ReportResidentWeights(const InspectOptions& o, const Stats& s, int64_t rs
   for (const auto& [backend, bytes] : copies_by_backend) {
     std::printf("  %s copies (packed/converted): %.3f MB\n", backend.c_str(), Mb(bytes));
   }
-  std::printf("  total: %.3f MB\n", Mb(s.param_bytes + copies));
+  const int64_t released = session->released_weight_bytes();
+  if (released > 0) {
+    std::printf("  model weights released after packing (ReleasePackedWeights): %.3f MB\n",
+                Mb(released));
+  }
+  std::printf("  total: %.3f MB\n", Mb(std::max<int64_t>(0, s.param_bytes + copies - released)));
   for (const std::string& note : session->notes()) std::printf("  note: %s\n", note.c_str());
   std::printf("  %d of %d placed nodes run above their stated precision", raised, nodes);
   for (const auto& [label, count] : raised_by) std::printf("; %d %s", count, label.c_str());
