@@ -72,7 +72,6 @@ class Rewriter {
   std::map<std::pair<uint32_t, Prec>, ValueId> alt_;
   std::map<uint32_t, std::string> alt_cast_node_;  // dst value -> Cast node making it
   std::unordered_set<std::string> names_;
-  int node_counter_ = 0;
 };
 
 ValueId Rewriter::Get(ValueId v, Prec want, const std::string& consumer) {
