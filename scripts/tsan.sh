@@ -7,7 +7,9 @@
 #   bash scripts/tsan.sh                       # the concurrency tests below
 #   bash scripts/tsan.sh --gtest_filter='-Odc.TwoProcesses*:Odc.Sigkill*'   # (nearly) everything
 #
-# The tests: one session run from 4 threads while plans are described (SessionThreads.*), the
+# The tests: one session run from 4 threads while plans are described (SessionThreads.*) and
+# while weights released after packing are read back for new shapes (WeightsRelease.Session-
+# ThreadsWithNewShapes), the
 # thread pool's pthreadpool API with two callers (Xnnpack.ThreadPoolApi), kernels at 2 threads
 # (Executor.*Threads), import/export from 4 threads (Exporter.ConformanceNodeModelsRoundTrip),
 # ODC's recorder thread and background job while runs are served (Odc.*). Left out: the ODC tests
@@ -25,7 +27,7 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${KILN_TSAN_BUILD_DIR:-build-tsan}
 KILN_BUILD_DIR=$BUILD_DIR KILN_BUILD_TYPE=RelWithDebInfo KILN_CMAKE_ARGS=-DKILN_SANITIZE=thread \
   bash scripts/build.sh -j "${KILN_TSAN_BUILD_JOBS:-2}" kiln_unit_tests
-filter='SessionThreads.*:Xnnpack.ThreadPoolApi:Executor.*Threads:Exporter.ConformanceNodeModelsRoundTrip:Odc.*'
+filter='SessionThreads.*:WeightsRelease.SessionThreadsWithNewShapes:Xnnpack.ThreadPoolApi:Executor.*Threads:Exporter.ConformanceNodeModelsRoundTrip:Odc.*'
 filter+='-Odc.TwoProcessesOneCompilesTheOtherServes:Odc.SigkillDuringCompileLeavesAWorkingPackage'
 filter+=':Odc.BrokenCalibrationRejectedAndTinyBudgetAborted'
 args=("$@")
