@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -86,10 +85,8 @@ void CopyField(const Field& field, T* out) {
 
 // Where a stripped initializer's raw_data lies in the model file (slim_proto.h).
 struct StrippedSource {
-  int fd = -1;
-  std::string path;
-  // The file again, kept open by the large initializers read from it (Tensor::LoadFromFile),
-  // so that a session can release their pages once its kernels have packed them.
+  // The file, kept open by the large initializers read from it (Tensor::LoadFromFile), so that
+  // a session can release their pages once its kernels have packed them and read them again.
   std::shared_ptr<const SourceFile> file;
   std::vector<onnx_internal::StrippedBytes> by_initializer;  // ordered by initializer index
   const onnx_internal::StrippedBytes* Find(int initializer) const {
@@ -104,22 +101,6 @@ struct StrippedSource {
 // Initializers of at least this many bytes read from a model file get pages of their own that
 // can be released and read again (Tensor::LoadFromFile); smaller ones share the heap.
 constexpr size_t kReloadableBytes = size_t{64} << 10;
-
-// Reads `size` bytes at `offset` of `fd` into `out` (pread: the file's pages stay in the page
-// cache, not in this process's resident set).
-Status PreadAll(int fd, uint64_t offset, uint64_t size, void* out, const std::string& what) {
-  auto* dst = static_cast<char*>(out);
-  while (size > 0) {
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(size, uint64_t{1} << 30));
-    const ssize_t got = ::pread(fd, dst, want, static_cast<off_t>(offset));
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) return IoError("cannot read " + what);
-    dst += got;
-    offset += static_cast<uint64_t>(got);
-    size -= static_cast<uint64_t>(got);
-  }
-  return Status::Ok();
-}
 
 Result<Tensor> ConvertTensor(const onnx::TensorProto& tp, const std::string& base_dir,
                              const onnx_internal::StrippedBytes* stripped = nullptr,
@@ -150,7 +131,7 @@ Result<Tensor> ConvertTensor(const onnx::TensorProto& tp, const std::string& bas
                              std::to_string(stripped->size) + " bytes, expected " +
                              std::to_string(bytes));
     }
-    if (source->file != nullptr && bytes >= kReloadableBytes) {
+    if (bytes >= kReloadableBytes) {
       auto loaded = Tensor::LoadFromFile(type, shape, source->file, stripped->offset,
                                          "tensor '" + name + "'");
       if (!loaded.ok()) return loaded.status().WithContext("tensor '" + name + "'");
@@ -158,8 +139,10 @@ Result<Tensor> ConvertTensor(const onnx::TensorProto& tp, const std::string& bas
     }
     auto allocated = Tensor::AllocateUninitialized(type, shape);
     if (!allocated.ok()) return allocated.status().WithContext("tensor '" + name + "'");
-    KILN_RETURN_IF_ERROR(PreadAll(source->fd, stripped->offset, stripped->size,
-                                  allocated->raw(), source->path + " (tensor '" + name + "')"));
+    // pread (SourceFile::Read): the file's pages stay in the page cache, not in this
+    // process's resident set.
+    KILN_RETURN_IF_ERROR(source->file->Read(stripped->offset, stripped->size, allocated->raw(),
+                                            "tensor '" + name + "'"));
     return std::move(allocated).value();
   }
   if (tp.data_location() != onnx::TensorProto::EXTERNAL && n > 0 &&
@@ -695,14 +678,10 @@ Result<Model> ImportOnnxFile(const std::string& path, const ImportOptions& optio
   }
   StrippedSource source;
   if (slim) {
-    source.fd = file.fd;
-    source.path = path;
     source.by_initializer = std::move(slim->stripped);
     const int dup_fd = ::fcntl(file.fd, F_DUPFD_CLOEXEC, 0);
-    if (dup_fd >= 0) {
-      auto sf = SourceFile::FromFd(dup_fd, path);
-      if (sf.ok()) source.file = std::move(sf).value();
-    }
+    if (dup_fd < 0) return IoError("cannot open " + path + " again for its weights");
+    KILN_ASSIGN_OR_RETURN(source.file, SourceFile::FromFd(dup_fd, path));
     slim->bytes = std::string();
   }
   auto m = ImportProto(mp, opts, path, slim ? &source : nullptr);
