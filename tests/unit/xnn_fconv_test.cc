@@ -125,6 +125,65 @@ TEST(XnnFConv, WinogradMatchesNaiveLoop) {
   EXPECT_GE(cases, 8);
 }
 
+// The shapes of a model whose weights outweigh its activations (resnet50's late layers), where
+// the kernels change their loop order: the direct kernel with every pixel in one block (weights
+// read once, A re-read per panel; 16 panels, a narrow last one) and a multi-block run (each
+// block's last panel prefetches the next block's first), and Winograd's whole-image mode (14x14 x
+// 256, three parallel phases), at 1 and 2 threads, against the double loop.
+TEST(XnnFConv, WeightHeavyShapesMatchNaiveLoop) {
+  std::mt19937 rng(7);
+  pthreadpool_t pool2 = pthreadpool_create(2);
+  struct Case {
+    int64_t hw, cin, cout, k;
+    bool winograd;
+  };
+  const Case cases[] = {{7, 512, 496, 3, false},   // 49 px, K 4608: one block, 16 panels
+                        {7, 1024, 272, 1, false},  // 1x1, K 1024, a narrow last panel
+                        {20, 256, 80, 1, false},   // 400 px: three blocks of 16 tiles
+                        {14, 256, 256, 3, true},   // Winograd, whole image
+                        {12, 160, 192, 3, true}};
+  int ran = 0;
+  for (xnn::FConvIsa isa : {xnn::FConvIsa::kAvx2, xnn::FConvIsa::kAvx512}) {
+    if (!CpuHas(isa == xnn::FConvIsa::kAvx2 ? CpuIsa::kAvx2 : CpuIsa::kAvx512)) continue;
+    for (const Case& c : cases) {
+      for (int threads : {1, 2}) {
+        xnn::FConvSpec s;
+        s.ih = s.iw = s.oh = s.ow = c.hw;
+        s.cin = c.cin;
+        s.cout = c.cout;
+        s.kh = s.kw = c.k;
+        s.pt = s.pl = c.k / 2;
+        s.threads = threads;
+        const std::vector<float> weights = RandomVec(s.cout * s.cin * c.k * c.k, rng);
+        const std::vector<float> bias = RandomVec(s.cout, rng);
+        s.weights = weights.data();
+        s.bias = bias.data();
+        const std::vector<float> x = RandomVec(s.ih * s.iw * s.cin, rng);
+        const std::vector<float> want = NaiveConv(s, x, {});
+        ASSERT_EQ(xnn::UseWinograd(s, isa), c.winograd) << "hw " << c.hw << " cin " << c.cin;
+        if (c.winograd && c.hw == 14) {
+          ASSERT_TRUE(xnn::WinogradBlockingFor(s, isa).whole) << "threads " << threads;
+        }
+        xnn::FConvFn run = c.winograd ? xnn::MakeWinogradFConv(s, isa) : xnn::MakeOwnFConv(s, isa);
+        std::vector<float> got(want.size() + 64, 7.0f);
+        for (int rep = 0; rep < 2; ++rep) {
+          run(x.data(), nullptr, got.data(), threads > 1 ? pool2 : nullptr);
+        }
+        double err = 0;
+        for (size_t j = 0; j < want.size(); ++j)
+          err = std::max(err, static_cast<double>(std::fabs(got[j] - want[j])));
+        EXPECT_LE(err, (c.winograd ? 1e-5 : 2e-5) * std::sqrt(static_cast<double>(s.cin * c.k * c.k)))
+            << "isa " << static_cast<int>(isa) << " hw " << c.hw << " cin " << c.cin << " cout "
+            << c.cout << " threads " << threads;
+        for (size_t j = want.size(); j < got.size(); ++j) ASSERT_EQ(got[j], 7.0f);
+        ++ran;
+      }
+    }
+  }
+  pthreadpool_destroy(pool2);
+  if (ran == 0) GTEST_SKIP() << "the CPU has neither AVX2+FMA nor AVX-512";
+}
+
 // The own depthwise loop (xnn_fdw.cc) for kernels beyond 25 taps (7x7 as convnext, 5x7 with
 // dilation and stride), channel counts with vector tails, padding, clamp and scale, 1 and 2
 // threads, against a double loop.

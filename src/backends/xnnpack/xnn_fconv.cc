@@ -17,6 +17,7 @@ namespace {
 // for every panel of the block, so they should fit in it next to the panel (Zen 5: 1 MiB L2).
 constexpr int64_t kBlockBytes = 384 << 10;
 constexpr int64_t kMaxTilesPerBlock = 16;
+constexpr int64_t kWholeABytes = int64_t{3} << 20;
 
 // Packed weights live in KilnXnnAllocator's memory (huge-page chunks: a cold plan build faults
 // once per 2 MB, as XNNPACK's own packed weights do).
@@ -114,6 +115,12 @@ void RunTask(void* arg, size_t task) {
   for (int64_t t = 0; t < ntiles; ++t)
     TilePointers(P, c.x, p_begin + t * mr, ptrs.data() + t * P.taps * mr);
   for (int64_t pan = pan0; pan < pan1; ++pan) {
+    // The panel after this one (in this task, else this task's first again, which the next
+    // block of a multi-block run reads first), spread over this panel's tiles.
+    const int64_t next = pan + 1 < pan1 ? pan + 1 : (c.nblocks > 1 ? pan0 : -1);
+    const float* pf = next >= 0 && next != pan ? P.w.get() + P.panel_off[static_cast<size_t>(next)] : nullptr;
+    const int64_t pf_ld = next >= 0 ? P.width(next) : 0;
+    const int64_t pf_share = (P.k + ntiles - 1) / ntiles;
     const int64_t width = P.width(pan);
     const int nc = static_cast<int>(std::min<int64_t>(width, s.cout - pan * P.nr));
     const FTileFn* table = width == P.nr ? P.tiles : P.narrow;
@@ -123,8 +130,11 @@ void RunTask(void* arg, size_t task) {
       const int64_t p0 = p_begin + t * mr;
       const int rows = static_cast<int>(std::min<int64_t>(mr, p_end - p0));
       const int64_t at = p0 * s.ldy + pan * P.nr;
+      const int64_t pf_row0 = std::min(P.k, t * pf_share);
       table[rows](ptrs.data() + t * P.taps * mr, P.taps, s.cin, w, bias,
-                  c.res != nullptr ? c.res + at : nullptr, c.y + at, s.ldy, nc, s.lo, s.hi);
+                  c.res != nullptr ? c.res + at : nullptr, c.y + at, s.ldy, nc, s.lo, s.hi,
+                  pf != nullptr ? pf + pf_row0 * pf_ld : nullptr,
+                  pf != nullptr ? std::min(pf_share, P.k - pf_row0) : 0, pf_ld);
     }
   }
 }
@@ -235,6 +245,14 @@ FConvFn MakeOwnFConv(const FConvSpec& spec, FConvIsa isa) {
     RunCtx c{P.get(), x, res, y, s.batch * s.oh * s.ow, 0, 0, 1};
     const int64_t ntiles = (c.pixels + P->mr - 1) / P->mr;
     c.tiles_per_block = std::clamp<int64_t>(kBlockBytes / (P->mr * P->k * 4), 1, kMaxTilesPerBlock);
+    {
+      // Weight-heavy convolutions (late layers: few pixels, many channels): every block streams
+      // all the packed weights, so when the weights outweigh the whole A and that A fits in the
+      // outer caches, one block (weights read once, A re-read per panel) moves less.
+      const int64_t a_all = c.pixels * P->k * 4;
+      const int64_t w_all = P->panel_off.back() * 4;
+      if (w_all > a_all && a_all <= kWholeABytes) c.tiles_per_block = ntiles;
+    }
     c.nblocks = (ntiles + c.tiles_per_block - 1) / c.tiles_per_block;
     const int64_t threads = pool ? static_cast<int64_t>(pthreadpool_get_threads_count(pool)) : 1;
     if (threads > 1) {

@@ -81,7 +81,19 @@ FConvFn MakeOwnFConv(const FConvSpec& spec, FConvIsa isa);
 inline constexpr int64_t kWinogradMinChannels = 32;
 inline constexpr int64_t kWinogradMinPixels = 144;
 inline constexpr int64_t kWinogradMaxInputBytes = int64_t{8} << 20;
+// The whole-image mode's V and M (see xnn_fwino.cc) at most this many bytes.
+inline constexpr int64_t kWinogradWholeBytes = int64_t{6} << 20;
 bool UseWinograd(const FConvSpec& s, FConvIsa isa);
+// How a Winograd conv splits its 2x2 tiles: blocks of `rows` GEMM rows whose V and M stay in
+// L2, one block per task; or `whole`: every tile in one block, run in three parallel phases
+// (input transforms, the 16 GEMMs, output transforms), so that each transformed weight matrix is
+// read once per run (small images with many channels, where the weights outweigh the
+// activations: resnet50's 14x14x256 convs).
+struct WinogradBlocking {
+  int64_t rows = 0, blocks = 0;
+  bool whole = false;
+};
+WinogradBlocking WinogradBlockingFor(const FConvSpec& s, FConvIsa isa);
 // The same contract as MakeOwnFConv (weights [cout][cin][3][3], scale, bias, residual, clamp).
 FConvFn MakeWinogradFConv(const FConvSpec& spec, FConvIsa isa);
 

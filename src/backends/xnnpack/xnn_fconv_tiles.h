@@ -7,6 +7,12 @@
 // res and y are ldy apart). `a` holds taps x MR row pointers, MR the ISA's full tile height
 // (rows >= mr are not read); `w` is one packed panel [taps * cin][nr] with nr = NR (two
 // vectors) or NR / 2 (one vector, the narrow last panel: the `narrow` table); bias has nr values.
+//
+// Prefetch: a tile also asks for rows [0, pf_rows) of another packed panel at pf (rows pf_ld
+// floats apart; pf may be nullptr), one row per k step, into L2: the driver spreads the next
+// panel over the current panel's tiles, so that weights streamed from memory (a model whose
+// weights exceed the last level cache) arrive before they are needed instead of stalling the
+// first tile that reads them.
 #pragma once
 
 #include <cstdint>
@@ -15,7 +21,7 @@ namespace kiln::xnn {
 
 using FTileFn = void (*)(const float* const* a, int64_t taps, int64_t cin, const float* w,
                          const float* bias, const float* res, float* y, int64_t ldy, int nc,
-                         float lo, float hi);
+                         float lo, float hi, const float* pf, int64_t pf_rows, int64_t pf_ld);
 
 inline constexpr int kFMrAvx512 = 12, kFNrAvx512 = 32;
 inline constexpr int kFMrAvx2 = 6, kFNrAvx2 = 16;

@@ -33,6 +33,11 @@ struct WinoPlan {
   std::vector<float> bias;    // [cout]
   std::vector<float> zero;    // [cin]: the padding pixels
   FConvIsa isa = FConvIsa::kNone;
+  // All tiles in one block, run in three parallel phases (input transforms over tiles, the 16
+  // GEMMs one per task, output transforms over tiles): each transformed weight matrix U[xi] is
+  // read once per run instead of once per block (small images with many channels, where the
+  // weights outweigh the activations).
+  bool whole = false;
 };
 
 // Unaligned vector access by memcpy (a template argument loses a typedef's aligned(4), so a
@@ -161,17 +166,12 @@ __attribute__((target("avx512f"))) void OutputTransformAvx512(const float* const
   OutputTransform<V16w, 16>(m, n, bias, res, y, lo, hi);
 }
 
-// One block of tiles [t0, t0 + tb): transforms in, 16 GEMMs, transform out.
-void RunBlock(const WinoPlan& P, const float* x, const float* res, float* y, int64_t block) {
+// Input transforms of tiles [t0, t1) into V, rows (t - row0) of each V[xi] (ld tb rows).
+void TransformIn(const WinoPlan& P, const float* x, float* V, int64_t rows, int64_t row0,
+                 int64_t t0, int64_t t1) {
   const FConvSpec& s = P.s;
-  const int64_t tb = P.tb, cin = s.cin, cout = s.cout;
-  thread_local std::vector<float> vbuf, mbuf;
-  if (vbuf.size() < static_cast<size_t>(16 * tb * cin)) vbuf.assign(static_cast<size_t>(16 * tb * cin), 0.0f);
-  if (mbuf.size() < static_cast<size_t>(16 * tb * cout)) mbuf.resize(static_cast<size_t>(16 * tb * cout));
-  float* V = vbuf.data();
-  float* M = mbuf.data();
+  const int64_t cin = s.cin;
   const bool avx512 = P.isa == FConvIsa::kAvx512;  // else kAvx2 (UseWinograd needs one)
-  const int64_t t0 = block * tb, t1 = std::min(P.tiles, t0 + tb);
   const int64_t per_image = P.th * P.tw;
   for (int64_t t = t0; t < t1; ++t) {
     const int64_t b = t / per_image, ty = t % per_image / P.tw, tx = t % P.tw;
@@ -187,22 +187,26 @@ void RunBlock(const WinoPlan& P, const float* x, const float* res, float* y, int
       }
     }
     float* v[16];
-    for (int q = 0; q < 16; ++q) v[q] = V + (q * tb + (t - t0)) * cin;
+    for (int q = 0; q < 16; ++q) v[q] = V + (q * rows + (t - row0)) * cin;
     if (avx512) {
       InputTransformAvx512(d, cin, v);
     } else {
       InputTransformAvx2(d, cin, v);
     }
   }
-  // Rows past the last tile keep whatever an earlier block left (finite values: V starts at
-  // zero and only ever holds transforms); their M rows are not read.
-  for (int q = 0; q < 16; ++q) {
-    P.gemm[static_cast<size_t>(q)](V + q * tb * cin, nullptr, M + q * tb * cout, nullptr);
-  }
+}
+
+// Output transforms of tiles [t0, t1) from M (rows as in TransformIn) into y.
+void TransformOut(const WinoPlan& P, const float* M, const float* res, float* y, int64_t rows,
+                  int64_t row0, int64_t t0, int64_t t1) {
+  const FConvSpec& s = P.s;
+  const int64_t cout = s.cout;
+  const bool avx512 = P.isa == FConvIsa::kAvx512;
+  const int64_t per_image = P.th * P.tw;
   for (int64_t t = t0; t < t1; ++t) {
     const int64_t b = t / per_image, ty = t % per_image / P.tw, tx = t % P.tw;
     const float* m[16];
-    for (int q = 0; q < 16; ++q) m[q] = M + (q * tb + (t - t0)) * cout;
+    for (int q = 0; q < 16; ++q) m[q] = M + (q * rows + (t - row0)) * cout;
     float* yq[4];
     const float* rq[4];
     for (int q = 0; q < 4; ++q) {
@@ -221,10 +225,80 @@ void RunBlock(const WinoPlan& P, const float* x, const float* res, float* y, int
   }
 }
 
+// V and M of `rows` GEMM rows, in buffers of the calling thread (rows past the last tile keep
+// whatever an earlier run left: finite values, as V starts at zero and only ever holds
+// transforms; their M rows are not read).
+void Buffers(const WinoPlan& P, int64_t rows, float** V, float** M) {
+  thread_local std::vector<float> vbuf, mbuf;
+  const auto nv = static_cast<size_t>(16 * rows * P.s.cin);
+  const auto nm = static_cast<size_t>(16 * rows * P.s.cout);
+  if (vbuf.size() < nv) vbuf.resize(nv, 0.0f);
+  if (mbuf.size() < nm) mbuf.resize(nm);
+  *V = vbuf.data();
+  *M = mbuf.data();
+}
+
+// One block of tiles [t0, t0 + tb): transforms in, 16 GEMMs, transform out.
+void RunBlock(const WinoPlan& P, const float* x, const float* res, float* y, int64_t block) {
+  const int64_t tb = P.tb, cin = P.s.cin, cout = P.s.cout;
+  float *V, *M;
+  Buffers(P, tb, &V, &M);
+  const int64_t t0 = block * tb, t1 = std::min(P.tiles, t0 + tb);
+  TransformIn(P, x, V, tb, t0, t0, t1);
+  for (int q = 0; q < 16; ++q) {
+    P.gemm[static_cast<size_t>(q)](V + q * tb * cin, nullptr, M + q * tb * cout, nullptr);
+  }
+  TransformOut(P, M, res, y, tb, t0, t0, t1);
+}
+
+// The whole mode: every tile in one block of P.tb >= tiles rows, each phase split over the pool.
+void RunWhole(const WinoPlan& P, const float* x, const float* res, float* y, pthreadpool_t pool) {
+  const int64_t rows = P.tb, cin = P.s.cin, cout = P.s.cout;
+  float *V, *M;
+  Buffers(P, rows, &V, &M);
+  ParallelFor(pool, P.tiles, 4, [&](int64_t t0, int64_t t1) { TransformIn(P, x, V, rows, 0, t0, t1); });
+  ParallelFor(pool, 16, 1, [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q)
+      P.gemm[static_cast<size_t>(q)](V + q * rows * cin, nullptr, M + q * rows * cout, nullptr);
+  });
+  ParallelFor(pool, P.tiles, 4,
+              [&](int64_t t0, int64_t t1) { TransformOut(P, M, res, y, rows, 0, t0, t1); });
+}
+
 #undef KILN_WINO_LOAD
 #undef KILN_WINO_STORE
 
 }  // namespace
+
+WinogradBlocking WinogradBlockingFor(const FConvSpec& s, FConvIsa isa) {
+  const int64_t cin = s.cin, cout = s.cout;
+  const int64_t tiles = s.batch * ((s.oh + 1) / 2) * ((s.ow + 1) / 2);
+  WinogradBlocking b;
+  // V and M of one block within ~512 KiB (L2), in whole register tiles of rows.
+  const int64_t mr = isa == FConvIsa::kAvx512 ? 12 : 6;
+  const int64_t fit = (int64_t{512} << 10) / (16 * (cin + cout) * 4);
+  b.rows = std::clamp<int64_t>(fit / mr * mr, mr, 8 * mr);
+  b.rows = std::min(b.rows, (tiles + mr - 1) / mr * mr);
+  // With threads, at least ~3 blocks each where the tiles allow (one block per task).
+  const int64_t want = 3 * std::max(1, s.threads);
+  if (s.threads > 1 && (tiles + b.rows - 1) / b.rows < want) {
+    b.rows = std::max<int64_t>(mr, (tiles + want - 1) / want / mr * mr);
+  }
+  b.blocks = (tiles + b.rows - 1) / b.rows;
+  // Blocked, every block reads all of U (16 x cin x cout floats); whole, V and M of every tile
+  // are written and read once more (beyond L2). Whole where that moves less and fits in the
+  // last level cache, with few enough threads for 16 GEMM tasks.
+  const int64_t u_bytes = 16 * cin * cout * 4;
+  const int64_t whole_rows = (tiles + mr - 1) / mr * mr;
+  const int64_t vm_bytes = 16 * whole_rows * (cin + cout) * 4;
+  if (b.blocks > 1 && b.blocks * u_bytes > 2 * vm_bytes && vm_bytes <= kWinogradWholeBytes &&
+      s.threads <= 8) {
+    b.whole = true;
+    b.rows = whole_rows;
+    b.blocks = 1;
+  }
+  return b;
+}
 
 bool UseWinograd(const FConvSpec& s, FConvIsa isa) {
   return isa != FConvIsa::kNone && s.kh == 3 && s.kw == 3 && s.sh == 1 && s.sw == 1 &&
@@ -243,20 +317,13 @@ FConvFn MakeWinogradFConv(const FConvSpec& spec, FConvIsa isa) {
   if (s.ldy == 0) s.ldy = s.cout;
   P->isa = isa;
   const int64_t cin = s.cin, cout = s.cout;
+  const WinogradBlocking blk = WinogradBlockingFor(s, isa);
   P->th = (s.oh + 1) / 2;
   P->tw = (s.ow + 1) / 2;
   P->tiles = s.batch * P->th * P->tw;
-  // V and M of one block within ~512 KiB (L2), in whole register tiles of rows.
-  const int64_t mr = isa == FConvIsa::kAvx512 ? 12 : 6;
-  const int64_t fit = (int64_t{512} << 10) / (16 * (cin + cout) * 4);
-  P->tb = std::clamp<int64_t>(fit / mr * mr, mr, 8 * mr);
-  P->tb = std::min(P->tb, (P->tiles + mr - 1) / mr * mr);
-  // With threads, at least ~3 blocks each where the tiles allow (one block per task).
-  const int64_t want = 3 * std::max(1, s.threads);
-  if (s.threads > 1 && (P->tiles + P->tb - 1) / P->tb < want) {
-    P->tb = std::max<int64_t>(mr, (P->tiles + want - 1) / want / mr * mr);
-  }
-  P->blocks = (P->tiles + P->tb - 1) / P->tb;
+  P->tb = blk.rows;
+  P->blocks = blk.blocks;
+  P->whole = blk.whole;
   // U[xi][o][c] = (G g[o][c] G^T)[xi] * scale[o].
   std::vector<float> u(static_cast<size_t>(16 * cout * cin));
   for (int64_t o = 0; o < cout; ++o) {
@@ -295,6 +362,10 @@ FConvFn MakeWinogradFConv(const FConvSpec& spec, FConvIsa isa) {
   if (spec.bias != nullptr) std::copy(spec.bias, spec.bias + cout, P->bias.begin());
   P->zero.assign(static_cast<size_t>(cin), 0.0f);
   return [P](const float* x, const float* res, float* y, pthreadpool_t pool) {
+    if (P->whole) {
+      RunWhole(*P, x, res, y, pool);
+      return;
+    }
     ParallelFor(pool, P->blocks, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) RunBlock(*P, x, res, y, b);
     });
