@@ -146,4 +146,47 @@ int main(int argc, char** argv) {
         sh.tag, gx, g5, g5 / gx, g2, g2 / gx, gw, e2, e3, ew, mx);
     xnn_delete_operator(op);
   }
+  // Depthwise (group = channels): XNNPACK's operator against the own loop (xnn_fdw.cc), the
+  // mobilenet_v2 / efficientnet_b0 classes.
+  const Shp dws[] = {{1, 32, 112, 112, 32, 3, 1, 1, 1, "dw3 112x32"},
+                     {1, 96, 112, 112, 96, 3, 2, 1, 1, "dw3s2 112x96"},
+                     {1, 144, 56, 56, 144, 3, 1, 1, 1, "dw3 56x144"},
+                     {1, 144, 56, 56, 144, 5, 2, 2, 1, "dw5s2 56x144"},
+                     {1, 240, 28, 28, 240, 5, 1, 2, 1, "dw5 28x240"},
+                     {1, 480, 14, 14, 480, 3, 1, 1, 1, "dw3 14x480"},
+                     {1, 672, 14, 14, 672, 5, 1, 2, 1, "dw5 14x672"},
+                     {1, 1152, 7, 7, 1152, 5, 1, 2, 1, "dw5 7x1152"}};
+  for (const Shp& sh : dws) {
+    if (!only.empty() && std::string(sh.tag).find(only) == std::string::npos) continue;
+    const int64_t oh = (sh.h + 2 * sh.p - sh.k) / sh.s + 1, ow = (sh.w + 2 * sh.p - sh.k) / sh.s + 1;
+    std::vector<float> x(sh.h * sh.w * sh.c), w(sh.c * sh.k * sh.k), b(sh.c);
+    for (auto& v : x) v = u(rng);
+    for (auto& v : w) v = u(rng);
+    for (auto& v : b) v = u(rng);
+    std::vector<float> y1(oh * ow * sh.c), y2(y1.size());
+    xnn_operator_t op;
+    xnn_create_convolution2d_nhwc_f32(sh.p, sh.p, sh.p, sh.p, sh.k, sh.k, sh.s, sh.s, 1, 1, sh.c, 1,
+                                      1, sh.c, sh.c, w.data(), b.data(), -INFINITY, INFINITY, 0,
+                                      &op);
+    xnn_setup_convolution2d_nhwc_f32(op, 1, sh.h, sh.w, x.data(), y1.data(), nullptr);
+    FConvSpec s;
+    s.ih = sh.h;
+    s.iw = sh.w;
+    s.cin = s.cout = sh.c;
+    s.oh = oh;
+    s.ow = ow;
+    s.kh = s.kw = sh.k;
+    s.sh = s.sw = sh.s;
+    s.pt = s.pl = sh.p;
+    s.weights = w.data();
+    s.bias = b.data();
+    FConvFn own = MakeOwnDepthwise(s, FConvIsa::kAvx512);
+    const double flops = 2.0 * oh * ow * sh.c * sh.k * sh.k;
+    const double gx = Best([&] { xnn_run_operator(op, nullptr); }, flops);
+    const double go = Best([&] { own(x.data(), nullptr, y2.data(), nullptr); }, flops);
+    double e = 0;
+    for (size_t i = 0; i < y1.size(); ++i) e = std::max(e, (double)std::fabs(y1[i] - y2[i]));
+    std::printf("%-20s xnn %6.1f  own512 %6.1f (%.2fx)  err %.1e\n", sh.tag, gx, go, go / gx, e);
+    xnn_delete_operator(op);
+  }
 }

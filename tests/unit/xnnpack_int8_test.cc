@@ -349,6 +349,50 @@ TEST(Int8BinaryTest, SameShapeAddMulMatchReferenceAtTies) {
   }
 }
 
+// QMul / QAdd of a [N, C, H, W] activation and a computed [N, C, 1, 1] gate (squeeze-excitation,
+// efficientnet): the own exact loop row by row (AVX-512: 16 lanes with a masked channel tail; AVX2
+// and portable below), the gate as the first or the second operand, batch 2 (a gate per image),
+// 40 channels, scales with exact ties; bit-exact vs the reference at every ISA level and 1 and 3
+// threads.
+TEST(Int8BinaryTest, GateBroadcastMatchesReferenceExactly) {
+  int index = 0;
+  for (ElementType t : {ElementType::kU8, ElementType::kI8}) {
+    for (bool gate_first : {false, true}) {
+      const int64_t z = t == ElementType::kU8 ? 128 : 0;
+      auto m = [&] {
+        QdqBuilder b(60 + index);
+        ValueId x = b.QuantAct(b.Input("x", {2, 40, 30, 32}), 0.02f, z + 3, t);
+        ValueId g = b.QuantAct(b.Input("g", {2, 40, 1, 1}), 0.02f, z - 5, t);
+        const std::vector<ValueId> mul_in = gate_first ? std::vector<ValueId>{g, x}
+                                                       : std::vector<ValueId>{x, g};
+        b.Output(b.Op("Mul", mul_in), 0.01f, z, t, "prod");
+        b.Output(b.Op("Add", mul_in), 0.04f, z + 1, t, "sum");
+        return std::move(b.model);
+      };
+      const NamedTensors inputs = {{"x", Uniform({2, 40, 30, 32}, -2.5f, 2.5f, 3 + index)},
+                                   {"g", Uniform({2, 40, 1, 1}, -2.5f, 2.5f, 9 + index)}};
+      const auto ref = RunSession(m(), inputs, SessionOptions::Reference());
+      const auto [parts, int8_nodes] = Int8Placement(m(), inputs);
+      EXPECT_GE(int8_nodes, 2) << "case " << index << ": " << parts << " partitions";
+      for (CpuIsa isa : {CpuIsa::kPortable, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
+        for (int threads : {1, 3}) {
+          SessionOptions o = SessionOptions::Threads(threads);
+          o.isa = isa;
+          const auto got = RunSession(m(), inputs, o);
+          ASSERT_EQ(got.size(), 2u);
+          for (size_t out = 0; out < 2; ++out) {
+            const Diff d = Compare(ref[out], got[out], 0.01f);
+            EXPECT_EQ(d.max_steps, 0.0) << "case " << index << " output " << out << " "
+                                        << CpuIsaName(isa) << " threads " << threads << ": "
+                                        << d.equal << "/" << d.count;
+          }
+        }
+      }
+      ++index;
+    }
+  }
+}
+
 // The real quantized det (made by `kiln quantize` from two calibration inputs, or the file
 // named by KILN_INT8_DET): exact with KILN_XNN_EXACT_INT8=1 (det's same-shape QAdds then run the
 // pair table).

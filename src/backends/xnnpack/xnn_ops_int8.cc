@@ -17,7 +17,9 @@
 //                      near a half recomputed as the reference does); with constants, or scale
 //                      ratios XNNPACK rejects: a 64 KiB table of the reference's result for every
 //                      pair of 8-bit values, exact; a constant scalar operand: a 256-entry table;
-//                      a broadcast computed operand: xnn add_nd_qs8 / multiply_nd_qs8
+//                      a computed [N, C, 1, 1] operand (a squeeze-excitation gate): the exact
+//                      float loop row by row; other broadcast computed operands: xnn
+//                      add_nd_qs8 / multiply_nd_qs8
 //   QAveragePool       own loop (2D, exact integer sums, the reference's double requantization)
 //   QGlobalAveragePool own loop (exact integer sums, the reference's double requantization)
 //   QLut               own table lookup
@@ -701,17 +703,70 @@ KILN_TARGET_AVX2 int64_t FastExactBinaryAvx2(const FastBinaryConsts& c, const in
   return i;
 }
 
+// Rows [0, rows) of C elements of one image under a broadcast gate (AddFastExactBinaryLoop with
+// channels > 0), 16 lanes at a time (the channel tail masked): f = a' * g[ch] (QMul,
+// g = b' * rab) or a' * ra + g[ch] (QAdd, g = b' * rb), g computed once per image and channel.
+// Two float roundings of at most 2^-24 |f| each stay inside the bound (2^-20 of the largest |f|),
+// so the lanes further than it from a half round as the reference does; the others go to
+// scalar(r * C + ch).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+template <typename Scalar>
+__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void GateRowsAvx512(const FastBinaryConsts& c,
+                                                                const int8_t* pa, const float* g,
+                                                                int8_t* py, int64_t rows,
+                                                                int64_t channels,
+                                                                const Scalar& scalar) {
+  const __m512i vza = _mm512_set1_epi32(c.za);
+  const __m512 vra = _mm512_set1_ps(c.ra);
+  const __m512 vzy = _mm512_set1_ps(c.zy), vlo = _mm512_set1_ps(c.flo), vhi = _mm512_set1_ps(c.fhi);
+  const __m512 vhalf = _mm512_set1_ps(0.5f), vbound = _mm512_set1_ps(c.bound);
+  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int8_t* ar = pa + r * channels;
+    int8_t* yr = py + r * channels;
+    for (int64_t i = 0; i < channels; i += 16) {
+      const int64_t left = channels - i;
+      const __mmask16 m = left >= 16 ? static_cast<__mmask16>(0xFFFF)
+                                     : static_cast<__mmask16>((1u << left) - 1);
+      const __m512 a = _mm512_cvtepi32_ps(
+          _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, ar + i)), vza));
+      const __m512 gv = _mm512_maskz_loadu_ps(m, g + i);
+      const __m512 f = c.mul ? _mm512_mul_ps(a, gv) : _mm512_fmadd_ps(a, vra, gv);
+      const __m512 rd = _mm512_roundscale_ps(f, kNearest);
+      const __m512 dist = _mm512_abs_ps(_mm512_sub_ps(_mm512_abs_ps(_mm512_sub_ps(f, rd)), vhalf));
+      const __mmask16 near = _mm512_mask_cmp_ps_mask(m, dist, vbound, _CMP_LE_OQ);
+      const __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(rd, vzy), vlo), vhi);
+      _mm512_mask_cvtsepi32_storeu_epi8(yr + i, m, _mm512_cvtps_epi32(v));
+      if (near != 0) {
+        for (int k = 0; k < 16; ++k) {
+          if (near & (1u << k)) scalar(r * channels + i + k);
+        }
+      }
+    }
+  }
+}
+#pragma GCC diagnostic pop
+
 // Same-shape QAdd / QMul of two computed operands, exact and 8 lanes at a time: in float,
 // f = a' * (sa / sy) + b' * (sb / sy) (QMul: (a' b') * (sa sb / sy)) is within
 // e = (largest |terms|) * 2^-20 of the real value (float rounding adds at most 2^-22 of them),
 // so wherever f is further than e from a half, f rounds as the reference's double arithmetic
 // does; the lanes near a half take BinaryRef itself.
+//
+// channels > 0: b is [N, C, 1, 1] (C = channels), one value per image and channel, broadcast over
+// the pixels of a of the output's shape (NHWC here: a squeeze-excitation gate); the same
+// arithmetic row by row of C.
 void AddFastExactBinaryLoop(Builder& b, ValueId va, ValueId vb, ValueId vy, bool mul,
-                            const BinaryQ& q, int8_t lo, int8_t hi) {
+                            const BinaryQ& q, int8_t lo, int8_t hi, int64_t channels = 0) {
   const int ia = b.Buffer(va), ib = b.Buffer(vb);
   b.Use(ia);
   const int out = b.Buffer(vy);
   const int64_t count = NumElements(b.shape(vy));
+  const Shape ys = b.shape(vy);
+  const int64_t pixels = channels > 0 ? ys[2] * ys[3] : 0;
+  const bool avx512 = b.spec().isa >= CpuIsa::kAvx512;
   const float ra = static_cast<float>(static_cast<double>(q.a.scale) / q.y.scale);
   const float rb = static_cast<float>(static_cast<double>(q.b.scale) / q.y.scale);
   const float rab = static_cast<float>(static_cast<double>(q.a.scale) * q.b.scale / q.y.scale);
@@ -730,14 +785,50 @@ void AddFastExactBinaryLoop(Builder& b, ValueId va, ValueId vb, ValueId vy, bool
     const int8_t* pa = ws.s8(ia);
     const int8_t* pb = ws.s8(ib);
     int8_t* py = ws.s8(out);
-    auto scalar = [&](int64_t i) {
-      const int64_t sa8 = pa[i], sb8 = pb[i];
+    auto scalar = [&](int64_t i) {  // element i of y (b's element: its gate's, broadcast)
+      const int64_t bi = channels > 0 ? i / (pixels * channels) * channels + i % channels : i;
+      const int64_t sa8 = pa[i], sb8 = pb[bi];
       const int64_t raw_a = qc.a.type == ElementType::kU8 ? sa8 + 128 : sa8;
       const int64_t raw_b = qc.b.type == ElementType::kU8 ? sb8 + 128 : sb8;
       const uint8_t st = StoreRaw(qc.y.type, BinaryRef(mul, qc, raw_a, raw_b));
       py[i] = std::clamp<int8_t>(static_cast<int8_t>(st), lo, hi);
     };
     const bool avx2 = CpuHasAvx2();
+    if (channels > 0) {
+      // Rows of C: the gate row of the row's image, the same exact arithmetic per lane; on
+      // AVX-512 the gate's factors per image first (b' * rab, or b' * rb).
+      const int64_t rows = count / channels;
+      thread_local std::vector<float> gates;
+      if (avx512) {
+        gates.resize(static_cast<size_t>(count / pixels));
+        for (size_t j = 0; j < gates.size(); ++j) {
+          const auto bv = static_cast<float>(pb[j] - vc.zb);
+          gates[j] = mul ? bv * vc.rab : bv * vc.rb;
+        }
+      }
+      const float* gp = gates.data();
+      ParallelFor(pool, rows, std::max<int64_t>(1, (1 << 14) / channels), [&](int64_t r0, int64_t r1) {
+        if (avx512) {
+          // Runs of rows within one image: one gate row each.
+          for (int64_t r = r0; r < r1;) {
+            const int64_t img = r / pixels, end = std::min(r1, (img + 1) * pixels);
+            GateRowsAvx512(vc, pa + r * channels, gp + img * channels, py + r * channels, end - r,
+                           channels, [&](int64_t k) { scalar(r * channels + k); });
+            r = end;
+          }
+          return;
+        }
+        for (int64_t r = r0; r < r1; ++r) {
+          const int8_t* ar = pa + r * channels;
+          const int8_t* br = pb + r / pixels * channels;
+          int8_t* yr = py + r * channels;
+          auto row_scalar = [&](int64_t i) { scalar(r * channels + i); };
+          int64_t i = avx2 ? FastExactBinaryAvx2(vc, ar, br, yr, 0, channels, row_scalar) : 0;
+          for (; i < channels; ++i) row_scalar(i);
+        }
+      });
+      return;
+    }
     ParallelFor(pool, count, 1 << 14, [&](int64_t b0, int64_t e0) {
       int64_t i = avx2 ? FastExactBinaryAvx2(vc, pa, pb, py, b0, e0, scalar) : b0;
       for (; i < e0; ++i) scalar(i);
@@ -890,6 +981,20 @@ Status QBinaryBuild(Builder& b, const Node& n, const Fusion& f) {
     AddFastExactBinaryLoop(b, n.inputs[0], n.inputs[3], f.out, mul, bq, lo, hi);
     return Status::Ok();
   }
+  // A 4D operand of the output's shape times (plus) a computed [N, C, 1, 1] one (a
+  // squeeze-excitation gate): the exact loop row by row (the operands swapped when the gate comes
+  // first: the reference's sum and product are symmetric).
+  if (ca == nullptr && cb == nullptr && ys.size() == 4) {
+    const Shape gate{ys[0], ys[1], 1, 1};
+    for (int side = 0; side < 2; ++side) {
+      const ValueId full = n.inputs[side == 0 ? 0 : 3], part = n.inputs[side == 0 ? 3 : 0];
+      if (b.shape(full) != ys || b.shape(part) != gate) continue;
+      BinaryQ q = bq;
+      if (side == 1) std::swap(q.a, q.b);
+      AddFastExactBinaryLoop(b, full, part, f.out, mul, q, lo, hi, ys[1]);
+      return Status::Ok();
+    }
+  }
   const int out_rank = b.rank(f.out);
   Operand8 a = PrepareOperand8(b, n.inputs[0], out_rank);
   Operand8 c = PrepareOperand8(b, n.inputs[3], out_rank);
@@ -1030,23 +1135,42 @@ Status Int8MaxPoolBuild(Builder& b, const Node& n, const Fusion& f) {
 
 // ---- QGlobalAveragePool: exact sums, the reference's requantization ----
 
-// sums[ch] = sum over the hw pixels of src[p * c + ch] (int32: |sum| <= 128 * hw): 64 channels
-// in registers at a time.
+// sums[ch] = sum over the hw pixels of src[p * c + ch] (int32: |sum| <= 128 * hw) for the
+// channels [c0, c0 + 8 * J): J vectors of 8 int32 sums in registers.
+template <int J>
+KILN_TARGET_AVX2 inline void ChannelSumsBlock(const int8_t* src, int64_t hw, int64_t c,
+                                              int64_t c0, int32_t* sums) {
+  __m256i acc[J];
+  for (__m256i& a : acc) a = _mm256_setzero_si256();
+  for (int64_t p = 0; p < hw; ++p) {
+    const int8_t* px = src + p * c + c0;
+#pragma GCC unroll 8
+    for (int j = 0; j < J; ++j) {
+      const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(px + 8 * j));
+      acc[j] = _mm256_add_epi32(acc[j], _mm256_cvtepi8_epi32(v));
+    }
+  }
+  for (int j = 0; j < J; ++j)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + c0 + 8 * j), acc[j]);
+}
+
+// The channels in blocks of 64, then one block each of 32, 16 and 8 as they fit: every
+// channel count but the last (c mod 8) goes through vectors (efficientnet's 32, 96, 144, 240).
 KILN_TARGET_AVX2 int64_t ChannelSumsAvx2(const int8_t* src, int64_t hw, int64_t c,
                                          int32_t* sums) {
   int64_t c0 = 0;
-  for (; c0 + 64 <= c; c0 += 64) {
-    __m256i acc[8];
-    for (__m256i& a : acc) a = _mm256_setzero_si256();
-    for (int64_t p = 0; p < hw; ++p) {
-      const int8_t* px = src + p * c + c0;
-      for (int j = 0; j < 8; ++j) {
-        const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(px + 8 * j));
-        acc[j] = _mm256_add_epi32(acc[j], _mm256_cvtepi8_epi32(v));
-      }
-    }
-    for (int j = 0; j < 8; ++j)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + c0 + 8 * j), acc[j]);
+  for (; c0 + 64 <= c; c0 += 64) ChannelSumsBlock<8>(src, hw, c, c0, sums);
+  if (c0 + 32 <= c) {
+    ChannelSumsBlock<4>(src, hw, c, c0, sums);
+    c0 += 32;
+  }
+  if (c0 + 16 <= c) {
+    ChannelSumsBlock<2>(src, hw, c, c0, sums);
+    c0 += 16;
+  }
+  if (c0 + 8 <= c) {
+    ChannelSumsBlock<1>(src, hw, c, c0, sums);
+    c0 += 8;
   }
   return c0;
 }
