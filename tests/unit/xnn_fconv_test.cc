@@ -184,17 +184,24 @@ TEST(XnnFConv, WeightHeavyShapesMatchNaiveLoop) {
   if (ran == 0) GTEST_SKIP() << "the CPU has neither AVX2+FMA nor AVX-512";
 }
 
-// The own depthwise loop (xnn_fdw.cc) for kernels beyond 25 taps (7x7 as convnext, 5x7 with
-// dilation and stride), channel counts with vector tails, padding, clamp and scale, 1 and 2
-// threads, against a double loop.
-TEST(XnnFConv, LargeDepthwiseMatchesNaiveLoop) {
+// The own depthwise loop (xnn_fdw.cc): kernels beyond 25 taps (7x7 as convnext, 5x7 with
+// dilation and stride) and the fixed 3x3 / 5x5 rows, channel counts with vector tails, padding,
+// clamp, scale and a fused SiLU, 1 and 2 threads, against a double loop.
+TEST(XnnFConv, DepthwiseMatchesNaiveLoop) {
   std::mt19937 rng(77);
   pthreadpool_t pool2 = pthreadpool_create(2);
   struct Case {
     int64_t c, ih, iw, kh, kw, s, d, pad;
+    bool silu;
   };
-  const Case cases[] = {{96, 14, 14, 7, 7, 1, 1, 3}, {21, 11, 9, 7, 7, 1, 1, 3},
-                        {40, 13, 17, 5, 7, 2, 1, 2}, {33, 15, 15, 7, 5, 1, 2, 4}};
+  // Large kernels (the generic loop), then the fixed-size rows (3x3 / 5x5, stride 1 / 2: groups
+  // of 8, 4 and 1 pixels, edge pixels, channel tails past 16- and 8-wide vectors, rows too near
+  // the top or bottom for the fixed path, asymmetric output sizes), some with a fused SiLU.
+  const Case cases[] = {{96, 14, 14, 7, 7, 1, 1, 3, false}, {21, 11, 9, 7, 7, 1, 1, 3, false},
+                        {40, 13, 17, 5, 7, 2, 1, 2, false}, {33, 15, 15, 7, 5, 1, 2, 4, false},
+                        {32, 23, 29, 3, 3, 1, 1, 1, false}, {45, 17, 16, 3, 3, 2, 1, 1, true},
+                        {144, 9, 21, 5, 5, 1, 1, 2, false}, {24, 19, 14, 5, 5, 2, 1, 2, true},
+                        {19, 7, 7, 3, 3, 1, 1, 0, true},    {96, 12, 13, 3, 3, 1, 1, 1, true}};
   int ran = 0;
   for (xnn::FConvIsa isa : {xnn::FConvIsa::kAvx2, xnn::FConvIsa::kAvx512}) {
     if (!CpuHas(isa == xnn::FConvIsa::kAvx2 ? CpuIsa::kAvx2 : CpuIsa::kAvx512)) continue;
@@ -212,10 +219,11 @@ TEST(XnnFConv, LargeDepthwiseMatchesNaiveLoop) {
       s.pt = s.pl = k.pad;
       s.oh = (s.ih + 2 * k.pad - (k.kh - 1) * k.d - 1) / k.s + 1;
       s.ow = (s.iw + 2 * k.pad - (k.kw - 1) * k.d - 1) / k.s + 1;
-      if (i % 2 == 1) {
+      if (i % 2 == 1 && !k.silu) {
         s.lo = -0.5f;
         s.hi = 0.75f;
       }
+      s.silu = k.silu;
       ASSERT_TRUE(xnn::UseOwnDepthwise(s, k.c, isa));
       const std::vector<float> w = RandomVec(k.c * k.kh * k.kw, rng), bias = RandomVec(k.c, rng);
       const std::vector<float> scale = RandomVec(k.c, rng);
@@ -237,8 +245,10 @@ TEST(XnnFConv, LargeDepthwiseMatchesNaiveLoop) {
                          w[static_cast<size_t>((c * k.kh + ky) * k.kw + kx)] *
                          (s.scale != nullptr ? s.scale[c] : 1.0f);
                 }
+              acc = std::min<double>(s.hi, std::max<double>(s.lo, acc));
+              if (k.silu) acc = acc / (1.0 + std::exp(-acc));
               want[static_cast<size_t>(((b * s.oh + oy) * s.ow + ox) * k.c + c)] =
-                  static_cast<float>(std::min<double>(s.hi, std::max<double>(s.lo, acc)));
+                  static_cast<float>(acc);
             }
       xnn::FConvFn run = xnn::MakeOwnDepthwise(s, isa);
       for (pthreadpool_t pool : {static_cast<pthreadpool_t>(nullptr), pool2}) {

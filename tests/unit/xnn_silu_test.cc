@@ -6,8 +6,11 @@
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "core/cpu_features.h"
+#include "qdq_builder.h"
 #include "runtime/session.h"
 
 namespace kiln {
@@ -93,6 +96,101 @@ TEST(XnnSilu, EveryIsaMatchesReference) {
           }
         }
       }
+    }
+  }
+}
+
+// Conv [+ BatchNormalization] + SiLU fused into the own kernels' epilogues (efficientnet's
+// blocks): a 3x3 conv that runs Winograd (64 -> 64 channels, 14x14), a dense 1x1 (96 -> 80: a
+// narrow last panel), a 3x3 depthwise stride 2 and a 5x5 depthwise (the own fixed-size rows);
+// every ISA level, 1 and 2 threads, against the reference kernels; no Sigmoid or Mul step is left
+// where the own kernels run.
+Model ConvSiluModel() {
+  Model m;
+  m.opsets[""] = 17;
+  m.ir_version = 8;
+  Graph& g = m.graph;
+  std::mt19937 gen(5);
+  std::uniform_real_distribution<float> u(-1, 1);
+  auto init = [&](const char* name, std::vector<int64_t> shape, float scale, float shift) {
+    Tensor t = Tensor::Allocate(kF32, Shape(shape.begin(), shape.end())).value();
+    for (int64_t i = 0; i < t.size(); ++i) t.data<float>()[i] = shift + scale * u(gen);
+    return g.AddInitializer(name, std::move(t));
+  };
+  ValueId x = g.AddValue("x", kF32, DimVector{1, 64, 14, 14});
+  g.MarkInput(x);
+  int step = 0;
+  auto silu = [&](ValueId in) {
+    const std::string k = std::to_string(step++);
+    ValueId sg = g.AddValue("sg" + k), y = g.AddValue("silu" + k);
+    g.AddNode("sig" + k, "Sigmoid", {in}, {sg}, {}, "", 17);
+    g.AddNode("mul" + k, "Mul", step % 2 ? std::vector<ValueId>{in, sg} : std::vector<ValueId>{sg, in},
+              {y}, {}, "", 17);
+    return y;
+  };
+  auto conv = [&](ValueId in, int64_t cin, int64_t cout, int64_t k, int64_t stride, int64_t group,
+                  bool bn) {
+    const std::string n = std::to_string(step);
+    ValueId w = init(("w" + n).c_str(), {cout, cin / group, k, k}, 0.25f, 0.0f);
+    ValueId b = init(("b" + n).c_str(), {cout}, 0.5f, 0.0f);
+    ValueId y = g.AddValue("c" + n);
+    Attributes a;
+    a.Add(Attribute::Ints("pads", {k / 2, k / 2, k / 2, k / 2}));
+    a.Add(Attribute::Ints("strides", {stride, stride}));
+    a.Add(Attribute::Int("group", group));
+    g.AddNode("conv" + n, "Conv", {in, w, b}, {y}, std::move(a), "", 17);
+    if (!bn) return y;
+    ValueId z = g.AddValue("bn" + n);
+    g.AddNode("bnn" + n, "BatchNormalization",
+              {y, init(("g" + n).c_str(), {cout}, 0.3f, 1.0f), init(("be" + n).c_str(), {cout}, 0.3f, 0.0f),
+               init(("m" + n).c_str(), {cout}, 0.3f, 0.0f), init(("v" + n).c_str(), {cout}, 0.2f, 1.0f)},
+              {z}, {}, "", 17);
+    return z;
+  };
+  ValueId h = silu(conv(x, 64, 64, 3, 1, 1, true));  // Winograd
+  h = silu(conv(h, 64, 96, 1, 1, 1, false));          // dense 1x1, K = 64
+  h = silu(conv(h, 96, 80, 1, 1, 1, true));           // 80 channels: a narrow last panel
+  h = silu(conv(h, 80, 80, 3, 2, 80, true));          // depthwise 3x3 stride 2
+  h = silu(conv(h, 80, 80, 5, 1, 80, true));          // depthwise 5x5
+  g.MarkOutput(h);
+  return m;
+}
+
+TEST(XnnSilu, FusedIntoConvEpiloguesMatchesReference) {
+  const NamedTensors in = {{"x", testing::Uniform({1, 64, 14, 14}, -2.0f, 2.0f, 4)}};
+  auto ref = Session::Create(ConvSiluModel(), SessionOptions::Reference());
+  ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+  auto want = (*ref)->Run(in);
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+  for (CpuIsa isa : {CpuIsa::kPortable, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
+    // The level sessions run at (below this CPU's, or portable when forced: KILN_CPU_PORTABLE).
+    if (EffectiveCpuIsa(isa) != isa) continue;
+    for (int threads : {1, 2}) {
+      SessionOptions o = SessionOptions::Threads(threads);
+      o.isa = isa;
+      o.profile = true;
+      auto s = Session::Create(ConvSiluModel(), o);
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      auto got = (*s)->Run(in);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      int sigmoid_steps = 0, own_convs = 0;
+      for (const ProfileRow& row : (*s)->Profile()) {
+        sigmoid_steps += row.op_type == "Sigmoid" || row.op_type == "Mul";
+        own_convs += row.op_type == "Conv" && row.what == "own loop";
+      }
+      if (isa != CpuIsa::kPortable) {
+        EXPECT_EQ(own_convs, 5) << CpuIsaName(isa);
+        EXPECT_EQ(sigmoid_steps, 0) << CpuIsaName(isa) << ": every SiLU fused into its conv";
+      }
+      const float* gd = (*got)[0].data<float>();
+      const float* rd = (*want)[0].data<float>();
+      double worst = 0;
+      for (int64_t i = 0; i < (*want)[0].size(); ++i) {
+        const double scale = std::max(1.0, std::fabs(static_cast<double>(rd[i])));
+        worst = std::max(worst, std::fabs(static_cast<double>(gd[i]) - rd[i]) / scale);
+      }
+      // Five layers of fp32 convs summed in other orders (Winograd's transforms among them).
+      EXPECT_LE(worst, 2e-4) << CpuIsaName(isa) << " threads " << threads;
     }
   }
 }

@@ -39,6 +39,9 @@ struct FConvSpec {
   // Row stride of the input and output in floats (a GEMM's lda / ldc); 0: cin / cout.
   int64_t ldx = 0, ldy = 0;
   float lo = -INFINITY, hi = INFINITY;
+  // SiLU (v * sigmoid(v)) after the clamp, applied to each tile of output right after it is
+  // stored (a fused Conv + SiLU: no pass of its own over the activation).
+  bool silu = false;
   // Threads the session runs with (Winograd sizes its blocks so that each has work).
   int threads = 1;
   // Read by MakeOwnFConv only (the caller keeps them alive until it returns):
@@ -97,8 +100,16 @@ WinogradBlocking WinogradBlockingFor(const FConvSpec& s, FConvIsa isa);
 // The same contract as MakeOwnFConv (weights [cout][cin][3][3], scale, bias, residual, clamp).
 FConvFn MakeWinogradFConv(const FConvSpec& spec, FConvIsa isa);
 
+// y[i] = y[i] * sigmoid(y[i]) for i < n, in place, at `isa` (kNone: scalar); the SiLU loop of
+// xnn_ops_elementwise.cc, called by the own kernels' epilogues.
+void SiluInPlace(float* y, int64_t n, FConvIsa isa);
+// The same on rows [0, rows) x [0, n) of y, rows ld apart (a register tile's output).
+void SiluRows(float* y, int64_t rows, int64_t ld, int64_t n, FConvIsa isa);
+
 // Depthwise (group = cin = cout) with more than 25 taps (xnn_fdw.cc: XNNPACK's unipass depthwise
 // kernels stop at 25): weights [c][1][kh][kw], scale, bias, clamp; no residual.
+// With a fused SiLU (s.silu), every depthwise kernel size (XNNPACK's operator cannot fuse it;
+// the own loop measured 0.7-1.3x of XNNPACK's 3x3/5x5 kernels, bench/fconv_bench.cc).
 bool UseOwnDepthwise(const FConvSpec& s, int64_t group, FConvIsa isa);
 FConvFn MakeOwnDepthwise(const FConvSpec& spec, FConvIsa isa);
 

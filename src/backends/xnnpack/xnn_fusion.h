@@ -223,10 +223,43 @@ class FusionPlanner {
     f.residual = other;
   }
 
+  // f.out read by exactly Sigmoid(f.out) and Mul(f.out, that Sigmoid) (either order), free and
+  // in this partition: both absorbed, f.silu.
+  bool PlanSilu(Fusion& f) {
+    const ValueId v = f.out;
+    if (!v.valid() || uses_[v.v] != 2) return false;
+    const Node* sig = nullptr;
+    const Node* mul = nullptr;
+    for (const Node* n : in_partition_) {
+      for (ValueId in : n->inputs) {
+        if (in != v) continue;
+        if (n->op_type == "Sigmoid" && n->inputs.size() == 1 && n->outputs.size() == 1) sig = n;
+        if (n->op_type == "Mul" && n->inputs.size() == 2 && n->outputs.size() == 1) mul = n;
+      }
+    }
+    if (sig == nullptr || mul == nullptr || absorbed(sig) || absorbed(mul)) return false;
+    if (SoleConsumer(sig->outputs[0]) != mul) return false;
+    const ValueId other = mul->inputs[0] == v ? mul->inputs[1] : mul->inputs[0];
+    if (other != sig->outputs[0]) return false;
+    const auto& types = *spec_.types;
+    if (!types[mul->outputs[0].v].has_static_shape() || !types[v.v].has_static_shape() ||
+        types[mul->outputs[0].v].static_shape() != types[v.v].static_shape() ||
+        types[mul->outputs[0].v].type != types[v.v].type) {
+      return false;
+    }
+    Absorb(f, sig);
+    Absorb(f, mul);
+    f.silu = true;
+    return true;
+  }
+
   Fusion Plan(const Node& n, const OpDef& def) {
     Fusion f;
     f.out = n.outputs[0];
     if (n.op_type == "Conv" || n.op_type == "ConvTranspose") PlanChannelAffine(f);
+    if (n.op_type == "Conv" && !def.int8 && ConvRunsOwnKernel(spec_, n, true) && PlanSilu(f)) {
+      return f;  // SiLU ends the group (a residual or clamp after it is not in the epilogue)
+    }
     if (n.op_type == "Conv" && !def.int8 && ConvRunsOwnKernel(spec_, n)) PlanResidual(n, f);
     if (n.op_type == "MatMul" && n.inputs.size() == 2 && Const(n.inputs[1]) &&
         Const(n.inputs[1])->rank() == 2) {

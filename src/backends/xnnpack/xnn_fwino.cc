@@ -222,6 +222,11 @@ void TransformOut(const WinoPlan& P, const float* M, const float* res, float* y,
     } else {
       OutputTransformAvx2(m, cout, P.bias.data(), r, yq, s.lo, s.hi);
     }
+    if (s.silu) {
+      for (float* row : yq) {
+        if (row != nullptr) SiluInPlace(row, cout, P.isa);
+      }
+    }
   }
 }
 

@@ -103,6 +103,9 @@ struct Fusion {
   // Conv (own fp32 kernel only) + Add of a computed value of the output's shape, ready before
   // the Conv's step: added in the kernel's epilogue before the clamp (invalid: none).
   ValueId residual;
+  // Conv (fp32, on an own kernel) [+ folded affine] followed by SiLU (x * Sigmoid(x)): applied
+  // in the kernel's epilogue to each block of output while it is in cache.
+  bool silu = false;
   const Node* hard_sigmoid = nullptr;  // the HardSwish pattern's HardSigmoid form
   std::vector<const Node*> absorbed;   // nodes folded into this one
 };

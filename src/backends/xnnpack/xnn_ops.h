@@ -17,9 +17,11 @@ void AddNeckOps(std::vector<OpDef>& table);         // xnn_ops_neck.cc
 void AddInt8Ops(std::vector<OpDef>& table);         // xnn_ops_int8*.cc (int8 entries)
 void AddModernOps(std::vector<OpDef>& table);       // xnn_ops_modern.cc (ops of opsets 18-23)
 
-// Whether Conv node n (float) runs the own fp32 kernel (xnn_fconv.h) at the partition's ISA
-// level: the one answer that ConvBuild and the residual-Add fusion both follow.
-bool ConvRunsOwnKernel(const PartitionSpec& spec, const Node& n);
+// Whether Conv node n (float) runs the own fp32 dense kernel (xnn_fconv.h) at the partition's
+// ISA level: the one answer that ConvBuild and the residual-Add fusion both follow. With `silu`
+// (a SiLU fused after it): the rule for a fused SiLU, and depthwise convs count too (the own
+// depthwise loop).
+bool ConvRunsOwnKernel(const PartitionSpec& spec, const Node& n, bool silu = false);
 
 struct ConvGeometry {
   int64_t kh = 0, kw = 0, sh = 1, sw = 1, dh = 1, dw = 1;

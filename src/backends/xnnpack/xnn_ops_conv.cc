@@ -217,8 +217,8 @@ Status ConvBuildPacking(Builder& b, const Node& n, const Fusion& f) {
   KILN_RETURN_IF_ERROR(ApplyChannelAffine(f, m, &scale, &bias));
   const bool unit_scale =
       std::all_of(scale.begin(), scale.end(), [](float v) { return v == 1.0f; });
-  if (f.residual.valid() && !ConvRunsOwnKernel(b.spec(), n)) {
-    return Internal("a residual Add was fused into a Conv that does not run the own kernel");
+  if ((f.residual.valid() || f.silu) && !ConvRunsOwnKernel(b.spec(), n, f.silu)) {
+    return Internal("a residual Add or SiLU was fused into a Conv that does not run an own kernel");
   }
   // The own kernels' view of this conv (read by the two own paths below).
   FConvSpec s;
@@ -239,12 +239,13 @@ Status ConvBuildPacking(Builder& b, const Node& n, const Fusion& f) {
   s.pl = g.pl;
   s.lo = f.out_min;
   s.hi = f.out_max;
+  s.silu = f.silu;
   s.threads = b.spec().threads;
   s.weights = src;
   s.scale = unit_scale ? nullptr : scale.data();
   s.bias = bias.data();
   const FConvIsa isa = FConvIsaFor(b.spec().isa);
-  if (ConvRunsOwnKernel(b.spec(), n)) {
+  if (g.group == 1 && ConvRunsOwnKernel(b.spec(), n, f.silu)) {
     // The own fp32 kernel (xnn_fconv.h) where the session's ISA level has one and it measured
     // faster than XNNPACK's igemm for this shape; else XNNPACK's operator below.
     const bool winograd = UseWinograd(s, isa);
@@ -622,7 +623,7 @@ Result<ConvGeometry> ConvGeometryOf(const Node& n, const Shape& x, const Shape& 
   return Geometry(n, x, w, y, false);
 }
 
-bool ConvRunsOwnKernel(const PartitionSpec& spec, const Node& n) {
+bool ConvRunsOwnKernel(const PartitionSpec& spec, const Node& n, bool silu) {
   const FConvIsa isa = FConvIsaFor(spec.isa);
   if (isa == FConvIsa::kNone || n.inputs.size() < 2 || n.outputs.empty()) return false;
   const Tensor* w = spec.constant(n.inputs[1]);
@@ -631,12 +632,14 @@ bool ConvRunsOwnKernel(const PartitionSpec& spec, const Node& n) {
   if (w == nullptr || !xt.has_static_shape() || !yt.has_static_shape()) return false;
   const Shape x = xt.static_shape(), y = yt.static_shape();
   auto g = Geometry(n, x, w->shape(), y, false);
-  if (!g.ok() || g->group != 1) return false;
+  if (!g.ok()) return false;
   FConvSpec s;
   s.cin = x[1];
   s.cout = w->dim(0);
   s.kh = g->kh;
   s.kw = g->kw;
+  s.silu = silu;
+  if (g->group != 1) return silu && UseOwnDepthwise(s, g->group, isa);
   return UseOwnFConv(s, isa);
 }
 
