@@ -195,6 +195,109 @@ TEST(XnnSilu, FusedIntoConvEpiloguesMatchesReference) {
   }
 }
 
+// Expansion 1x1 conv + depthwise conv run as one step (Fusion::dw, ExpandDepthwiseBuild): with
+// SiLU or ReLU6 after each, 3x3 / 5x5 depthwise at stride 1 and 2 (padding rows above and below
+// through the zero row), 40 and 24 expanded channels (vector tails), batch 2, odd image sizes;
+// 1, 2 and 3 threads (the output rows split per thread, each part recomputing its first rows);
+// against the reference kernels; one Conv step per block, nothing of the pair left.
+Model ExpandDepthwiseModel(bool silu, int64_t k, int64_t stride, int64_t cmid) {
+  Model m;
+  m.opsets[""] = 17;
+  m.ir_version = 8;
+  Graph& g = m.graph;
+  std::mt19937 gen(static_cast<uint32_t>(7 + k + stride + cmid));
+  std::uniform_real_distribution<float> u(-1, 1);
+  auto init = [&](const std::string& name, Shape shape, float scale, float shift) {
+    Tensor t = Tensor::Allocate(kF32, shape).value();
+    for (int64_t i = 0; i < t.size(); ++i) t.data<float>()[i] = shift + scale * u(gen);
+    return g.AddInitializer(name, std::move(t));
+  };
+  ValueId x = g.AddValue("x", kF32, DimVector{2, 12, 61, 47});
+  g.MarkInput(x);
+  auto act = [&](ValueId in, const std::string& k2) {
+    ValueId y = g.AddValue("act" + k2);
+    if (silu) {
+      ValueId sg = g.AddValue("sg" + k2);
+      g.AddNode("sig" + k2, "Sigmoid", {in}, {sg}, {}, "", 17);
+      g.AddNode("mul" + k2, "Mul", {in, sg}, {y}, {}, "", 17);
+    } else {
+      g.AddNode("clip" + k2, "Clip", {in, init("lo" + k2, {}, 0, 0), init("hi" + k2, {}, 0, 6)}, {y},
+                {}, "", 17);
+    }
+    return y;
+  };
+  ValueId e = g.AddValue("e");
+  g.AddNode("expand", "Conv", {x, init("we", {cmid, 12, 1, 1}, 0.4f, 0), init("be", {cmid}, 0.5f, 0)},
+            {e}, {}, "", 17);
+  ValueId bn = g.AddValue("bn");
+  g.AddNode("bn", "BatchNormalization",
+            {e, init("g", {cmid}, 0.3f, 1), init("b", {cmid}, 0.3f, 0), init("m", {cmid}, 0.3f, 0),
+             init("v", {cmid}, 0.2f, 1)},
+            {bn}, {}, "", 17);
+  ValueId h = act(bn, "1");
+  ValueId d = g.AddValue("d");
+  Attributes a;
+  a.Add(Attribute::Ints("pads", {k / 2, k / 2, k / 2, k / 2}));
+  a.Add(Attribute::Ints("strides", {stride, stride}));
+  a.Add(Attribute::Int("group", cmid));
+  g.AddNode("dw", "Conv", {h, init("wd", {cmid, 1, k, k}, 0.4f, 0), init("bd", {cmid}, 0.5f, 0)},
+            {d}, std::move(a), "", 17);
+  ValueId out = act(d, "2");
+  // A projection after it, as in the blocks (a separate step).
+  ValueId p = g.AddValue("p");
+  g.AddNode("project", "Conv", {out, init("wp", {8, cmid, 1, 1}, 0.3f, 0)}, {p}, {}, "", 17);
+  g.MarkOutput(p);
+  return m;
+}
+
+TEST(XnnFusion, ExpandDepthwiseMatchesReference) {
+  const NamedTensors in = {{"x", testing::Uniform({2, 12, 61, 47}, -1.5f, 1.5f, 9)}};
+  int fused_cases = 0;
+  for (bool silu : {true, false}) {
+    for (int64_t k : {3, 5}) {
+      for (int64_t stride : {1, 2}) {
+        const int64_t cmid = k == 3 ? 40 : 24;
+        auto ref = Session::Create(ExpandDepthwiseModel(silu, k, stride, cmid),
+                                   SessionOptions::Reference());
+        ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+        auto want = (*ref)->Run(in);
+        ASSERT_TRUE(want.ok()) << want.status().ToString();
+        for (CpuIsa isa : {CpuIsa::kAvx2, CpuIsa::kAvx512}) {
+          if (EffectiveCpuIsa(isa) != isa) continue;
+          for (int threads : {1, 2, 3}) {
+            SessionOptions o = SessionOptions::Threads(threads);
+            o.isa = isa;
+            o.profile = true;
+            auto s = Session::Create(ExpandDepthwiseModel(silu, k, stride, cmid), o);
+            ASSERT_TRUE(s.ok()) << s.status().ToString();
+            auto got = (*s)->Run(in);
+            ASSERT_TRUE(got.ok()) << got.status().ToString();
+            int convs = 0, others = 0;
+            for (const ProfileRow& row : (*s)->Profile()) {
+              if (!row.op_type.empty() && row.op_type[0] == '(') continue;  // borders, overhead
+              convs += row.op_type == "Conv";
+              others += row.op_type != "Conv";
+            }
+            EXPECT_EQ(convs, 2) << "expand + depthwise in one step, then the projection";
+            EXPECT_EQ(others, 0);
+            const float* gd = (*got)[0].data<float>();
+            const float* rd = (*want)[0].data<float>();
+            double worst = 0;
+            for (int64_t i = 0; i < (*want)[0].size(); ++i) {
+              const double scale = std::max(1.0, std::fabs(static_cast<double>(rd[i])));
+              worst = std::max(worst, std::fabs(static_cast<double>(gd[i]) - rd[i]) / scale);
+            }
+            EXPECT_LE(worst, 1e-4) << "silu " << silu << " k " << k << " stride " << stride << " "
+                                   << CpuIsaName(isa) << " threads " << threads;
+            ++fused_cases;
+          }
+        }
+      }
+    }
+  }
+  if (fused_cases == 0) GTEST_SKIP() << "no AVX2 here: the step needs the own kernels";
+}
+
 }  // namespace
 }  // namespace kiln
 

@@ -48,9 +48,10 @@ struct FPacked {
 // repeat the last one; their results are not stored). Runs once per tile and block, beside
 // mr x K x (panels) FMAs: no divisions past the first pixel, and a pixel whose window is inside
 // the image is its base pointer plus the taps' fixed offsets.
-void TilePointers(const FPacked& P, const float* x, int64_t p0, const float** ptrs) {
+void TilePointers(const FPacked& P, const float* x, int64_t pixels, int64_t p0,
+                  const float** ptrs) {
   const FConvSpec& s = P.s;
-  const int64_t pixels = s.batch * s.oh * s.ow, per = s.oh * s.ow;
+  const int64_t per = s.oh * s.ow;
   const int mr = P.mr;
   if (P.direct) {
     for (int r = 0; r < mr; ++r) ptrs[r] = x + std::min(p0 + r, pixels - 1) * s.ldx;
@@ -113,7 +114,7 @@ void RunTask(void* arg, size_t task) {
   const auto need = static_cast<size_t>(ntiles * P.taps * mr);
   if (ptrs.size() < need) ptrs.resize(need);
   for (int64_t t = 0; t < ntiles; ++t)
-    TilePointers(P, c.x, p_begin + t * mr, ptrs.data() + t * P.taps * mr);
+    TilePointers(P, c.x, c.pixels, p_begin + t * mr, ptrs.data() + t * P.taps * mr);
   for (int64_t pan = pan0; pan < pan1; ++pan) {
     // The panel after this one (in this task, else this task's first again, which the next
     // block of a multi-block run reads first), spread over this panel's tiles.
@@ -177,7 +178,9 @@ bool UseOwnFc(int64_t rows, int64_t k, int64_t n, FConvIsa isa) {
   return rows >= 1 && UseOwnFConv(s, isa);
 }
 
-FConvFn MakeOwnFConv(const FConvSpec& spec, FConvIsa isa) {
+namespace {
+
+std::shared_ptr<FPacked> PackFConv(const FConvSpec& spec, FConvIsa isa) {
   auto P = std::make_shared<FPacked>();
   P->s = spec;
   FConvSpec& s = P->s;
@@ -241,6 +244,31 @@ FConvFn MakeOwnFConv(const FConvSpec& spec, FConvIsa isa) {
   for (int64_t ky = 0; ky < s.kh; ++ky)
     for (int64_t kx = 0; kx < s.kw; ++kx)
       P->tap_off.push_back((ky * s.dh * s.iw + kx * s.dw) * s.ldx);
+  return P;
+}
+
+}  // namespace
+
+FConvRowsFn MakeOwnFConvRows(const FConvSpec& spec, FConvIsa isa) {
+  FConvSpec s1 = spec;
+  s1.batch = s1.ih = s1.iw = s1.oh = s1.ow = 1;
+  s1.kh = s1.kw = 1;
+  std::shared_ptr<FPacked> P = PackFConv(s1, isa);
+  P->direct = true;
+  return [P](const float* x, float* y, int64_t pixels) {
+    // Pixels in blocks of whole tiles whose A rows stay in L2 (the weights of an expansion are
+    // small); TilePointers reads the pixel count from the geometry, so each call sets it.
+    const FPacked& p = *P;
+    RunCtx c{P.get(), x, nullptr, y, pixels, 0, 0, 1};
+    const int64_t ntiles = (pixels + p.mr - 1) / p.mr;
+    c.tiles_per_block = std::clamp<int64_t>(kBlockBytes / (p.mr * p.k * 4), 1, kMaxTilesPerBlock);
+    c.nblocks = (ntiles + c.tiles_per_block - 1) / c.tiles_per_block;
+    for (int64_t t = 0; t < c.nblocks; ++t) RunTask(&c, static_cast<size_t>(t));
+  };
+}
+
+FConvFn MakeOwnFConv(const FConvSpec& spec, FConvIsa isa) {
+  std::shared_ptr<FPacked> P = PackFConv(spec, isa);
   return [P](const float* x, const float* res, float* y, pthreadpool_t pool) {
     const FConvSpec& s = P->s;
     RunCtx c{P.get(), x, res, y, s.batch * s.oh * s.ow, 0, 0, 1};

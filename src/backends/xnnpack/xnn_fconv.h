@@ -113,4 +113,17 @@ void SiluRows(float* y, int64_t rows, int64_t ld, int64_t n, FConvIsa isa);
 bool UseOwnDepthwise(const FConvSpec& s, int64_t group, FConvIsa isa);
 FConvFn MakeOwnDepthwise(const FConvSpec& spec, FConvIsa isa);
 
+// The depthwise geometries with a fixed-size row loop: 3x3 and 5x5, stride 1 or 2, dilation 1.
+bool DepthwiseRowsFixed(const FConvSpec& s);
+// One output row (ow x c floats at out) of such a depthwise conv from its kh input rows (iw x c
+// floats each; nullptr for a row above or below the image), clamp and SiLU as spec says; no
+// threads (the fused expand + depthwise step runs rows on its own tasks).
+using DwRowFn = std::function<void(const float* const* in_rows, float* out)>;
+DwRowFn MakeOwnDepthwiseRow(const FConvSpec& spec, FConvIsa isa);
+
+// A 1x1 stride-1 unpadded conv (spec: kh = kw = 1) over `pixels` rows of x into y, on the
+// calling thread (MakeOwnFConv's kernel and epilogue; spec's geometry only sizes nothing here).
+using FConvRowsFn = std::function<void(const float* x, float* y, int64_t pixels)>;
+FConvRowsFn MakeOwnFConvRows(const FConvSpec& spec, FConvIsa isa);
+
 }  // namespace kiln::xnn

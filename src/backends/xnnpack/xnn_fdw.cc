@@ -29,6 +29,7 @@ struct DwPlan {
   FConvSpec s;             // geometry; cin == cout == channels
   std::vector<float> w;    // [taps][c]
   std::vector<float> bias; // [c]
+  std::vector<float> zero; // [iw * c] zeros: a padding row of the fixed-size loop
   FConvIsa isa = FConvIsa::kNone;
 };
 
@@ -137,30 +138,25 @@ __attribute__((always_inline)) inline void DwRow(const DwPlan& P, const float* x
   }
 }
 
-// A row whose kernel rows are all inside the image, for a kernel size and stride known at
-// compile time (3x3 and 5x5, stride 1 and 2, dilation 1): per vector of W channels, the taps'
-// weights held in registers (3x3) or L1, and 8 output pixels at a time (8 independent FMA
-// chains, the taps fully unrolled); pixels whose window crosses the left or right edge and the
-// channel tail (c mod W) go to DwRow. Returns false (nothing written) for a row that needs it.
-// G output pixels from ox of one row, channels [0, cv) in vectors of W (DwRowFixed).
+// G output pixels from ox of one output row (out_row), channels [0, cv) in vectors of W, from
+// the KH input rows (DwRowPtrs).
 template <typename V, int W, int KH, int KW, int SW, int G>
-__attribute__((always_inline)) inline void DwGroup(const DwPlan& P, const float* image, float* y,
-                                                   int64_t row, int64_t iy0, int64_t ox,
-                                                   int64_t cv, const V& vlo, const V& vhi) {
+__attribute__((always_inline)) inline void DwGroup(const DwPlan& P, const float* const* rows,
+                                                   float* out_row, int64_t ox, int64_t cv,
+                                                   const V& vlo, const V& vhi) {
   const FConvSpec& s = P.s;
   const int64_t c = s.cout;
-  const float* base0 = image + (iy0 * s.iw + ox * SW - s.pl) * c;
-  float* out0 = y + (row * s.ow + ox) * c;
+  const int64_t at = (ox * SW - s.pl) * c;
+  float* out0 = out_row + ox * c;
   for (int64_t ch = 0; ch < cv; ch += W) {
     V acc[G];
     V bias;
     __builtin_memcpy(&bias, P.bias.data() + ch, sizeof(V));
 #pragma GCC unroll 8
     for (int q = 0; q < G; ++q) acc[q] = bias;
-    const float* base = base0 + ch;
 #pragma GCC unroll 8
     for (int ky = 0; ky < KH; ++ky) {
-      const float* rowp = base + ky * s.iw * c;
+      const float* rowp = rows[ky] + at + ch;
 #pragma GCC unroll 8
       for (int kx = 0; kx < KW; ++kx) {
         V wv;
@@ -183,82 +179,99 @@ __attribute__((always_inline)) inline void DwGroup(const DwPlan& P, const float*
   }
 }
 
+// One output row (ow x c at out_row) of a depthwise conv whose kernel size and stride are known
+// at compile time (3x3 and 5x5, stride 1 and 2, dilation 1), from its KH input rows (a row
+// above or below the image points to P.zero): per vector of W channels, the taps unrolled,
+// 8 output pixels at a time (8 independent FMA chains), then 4, then 1, pixels outside and
+// channel vectors inside, so that a group's input is read from memory once and then from L1;
+// the pixels whose window crosses the left or right edge and the channel tail (c mod W) one
+// pixel at a time. pf: pf_lines cache lines (the input rows the next output row adds) to
+// prefetch into L2, a slice per group.
 template <typename V, int W, int KH, int KW, int SW>
-__attribute__((always_inline)) inline bool DwRowFixed(const DwPlan& P, const float* x, float* y,
-                                                      int64_t row) {
+__attribute__((always_inline)) inline void DwRowPtrs(const DwPlan& P, const float* const* rows,
+                                                     float* out_row, const char* pf,
+                                                     int64_t pf_lines) {
   const FConvSpec& s = P.s;
-  const int64_t c = s.cout, b = row / s.oh, oy = row % s.oh;
-  const int64_t iy0 = oy * s.sh - s.pt;
-  if (iy0 < 0 || iy0 + KH > s.ih) return false;
-  const float* image = x + b * s.ih * s.iw * c;
+  const int64_t c = s.cout;
   const V vlo = V{} + s.lo, vhi = V{} + s.hi;
   int64_t oxa = 0;
   while (oxa < s.ow && oxa * SW - s.pl < 0) ++oxa;
   int64_t oxb = oxa;
   while (oxb < s.ow && oxb * SW - s.pl + KW - 1 < s.iw) ++oxb;
   const int64_t cv = c / W * W;
-  // Groups of 8 output pixels (then 4, then 1) outside, channel vectors inside: the group's
-  // input rows (G * SW pixels x c) are read from memory once and then from L1 for every channel
-  // vector.
   int64_t ox = oxa;
-  // The input rows the next output row adds (SW of them below this window), prefetched into L2
-  // a slice per group: an activation that left L2 streams in ahead of its use.
-  const int64_t next_iy = iy0 + KH, next_rows = std::min<int64_t>(SW, s.ih - next_iy);
-  const char* pf = next_rows > 0 ? reinterpret_cast<const char*>(image + next_iy * s.iw * c) : nullptr;
-  const int64_t pf_lines = next_rows > 0 ? next_rows * s.iw * c * 4 / 64 : 0;
   const int64_t groups = std::max<int64_t>(1, (oxb - oxa) / 8);
   const int64_t pf_per_group = (pf_lines + groups - 1) / groups;
   int64_t pf_done = 0;
   for (; ox + 8 <= oxb; ox += 8) {
     for (int64_t k = 0; k < pf_per_group && pf_done < pf_lines; ++k, ++pf_done)
       __builtin_prefetch(pf + pf_done * 64, 0, 2);
-    DwGroup<V, W, KH, KW, SW, 8>(P, image, y, row, iy0, ox, cv, vlo, vhi);
+    DwGroup<V, W, KH, KW, SW, 8>(P, rows, out_row, ox, cv, vlo, vhi);
   }
-  for (; ox + 4 <= oxb; ox += 4) DwGroup<V, W, KH, KW, SW, 4>(P, image, y, row, iy0, ox, cv, vlo, vhi);
-  for (; ox < oxb; ++ox) DwGroup<V, W, KH, KW, SW, 1>(P, image, y, row, iy0, ox, cv, vlo, vhi);
-  // The edge pixels (vectors over the taps inside the image) and the channel tail: one pixel
-  // at a time.
-  for (int64_t ox = 0; ox < s.ow; ++ox) {
-    const bool interior = ox >= oxa && ox < oxb;
+  for (; ox + 4 <= oxb; ox += 4) DwGroup<V, W, KH, KW, SW, 4>(P, rows, out_row, ox, cv, vlo, vhi);
+  for (; ox < oxb; ++ox) DwGroup<V, W, KH, KW, SW, 1>(P, rows, out_row, ox, cv, vlo, vhi);
+  for (int64_t px = 0; px < s.ow; ++px) {
+    const bool interior = px >= oxa && px < oxb;
     if (interior && cv == c) continue;
-    const int64_t ix0 = ox * SW - s.pl;
+    const int64_t ix0 = px * SW - s.pl;
     int kx0 = 0, kx1 = KW;
     while (kx0 < KW && ix0 + kx0 < 0) ++kx0;
     while (kx1 > kx0 && ix0 + kx1 - 1 >= s.iw) --kx1;
-    float* out = y + (row * s.ow + ox) * c;
-    int64_t ch = 0;
-    if (!interior) {
-      for (; ch < cv; ch += W) {
-        V acc;
-        __builtin_memcpy(&acc, P.bias.data() + ch, sizeof(V));
-        for (int ky = 0; ky < KH; ++ky) {
-          const float* xrow = image + ((iy0 + ky) * s.iw) * c + ch;
-          const float* wrow = P.w.data() + ky * KW * c + ch;
-          for (int kx = kx0; kx < kx1; ++kx) {
-            V xv, wv;
-            __builtin_memcpy(&xv, xrow + (ix0 + kx) * c, sizeof(V));
-            __builtin_memcpy(&wv, wrow + kx * c, sizeof(V));
-            acc += xv * wv;
-          }
+    float* out = out_row + px * c;
+    int64_t ch = interior ? cv : 0;
+    for (; ch < cv; ch += W) {
+      V acc;
+      __builtin_memcpy(&acc, P.bias.data() + ch, sizeof(V));
+      for (int ky = 0; ky < KH; ++ky) {
+        const float* xrow = rows[ky] + ch;
+        const float* wrow = P.w.data() + ky * KW * c + ch;
+        for (int kx = kx0; kx < kx1; ++kx) {
+          V xv, wv;
+          __builtin_memcpy(&xv, xrow + (ix0 + kx) * c, sizeof(V));
+          __builtin_memcpy(&wv, wrow + kx * c, sizeof(V));
+          acc += xv * wv;
         }
-        acc = acc < vlo ? vlo : acc;
-        acc = acc > vhi ? vhi : acc;
-        __builtin_memcpy(out + ch, &acc, sizeof(V));
       }
-    } else {
-      ch = cv;
+      acc = acc < vlo ? vlo : acc;
+      acc = acc > vhi ? vhi : acc;
+      __builtin_memcpy(out + ch, &acc, sizeof(V));
     }
     for (; ch < c; ++ch) {
       float acc = P.bias[static_cast<size_t>(ch)];
       for (int ky = 0; ky < KH; ++ky) {
-        const float* xrow = image + ((iy0 + ky) * s.iw) * c + ch;
+        const float* xrow = rows[ky] + ch;
         const float* wrow = P.w.data() + ky * KW * c + ch;
         for (int kx = kx0; kx < kx1; ++kx) acc += xrow[(ix0 + kx) * c] * wrow[kx * c];
       }
       out[ch] = std::min(s.hi, std::max(s.lo, acc));
     }
   }
-  return true;
+}
+
+// Output row `row` (batch * oh + oy) of the whole image x through DwRowPtrs.
+template <typename V, int W, int KH, int KW, int SW>
+__attribute__((always_inline)) inline void DwRowFixed(const DwPlan& P, const float* x, float* y,
+                                                      int64_t row) {
+  const FConvSpec& s = P.s;
+  const int64_t c = s.cout, b = row / s.oh, oy = row % s.oh;
+  const int64_t iy0 = oy * s.sh - s.pt;
+  const float* image = x + b * s.ih * s.iw * c;
+  const float* rows[KH];
+  for (int ky = 0; ky < KH; ++ky) {
+    const int64_t iy = iy0 + ky;
+    rows[ky] = iy >= 0 && iy < s.ih ? image + iy * s.iw * c : P.zero.data();
+  }
+  const int64_t next_iy = std::max<int64_t>(0, iy0 + KH);
+  const int64_t next_rows = std::min<int64_t>(SW, s.ih - next_iy);
+  const char* pf = next_rows > 0 ? reinterpret_cast<const char*>(image + next_iy * s.iw * c) : nullptr;
+  DwRowPtrs<V, W, KH, KW, SW>(P, rows, y + row * s.ow * c, pf,
+                              next_rows > 0 ? next_rows * s.iw * c * 4 / 64 : 0);
+}
+
+// Whether the geometry has a fixed-size row loop (DwRowPtrs).
+bool FixedRows(const FConvSpec& s) {
+  return s.kh == s.kw && (s.kh == 3 || s.kh == 5) && s.sh == s.sw && (s.sh == 1 || s.sh == 2) &&
+         s.dh == 1 && s.dw == 1;
 }
 
 // The fixed-size rows where the plan's geometry has one, else DwRow.
@@ -266,14 +279,32 @@ template <typename V, int W>
 __attribute__((always_inline)) inline void DwRowAny(const DwPlan& P, const float* x, float* y,
                                                     int64_t row) {
   const FConvSpec& s = P.s;
-  bool done = false;
-  if (s.dh == 1 && s.dw == 1 && s.sh == s.sw) {
-    if (s.kh == 3 && s.kw == 3 && s.sw == 1) done = DwRowFixed<V, W, 3, 3, 1>(P, x, y, row);
-    if (s.kh == 3 && s.kw == 3 && s.sw == 2) done = DwRowFixed<V, W, 3, 3, 2>(P, x, y, row);
-    if (s.kh == 5 && s.kw == 5 && s.sw == 1) done = DwRowFixed<V, W, 5, 5, 1>(P, x, y, row);
-    if (s.kh == 5 && s.kw == 5 && s.sw == 2) done = DwRowFixed<V, W, 5, 5, 2>(P, x, y, row);
+  if (!FixedRows(s)) {
+    DwRow<V, W>(P, x, y, row);
+  } else if (s.kh == 3) {
+    if (s.sw == 1) DwRowFixed<V, W, 3, 3, 1>(P, x, y, row);
+    else DwRowFixed<V, W, 3, 3, 2>(P, x, y, row);
+  } else {
+    if (s.sw == 1) DwRowFixed<V, W, 5, 5, 1>(P, x, y, row);
+    else DwRowFixed<V, W, 5, 5, 2>(P, x, y, row);
   }
-  if (!done) DwRow<V, W>(P, x, y, row);
+}
+
+// One output row from KH input row pointers (nullptr: a padding row) for the fused
+// expand + depthwise step; FixedRows geometry only.
+template <typename V, int W>
+__attribute__((always_inline)) inline void DwOneRow(const DwPlan& P, const float* const* in,
+                                                    float* out) {
+  const FConvSpec& s = P.s;
+  const float* rows[5];
+  for (int64_t ky = 0; ky < s.kh; ++ky) rows[ky] = in[ky] != nullptr ? in[ky] : P.zero.data();
+  if (s.kh == 3) {
+    if (s.sw == 1) DwRowPtrs<V, W, 3, 3, 1>(P, rows, out, nullptr, 0);
+    else DwRowPtrs<V, W, 3, 3, 2>(P, rows, out, nullptr, 0);
+  } else {
+    if (s.sw == 1) DwRowPtrs<V, W, 5, 5, 1>(P, rows, out, nullptr, 0);
+    else DwRowPtrs<V, W, 5, 5, 2>(P, rows, out, nullptr, 0);
+  }
 }
 
 KILN_TARGET_AVX2 void DwRowAvx2(const DwPlan& P, const float* x, float* y, int64_t row) {
@@ -283,17 +314,16 @@ __attribute__((target("avx512f,fma"))) void DwRowAvx512(const DwPlan& P, const f
                                                         int64_t row) {
   DwRowAny<V16d, 16>(P, x, y, row);
 }
-
-}  // namespace
-
-bool UseOwnDepthwise(const FConvSpec& s, int64_t group, FConvIsa isa) {
-  if (isa == FConvIsa::kNone || group != s.cin || s.cin != s.cout) return false;
-  const bool fixed = s.kh == s.kw && (s.kh == 3 || s.kh == 5) && s.sh == s.sw &&
-                     (s.sh == 1 || s.sh == 2) && s.dh == 1 && s.dw == 1;
-  return s.kh * s.kw > 25 || s.silu || fixed;
+KILN_TARGET_AVX2 void DwOneRowAvx2(const DwPlan& P, const float* const* in, float* out) {
+  DwOneRow<V8d, 8>(P, in, out);
+}
+__attribute__((target("avx512f,fma"))) void DwOneRowAvx512(const DwPlan& P,
+                                                           const float* const* in, float* out) {
+  DwOneRow<V16d, 16>(P, in, out);
 }
 
-FConvFn MakeOwnDepthwise(const FConvSpec& spec, FConvIsa isa) {
+// Packs the weights (times scale) and bias; the zero row for padding rows.
+std::shared_ptr<DwPlan> MakeDwPlan(const FConvSpec& spec, FConvIsa isa) {
   auto P = std::make_shared<DwPlan>();
   P->s = spec;
   P->s.weights = P->s.scale = P->s.bias = nullptr;
@@ -308,6 +338,33 @@ FConvFn MakeOwnDepthwise(const FConvSpec& spec, FConvIsa isa) {
   }
   P->bias.assign(static_cast<size_t>(c), 0.0f);
   if (spec.bias != nullptr) std::copy(spec.bias, spec.bias + c, P->bias.begin());
+  if (FixedRows(spec)) P->zero.assign(static_cast<size_t>(spec.iw * c), 0.0f);
+  return P;
+}
+
+}  // namespace
+
+bool UseOwnDepthwise(const FConvSpec& s, int64_t group, FConvIsa isa) {
+  if (isa == FConvIsa::kNone || group != s.cin || s.cin != s.cout) return false;
+  return s.kh * s.kw > 25 || s.silu || FixedRows(s);
+}
+
+bool DepthwiseRowsFixed(const FConvSpec& s) { return FixedRows(s); }
+
+DwRowFn MakeOwnDepthwiseRow(const FConvSpec& spec, FConvIsa isa) {
+  std::shared_ptr<DwPlan> P = MakeDwPlan(spec, isa);
+  return [P](const float* const* in, float* out) {
+    if (P->isa == FConvIsa::kAvx512) {
+      DwOneRowAvx512(*P, in, out);
+    } else {
+      DwOneRowAvx2(*P, in, out);
+    }
+    if (P->s.silu) SiluInPlace(out, P->s.ow * P->s.cout, P->isa);
+  };
+}
+
+FConvFn MakeOwnDepthwise(const FConvSpec& spec, FConvIsa isa) {
+  std::shared_ptr<DwPlan> P = MakeDwPlan(spec, isa);
   return [P](const float* x, const float* res, float* y, pthreadpool_t pool) {
     (void)res;  // no residual is fused into a depthwise conv
     const int64_t rows = P->s.batch * P->s.oh;

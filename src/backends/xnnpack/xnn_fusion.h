@@ -226,7 +226,17 @@ class FusionPlanner {
   // f.out read by exactly Sigmoid(f.out) and Mul(f.out, that Sigmoid) (either order), free and
   // in this partition: both absorbed, f.silu.
   bool PlanSilu(Fusion& f) {
-    const ValueId v = f.out;
+    const Node* sig = nullptr;
+    const Node* mul = nullptr;
+    if (!FindSilu(f.out, &sig, &mul)) return false;
+    Absorb(f, sig);
+    Absorb(f, mul);
+    f.silu = true;
+    return true;
+  }
+
+  // The Sigmoid and Mul of a SiLU of v (PlanSilu's pattern), without absorbing them.
+  bool FindSilu(ValueId v, const Node** sig_out, const Node** mul_out) const {
     if (!v.valid() || uses_[v.v] != 2) return false;
     const Node* sig = nullptr;
     const Node* mul = nullptr;
@@ -247,9 +257,63 @@ class FusionPlanner {
         types[mul->outputs[0].v].type != types[v.v].type) {
       return false;
     }
-    Absorb(f, sig);
-    Absorb(f, mul);
-    f.silu = true;
+    *sig_out = sig;
+    *mul_out = mul;
+    return true;
+  }
+
+  // The activation after a conv (SiLU, else Relu / Clip with constant bounds) absorbed into f.
+  void PlanConvActivation(Fusion& f) {
+    if (PlanSilu(f)) return;
+    const Node* act = SoleConsumer(f.out);
+    float lo, hi;
+    if (act && act->inputs[0] == f.out && ActivationBounds(*act, &lo, &hi)) {
+      Absorb(f, act);
+      f.out_min = std::max(f.out_min, lo);
+      f.out_max = std::min(f.out_max, hi);
+    }
+  }
+
+  // The depthwise conv that reads v, through an optional SiLU / Relu / Clip (not absorbed), when
+  // it has a fixed-size row loop and nothing else reads the values between.
+  const Node* FixedDepthwiseAfter(ValueId v) const {
+    const Node* sig = nullptr;
+    const Node* mul = nullptr;
+    ValueId cur = v;
+    float lo, hi;
+    if (FindSilu(v, &sig, &mul)) {
+      cur = mul->outputs[0];
+    } else if (const Node* act = SoleConsumer(v);
+               act != nullptr && act->inputs[0] == v && ActivationBounds(*act, &lo, &hi)) {
+      cur = act->outputs[0];
+    }
+    const Node* d = SoleConsumer(cur);
+    if (d == nullptr || d->op_type != "Conv" || d->inputs.empty() || d->inputs[0] != cur ||
+        d->outputs.size() != 1 || !ConvIsFixedDepthwise(spec_, *d)) {
+      return nullptr;
+    }
+    return d;
+  }
+
+  // Expansion conv n (f after its affine) + activation + fixed depthwise conv + its affine and
+  // activation: one step (Fusion::dw).
+  bool PlanExpandDepthwise(const Node& n, Fusion& f) {
+    if (!ConvIsExpansion(spec_, n) || FixedDepthwiseAfter(f.out) == nullptr) return false;
+    PlanConvActivation(f);
+    const Node* d = SoleConsumer(f.out);
+    Absorb(f, d);
+    Fusion g;
+    g.out = d->outputs[0];
+    PlanChannelAffine(g);
+    PlanConvActivation(g);
+    f.dw = d;
+    f.dw_scale = std::move(g.channel_scale);
+    f.dw_shift = std::move(g.channel_shift);
+    f.dw_silu = g.silu;
+    f.dw_min = g.out_min;
+    f.dw_max = g.out_max;
+    f.absorbed.insert(f.absorbed.end(), g.absorbed.begin(), g.absorbed.end());
+    f.out = g.out;
     return true;
   }
 
@@ -257,6 +321,7 @@ class FusionPlanner {
     Fusion f;
     f.out = n.outputs[0];
     if (n.op_type == "Conv" || n.op_type == "ConvTranspose") PlanChannelAffine(f);
+    if (n.op_type == "Conv" && !def.int8 && PlanExpandDepthwise(n, f)) return f;
     if (n.op_type == "Conv" && !def.int8 && ConvRunsOwnKernel(spec_, n, true) && PlanSilu(f)) {
       return f;  // SiLU ends the group (a residual or clamp after it is not in the epilogue)
     }

@@ -106,6 +106,14 @@ struct Fusion {
   // Conv (fp32, on an own kernel) [+ folded affine] followed by SiLU (x * Sigmoid(x)): applied
   // in the kernel's epilogue to each block of output while it is in cache.
   bool silu = false;
+  // A 1x1 expansion conv [+ affine + SiLU / clamp] whose output only a depthwise conv with a
+  // fixed-size row loop reads (mobilenet / efficientnet blocks): that conv (dw) and its own
+  // affine and activation run in the same step, row by row through a ring of expansion rows
+  // (xnn_ops_conv.cc), so the expanded activation is never stored whole.
+  const Node* dw = nullptr;
+  std::vector<double> dw_scale, dw_shift;  // folded after the depthwise conv (empty: none)
+  bool dw_silu = false;
+  float dw_min = -INFINITY, dw_max = INFINITY;
   const Node* hard_sigmoid = nullptr;  // the HardSwish pattern's HardSigmoid form
   std::vector<const Node*> absorbed;   // nodes folded into this one
 };

@@ -22,6 +22,13 @@ void AddModernOps(std::vector<OpDef>& table);       // xnn_ops_modern.cc (ops of
 // (a SiLU fused after it): the rule for a fused SiLU, and depthwise convs count too (the own
 // depthwise loop).
 bool ConvRunsOwnKernel(const PartitionSpec& spec, const Node& n, bool silu = false);
+// Conv node n is a 1x1 stride-1 unpadded group-1 float conv that the own kernel can run, with an
+// output of at least kExpandDwMinBytes (the expansion of an expand + depthwise step).
+bool ConvIsExpansion(const PartitionSpec& spec, const Node& n);
+// Conv node n is a depthwise conv with a fixed-size row loop (DepthwiseRowsFixed) on float
+// values of static shapes, constant weights.
+bool ConvIsFixedDepthwise(const PartitionSpec& spec, const Node& n);
+inline constexpr int64_t kExpandDwMinBytes = int64_t{256} << 10;
 
 struct ConvGeometry {
   int64_t kh = 0, kw = 0, sh = 1, sw = 1, dh = 1, dw = 1;

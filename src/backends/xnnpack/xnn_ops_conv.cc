@@ -15,6 +15,10 @@
 
 namespace kiln::xnn {
 
+// Defined with the conv predicates below (after the anonymous namespace's helpers it uses are
+// declared there): the expand + depthwise step.
+Status ExpandDepthwiseBuild(Builder& b, const Node& n, const Fusion& f);
+
 namespace {
 
 constexpr double kConvGmacs = 25;  // per thread, f32 igemm on AVX2
@@ -313,7 +317,7 @@ Status ConvBuildPacking(Builder& b, const Node& n, const Fusion& f) {
 // Every path of ConvBuild copies the weights and bias into a packed form (XNNPACK's operator,
 // the own kernels' packing): the model's copies are not read again.
 Status ConvBuild(Builder& b, const Node& n, const Fusion& f) {
-  KILN_RETURN_IF_ERROR(ConvBuildPacking(b, n, f));
+  KILN_RETURN_IF_ERROR(f.dw != nullptr ? ExpandDepthwiseBuild(b, n, f) : ConvBuildPacking(b, n, f));
   b.Packed(n, n.inputs[1]);
   if (n.inputs.size() > 2) b.Packed(n, n.inputs[2]);
   return Status::Ok();
@@ -641,6 +645,149 @@ bool ConvRunsOwnKernel(const PartitionSpec& spec, const Node& n, bool silu) {
   s.silu = silu;
   if (g->group != 1) return silu && UseOwnDepthwise(s, g->group, isa);
   return UseOwnFConv(s, isa);
+}
+
+bool ConvIsExpansion(const PartitionSpec& spec, const Node& n) {
+  const FConvIsa isa = FConvIsaFor(spec.isa);
+  if (isa == FConvIsa::kNone || n.op_type != "Conv" || n.inputs.size() < 2 || n.outputs.empty())
+    return false;
+  const Tensor* w = spec.constant(n.inputs[1]);
+  const TypeInfo& xt = (*spec.types)[n.inputs[0].v];
+  const TypeInfo& yt = (*spec.types)[n.outputs[0].v];
+  if (w == nullptr || w->rank() != 4 || !xt.has_static_shape() || !yt.has_static_shape() ||
+      xt.type != ElementType::kF32 || yt.type != ElementType::kF32) {
+    return false;
+  }
+  const Shape x = xt.static_shape(), y = yt.static_shape();
+  if (x.size() != 4 || y.size() != 4) return false;
+  auto g = Geometry(n, x, w->shape(), y, false);
+  if (!g.ok() || g->group != 1 || g->kh != 1 || g->kw != 1 || g->sh != 1 || g->sw != 1 ||
+      g->pt != 0 || g->pl != 0 || g->pb != 0 || g->pr != 0 || y[2] != x[2] || y[3] != x[3]) {
+    return false;
+  }
+  return y[1] * y[2] * y[3] * 4 >= kExpandDwMinBytes;
+}
+
+bool ConvIsFixedDepthwise(const PartitionSpec& spec, const Node& n) {
+  const FConvIsa isa = FConvIsaFor(spec.isa);
+  if (isa == FConvIsa::kNone || n.op_type != "Conv" || n.inputs.size() < 2 || n.outputs.empty())
+    return false;
+  const Tensor* w = spec.constant(n.inputs[1]);
+  if (n.inputs.size() > 2 && n.inputs[2].valid() && spec.constant(n.inputs[2]) == nullptr)
+    return false;
+  const TypeInfo& xt = (*spec.types)[n.inputs[0].v];
+  const TypeInfo& yt = (*spec.types)[n.outputs[0].v];
+  if (w == nullptr || w->rank() != 4 || !xt.has_static_shape() || !yt.has_static_shape() ||
+      xt.type != ElementType::kF32 || yt.type != ElementType::kF32) {
+    return false;
+  }
+  const Shape x = xt.static_shape(), y = yt.static_shape();
+  if (x.size() != 4 || y.size() != 4) return false;
+  auto g = Geometry(n, x, w->shape(), y, false);
+  if (!g.ok() || g->group != x[1] || w->dim(0) != x[1] || w->dim(1) != 1) return false;
+  FConvSpec s;
+  s.kh = g->kh;
+  s.kw = g->kw;
+  s.sh = g->sh;
+  s.sw = g->sw;
+  s.dh = g->dh;
+  s.dw = g->dw;
+  return DepthwiseRowsFixed(s);
+}
+
+// Expansion 1x1 conv n + the depthwise conv f.dw (ConvIsExpansion, ConvIsFixedDepthwise), each
+// with its folded affine and activation, as one step: per image, the output rows split in one
+// run per thread; a run keeps a ring of kh + stride expansion rows (computed by the own 1x1
+// kernel one input row at a time as the depthwise rows need them) and writes each depthwise
+// output row from kh row pointers. The expanded activation (mobilenet_v2: 112 x 112 x 96 floats,
+// 4.8 MB) is never stored whole: its rows stay in L1/L2 between the two convs.
+Status ExpandDepthwiseBuild(Builder& b, const Node& n, const Fusion& f) {
+  const Node& d = *f.dw;
+  const Shape x = b.shape(n.inputs[0]), mid = b.shape(n.outputs[0]), y = b.shape(d.outputs[0]);
+  const Tensor& we = *b.constant(n.inputs[1]);
+  const Tensor& wd = *b.constant(d.inputs[1]);
+  KILN_ASSIGN_OR_RETURN(ConvGeometry gd, Geometry(d, mid, wd.shape(), y, false));
+  const int64_t batch = x[0], cin = x[1], cmid = mid[1], ih = mid[2], iw = mid[3];
+  const int64_t oh = y[2], ow = y[3];
+  const FConvIsa isa = FConvIsaFor(b.spec().isa);
+  // The expansion: weights [cmid][cin], its affine folded into scale and bias.
+  std::vector<float> be = BiasOrZeros(b, n, 2, cmid);
+  std::vector<float> se(static_cast<size_t>(cmid), 1.0f);
+  KILN_RETURN_IF_ERROR(ApplyChannelAffine(f, cmid, &se, &be));
+  std::vector<float> we_data = ConstantFloats(we);
+  FConvSpec es;
+  es.cin = cin;
+  es.cout = cmid;
+  es.lo = f.out_min;
+  es.hi = f.out_max;
+  es.silu = f.silu;
+  es.weights = we_data.data();
+  es.scale = se.data();
+  es.bias = be.data();
+  FConvRowsFn expand = MakeOwnFConvRows(es, isa);
+  // The depthwise conv with its own affine and activation.
+  Fusion fd;
+  fd.channel_scale = f.dw_scale;
+  fd.channel_shift = f.dw_shift;
+  std::vector<float> bd = BiasOrZeros(b, d, 2, cmid);
+  std::vector<float> sd(static_cast<size_t>(cmid), 1.0f);
+  KILN_RETURN_IF_ERROR(ApplyChannelAffine(fd, cmid, &sd, &bd));
+  std::vector<float> wd_data = ConstantFloats(wd);
+  FConvSpec ds;
+  ds.batch = 1;
+  ds.cin = ds.cout = cmid;
+  ds.ih = ih;
+  ds.iw = iw;
+  ds.oh = oh;
+  ds.ow = ow;
+  ds.kh = gd.kh;
+  ds.kw = gd.kw;
+  ds.sh = gd.sh;
+  ds.sw = gd.sw;
+  ds.pt = gd.pt;
+  ds.pl = gd.pl;
+  ds.lo = f.dw_min;
+  ds.hi = f.dw_max;
+  ds.silu = f.dw_silu;
+  ds.weights = wd_data.data();
+  ds.scale = sd.data();
+  ds.bias = bd.data();
+  DwRowFn dwrow = MakeOwnDepthwiseRow(ds, isa);
+  b.AddWeightBytes((we.size() + wd.size() + 2 * cmid) * 4);
+  const int in = b.Buffer(n.inputs[0]);
+  const int out = b.Buffer(f.out);
+  const int64_t kh = gd.kh, sh = gd.sh, pt = gd.pt, ring = kh + sh;
+  const int64_t runs = std::max(1, b.spec().threads);
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const float* xs = ws.f(in);
+    float* ys = ws.f(out);
+    ParallelFor(pool, batch * runs, 1, [&](int64_t t0, int64_t t1) {
+      thread_local std::vector<float> rows_buf;
+      rows_buf.resize(static_cast<size_t>(ring * iw * cmid));
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t img = t / runs, part = t % runs;
+        const int64_t oy0 = part * oh / runs, oy1 = (part + 1) * oh / runs;
+        const float* ximg = xs + img * ih * iw * cin;
+        int64_t next = std::max<int64_t>(0, oy0 * sh - pt);  // next expansion row to compute
+        for (int64_t oy = oy0; oy < oy1; ++oy) {
+          const int64_t iy0 = oy * sh - pt;
+          const int64_t need = std::min(ih, iy0 + kh);
+          for (; next < need; ++next) {
+            expand(ximg + next * iw * cin, rows_buf.data() + next % ring * iw * cmid, iw);
+          }
+          const float* rows[5] = {};
+          for (int64_t ky = 0; ky < kh; ++ky) {
+            const int64_t iy = iy0 + ky;
+            rows[ky] = iy >= 0 && iy < ih ? rows_buf.data() + iy % ring * iw * cmid : nullptr;
+          }
+          dwrow(rows, ys + ((img * oh + oy) * ow) * cmid);
+        }
+      }
+    });
+  });
+  b.Packed(d, d.inputs[1]);
+  if (d.inputs.size() > 2 && d.inputs[2].valid()) b.Packed(d, d.inputs[2]);
+  return Status::Ok();
 }
 
 void AddConvOps(std::vector<OpDef>& table) {
