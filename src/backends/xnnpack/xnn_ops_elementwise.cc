@@ -113,7 +113,62 @@ Operand PrepareOperand(Builder& b, ValueId v, int out_rank) {
   return o;
 }
 
+// y = x * s[channel] over rows of C (NHWC) with s [N, C]: 8 at a time; returns where the
+// portable tail starts.
+KILN_TARGET_AVX2 int64_t ChannelScaleAvx2(const float* xr, const float* sr, float* yr, int64_t n,
+                                          float lo, float hi) {
+  const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(xr + i), _mm256_loadu_ps(sr + i));
+    _mm256_storeu_ps(yr + i, _mm256_min_ps(_mm256_max_ps(v, vlo), vhi));
+  }
+  return i;
+}
+
+// Mul of a 4D value of the output's shape and a computed [N, C, 1, 1] one (a squeeze-excitation
+// gate): an own row loop. XNNPACK's broadcasting multiply split these small tensors over the
+// pool and got slower with 2 threads than with 1 (efficientnet_b0: 16 gates, 0.31 -> 0.59 ms);
+// here rows are split only where each thread gets at least 16 K elements.
+bool BuildChannelScale(Builder& b, const Node& n, const Fusion& f) {
+  if (n.op_type != "Mul" || n.inputs.size() != 2 || b.rank(f.out) != 4) return false;
+  const Shape ys = b.shape(f.out);
+  const Shape gate{ys[0], ys[1], 1, 1};
+  for (int side = 0; side < 2; ++side) {
+    const ValueId full = n.inputs[static_cast<size_t>(side)];
+    const ValueId part = n.inputs[static_cast<size_t>(1 - side)];
+    if (b.constant(full) != nullptr || b.constant(part) != nullptr || b.shape(full) != ys ||
+        b.shape(part) != gate) {
+      continue;
+    }
+    const int64_t batch = ys[0], c = ys[1], pixels = ys[2] * ys[3];
+    const int in = b.Buffer(full);
+    const int sc = b.Buffer(part);
+    b.Use(in);
+    const int out = b.Buffer(f.out);
+    const float lo = f.out_min, hi = f.out_max;
+    b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+      const float* src = ws.f(in);
+      const float* scale = ws.f(sc);
+      float* dst = ws.f(out);
+      const bool avx2 = CpuHasAvx2();
+      ParallelFor(pool, batch * pixels, std::max<int64_t>(1, 16384 / c), [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p) {
+          const float* xr = src + p * c;
+          const float* sr = scale + (p / pixels) * c;
+          float* yr = dst + p * c;
+          int64_t i = avx2 ? ChannelScaleAvx2(xr, sr, yr, c, lo, hi) : 0;
+          for (; i < c; ++i) yr[i] = std::min(hi, std::max(lo, xr[i] * sr[i]));
+        }
+      });
+    });
+    return true;
+  }
+  return false;
+}
+
 Status BinaryBuild(Builder& b, const Node& n, const Fusion& f) {
+  if (BuildChannelScale(b, n, f)) return Status::Ok();
   const BinaryKind* k = FindBinary(n.op_type);
   const int out_rank = b.rank(n.outputs[0]);
   Operand a = PrepareOperand(b, n.inputs[0], out_rank);

@@ -2,11 +2,16 @@
 // XNNPACK operators; ceil_mode as extra bottom/right padding for MaxPool), Softmax over the last
 // logical axis (or axis 1 of a 4D tensor, the physical last in NHWC), Resize linear (XNNPACK
 // bilinear, coordinate modes mapped to its flags) and nearest (own loop, exact index rules).
+#include <immintrin.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "backends/xnnpack/xnn_internal.h"
 #include "backends/xnnpack/xnn_ops.h"
+#include "core/cpu_features.h"
 
 namespace kiln::xnn {
 
@@ -133,23 +138,80 @@ NodeSupport GlobalPoolSupports(const NodeQuery& q) {
   return YesFloat(q, kGmacs, kGbytes);
 }
 
+// sums[i] = sum over `pixels` rows (ld floats apart) of row[i], i < 8 * J: J ymm sums in
+// registers while the rows stream by.
+template <int J>
+KILN_TARGET_AVX2 inline void SumColumnsBlock(const float* base, int64_t pixels, int64_t ld,
+                                             float* sums) {
+  __m256 acc[J];
+  for (__m256& a : acc) a = _mm256_setzero_ps();
+  for (int64_t p = 0; p < pixels; ++p) {
+    const float* row = base + p * ld;
+#pragma GCC unroll 8
+    for (int j = 0; j < J; ++j) acc[j] = _mm256_add_ps(acc[j], _mm256_loadu_ps(row + 8 * j));
+  }
+  for (int j = 0; j < J; ++j) _mm256_storeu_ps(sums + 8 * j, acc[j]);
+}
+
+// Columns [0, n) in register blocks of 64, 32, 16 and 8; returns where the portable tail starts.
+KILN_TARGET_AVX2 int64_t SumColumnsAvx2(const float* base, int64_t pixels, int64_t ld, int64_t n,
+                                        float* sums) {
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) SumColumnsBlock<8>(base + i, pixels, ld, sums + i);
+  if (i + 32 <= n) {
+    SumColumnsBlock<4>(base + i, pixels, ld, sums + i);
+    i += 32;
+  }
+  if (i + 16 <= n) {
+    SumColumnsBlock<2>(base + i, pixels, ld, sums + i);
+    i += 16;
+  }
+  if (i + 8 <= n) {
+    SumColumnsBlock<1>(base + i, pixels, ld, sums + i);
+    i += 8;
+  }
+  return i;
+}
+
+// GlobalAveragePool (NHWC): per image, each channel's values added in pixel order into float sums
+// (blocks of up to 64 channels held in registers while the rows stream by), times 1 / pixels,
+// clamped. Own loop:
+// XNNPACK's operator got slower with 2 threads than with 1 on efficientnet_b0's 17
+// squeeze-excitation pools (0.13 -> 0.28 ms). With a pool, each image's channels are split into
+// contiguous parts of at least 64 channels and 16 K elements (each part still reads its slice
+// of every row in order).
 Status GlobalPoolBuild(Builder& b, const Node& n, const Fusion& f) {
   const Shape x = b.shape(n.inputs[0]);
-  const size_t c = static_cast<size_t>(x[1]);
-  xnn_operator_t op = nullptr;
-  const xnn_status st =
-      xnn_create_global_average_pooling_nwc_f32(c, c, c, f.out_min, f.out_max, 0, &op);
-  if (st != xnn_status_success) return XnnError(n, "xnn_create_global_average_pooling_nwc_f32", st);
+  const int64_t batch = x[0], ch = x[1], pixels = x[2] * x[3];
   const int in = b.Buffer(n.inputs[0]);
   const int out = b.Buffer(f.out);
-  b.AddXnn(
-      n, XnnOp(op),
-      [=](const Workspace& ws, pthreadpool_t pool) {
-        return xnn_setup_global_average_pooling_nwc_f32(op, static_cast<size_t>(x[0]),
-                                                        static_cast<size_t>(x[2] * x[3]), ws.f(in),
-                                                        ws.f(out), pool);
-      },
-      "xnn_setup_global_average_pooling_nwc_f32");
+  const float lo = f.out_min, hi = f.out_max;
+  const int64_t threads = std::max(1, b.spec().threads);
+  const int64_t parts = std::clamp<int64_t>(
+      std::min(ch / 64, pixels * ch / 16384), 1, threads);
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const float* src = ws.f(in);
+    float* dst = ws.f(out);
+    const bool avx2 = CpuHasAvx2();
+    ParallelFor(pool, batch * parts, 1, [&](int64_t t0, int64_t t1) {
+      thread_local std::vector<float> sums;
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t img = t / parts, part = t % parts;
+        const int64_t c0 = part * ch / parts, c1 = (part + 1) * ch / parts, nc = c1 - c0;
+        sums.assign(static_cast<size_t>(nc), 0.0f);
+        const float* base = src + img * pixels * ch + c0;
+        const int64_t done = avx2 ? SumColumnsAvx2(base, pixels, ch, nc, sums.data()) : 0;
+        for (int64_t p = 0; p < pixels && done < nc; ++p) {
+          const float* row = base + p * ch;
+          for (int64_t i = done; i < nc; ++i) sums[static_cast<size_t>(i)] += row[i];
+        }
+        const float inv = 1.0f / static_cast<float>(pixels);
+        for (int64_t i = 0; i < nc; ++i) {
+          dst[img * ch + c0 + i] = std::min(hi, std::max(lo, sums[static_cast<size_t>(i)] * inv));
+        }
+      }
+    });
+  });
   return Status::Ok();
 }
 
