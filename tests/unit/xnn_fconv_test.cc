@@ -61,18 +61,20 @@ std::vector<float> NaiveConv(const xnn::FConvSpec& s, const std::vector<float>& 
   return y;
 }
 
-// Winograd F(2x2, 3x3) (xnn_fwino.cc) on random 3x3 stride-1 shapes: odd sizes (partial 2x2
-// tiles), every padding, batch 2, blocks with and without a partial last block, scale, clamp and
+// Winograd F(2x2, 3x3) and F(4x4, 3x3) (xnn_fwino.cc) on random 3x3 stride-1 shapes: odd sizes
+// (partial tiles), every padding, batch 2, blocks with and without a partial last block, scale, clamp and
 // residual, 1 and 2 threads, against the double loop. The transforms add rounding of their own
-// (values up to 4x the inputs), so the bound is looser than the direct kernel's.
+// (values up to 4x the inputs for F(2x2), ~10x and products of fifths and sixths for F(4x4)), so
+// the bound is looser than the direct kernel's, and F(4x4)'s 4x F(2x2)'s.
 TEST(XnnFConv, WinogradMatchesNaiveLoop) {
   std::mt19937 rng(99);
   std::uniform_int_distribution<int> pick(0, 1 << 20);
   pthreadpool_t pool2 = pthreadpool_create(2);
   int cases = 0;
+  int tiles_seen[2] = {0, 0};  // F(2x2) and F(4x4) cases
   for (xnn::FConvIsa isa : {xnn::FConvIsa::kAvx2, xnn::FConvIsa::kAvx512}) {
     if (!CpuHas(isa == xnn::FConvIsa::kAvx2 ? CpuIsa::kAvx2 : CpuIsa::kAvx512)) continue;
-    for (int i = 0; i < 16; ++i) {
+    for (int i = 0; i < 24; ++i) {
       xnn::FConvSpec s;
       s.batch = 1 + i % 2;
       s.cin = 32 + pick(rng) % 50;
@@ -98,6 +100,8 @@ TEST(XnnFConv, WinogradMatchesNaiveLoop) {
       s.scale = i % 2 == 0 ? nullptr : scale.data();
       // Shapes the rule leaves to the direct kernel (too few pixels, panels mostly padding).
       if (!xnn::UseWinograd(s, isa)) continue;
+      const bool f4 = xnn::WinogradBlockingFor(s, isa).tile == 4;
+      ++tiles_seen[f4 ? 1 : 0];
       const std::vector<float> x = RandomVec(s.batch * s.ih * s.iw * s.cin, rng);
       const std::vector<float> res =
           i % 3 == 2 ? RandomVec(s.batch * s.oh * s.ow * s.cout, rng) : std::vector<float>();
@@ -111,7 +115,7 @@ TEST(XnnFConv, WinogradMatchesNaiveLoop) {
         double err = 0;
         for (size_t j = 0; j < want.size(); ++j)
           err = std::max(err, static_cast<double>(std::fabs(got[j] - want[j])));
-        EXPECT_LE(err, 1e-5 * std::sqrt(static_cast<double>(s.cin * 9)))
+        EXPECT_LE(err, (f4 ? 4e-5 : 1e-5) * std::sqrt(static_cast<double>(s.cin * 9)))
             << "isa " << static_cast<int>(isa) << " case " << i << " cin " << s.cin << " cout "
             << s.cout << " pads " << s.pt << "," << s.pl << "," << pb << "," << pr << " in "
             << s.ih << "x" << s.iw;
@@ -123,6 +127,8 @@ TEST(XnnFConv, WinogradMatchesNaiveLoop) {
   pthreadpool_destroy(pool2);
   if (cases == 0) GTEST_SKIP() << "the CPU has neither AVX2+FMA nor AVX-512";
   EXPECT_GE(cases, 8);
+  EXPECT_GE(tiles_seen[0], 2) << "F(2x2, 3x3) cases";
+  EXPECT_GE(tiles_seen[1], 2) << "F(4x4, 3x3) cases";
 }
 
 // The shapes of a model whose weights outweigh its activations (resnet50's late layers), where

@@ -84,6 +84,9 @@ FConvFn MakeOwnFConv(const FConvSpec& spec, FConvIsa isa);
 inline constexpr int64_t kWinogradMinChannels = 32;
 inline constexpr int64_t kWinogradMinPixels = 144;
 inline constexpr int64_t kWinogradMaxInputBytes = int64_t{8} << 20;
+// F(4x4, 3x3) where both output sides are at least this (smaller maps waste more of the 4x4
+// tiles than the fewer multiplies save: 14x14 measured even with F(2x2)).
+inline constexpr int64_t kWinogradF4MinSide = 16;
 // The whole-image mode's V and M (see xnn_fwino.cc) at most this many bytes.
 inline constexpr int64_t kWinogradWholeBytes = int64_t{6} << 20;
 bool UseWinograd(const FConvSpec& s, FConvIsa isa);
@@ -93,6 +96,7 @@ bool UseWinograd(const FConvSpec& s, FConvIsa isa);
 // read once per run (small images with many channels, where the weights outweigh the
 // activations: resnet50's 14x14x256 convs).
 struct WinogradBlocking {
+  int tile = 2;  // m of F(m x m, 3x3): 2 or 4
   int64_t rows = 0, blocks = 0;
   bool whole = false;
 };
