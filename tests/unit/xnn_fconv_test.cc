@@ -355,6 +355,11 @@ Model ConvModel(const Shape& x, int64_t cout, int64_t k, int64_t stride, int64_t
     ValueId hi = b.Init("hi", Tensor::FromVector(std::vector<float>{6.0f}, {}));
     y = b.Op("Clip", {y, lo, hi});
   }
+  if (act == "leaky") {  // fused into the own kernels' epilogue
+    Attributes la;
+    la.Add(Attribute::Float("alpha", 0.2f));
+    y = b.Op("LeakyRelu", {y}, std::move(la));
+  }
   b.g().MarkOutput(y);
   return std::move(b.model);
 }
@@ -383,12 +388,15 @@ struct ConvCase {
 
 TEST(XnnFConv, ConvSessionsMatchReference) {
   // resnet-like classes (1x1, 1x1 s2, 3x3 s1/s2) with odd channel counts, dilation, batch 2,
-  // and shapes the rule leaves to XNNPACK (3 input channels, 16 or 5 output channels).
+  // and shapes the rule leaves to XNNPACK (3 input channels, 16 or 5 output channels);
+  // LeakyRelu fused into the own kernel's epilogue (direct 1x1 and Winograd F(4x4)).
   const ConvCase cases[] = {
       {{1, 64, 9, 10}, 96, 1, 1, 0, 1, "relu"}, {{2, 33, 7, 6}, 70, 3, 1, 1, 1, "clip"},
       {{1, 48, 11, 9}, 64, 3, 2, 1, 1, ""},     {{1, 40, 10, 10}, 128, 1, 2, 0, 1, "relu"},
       {{2, 17, 9, 9}, 45, 3, 1, 2, 2, ""},      {{1, 3, 16, 16}, 32, 7, 2, 3, 1, "relu"},
       {{1, 32, 8, 8}, 16, 3, 1, 1, 1, ""},      {{1, 24, 6, 7}, 5, 3, 1, 1, 1, "clip"},
+      {{1, 64, 9, 10}, 96, 1, 1, 0, 1, "leaky"}, {{1, 48, 20, 18}, 64, 3, 1, 1, 1, "leaky"},
+      {{1, 40, 10, 10}, 16, 3, 1, 1, 1, "leaky"},  // XNNPACK's conv, LeakyRelu a step of its own
   };
   uint32_t seed = 10;
   for (const ConvCase& c : cases) {

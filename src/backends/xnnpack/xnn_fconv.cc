@@ -136,7 +136,7 @@ void RunTask(void* arg, size_t task) {
                   c.res != nullptr ? c.res + at : nullptr, c.y + at, s.ldy, nc, s.lo, s.hi,
                   pf != nullptr ? pf + pf_row0 * pf_ld : nullptr,
                   pf != nullptr ? std::min(pf_share, P.k - pf_row0) : 0, pf_ld);
-      if (s.silu) SiluRows(c.y + at, rows, s.ldy, nc, P.isa);
+      EpilogueRows(s, c.y + at, rows, s.ldy, nc, P.isa);
     }
   }
 }

@@ -42,6 +42,8 @@ struct FConvSpec {
   // SiLU (v * sigmoid(v)) after the clamp, applied to each tile of output right after it is
   // stored (a fused Conv + SiLU: no pass of its own over the activation).
   bool silu = false;
+  // LeakyRelu (v < 0 ? alpha * v : v) after the clamp, the same way (NaN: none; not with silu).
+  float leaky = NAN;
   // Threads the session runs with (Winograd sizes its blocks so that each has work).
   int threads = 1;
   // Read by MakeOwnFConv only (the caller keeps them alive until it returns):
@@ -109,6 +111,10 @@ FConvFn MakeWinogradFConv(const FConvSpec& spec, FConvIsa isa);
 void SiluInPlace(float* y, int64_t n, FConvIsa isa);
 // The same on rows [0, rows) x [0, n) of y, rows ld apart (a register tile's output).
 void SiluRows(float* y, int64_t rows, int64_t ld, int64_t n, FConvIsa isa);
+// The epilogue activation of spec (SiLU or LeakyRelu; nothing when it has none) on rows
+// [0, rows) x [0, n) of y, rows ld apart.
+void EpilogueRows(const FConvSpec& spec, float* y, int64_t rows, int64_t ld, int64_t n,
+                  FConvIsa isa);
 
 // Depthwise (group = cin = cout) with more than 25 taps (xnn_fdw.cc: XNNPACK's unipass depthwise
 // kernels stop at 25): weights [c][1][kh][kw], scale, bias, clamp; no residual.

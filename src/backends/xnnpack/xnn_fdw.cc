@@ -359,7 +359,7 @@ DwRowFn MakeOwnDepthwiseRow(const FConvSpec& spec, FConvIsa isa) {
     } else {
       DwOneRowAvx2(*P, in, out);
     }
-    if (P->s.silu) SiluInPlace(out, P->s.ow * P->s.cout, P->isa);
+    EpilogueRows(P->s, out, 1, 0, P->s.ow * P->s.cout, P->isa);
   };
 }
 
@@ -376,7 +376,7 @@ FConvFn MakeOwnDepthwise(const FConvSpec& spec, FConvIsa isa) {
         } else {
           DwRowAvx2(*P, x, y, r);
         }
-        if (P->s.silu) SiluInPlace(y + r * P->s.ow * P->s.cout, P->s.ow * P->s.cout, P->isa);
+        EpilogueRows(P->s, y + r * P->s.ow * P->s.cout, 1, 0, P->s.ow * P->s.cout, P->isa);
       }
     });
   };

@@ -235,6 +235,25 @@ class FusionPlanner {
     return true;
   }
 
+  // f.out read only by a LeakyRelu of the same shape in this partition: absorbed, its alpha in
+  // f.leaky_alpha.
+  bool PlanLeaky(Fusion& f) {
+    const Node* act = SoleConsumer(f.out);
+    if (act == nullptr || act->op_type != "LeakyRelu" || act->inputs.size() != 1 ||
+        act->outputs.size() != 1 || act->inputs[0] != f.out) {
+      return false;
+    }
+    const auto& types = *spec_.types;
+    const ValueId y = act->outputs[0];
+    if (!types[y.v].has_static_shape() || !types[f.out.v].has_static_shape() ||
+        types[y.v].static_shape() != types[f.out.v].static_shape()) {
+      return false;
+    }
+    Absorb(f, act);
+    f.leaky_alpha = act->attrs.GetFloat("alpha", 0.01f);
+    return true;
+  }
+
   // The Sigmoid and Mul of a SiLU of v (PlanSilu's pattern), without absorbing them.
   bool FindSilu(ValueId v, const Node** sig_out, const Node** mul_out) const {
     if (!v.valid() || uses_[v.v] != 2) return false;
@@ -324,6 +343,9 @@ class FusionPlanner {
     if (n.op_type == "Conv" && !def.int8 && PlanExpandDepthwise(n, f)) return f;
     if (n.op_type == "Conv" && !def.int8 && ConvRunsOwnKernel(spec_, n, true) && PlanSilu(f)) {
       return f;  // SiLU ends the group (a residual or clamp after it is not in the epilogue)
+    }
+    if (n.op_type == "Conv" && !def.int8 && ConvRunsOwnKernel(spec_, n) && PlanLeaky(f)) {
+      return f;  // as SiLU
     }
     if (n.op_type == "Conv" && !def.int8 && ConvRunsOwnKernel(spec_, n)) PlanResidual(n, f);
     if (n.op_type == "MatMul" && n.inputs.size() == 2 && Const(n.inputs[1]) &&

@@ -374,9 +374,9 @@ void TransformOut(const WinoPlan& P, const float* M, const float* res, float* y,
     } else {
       OutputTransformAvx2(mq, cout, P.bias.data(), r, yq, s.lo, s.hi);
     }
-    if (s.silu) {
+    if (s.silu || !std::isnan(s.leaky)) {
       for (int q = 0; q < m * m; ++q) {
-        if (yq[q] != nullptr) SiluInPlace(yq[q], cout, P.isa);
+        if (yq[q] != nullptr) EpilogueRows(s, yq[q], 1, cout, cout, P.isa);
       }
     }
   }

@@ -106,6 +106,9 @@ struct Fusion {
   // Conv (fp32, on an own kernel) [+ folded affine] followed by SiLU (x * Sigmoid(x)): applied
   // in the kernel's epilogue to each block of output while it is in cache.
   bool silu = false;
+  // Conv (fp32, on an own kernel) [+ folded affine] followed by LeakyRelu: its alpha, applied in
+  // the epilogue like the SiLU (NaN: none).
+  float leaky_alpha = NAN;
   // A 1x1 expansion conv [+ affine + SiLU / clamp] whose output only a depthwise conv with a
   // fixed-size row loop reads (mobilenet / efficientnet blocks): that conv (dw) and its own
   // affine and activation run in the same step, row by row through a ring of expansion rows

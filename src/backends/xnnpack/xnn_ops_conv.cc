@@ -221,7 +221,8 @@ Status ConvBuildPacking(Builder& b, const Node& n, const Fusion& f) {
   KILN_RETURN_IF_ERROR(ApplyChannelAffine(f, m, &scale, &bias));
   const bool unit_scale =
       std::all_of(scale.begin(), scale.end(), [](float v) { return v == 1.0f; });
-  if ((f.residual.valid() || f.silu) && !ConvRunsOwnKernel(b.spec(), n, f.silu)) {
+  if ((f.residual.valid() || f.silu || !std::isnan(f.leaky_alpha)) &&
+      !ConvRunsOwnKernel(b.spec(), n, f.silu)) {
     return Internal("a residual Add or SiLU was fused into a Conv that does not run an own kernel");
   }
   // The own kernels' view of this conv (read by the two own paths below).
@@ -244,6 +245,7 @@ Status ConvBuildPacking(Builder& b, const Node& n, const Fusion& f) {
   s.lo = f.out_min;
   s.hi = f.out_max;
   s.silu = f.silu;
+  s.leaky = f.leaky_alpha;
   s.threads = b.spec().threads;
   s.weights = src;
   s.scale = unit_scale ? nullptr : scale.data();

@@ -665,6 +665,32 @@ void SiluRows(float* y, int64_t rows, int64_t ld, int64_t n, FConvIsa isa) {
   for (int64_t r = 0; r < rows; ++r) SiluInPlace(y + r * ld, n, isa);
 }
 
+// y = y < 0 ? alpha * y : y over n floats, 8 at a time; returns where the portable tail starts.
+KILN_TARGET_AVX2 int64_t LeakyAvx2(float* y, int64_t n, float alpha) {
+  const __m256 a = _mm256_set1_ps(alpha), zero = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(y + i);
+    _mm256_storeu_ps(y + i, _mm256_blendv_ps(v, _mm256_mul_ps(v, a), _mm256_cmp_ps(v, zero, _CMP_LT_OQ)));
+  }
+  return i;
+}
+
+void EpilogueRows(const FConvSpec& spec, float* y, int64_t rows, int64_t ld, int64_t n,
+                  FConvIsa isa) {
+  if (spec.silu) {
+    SiluRows(y, rows, ld, n, isa);
+    return;
+  }
+  if (std::isnan(spec.leaky)) return;
+  const float alpha = spec.leaky;
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = y + r * ld;
+    int64_t i = isa != FConvIsa::kNone ? LeakyAvx2(row, n, alpha) : 0;
+    for (; i < n; ++i) row[i] = row[i] < 0 ? alpha * row[i] : row[i];
+  }
+}
+
 void SiluInPlace(float* y, int64_t n, FConvIsa isa) {
   int64_t i = isa == FConvIsa::kAvx512 ? SiluMapAvx512(y, y, 0, n)
               : isa == FConvIsa::kAvx2 ? MapAvx2<SiluVec<V8s, V8si>>(y, y, 0, n)
