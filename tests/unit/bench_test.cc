@@ -8,8 +8,11 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
+
+#include "core/cpu_features.h"
 
 namespace kiln {
 namespace {
@@ -133,7 +136,23 @@ TEST_F(Bench, ProfileReportsEveryNodeWithItsWork) {
       }
     }
     EXPECT_EQ(convs, 1) << j["profile"].dump();
+    // The %peak column's roofline: measured at the session's level (none for portable, where
+    // no vector FMA runs); the text report names it.
+    ASSERT_TRUE(j.contains("peak_gflops_per_thread")) << Read(json);
+    const double peak = j["peak_gflops_per_thread"].get<double>();
+    if (std::string(isa) == "portable" || EffectiveCpuIsa(std::nullopt) < CpuIsa::kAvx2) {
+      EXPECT_EQ(peak, 0) << isa;
+    } else {
+      EXPECT_GT(peak, 0) << isa;
+      EXPECT_NE(out_.find("fp32 FMA peak"), std::string::npos) << out_;
+      EXPECT_NE(out_.find("%peak"), std::string::npos) << out_;
+    }
   }
+  // A given peak is used as is.
+  const std::string json = (dir_ / "q.json").string();
+  ASSERT_EQ(Kiln(conv + " --iters 2 --profile --peak-gflops 123.5 --json " + json), 0) << err_;
+  const nlohmann::json j = nlohmann::json::parse(Read(json), nullptr, false);
+  EXPECT_EQ(j["peak_gflops_per_thread"].get<double>(), 123.5) << Read(json);
 }
 
 TEST_F(Bench, BadIsaIsAClearError) {

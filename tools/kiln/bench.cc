@@ -17,9 +17,12 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 #include <string>
 
 #include "commands.h"
+#include "core/cpu_features.h"
+#include "core/peak_flops.h"
 #include "onnx/importer.h"
 #include "runtime/session.h"
 #include "odc/serving_session.h"
@@ -41,6 +44,7 @@ struct BenchOptions {
   std::string json;  // "-": JSON on stdout instead of the text report
   bool profile = false;
   int profile_top = 25;
+  double peak_gflops = 0;  // one thread's fp32 FMA peak; 0: measured (MeasurePeakGflops)
 };
 
 using Clock = std::chrono::steady_clock;
@@ -97,8 +101,11 @@ Stats Summarise(std::vector<double> v) {
 double Round6(double x) { return std::round(x * 1e6) / 1e6; }
 
 // The profile: where the time goes, by node (the top ones), by op type and by partition, with
-// the achieved GFLOP/s (2 x multiply-adds / time) where a node does multiply-adds.
-void PrintProfile(std::vector<ProfileRow> rows, int top, int threads) {
+// the achieved GFLOP/s (2 x multiply-adds / time) where a node does multiply-adds, and that as a
+// share of the fp32 FMA peak of the threads it ran on (peak: one thread's GFLOP/s; 0: no column
+// value). Winograd convs and int8 steps do other work than a direct fp32 conv's multiply-adds,
+// so their share can pass 100%: it says how far from the direct fp32 roofline a step runs.
+void PrintProfile(std::vector<ProfileRow> rows, int top, int threads, double peak) {
   double total = 0;
   for (const ProfileRow& r : rows) total += r.us_per_run;
   if (rows.empty() || total <= 0) {
@@ -110,21 +117,33 @@ void PrintProfile(std::vector<ProfileRow> rows, int top, int threads) {
     if (macs > 0 && us > 0) std::snprintf(buf, sizeof(buf), "%8.1f", 2 * macs / (us * 1e3));
     return std::string(buf);
   };
+  auto share = [&](double macs, double us) {
+    char buf[32] = "";
+    if (macs > 0 && us > 0 && peak > 0) {
+      std::snprintf(buf, sizeof(buf), "%5.0f%%", 100 * 2 * macs / (us * 1e3) / (peak * threads));
+    }
+    return std::string(buf);
+  };
+  if (peak > 0) {
+    std::printf("\nfp32 FMA peak: %.1f GFLOP/s per thread (measured here, or --peak-gflops); "
+                "%%peak = GFLOP/s / (peak x %d)\n",
+                peak, threads);
+  }
   std::sort(rows.begin(), rows.end(),
             [](const ProfileRow& a, const ProfileRow& b) { return a.us_per_run > b.us_per_run; });
   std::printf("\nprofile: %.3f ms per run timed inside (mean over %lld runs incl. the first and "
               "warmup, %d thread%s)\n",
               total / 1e3, static_cast<long long>(rows[0].runs), threads, threads == 1 ? "" : "s");
-  std::printf("%10s %6s %6s  %-4s %-8s %-22s %8s  %s\n", "ms/run", "%", "cum%", "part", "backend",
-              "op", "GFLOP/s", "node (step)");
+  std::printf("%10s %6s %6s  %-4s %-8s %-22s %8s %6s  %s\n", "ms/run", "%", "cum%", "part",
+              "backend", "op", "GFLOP/s", "%peak", "node (step)");
   double cum = 0;
   for (size_t i = 0; i < rows.size() && static_cast<int>(i) < top; ++i) {
     const ProfileRow& r = rows[i];
     cum += r.us_per_run;
-    std::printf("%10.3f %6.1f %6.1f  %-4d %-8s %-22s %8s  %s (%s)\n", r.us_per_run / 1e3,
+    std::printf("%10.3f %6.1f %6.1f  %-4d %-8s %-22s %8s %6s  %s (%s)\n", r.us_per_run / 1e3,
                 100 * r.us_per_run / total, 100 * cum / total, r.partition, r.backend.c_str(),
-                r.op_type.c_str(), gflops(r.macs, r.us_per_run).c_str(), r.node.c_str(),
-                r.what.c_str());
+                r.op_type.c_str(), gflops(r.macs, r.us_per_run).c_str(),
+                share(r.macs, r.us_per_run).c_str(), r.node.c_str(), r.what.c_str());
   }
   if (static_cast<int>(rows.size()) > top) {
     std::printf("  ... %zu more steps (--profile-top N)\n", rows.size() - static_cast<size_t>(top));
@@ -136,10 +155,11 @@ void PrintProfile(std::vector<ProfileRow> rows, int top, int threads) {
   auto print_sums = [&](const char* title, const std::map<std::string, Sum>& sums) {
     std::vector<std::pair<std::string, Sum>> v(sums.begin(), sums.end());
     std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second.us > b.second.us; });
-    std::printf("\n%-36s %10s %6s %6s %8s\n", title, "ms/run", "%", "steps", "GFLOP/s");
+    std::printf("\n%-36s %10s %6s %6s %8s %6s\n", title, "ms/run", "%", "steps", "GFLOP/s",
+                "%peak");
     for (const auto& [k, s] : v) {
-      std::printf("%-36s %10.3f %6.1f %6d %8s\n", k.c_str(), s.us / 1e3, 100 * s.us / total,
-                  s.count, gflops(s.macs, s.us).c_str());
+      std::printf("%-36s %10.3f %6.1f %6d %8s %6s\n", k.c_str(), s.us / 1e3, 100 * s.us / total,
+                  s.count, gflops(s.macs, s.us).c_str(), share(s.macs, s.us).c_str());
     }
   };
   std::map<std::string, Sum> by_op, by_part;
@@ -244,8 +264,16 @@ Status DoBench(const BenchOptions& o) {
   j["released_weights_mb"] = Round6(released_mb);
 
   std::vector<ProfileRow> profile;
+  double peak_gflops = 0;
   if (o.profile) {
     profile = session->Profile();
+    // The roofline the profile's %peak column divides by: one thread's fp32 FMA peak at the
+    // level the session's kernels ran at (measured after the timed runs: ~50 ms).
+    std::optional<CpuIsa> want;
+    if (o.session.isa != "auto") want = ParseCpuIsa(o.session.isa);
+    peak_gflops =
+        o.peak_gflops > 0 ? o.peak_gflops : MeasurePeakGflops(EffectiveCpuIsa(want), 0.05);
+    j["peak_gflops_per_thread"] = Round6(peak_gflops);
     j["profile"] = nlohmann::ordered_json::array();
     for (const ProfileRow& r : profile) {
       j["profile"].push_back({{"partition", r.partition},
@@ -277,7 +305,7 @@ Status DoBench(const BenchOptions& o) {
               o.iters, s.median, s.p90, s.min, s.mean);
   std::printf("peak RSS: %.1f MB; after the runs %.1f MB (model weights released after packing: "
               "%.1f MB)\n", peak, rss_end, released_mb);
-  if (o.profile) PrintProfile(profile, o.profile_top, o.session.threads);
+  if (o.profile) PrintProfile(profile, o.profile_top, o.session.threads, peak_gflops);
   if (json_file.is_open()) {
     json_file << j.dump(2) << "\n";
     json_file.close();
@@ -307,6 +335,10 @@ Command AddBenchCommand(CLI::App& app) {
                 "op type, by partition, GFLOP/s of multiply-add ops); in --json as \"profile\"");
   sub->add_option("--profile-top", o->profile_top, "Steps listed by --profile (default 25)")
       ->check(CLI::Range(1, 1000000));
+  sub->add_option("--peak-gflops", o->peak_gflops,
+                  "One thread's fp32 FMA peak for --profile's %peak column (default: measured "
+                  "at the session's ISA level, bench/peak_flops.cc's loop)")
+      ->check(CLI::Range(0.0, 1e6));
   sub->add_option("--json", o->json,
                   "Also write the results as JSON to this file ('-': JSON only, on stdout)");
   return {sub, [o] { return DoBench(*o); }};
