@@ -100,6 +100,18 @@ TEST(XnnSilu, EveryIsaMatchesReference) {
   }
 }
 
+// The largest |got - want| / max(1, |want|) over the elements (float tensors of one shape).
+double WorstScaledError(const Tensor& got, const Tensor& want) {
+  const float* g = got.data<float>();
+  const float* r = want.data<float>();
+  double worst = 0;
+  for (int64_t i = 0; i < want.size(); ++i) {
+    const double scale = std::max(1.0, std::fabs(static_cast<double>(r[i])));
+    worst = std::max(worst, std::fabs(static_cast<double>(g[i]) - r[i]) / scale);
+  }
+  return worst;
+}
+
 // Conv [+ BatchNormalization] + SiLU fused into the own kernels' epilogues (efficientnet's
 // blocks): a 3x3 conv that runs Winograd (64 -> 64 channels, 14x14), a dense 1x1 (96 -> 80: a
 // narrow last panel), a 3x3 depthwise stride 2 and a 5x5 depthwise (the own fixed-size rows);
@@ -182,13 +194,7 @@ TEST(XnnSilu, FusedIntoConvEpiloguesMatchesReference) {
         EXPECT_EQ(own_convs, 5) << CpuIsaName(isa);
         EXPECT_EQ(sigmoid_steps, 0) << CpuIsaName(isa) << ": every SiLU fused into its conv";
       }
-      const float* gd = (*got)[0].data<float>();
-      const float* rd = (*want)[0].data<float>();
-      double worst = 0;
-      for (int64_t i = 0; i < (*want)[0].size(); ++i) {
-        const double scale = std::max(1.0, std::fabs(static_cast<double>(rd[i])));
-        worst = std::max(worst, std::fabs(static_cast<double>(gd[i]) - rd[i]) / scale);
-      }
+      const double worst = WorstScaledError((*got)[0], (*want)[0]);
       // Five layers of fp32 convs summed in other orders (Winograd's transforms among them).
       EXPECT_LE(worst, 2e-4) << CpuIsaName(isa) << " threads " << threads;
     }
@@ -280,13 +286,7 @@ TEST(XnnFusion, ExpandDepthwiseMatchesReference) {
             }
             EXPECT_EQ(convs, 2) << "expand + depthwise in one step, then the projection";
             EXPECT_EQ(others, 0);
-            const float* gd = (*got)[0].data<float>();
-            const float* rd = (*want)[0].data<float>();
-            double worst = 0;
-            for (int64_t i = 0; i < (*want)[0].size(); ++i) {
-              const double scale = std::max(1.0, std::fabs(static_cast<double>(rd[i])));
-              worst = std::max(worst, std::fabs(static_cast<double>(gd[i]) - rd[i]) / scale);
-            }
+            const double worst = WorstScaledError((*got)[0], (*want)[0]);
             EXPECT_LE(worst, 1e-4) << "silu " << silu << " k " << k << " stride " << stride << " "
                                    << CpuIsaName(isa) << " threads " << threads;
             ++fused_cases;

@@ -3,8 +3,6 @@
 // narrow last panel), one vbroadcastss per row and k, NV weight loads per k, FMA accumulation.
 #include <immintrin.h>
 
-#include <algorithm>
-
 #include "backends/xnnpack/xnn_fconv_tiles.h"
 
 namespace kiln::xnn {
@@ -30,21 +28,13 @@ KILN_TARGET_AVX512 void FTileAvx512(const float* const* a, int64_t taps, int64_t
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) acc[r][v] = b;
   }
-  // One prefetched row every pf_every k steps, spread over the tile.
-  const int64_t pf_every = pf_rows > 0 ? std::max<int64_t>(1, taps * cin / pf_rows) : 0;
-  int64_t countdown = pf_every, pf_left = pf != nullptr ? pf_rows : 0;
+  PanelPrefetch prefetch(pf, pf_rows, pf_ld, taps * cin);
   for (int64_t t = 0; t < taps; ++t) {
     const float* ar[MR];
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) ar[r] = a[t * kFMrAvx512 + r];
     for (int64_t c = 0; c < cin; ++c) {
-      if (--countdown == 0 && pf_left > 0) {
-        countdown = pf_every;
-        --pf_left;
-        _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T1);
-        if (pf_ld > 16) _mm_prefetch(reinterpret_cast<const char*>(pf + 16), _MM_HINT_T1);
-        pf += pf_ld;
-      }
+      prefetch.Step();
       __m512 wv[NV];
 #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) wv[v] = _mm512_loadu_ps(w + 16 * v);

@@ -15,9 +15,36 @@
 // first tile that reads them.
 #pragma once
 
+#include <xmmintrin.h>
+
+#include <algorithm>
 #include <cstdint>
 
 namespace kiln::xnn {
+
+// The tiles' prefetch of another panel: pf_rows rows (pf_ld floats apart, one or two cache
+// lines each) spread evenly over a tile's k steps, into L2. Step() once per k step.
+class PanelPrefetch {
+ public:
+  PanelPrefetch(const float* pf, int64_t pf_rows, int64_t pf_ld, int64_t k)
+      : pf_(pf),
+        ld_(pf_ld),
+        every_(pf_rows > 0 ? std::max<int64_t>(1, k / pf_rows) : 0),
+        countdown_(every_),
+        left_(pf != nullptr ? pf_rows : 0) {}
+  __attribute__((always_inline)) void Step() {
+    if (--countdown_ != 0 || left_ <= 0) return;
+    countdown_ = every_;
+    --left_;
+    _mm_prefetch(reinterpret_cast<const char*>(pf_), _MM_HINT_T1);
+    if (ld_ > 16) _mm_prefetch(reinterpret_cast<const char*>(pf_ + 16), _MM_HINT_T1);
+    pf_ += ld_;
+  }
+
+ private:
+  const float* pf_;
+  int64_t ld_, every_, countdown_, left_;
+};
 
 using FTileFn = void (*)(const float* const* a, int64_t taps, int64_t cin, const float* w,
                          const float* bias, const float* res, float* y, int64_t ldy, int nc,

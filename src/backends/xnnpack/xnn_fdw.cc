@@ -36,6 +36,46 @@ struct DwPlan {
 typedef float V8d __attribute__((vector_size(32), aligned(4)));
 typedef float V16d __attribute__((vector_size(64), aligned(4)));
 
+// One output pixel, channels [ch0, c): vectors of W, then the scalar tail; kernel rows
+// [ky0, ky1) (row_of(ky): that input row, iw x c floats) and columns [kx0, kx1) (those inside
+// the image), input column ix0 + kx * dw for tap kx; bias, clamp, store at out.
+template <typename V, int W, typename RowOf>
+__attribute__((always_inline)) inline void DwPixel(const DwPlan& P, const RowOf& row_of,
+                                                   int64_t ky0, int64_t ky1, int64_t kx0,
+                                                   int64_t kx1, int64_t ix0, int64_t ch0,
+                                                   float* out) {
+  const FConvSpec& s = P.s;
+  const int64_t c = s.cout;
+  const V vlo = V{} + s.lo, vhi = V{} + s.hi;
+  int64_t ch = ch0;
+  for (; ch + W <= c; ch += W) {
+    V acc;
+    __builtin_memcpy(&acc, P.bias.data() + ch, sizeof(V));
+    for (int64_t ky = ky0; ky < ky1; ++ky) {
+      const float* xrow = row_of(ky) + ch;
+      const float* wrow = P.w.data() + ky * s.kw * c + ch;
+      for (int64_t kx = kx0; kx < kx1; ++kx) {
+        V xv, wv;
+        __builtin_memcpy(&xv, xrow + (ix0 + kx * s.dw) * c, sizeof(V));
+        __builtin_memcpy(&wv, wrow + kx * c, sizeof(V));
+        acc += xv * wv;
+      }
+    }
+    acc = acc < vlo ? vlo : acc;
+    acc = acc > vhi ? vhi : acc;
+    __builtin_memcpy(out + ch, &acc, sizeof(V));
+  }
+  for (; ch < c; ++ch) {
+    float acc = P.bias[static_cast<size_t>(ch)];
+    for (int64_t ky = ky0; ky < ky1; ++ky) {
+      const float* xrow = row_of(ky) + ch;
+      const float* wrow = P.w.data() + ky * s.kw * c + ch;
+      for (int64_t kx = kx0; kx < kx1; ++kx) acc += xrow[(ix0 + kx * s.dw) * c] * wrow[kx * c];
+    }
+    out[ch] = std::min(s.hi, std::max(s.lo, acc));
+  }
+}
+
 // Output row `row` (batch * oh + oy), channels [0, c) in vectors of W, then the scalar tail.
 template <typename V, int W>
 __attribute__((always_inline)) inline void DwRow(const DwPlan& P, const float* x, float* y,
@@ -107,34 +147,10 @@ __attribute__((always_inline)) inline void DwRow(const DwPlan& P, const float* x
     int64_t kx0 = 0, kx1 = s.kw;
     while (kx0 < s.kw && ix0 + kx0 * s.dw < 0) ++kx0;
     while (kx1 > kx0 && ix0 + (kx1 - 1) * s.dw >= s.iw) --kx1;
-    float* out = y + (row * s.ow + ox) * c;
-    int64_t ch = 0;
-    for (; ch + W <= c; ch += W) {
-      V acc;
-      __builtin_memcpy(&acc, P.bias.data() + ch, sizeof(V));
-      for (int64_t ky = ky0; ky < ky1; ++ky) {
-        const float* xrow = image + ((oy * s.sh - s.pt + ky * s.dh) * s.iw) * c + ch;
-        const float* wrow = P.w.data() + ky * s.kw * c + ch;
-        for (int64_t kx = kx0; kx < kx1; ++kx) {
-          V xv, wv;
-          __builtin_memcpy(&xv, xrow + (ix0 + kx * s.dw) * c, sizeof(V));
-          __builtin_memcpy(&wv, wrow + kx * c, sizeof(V));
-          acc += xv * wv;
-        }
-      }
-      acc = acc < vlo ? vlo : acc;
-      acc = acc > vhi ? vhi : acc;
-      __builtin_memcpy(out + ch, &acc, sizeof(V));
-    }
-    for (; ch < c; ++ch) {
-      float acc = P.bias[static_cast<size_t>(ch)];
-      for (int64_t ky = ky0; ky < ky1; ++ky) {
-        const float* xrow = image + ((oy * s.sh - s.pt + ky * s.dh) * s.iw) * c + ch;
-        const float* wrow = P.w.data() + ky * s.kw * c + ch;
-        for (int64_t kx = kx0; kx < kx1; ++kx) acc += xrow[(ix0 + kx * s.dw) * c] * wrow[kx * c];
-      }
-      out[ch] = std::min(s.hi, std::max(s.lo, acc));
-    }
+    const auto row_of = [&](int64_t ky) {
+      return image + ((oy * s.sh - s.pt + ky * s.dh) * s.iw) * c;
+    };
+    DwPixel<V, W>(P, row_of, ky0, ky1, kx0, kx1, ix0, 0, y + (row * s.ow + ox) * c);
   }
 }
 
@@ -217,34 +233,8 @@ __attribute__((always_inline)) inline void DwRowPtrs(const DwPlan& P, const floa
     int kx0 = 0, kx1 = KW;
     while (kx0 < KW && ix0 + kx0 < 0) ++kx0;
     while (kx1 > kx0 && ix0 + kx1 - 1 >= s.iw) --kx1;
-    float* out = out_row + px * c;
-    int64_t ch = interior ? cv : 0;
-    for (; ch < cv; ch += W) {
-      V acc;
-      __builtin_memcpy(&acc, P.bias.data() + ch, sizeof(V));
-      for (int ky = 0; ky < KH; ++ky) {
-        const float* xrow = rows[ky] + ch;
-        const float* wrow = P.w.data() + ky * KW * c + ch;
-        for (int kx = kx0; kx < kx1; ++kx) {
-          V xv, wv;
-          __builtin_memcpy(&xv, xrow + (ix0 + kx) * c, sizeof(V));
-          __builtin_memcpy(&wv, wrow + kx * c, sizeof(V));
-          acc += xv * wv;
-        }
-      }
-      acc = acc < vlo ? vlo : acc;
-      acc = acc > vhi ? vhi : acc;
-      __builtin_memcpy(out + ch, &acc, sizeof(V));
-    }
-    for (; ch < c; ++ch) {
-      float acc = P.bias[static_cast<size_t>(ch)];
-      for (int ky = 0; ky < KH; ++ky) {
-        const float* xrow = rows[ky] + ch;
-        const float* wrow = P.w.data() + ky * KW * c + ch;
-        for (int kx = kx0; kx < kx1; ++kx) acc += xrow[(ix0 + kx) * c] * wrow[kx * c];
-      }
-      out[ch] = std::min(s.hi, std::max(s.lo, acc));
-    }
+    const auto row_of = [&](int64_t ky) { return rows[ky]; };
+    DwPixel<V, W>(P, row_of, 0, KH, kx0, kx1, ix0, interior ? cv : 0, out_row + px * c);
   }
 }
 

@@ -283,7 +283,11 @@ class FusionPlanner {
 
   // The activation after a conv (SiLU, else Relu / Clip with constant bounds) absorbed into f.
   void PlanConvActivation(Fusion& f) {
-    if (PlanSilu(f)) return;
+    if (!PlanSilu(f)) PlanBounds(f);
+  }
+
+  // A following Relu / Clip with constant bounds absorbed into f's output bounds.
+  void PlanBounds(Fusion& f) {
     const Node* act = SoleConsumer(f.out);
     float lo, hi;
     if (act && act->inputs[0] == f.out && ActivationBounds(*act, &lo, &hi)) {
@@ -367,15 +371,7 @@ class FusionPlanner {
         }
       }
     }
-    if (def.takes_activation) {
-      const Node* act = SoleConsumer(f.out);
-      float lo, hi;
-      if (act && act->inputs[0] == f.out && ActivationBounds(*act, &lo, &hi)) {
-        Absorb(f, act);
-        f.out_min = std::max(f.out_min, lo);
-        f.out_max = std::min(f.out_max, hi);
-      }
-    }
+    if (def.takes_activation) PlanBounds(f);
     return f;
   }
 

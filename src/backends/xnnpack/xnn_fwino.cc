@@ -197,42 +197,81 @@ __attribute__((always_inline)) inline void At6(const T* x, T* y) {
   y[3] = d12 + d34 * 8.0f + x[5];
 }
 
-template <typename V, int W>
-__attribute__((always_inline)) inline void InputTransform6(const float* const* d, int64_t n,
-                                                           float* const* v) {
-  int64_t c = 0;
-  for (; c + W <= n; c += W) {
-    V t[36];
-    for (int j = 0; j < 6; ++j) {  // B^T d: along the rows of column j
-      V col[6], out[6];
-      for (int i = 0; i < 6; ++i) col[i] = KILN_WINO_LOAD(d[6 * i + j] + c);
-      Bt6(col, out);
-      for (int i = 0; i < 6; ++i) t[6 * i + j] = out[i];
-    }
-    for (int i = 0; i < 6; ++i) {  // (B^T d) B: along row i
-      V out[6];
-      Bt6(t + 6 * i, out);
-      for (int j = 0; j < 6; ++j) KILN_WINO_STORE(v[6 * i + j] + c, out[j]);
-    }
+// Unaligned load / store of a T (a GCC vector type or float) at p (by reference: a vector
+// argument or return by value changes the ABI by target).
+template <typename T>
+__attribute__((always_inline)) inline void LoadAt(T& v, const float* p) {
+  __builtin_memcpy(&v, p, sizeof(T));
+}
+template <typename T>
+__attribute__((always_inline)) inline void StoreAt(float* p, const T& v) {
+  __builtin_memcpy(p, &v, sizeof(T));
+}
+
+// The F(4x4) transforms of one group of channels from c: T is a vector of W floats, or float
+// for the tail (the same code, one channel at a time).
+template <typename T>
+__attribute__((always_inline)) inline void InputTransform6At(const float* const* d, int64_t c,
+                                                             float* const* v) {
+  T t[36];
+  for (int j = 0; j < 6; ++j) {  // B^T d: along the rows of column j
+    T col[6], out[6];
+    for (int i = 0; i < 6; ++i) LoadAt(col[i], d[6 * i + j] + c);
+    Bt6(col, out);
+    for (int i = 0; i < 6; ++i) t[6 * i + j] = out[i];
   }
-  for (; c < n; ++c) {
-    float t[36];
-    for (int j = 0; j < 6; ++j) {
-      float col[6], out[6];
-      for (int i = 0; i < 6; ++i) col[i] = d[6 * i + j][c];
-      Bt6(col, out);
-      for (int i = 0; i < 6; ++i) t[6 * i + j] = out[i];
-    }
-    for (int i = 0; i < 6; ++i) {
-      float out[6];
-      Bt6(t + 6 * i, out);
-      for (int j = 0; j < 6; ++j) v[6 * i + j][c] = out[j];
-    }
+  for (int i = 0; i < 6; ++i) {  // (B^T d) B: along row i
+    T out[6];
+    Bt6(t + 6 * i, out);
+    for (int j = 0; j < 6; ++j) StoreAt(v[6 * i + j] + c, out[j]);
   }
 }
 
 // y[4 * row + col] of the 4x4 tile (nullptr: outside the image) = clamp(A^T m A + bias
-// (+ res)).
+// (+ res)) for the channels of one group from c.
+template <typename T>
+__attribute__((always_inline)) inline void OutputTransform6At(const float* const* m, int64_t c,
+                                                              const float* bias,
+                                                              const float* const* res,
+                                                              float* const* y, const T& lo,
+                                                              const T& hi) {
+  T r[24];  // A^T m: 4 rows x 6 columns
+  for (int j = 0; j < 6; ++j) {
+    T col[6], out[4];
+    for (int i = 0; i < 6; ++i) LoadAt(col[i], m[6 * i + j] + c);
+    At6(col, out);
+    for (int i = 0; i < 4; ++i) r[6 * i + j] = out[i];
+  }
+  T b;
+  LoadAt(b, bias + c);
+  for (int i = 0; i < 4; ++i) {
+    T out[4];
+    At6(r + 6 * i, out);
+    for (int j = 0; j < 4; ++j) {
+      float* dst = y[4 * i + j];
+      if (dst == nullptr) continue;
+      T o = out[j] + b;
+      if (res != nullptr) {
+        T rv;
+        LoadAt(rv, res[4 * i + j] + c);
+        o += rv;
+      }
+      o = o < lo ? lo : o;
+      o = o > hi ? hi : o;
+      StoreAt(dst + c, o);
+    }
+  }
+}
+
+// Every channel: vectors of W, then the tail one channel at a time.
+template <typename V, int W>
+__attribute__((always_inline)) inline void InputTransform6(const float* const* d, int64_t n,
+                                                           float* const* v) {
+  int64_t c = 0;
+  for (; c + W <= n; c += W) InputTransform6At<V>(d, c, v);
+  for (; c < n; ++c) InputTransform6At<float>(d, c, v);
+}
+
 template <typename V, int W>
 __attribute__((always_inline)) inline void OutputTransform6(const float* const* m, int64_t n,
                                                             const float* bias,
@@ -240,48 +279,8 @@ __attribute__((always_inline)) inline void OutputTransform6(const float* const* 
                                                             float* const* y, float lo, float hi) {
   const V vlo = V{} + lo, vhi = V{} + hi;
   int64_t c = 0;
-  for (; c + W <= n; c += W) {
-    V r[24];  // A^T m: 4 rows x 6 columns
-    for (int j = 0; j < 6; ++j) {
-      V col[6], out[4];
-      for (int i = 0; i < 6; ++i) col[i] = KILN_WINO_LOAD(m[6 * i + j] + c);
-      At6(col, out);
-      for (int i = 0; i < 4; ++i) r[6 * i + j] = out[i];
-    }
-    const V b = KILN_WINO_LOAD(bias + c);
-    for (int i = 0; i < 4; ++i) {
-      V out[4];
-      At6(r + 6 * i, out);
-      for (int j = 0; j < 4; ++j) {
-        float* dst = y[4 * i + j];
-        if (dst == nullptr) continue;
-        V o = out[j] + b;
-        if (res != nullptr) o += KILN_WINO_LOAD(res[4 * i + j] + c);
-        o = o < vlo ? vlo : o;
-        o = o > vhi ? vhi : o;
-        KILN_WINO_STORE(dst + c, o);
-      }
-    }
-  }
-  for (; c < n; ++c) {
-    float r[24];
-    for (int j = 0; j < 6; ++j) {
-      float col[6], out[4];
-      for (int i = 0; i < 6; ++i) col[i] = m[6 * i + j][c];
-      At6(col, out);
-      for (int i = 0; i < 4; ++i) r[6 * i + j] = out[i];
-    }
-    for (int i = 0; i < 4; ++i) {
-      float out[4];
-      At6(r + 6 * i, out);
-      for (int j = 0; j < 4; ++j) {
-        float* dst = y[4 * i + j];
-        if (dst == nullptr) continue;
-        const float o = out[j] + bias[c] + (res != nullptr ? res[4 * i + j][c] : 0.0f);
-        dst[c] = std::min(hi, std::max(lo, o));
-      }
-    }
-  }
+  for (; c + W <= n; c += W) OutputTransform6At<V>(m, c, bias, res, y, vlo, vhi);
+  for (; c < n; ++c) OutputTransform6At<float>(m, c, bias, res, y, lo, hi);
 }
 
 KILN_TARGET_AVX2 void InputTransform6Avx2(const float* const* d, int64_t n, float* const* v) {

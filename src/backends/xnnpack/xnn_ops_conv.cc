@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <optional>
 
 #include "backends/xnnpack/xnn_fconv.h"
 #include "backends/xnnpack/xnn_internal.h"
@@ -649,51 +650,65 @@ bool ConvRunsOwnKernel(const PartitionSpec& spec, const Node& n, bool silu) {
   return UseOwnFConv(s, isa);
 }
 
-bool ConvIsExpansion(const PartitionSpec& spec, const Node& n) {
-  const FConvIsa isa = FConvIsaFor(spec.isa);
-  if (isa == FConvIsa::kNone || n.op_type != "Conv" || n.inputs.size() < 2 || n.outputs.empty())
-    return false;
-  const Tensor* w = spec.constant(n.inputs[1]);
+namespace {
+
+// A float Conv node with a constant 4D weight, a constant bias if any, and static 4D input and
+// output shapes, at an ISA level with own kernels: its shapes and geometry (the common test of
+// ConvIsExpansion and ConvIsFixedDepthwise).
+struct OwnConvView {
+  Shape x, y;
+  const Tensor* w = nullptr;
+  ConvGeometry g;
+};
+std::optional<OwnConvView> ViewOwnFloatConv(const PartitionSpec& spec, const Node& n) {
+  if (FConvIsaFor(spec.isa) == FConvIsa::kNone || n.op_type != "Conv" || n.inputs.size() < 2 ||
+      n.outputs.empty()) {
+    return std::nullopt;
+  }
+  OwnConvView v;
+  v.w = spec.constant(n.inputs[1]);
+  if (n.inputs.size() > 2 && n.inputs[2].valid() && spec.constant(n.inputs[2]) == nullptr)
+    return std::nullopt;
   const TypeInfo& xt = (*spec.types)[n.inputs[0].v];
   const TypeInfo& yt = (*spec.types)[n.outputs[0].v];
-  if (w == nullptr || w->rank() != 4 || !xt.has_static_shape() || !yt.has_static_shape() ||
+  if (v.w == nullptr || v.w->rank() != 4 || !xt.has_static_shape() || !yt.has_static_shape() ||
       xt.type != ElementType::kF32 || yt.type != ElementType::kF32) {
+    return std::nullopt;
+  }
+  v.x = xt.static_shape();
+  v.y = yt.static_shape();
+  if (v.x.size() != 4 || v.y.size() != 4) return std::nullopt;
+  auto g = Geometry(n, v.x, v.w->shape(), v.y, false);
+  if (!g.ok()) return std::nullopt;
+  v.g = *g;
+  return v;
+}
+
+}  // namespace
+
+bool ConvIsExpansion(const PartitionSpec& spec, const Node& n) {
+  const std::optional<OwnConvView> v = ViewOwnFloatConv(spec, n);
+  if (!v) return false;
+  const ConvGeometry& g = v->g;
+  if (g.group != 1 || g.kh != 1 || g.kw != 1 || g.sh != 1 || g.sw != 1 || g.pt != 0 ||
+      g.pl != 0 || g.pb != 0 || g.pr != 0 || v->y[2] != v->x[2] || v->y[3] != v->x[3]) {
     return false;
   }
-  const Shape x = xt.static_shape(), y = yt.static_shape();
-  if (x.size() != 4 || y.size() != 4) return false;
-  auto g = Geometry(n, x, w->shape(), y, false);
-  if (!g.ok() || g->group != 1 || g->kh != 1 || g->kw != 1 || g->sh != 1 || g->sw != 1 ||
-      g->pt != 0 || g->pl != 0 || g->pb != 0 || g->pr != 0 || y[2] != x[2] || y[3] != x[3]) {
-    return false;
-  }
-  return y[1] * y[2] * y[3] * 4 >= kExpandDwMinBytes;
+  return v->y[1] * v->y[2] * v->y[3] * 4 >= kExpandDwMinBytes;
 }
 
 bool ConvIsFixedDepthwise(const PartitionSpec& spec, const Node& n) {
-  const FConvIsa isa = FConvIsaFor(spec.isa);
-  if (isa == FConvIsa::kNone || n.op_type != "Conv" || n.inputs.size() < 2 || n.outputs.empty())
-    return false;
-  const Tensor* w = spec.constant(n.inputs[1]);
-  if (n.inputs.size() > 2 && n.inputs[2].valid() && spec.constant(n.inputs[2]) == nullptr)
-    return false;
-  const TypeInfo& xt = (*spec.types)[n.inputs[0].v];
-  const TypeInfo& yt = (*spec.types)[n.outputs[0].v];
-  if (w == nullptr || w->rank() != 4 || !xt.has_static_shape() || !yt.has_static_shape() ||
-      xt.type != ElementType::kF32 || yt.type != ElementType::kF32) {
-    return false;
-  }
-  const Shape x = xt.static_shape(), y = yt.static_shape();
-  if (x.size() != 4 || y.size() != 4) return false;
-  auto g = Geometry(n, x, w->shape(), y, false);
-  if (!g.ok() || g->group != x[1] || w->dim(0) != x[1] || w->dim(1) != 1) return false;
+  const std::optional<OwnConvView> v = ViewOwnFloatConv(spec, n);
+  if (!v) return false;
+  const int64_t c = v->x[1];
+  if (v->g.group != c || v->w->dim(0) != c || v->w->dim(1) != 1) return false;
   FConvSpec s;
-  s.kh = g->kh;
-  s.kw = g->kw;
-  s.sh = g->sh;
-  s.sw = g->sw;
-  s.dh = g->dh;
-  s.dw = g->dw;
+  s.kh = v->g.kh;
+  s.kw = v->g.kw;
+  s.sh = v->g.sh;
+  s.sw = v->g.sw;
+  s.dh = v->g.dh;
+  s.dw = v->g.dw;
   return DepthwiseRowsFixed(s);
 }
 

@@ -113,6 +113,27 @@ Operand PrepareOperand(Builder& b, ValueId v, int out_rank) {
   return o;
 }
 
+// A loop over the NHWC rows of x ([N, C, H, W]) with a per-image row of C values s ([N, C, 1,
+// 1]): row(x_row, s_row, y_row, C) per pixel, the rows split over the pool with at least `grain`
+// elements per chunk. The step of the gate multiply and of the squeeze-excitation residual.
+template <typename Row>
+void AddGateRowLoop(Builder& b, ValueId x, ValueId s, ValueId y, int64_t grain, Row row) {
+  const Shape xs = b.shape(x);
+  const int64_t batch = xs[0], c = xs[1], pixels = xs[2] * xs[3];
+  const int in = b.Buffer(x);
+  const int sc = b.Buffer(s);
+  b.Use(in);
+  const int out = b.Buffer(y);
+  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+    const float* src = ws.f(in);
+    const float* scale = ws.f(sc);
+    float* dst = ws.f(out);
+    ParallelFor(pool, batch * pixels, std::max<int64_t>(1, grain / c), [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) row(src + p * c, scale + (p / pixels) * c, dst + p * c, c);
+    });
+  });
+}
+
 // y = x * s[channel] over rows of C (NHWC) with s [N, C]: 8 at a time; returns where the
 // portable tail starts.
 KILN_TARGET_AVX2 int64_t ChannelScaleAvx2(const float* xr, const float* sr, float* yr, int64_t n,
@@ -141,27 +162,12 @@ bool BuildChannelScale(Builder& b, const Node& n, const Fusion& f) {
         b.shape(part) != gate) {
       continue;
     }
-    const int64_t batch = ys[0], c = ys[1], pixels = ys[2] * ys[3];
-    const int in = b.Buffer(full);
-    const int sc = b.Buffer(part);
-    b.Use(in);
-    const int out = b.Buffer(f.out);
     const float lo = f.out_min, hi = f.out_max;
-    b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
-      const float* src = ws.f(in);
-      const float* scale = ws.f(sc);
-      float* dst = ws.f(out);
-      const bool avx2 = CpuHasAvx2();
-      ParallelFor(pool, batch * pixels, std::max<int64_t>(1, 16384 / c), [&](int64_t p0, int64_t p1) {
-        for (int64_t p = p0; p < p1; ++p) {
-          const float* xr = src + p * c;
-          const float* sr = scale + (p / pixels) * c;
-          float* yr = dst + p * c;
-          int64_t i = avx2 ? ChannelScaleAvx2(xr, sr, yr, c, lo, hi) : 0;
-          for (; i < c; ++i) yr[i] = std::min(hi, std::max(lo, xr[i] * sr[i]));
-        }
-      });
-    });
+    AddGateRowLoop(b, full, part, f.out, 16384,
+                   [=](const float* xr, const float* sr, float* yr, int64_t c) {
+                     int64_t i = CpuHasAvx2() ? ChannelScaleAvx2(xr, sr, yr, c, lo, hi) : 0;
+                     for (; i < c; ++i) yr[i] = std::min(hi, std::max(lo, xr[i] * sr[i]));
+                   });
     return true;
   }
   return false;
@@ -706,25 +712,10 @@ Status BuildSilu(Builder& b, const Node& n, ValueId x, const Fusion& f) {
 
 Status BuildScaleResidual(Builder& b, const Node& n, ValueId x, ValueId s, const Fusion& f) {
   (void)n;
-  const Shape xs = b.shape(x);  // logical [N, C, H, W]; NHWC here, s is [N, 1, 1, C]
-  const int64_t batch = xs[0], c = xs[1], pixels = xs[2] * xs[3];
-  const int in = b.Buffer(x);
-  const int sc = b.Buffer(s);
-  const int out = b.Buffer(f.out);
-  b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
-    const float* src = ws.f(in);
-    const float* scale = ws.f(sc);
-    float* dst = ws.f(out);
-    const bool avx2 = CpuHasAvx2();
-    ParallelFor(pool, batch * pixels, std::max<int64_t>(1, 8192 / c), [&](int64_t b0, int64_t e0) {
-      for (int64_t p = b0; p < e0; ++p) {
-        const float* xr = src + p * c;
-        const float* sr = scale + (p / pixels) * c;
-        float* yr = dst + p * c;
-        int64_t i = avx2 ? ScaleResidualAvx2(xr, sr, yr, c) : 0;
-        for (; i < c; ++i) yr[i] = xr[i] + xr[i] * sr[i];
-      }
-    });
+  // x logical [N, C, H, W] (NHWC here), s [N, C, 1, 1].
+  AddGateRowLoop(b, x, s, f.out, 8192, [=](const float* xr, const float* sr, float* yr, int64_t c) {
+    int64_t i = CpuHasAvx2() ? ScaleResidualAvx2(xr, sr, yr, c) : 0;
+    for (; i < c; ++i) yr[i] = xr[i] + xr[i] * sr[i];
   });
   return Status::Ok();
 }
