@@ -182,7 +182,7 @@ TEST(QConvU7Test, WeightsFit7Bit) {
             vnni ? xnn::OwnQConvIsa::kVnni : xnn::OwnQConvIsa::kAvx2U7);
 }
 
-TEST(QConvU7Test, GeometriesMatchReference) {
+std::vector<ConvCase> GeometryCases() {
   std::vector<ConvCase> cases;
   ConvCase c;
   cases.push_back(c);  // 3x3 padded, 8 -> 16
@@ -208,7 +208,27 @@ TEST(QConvU7Test, GeometriesMatchReference) {
   c = ConvCase();
   c.cin = 16, c.cout = 16, c.in_lo = -4.0f, c.in_hi = 4.0f;  // many saturated raw inputs
   cases.push_back(c);
+  c = ConvCase();
+  c.k = 1, c.pads = {0, 0, 0, 0}, c.cin = 24, c.cout = 8, c.h = 33, c.w = 35;  // 1x1, 8 channels
+  cases.push_back(c);
+  return cases;
+}
+
+TEST(QConvU7Test, GeometriesMatchReference) {
+  const std::vector<ConvCase> cases = GeometryCases();
   for (size_t i = 0; i < cases.size(); ++i) CheckCase(cases[i], static_cast<uint32_t>(40 + i));
+}
+
+// The same geometries on the AVX-512 VNNI kernel (the 1x1 stride-1 cases with K a multiple of 4
+// take its contiguous block copy instead of the im2col gather).
+TEST(QConvVnniTest, GeometriesMatchReference) {
+  ScopedEnv e("KILN_XNN_QCONV_ISA", "");
+  if (xnn::ChooseOwnQConvIsa() != xnn::OwnQConvIsa::kVnni) {
+    GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+  }
+  const std::vector<ConvCase> cases = GeometryCases();
+  for (size_t i = 0; i < cases.size(); ++i)
+    CheckCase(cases[i], static_cast<uint32_t>(40 + i), "", "own qconv vnni:");
 }
 
 // Raw activations all 0 or all 255 (u8; -128 / 127 as i8, so 0 / 255 in the kernel) and all

@@ -34,6 +34,9 @@ struct Packed {
   QConvSpec s;  // without weights
   int64_t k = 0, kp = 0, mblocks = 0;
   OwnQConvIsa isa = OwnQConvIsa::kNone;
+  // 1x1, stride 1, no padding, K a multiple of 4: a block's im2col rows are its input pixels as
+  // they lie (one contiguous run), so the u8 rows are one XOR pass over the block.
+  bool contiguous = false;
   std::vector<int8_t> w8;     // VNNI and AVX2 U7: [mb][kp/4][16][4] ([kp/4][8][4] if <= 8 ch)
   std::vector<int16_t> w16;   // AVX2: [mb][kp/2][16][2]
   std::vector<int32_t> bias;  // [mb*16], minus the activation offset times the weight sum
@@ -277,6 +280,10 @@ __attribute__((target("avx512f,avx512bw,avx512vl,bmi2"))) inline void CopyFlipVn
     int8_t* dst, const int8_t* src, int64_t n) {
   const __m256i f = _mm256_set1_epi8(static_cast<char>(0x80));
   int64_t i = 0;
+  const __m512i f64 = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (; i + 64 <= n; i += 64) {
+    _mm512_storeu_si512(dst + i, _mm512_xor_si512(_mm512_loadu_si512(src + i), f64));
+  }
   for (; i + 32 <= n; i += 32) {
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm256_xor_si256(v, f));
@@ -337,9 +344,17 @@ KILN_TARGET_AVX2 void RunBlockAvx2(const Packed& P, const int8_t* x, int8_t* y, 
   if (P.isa == OwnQConvIsa::kVnni || P.isa == OwnQConvIsa::kAvx2U7) {
     // Row i of the block at row.data() + i * kp, as u8 (storage + 128).
     const bool vnni = P.isa == OwnQConvIsa::kVnni;
-    for (int64_t i = 0; i < np; ++i) {
-      int8_t* r = row.data() + i * kp;
-      GatherRowAvx2(P, x, p0 + i, r, 0x80, vnni);
+    if (P.contiguous) {
+      if (vnni) {
+        CopyFlipVnni(row.data(), x + p0 * kp, np * kp);
+      } else {
+        CopyFlipAvx2(row.data(), x + p0 * kp, np * kp, 0x80);
+      }
+    } else {
+      for (int64_t i = 0; i < np; ++i) {
+        int8_t* r = row.data() + i * kp;
+        GatherRowAvx2(P, x, p0 + i, r, 0x80, vnni);
+      }
     }
     const auto* a = reinterpret_cast<const uint8_t*>(row.data());
     const int max_mr = vnni ? kMrVnni : kMrU7;
@@ -434,6 +449,8 @@ QConvFn MakeOwnQConv(const QConvSpec& spec, OwnQConvIsa isa) {
   }
   P->k = s.kh * s.kw * s.cin;
   P->kp = (P->k + 3) / 4 * 4;
+  P->contiguous = s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && s.pt == 0 && s.pl == 0 &&
+                  s.oh == s.ih && s.ow == s.iw && P->kp == P->k;
   P->mblocks = (s.cout + kNr - 1) / kNr;
   const int64_t mpad = P->mblocks * kNr;
   auto wat = [&](int64_t m, int64_t k) -> int32_t {
