@@ -222,6 +222,47 @@ TEST(Int8ConvTest, GeometriesMatchReference) {
   }
 }
 
+// Depthwise convs on rows wide enough for every pixel block of the own AVX-512 kernel (16, 8,
+// 4, 2, 1 interior pixels; the edge pixels; the zero-point rows of the vertical padding), with a
+// full and a partial 16-channel group, i8 and u8 activations: exact at 1 and 3 threads.
+TEST(Int8ConvTest, WideDepthwiseMatchesReference) {
+  struct Case {
+    int64_t c, h, w, k, stride;
+    ElementType act;
+    int64_t zp;
+  };
+  for (const Case& cs : {Case{24, 9, 47, 3, 1, ElementType::kI8, -9},
+                         Case{40, 11, 70, 5, 2, ElementType::kU8, 131},
+                         Case{16, 6, 38, 3, 2, ElementType::kI8, 5}}) {
+    auto m = [&cs] {
+      QdqBuilder b(static_cast<uint32_t>(cs.c + cs.w));
+      ValueId x = b.Input("x", {1, cs.c, cs.h, cs.w});
+      ValueId xq = b.QuantAct(x, 0.02f, cs.zp, cs.act);
+      ValueId w = b.Weight({cs.c, 1, cs.k, cs.k}, true);
+      ValueId bias = b.Bias(cs.c, 0.02f, b.last_scales);
+      const int64_t p = cs.k / 2;
+      Attributes a = Ints({{"pads", {p, p, p, p}}, {"strides", {cs.stride, cs.stride}}});
+      a.Add(Attribute::Int("group", cs.c));
+      ValueId y = b.Op("Conv", {xq, w, bias}, std::move(a));
+      b.Output(y, 0.04f, cs.act == ElementType::kU8 ? 120 : -3, cs.act, "y");
+      return std::move(b.model);
+    };
+    const NamedTensors inputs = {{"x", Uniform({1, cs.c, cs.h, cs.w}, -2.0f, 2.0f, 3)}};
+    const auto ref = RunSession(m(), inputs, SessionOptions::Reference());
+    ASSERT_EQ(ref.size(), 1u);
+    const std::set<float> distinct(ref[0].data<float>(), ref[0].data<float>() + ref[0].size());
+    EXPECT_GE(distinct.size(), 16u) << "a degenerate output checks little";
+    for (int threads : {1, 3}) {
+      const auto got = RunSession(m(), inputs, SessionOptions::Threads(threads));
+      ASSERT_EQ(got.size(), 1u);
+      const Diff d = Compare(ref[0], got[0], 0.04f);
+      EXPECT_EQ(d.max_steps, 0.0) << cs.c << "x" << cs.h << "x" << cs.w << " k" << cs.k << " s"
+                                  << cs.stride << " threads " << threads << ": " << d.equal << "/"
+                                  << d.count;
+    }
+  }
+}
+
 // A larger conv (more pixels than one im2col block, K = 9 * 40 not a multiple of 4, several
 // channel tiles, i8 activations, per-channel weights) on every conv kernel and 1 and 4 threads.
 TEST(Int8ConvTest, LargeConvMatchesReference) {

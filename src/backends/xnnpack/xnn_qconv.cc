@@ -520,6 +520,7 @@ struct PackedDw {
   std::vector<int32_t> bias;  // [cpad]
   std::vector<int32_t> bias_zp;  // [cpad]: bias - x_zp * (sum of the channel's weights)
   std::vector<float> mult;    // [cpad]
+  std::vector<int8_t> zp_row;  // [iw][c]: the input zero point (the rows of the vertical padding)
   int64_t cpad = 0;
 };
 
@@ -533,87 +534,112 @@ __attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) inline void 
   _mm512_mask_cvtsepi32_storeu_epi8(out, mask, q);
 }
 
-// Output pixels [ox0, ox1) of output row `row` (batch * oh + oy). Taps outside the input add
-// (x_zp - x_zp) * w = 0 in the reference and are skipped; x - x_zp (|.| <= 255) is an int16
-// in the low half of each 32-bit lane, so madd with (w, 0) gives exactly (x - x_zp) * w.
-// Pixels whose every tap is inside take the fast form: the bias already holds -x_zp * sum(w),
-// and each tap is one sign-extending load and one vpdpwssd (x in the low int16 of each lane,
-// its sign above, times (w, 0): exactly x * w), the same integer sum.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,bmi2"))) void DwRowAvx512(
-    const PackedDw& P,
-                                                                           const int8_t* x,
-                                                                           int8_t* y,
-                                                                           int64_t row) {
+// NP output pixels from input column ix0 on whose every tap is inside the input, channels
+// [c0, c0 + 16): NP independent vpdpwssd chains (one chain is bound by the instruction's latency).
+template <int NP, bool kFull>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,bmi2"), noinline)) void
+DwInsidePixelsAt(const PackedDw& P, const int8_t* const* xrows, const int32_t* const* wrows,
+               int64_t nrows, int64_t ix0, int64_t c0, int8_t* out, __m512 vlo, __m512 vhi,
+               __m512i vyzp) {
   const QConvSpec& s = P.s;
-  const int64_t b = row / s.oh, oy = row % s.oh, c = s.cout;
+  const int64_t c = s.cout, kw = s.kw, cpad = P.cpad;
+  const int64_t step = s.sw * c;  // input offset between neighbouring output pixels
+  const auto n = static_cast<uint32_t>(std::min<int64_t>(16, c - c0));
+  const auto mask = static_cast<__mmask16>(_bzhi_u32(0xFFFFu, n));
+  __m512i acc[NP];
+  acc[0] = _mm512_loadu_si512(P.bias_zp.data() + c0);
+#pragma GCC unroll 16
+  for (int i = 1; i < NP; ++i) acc[i] = acc[0];
+  for (int64_t r = 0; r < nrows; ++r) {
+    const int8_t* xp = xrows[r] + ix0 * c + c0;
+    const int32_t* wp = wrows[r] + c0;
+    for (int64_t kx = 0; kx < kw; ++kx, xp += s.dw * c, wp += cpad) {
+      const __m512i wv = _mm512_loadu_si512(wp);
+#pragma GCC unroll 16
+      for (int i = 0; i < NP; ++i) {
+        // A full group's load folds into vpmovsxbd; inline asm: GCC 12 copies every
+        // accumulator around the intrinsic's tied operand.
+        const __m128i v = kFull ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(xp + i * step))
+                                : _mm_maskz_loadu_epi8(mask, xp + i * step);
+        const __m512i xv = _mm512_cvtepi8_epi32(v);
+        asm("vpdpwssd %2, %1, %0" : "+v"(acc[i]) : "v"(xv), "v"(wv));
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < NP; ++i)
+    DwStoreAvx512(acc[i], P.mult.data() + c0, vlo, vhi, vyzp, out + i * c + c0, mask);
+}
+
+template <int NP>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,bmi2"))) void DwInsidePixels(
+    const PackedDw& P, const int8_t* const* xrows, const int32_t* const* wrows, int64_t nrows,
+    int64_t ix0, int64_t c0, int8_t* out, __m512 vlo, __m512 vhi, __m512i vyzp) {
+  if (c0 + 16 <= P.s.cout) {
+    DwInsidePixelsAt<NP, true>(P, xrows, wrows, nrows, ix0, c0, out, vlo, vhi, vyzp);
+  } else {
+    DwInsidePixelsAt<NP, false>(P, xrows, wrows, nrows, ix0, c0, out, vlo, vhi, vyzp);
+  }
+}
+
+// Output row `row` (batch * oh + oy). Kernel rows in the vertical padding read `zp_row` (the
+// input zero point everywhere), whose taps add (x_zp - x_zp) * w = 0 as the reference's skipped
+// taps do, so every output pixel whose taps are inside the row width takes the fast form:
+// DwInsidePixels over blocks of 16, 8, 4, 2 and 1 pixels. The few pixels whose taps reach into
+// the left or right padding take the per-tap form: (x - x_zp) * w by int16 madd over the taps
+// inside (x - x_zp, |.| <= 255, in the low half of each 32-bit lane times (w, 0)).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,bmi2"))) void DwRowAvx512(
+    const PackedDw& P, const int8_t* x, int8_t* y, int64_t row) {
+  const QConvSpec& s = P.s;
+  const int64_t b = row / s.oh, oy = row % s.oh, c = s.cout, kh = s.kh;
   const int64_t kw = s.kw, sw = s.sw, dw = s.dw, pl = s.pl, iw = s.iw, ow = s.ow, cpad = P.cpad;
   const __m512i vxzp = _mm512_set1_epi32(s.x_zp);
   const __m512i vyzp = _mm512_set1_epi32(s.y_zp);
   const __m512 vlo = _mm512_set1_ps(static_cast<float>(s.lo - s.y_zp));
   const __m512 vhi = _mm512_set1_ps(static_cast<float>(s.hi - s.y_zp));
-  // The kernel rows inside the input.
-  int64_t ky0 = 0, ky1 = 0;
   const int8_t* xrows[32];
   const int32_t* wrows[32];
-  for (int64_t ky = 0; ky < s.kh && ky1 < 32; ++ky) {
+  for (int64_t ky = 0; ky < kh; ++ky) {
     const int64_t iy = oy * s.sh - s.pt + ky * s.dh;
-    if (iy < 0 || iy >= s.ih) continue;
-    xrows[ky1] = x + (b * s.ih + iy) * iw * c;
-    wrows[ky1] = P.w.data() + ky * kw * cpad;
-    ++ky1;
+    xrows[ky] = iy < 0 || iy >= s.ih ? P.zp_row.data() : x + (b * s.ih + iy) * iw * c;
+    wrows[ky] = P.w.data() + ky * kw * cpad;
   }
-  const int32_t* bias = P.bias.data();
-  const float* mult = P.mult.data();
-  const bool rows_inside = ky0 == 0 && ky1 == s.kh;
-  const int32_t* bias_zp = P.bias_zp.data();
-  // Pixels [oxa, oxb) have every tap inside (when the rows do): 4 at a time, 4 independent
-  // vpdpwssd chains (one chain is bound by the instruction's latency).
-  int64_t oxa = 0, oxb = 0;
-  if (rows_inside) {
-    while (oxa < ow && oxa * sw - pl < 0) ++oxa;
-    oxb = oxa;
-    while (oxb < ow && oxb * sw - pl + (kw - 1) * dw < iw) ++oxb;
+  // Pixels [oxa, oxb) have every tap inside the row width.
+  int64_t oxa = 0;
+  while (oxa < ow && oxa * sw - pl < 0) ++oxa;
+  int64_t oxb = oxa;
+  while (oxb < ow && oxb * sw - pl + (kw - 1) * dw < iw) ++oxb;
+  int8_t* yrow = y + row * ow * c;
+  for (int64_t ox = oxa; ox < oxb;) {
+    const int64_t left = oxb - ox;
+    const int64_t np = left >= 16 ? 16 : left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+    const int64_t ix0 = ox * sw - pl;
+    int8_t* out = yrow + ox * c;
+    for (int64_t c0 = 0; c0 < c; c0 += 16) {
+      switch (np) {
+        case 16: DwInsidePixels<16>(P, xrows, wrows, kh, ix0, c0, out, vlo, vhi, vyzp); break;
+        case 8: DwInsidePixels<8>(P, xrows, wrows, kh, ix0, c0, out, vlo, vhi, vyzp); break;
+        case 4: DwInsidePixels<4>(P, xrows, wrows, kh, ix0, c0, out, vlo, vhi, vyzp); break;
+        case 2: DwInsidePixels<2>(P, xrows, wrows, kh, ix0, c0, out, vlo, vhi, vyzp); break;
+        default: DwInsidePixels<1>(P, xrows, wrows, kh, ix0, c0, out, vlo, vhi, vyzp); break;
+      }
+    }
+    ox += np;
   }
   for (int64_t ox = 0; ox < ow; ++ox) {
-    int8_t* out = y + ((b * s.oh + oy) * ow + ox) * c;
+    if (ox == oxa) ox = std::max(oxb, oxa);
+    if (ox >= ow) break;
+    int8_t* out = yrow + ox * c;
     // Taps kx in [kx0, kx1) are inside the input.
     const int64_t ix0 = ox * sw - pl;
-    if (ox >= oxa && ox + 4 <= oxb) {
-      const int64_t step = sw * c;  // input offset between neighbouring output pixels
-      for (int64_t c0 = 0; c0 < c; c0 += 16) {
-        const auto n = static_cast<uint32_t>(std::min<int64_t>(16, c - c0));
-        const auto mask = static_cast<__mmask16>(_bzhi_u32(0xFFFFu, n));
-        __m512i a0 = _mm512_loadu_si512(bias_zp + c0), a1 = a0, a2 = a0, a3 = a0;
-        for (int64_t r = 0; r < ky1; ++r) {
-          const int8_t* xp = xrows[r] + ix0 * c + c0;
-          const int32_t* wp = wrows[r] + c0;
-          for (int64_t kx = 0; kx < kw; ++kx, xp += dw * c, wp += cpad) {
-            const __m512i wv = _mm512_loadu_si512(wp);
-            a0 = _mm512_dpwssd_epi32(a0, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, xp)), wv);
-            a1 = _mm512_dpwssd_epi32(
-                a1, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, xp + step)), wv);
-            a2 = _mm512_dpwssd_epi32(
-                a2, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, xp + 2 * step)), wv);
-            a3 = _mm512_dpwssd_epi32(
-                a3, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, xp + 3 * step)), wv);
-          }
-        }
-        DwStoreAvx512(a0, mult + c0, vlo, vhi, vyzp, out + c0, mask);
-        DwStoreAvx512(a1, mult + c0, vlo, vhi, vyzp, out + c + c0, mask);
-        DwStoreAvx512(a2, mult + c0, vlo, vhi, vyzp, out + 2 * c + c0, mask);
-        DwStoreAvx512(a3, mult + c0, vlo, vhi, vyzp, out + 3 * c + c0, mask);
-      }
-      ox += 3;
-      continue;
-    }
     int64_t kx0 = 0, kx1 = kw;
     while (kx0 < kw && ix0 + kx0 * dw < 0) ++kx0;
     while (kx1 > kx0 && ix0 + (kx1 - 1) * dw >= iw) --kx1;
     for (int64_t c0 = 0; c0 < c; c0 += 16) {
       const auto n = static_cast<uint32_t>(std::min<int64_t>(16, c - c0));
       const auto mask = static_cast<__mmask16>(_bzhi_u32(0xFFFFu, n));
-      __m512i acc = _mm512_loadu_si512(bias + c0);
-      for (int64_t r = ky0; r < ky1; ++r) {
+      __m512i acc = _mm512_loadu_si512(P.bias.data() + c0);
+      for (int64_t r = 0; r < kh; ++r) {
         const int8_t* xp = xrows[r] + (ix0 + kx0 * dw) * c + c0;
         const int32_t* wp = wrows[r] + kx0 * cpad + c0;
         for (int64_t kx = kx0; kx < kx1; ++kx, xp += dw * c, wp += cpad) {
@@ -622,10 +648,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,bmi2"))) void DwRowA
           acc = _mm512_add_epi32(acc, _mm512_madd_epi16(d, _mm512_loadu_si512(wp)));
         }
       }
-      __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_loadu_ps(mult + c0));
-      f = _mm512_min_ps(_mm512_max_ps(f, vlo), vhi);
-      const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), vyzp);
-      _mm512_mask_cvtsepi32_storeu_epi8(out + c0, mask, q);
+      DwStoreAvx512(acc, P.mult.data() + c0, vlo, vhi, vyzp, out + c0, mask);
     }
   }
 }
@@ -664,6 +687,7 @@ QConvFn MakeOwnDwQConv(const QConvSpec& spec) {
     P->bias_zp[static_cast<size_t>(ch)] -= static_cast<int32_t>(s.x_zp) * sum;
   }
   std::copy(s.mult.begin(), s.mult.end(), P->mult.begin());
+  P->zp_row.assign(static_cast<size_t>(s.iw * c), s.x_zp);
   return [P](const int8_t* x, int8_t* y, pthreadpool_t pool) {
     const int64_t rows = P->s.batch * P->s.oh;
     ParallelFor(pool, rows, 1, [&](int64_t r0, int64_t r1) {
