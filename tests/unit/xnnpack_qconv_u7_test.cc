@@ -272,7 +272,8 @@ TEST(QConvU7Test, ReduceRangeWeightsMatchReference) {
 TEST(QConvU7Test, KernelMatchesInt16Kernel) {
   std::mt19937 rng(5);
   std::uniform_int_distribution<int> u7(-64, 64), u8(-128, 127), b(-3000, 3000);
-  int runs = 0;
+  int runs = 0, vnni_runs = 0;
+  const bool vnni = xnn::ChooseOwnQConvIsa() == xnn::OwnQConvIsa::kVnni;
   for (int64_t cout : {1, 7, 8, 9, 16, 23, 40}) {
     for (int64_t cin : {1, 3, 4, 11}) {
       for (int64_t k : {1, 3}) {
@@ -297,6 +298,12 @@ TEST(QConvU7Test, KernelMatchesInt16Kernel) {
         xnn::MakeOwnQConv(s, xnn::OwnQConvIsa::kAvx2)(x.data(), want.data(), nullptr);
         xnn::MakeOwnQConv(s, xnn::OwnQConvIsa::kAvx2U7)(x.data(), got.data(), nullptr);
         EXPECT_EQ(want, got) << "cout " << cout << " cin " << cin << " k " << k;
+        if (vnni) {  // the VNNI kernel too (its gather walks pixels across the two images)
+          std::vector<int8_t> v(ny + 16, 11);
+          xnn::MakeOwnQConv(s, xnn::OwnQConvIsa::kVnni)(x.data(), v.data(), nullptr);
+          EXPECT_EQ(want, v) << "vnni: cout " << cout << " cin " << cin << " k " << k;
+          ++vnni_runs;
+        }
         const std::set<int8_t> distinct(want.begin(), want.begin() + static_cast<int64_t>(ny));
         EXPECT_GE(distinct.size(), std::min<size_t>(8, ny)) << "cout " << cout << " cin " << cin;
         ++runs;
@@ -304,6 +311,7 @@ TEST(QConvU7Test, KernelMatchesInt16Kernel) {
     }
   }
   EXPECT_EQ(runs, 56);
+  EXPECT_EQ(vnni_runs, vnni ? 56 : 0);
 }
 
 }  // namespace

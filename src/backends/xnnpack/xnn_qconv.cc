@@ -276,7 +276,7 @@ KILN_TARGET_AVX2 inline void CopyFlipAvx2(int8_t* dst, const int8_t* src, int64_
 
 // The same XOR 0x80 with AVX-512BW masked loads and stores for the tail (the VNNI path: short
 // runs such as 3-channel pixels cost one step).
-__attribute__((target("avx512f,avx512bw,avx512vl,bmi2"))) inline void CopyFlipVnni(
+__attribute__((target("avx512f,avx512bw,avx512vl,bmi2"), always_inline)) inline void CopyFlipVnniAt(
     int8_t* dst, const int8_t* src, int64_t n) {
   const __m256i f = _mm256_set1_epi8(static_cast<char>(0x80));
   int64_t i = 0;
@@ -294,16 +294,19 @@ __attribute__((target("avx512f,avx512bw,avx512vl,bmi2"))) inline void CopyFlipVn
     _mm256_mask_storeu_epi8(dst + i, m, _mm256_xor_si256(v, f));
   }
 }
+__attribute__((target("avx512f,avx512bw,avx512vl,bmi2"))) void CopyFlipVnni(int8_t* dst,
+                                                                         const int8_t* src,
+                                                                         int64_t n) {
+  CopyFlipVnniAt(dst, src, n);
+}
 
-// The im2col row of output pixel p: K storage values XOR flip (padding: the zero point), then
-// zeros to kp. `vnni`: flip is 0x80 and the CPU has AVX-512BW. Taps of one kernel row that are
-// all inside the input with dilation 1 are one contiguous run of kw * cin bytes.
-KILN_TARGET_AVX2 void GatherRowAvx2(const Packed& P, const int8_t* x, int64_t p, int8_t* row,
-                                    uint8_t flip, bool vnni) {
+// The im2col row of output pixel (b, oy, ox): K storage values XOR flip (padding: the zero
+// point), then zeros to kp. `vnni`: flip is 0x80 and the CPU has AVX-512BW. Taps of one kernel
+// row that are all inside the input with dilation 1 are one contiguous run of kw * cin bytes.
+KILN_TARGET_AVX2 void GatherRowAvx2(const Packed& P, const int8_t* x, int64_t b, int64_t oy,
+                                    int64_t ox, int8_t* row, uint8_t flip, bool vnni) {
   const QConvSpec& s = P.s;
-  const int64_t per = s.oh * s.ow;
-  const int64_t b = p / per, r = p % per, oy = r / s.ow, ox = r % s.ow;
-  const auto cin = static_cast<size_t>(s.cin);
+  const int64_t cin = s.cin;
   const int64_t ix0 = ox * s.sw - s.pl;
   const bool row_inside = s.dw == 1 && ix0 >= 0 && ix0 + s.kw <= s.iw;
   int8_t* dst = row;
@@ -315,25 +318,62 @@ KILN_TARGET_AVX2 void GatherRowAvx2(const Packed& P, const int8_t* x, int64_t p,
     }
     dst += n;
   };
+  const auto pad = static_cast<int8_t>(s.x_zp ^ flip);
   for (int64_t ky = 0; ky < s.kh; ++ky) {
     const int64_t iy = oy * s.sh - s.pt + ky * s.dh;
     const bool y_inside = iy >= 0 && iy < s.ih;
     if (y_inside && row_inside) {
-      copy(x + ((b * s.ih + iy) * s.iw + ix0) * s.cin, s.kw * s.cin);
+      copy(x + ((b * s.ih + iy) * s.iw + ix0) * cin, s.kw * cin);
       continue;
     }
     for (int64_t kx = 0; kx < s.kw; ++kx) {
       const int64_t ix = ix0 + kx * s.dw;
       if (y_inside && ix >= 0 && ix < s.iw) {
-        copy(x + ((b * s.ih + iy) * s.iw + ix) * s.cin, s.cin);
+        copy(x + ((b * s.ih + iy) * s.iw + ix) * cin, cin);
       } else {
-        std::memset(dst, s.x_zp ^ flip, cin);
+        for (int64_t c = 0; c < cin; ++c) dst[c] = pad;
         dst += cin;
       }
     }
   }
-  std::memset(dst, 0, static_cast<size_t>(P.kp - P.k));
+  for (int64_t k = P.k; k < P.kp; ++k) *dst++ = 0;
 }
+
+// GatherRowAvx2 for the VNNI kernel: a pixel whose whole window is inside the input (dilation 1
+// across) is kh runs of kw * cin bytes, copied inline here; the others take GatherRowAvx2.
+__attribute__((target("avx512f,avx512bw,avx512vl,bmi2"))) void GatherRowVnni(
+    const Packed& P, const int8_t* x, int64_t b, int64_t oy, int64_t ox, int8_t* row) {
+  const QConvSpec& s = P.s;
+  const int64_t ix0 = ox * s.sw - s.pl, iy0 = oy * s.sh - s.pt;
+  if (s.dw != 1 || ix0 < 0 || ix0 + s.kw > s.iw || iy0 < 0 || iy0 + (s.kh - 1) * s.dh >= s.ih) {
+    GatherRowAvx2(P, x, b, oy, ox, row, 0x80, true);
+    return;
+  }
+  const int64_t run = s.kw * s.cin;
+  const int8_t* src = x + ((b * s.ih + iy0) * s.iw + ix0) * s.cin;
+  for (int64_t ky = 0; ky < s.kh; ++ky, row += run) {
+    CopyFlipVnniAt(row, src + ky * s.dh * s.iw * s.cin, run);
+  }
+  for (int64_t k = P.k; k < P.kp; ++k) *row++ = 0;
+}
+
+// Output pixels [p0, p0 + np) as (image, row, column), stepped without divisions per pixel.
+struct PixelWalk {
+  int64_t b, oy, ox, oh, ow;
+  PixelWalk(const QConvSpec& s, int64_t p0) : oh(s.oh), ow(s.ow) {
+    const int64_t per = s.oh * s.ow;
+    b = p0 / per;
+    oy = p0 % per / s.ow;
+    ox = p0 % s.ow;
+  }
+  void Next() {
+    if (++ox < ow) return;
+    ox = 0;
+    if (++oy < oh) return;
+    oy = 0;
+    ++b;
+  }
+};
 
 KILN_TARGET_AVX2 void RunBlockAvx2(const Packed& P, const int8_t* x, int8_t* y, int64_t p0,
                                    int64_t np, std::vector<int8_t>& row,
@@ -351,9 +391,13 @@ KILN_TARGET_AVX2 void RunBlockAvx2(const Packed& P, const int8_t* x, int8_t* y, 
         CopyFlipAvx2(row.data(), x + p0 * kp, np * kp, 0x80);
       }
     } else {
-      for (int64_t i = 0; i < np; ++i) {
-        int8_t* r = row.data() + i * kp;
-        GatherRowAvx2(P, x, p0 + i, r, 0x80, vnni);
+      PixelWalk w(s, p0);
+      for (int64_t i = 0; i < np; ++i, w.Next()) {
+        if (vnni) {
+          GatherRowVnni(P, x, w.b, w.oy, w.ox, row.data() + i * kp);
+        } else {
+          GatherRowAvx2(P, x, w.b, w.oy, w.ox, row.data() + i * kp, 0x80, false);
+        }
       }
     }
     const auto* a = reinterpret_cast<const uint8_t*>(row.data());
@@ -371,9 +415,10 @@ KILN_TARGET_AVX2 void RunBlockAvx2(const Packed& P, const int8_t* x, int8_t* y, 
     }
     return;
   }
-  for (int64_t i = 0; i < np; ++i) {
+  PixelWalk w(s, p0);
+  for (int64_t i = 0; i < np; ++i, w.Next()) {
     int8_t* r = row.data();
-    GatherRowAvx2(P, x, p0 + i, r, 0, false);
+    GatherRowAvx2(P, x, w.b, w.oy, w.ox, r, 0, false);
     int16_t* d = a16.data() + i * kp;
     int64_t k = 0;
     for (; k + 16 <= kp; k += 16) {
