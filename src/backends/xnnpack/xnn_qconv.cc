@@ -567,6 +567,12 @@ struct PackedDw {
   std::vector<float> mult;    // [cpad]
   std::vector<int8_t> zp_row;  // [iw][c]: the input zero point (the rows of the vertical padding)
   int64_t cpad = 0;
+  // Narrow rows (the pixels whose taps reach into the left or right padding are 1/16 of a row or
+  // more): each run first copies the input into a buffer with the padding written in (the zero
+  // point), whose geometry is `padded` (no padding, ih / iw grown to cover every tap), so every
+  // pixel takes the fast form.
+  bool pad_copy = false;
+  QConvSpec padded;
 };
 
 // Requantizes 16 int32 sums (times mult, clamped, plus the output zero point) into int8.
@@ -633,9 +639,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,bmi2"))) void DwInsi
 // DwInsidePixels over blocks of 16, 8, 4, 2 and 1 pixels. The few pixels whose taps reach into
 // the left or right padding take the per-tap form: (x - x_zp) * w by int16 madd over the taps
 // inside (x - x_zp, |.| <= 255, in the low half of each 32-bit lane times (w, 0)).
+// `s` is P.s, or P.padded: the geometry over a copy of the input with its padding written in.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,bmi2"))) void DwRowAvx512(
-    const PackedDw& P, const int8_t* x, int8_t* y, int64_t row) {
-  const QConvSpec& s = P.s;
+    const PackedDw& P, const QConvSpec& s, const int8_t* x, int8_t* y, int64_t row) {
   const int64_t b = row / s.oh, oy = row % s.oh, c = s.cout, kh = s.kh;
   const int64_t kw = s.kw, sw = s.sw, dw = s.dw, pl = s.pl, iw = s.iw, ow = s.ow, cpad = P.cpad;
   const __m512i vxzp = _mm512_set1_epi32(s.x_zp);
@@ -733,10 +739,49 @@ QConvFn MakeOwnDwQConv(const QConvSpec& spec) {
   }
   std::copy(s.mult.begin(), s.mult.end(), P->mult.begin());
   P->zp_row.assign(static_cast<size_t>(s.iw * c), s.x_zp);
+  int64_t oxa = 0;
+  while (oxa < s.ow && oxa * s.sw - s.pl < 0) ++oxa;
+  int64_t oxb = oxa;
+  while (oxb < s.ow && oxb * s.sw - s.pl + (s.kw - 1) * s.dw < s.iw) ++oxb;
+  P->pad_copy = (s.ow - (oxb - oxa)) * 16 >= s.ow;
+  if (P->pad_copy) {
+    QConvSpec& q = P->padded;
+    q = P->s;
+    q.pt = q.pl = 0;
+    q.ih = std::max(s.ih + s.pt, (s.oh - 1) * s.sh + (s.kh - 1) * s.dh + 1);
+    q.iw = std::max(s.iw + s.pl, (s.ow - 1) * s.sw + (s.kw - 1) * s.dw + 1);
+  }
   return [P](const int8_t* x, int8_t* y, pthreadpool_t pool) {
-    const int64_t rows = P->s.batch * P->s.oh;
+    const QConvSpec& s = P->s;
+    const int64_t rows = s.batch * s.oh;
+    if (!P->pad_copy) {
+      ParallelFor(pool, rows, 1, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) DwRowAvx512(*P, s, x, y, r);
+      });
+      return;
+    }
+    const QConvSpec& q = P->padded;
+    const int64_t c = s.cout, prow = q.iw * c;
+    thread_local std::vector<int8_t> buf;
+    const auto need = static_cast<size_t>(s.batch * q.ih * prow);
+    if (buf.size() < need) buf.resize(need);
+    int8_t* xp = buf.data();
+    ParallelFor(pool, s.batch * q.ih, 1, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t b = r / q.ih, iy = r % q.ih - s.pt;
+        int8_t* d = xp + r * prow;
+        if (iy < 0 || iy >= s.ih) {
+          std::memset(d, s.x_zp, static_cast<size_t>(prow));
+          continue;
+        }
+        const int64_t left = s.pl * c, run = s.iw * c;
+        std::memset(d, s.x_zp, static_cast<size_t>(left));
+        std::memcpy(d + left, x + (b * s.ih + iy) * run, static_cast<size_t>(run));
+        std::memset(d + left + run, s.x_zp, static_cast<size_t>(prow - left - run));
+      }
+    });
     ParallelFor(pool, rows, 1, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) DwRowAvx512(*P, x, y, r);
+      for (int64_t r = r0; r < r1; ++r) DwRowAvx512(*P, q, xp, y, r);
     });
   };
 }
