@@ -139,6 +139,10 @@ def main():
                     help='NAME=DIR: also time Kiln on the model files in DIR (e.g. int8=out/q8, '
                          'files found by "det"/"rec"/"cls" in their names), against ONNX Runtime '
                          'fp32 and Kiln fp32 (repeatable)')
+    ap.add_argument('--isa', default='auto',
+                    help='comma-separated ISA levels to run Kiln at (kiln bench --isa: auto, '
+                         'portable, avx2, avx512, avx512vnni; capped by the CPU): one Kiln row '
+                         'per level, e.g. auto,avx2 for the AVX2 path beside the best one')
     ap.add_argument('--seed', type=int, default=0, help='seed of the random inputs')
     ap.add_argument('--out', help='also write the markdown table to this file')
     ap.add_argument('--raw', help='write every per-process JSON result to this file')
@@ -157,6 +161,13 @@ def main():
         if not sep or not name or not os.path.isdir(folder):
             fail(f'--variant {v!r}: expected NAME=DIR with an existing folder')
         variants.append((name, folder))
+    isas = [x.strip() for x in a.isa.split(',') if x.strip()]
+    known_isas = ('auto', 'portable', 'avx2', 'avx512', 'avx512vnni')
+    for x in isas:
+        if x not in known_isas:
+            fail(f'--isa: unknown level {x!r} (known: {", ".join(known_isas)})')
+    if not isas or len(set(isas)) != len(isas):
+        fail('--isa: give each level once')
     if not os.access(a.kiln, os.X_OK):
         fail(f'--kiln {a.kiln}: no such executable (build it: ninja -C build kiln)')
     ort_bench = os.path.join(REPO, 'bench', 'ort_bench.js')
@@ -180,16 +191,22 @@ def main():
             for t in threads:
                 common = input_args + ['--threads', str(t), '--warmup', str(a.warmup),
                                        '--iters', str(a.iters)]
-                cmds = {'kiln': [a.kiln, 'bench', model_path] + common + ['--json', '-'],
-                        'ort': [a.node, ort_bench, model_path] + common}
-                for name, folder in variants:
-                    found = [f for f in sorted(os.listdir(folder))
-                             if f.endswith('.onnx') and m in f]
-                    if found:
-                        vpath = os.path.join(folder, found[0])
-                        vargs = variant_inputs(vpath, inputs, tmp, f'{m}_{name}')
-                        cmds['kiln:' + name] = ([a.kiln, 'bench', vpath] + vargs + common[len(input_args):]
-                                                + ['--json', '-'])
+                cmds = {'ort': [a.node, ort_bench, model_path] + common}
+                for isa in isas:
+                    # Engine keys: kiln[:variant][@isa] (no @ for auto).
+                    at = '' if isa == 'auto' else '@' + isa
+                    isa_args = [] if isa == 'auto' else ['--isa', isa]
+                    cmds['kiln' + at] = ([a.kiln, 'bench', model_path] + common + isa_args
+                                         + ['--json', '-'])
+                    for name, folder in variants:
+                        found = [f for f in sorted(os.listdir(folder))
+                                 if f.endswith('.onnx') and m in f]
+                        if found:
+                            vpath = os.path.join(folder, found[0])
+                            vargs = variant_inputs(vpath, inputs, tmp, f'{m}_{name}')
+                            cmds['kiln:' + name + at] = (
+                                [a.kiln, 'bench', vpath] + vargs + common[len(input_args):]
+                                + isa_args + ['--json', '-'])
                 got = {e: [] for e in cmds}
                 for r in range(a.rounds):
                     order = list(cmds) if r % 2 == 0 else list(reversed(list(cmds)))
@@ -214,11 +231,11 @@ def main():
         f'{a.iters} timed runs) per engine; each cell the median over rounds; load average '
         f'{load_before:.2f} before, {os.getloadavg()[0]:.2f} after.',
         '',
-        '| model | kiln variant | threads | kiln median ms | ort fp32 median ms | kiln/ort '
+        '| model | kiln variant | kiln ISA | threads | kiln median ms | ort fp32 median ms | kiln/ort '
         '| vs kiln fp32 | kiln p90 ms | ort p90 ms '
         '| kiln peak RSS MB | ort peak RSS MB | kiln load ms | ort load ms | kiln min ms '
         '| ort min ms | kiln first ms | ort first ms |',
-        '| --- | --- |' + ' ---: |' * 15,
+        '| --- | --- | --- |' + ' ---: |' * 15,
     ]
     for m, t, g in rows:
       o = g['ort']
@@ -226,10 +243,13 @@ def main():
         if engine == 'ort':
             continue
         k = g[engine]
-        variant = 'fp32' if engine == 'kiln' else engine.split(':', 1)[1]
+        base, _, isa = engine.partition('@')
+        variant = 'fp32' if base == 'kiln' else base.split(':', 1)[1]
+        fp32 = g['kiln' + ('@' + isa if isa else '')]  # Kiln fp32 at the same ISA level
         ratio = k['median_ms'] / o['median_ms'] if o['median_ms'] > 0 else float('inf')
-        speedup = g['kiln']['median_ms'] / k['median_ms'] if k['median_ms'] > 0 else float('inf')
-        lines.append(f'| {m} | {variant} | {t} | {k["median_ms"]:.2f} | {o["median_ms"]:.2f} | '
+        speedup = fp32['median_ms'] / k['median_ms'] if k['median_ms'] > 0 else float('inf')
+        lines.append(f'| {m} | {variant} | {isa or "auto"} | {t} | {k["median_ms"]:.2f} | '
+                     f'{o["median_ms"]:.2f} | '
                      f'{ratio:.2f} | {speedup:.2f}x | '
                      f'{k["p90_ms"]:.2f} | {o["p90_ms"]:.2f} | {k["peak_rss_mb"]:.1f} | '
                      f'{o["peak_rss_mb"]:.1f} | {k["load_ms"]:.1f} | {o["load_ms"]:.1f} | '

@@ -207,7 +207,8 @@ TEST(XnnFConv, DepthwiseMatchesNaiveLoop) {
                         {40, 13, 17, 5, 7, 2, 1, 2, false}, {33, 15, 15, 7, 5, 1, 2, 4, false},
                         {32, 23, 29, 3, 3, 1, 1, 1, false}, {45, 17, 16, 3, 3, 2, 1, 1, true},
                         {144, 9, 21, 5, 5, 1, 1, 2, false}, {24, 19, 14, 5, 5, 2, 1, 2, true},
-                        {19, 7, 7, 3, 3, 1, 1, 0, true},    {96, 12, 13, 3, 3, 1, 1, 1, true}};
+                        {19, 7, 7, 3, 3, 1, 1, 0, true},    {96, 12, 13, 3, 3, 1, 1, 1, true},
+                        {8, 10, 21, 3, 3, 1, 1, 1, false},  {56, 9, 19, 5, 5, 2, 1, 2, false}};
   int ran = 0;
   for (xnn::FConvIsa isa : {xnn::FConvIsa::kAvx2, xnn::FConvIsa::kAvx512}) {
     if (!CpuHas(isa == xnn::FConvIsa::kAvx2 ? CpuIsa::kAvx2 : CpuIsa::kAvx512)) continue;

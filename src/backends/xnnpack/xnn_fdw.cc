@@ -154,17 +154,17 @@ __attribute__((always_inline)) inline void DwRow(const DwPlan& P, const float* x
   }
 }
 
-// G output pixels from ox of one output row (out_row), channels [0, cv) in vectors of W, from
+// G output pixels from ox of one output row (out_row), channels [ch0, cv) in vectors of W, from
 // the KH input rows (DwRowPtrs).
 template <typename V, int W, int KH, int KW, int SW, int G>
 __attribute__((always_inline)) inline void DwGroup(const DwPlan& P, const float* const* rows,
-                                                   float* out_row, int64_t ox, int64_t cv,
-                                                   const V& vlo, const V& vhi) {
+                                                   float* out_row, int64_t ox, int64_t ch0,
+                                                   int64_t cv, const V& vlo, const V& vhi) {
   const FConvSpec& s = P.s;
   const int64_t c = s.cout;
   const int64_t at = (ox * SW - s.pl) * c;
   float* out0 = out_row + ox * c;
-  for (int64_t ch = 0; ch < cv; ch += W) {
+  for (int64_t ch = ch0; ch < cv; ch += W) {
     V acc[G];
     V bias;
     __builtin_memcpy(&bias, P.bias.data() + ch, sizeof(V));
@@ -203,18 +203,22 @@ __attribute__((always_inline)) inline void DwGroup(const DwPlan& P, const float*
 // the pixels whose window crosses the left or right edge and the channel tail (c mod W) one
 // pixel at a time. pf: pf_lines cache lines (the input rows the next output row adds) to
 // prefetch into L2, a slice per group.
-template <typename V, int W, int KH, int KW, int SW>
+// V2 / W2: a half-width vector for the channels past the last full W (AVX-512: 8 lanes, so that
+// 8 or 24 channels do not fall to the scalar tail); V, W again where there is none.
+template <typename V, int W, int KH, int KW, int SW, typename V2 = V, int W2 = W>
 __attribute__((always_inline)) inline void DwRowPtrs(const DwPlan& P, const float* const* rows,
                                                      float* out_row, const char* pf,
                                                      int64_t pf_lines) {
   const FConvSpec& s = P.s;
   const int64_t c = s.cout;
   const V vlo = V{} + s.lo, vhi = V{} + s.hi;
+  const V2 vlo2 = V2{} + s.lo, vhi2 = V2{} + s.hi;
   int64_t oxa = 0;
   while (oxa < s.ow && oxa * SW - s.pl < 0) ++oxa;
   int64_t oxb = oxa;
   while (oxb < s.ow && oxb * SW - s.pl + KW - 1 < s.iw) ++oxb;
   const int64_t cv = c / W * W;
+  const int64_t cv2 = W2 < W ? cv + (c - cv) / W2 * W2 : cv;  // [cv, cv2): vectors of W2
   int64_t ox = oxa;
   const int64_t groups = std::max<int64_t>(1, (oxb - oxa) / 8);
   const int64_t pf_per_group = (pf_lines + groups - 1) / groups;
@@ -222,24 +226,31 @@ __attribute__((always_inline)) inline void DwRowPtrs(const DwPlan& P, const floa
   for (; ox + 8 <= oxb; ox += 8) {
     for (int64_t k = 0; k < pf_per_group && pf_done < pf_lines; ++k, ++pf_done)
       __builtin_prefetch(pf + pf_done * 64, 0, 2);
-    DwGroup<V, W, KH, KW, SW, 8>(P, rows, out_row, ox, cv, vlo, vhi);
+    DwGroup<V, W, KH, KW, SW, 8>(P, rows, out_row, ox, 0, cv, vlo, vhi);
+    if (cv2 > cv) DwGroup<V2, W2, KH, KW, SW, 8>(P, rows, out_row, ox, cv, cv2, vlo2, vhi2);
   }
-  for (; ox + 4 <= oxb; ox += 4) DwGroup<V, W, KH, KW, SW, 4>(P, rows, out_row, ox, cv, vlo, vhi);
-  for (; ox < oxb; ++ox) DwGroup<V, W, KH, KW, SW, 1>(P, rows, out_row, ox, cv, vlo, vhi);
+  for (; ox + 4 <= oxb; ox += 4) {
+    DwGroup<V, W, KH, KW, SW, 4>(P, rows, out_row, ox, 0, cv, vlo, vhi);
+    if (cv2 > cv) DwGroup<V2, W2, KH, KW, SW, 4>(P, rows, out_row, ox, cv, cv2, vlo2, vhi2);
+  }
+  for (; ox < oxb; ++ox) {
+    DwGroup<V, W, KH, KW, SW, 1>(P, rows, out_row, ox, 0, cv, vlo, vhi);
+    if (cv2 > cv) DwGroup<V2, W2, KH, KW, SW, 1>(P, rows, out_row, ox, cv, cv2, vlo2, vhi2);
+  }
   for (int64_t px = 0; px < s.ow; ++px) {
     const bool interior = px >= oxa && px < oxb;
-    if (interior && cv == c) continue;
+    if (interior && cv2 == c) continue;
     const int64_t ix0 = px * SW - s.pl;
     int kx0 = 0, kx1 = KW;
     while (kx0 < KW && ix0 + kx0 < 0) ++kx0;
     while (kx1 > kx0 && ix0 + kx1 - 1 >= s.iw) --kx1;
     const auto row_of = [&](int64_t ky) { return rows[ky]; };
-    DwPixel<V, W>(P, row_of, 0, KH, kx0, kx1, ix0, interior ? cv : 0, out_row + px * c);
+    DwPixel<V, W>(P, row_of, 0, KH, kx0, kx1, ix0, interior ? cv2 : 0, out_row + px * c);
   }
 }
 
 // Output row `row` (batch * oh + oy) of the whole image x through DwRowPtrs.
-template <typename V, int W, int KH, int KW, int SW>
+template <typename V, int W, int KH, int KW, int SW, typename V2, int W2>
 __attribute__((always_inline)) inline void DwRowFixed(const DwPlan& P, const float* x, float* y,
                                                       int64_t row) {
   const FConvSpec& s = P.s;
@@ -254,8 +265,8 @@ __attribute__((always_inline)) inline void DwRowFixed(const DwPlan& P, const flo
   const int64_t next_iy = std::max<int64_t>(0, iy0 + KH);
   const int64_t next_rows = std::min<int64_t>(SW, s.ih - next_iy);
   const char* pf = next_rows > 0 ? reinterpret_cast<const char*>(image + next_iy * s.iw * c) : nullptr;
-  DwRowPtrs<V, W, KH, KW, SW>(P, rows, y + row * s.ow * c, pf,
-                              next_rows > 0 ? next_rows * s.iw * c * 4 / 64 : 0);
+  DwRowPtrs<V, W, KH, KW, SW, V2, W2>(P, rows, y + row * s.ow * c, pf,
+                                      next_rows > 0 ? next_rows * s.iw * c * 4 / 64 : 0);
 }
 
 // Whether the geometry has a fixed-size row loop (DwRowPtrs).
@@ -265,51 +276,51 @@ bool FixedRows(const FConvSpec& s) {
 }
 
 // The fixed-size rows where the plan's geometry has one, else DwRow.
-template <typename V, int W>
+template <typename V, int W, typename V2, int W2>
 __attribute__((always_inline)) inline void DwRowAny(const DwPlan& P, const float* x, float* y,
                                                     int64_t row) {
   const FConvSpec& s = P.s;
   if (!FixedRows(s)) {
     DwRow<V, W>(P, x, y, row);
   } else if (s.kh == 3) {
-    if (s.sw == 1) DwRowFixed<V, W, 3, 3, 1>(P, x, y, row);
-    else DwRowFixed<V, W, 3, 3, 2>(P, x, y, row);
+    if (s.sw == 1) DwRowFixed<V, W, 3, 3, 1, V2, W2>(P, x, y, row);
+    else DwRowFixed<V, W, 3, 3, 2, V2, W2>(P, x, y, row);
   } else {
-    if (s.sw == 1) DwRowFixed<V, W, 5, 5, 1>(P, x, y, row);
-    else DwRowFixed<V, W, 5, 5, 2>(P, x, y, row);
+    if (s.sw == 1) DwRowFixed<V, W, 5, 5, 1, V2, W2>(P, x, y, row);
+    else DwRowFixed<V, W, 5, 5, 2, V2, W2>(P, x, y, row);
   }
 }
 
 // One output row from KH input row pointers (nullptr: a padding row) for the fused
 // expand + depthwise step; FixedRows geometry only.
-template <typename V, int W>
+template <typename V, int W, typename V2, int W2>
 __attribute__((always_inline)) inline void DwOneRow(const DwPlan& P, const float* const* in,
                                                     float* out) {
   const FConvSpec& s = P.s;
   const float* rows[5];
   for (int64_t ky = 0; ky < s.kh; ++ky) rows[ky] = in[ky] != nullptr ? in[ky] : P.zero.data();
   if (s.kh == 3) {
-    if (s.sw == 1) DwRowPtrs<V, W, 3, 3, 1>(P, rows, out, nullptr, 0);
-    else DwRowPtrs<V, W, 3, 3, 2>(P, rows, out, nullptr, 0);
+    if (s.sw == 1) DwRowPtrs<V, W, 3, 3, 1, V2, W2>(P, rows, out, nullptr, 0);
+    else DwRowPtrs<V, W, 3, 3, 2, V2, W2>(P, rows, out, nullptr, 0);
   } else {
-    if (s.sw == 1) DwRowPtrs<V, W, 5, 5, 1>(P, rows, out, nullptr, 0);
-    else DwRowPtrs<V, W, 5, 5, 2>(P, rows, out, nullptr, 0);
+    if (s.sw == 1) DwRowPtrs<V, W, 5, 5, 1, V2, W2>(P, rows, out, nullptr, 0);
+    else DwRowPtrs<V, W, 5, 5, 2, V2, W2>(P, rows, out, nullptr, 0);
   }
 }
 
 KILN_TARGET_AVX2 void DwRowAvx2(const DwPlan& P, const float* x, float* y, int64_t row) {
-  DwRowAny<V8d, 8>(P, x, y, row);
+  DwRowAny<V8d, 8, V8d, 8>(P, x, y, row);
 }
 __attribute__((target("avx512f,fma"))) void DwRowAvx512(const DwPlan& P, const float* x, float* y,
                                                         int64_t row) {
-  DwRowAny<V16d, 16>(P, x, y, row);
+  DwRowAny<V16d, 16, V8d, 8>(P, x, y, row);
 }
 KILN_TARGET_AVX2 void DwOneRowAvx2(const DwPlan& P, const float* const* in, float* out) {
-  DwOneRow<V8d, 8>(P, in, out);
+  DwOneRow<V8d, 8, V8d, 8>(P, in, out);
 }
 __attribute__((target("avx512f,fma"))) void DwOneRowAvx512(const DwPlan& P,
                                                            const float* const* in, float* out) {
-  DwOneRow<V16d, 16>(P, in, out);
+  DwOneRow<V16d, 16, V8d, 8>(P, in, out);
 }
 
 // Packs the weights (times scale) and bias; the zero row for padding rows.
