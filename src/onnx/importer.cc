@@ -89,6 +89,15 @@ struct StrippedSource {
   // a session can release their pages once its kernels have packed them and read them again.
   std::shared_ptr<const SourceFile> file;
   std::vector<onnx_internal::StrippedBytes> by_initializer;  // ordered by initializer index
+  std::vector<onnx_internal::StrippedBytes> by_node;  // node attributes, by (node, attribute)
+  const onnx_internal::StrippedBytes* FindAttribute(int node, int attribute) const {
+    auto it = std::lower_bound(by_node.begin(), by_node.end(), std::pair(node, attribute),
+                               [](const onnx_internal::StrippedBytes& s, std::pair<int, int> k) {
+                                 return std::pair(s.node, s.attribute) < k;
+                               });
+    return it != by_node.end() && it->node == node && it->attribute == attribute ? &*it
+                                                                                  : nullptr;
+  }
   const onnx_internal::StrippedBytes* Find(int initializer) const {
     auto it = std::lower_bound(by_initializer.begin(), by_initializer.end(), initializer,
                                [](const onnx_internal::StrippedBytes& s, int i) {
@@ -452,8 +461,12 @@ class GraphImporter {
       Attributes attrs;
       std::vector<const Graph*> inner_enclosing = enclosing;
       inner_enclosing.push_back(&g);
-      for (const auto& ap : np.attribute()) {
-        auto a = ConvertAttribute(ap, np, node_name, inner_enclosing);
+      for (int ai = 0; ai < np.attribute_size(); ++ai) {
+        const auto& ap = np.attribute(ai);
+        // Stripped tensor attributes belong to the top-level graph's nodes only.
+        const onnx_internal::StrippedBytes* st =
+            enclosing.empty() && stripped_ != nullptr ? stripped_->FindAttribute(ni, ai) : nullptr;
+        auto a = ConvertAttribute(ap, np, node_name, inner_enclosing, st);
         if (!a.ok()) return a.status();
         attrs.Add(std::move(a).value());
       }
@@ -492,9 +505,11 @@ class GraphImporter {
   const std::vector<TypeInfo>& declared_output_types() const { return declared_output_types_; }
 
  private:
+  // `stripped`: where the raw_data of a TENSOR attribute lies in the model file (slim_proto.h).
   Result<Attribute> ConvertAttribute(const onnx::AttributeProto& ap, const onnx::NodeProto& np,
                                      const std::string& node_name,
-                                     const std::vector<const Graph*>& enclosing) {
+                                     const std::vector<const Graph*>& enclosing,
+                                     const onnx_internal::StrippedBytes* stripped = nullptr) {
     Attribute a;
     a.name = ap.name();
     auto where = [&] { return "attribute '" + ap.name() + "' of node " + np.op_type() + " '" + node_name + "'"; };
@@ -519,7 +534,7 @@ class GraphImporter {
         break;
       case onnx::AttributeProto::TENSOR: {
         a.kind = Attribute::Kind::kTensor;
-        auto t = ConvertTensor(ap.t(), base_dir_);
+        auto t = ConvertTensor(ap.t(), base_dir_, stripped, stripped ? stripped_ : nullptr);
         if (!t.ok()) return t.status().WithContext(where());
         a.t = std::move(t).value();
         break;
@@ -678,7 +693,9 @@ Result<Model> ImportOnnxFile(const std::string& path, const ImportOptions& optio
   }
   StrippedSource source;
   if (slim) {
-    source.by_initializer = std::move(slim->stripped);
+    for (const onnx_internal::StrippedBytes& b : slim->stripped) {
+      (b.initializer >= 0 ? source.by_initializer : source.by_node).push_back(b);
+    }
     const int dup_fd = ::fcntl(file.fd, F_DUPFD_CLOEXEC, 0);
     if (dup_fd < 0) return IoError("cannot open " + path + " again for its weights");
     KILN_ASSIGN_OR_RETURN(source.file, SourceFile::FromFd(dup_fd, path));

@@ -7,6 +7,7 @@ namespace {
 constexpr int kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kFixed32 = 5;
 // Field numbers (onnx.proto3).
 constexpr uint64_t kModelGraph = 7, kGraphInitializer = 5, kTensorRawData = 9;
+constexpr uint64_t kGraphNode = 1, kNodeAttribute = 5, kAttributeTensor = 5;
 
 bool ReadVarint(const uint8_t*& p, const uint8_t* end, uint64_t& v) {
   v = 0;
@@ -107,8 +108,56 @@ class Slimmer {
       if (!NextField(p, end, f)) return false;
       if (f.number == kGraphInitializer && f.wire == kLengthDelimited) {
         std::string t;
-        if (!Tensor(f.payload, f.payload + f.length, t)) return false;
+        if (!Tensor(f.payload, f.payload + f.length, t, {initializer_, -1, -1})) return false;
         ++initializer_;
+        WriteTag(out, f.number, f.wire);
+        WriteVarint(out, t.size());
+        out += t;
+      } else if (f.number == kGraphNode && f.wire == kLengthDelimited) {
+        std::string n;
+        if (!Node(f.payload, f.payload + f.length, n)) return false;
+        ++node_;
+        WriteTag(out, f.number, f.wire);
+        WriteVarint(out, n.size());
+        out += n;
+      } else {
+        out.append(reinterpret_cast<const char*>(f.start), static_cast<size_t>(f.end - f.start));
+      }
+    }
+    return true;
+  }
+
+  // A top-level node: the TensorProto of each of its attributes (a Constant's value) is
+  // slimmed like an initializer, recorded by node and attribute index.
+  bool Node(const uint8_t* p, const uint8_t* end, std::string& out) {
+    int attribute = 0;
+    while (p < end) {
+      Field f;
+      if (!NextField(p, end, f)) return false;
+      if (f.number == kNodeAttribute && f.wire == kLengthDelimited) {
+        std::string a;
+        if (!Attribute(f.payload, f.payload + f.length, a, attribute)) return false;
+        ++attribute;
+        WriteTag(out, f.number, f.wire);
+        WriteVarint(out, a.size());
+        out += a;
+      } else {
+        out.append(reinterpret_cast<const char*>(f.start), static_cast<size_t>(f.end - f.start));
+      }
+    }
+    return true;
+  }
+
+  bool Attribute(const uint8_t* p, const uint8_t* end, std::string& out, int attribute) {
+    bool tensor_seen = false;
+    while (p < end) {
+      Field f;
+      if (!NextField(p, end, f)) return false;
+      if (f.number == kAttributeTensor && f.wire == kLengthDelimited) {
+        if (tensor_seen) return false;  // protobuf would merge the two: leave it to protobuf
+        tensor_seen = true;
+        std::string t;
+        if (!Tensor(f.payload, f.payload + f.length, t, {-1, node_, attribute})) return false;
         WriteTag(out, f.number, f.wire);
         WriteVarint(out, t.size());
         out += t;
@@ -119,7 +168,8 @@ class Slimmer {
     return true;
   }
 
-  bool Tensor(const uint8_t* p, const uint8_t* end, std::string& out) {
+  // `where`: the StrippedBytes to record (its offset and size filled in here).
+  bool Tensor(const uint8_t* p, const uint8_t* end, std::string& out, StrippedBytes where) {
     int raw_fields = 0;
     while (p < end) {
       Field f;
@@ -127,7 +177,9 @@ class Slimmer {
       if (f.number == kTensorRawData && f.wire == kLengthDelimited) {
         if (++raw_fields > 1) return false;  // protobuf keeps the last one: leave it to protobuf
         if (f.length >= min_bytes_) {
-          stripped.push_back({initializer_, static_cast<uint64_t>(f.payload - base_), f.length});
+          where.offset = static_cast<uint64_t>(f.payload - base_);
+          where.size = f.length;
+          stripped.push_back(where);
           WriteTag(out, f.number, f.wire);
           WriteVarint(out, 0);
           continue;
@@ -141,6 +193,7 @@ class Slimmer {
   const uint8_t* base_;
   uint64_t min_bytes_;
   int initializer_ = 0;
+  int node_ = 0;
 };
 
 }  // namespace

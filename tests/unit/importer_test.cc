@@ -363,6 +363,56 @@ TEST_F(FileImport, LargeInitializersReadFromTheFileMatchProtobufsParse) {
   }
 }
 
+// Weights stored as Constant nodes (PaddlePaddle's export): a large raw_data value is read from
+// the file too (reloadable, so that a session can release it after packing), a small one and a
+// float_data one are parsed by protobuf; every value equals protobuf's own parse.
+TEST_F(FileImport, LargeConstantNodeValuesReadFromTheFileMatchProtobufsParse) {
+  onnx::ModelProto m = ModelWithWeights(3000);
+  auto* g = m.mutable_graph();
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> u(-1, 1);
+  auto add_constant = [&](const std::string& out, int64_t n, bool raw) {
+    auto* node = g->add_node();
+    node->set_op_type("Constant");
+    node->add_output(out);
+    auto* a = node->add_attribute();
+    a->set_name("value");
+    a->set_type(onnx::AttributeProto::TENSOR);
+    auto* t = a->mutable_t();
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    t->add_dims(n);
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) x = u(rng);
+    if (raw) {
+      t->set_raw_data(std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4));
+    } else {
+      for (float x : v) t->add_float_data(x);
+    }
+  };
+  add_constant("c_small", 5, true);
+  add_constant("c_big", 40000, true);
+  add_constant("c_floats", 3000, false);
+  add_constant("c_big2", 20000, true);
+  const std::string bytes = m.SerializeAsString();
+  auto from_file = ImportOnnxFile(Write(bytes));
+  auto from_bytes = ImportOnnxBytes(bytes.data(), bytes.size());
+  ASSERT_TRUE(from_file.ok()) << from_file.status().ToString();
+  ASSERT_TRUE(from_bytes.ok()) << from_bytes.status().ToString();
+  for (const char* name : {"c_small", "c_big", "c_floats", "c_big2"}) {
+    auto ia = from_file->graph.FindValue(name);
+    auto ib = from_bytes->graph.FindValue(name);
+    ASSERT_TRUE(ia && ib) << name;
+    const Tensor* a = from_file->graph.node(from_file->graph.value(*ia).producer).attrs.GetTensor("value");
+    const Tensor* b = from_bytes->graph.node(from_bytes->graph.value(*ib).producer).attrs.GetTensor("value");
+    ASSERT_TRUE(a != nullptr && b != nullptr) << name;
+    ASSERT_EQ(a->type(), b->type()) << name;
+    ASSERT_EQ(a->shape(), b->shape()) << name;
+    EXPECT_EQ(std::memcmp(a->raw(), b->raw(), b->bytes()), 0) << name;
+    // At least 64 KB from the file: pages of its own that a session can release.
+    EXPECT_EQ(a->reloadable(), a->bytes() >= (64 << 10)) << name;
+  }
+}
+
 TEST_F(FileImport, ShortLargeInitializerIsAnErrorNamingIt) {
   onnx::ModelProto m = ModelWithWeights(4096);
   // big_b declares 4096 floats but holds 4095 (still large enough to be read from the file).
