@@ -169,23 +169,31 @@ Status GraphExecutor::Prepare() {
   for (ValueId v : graph_.outputs()) ++uses_[v.v];
   releasable_.assign(graph_.num_values(), false);
   for (uint32_t v = 0; v < graph_.num_values(); ++v) {
-    const Value& val = graph_.value(ValueId(v));
-    releasable_[v] = val.kind == ValueKind::kInitializer && val.initializer.reloadable() &&
-                     !val.initializer.shares_storage();
+    const Tensor* t = WeightTensor(ValueId(v));
+    releasable_[v] = t != nullptr && t->reloadable() && !t->shares_storage();
   }
   return Status::Ok();
+}
+
+const Tensor* GraphExecutor::WeightTensor(ValueId v) const {
+  const Value& val = graph_.value(v);
+  if (val.kind == ValueKind::kInitializer) return &val.initializer;
+  // Weights stored as Constant nodes (PaddlePaddle's export): the node's value.
+  if (!val.producer.valid()) return nullptr;
+  const Node& n = graph_.node(val.producer);
+  if (n.op_type != "Constant" || !n.domain.empty() || n.outputs.size() != 1) return nullptr;
+  return n.attrs.GetTensor("value");
 }
 
 void GraphExecutor::OnPacked(ExecutionPlan& plan, const Node& n, ValueId v) {
   plan.packed.insert({&n, v.v});
   if (!config_->release_packed_weights || keep_resident_) return;
-  const Value& val = graph_.value(v);
   // Only this node reads it (once), and every other cached plan packed it too.
   if (!releasable_[v.v] || uses_[v.v] != 1) return;
   for (const auto& [sig, q] : plans_) {
     if (q->packed.count({&n, v.v}) == 0) return;
   }
-  const int64_t bytes = val.initializer.ReleasePages();
+  const int64_t bytes = WeightTensor(v)->ReleasePages();
   if (bytes > 0) {
     released_.push_back(v);
     released_bytes_ += bytes;
@@ -195,7 +203,7 @@ void GraphExecutor::OnPacked(ExecutionPlan& plan, const Node& n, ValueId v) {
 Status GraphExecutor::RestoreReleasedWeights() {
   while (!released_.empty()) {
     const Value& val = graph_.value(released_.back());
-    KILN_RETURN_IF_ERROR(val.initializer.RestorePages().WithContext(
+    KILN_RETURN_IF_ERROR(WeightTensor(released_.back())->RestorePages().WithContext(
         "reading weight '" + val.name + "' back for a new plan"));
     released_.pop_back();
   }

@@ -176,9 +176,13 @@ class GraphExecutor {
   int fast_plans_ = 0;  // plans built with the fast backends (ExecutorConfig::max_fast_signatures)
   std::map<const Graph*, std::unique_ptr<GraphExecutor>> subs_;
   std::vector<int> uses_;           // per value id: node inputs, body reads and graph outputs
-  // Per value id: a reloadable initializer whose storage only this graph held when the executor
-  // was created (one shared with another model, e.g. by CopyModel, is never released).
+  // Per value id: a reloadable initializer or Constant node value whose storage only this graph
+  // held when the executor was created (one shared with another model, e.g. by CopyModel, is
+  // never released; the plans' own constants share it later, read only while packing).
   std::vector<bool> releasable_;
+  // The weight tensor of `v`: its initializer, or the value of the Constant node producing it;
+  // nullptr otherwise.
+  const Tensor* WeightTensor(ValueId v) const;
   std::vector<ValueId> released_;   // weights whose pages are released
   int64_t released_bytes_ = 0;
   bool keep_resident_ = false;

@@ -37,17 +37,31 @@ struct Weights {
                            kW5 = 256 * 100 * 4;
 };
 
-fs::path WriteModel(const std::string& name) {
+// as_constants: w1, w2 and w3 stored as Constant nodes (PaddlePaddle's export) instead of
+// initializers.
+fs::path WriteModel(const std::string& name, bool as_constants = false) {
   Model m;
   m.opsets[""] = 17;
   Graph& g = m.graph;
   ValueId x = g.AddValue("x", ElementType::kF32,
                          DimVector{Dim(1), Dim(32), Dim::Symbol("H"), Dim::Symbol("W")});
   g.MarkInput(x);
-  ValueId w1 = g.AddInitializer("w1", RandomTensor({64, 32, 3, 3}, 1));
+  auto weight = [&](const std::string& wname, Tensor t) {
+    if (!as_constants) return g.AddInitializer(wname, std::move(t));
+    ValueId v = g.AddValue(wname);
+    Attributes a;
+    Attribute value;
+    value.name = "value";
+    value.kind = Attribute::Kind::kTensor;
+    value.t = std::move(t);
+    a.Add(std::move(value));
+    g.AddNode(wname + "_const", "Constant", {}, {v}, std::move(a), "", 17);
+    return v;
+  };
+  ValueId w1 = weight("w1", RandomTensor({64, 32, 3, 3}, 1));
   ValueId b1 = g.AddInitializer("b1", RandomTensor({64}, 2));
-  ValueId w2 = g.AddInitializer("w2", RandomTensor({256, 64, 1, 1}, 3));
-  ValueId w3 = g.AddInitializer("w3", RandomTensor({256, 300}, 4));
+  ValueId w2 = weight("w2", RandomTensor({256, 64, 1, 1}, 3));
+  ValueId w3 = weight("w3", RandomTensor({256, 300}, 4));
   ValueId w5 = g.AddInitializer("w5", RandomTensor({256, 100}, 5));
   ValueId c1 = g.AddValue("c1"), r1 = g.AddValue("r1"), c2 = g.AddValue("c2"),
           p = g.AddValue("p"), f = g.AddValue("f"), y = g.AddValue("y"), m1 = g.AddValue("m1"),
@@ -105,9 +119,18 @@ void ExpectSame(Session& a, Session& b, const NamedTensors& in) {
   }
 }
 
+// The weight tensor named `name`: an initializer, or a Constant node's value.
+const Tensor* WeightOf(const Graph& g, const std::string& name) {
+  auto v = g.FindValue(name);
+  if (!v) return nullptr;
+  const Value& val = g.value(*v);
+  if (val.kind == ValueKind::kInitializer) return &val.initializer;
+  return val.producer.valid() ? g.node(val.producer).attrs.GetTensor("value") : nullptr;
+}
+
 bool Released(const Session& s, const std::string& name) {
-  auto v = s.graph().FindValue(name);
-  return v && s.graph().value(*v).initializer.pages_released();
+  const Tensor* t = WeightOf(s.graph(), name);
+  return t != nullptr && t->pages_released();
 }
 
 TEST(WeightsRelease, PackedWeightsReleasedAndReadBackForNewShapes) {
@@ -138,6 +161,29 @@ TEST(WeightsRelease, PackedWeightsReleasedAndReadBackForNewShapes) {
   EXPECT_EQ(w3.data<float>()[w3.size() - 1], RandomTensor({256, 300}, 4).data<float>()[w3.size() - 1]);
   ExpectSame(*lean, *full, In(6, 6, 14));
   EXPECT_EQ(lean->released_weight_bytes(), 0);
+}
+
+// Weights stored as Constant nodes are released and read back the same way.
+TEST(WeightsRelease, ConstantNodeWeightsReleasedAndReadBackForNewShapes) {
+  const fs::path path = WriteModel("release_constants.onnx", true);
+  auto lean = Open(path, true);
+  auto full = Open(path, false);
+  ExpectSame(*lean, *full, In(8, 8, 60));
+  const int64_t packed = Weights::kW1 + Weights::kW2 + Weights::kW3;
+  EXPECT_GE(lean->released_weight_bytes(), packed);
+  EXPECT_TRUE(Released(*lean, "w1") && Released(*lean, "w2") && Released(*lean, "w3"));
+  EXPECT_FALSE(Released(*full, "w1"));
+  ExpectSame(*lean, *full, In(12, 10, 61));
+  ExpectSame(*lean, *full, In(8, 8, 62));
+  EXPECT_GE(lean->released_weight_bytes(), packed);
+  const Model& m = lean->model();
+  EXPECT_EQ(lean->released_weight_bytes(), 0);
+  const Tensor* w3 = WeightOf(m.graph, "w3");
+  ASSERT_NE(w3, nullptr);
+  EXPECT_FALSE(w3->pages_released());
+  EXPECT_EQ(w3->data<float>()[w3->size() - 1],
+            RandomTensor({256, 300}, 4).data<float>()[w3->size() - 1]);
+  ExpectSame(*lean, *full, In(6, 6, 63));
 }
 
 TEST(WeightsRelease, WeightReadByReferenceKernelStaysResident) {
