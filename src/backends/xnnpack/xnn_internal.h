@@ -54,9 +54,10 @@ void ParallelFor(pthreadpool_t pool, int64_t n, int64_t grain,
                  const std::function<void(int64_t, int64_t)>& fn);
 
 // dst (physical shape Permuted(src_shape, perm)) = src transposed: dst dim i is src dim perm[i].
-// Blocked over the two innermost dims when they move (NCHW <-> NHWC is the common case).
+// Blocked over the two innermost dims when they move (NCHW <-> NHWC is the common case); three
+// planes into the innermost dim (an RGB image into NHWC) in AVX-512 vectors when `isa` allows.
 void PermuteCopy(const float* src, const Shape& src_shape, const std::vector<int>& perm, float* dst,
-                 pthreadpool_t pool);
+                 pthreadpool_t pool, CpuIsa isa = CpuIsa::kPortable);
 // Same, reading float16 / writing float16 (border conversions).
 void PermuteCopyF16ToF32(const uint16_t* src, const Shape& src_shape, const std::vector<int>& perm,
                          float* dst, pthreadpool_t pool);

@@ -4,7 +4,10 @@
 #include <pthreadpool.h>
 
 #include <algorithm>
+#include <immintrin.h>
+
 #include <cstring>
+#include <type_traits>
 
 #include "backends/xnnpack/xnn_internal.h"
 #include "core/half.h"
@@ -114,9 +117,58 @@ inline void NarrowTranspose(const S* s, int64_t s_stride, D* d, int64_t d_stride
 // dst dim i = src dim perm[i]. Outer dims are iterated with an odometer; the innermost work is
 // either a contiguous row (the last dim stays last) or a tiled 2D transpose of the dst dim that
 // is contiguous in src against the dst's last dim.
+// Three planes r, g, b (n floats each) interleaved into d (r0 g0 b0 r1 ...): an image's NCHW
+// channels into NHWC. 16 pixels per step: each of the 3 output vectors is one two-source permute
+// of r and g and one masked permute of b into the blue lanes.
+__attribute__((target("avx512f"))) void Interleave3Avx512(const float* r, const float* g,
+                                                          const float* b, float* d, int64_t n) {
+  alignas(64) int32_t rg[3][16], bl[3][16];
+  __mmask16 bmask[3] = {0, 0, 0};
+  for (int k = 0; k < 3; ++k) {
+    for (int q = 0; q < 16; ++q) {
+      const int e = 16 * k + q, p = e / 3, c = e % 3;
+      rg[k][q] = c == 1 ? 16 + p : p;
+      bl[k][q] = p;
+      if (c == 2) bmask[k] = static_cast<__mmask16>(bmask[k] | (1u << q));
+    }
+  }
+  __m512i irg[3], ib[3];
+  for (int k = 0; k < 3; ++k) {
+    irg[k] = _mm512_load_si512(rg[k]);
+    ib[k] = _mm512_load_si512(bl[k]);
+  }
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 vr = _mm512_loadu_ps(r + i), vg = _mm512_loadu_ps(g + i), vb = _mm512_loadu_ps(b + i);
+    for (int k = 0; k < 3; ++k) {
+      const __m512 t = _mm512_permutex2var_ps(vr, irg[k], vg);
+      _mm512_storeu_ps(d + 3 * i + 16 * k, _mm512_mask_permutexvar_ps(t, bmask[k], ib[k], vb));
+    }
+  }
+  for (; i < n; ++i) {
+    d[3 * i] = r[i];
+    d[3 * i + 1] = g[i];
+    d[3 * i + 2] = b[i];
+  }
+}
+
+// Float copies with 3 channels moving from planes to the innermost dim (an RGB image into NHWC)
+// take Interleave3Avx512 when the session allows AVX-512.
+template <typename S, typename D, typename Cvt>
+inline bool Interleave3(const S* s, int64_t s_stride, D* d, int64_t n, Cvt, bool avx512) {
+  if constexpr (std::is_same_v<S, float> && std::is_same_v<D, float> &&
+                std::is_same_v<Cvt, SameF32>) {
+    if (avx512) {
+      Interleave3Avx512(s, s + s_stride, s + 2 * s_stride, d, n);
+      return true;
+    }
+  }
+  return false;
+}
+
 template <typename S, typename D, typename Cvt>
 void PermuteT(const S* src, const Shape& src_shape_in, const std::vector<int>& perm_in, D* dst,
-              pthreadpool_t pool, Cvt cvt) {
+              pthreadpool_t pool, Cvt cvt, bool avx512 = false) {
   // Dims of size 1 do not move anything: drop them (NHWC <-> NCHW of [1,C,1,W] or [N,1,H,W]
   // then becomes a plain copy or a 2D transpose).
   Shape src_shape;
@@ -186,7 +238,10 @@ void PermuteT(const S* src, const Shape& src_shape_in, const std::vector<int>& p
         switch (inner) {
           case 1: NarrowTranspose<1>(s, inner_src_stride, d, j_dst_stride, jn, cvt); break;
           case 2: NarrowTranspose<2>(s, inner_src_stride, d, j_dst_stride, jn, cvt); break;
-          case 3: NarrowTranspose<3>(s, inner_src_stride, d, j_dst_stride, jn, cvt); break;
+          case 3:
+            if (j_dst_stride == 3 && Interleave3(s, inner_src_stride, d, jn, cvt, avx512)) break;
+            NarrowTranspose<3>(s, inner_src_stride, d, j_dst_stride, jn, cvt);
+            break;
           default: NarrowTranspose<4>(s, inner_src_stride, d, j_dst_stride, jn, cvt); break;
         }
         continue;
@@ -210,8 +265,8 @@ void PermuteT(const S* src, const Shape& src_shape_in, const std::vector<int>& p
 }  // namespace
 
 void PermuteCopy(const float* src, const Shape& src_shape, const std::vector<int>& perm, float* dst,
-                 pthreadpool_t pool) {
-  PermuteT(src, src_shape, perm, dst, pool, SameF32{});
+                 pthreadpool_t pool, CpuIsa isa) {
+  PermuteT(src, src_shape, perm, dst, pool, SameF32{}, isa >= CpuIsa::kAvx512);
 }
 void PermuteCopyF16ToF32(const uint16_t* src, const Shape& src_shape, const std::vector<int>& perm,
                          float* dst, pthreadpool_t pool) {

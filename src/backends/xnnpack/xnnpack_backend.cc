@@ -196,7 +196,7 @@ class XnnPartition final : public CompiledPartition {
         PermuteCopyF16ToF32(static_cast<const uint16_t*>(t.raw()), b.shape, b.perm, ws_.f(b.buffer),
                             pool);
       } else {
-        PermuteCopy(t.data<float>(), b.shape, b.perm, ws_.f(b.buffer), pool);
+        PermuteCopy(t.data<float>(), b.shape, b.perm, ws_.f(b.buffer), pool, isa_);
       }
     }
     if (profile_) {
@@ -335,6 +335,7 @@ class XnnPartition final : public CompiledPartition {
   bool print_profile_ = false;  // KILN_XNN_PROFILE: print at destruction
   std::vector<double> step_us_;
   double border_us_ = 0;
+  CpuIsa isa_ = CpuIsa::kPortable;  // the session's ISA level (PartitionSpec::isa)
   int runs_ = 0;
 
  private:
@@ -488,6 +489,7 @@ class XnnBackend final : public Backend {
     }
     part->steps_ = std::move(b.steps());
     part->weight_bytes_ = b.weight_bytes();
+    part->isa_ = spec.isa;
     if (const char* p = std::getenv("KILN_XNN_PROFILE"); p != nullptr && *p && *p != '0') {
       part->EnableProfile();
       part->print_profile_ = true;
