@@ -74,6 +74,8 @@ Status SetSessionConfigKey(ApiSessionOptions& o, const std::string& key, const s
     KILN_ASSIGN_OR_RETURN(o.session.fallback, ParseBool(key, value));
   } else if (key == "ReleasePackedWeights") {
     KILN_ASSIGN_OR_RETURN(o.session.release_packed_weights, ParseBool(key, value));
+  } else if (key == "ThreadTuning") {
+    KILN_ASSIGN_OR_RETURN(o.session.tune_threads, ParseBool(key, value));
   } else if (key == "Precision") {
     auto p = ParsePrecision(value);
     if (!p.ok()) {
@@ -116,7 +118,7 @@ Status SetSessionConfigKey(ApiSessionOptions& o, const std::string& key, const s
   } else {
     return InvalidArgument("unknown config key '" + key +
                            "'; known: Threads, CpuIsa, ComputeUnits, ModelType, Backends, Fallback, "
-                           "ReleasePackedWeights, "
+                           "ReleasePackedWeights, ThreadTuning, "
                            "Precision, OpBackend.<OpType>, MaxTensorBytes, MaxArenaBytes, "
                            "MaxConstantBytes, MaxLoopIterations");
   }

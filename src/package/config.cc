@@ -155,6 +155,8 @@ Status SetConfigKey(PackageConfig& c, const std::string& key_in, const std::stri
     c.fallback = value == "1";
   } else if (key == "ReleasePackedWeights") {
     c.release_packed_weights = value == "1";
+  } else if (key == "ThreadTuning") {
+    c.tune_threads = value == "1";
   } else if (key == "MaxTensorBytes") {
     c.max_tensor_bytes = std::strtoll(value.c_str(), nullptr, 10);
   } else if (key == "MaxArenaBytes") {
@@ -227,6 +229,7 @@ std::string PackageConfig::Get(const std::string& key) const {
   }
   if (key == "Fallback") return fallback ? "1" : "0";
   if (key == "ReleasePackedWeights") return release_packed_weights ? "1" : "0";
+  if (key == "ThreadTuning") return tune_threads ? "1" : "0";
   if (key == "MaxTensorBytes") return std::to_string(max_tensor_bytes);
   if (key == "MaxArenaBytes") return std::to_string(max_arena_bytes);
   if (key == "MaxConstantBytes") return std::to_string(max_constant_bytes);
@@ -253,6 +256,7 @@ Result<SessionOptions> PackageConfig::ToSessionOptions() const {
   o.op_backend = op_backend;
   o.fallback = fallback;
   o.release_packed_weights = release_packed_weights;
+  o.tune_threads = tune_threads;
   o.max_tensor_bytes = max_tensor_bytes;
   o.max_arena_bytes = max_arena_bytes;
   o.max_constant_bytes = max_constant_bytes;

@@ -39,6 +39,7 @@ struct PackageConfig {
   std::vector<std::string> backends;
   bool fallback = true;
   bool release_packed_weights = true;
+  bool tune_threads = true;
   std::map<std::string, std::string> op_backend;  // OpBackend.<OpType>
   int64_t max_tensor_bytes = int64_t{4} << 30;
   int64_t max_arena_bytes = int64_t{16} << 30;

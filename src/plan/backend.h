@@ -89,6 +89,9 @@ struct PartitionSpec {
   ThreadPool* pool = nullptr;
   int threads = 1;
   CpuIsa isa = CpuIsa::kPortable;  // as NodeQuery::isa
+  // Measure, over a partition's first runs, which steps are faster on the pool than on the
+  // calling thread alone (SessionOptions::tune_threads); a backend may ignore it.
+  bool tune_threads = true;
   // Time every step of Run (SessionOptions::profile); CompiledPartition::Profile reports them.
   bool profile = false;
   // A backend calls this when node `n` has copied its constant input `v` into a packed form of
@@ -99,7 +102,7 @@ struct PartitionSpec {
 // Time spent in one step of a compiled partition, summed over the runs profiled.
 struct StepTime {
   const Node* node = nullptr;  // null: the partition's border conversions
-  std::string what;            // e.g. "xnn_convolution_nhwc_f32", "own loop", "borders"
+  std::string what;  // e.g. "xnnpack operator", "own loop" (", 1 thread": off the pool), "borders"
   double total_us = 0;
 };
 

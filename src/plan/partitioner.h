@@ -40,6 +40,7 @@ struct PartitionOptions {
   int threads = 1;
   CpuIsa isa = CpuIsa::kPortable;  // the level own kernels may use (EffectiveCpuIsa)
   bool profile = false;             // time steps (SessionOptions::profile)
+  bool tune_threads = true;         // SessionOptions::tune_threads
   // Place every node on the backend that runs in the executor (the reference kernels).
   bool reference_only = false;
 };

@@ -589,6 +589,7 @@ Status GraphExecutor::PlanSteps(ExecutionPlan& plan, const std::vector<NodeId>& 
     spec.threads = config_->partition.threads;
     spec.isa = config_->partition.isa;
     spec.profile = config_->partition.profile;
+    spec.tune_threads = config_->partition.tune_threads;
     spec.packed_constant = [this, &plan](const Node& n, ValueId v) { OnPacked(plan, n, v); };
     for (ValueId v : part.outputs) {
       if (!plan.types[v.v].has_static_shape()) {

@@ -122,6 +122,7 @@ Result<std::unique_ptr<Session>> Session::CreatePrepared(Model model, SessionOpt
   s->config_->partition.threads = options.threads;
   s->config_->partition.isa = EffectiveCpuIsa(options.isa);
   s->config_->partition.profile = options.profile;
+  s->config_->partition.tune_threads = options.tune_threads;
   s->config_->max_tensor_bytes = options.max_tensor_bytes;
   s->config_->max_arena_bytes = options.max_arena_bytes;
   s->config_->release_packed_weights = options.release_packed_weights;

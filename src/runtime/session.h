@@ -75,6 +75,13 @@ struct SessionOptions {
   // Time every step of every run (kiln bench --profile): Session::Profile reports them. Costs
   // two clock reads per step.
   bool profile = false;
+  // Thread tuning (config key ThreadTuning, kiln --no-thread-tuning to turn it off): with 2+
+  // threads, a compiled partition times its first runs with every step on the thread pool and
+  // with every step on the calling thread alone, and keeps for each step the faster (or either
+  // whole plan, when the mix is not faster): a small op whose parallel dispatch costs more than
+  // it saves runs on one thread. About 10 runs, then fixed. Off: every step the backend splits
+  // runs on the pool.
+  bool tune_threads = true;
 
   static SessionOptions Threads(int n) {
     SessionOptions o;

@@ -223,6 +223,9 @@ void AddSessionFlags(CLI::App* app, SessionFlags& f) {
   app->add_flag("--keep-weights", f.keep_weights,
                 "keep the model's copy of every weight resident beside the packed one (config "
                 "key ReleasePackedWeights = 0)");
+  app->add_flag("--no-thread-tuning", f.no_thread_tuning,
+                "run every step the backend splits on the thread pool, without timing the first "
+                "runs on one thread too (config key ThreadTuning = 0)");
   app->add_option("--model-type", f.model_type, "override the model's type: program or network");
   app->add_option("--isa", f.isa,
                   "highest instruction set for Kiln's own kernels: auto (the CPU's best), "
@@ -250,6 +253,7 @@ Result<SessionOptions> ToSessionOptions(const SessionFlags& f) {
   }
   o.fallback = !f.no_fallback;
   o.release_packed_weights = !f.keep_weights;
+  o.tune_threads = !f.no_thread_tuning;
   if (f.isa != "auto") {
     o.isa = ParseCpuIsa(f.isa);
     if (!o.isa) {

@@ -41,6 +41,7 @@ struct SessionFlags {
   std::vector<std::string> pins;
   bool no_fallback = false;
   bool keep_weights = false;
+  bool no_thread_tuning = false;
   std::string model_type;  // empty: the model's own
   std::string isa = "auto";  // CpuIsa level cap for own kernels
 };

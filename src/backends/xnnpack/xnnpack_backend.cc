@@ -177,8 +177,6 @@ class XnnPartition final : public CompiledPartition {
                              std::to_string(outputs.size()));
     }
     pthreadpool_t pool = pool_.get();
-    Clock::time_point t0;
-    if (profile_) t0 = Clock::now();
     for (size_t i = 0; i < inputs.size(); ++i) {
       const Border& b = in_[i];
       const Tensor& t = *inputs[i];
@@ -187,37 +185,22 @@ class XnnPartition final : public CompiledPartition {
                                ElementTypeName(b.type) + ShapeToString(b.shape) + ", got " +
                                t.Describe());
       }
-      if (b.buffer < 0) continue;
-      if (Is8Bit(b.type)) {
-        PermuteCopyBytes(static_cast<const uint8_t*>(t.raw()), b.shape, b.perm,
-                         reinterpret_cast<uint8_t*>(ws_.s8(b.buffer)), pool,
-                         b.type == ElementType::kU8 ? 0x80 : 0);
-      } else if (b.type == ElementType::kF16) {
-        PermuteCopyF16ToF32(static_cast<const uint16_t*>(t.raw()), b.shape, b.perm, ws_.f(b.buffer),
-                            pool);
-      } else {
-        PermuteCopy(t.data<float>(), b.shape, b.perm, ws_.f(b.buffer), pool, isa_);
-      }
     }
+    // Thread tuning (below): the first call runs the partition over these inputs until the
+    // steps' modes are decided (the outputs are written once, after).
+    while (tuning_) {
+      BordersIn(inputs, pool);
+      KILN_RETURN_IF_ERROR(Steps(pool, NextTuneMode()));
+    }
+    Clock::time_point t0;
+    if (profile_) t0 = Clock::now();
+    BordersIn(inputs, pool);
     if (profile_) {
       const Clock::time_point t = Clock::now();
       border_us_ += Micros(t0, t);
-      t0 = t;
     }
-    for (size_t i = 0; i < steps_.size(); ++i) {
-      Builder::Step& s = steps_[i];
-      if (s.op) {
-        const xnn_status st = xnn_run_operator(s.op.get(), s.single_thread ? nullptr : pool);
-        if (st != xnn_status_success) return XnnError(*s.node, "xnn_run_operator", st);
-      } else {
-        s.loop(ws_, pool);
-      }
-      if (profile_) {
-        const Clock::time_point t = Clock::now();
-        step_us_[i] += Micros(t0, t);
-        t0 = t;
-      }
-    }
+    KILN_RETURN_IF_ERROR(Steps(pool, TuneMode::kDecided));
+    if (profile_) t0 = Clock::now();
     for (size_t i = 0; i < outputs.size(); ++i) {
       const Border& b = out_[i];
       Tensor& t = *outputs[i];
@@ -255,7 +238,12 @@ class XnnPartition final : public CompiledPartition {
     out.push_back(StepTime{nullptr, "borders (layout/type conversions in and out)", border_us_});
     for (size_t i = 0; i < steps_.size(); ++i) {
       const Builder::Step& s = steps_[i];
-      out.push_back(StepTime{s.node, s.op ? "xnnpack operator" : "own loop", step_us_[i]});
+      std::string what = s.op ? "xnnpack operator" : "own loop";
+      // On one thread although the partition has a pool: built so, or chosen by thread tuning.
+      if (pool_threads_ > 1 && (s.single_thread || (!single_.empty() && single_[i]))) {
+        what += ", 1 thread";
+      }
+      out.push_back(StepTime{s.node, what, step_us_[i]});
     }
     return out;
   }
@@ -336,12 +324,127 @@ class XnnPartition final : public CompiledPartition {
   std::vector<double> step_us_;
   double border_us_ = 0;
   CpuIsa isa_ = CpuIsa::kPortable;  // the session's ISA level (PartitionSpec::isa)
+
+  // Thread tuning (PartitionSpec::tune_threads, with a pool of 2+ threads): whether each step
+  // runs on the pool or on the calling thread alone is measured, not guessed. On a small
+  // partition a parallel dispatch (waking a thread, then the other core reading what this one
+  // wrote) can cost more than the step saves: PP-OCR cls took 1.7x as long on 2 threads as on
+  // 1. The first Run repeats the partition over its inputs: one untimed run, then kTuneRounds
+  // runs with every step on the pool alternating with kTuneRounds on one thread, each step
+  // timed; each step takes its faster mode (by its fastest time in each, the least disturbed).
+  // Then the three plans (all pool, all one thread, that mix) run in turn, kTuneRounds each,
+  // and one leaves the pool for good only when its fastest run beats the pool's by 5%. A
+  // partition whose pooled run takes longer than kTuneMaxUs is left on the pool at once (its
+  // steps are large enough to split), so the first run costs at most about
+  // 5 * kTuneRounds * kTuneMaxUs more.
+  enum class TuneMode { kDecided, kWarm, kAllParallel, kAllSingle, kMixed };
+  static constexpr int kTuneRounds = 4;
+  static constexpr double kTuneMaxUs = 5000;
+  void EnableThreadTuning() {
+    tuning_ = true;
+    single_.assign(steps_.size(), false);
+    tune_par_us_.assign(steps_.size(), kNever);
+    tune_single_us_.assign(steps_.size(), kNever);
+  }
+  TuneMode NextTuneMode() const {
+    if (tune_run_ == 0) return TuneMode::kWarm;
+    if (tune_run_ <= 2 * kTuneRounds) {  // phase 1: per-step times
+      return tune_run_ % 2 == 1 ? TuneMode::kAllParallel : TuneMode::kAllSingle;
+    }
+    switch ((tune_run_ - 2 * kTuneRounds - 1) % 3) {  // phase 2: the three plans in turn
+      case 0: return TuneMode::kAllParallel;
+      case 1: return TuneMode::kAllSingle;
+      default: return TuneMode::kMixed;
+    }
+  }
+  void FinishTuneRun(TuneMode mode, double us) {
+    ++tune_run_;
+    const bool phase2 = tune_run_ > 2 * kTuneRounds + 1;
+    if (mode == TuneMode::kAllParallel && us > kTuneMaxUs) {
+      tuning_ = false;  // large steps: stay on the pool
+      single_.assign(steps_.size(), false);
+      return;
+    }
+    const int plan = mode == TuneMode::kAllParallel ? 0 : mode == TuneMode::kAllSingle ? 1 : 2;
+    if (phase2 && mode != TuneMode::kWarm) tune_total_[plan] = std::min(tune_total_[plan], us);
+    if (tune_run_ == 2 * kTuneRounds + 1) {
+      for (size_t i = 0; i < steps_.size(); ++i) single_[i] = tune_single_us_[i] < tune_par_us_[i];
+    }
+    if (tune_run_ == 5 * kTuneRounds + 1) {
+      // Off the pool only for a clear gain (5%): the timings are noisy, the pool the default.
+      const double par = tune_total_[0];
+      if (tune_total_[1] <= tune_total_[2] && tune_total_[1] < 0.95 * par) {
+        single_.assign(steps_.size(), true);
+      } else if (!(tune_total_[2] < tune_total_[1] && tune_total_[2] < 0.95 * par)) {
+        single_.assign(steps_.size(), false);
+      }
+      tuning_ = false;
+    }
+  }
+  bool tuning_ = false;
+  int pool_threads_ = 1;
+  int tune_run_ = 0;
+  std::vector<bool> single_;  // per step: run on the calling thread only (decided by tuning)
+  std::vector<double> tune_par_us_, tune_single_us_;
+  static constexpr double kNever = 1e300;
+  double tune_total_[3] = {kNever, kNever, kNever};  // fastest run: all pool, one thread, mix
   int runs_ = 0;
 
  private:
   using Clock = std::chrono::steady_clock;
   static double Micros(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::micro>(b - a).count();
+  }
+
+  // The inputs (checked by Run) converted into the workspace.
+  void BordersIn(const std::vector<const Tensor*>& inputs, pthreadpool_t pool) {
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const Border& b = in_[i];
+      const Tensor& t = *inputs[i];
+      if (b.buffer < 0) continue;
+      if (Is8Bit(b.type)) {
+        PermuteCopyBytes(static_cast<const uint8_t*>(t.raw()), b.shape, b.perm,
+                         reinterpret_cast<uint8_t*>(ws_.s8(b.buffer)), pool,
+                         b.type == ElementType::kU8 ? 0x80 : 0);
+      } else if (b.type == ElementType::kF16) {
+        PermuteCopyF16ToF32(static_cast<const uint16_t*>(t.raw()), b.shape, b.perm, ws_.f(b.buffer),
+                            pool);
+      } else {
+        PermuteCopy(t.data<float>(), b.shape, b.perm, ws_.f(b.buffer), pool, isa_);
+      }
+    }
+  }
+
+  // Every step once: on the pool or on the calling thread as `mode` says (kDecided: as
+  // tuning decided; a step built single-threaded always is); timed when profiling (kDecided
+  // runs only) or tuning.
+  Status Steps(pthreadpool_t pool, TuneMode mode) {
+    const bool profile = profile_ && mode == TuneMode::kDecided;
+    const bool timed = profile || mode != TuneMode::kDecided;
+    Clock::time_point start, ts;
+    if (timed) start = ts = Clock::now();
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      Builder::Step& s = steps_[i];
+      const bool single = s.single_thread || mode == TuneMode::kAllSingle ||
+                          (mode != TuneMode::kAllParallel && !single_.empty() && single_[i]);
+      pthreadpool_t p = single ? nullptr : pool;
+      if (s.op) {
+        const xnn_status st = xnn_run_operator(s.op.get(), p);
+        if (st != xnn_status_success) return XnnError(*s.node, "xnn_run_operator", st);
+      } else {
+        s.loop(ws_, p);
+      }
+      if (timed) {
+        const Clock::time_point t = Clock::now();
+        const double us = Micros(ts, t);
+        ts = t;
+        if (profile) step_us_[i] += us;
+        if (mode == TuneMode::kAllParallel) tune_par_us_[i] = std::min(tune_par_us_[i], us);
+        if (mode == TuneMode::kAllSingle) tune_single_us_[i] = std::min(tune_single_us_[i], us);
+      }
+    }
+    if (mode != TuneMode::kDecided) FinishTuneRun(mode, Micros(start, ts));
+    return Status::Ok();
   }
 };
 
@@ -490,6 +593,8 @@ class XnnBackend final : public Backend {
     part->steps_ = std::move(b.steps());
     part->weight_bytes_ = b.weight_bytes();
     part->isa_ = spec.isa;
+    part->pool_threads_ = spec.threads;
+    if (spec.tune_threads && spec.threads > 1) part->EnableThreadTuning();
     if (const char* p = std::getenv("KILN_XNN_PROFILE"); p != nullptr && *p && *p != '0') {
       part->EnableProfile();
       part->print_profile_ = true;
