@@ -256,7 +256,9 @@ def main():
                      f'{k["min_ms"]:.2f} | {o["min_ms"]:.2f} | {k["first_run_ms"]:.1f} | '
                      f'{o["first_run_ms"]:.1f} |')
     if raw:
-        base = {e: median([x['result']['rss_before_load_mb'] for x in raw if x['engine'] == e])
+        # Kiln's engines (variants, ISA levels) start the same process: one baseline for all.
+        base = {e: median([x['result']['rss_before_load_mb'] for x in raw
+                           if x['engine'].split(':')[0].split('@')[0] == e])
                 for e in ('kiln', 'ort')}
         lines += ['', f'Resident set before loading a model (inputs read): '
                       f'kiln {base["kiln"]:.1f} MB, ort {base["ort"]:.1f} MB (Node.js itself); '
