@@ -291,6 +291,79 @@ TEST(Int8ConvTest, LargeConvMatchesReference) {
   }
 }
 
+// Gemm with a quantized output (an MLP head as the quantizer writes it: QDQ around A, B per
+// column or per tensor, an int32 bias) fuses to QGemm, which runs on XNNPACK in 8 bits (one
+// partition, no reference-kernel island) on every conv kernel, transB 0 and 1, u8 and i8: within
+// one step of the reference (whose QGemm multiplies in double, the own kernels in float, as for
+// QLinearConv), and most elements equal.
+TEST(Int8GemmTest, QGemmRunsOnXnnpackWithinOneStep) {
+  int ran = 0;
+  for (ElementType act : {ElementType::kU8, ElementType::kI8}) {
+    for (bool tb : {false, true}) {
+      for (bool per_channel : {true, false}) {
+        const int64_t z = act == ElementType::kU8 ? 128 : 0;
+        auto m = [&] {
+          QdqBuilder b(static_cast<uint32_t>(50 + 4 * tb + 2 * per_channel + (z != 0)));
+          ValueId x = b.Input("x", {16, 70});
+          ValueId xq = b.QuantAct(x, 0.02f, z - 5, act);
+          ValueId w = b.Weight(tb ? Shape{40, 70} : Shape{70, 40}, per_channel, tb ? 0 : 1);
+          ValueId bias = b.Bias(40, 0.02f, b.last_scales);
+          Attributes a;
+          a.Add(Attribute::Int("transB", tb ? 1 : 0));
+          ValueId y = b.Op("Gemm", {xq, w, bias}, std::move(a));
+          b.Output(y, 0.03f, z + 3, act, "y");
+          return std::move(b.model);
+        };
+        const NamedTensors inputs = {{"x", Uniform({16, 70}, -2.0f, 2.0f, 9)}};
+        // Pinned: a product this small would go to the reference kernels on cost (its partition
+        // borders cost more than it saves); the pin checks that XNNPACK takes it at all.
+        auto pinned = [](int threads) {
+          SessionOptions o = SessionOptions::Threads(threads);
+          o.op_backend["QGemm"] = "xnnpack";
+          return o;
+        };
+        const auto ref = RunSession(m(), inputs, SessionOptions::Reference());
+        ASSERT_EQ(ref.size(), 1u);
+        const std::set<float> distinct(ref[0].data<float>(),
+                                       ref[0].data<float>() + ref[0].size());
+        EXPECT_GE(distinct.size(), 16u) << "a degenerate output checks little";
+        // Every node on XNNPACK: the QGemm included (it ran on the reference kernels before).
+        auto s = Session::Create(m(), pinned(1));
+        ASSERT_TRUE(s.ok()) << s.status().ToString();
+        auto plan = (*s)->Plan(inputs);
+        ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+        const auto& pr = (*plan)->partitioning;
+        EXPECT_EQ(pr.partitions.size(), 1u);
+        int qgemm = 0;
+        for (size_t i = 0; i < (*s)->graph().num_nodes(); ++i) {
+          if ((*s)->graph().node(NodeId(static_cast<uint32_t>(i))).op_type != "QGemm") continue;
+          ++qgemm;
+          ASSERT_LT(i, pr.placement.size());
+          EXPECT_GE(pr.placement[i].partition, 0) << pr.placement[i].reason;
+          const ElementType t = pr.placement[i].actual;
+          EXPECT_TRUE(t == ElementType::kU8 || t == ElementType::kI8)
+              << ElementTypeName(t) << " on backend " << pr.placement[i].backend << ": "
+              << pr.placement[i].reason;
+        }
+        EXPECT_EQ(qgemm, 1) << "the Gemm fuses to one QGemm";
+        for (const char* isa : kQConvIsas) {
+          for (int threads : {1, 3}) {
+            SetQConvIsa(isa);
+            const auto got = RunSession(m(), inputs, pinned(threads));
+            SetQConvIsa("");
+            ASSERT_EQ(got.size(), 1u);
+            const Diff d = Compare(ref[0], got[0], 0.03f);
+            EXPECT_LE(d.max_steps, 1.0 + 1e-6) << "isa '" << isa << "' transB " << tb;
+            EXPECT_GE(d.equal * 100, d.count * 95) << d.equal << "/" << d.count;
+            ++ran;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(ran, 2 * 2 * 2 * 3 * 2);
+}
+
 // The attention pieces of PP-OCR rec: QLinearMatMul with constant per-column (or per-tensor)
 // weights on a rank-4 input (NHWC inside the partition), with a computed B (Q K^T), a
 // QAveragePool, and a QAdd whose scale ratios XNNPACK's add rejects, with a constant operand

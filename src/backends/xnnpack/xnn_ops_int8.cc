@@ -147,12 +147,21 @@ struct ConvQ {
   bool w_flip = false;  // u8 weights with zero point 128
 };
 
-// QLinearConv (W rank 4, m output channels) and QLinearMatMul with a constant B (rank 2, m
-// columns): the inputs sit at the same positions in both.
+// Where a quantized product's inputs sit: QLinearConv and QLinearMatMul (x, x_scale, x_zp, w,
+// w_scale, w_zp, y_scale, y_zp[, bias]) or Kiln's QGemm (A, a_scale, a_zp, B, b_scale, b_zp,
+// [C], y_scale, y_zp).
+struct QInputs {
+  size_t y_scale = 6, y_zp = 7, bias = 8;
+};
+constexpr QInputs kGemmInputs{7, 8, 6};
+
+// QLinearConv (W rank 4, m output channels), QLinearMatMul with a constant B and QGemm (rank 2,
+// m columns).
 std::string ReadConvQ(const Node& n, const std::function<const Tensor*(size_t)>& c,
-                      ElementType xt, ElementType yt, int64_t m, ConvQ* out, int w_rank = 4) {
+                      ElementType xt, ElementType yt, int64_t m, ConvQ* out, int w_rank = 4,
+                      QInputs at = {}) {
   std::string e = ReadQParam(c, 1, 2, Present(n, 2), xt, &out->x);
-  if (e.empty()) e = ReadQParam(c, 6, 7, Present(n, 7), yt, &out->y);
+  if (e.empty()) e = ReadQParam(c, at.y_scale, at.y_zp, Present(n, at.y_zp), yt, &out->y);
   if (!e.empty()) return e;
   const Tensor* w = c(3);
   const Tensor* ws = c(4);
@@ -185,9 +194,10 @@ std::string ReadConvQ(const Node& n, const std::function<const Tensor*(size_t)>&
     }
     out->w_scale[static_cast<size_t>(i)] = s;
   }
-  const Tensor* bias = c(8);
-  if (Present(n, 8) && (bias == nullptr || bias->type() != ElementType::kI32 || bias->size() != m))
-    return "B is not a constant i32[" + std::to_string(m) + "]";
+  const Tensor* bias = c(at.bias);
+  if (Present(n, at.bias) &&
+      (bias == nullptr || bias->type() != ElementType::kI32 || bias->size() != m))
+    return "the bias is not a constant i32[" + std::to_string(m) + "]";
   return "";
 }
 
@@ -375,6 +385,58 @@ NodeSupport QMatMulSupports(const NodeQuery& q) {
   return YesInt8(q, 8);
 }
 
+// y[rows, m] = x[rows, k] (the logical input `in`) times a constant kernel [m][k] (storage
+// values) plus `bias`, requantized: the own int8 kernel as a 1x1 convolution over `rows` pixels
+// where the session's level has one, else XNNPACK's qc8 convolution.
+Status AddConstantProduct(Builder& b, const Node& n, const Fusion& f, ValueId in, int64_t rows,
+                          int64_t k, int64_t m, std::vector<int8_t> kernel,
+                          std::vector<int32_t> bias, const ConvQ& cq) {
+  int8_t lo, hi;
+  StoredBounds(f, b.type(f.out), &lo, &hi);
+  const int iv = b.LogicalIn(in);
+  const int out = b.LogicalOut(f.out);
+  const OwnQConvIsa isa = ChooseOwnQConvIsaFor(kernel, b.spec().isa);
+  if (isa != OwnQConvIsa::kNone) {
+    b.AddWeightBytes(static_cast<int64_t>(kernel.size() + bias.size() * 8));
+    QConvSpec s;
+    s.batch = 1, s.ih = 1, s.iw = rows, s.cin = k;
+    s.oh = 1, s.ow = rows, s.cout = m;
+    s.x_zp = static_cast<int8_t>(cq.x.stored_zp());
+    s.y_zp = static_cast<int8_t>(cq.y.stored_zp());
+    s.lo = lo, s.hi = hi;
+    s.weights = std::move(kernel);
+    s.bias = std::move(bias);
+    for (int64_t i = 0; i < m; ++i)
+      s.mult.push_back(cq.x.scale * cq.w_scale[static_cast<size_t>(i)] / cq.y.scale);
+    QConvFn fn = MakeOwnQConv(s, isa);
+    b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) { fn(ws.s8(iv), ws.s8(out), pool); });
+  } else {
+    ConvGeometry g;  // 1x1, stride 1, no padding, one group
+    g.kh = g.kw = 1;
+    KILN_RETURN_IF_ERROR(
+        AddQc8Conv(b, n, g, Shape{1, k, 1, rows}, m, kernel, bias, cq, lo, hi, iv, out));
+  }
+  b.FinishLogicalOut(f.out, out);
+  return Status::Ok();
+}
+
+// The constant B of a product as the kernel [m][k] in storage values: B[c][o] (b_km) or B[o][c]
+// (transposed), u8 flipped to s8, the channels that cannot move the output (ConvQ::dead) zero.
+std::vector<int8_t> ProductKernel(const Tensor& bt, int64_t k, int64_t m, bool b_km,
+                                  const ConvQ& cq) {
+  const auto* src = static_cast<const uint8_t*>(bt.raw());
+  const uint8_t flip = cq.w_flip ? 0x80 : 0;
+  std::vector<int8_t> kernel(static_cast<size_t>(k * m));
+  for (int64_t o = 0; o < m; ++o) {
+    if (cq.dead[static_cast<size_t>(o)]) continue;
+    for (int64_t c = 0; c < k; ++c) {
+      kernel[static_cast<size_t>(o * k + c)] =
+          static_cast<int8_t>(src[b_km ? c * m + o : o * k + c] ^ flip);
+    }
+  }
+  return kernel;
+}
+
 Status QMatMulConstBuild(Builder& b, const Node& n, const Fusion& f) {
   const Shape as = b.shape(n.inputs[0]);
   const Tensor& bt = *b.constant(n.inputs[3]);
@@ -384,45 +446,61 @@ Status QMatMulConstBuild(Builder& b, const Node& n, const Fusion& f) {
   std::string e =
       ReadConvQ(n, NodeConsts(b, n), b.type(n.inputs[0]), b.type(f.out), m, &cq, 2);
   if (!e.empty()) return InvalidArgument(e);
-  const auto* src = static_cast<const uint8_t*>(bt.raw());
-  const uint8_t flip = cq.w_flip ? 0x80 : 0;
   // [K, N] -> [N][K] (a 1x1 kernel in both the own kernel's and XNNPACK's order).
-  std::vector<int8_t> kernel(static_cast<size_t>(k * m));
-  for (int64_t o = 0; o < m; ++o) {
-    for (int64_t c = 0; c < k; ++c) {
-      kernel[static_cast<size_t>(o * k + c)] =
-          cq.dead[static_cast<size_t>(o)] ? 0
-                                          : static_cast<int8_t>(src[c * m + o] ^ flip);
+  return AddConstantProduct(b, n, f, n.inputs[0], pixels, k, m, ProductKernel(bt, k, m, true, cq),
+                            std::vector<int32_t>(static_cast<size_t>(m), 0), cq);
+}
+
+// ---- QGemm (Kiln's fused Gemm: A [M, K] x constant B, transA = 0) ----
+
+NodeSupport QGemmSupports(const NodeQuery& q) {
+  const Node& n = *q.node;
+  if (q.inputs.size() < 8 || !Present(n, 7)) {
+    return NodeSupport::No("QGemm without y_scale (float output) is not supported");
+  }
+  std::string e = CheckInt8Value(q.inputs[0], "A");
+  if (e.empty()) e = CheckInt8Value(q.outputs[0], "Y");
+  if (!e.empty()) return NodeSupport::No(e);
+  if (n.attrs.GetInt("transA", 0) != 0) return NodeSupport::No("transA = 1 is not supported");
+  const Tensor* bt = q.constants[3];
+  if (bt == nullptr || bt->rank() != 2) return NodeSupport::No("B is not a constant 2D");
+  const Shape a = q.inputs[0]->static_shape();
+  const bool tb = n.attrs.GetInt("transB", 0) != 0;
+  const int64_t k = tb ? bt->dim(1) : bt->dim(0), m = tb ? bt->dim(0) : bt->dim(1);
+  if (a.size() != 2 || a[1] != k) return NodeSupport::No("A is not [M, K] with B's K");
+  const Tensor* c = q.constants.size() > 6 ? q.constants[6] : nullptr;
+  if (Present(n, 6) && (c == nullptr || c->type() != ElementType::kI32 ||
+                        (c->size() != 1 && c->size() != m))) {
+    return NodeSupport::No("C is not a constant i32 with 1 or N values");
+  }
+  ConvQ cq;
+  // C is read here (one value or N), not by ReadConvQ.
+  e = ReadConvQ(n, QueryConsts(q), q.inputs[0]->type, q.outputs[0]->type, m, &cq, 2,
+                QInputs{kGemmInputs.y_scale, kGemmInputs.y_zp, 99});
+  if (!e.empty()) return NodeSupport::No(e);
+  return YesInt8(q, kInt8Gmacs);
+}
+
+Status QGemmBuild(Builder& b, const Node& n, const Fusion& f) {
+  const Shape as = b.shape(n.inputs[0]);
+  const Tensor& bt = *b.constant(n.inputs[3]);
+  const bool tb = n.attrs.GetInt("transB", 0) != 0;
+  const int64_t k = tb ? bt.dim(1) : bt.dim(0), m = tb ? bt.dim(0) : bt.dim(1);
+  ConvQ cq;
+  std::string e = ReadConvQ(n, NodeConsts(b, n), b.type(n.inputs[0]), b.type(f.out), m, &cq, 2,
+                            QInputs{kGemmInputs.y_scale, kGemmInputs.y_zp, 99});
+  if (!e.empty()) return InvalidArgument(e);
+  std::vector<int32_t> bias(static_cast<size_t>(m), 0);
+  if (Present(n, 6)) {
+    const Tensor& c = *b.constant(n.inputs[6]);
+    for (int64_t o = 0; o < m; ++o) {
+      bias[static_cast<size_t>(o)] = cq.dead[static_cast<size_t>(o)]
+                                         ? 0
+                                         : c.data<int32_t>()[c.size() == 1 ? 0 : o];
     }
   }
-  const std::vector<int32_t> bias(static_cast<size_t>(m), 0);
-  int8_t lo, hi;
-  StoredBounds(f, b.type(f.out), &lo, &hi);
-  const int in = b.LogicalIn(n.inputs[0]);
-  const int out = b.LogicalOut(f.out);
-  const OwnQConvIsa isa = ChooseOwnQConvIsaFor(kernel, b.spec().isa);
-  if (isa != OwnQConvIsa::kNone) {
-    b.AddWeightBytes(static_cast<int64_t>(kernel.size() + bias.size() * 8));
-    QConvSpec s;
-    s.batch = 1, s.ih = 1, s.iw = pixels, s.cin = k;
-    s.oh = 1, s.ow = pixels, s.cout = m;
-    s.x_zp = static_cast<int8_t>(cq.x.stored_zp());
-    s.y_zp = static_cast<int8_t>(cq.y.stored_zp());
-    s.lo = lo, s.hi = hi;
-    s.weights = kernel;
-    s.bias = bias;
-    for (int64_t i = 0; i < m; ++i)
-      s.mult.push_back(cq.x.scale * cq.w_scale[static_cast<size_t>(i)] / cq.y.scale);
-    QConvFn fn = MakeOwnQConv(s, isa);
-    b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) { fn(ws.s8(in), ws.s8(out), pool); });
-  } else {
-    ConvGeometry g;  // 1x1, stride 1, no padding, one group
-    g.kh = g.kw = 1;
-    KILN_RETURN_IF_ERROR(
-        AddQc8Conv(b, n, g, Shape{1, k, 1, pixels}, m, kernel, bias, cq, lo, hi, in, out));
-  }
-  b.FinishLogicalOut(f.out, out);
-  return Status::Ok();
+  return AddConstantProduct(b, n, f, n.inputs[0], as[0], k, m,
+                            ProductKernel(bt, k, m, !tb, cq), std::move(bias), cq);
 }
 
 Status QMatMulComputedBuild(Builder& b, const Node& n, const Fusion& f) {
@@ -1358,6 +1436,7 @@ void AddInt8Ops(std::vector<OpDef>& table) {
   table.push_back({"QMul", QBinarySupports, QBinaryBuild, true, true});
   table.push_back({"QLut", QLutSupports, QLutBuild, true, true});
   table.push_back({"QLinearMatMul", QMatMulSupports, QMatMulBuild, true, true});
+  table.push_back({"QGemm", QGemmSupports, QGemmBuild, true, true});
   table.push_back({"QAveragePool", QAvgPoolSupports, QAvgPoolBuild, true, true});
   table.push_back({"QGlobalAveragePool", QGapSupports, QGapBuild, true, true});
   table.push_back({"Clip", Int8ClipSupports, Int8ClampBuild, true, true});

@@ -589,7 +589,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) inline void 
 // [c0, c0 + 16): NP independent vpdpwssd chains (one chain is bound by the instruction's latency).
 template <int NP, bool kFull>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,bmi2"), noinline)) void
-DwInsidePixelsAt(const PackedDw& P, const int8_t* const* xrows, const int32_t* const* wrows,
+DwPixelsAvx512(const PackedDw& P, const int8_t* const* xrows, const int32_t* const* wrows,
                int64_t nrows, int64_t ix0, int64_t c0, int8_t* out, __m512 vlo, __m512 vhi,
                __m512i vyzp) {
   const QConvSpec& s = P.s;
@@ -623,20 +623,20 @@ DwInsidePixelsAt(const PackedDw& P, const int8_t* const* xrows, const int32_t* c
 }
 
 template <int NP>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,bmi2"))) void DwInsidePixels(
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,bmi2"))) void DwInsidePixelsAvx512(
     const PackedDw& P, const int8_t* const* xrows, const int32_t* const* wrows, int64_t nrows,
     int64_t ix0, int64_t c0, int8_t* out, __m512 vlo, __m512 vhi, __m512i vyzp) {
   if (c0 + 16 <= P.s.cout) {
-    DwInsidePixelsAt<NP, true>(P, xrows, wrows, nrows, ix0, c0, out, vlo, vhi, vyzp);
+    DwPixelsAvx512<NP, true>(P, xrows, wrows, nrows, ix0, c0, out, vlo, vhi, vyzp);
   } else {
-    DwInsidePixelsAt<NP, false>(P, xrows, wrows, nrows, ix0, c0, out, vlo, vhi, vyzp);
+    DwPixelsAvx512<NP, false>(P, xrows, wrows, nrows, ix0, c0, out, vlo, vhi, vyzp);
   }
 }
 
 // Output row `row` (batch * oh + oy). Kernel rows in the vertical padding read `zp_row` (the
 // input zero point everywhere), whose taps add (x_zp - x_zp) * w = 0 as the reference's skipped
 // taps do, so every output pixel whose taps are inside the row width takes the fast form:
-// DwInsidePixels over blocks of 16, 8, 4, 2 and 1 pixels. The few pixels whose taps reach into
+// DwInsidePixelsAvx512 over blocks of 16, 8, 4, 2 and 1 pixels. The few pixels whose taps reach into
 // the left or right padding take the per-tap form: (x - x_zp) * w by int16 madd over the taps
 // inside (x - x_zp, |.| <= 255, in the low half of each 32-bit lane times (w, 0)).
 // `s` is P.s, or P.padded: the geometry over a copy of the input with its padding written in.
@@ -668,11 +668,11 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,bmi2"))) void DwRowA
     int8_t* out = yrow + ox * c;
     for (int64_t c0 = 0; c0 < c; c0 += 16) {
       switch (np) {
-        case 16: DwInsidePixels<16>(P, xrows, wrows, kh, ix0, c0, out, vlo, vhi, vyzp); break;
-        case 8: DwInsidePixels<8>(P, xrows, wrows, kh, ix0, c0, out, vlo, vhi, vyzp); break;
-        case 4: DwInsidePixels<4>(P, xrows, wrows, kh, ix0, c0, out, vlo, vhi, vyzp); break;
-        case 2: DwInsidePixels<2>(P, xrows, wrows, kh, ix0, c0, out, vlo, vhi, vyzp); break;
-        default: DwInsidePixels<1>(P, xrows, wrows, kh, ix0, c0, out, vlo, vhi, vyzp); break;
+        case 16: DwInsidePixelsAvx512<16>(P, xrows, wrows, kh, ix0, c0, out, vlo, vhi, vyzp); break;
+        case 8: DwInsidePixelsAvx512<8>(P, xrows, wrows, kh, ix0, c0, out, vlo, vhi, vyzp); break;
+        case 4: DwInsidePixelsAvx512<4>(P, xrows, wrows, kh, ix0, c0, out, vlo, vhi, vyzp); break;
+        case 2: DwInsidePixelsAvx512<2>(P, xrows, wrows, kh, ix0, c0, out, vlo, vhi, vyzp); break;
+        default: DwInsidePixelsAvx512<1>(P, xrows, wrows, kh, ix0, c0, out, vlo, vhi, vyzp); break;
       }
     }
     ox += np;
