@@ -26,12 +26,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       for (const auto& s : slim->stripped) {
         if (s.offset > size || s.size > size - s.offset) std::abort();
-        if (s.initializer >= full.graph().initializer_size()) std::abort();
-        const std::string& raw = full.graph().initializer(s.initializer).raw_data();
+        // An initializer's raw_data, or a top-level node's tensor attribute's.
+        const onnx::TensorProto* f = nullptr;
+        const onnx::TensorProto* l = nullptr;
+        if (s.initializer >= 0) {
+          if (s.initializer >= full.graph().initializer_size()) std::abort();
+          f = &full.graph().initializer(s.initializer);
+          l = &lean.graph().initializer(s.initializer);
+        } else {
+          if (s.node < 0 || s.node >= full.graph().node_size()) std::abort();
+          const onnx::NodeProto& fn = full.graph().node(s.node);
+          if (s.attribute < 0 || s.attribute >= fn.attribute_size()) std::abort();
+          f = &fn.attribute(s.attribute).t();
+          l = &lean.graph().node(s.node).attribute(s.attribute).t();
+        }
+        const std::string& raw = f->raw_data();
         if (raw.size() != s.size || std::memcmp(raw.data(), data + s.offset, s.size) != 0) {
           std::abort();  // the stripped range is not what protobuf read
         }
-        if (!lean.graph().initializer(s.initializer).raw_data().empty()) std::abort();
+        if (!l->raw_data().empty()) std::abort();
       }
     }
   }
