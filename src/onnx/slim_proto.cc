@@ -75,6 +75,13 @@ void WriteTag(std::string& out, uint64_t number, int wire) {
   WriteVarint(out, (number << 3) | static_cast<uint64_t>(wire));
 }
 
+// A length-delimited field `f` written again with the rewritten payload `sub`.
+void WriteSub(std::string& out, const Field& f, const std::string& sub) {
+  WriteTag(out, f.number, f.wire);
+  WriteVarint(out, sub.size());
+  out += sub;
+}
+
 class Slimmer {
  public:
   Slimmer(const uint8_t* base, uint64_t min_bytes) : base_(base), min_bytes_(min_bytes) {}
@@ -89,9 +96,7 @@ class Slimmer {
         graph_seen = true;
         std::string g;
         if (!Graph(f.payload, f.payload + f.length, g)) return false;
-        WriteTag(out, f.number, f.wire);
-        WriteVarint(out, g.size());
-        out += g;
+        WriteSub(out, f, g);
       } else {
         out.append(reinterpret_cast<const char*>(f.start), static_cast<size_t>(f.end - f.start));
       }
@@ -110,16 +115,12 @@ class Slimmer {
         std::string t;
         if (!Tensor(f.payload, f.payload + f.length, t, {initializer_, -1, -1})) return false;
         ++initializer_;
-        WriteTag(out, f.number, f.wire);
-        WriteVarint(out, t.size());
-        out += t;
+        WriteSub(out, f, t);
       } else if (f.number == kGraphNode && f.wire == kLengthDelimited) {
         std::string n;
         if (!Node(f.payload, f.payload + f.length, n)) return false;
         ++node_;
-        WriteTag(out, f.number, f.wire);
-        WriteVarint(out, n.size());
-        out += n;
+        WriteSub(out, f, n);
       } else {
         out.append(reinterpret_cast<const char*>(f.start), static_cast<size_t>(f.end - f.start));
       }
@@ -138,9 +139,7 @@ class Slimmer {
         std::string a;
         if (!Attribute(f.payload, f.payload + f.length, a, attribute)) return false;
         ++attribute;
-        WriteTag(out, f.number, f.wire);
-        WriteVarint(out, a.size());
-        out += a;
+        WriteSub(out, f, a);
       } else {
         out.append(reinterpret_cast<const char*>(f.start), static_cast<size_t>(f.end - f.start));
       }
@@ -158,9 +157,7 @@ class Slimmer {
         tensor_seen = true;
         std::string t;
         if (!Tensor(f.payload, f.payload + f.length, t, {-1, node_, attribute})) return false;
-        WriteTag(out, f.number, f.wire);
-        WriteVarint(out, t.size());
-        out += t;
+        WriteSub(out, f, t);
       } else {
         out.append(reinterpret_cast<const char*>(f.start), static_cast<size_t>(f.end - f.start));
       }

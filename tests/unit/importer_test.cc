@@ -268,6 +268,20 @@ TEST_F(ExternalData, RejectsMissingFileAndShortData) {
 namespace kiln {
 namespace {
 
+// t = n random floats in [-1, 1), as raw_data or float_data.
+void FillF32(onnx::TensorProto* t, int64_t n, bool raw, std::mt19937& rng) {
+  std::uniform_real_distribution<float> u(-1, 1);
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  t->add_dims(n);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = u(rng);
+  if (raw) {
+    t->set_raw_data(std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4));
+  } else {
+    for (float x : v) t->add_float_data(x);
+  }
+}
+
 // A model with large raw_data initializers (read straight from the file: onnx/slim_proto.h),
 // small ones (parsed by protobuf), an int64 one and one in float_data, around an Add and a Mul.
 onnx::ModelProto ModelWithWeights(int64_t n_big) {
@@ -278,19 +292,10 @@ onnx::ModelProto ModelWithWeights(int64_t n_big) {
   auto* g = m.mutable_graph();
   g->set_name("weights");
   std::mt19937 rng(3);
-  std::uniform_real_distribution<float> u(-1, 1);
   auto add_f32 = [&](const std::string& name, int64_t n, bool raw) {
     auto* t = g->add_initializer();
     t->set_name(name);
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    t->add_dims(n);
-    std::vector<float> v(static_cast<size_t>(n));
-    for (float& x : v) x = u(rng);
-    if (raw) {
-      t->set_raw_data(std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4));
-    } else {
-      for (float x : v) t->add_float_data(x);
-    }
+    FillF32(t, n, raw, rng);
   };
   add_f32("big_a", n_big, true);
   add_f32("small", n_big, false);
@@ -370,7 +375,6 @@ TEST_F(FileImport, LargeConstantNodeValuesReadFromTheFileMatchProtobufsParse) {
   onnx::ModelProto m = ModelWithWeights(3000);
   auto* g = m.mutable_graph();
   std::mt19937 rng(9);
-  std::uniform_real_distribution<float> u(-1, 1);
   auto add_constant = [&](const std::string& out, int64_t n, bool raw) {
     auto* node = g->add_node();
     node->set_op_type("Constant");
@@ -379,15 +383,7 @@ TEST_F(FileImport, LargeConstantNodeValuesReadFromTheFileMatchProtobufsParse) {
     a->set_name("value");
     a->set_type(onnx::AttributeProto::TENSOR);
     auto* t = a->mutable_t();
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    t->add_dims(n);
-    std::vector<float> v(static_cast<size_t>(n));
-    for (float& x : v) x = u(rng);
-    if (raw) {
-      t->set_raw_data(std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4));
-    } else {
-      for (float x : v) t->add_float_data(x);
-    }
+    FillF32(t, n, raw, rng);
   };
   add_constant("c_small", 5, true);
   add_constant("c_big", 40000, true);

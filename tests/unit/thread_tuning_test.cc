@@ -13,17 +13,14 @@
 #include <vector>
 
 #include "package/config.h"
+#include "qdq_builder.h"
 #include "runtime/session.h"
 
 namespace kiln {
 namespace {
 
 Tensor RandomTensor(const Shape& shape, uint32_t seed) {
-  Tensor t = Tensor::Allocate(ElementType::kF32, shape).value();
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(-0.5f, 0.5f);
-  for (int64_t i = 0; i < t.size(); ++i) t.data<float>()[i] = d(rng);
-  return t;
+  return testing::Uniform(shape, -0.5f, 0.5f, seed);
 }
 
 // x[1, 16, 20, 24] -> Conv 3x3 (16 -> 32) -> Relu -> depthwise Conv 3x3 -> Conv 1x1 (32 -> 16)
