@@ -56,7 +56,9 @@ std::vector<float> NaiveConv(const xnn::FConvSpec& s, const std::vector<float>& 
             }
           const size_t at = static_cast<size_t>(((b * s.oh + oy) * s.ow + ox) * s.cout + o);
           if (!res.empty()) acc += res[at];
-          y[at] = static_cast<float>(std::min<double>(s.hi, std::max<double>(s.lo, acc)));
+          acc = std::min<double>(s.hi, std::max<double>(s.lo, acc));
+          if (s.silu) acc = acc / (1.0 + std::exp(-acc));
+          y[at] = static_cast<float>(acc);
         }
   return y;
 }
@@ -307,6 +309,7 @@ TEST(XnnFConv, KernelsMatchNaiveLoop) {
         s.lo = 0.0f;
         s.hi = 0.5f;
       }
+      s.silu = i % 5 == 2;  // SiLU in the tiles' epilogue (with a residual or a clamp in some)
       const std::vector<float> weights = RandomVec(s.cout * s.cin * s.kh * s.kw, rng);
       const std::vector<float> bias = RandomVec(s.cout, rng);
       const std::vector<float> scale = RandomVec(s.cout, rng);

@@ -136,7 +136,7 @@ void RunTask(void* arg, size_t task) {
                   c.res != nullptr ? c.res + at : nullptr, c.y + at, s.ldy, nc, s.lo, s.hi,
                   pf != nullptr ? pf + pf_row0 * pf_ld : nullptr,
                   pf != nullptr ? std::min(pf_share, P.k - pf_row0) : 0, pf_ld);
-      EpilogueRows(s, c.y + at, rows, s.ldy, nc, P.isa);
+      if (!s.silu) EpilogueRows(s, c.y + at, rows, s.ldy, nc, P.isa);  // SiLU: in the tile
     }
   }
 }
@@ -191,13 +191,13 @@ std::shared_ptr<FPacked> PackFConv(const FConvSpec& spec, FConvIsa isa) {
   if (isa == FConvIsa::kAvx512) {
     P->mr = kFMrAvx512;
     P->nr = kFNrAvx512;
-    P->tiles = kFTilesAvx512;
-    P->narrow = kFTilesNarrowAvx512;
+    P->tiles = s.silu ? kFTilesSiluAvx512 : kFTilesAvx512;
+    P->narrow = s.silu ? kFTilesNarrowSiluAvx512 : kFTilesNarrowAvx512;
   } else {
     P->mr = kFMrAvx2;
     P->nr = kFNrAvx2;
-    P->tiles = kFTilesAvx2;
-    P->narrow = kFTilesNarrowAvx2;
+    P->tiles = s.silu ? kFTilesSiluAvx2 : kFTilesAvx2;
+    P->narrow = s.silu ? kFTilesNarrowSiluAvx2 : kFTilesNarrowAvx2;
   }
   P->taps = s.kh * s.kw;
   P->k = P->taps * s.cin;

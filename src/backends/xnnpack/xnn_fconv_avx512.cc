@@ -1,9 +1,11 @@
 // AVX-512 register tiles of the own fp32 convolution (xnn_fconv_tiles.h): MR <= 12 rows x NV
 // zmm vectors of 16 output channels (NV = 2: 32 channels, 24 float32 accumulators; NV = 1: the
-// narrow last panel), one vbroadcastss per row and k, NV weight loads per k, FMA accumulation.
+// narrow last panel), one vbroadcastss per row and k, NV weight loads per k, FMA accumulation;
+// the SiLU tiles apply it to the accumulators before the store (xnn_silu_simd.h).
 #include <immintrin.h>
 
 #include "backends/xnnpack/xnn_fconv_tiles.h"
+#include "backends/xnnpack/xnn_silu_simd.h"
 
 namespace kiln::xnn {
 
@@ -16,7 +18,7 @@ namespace {
 
 #define KILN_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 
-template <int MR, int NV>
+template <int MR, int NV, bool kSilu>
 KILN_TARGET_AVX512 void FTileAvx512(const float* const* a, int64_t taps, int64_t cin,
                                     const float* w, const float* bias, const float* res, float* y,
                                     int64_t ldy, int nc, float lo, float hi,
@@ -59,6 +61,7 @@ KILN_TARGET_AVX512 void FTileAvx512(const float* const* a, int64_t taps, int64_t
       __m512 o = acc[r][v];
       if (res != nullptr) o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(m, res + r * ldy + 16 * v));
       o = _mm512_min_ps(_mm512_max_ps(o, vlo), vhi);
+      if (kSilu) o = SiluAvx512(o);
       _mm512_mask_storeu_ps(y + r * ldy + 16 * v, m, o);
     }
   }
@@ -69,15 +72,17 @@ KILN_TARGET_AVX512 void FTileAvx512(const float* const* a, int64_t taps, int64_t
 
 }  // namespace
 
-const FTileFn kFTilesAvx512[kFMrAvx512 + 1] = {
-    nullptr,           FTileAvx512<1, 2>, FTileAvx512<2, 2>,  FTileAvx512<3, 2>,
-    FTileAvx512<4, 2>, FTileAvx512<5, 2>, FTileAvx512<6, 2>,  FTileAvx512<7, 2>,
-    FTileAvx512<8, 2>, FTileAvx512<9, 2>, FTileAvx512<10, 2>, FTileAvx512<11, 2>,
-    FTileAvx512<12, 2>};
-const FTileFn kFTilesNarrowAvx512[kFMrAvx512 + 1] = {
-    nullptr,           FTileAvx512<1, 1>, FTileAvx512<2, 1>,  FTileAvx512<3, 1>,
-    FTileAvx512<4, 1>, FTileAvx512<5, 1>, FTileAvx512<6, 1>,  FTileAvx512<7, 1>,
-    FTileAvx512<8, 1>, FTileAvx512<9, 1>, FTileAvx512<10, 1>, FTileAvx512<11, 1>,
-    FTileAvx512<12, 1>};
+#define KILN_FTILES(NV, SILU)                                                               \
+  {                                                                                         \
+    nullptr, FTileAvx512<1, NV, SILU>, FTileAvx512<2, NV, SILU>, FTileAvx512<3, NV, SILU>,  \
+        FTileAvx512<4, NV, SILU>, FTileAvx512<5, NV, SILU>, FTileAvx512<6, NV, SILU>,       \
+        FTileAvx512<7, NV, SILU>, FTileAvx512<8, NV, SILU>, FTileAvx512<9, NV, SILU>,       \
+        FTileAvx512<10, NV, SILU>, FTileAvx512<11, NV, SILU>, FTileAvx512<12, NV, SILU>     \
+  }
+const FTileFn kFTilesAvx512[kFMrAvx512 + 1] = KILN_FTILES(2, false);
+const FTileFn kFTilesNarrowAvx512[kFMrAvx512 + 1] = KILN_FTILES(1, false);
+const FTileFn kFTilesSiluAvx512[kFMrAvx512 + 1] = KILN_FTILES(2, true);
+const FTileFn kFTilesNarrowSiluAvx512[kFMrAvx512 + 1] = KILN_FTILES(1, true);
+#undef KILN_FTILES
 
 }  // namespace kiln::xnn

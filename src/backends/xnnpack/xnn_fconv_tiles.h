@@ -53,10 +53,15 @@ using FTileFn = void (*)(const float* const* a, int64_t taps, int64_t cin, const
 inline constexpr int kFMrAvx512 = 12, kFNrAvx512 = 32;
 inline constexpr int kFMrAvx2 = 6, kFNrAvx2 = 16;
 
-// [mr] for mr in 1..MR ([0] unused).
+// [mr] for mr in 1..MR ([0] unused). The Silu tables: the same tiles with SiLU applied to the
+// clamped accumulators before the store (a fused Conv + SiLU, FConvSpec::silu).
 extern const FTileFn kFTilesAvx512[kFMrAvx512 + 1];
 extern const FTileFn kFTilesNarrowAvx512[kFMrAvx512 + 1];
+extern const FTileFn kFTilesSiluAvx512[kFMrAvx512 + 1];
+extern const FTileFn kFTilesNarrowSiluAvx512[kFMrAvx512 + 1];
 extern const FTileFn kFTilesAvx2[kFMrAvx2 + 1];
 extern const FTileFn kFTilesNarrowAvx2[kFMrAvx2 + 1];
+extern const FTileFn kFTilesSiluAvx2[kFMrAvx2 + 1];
+extern const FTileFn kFTilesNarrowSiluAvx2[kFMrAvx2 + 1];
 
 }  // namespace kiln::xnn

@@ -13,6 +13,7 @@
 #include "backends/xnnpack/xnn_fconv.h"
 #include "backends/xnnpack/xnn_internal.h"
 #include "backends/xnnpack/xnn_ops.h"
+#include "backends/xnnpack/xnn_silu_simd.h"
 #include "core/cpu_features.h"
 
 namespace kiln::xnn {
@@ -423,104 +424,31 @@ Status BuildHardSwish(Builder& b, const Node& n, ValueId x, const Fusion& f) {
 // SiLU in one pass instead of XNNPACK's Sigmoid and Mul (two passes over an activation that
 // rarely fits in cache), and erf; written once over GCC vector types, compiled per ISA.
 //
-// exp(t) for t <= 0 (below -87 it gives exp(-87), about 1.6e-38): round to
-// n = round(t*log2(e)), a degree-6 Taylor polynomial on |r| <= ln2/2 (error < 2e-7 relative),
-// 2^n put into the exponent bits. By reference (a vector argument or return changes ABI by
-// target); always inlined into the target-specific loops below.
-template <typename V, typename VI>
-__attribute__((always_inline)) inline void ExpNonPositive(const V& t_in, V* out) {
-  const V zero = V{};
-  const V lo = zero - 87.0f;
-  const V t = t_in < lo ? lo : t_in;
-  const V magic = zero + 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const V k = t * 1.44269504088896341f + magic;
-  const V n = k - magic;
-  const V r = (t - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
-  V p = zero + (1.0f / 720);
-  p = p * r + (1.0f / 120);
-  p = p * r + (1.0f / 24);
-  p = p * r + (1.0f / 6);
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const VI bits = (((VI)k - 0x4B400000) + 127) << 23;  // NOLINT(google-readability-casting)
-  *out = p * (V)bits;  // NOLINT(google-readability-casting): vector bit cast
-}
-
 // SiLU of one vector at src into dst: sigmoid from e = exp(-|x|), 1/(1+e) for x >= 0 and
 // e/(1+e) below.
 template <typename V, typename VI>
 __attribute__((always_inline)) inline void SiluVec(const float* src, float* dst) {
-  V x;  // memcpy: a template argument loses the typedef's aligned(4)
+  V x, y;  // memcpy: a template argument loses the typedef's aligned(4)
   __builtin_memcpy(&x, src, sizeof(V));
-  const V zero = V{};
-  const V ax = x < zero ? -x : x;
-  V e;
-  ExpNonPositive<V, VI>(-ax, &e);
-  const V s = (zero + 1.0f) / (e + 1.0f);
-  const V y = x * (x < zero ? e * s : s);
+  SiluOf<V, VI>(x, &y);
   __builtin_memcpy(dst, &y, sizeof(V));
 }
 
-// The AVX-512 SiLU, four vectors (64 elements) per call, every step written for the four side
-// by side: one vector's chain is ~25 dependent operations (~90 cycles), and with one vector per
-// iteration the out-of-order window held too few iterations to hide it (4 G elements/s on data
-// in L1 on Zen 5, now ~3x that). exp(-|x|) as ExpNonPositive; 1 / (1 + e) from vrcp14ps and one
-// Newton step (relative error about 2^-27, below float's rounding) instead of vdivps.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-// src[i] / dst[i]: four vectors of 16 floats (the same one may appear twice: all four are
+// The AVX-512 SiLU, four vectors (64 elements) per call, side by side: one vector's chain is
+// ~20 dependent operations (~90 cycles), and with one vector per iteration the out-of-order
+// window held too few iterations to hide it (4 G elements/s on data in L1 on Zen 5, now ~3x
+// that). src[i] / dst[i]: four vectors of 16 floats (the same one may appear twice: all four are
 // loaded before any is stored).
 __attribute__((target("avx512f"))) inline void Silu4Avx512(const float* const* src,
                                                             float* const* dst) {
-  constexpr int N = 4;
-  __m512 x[N], t[N], k[N], n[N], r[N], p[N], e[N];
-  const __m512 lo = _mm512_set1_ps(-87.0f), magic = _mm512_set1_ps(12582912.0f);
-  const __m512 one = _mm512_set1_ps(1.0f);
+  __m512 x[4];
 #pragma GCC unroll 4
-  for (int i = 0; i < N; ++i) x[i] = _mm512_loadu_ps(src[i]);
+  for (int i = 0; i < 4; ++i) x[i] = _mm512_loadu_ps(src[i]);
 #pragma GCC unroll 4
-  for (int i = 0; i < N; ++i) {  // t = max(-|x|, -87)
-    t[i] = _mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(x[i])), lo);
-  }
+  for (int i = 0; i < 4; ++i) x[i] = SiluAvx512(x[i]);
 #pragma GCC unroll 4
-  for (int i = 0; i < N; ++i) k[i] = _mm512_fmadd_ps(t[i], _mm512_set1_ps(1.44269504088896341f), magic);
-#pragma GCC unroll 4
-  for (int i = 0; i < N; ++i) n[i] = _mm512_sub_ps(k[i], magic);
-#pragma GCC unroll 4
-  for (int i = 0; i < N; ++i) r[i] = _mm512_fnmadd_ps(n[i], _mm512_set1_ps(0.693145751953125f), t[i]);
-#pragma GCC unroll 4
-  for (int i = 0; i < N; ++i) {
-    r[i] = _mm512_fnmadd_ps(n[i], _mm512_set1_ps(1.428606765330187e-06f), r[i]);
-  }
-  const float c[7] = {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f};
-#pragma GCC unroll 4
-  for (int i = 0; i < N; ++i) p[i] = _mm512_set1_ps(c[0]);
-#pragma GCC unroll 6
-  for (int j = 1; j < 7; ++j) {
-#pragma GCC unroll 4
-    for (int i = 0; i < N; ++i) p[i] = _mm512_fmadd_ps(p[i], r[i], _mm512_set1_ps(c[j]));
-  }
-#pragma GCC unroll 4
-  for (int i = 0; i < N; ++i) {  // e = p * 2^n
-    const __m512i bits = _mm512_slli_epi32(
-        _mm512_add_epi32(_mm512_sub_epi32(_mm512_castps_si512(k[i]), _mm512_set1_epi32(0x4B400000)),
-                         _mm512_set1_epi32(127)),
-        23);
-    e[i] = _mm512_mul_ps(p[i], _mm512_castsi512_ps(bits));
-  }
-#pragma GCC unroll 4
-  for (int i = 0; i < N; ++i) {
-    const __m512 d = _mm512_add_ps(e[i], one);
-    const __m512 r0 = _mm512_rcp14_ps(d);
-    const __m512 s = _mm512_mul_ps(r0, _mm512_fnmadd_ps(d, r0, _mm512_set1_ps(2.0f)));
-    const __mmask16 neg = _mm512_cmp_ps_mask(x[i], _mm512_setzero_ps(), _CMP_LT_OQ);
-    const __m512 sig = _mm512_mask_mul_ps(s, neg, e[i], s);
-    _mm512_storeu_ps(dst[i], _mm512_mul_ps(x[i], sig));
-  }
+  for (int i = 0; i < 4; ++i) _mm512_storeu_ps(dst[i], x[i]);
 }
-#pragma GCC diagnostic pop
 
 // erf(x): for |x| < 1 its Taylor series to x^21 (truncation < 2e-9), else
 // 1 - exp(-x^2) * P(1 / (1 + 0.3275911 |x|)) (Abramowitz & Stegun 7.1.26, absolute error
@@ -645,11 +573,16 @@ __attribute__((target("avx512f"))) int64_t SiluMapAvx512(const float* src, float
 __attribute__((target("avx512f"))) void SiluRowsAvx512(float* y, int64_t rows, int64_t ld,
                                                        int64_t n) {
   const int64_t per_row = n / 16, vecs = rows * per_row;
+  int64_t row = 0, col = 0;  // of the next vector: walked, no division per vector
+  float* p[4];
   for (int64_t v = 0; v < vecs; v += 4) {
-    float* p[4];
     for (int j = 0; j < 4; ++j) {
-      const int64_t k = std::min(v + j, vecs - 1);
-      p[j] = y + k / per_row * ld + k % per_row * 16;
+      if (v + j >= vecs) {  // the last call repeats its last vector
+        p[j] = p[j - 1];
+        continue;
+      }
+      p[j] = y + row * ld + col * 16;
+      if (++col == per_row) col = 0, ++row;
     }
     Silu4Avx512(p, p);
   }
