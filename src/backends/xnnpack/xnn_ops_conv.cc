@@ -715,8 +715,8 @@ bool ConvIsFixedDepthwise(const PartitionSpec& spec, const Node& n) {
 // Expansion 1x1 conv n + the depthwise conv f.dw (ConvIsExpansion, ConvIsFixedDepthwise), each
 // with its folded affine and activation, as one step: per image, the output rows split in one
 // run per thread; a run keeps a ring of kh + stride expansion rows (computed by the own 1x1
-// kernel one input row at a time as the depthwise rows need them) and writes each depthwise
-// output row from kh row pointers. The expanded activation (mobilenet_v2: 112 x 112 x 96 floats,
+// kernel one input row at a time as the depthwise rows need them, between zero columns of the
+// depthwise padding) and writes each depthwise output row from kh row pointers. The expanded activation (mobilenet_v2: 112 x 112 x 96 floats,
 // 4.8 MB) is never stored whole: its rows stay in L1/L2 between the two convs.
 Status ExpandDepthwiseBuild(Builder& b, const Node& n, const Fusion& f) {
   const Node& d = *f.dw;
@@ -750,11 +750,18 @@ Status ExpandDepthwiseBuild(Builder& b, const Node& n, const Fusion& f) {
   std::vector<float> sd(static_cast<size_t>(cmid), 1.0f);
   KILN_RETURN_IF_ERROR(ApplyChannelAffine(fd, cmid, &sd, &bd));
   std::vector<float> wd_data = ConstantFloats(wd);
+  // The ring's rows carry the depthwise conv's left and right padding as zero columns, so that
+  // the row kernel sees a conv without horizontal padding: every output pixel's window lies
+  // inside its row and takes the unrolled pixel groups (the edge pixels' generic per-tap loop
+  // was most of the time on 14- and 7-wide maps with 5x5 kernels).
+  const int64_t pl = gd.pl;
+  const int64_t pr = std::max<int64_t>(0, (ow - 1) * gd.sw - pl + gd.kw - iw);
+  const int64_t pw = pl + iw + pr;  // padded row width in pixels
   FConvSpec ds;
   ds.batch = 1;
   ds.cin = ds.cout = cmid;
   ds.ih = ih;
-  ds.iw = iw;
+  ds.iw = pw;
   ds.oh = oh;
   ds.ow = ow;
   ds.kh = gd.kh;
@@ -762,7 +769,7 @@ Status ExpandDepthwiseBuild(Builder& b, const Node& n, const Fusion& f) {
   ds.sh = gd.sh;
   ds.sw = gd.sw;
   ds.pt = gd.pt;
-  ds.pl = gd.pl;
+  ds.pl = 0;
   ds.lo = f.dw_min;
   ds.hi = f.dw_max;
   ds.silu = f.dw_silu;
@@ -780,7 +787,12 @@ Status ExpandDepthwiseBuild(Builder& b, const Node& n, const Fusion& f) {
     float* ys = ws.f(out);
     ParallelFor(pool, batch * runs, 1, [&](int64_t t0, int64_t t1) {
       thread_local std::vector<float> rows_buf;
-      rows_buf.resize(static_cast<size_t>(ring * iw * cmid));
+      rows_buf.resize(static_cast<size_t>(ring * pw * cmid));
+      for (int64_t r = 0; r < ring; ++r) {  // the padding columns (the buffer is shared)
+        float* row = rows_buf.data() + r * pw * cmid;
+        std::fill(row, row + pl * cmid, 0.0f);
+        std::fill(row + (pl + iw) * cmid, row + pw * cmid, 0.0f);
+      }
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t img = t / runs, part = t % runs;
         const int64_t oy0 = part * oh / runs, oy1 = (part + 1) * oh / runs;
@@ -790,12 +802,12 @@ Status ExpandDepthwiseBuild(Builder& b, const Node& n, const Fusion& f) {
           const int64_t iy0 = oy * sh - pt;
           const int64_t need = std::min(ih, iy0 + kh);
           for (; next < need; ++next) {
-            expand(ximg + next * iw * cin, rows_buf.data() + next % ring * iw * cmid, iw);
+            expand(ximg + next * iw * cin, rows_buf.data() + (next % ring * pw + pl) * cmid, iw);
           }
           const float* rows[5] = {};
           for (int64_t ky = 0; ky < kh; ++ky) {
             const int64_t iy = iy0 + ky;
-            rows[ky] = iy >= 0 && iy < ih ? rows_buf.data() + iy % ring * iw * cmid : nullptr;
+            rows[ky] = iy >= 0 && iy < ih ? rows_buf.data() + iy % ring * pw * cmid : nullptr;
           }
           dwrow(rows, ys + ((img * oh + oy) * ow) * cmid);
         }
