@@ -379,10 +379,12 @@ Status Fuser::Rewrite(NodeId id, const std::string& op, const std::string& domai
       touched_.insert(v.v);
       if (const QdqInfo* d = Dq(v)) dqs.push_back(d->node);
     }
-    fused_[n.op_type + " -> " + op + (out.act.valid() ? " (" + g_.node(out.act).op_type +
-                                                             (out.keep_clamp ? " as int8 Clip)"
-                                                                             : " folded)")
-                                                       : "")]++;
+    fused_[n.op_type + " -> " + op +
+           (out.q == nullptr ? " (float output)"
+            : out.act.valid()
+                ? " (" + g_.node(out.act).op_type +
+                      (out.keep_clamp ? " as int8 Clip)" : " folded)")
+                : "")]++;
   }
   const size_t old_size = g_.node(id).inputs.size();
   for (size_t i = 0; i < inputs.size(); ++i) e_.SetInput(id, i, inputs[i]);
@@ -395,34 +397,36 @@ Status Fuser::Rewrite(NodeId id, const std::string& op, const std::string& domai
   n.attrs = std::move(attrs);
   if (domain == kKilnDomain) kiln_ops_ = true;
 
-  const ValueId q_out = out.q->q;
-  const ValueId y = n.outputs[0];
-  e_.RemoveNode(out.q->node);
-  if (out.act.valid() && out.keep_clamp) {
-    // The Relu/Clip becomes Clip(y_q, lo, hi) on the integers and writes the Q's output.
-    g_.value(y).info.type = out.q->type;
-    const std::string base = g_.node(out.act).name.empty() ? g_.value(y).name
-                                                           : g_.node(out.act).name;
-    const ValueId lo = Scalar8(out.q->type, out.lo, base + "_min_q");
-    const ValueId hi = Scalar8(out.q->type, out.hi, base + "_max_q");
-    for (ValueId v : g_.node(out.act).inputs) {
-      if (v.valid()) touched_.insert(v.v);
+  if (out.q != nullptr) {  // else a float output: the node keeps its output value
+    const ValueId q_out = out.q->q;
+    const ValueId y = n.outputs[0];
+    e_.RemoveNode(out.q->node);
+    if (out.act.valid() && out.keep_clamp) {
+      // The Relu/Clip becomes Clip(y_q, lo, hi) on the integers and writes the Q's output.
+      g_.value(y).info.type = out.q->type;
+      const std::string base = g_.node(out.act).name.empty() ? g_.value(y).name
+                                                             : g_.node(out.act).name;
+      const ValueId lo = Scalar8(out.q->type, out.lo, base + "_min_q");
+      const ValueId hi = Scalar8(out.q->type, out.hi, base + "_max_q");
+      for (ValueId v : g_.node(out.act).inputs) {
+        if (v.valid()) touched_.insert(v.v);
+      }
+      const size_t act_size = g_.node(out.act).inputs.size();
+      e_.SetInput(out.act, 0, y);
+      e_.SetInput(out.act, 1, lo);
+      e_.SetInput(out.act, 2, hi);
+      for (size_t i = 3; i < act_size; ++i) e_.SetInput(out.act, i, ValueId());
+      Node& act = g_.node(out.act);
+      act.inputs.resize(3);
+      act.op_type = "Clip";
+      act.domain.clear();
+      act.opset = std::max(act.opset, 12);
+      act.attrs = Attributes();
+      e_.MoveOutput(out.act, 0, q_out);
+    } else {
+      if (out.act.valid()) e_.RemoveNode(out.act);
+      e_.MoveOutput(id, 0, q_out);
     }
-    const size_t act_size = g_.node(out.act).inputs.size();
-    e_.SetInput(out.act, 0, y);
-    e_.SetInput(out.act, 1, lo);
-    e_.SetInput(out.act, 2, hi);
-    for (size_t i = 3; i < act_size; ++i) e_.SetInput(out.act, i, ValueId());
-    Node& act = g_.node(out.act);
-    act.inputs.resize(3);
-    act.op_type = "Clip";
-    act.domain.clear();
-    act.opset = std::max(act.opset, 12);
-    act.attrs = Attributes();
-    e_.MoveOutput(out.act, 0, q_out);
-  } else {
-    if (out.act.valid()) e_.RemoveNode(out.act);
-    e_.MoveOutput(id, 0, q_out);
   }
   for (NodeId d : dqs) {
     if (e_.removed(d)) continue;
@@ -508,8 +512,18 @@ Result<std::string> Fuser::FuseGemm(NodeId id) {
     return std::string("B is not quantized per tensor or per output column");
   }
   std::string why;
-  const auto out = MatchOutput(n, true, &why);
-  if (!out) return why;
+  std::optional<OutMatch> out = MatchOutput(n, true, &why);
+  if (!out) {
+    // A float output (no QuantizeLinear after it: the last layer of a QDQ model, whose output
+    // stays float) fuses too, to a QGemm without y_scale: the same value from the 8-bit
+    // operands with exact integer sums (one rounding instead of one per product).
+    // (f32: the DQs' scales are f32, so is their product.)
+    if (g_.value(a->scale).info.type != ElementType::kF32 ||
+        g_.value(b->scale).info.type != ElementType::kF32 || QAfter(n.outputs[0]) != nullptr) {
+      return why;
+    }
+    out = OutMatch{};
+  }
   std::optional<ValueId> bias;
   if (has_c) {
     KILN_ASSIGN_OR_RETURN(bias, Bias(n.inputs[2], a->scales[0], b->scales, cols, n.name, &why));
@@ -519,7 +533,11 @@ Result<std::string> Fuser::FuseGemm(NodeId id) {
   attrs.Add(Attribute::Int("transA", n.attrs.GetInt("transA", 0)));
   attrs.Add(Attribute::Int("transB", tb ? 1 : 0));
   std::vector<ValueId> in = {a->q, a->scale, ZeroPoint(*a), b->q, b->scale, ZeroPoint(*b),
-                             bias.value_or(ValueId()), out->q->scale, ZeroPoint(*out->q)};
+                             bias.value_or(ValueId())};
+  if (out->q != nullptr) {
+    in.push_back(out->q->scale);
+    in.push_back(ZeroPoint(*out->q));
+  }
   KILN_RETURN_IF_ERROR(Rewrite(id, "QGemm", kKilnDomain, 1, std::move(attrs), std::move(in), *out));
   return std::string();
 }

@@ -8,6 +8,7 @@
 //                                                       -> Q  ==> QLinearConv [-> Clip on int8]
 //   DQ(a_q), DQ(b_q) [per tensor or per column] -> MatMul -> Q    ==> QLinearMatMul
 //   DQ(a_q), DQ(b_q), DQ(c_q) [i32] -> Gemm (alpha = beta = 1) -> Q ==> ai.kiln QGemm
+//   the same Gemm with a float output (no Q reads it)              ==> ai.kiln QGemm, no y_scale
 //   DQ, DQ -> Add [-> Relu/Clip] / Mul -> Q                        ==> ai.kiln QAdd / QMul
 //   DQ -> AveragePool / GlobalAveragePool -> Q                     ==> ai.kiln QAveragePool / ...
 //   DQ -> MaxPool -> Q, same scale and zero point                  ==> MaxPool on int8 (opset 12+)

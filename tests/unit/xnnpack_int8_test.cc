@@ -18,6 +18,7 @@
 
 #include <unistd.h>
 
+#include "core/cpu_features.h"
 #include "core/npy.h"
 #include "onnx/importer.h"
 #include "passes/qdq_fusion.h"
@@ -362,6 +363,91 @@ TEST(Int8GemmTest, QGemmRunsOnXnnpackWithinOneStep) {
     }
   }
   EXPECT_EQ(ran, 2 * 2 * 2 * 3 * 2);
+}
+
+// The last Gemm of a QDQ model, whose output stays float (no QuantizeLinear after it: the
+// classifier of a quantized CNN), fuses to a QGemm without y_scale (before, a float Gemm over
+// dequantized weights), which XNNPACK runs from the 8-bit operands at every ISA level (portable,
+// AVX2, AVX-512; 69 k: a padded pair, 100 columns: four-block and single-block column groups and
+// a partial block), u8 and i8 activations, transB 0 and 1, with and without a Relu after it:
+// the same bits as the reference's QGemm (the same exact integer sums and double scaling), and
+// within one rounding per product of the unfused float QDQ path.
+TEST(Int8GemmTest, FloatOutputQGemmRunsOnXnnpack) {
+  int ran = 0;
+  for (ElementType act : {ElementType::kU8, ElementType::kI8}) {
+    for (bool tb : {false, true}) {
+      for (bool relu : {false, true}) {
+        const int64_t z = act == ElementType::kU8 ? 128 : 0;
+        auto m = [&] {
+          QdqBuilder b(static_cast<uint32_t>(70 + 4 * tb + 2 * relu + (z != 0)));
+          ValueId x = b.Input("x", {3, 69});
+          ValueId xq = b.QuantAct(x, 0.02f, z - 5, act);
+          ValueId w = b.Weight(tb ? Shape{100, 69} : Shape{69, 100}, true, tb ? 0 : 1);
+          ValueId bias = b.Bias(100, 0.02f, b.last_scales);
+          Attributes a;
+          a.Add(Attribute::Int("transB", tb ? 1 : 0));
+          ValueId y = b.Op("Gemm", {xq, w, bias}, std::move(a));
+          if (relu) y = b.Op("Relu", {y});
+          b.g().MarkOutput(y);
+          return std::move(b.model);
+        };
+        const NamedTensors inputs = {{"x", Uniform({3, 69}, -2.0f, 2.0f, 11)}};
+        SessionOptions unfused = SessionOptions::Reference();
+        unfused.fuse_qdq = false;
+        const auto qdq = RunSession(m(), inputs, unfused);
+        const auto ref = RunSession(m(), inputs, SessionOptions::Reference());
+        ASSERT_EQ(ref.size(), 1u);
+        ASSERT_EQ(qdq.size(), 1u);
+        float top = 0;
+        for (int64_t i = 0; i < qdq[0].size(); ++i) top = std::max(top, std::fabs(qdq[0].data<float>()[i]));
+        ASSERT_GT(top, 0.1f) << "a degenerate output checks little";
+        for (int64_t i = 0; i < qdq[0].size(); ++i) {
+          ASSERT_NEAR(ref[0].data<float>()[i], qdq[0].data<float>()[i], 1e-5f * top) << i;
+        }
+        for (CpuIsa isa : {CpuIsa::kPortable, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
+          if (EffectiveCpuIsa(isa) != isa) continue;
+          for (int threads : {1, 3}) {
+            SessionOptions o = SessionOptions::Threads(threads);
+            o.isa = isa;
+            o.op_backend["QGemm"] = "xnnpack";  // a product this small goes to ref on cost
+            o.profile = true;
+            auto s = Session::Create(m(), o);
+            ASSERT_TRUE(s.ok()) << s.status().ToString();
+            auto plan = (*s)->Plan(inputs);
+            ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+            const auto& pr = (*plan)->partitioning;
+            EXPECT_EQ(pr.partitions.size(), 1u);
+            int qgemm = 0, gemm = 0;
+            for (size_t i = 0; i < (*s)->graph().num_nodes(); ++i) {
+              const Node& n = (*s)->graph().node(NodeId(static_cast<uint32_t>(i)));
+              gemm += n.op_type == "Gemm";
+              if (n.op_type != "QGemm") continue;
+              ++qgemm;
+              EXPECT_EQ(n.inputs.size(), 7u) << "no y_scale, y_zero_point";
+              ASSERT_LT(i, pr.placement.size());
+              EXPECT_GE(pr.placement[i].partition, 0) << pr.placement[i].reason;
+            }
+            EXPECT_EQ(qgemm, 1);
+            EXPECT_EQ(gemm, 0);
+            auto got = (*s)->Run(inputs);
+            ASSERT_TRUE(got.ok()) << got.status().ToString();
+            ASSERT_EQ(got->size(), 1u);
+            ASSERT_EQ((*got)[0].size(), ref[0].size());
+            for (int64_t i = 0; i < ref[0].size(); ++i) {
+              ASSERT_EQ((*got)[0].data<float>()[i], ref[0].data<float>()[i])
+                  << CpuIsaName(isa) << " threads " << threads << " element " << i;
+            }
+            int on_xnnpack = 0;
+            for (const ProfileRow& row : (*s)->Profile())
+              on_xnnpack += row.op_type == "QGemm" && row.backend == "xnnpack";
+            EXPECT_EQ(on_xnnpack, 1) << CpuIsaName(isa);
+            ++ran;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GE(ran, 2 * 2 * 2 * 2);  // portable at least
 }
 
 // The attention pieces of PP-OCR rec: QLinearMatMul with constant per-column (or per-tensor)

@@ -1,7 +1,9 @@
 // Reference kernels for Kiln's fused int8 ops (domain "ai.kiln"), the ops the qdq-fusion pass
 // (src/passes/qdq_fusion.h) writes for QDQ patterns that have no standard ONNX integer op:
 //
-//   QGemm(A, a_scale, a_zp, B, b_scale, b_zp, [C], y_scale, y_zp)   attrs transA, transB
+//   QGemm(A, a_scale, a_zp, B, b_scale, b_zp, [C], [y_scale, y_zp]) attrs transA, transB
+//            (without y_scale and y_zp: an f32 output, y = float(acc * a_scale * b_scale[n]),
+//            as the last Gemm of a QDQ model, whose output is not quantized)
 //   QAdd / QMul(A, a_scale, a_zp, B, b_scale, b_zp, y_scale, y_zp)  numpy broadcasting
 //   QAveragePool(X, x_scale, x_zp, y_scale, y_zp)                    AveragePool's attributes
 //   QGlobalAveragePool(X, x_scale, x_zp, y_scale, y_zp)
@@ -118,13 +120,21 @@ Status QGemm(KernelContext& ctx) {
     return ctx.Error("C must be i32 with 1 or " + std::to_string(n) + " elements, found " +
                      c->Describe());
   }
-  KILN_ASSIGN_OR_RETURN(ElementType out_type, OutputType(ctx, 8));
-  KILN_ASSIGN_OR_RETURN(Affine qy, ReadAffine(ctx, 7, 8, out_type, "y"));
+  // Without y_scale the output is f32: the dequantized product (acc * a_scale * b_scale[n]).
+  const bool float_out = ctx.input(7) == nullptr;
+  if (float_out && ctx.input(8) != nullptr) return ctx.Error("y_zero_point without y_scale");
+  KILN_ASSIGN_OR_RETURN(ElementType out_type,
+                        float_out ? Result<ElementType>(ElementType::kF32) : OutputType(ctx, 8));
+  Affine qy{1.0f, 0};
+  if (!float_out) {
+    KILN_ASSIGN_OR_RETURN(qy, ReadAffine(ctx, 7, 8, out_type, "y"));
+  }
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.output(0, out_type, {m, n}));
   for (int64_t j = 0; j < n; ++j) {
     const size_t pj = b_scale.size() == 1 ? 0 : static_cast<size_t>(j);
     const int64_t zb = b_zp.empty() ? 0 : static_cast<int64_t>(b_zp[b_zp.size() == 1 ? 0 : pj]);
-    const double mult = qa.scale * static_cast<double>(static_cast<float>(b_scale[pj])) / qy.scale;
+    const double mult = qa.scale * static_cast<double>(static_cast<float>(b_scale[pj])) /
+                        (float_out ? 1.0 : qy.scale);
     const int64_t bias = c == nullptr ? 0 : c->GetAsInt64(c->size() == 1 ? 0 : j);
     for (int64_t i = 0; i < m; ++i) {
       int64_t s = bias;
@@ -134,7 +144,11 @@ Status QGemm(KernelContext& ctx) {
         s += av * bv;
       }
       const auto acc = static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(s)));
-      Store(y, i * n + j, static_cast<double>(acc) * mult, qy.zero_point);
+      if (float_out) {
+        y->data<float>()[i * n + j] = static_cast<float>(static_cast<double>(acc) * mult);
+      } else {
+        Store(y, i * n + j, static_cast<double>(acc) * mult, qy.zero_point);
+      }
     }
   }
   return Status::Ok();

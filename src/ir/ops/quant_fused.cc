@@ -1,6 +1,6 @@
 // Shape and type inference for Kiln's fused int8 ops (domain "ai.kiln"; kernels and math in
 // src/backends/ref/quant_fused.cc): QGemm, QAdd, QMul, QAveragePool, QGlobalAveragePool, QLut.
-// The output element type is the y_zero_point's (QLut: the table's).
+// The output element type is the y_zero_point's (QLut: the table's; QGemm without y_scale: f32).
 #include <string>
 #include <vector>
 
@@ -32,6 +32,10 @@ Result<ElementType> Check(const InferContext& ctx, std::initializer_list<size_t>
 
 Status InferQGemm(InferContext& ctx) {
   KILN_ASSIGN_OR_RETURN(ElementType out, Check(ctx, {0, 3}, 8));
+  if (!ctx.has_input(7)) {  // no y_scale: a float output (the last layer of a QDQ model)
+    if (ctx.has_input(8)) return ctx.Error("y_zero_point without y_scale");
+    out = ElementType::kF32;
+  }
   const auto& as = ctx.input(0).shape;
   const auto& bs = ctx.input(3).shape;
   if ((as && as->size() != 2) || (bs && bs->size() != 2)) {
