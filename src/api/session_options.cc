@@ -76,6 +76,15 @@ Status SetSessionConfigKey(ApiSessionOptions& o, const std::string& key, const s
     KILN_ASSIGN_OR_RETURN(o.session.release_packed_weights, ParseBool(key, value));
   } else if (key == "ThreadTuning") {
     KILN_ASSIGN_OR_RETURN(o.session.tune_threads, ParseBool(key, value));
+  } else if (key == "Int8Kernel") {
+    const std::optional<Int8Kernel> k = ParseInt8Kernel(value);
+    if (!k) {
+      return InvalidArgument("config key Int8Kernel = '" + value +
+                             "': expected auto, vnni, avx2, avx2u7 or xnnpack");
+    }
+    o.session.int8_kernel = *k;
+  } else if (key == "ExactInt8") {
+    KILN_ASSIGN_OR_RETURN(o.session.exact_int8, ParseBool(key, value));
   } else if (key == "Precision") {
     auto p = ParsePrecision(value);
     if (!p.ok()) {
@@ -118,7 +127,7 @@ Status SetSessionConfigKey(ApiSessionOptions& o, const std::string& key, const s
   } else {
     return InvalidArgument("unknown config key '" + key +
                            "'; known: Threads, CpuIsa, ComputeUnits, ModelType, Backends, Fallback, "
-                           "ReleasePackedWeights, ThreadTuning, "
+                           "ReleasePackedWeights, ThreadTuning, Int8Kernel, ExactInt8, "
                            "Precision, OpBackend.<OpType>, MaxTensorBytes, MaxArenaBytes, "
                            "MaxConstantBytes, MaxLoopIterations");
   }

@@ -55,6 +55,25 @@ std::optional<CpuIsa> ParseCpuIsa(std::string_view name) {
   return std::nullopt;
 }
 
+const char* Int8KernelName(Int8Kernel k) {
+  switch (k) {
+    case Int8Kernel::kAuto: return "auto";
+    case Int8Kernel::kVnni: return "vnni";
+    case Int8Kernel::kAvx2: return "avx2";
+    case Int8Kernel::kAvx2U7: return "avx2u7";
+    case Int8Kernel::kXnnpack: return "xnnpack";
+  }
+  return "?";
+}
+
+std::optional<Int8Kernel> ParseInt8Kernel(std::string_view name) {
+  for (Int8Kernel k : {Int8Kernel::kAuto, Int8Kernel::kVnni, Int8Kernel::kAvx2,
+                       Int8Kernel::kAvx2U7, Int8Kernel::kXnnpack}) {
+    if (name == Int8KernelName(k)) return k;
+  }
+  return std::nullopt;
+}
+
 CpuIsa DetectedCpuIsa() {
   static const CpuIsa isa = DetectIsa();
   return isa;

@@ -40,6 +40,18 @@ const char* CpuIsaName(CpuIsa isa);
 // The inverse of CpuIsaName; nullopt for anything else ("auto" included: callers map it).
 std::optional<CpuIsa> ParseCpuIsa(std::string_view name);
 
+// Which int8 convolution kernel an XNNPACK partition runs (SessionOptions::int8_kernel, config
+// key Int8Kernel, kiln --int8-kernel): auto (Kiln's AVX-512 VNNI kernel where the CPU and the
+// ISA level allow it, the 7-bit AVX2 kernel for weights in [-64, 64] on AVX2, else XNNPACK's),
+// or one forced so that every path runs on one machine: vnni, avx2 (int16 madd, any weights),
+// avx2u7 (vpmaddubsw, 7-bit weights; others take avx2), xnnpack (XNNPACK's qc8 kernels and its
+// depthwise). A kernel the CPU or the ISA level cannot run falls back to XNNPACK's.
+enum class Int8Kernel : int { kAuto = 0, kVnni, kAvx2, kAvx2U7, kXnnpack };
+// "auto", "vnni", "avx2", "avx2u7", "xnnpack".
+const char* Int8KernelName(Int8Kernel k);
+// The inverse of Int8KernelName; nullopt for anything else.
+std::optional<Int8Kernel> ParseInt8Kernel(std::string_view name);
+
 // The highest level this CPU has (cpuid; the OS saves zmm state), ignoring any forcing.
 CpuIsa DetectedCpuIsa();
 bool CpuHasAvxVnni();

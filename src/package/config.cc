@@ -157,6 +157,10 @@ Status SetConfigKey(PackageConfig& c, const std::string& key_in, const std::stri
     c.release_packed_weights = value == "1";
   } else if (key == "ThreadTuning") {
     c.tune_threads = value == "1";
+  } else if (key == "Int8Kernel") {
+    c.int8_kernel = value;
+  } else if (key == "ExactInt8") {
+    c.exact_int8 = value == "1";
   } else if (key == "MaxTensorBytes") {
     c.max_tensor_bytes = std::strtoll(value.c_str(), nullptr, 10);
   } else if (key == "MaxArenaBytes") {
@@ -230,6 +234,8 @@ std::string PackageConfig::Get(const std::string& key) const {
   if (key == "Fallback") return fallback ? "1" : "0";
   if (key == "ReleasePackedWeights") return release_packed_weights ? "1" : "0";
   if (key == "ThreadTuning") return tune_threads ? "1" : "0";
+  if (key == "Int8Kernel") return int8_kernel;
+  if (key == "ExactInt8") return exact_int8 ? "1" : "0";
   if (key == "MaxTensorBytes") return std::to_string(max_tensor_bytes);
   if (key == "MaxArenaBytes") return std::to_string(max_arena_bytes);
   if (key == "MaxConstantBytes") return std::to_string(max_constant_bytes);
@@ -257,6 +263,8 @@ Result<SessionOptions> PackageConfig::ToSessionOptions() const {
   o.fallback = fallback;
   o.release_packed_weights = release_packed_weights;
   o.tune_threads = tune_threads;
+  o.int8_kernel = ParseInt8Kernel(int8_kernel).value_or(Int8Kernel::kAuto);
+  o.exact_int8 = exact_int8;
   o.max_tensor_bytes = max_tensor_bytes;
   o.max_arena_bytes = max_arena_bytes;
   o.max_constant_bytes = max_constant_bytes;

@@ -40,6 +40,8 @@ struct PackageConfig {
   bool fallback = true;
   bool release_packed_weights = true;
   bool tune_threads = true;
+  std::string int8_kernel = "auto";
+  bool exact_int8 = false;
   std::map<std::string, std::string> op_backend;  // OpBackend.<OpType>
   int64_t max_tensor_bytes = int64_t{4} << 30;
   int64_t max_arena_bytes = int64_t{16} << 30;

@@ -92,6 +92,10 @@ struct PartitionSpec {
   // Measure, over a partition's first runs, which steps are faster on the pool than on the
   // calling thread alone (SessionOptions::tune_threads); a backend may ignore it.
   bool tune_threads = true;
+  // The int8 conv kernel choice and exact int8 Add / Mul (SessionOptions::int8_kernel,
+  // exact_int8); backends without such kernels ignore them.
+  Int8Kernel int8_kernel = Int8Kernel::kAuto;
+  bool exact_int8 = false;
   // Time every step of Run (SessionOptions::profile); CompiledPartition::Profile reports them.
   bool profile = false;
   // A backend calls this when node `n` has copied its constant input `v` into a packed form of

@@ -117,6 +117,8 @@ std::string CanonicalOptions(const SessionOptions& o) {
   s += std::string(";fallback=") + (o.fallback ? "1" : "0");
   s += std::string(";fuse_qdq=") + (o.fuse_qdq ? "1" : "0");
   if (o.isa) s += std::string(";isa=") + CpuIsaName(*o.isa);  // only when forced: keys stay
+  if (o.int8_kernel != Int8Kernel::kAuto) s += std::string(";int8=") + Int8KernelName(o.int8_kernel);
+  if (o.exact_int8) s += ";exact_int8=1";
   return s;
 }
 

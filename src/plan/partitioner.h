@@ -41,6 +41,8 @@ struct PartitionOptions {
   CpuIsa isa = CpuIsa::kPortable;  // the level own kernels may use (EffectiveCpuIsa)
   bool profile = false;             // time steps (SessionOptions::profile)
   bool tune_threads = true;         // SessionOptions::tune_threads
+  Int8Kernel int8_kernel = Int8Kernel::kAuto;  // SessionOptions::int8_kernel
+  bool exact_int8 = false;                     // SessionOptions::exact_int8
   // Place every node on the backend that runs in the executor (the reference kernels).
   bool reference_only = false;
 };

@@ -590,6 +590,8 @@ Status GraphExecutor::PlanSteps(ExecutionPlan& plan, const std::vector<NodeId>& 
     spec.isa = config_->partition.isa;
     spec.profile = config_->partition.profile;
     spec.tune_threads = config_->partition.tune_threads;
+    spec.int8_kernel = config_->partition.int8_kernel;
+    spec.exact_int8 = config_->partition.exact_int8;
     spec.packed_constant = [this, &plan](const Node& n, ValueId v) { OnPacked(plan, n, v); };
     for (ValueId v : part.outputs) {
       if (!plan.types[v.v].has_static_shape()) {

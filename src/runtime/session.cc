@@ -123,6 +123,8 @@ Result<std::unique_ptr<Session>> Session::CreatePrepared(Model model, SessionOpt
   s->config_->partition.isa = EffectiveCpuIsa(options.isa);
   s->config_->partition.profile = options.profile;
   s->config_->partition.tune_threads = options.tune_threads;
+  s->config_->partition.int8_kernel = options.int8_kernel;
+  s->config_->partition.exact_int8 = options.exact_int8;
   s->config_->max_tensor_bytes = options.max_tensor_bytes;
   s->config_->max_arena_bytes = options.max_arena_bytes;
   s->config_->release_packed_weights = options.release_packed_weights;

@@ -82,6 +82,14 @@ struct SessionOptions {
   // it saves runs on one thread. About 10 runs, then fixed. Off: every step the backend splits
   // runs on the pool.
   bool tune_threads = true;
+  // The int8 convolution kernel of XNNPACK partitions (config key Int8Kernel, kiln
+  // --int8-kernel; Int8Kernel in core/cpu_features.h): auto, or one forced (tests and
+  // benchmarks run every int8 path on one machine). Part of the compiled plan like isa.
+  Int8Kernel int8_kernel = Int8Kernel::kAuto;
+  // Same-shape int8 Add / Mul whose operands are both computed run a 64 KiB table of the
+  // reference's results (exact) instead of XNNPACK's fixed-point kernels where those accept the
+  // scales (within one step of the reference) (config key ExactInt8, kiln --exact-int8).
+  bool exact_int8 = false;
 
   static SessionOptions Threads(int n) {
     SessionOptions o;

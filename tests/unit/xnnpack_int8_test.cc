@@ -2,7 +2,7 @@
 // against the reference int8 kernels: small QDQ models (built with qdq_builder.h) run fused in a Reference() session and in a default session, whose plan must
 // put the int8 nodes on XNNPACK (computed in u8/i8); outputs must be equal (the DQ'd outputs
 // bit for bit), or within one quantization step for QAdd/QMul with a broadcast operand, which
-// XNNPACK's qs8 kernels requantize in fixed point (KILN_XNN_EXACT_INT8=1 makes those exact:
+// XNNPACK's qs8 kernels requantize in fixed point (SessionOptions::exact_int8 makes those exact:
 // checked too). Convs run on
 // every conv kernel (own VNNI where the CPU has it, own AVX2 forced, XNNPACK's qc8). The real
 // PP-OCR det is quantized by `kiln quantize` (or read from KILN_INT8_DET=/path/det.onnx).
@@ -75,24 +75,15 @@ Diff Compare(const Tensor& a, const Tensor& b, float step) {
   return d;
 }
 
-// KILN_XNN_QCONV_ISA (xnn_qconv.h): "" the default (own AVX-512 VNNI kernel where the CPU has
-// it, else XNNPACK's qc8), "avx2" the own AVX2 kernel, "xnnpack" XNNPACK's qc8 only.
-void SetQConvIsa(const std::string& isa) {
-  if (isa.empty()) {
-    unsetenv("KILN_XNN_QCONV_ISA");
-  } else {
-    setenv("KILN_XNN_QCONV_ISA", isa.c_str(), 1);
-  }
+// Session options with the int8 conv kernel forced (SessionOptions::int8_kernel: "" auto, the
+// own AVX-512 VNNI kernel where the CPU has it, else XNNPACK's qc8; "avx2" the own AVX2 kernel;
+// "xnnpack" XNNPACK's qc8 only) and exact int8 Add / Mul (SessionOptions::exact_int8).
+SessionOptions Int8Opts(SessionOptions o, const std::string& kernel, bool exact = false) {
+  o.int8_kernel = kernel.empty() ? Int8Kernel::kAuto : ParseInt8Kernel(kernel).value();
+  o.exact_int8 = exact;
+  return o;
 }
 const char* const kQConvIsas[] = {"", "avx2", "xnnpack"};
-
-void SetExact(bool on) {
-  if (on) {
-    setenv("KILN_XNN_EXACT_INT8", "1", 1);
-  } else {
-    unsetenv("KILN_XNN_EXACT_INT8");
-  }
-}
 
 // x u8 -> Conv 3x3 (per-channel s8, bias, Relu) -> HardSwish chain (Add 3, Clip 0..6, Mul, Div 6)
 // -> depthwise Conv -> residual Add -> GlobalAveragePool, Mul (SE gate) -> Sigmoid (QLut).
@@ -143,11 +134,7 @@ TEST_P(Int8NetTest, MatchesReference) {
   EXPECT_EQ(parts, 1) << "one XNNPACK partition";
   for (int pass = 0; pass < 3; ++pass) {
     const bool exact = pass > 0;
-    SetExact(exact);
-    SetQConvIsa(pass == 2 ? "avx2" : "");
-    const auto got = RunSession(m(), inputs, SessionOptions::Threads(1));
-    SetQConvIsa("");
-    SetExact(false);
+    const auto got = RunSession(m(), inputs, Int8Opts(SessionOptions::Threads(1), pass == 2 ? "avx2" : "", exact));
     ASSERT_EQ(ref.size(), 1u);
     ASSERT_EQ(got.size(), 1u);
     const Diff d = Compare(ref[0], got[0], 0.05f);
@@ -157,16 +144,15 @@ TEST_P(Int8NetTest, MatchesReference) {
   }
   // The session's ISA level chooses the int8 kernels too (forced below this CPU's: XNNPACK's
   // qc8 or the AVX2 kernels instead of the VNNI ones), each exact against the reference.
-  SetExact(true);
   for (CpuIsa isa : {CpuIsa::kPortable, CpuIsa::kAvx2, CpuIsa::kAvx512, CpuIsa::kAvx512Vnni}) {
     SessionOptions o = SessionOptions::Threads(2);
     o.isa = isa;
+    o.exact_int8 = true;
     const auto got = RunSession(m(), inputs, o);
     ASSERT_EQ(got.size(), 1u);
     const Diff d = Compare(ref[0], got[0], 0.05f);
     EXPECT_LE(d.max_steps, 0.0) << CpuIsaName(isa) << ": " << d.equal << "/" << d.count;
   }
-  SetExact(false);
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, Int8NetTest,
@@ -212,9 +198,7 @@ TEST(Int8ConvTest, GeometriesMatchReference) {
       const auto ref = RunSession(m(), inputs, SessionOptions::Reference());
       const auto [parts, int8_nodes] = Int8Placement(m(), inputs);
       EXPECT_GE(int8_nodes, 1) << "variant " << variant;
-      SetQConvIsa(isa);
-      const auto got = RunSession(m(), inputs, SessionOptions::Threads(variant % 2 == 0 ? 1 : 3));
-      SetQConvIsa("");
+      const auto got = RunSession(m(), inputs, Int8Opts(SessionOptions::Threads(variant % 2 == 0 ? 1 : 3), isa));
       ASSERT_EQ(got.size(), 1u);
       const Diff d = Compare(ref[0], got[0], 0.04f);
       EXPECT_EQ(d.max_steps, 0.0) << "isa '" << isa << "' variant " << variant << ": " << d.equal
@@ -281,9 +265,7 @@ TEST(Int8ConvTest, LargeConvMatchesReference) {
   const auto ref = RunSession(m(), inputs, SessionOptions::Reference());
   for (const char* isa : kQConvIsas) {
     for (int threads : {1, 4}) {
-      SetQConvIsa(isa);
-      const auto got = RunSession(m(), inputs, SessionOptions::Threads(threads));
-      SetQConvIsa("");
+      const auto got = RunSession(m(), inputs, Int8Opts(SessionOptions::Threads(threads), isa));
       ASSERT_EQ(got.size(), 1u);
       const Diff d = Compare(ref[0], got[0], 0.05f);
       EXPECT_EQ(d.max_steps, 0.0) << "isa '" << isa << "' threads " << threads << ": " << d.equal
@@ -349,9 +331,7 @@ TEST(Int8GemmTest, QGemmRunsOnXnnpackWithinOneStep) {
         EXPECT_EQ(qgemm, 1) << "the Gemm fuses to one QGemm";
         for (const char* isa : kQConvIsas) {
           for (int threads : {1, 3}) {
-            SetQConvIsa(isa);
-            const auto got = RunSession(m(), inputs, pinned(threads));
-            SetQConvIsa("");
+            const auto got = RunSession(m(), inputs, Int8Opts(pinned(threads), isa));
             ASSERT_EQ(got.size(), 1u);
             const Diff d = Compare(ref[0], got[0], 0.03f);
             EXPECT_LE(d.max_steps, 1.0 + 1e-6) << "isa '" << isa << "' transB " << tb;
@@ -493,9 +473,7 @@ TEST(Int8MatMulTest, AttentionPiecesMatchReference) {
       EXPECT_GE(int8_nodes, 4) << "QLinearMatMul x2, QAveragePool, QAdd on XNNPACK in 8 bits";
       for (const char* isa : kQConvIsas) {
         for (int threads : {1, 3}) {
-          SetQConvIsa(isa);
-          const auto got = RunSession(m(), inputs, SessionOptions::Threads(threads));
-          SetQConvIsa("");
+          const auto got = RunSession(m(), inputs, Int8Opts(SessionOptions::Threads(threads), isa));
           ASSERT_EQ(got.size(), 1u);
           const Diff d = Compare(ref[0], got[0], 0.08f);
           EXPECT_EQ(d.max_steps, 0.0) << ElementTypeName(act) << " per_channel " << per_channel
@@ -594,7 +572,7 @@ TEST(Int8BinaryTest, GateBroadcastMatchesReferenceExactly) {
 }
 
 // The real quantized det (made by `kiln quantize` from two calibration inputs, or the file
-// named by KILN_INT8_DET): exact with KILN_XNN_EXACT_INT8=1 (det's same-shape QAdds then run the
+// named by KILN_INT8_DET): exact with exact_int8 (det's same-shape QAdds then run the
 // pair table).
 TEST(Int8RealModelTest, DetMatchesReference) {
   std::string path;
@@ -631,11 +609,7 @@ TEST(Int8RealModelTest, DetMatchesReference) {
   // check of the int8 convs alone).
   std::vector<Tensor> qc8;
   for (const char* isa : {"xnnpack", "", "avx2"}) {
-    SetExact(true);
-    SetQConvIsa(isa);
-    auto got = RunSession(load(), inputs, SessionOptions::Threads(1));
-    SetQConvIsa("");
-    SetExact(false);
+    auto got = RunSession(load(), inputs, Int8Opts(SessionOptions::Threads(1), isa, true));
     ASSERT_EQ(ref.size(), got.size());
     const Diff d = Compare(ref[0], got[0], 1.0f);
     EXPECT_LE(d.max_steps, 1e-6) << "isa '" << isa << "': " << d.equal << "/" << d.count

@@ -1,6 +1,6 @@
 // The own AVX2 int8 conv kernel for 7-bit weights (src/backends/xnnpack/xnn_qconv.h, kAvx2U7:
 // vpmaddubsw of u8 activations by s8 weights in [-64, 64], then vpmaddwd by ones): QLinearConv
-// models whose weights are int8 initializers in [-64, 64] run with KILN_XNN_QCONV_ISA=avx2u7 and
+// models whose weights are int8 initializers in [-64, 64] run with int8_kernel avx2u7 and
 // must equal the reference backend bit for bit (geometries, thread counts, u8/i8 activations,
 // extreme activations and weights); the kernel must really run (KILN_XNN_QCONV_DEBUG's line);
 // weights outside 7 bits fall back to the int16 kernel; the kernel against the int16 AVX2 kernel
@@ -43,13 +43,16 @@ class ScopedEnv {
   const char* name_;
 };
 
-// Runs with KILN_XNN_QCONV_ISA=isa and returns the outputs and what the conv kernels printed.
+// Runs with the int8 conv kernel `isa` forced (SessionOptions::int8_kernel; "": auto) and
+// returns the outputs and what the conv kernels printed (KILN_XNN_QCONV_DEBUG: a diagnostic
+// print of each own kernel built).
 std::vector<Tensor> RunIsa(Model m, const NamedTensors& inputs, int threads, const char* isa,
                            std::string* log) {
-  ScopedEnv e(("KILN_XNN_QCONV_ISA"), isa);
   ScopedEnv d("KILN_XNN_QCONV_DEBUG", "1");
+  SessionOptions o = SessionOptions::Threads(threads);
+  o.int8_kernel = *isa == 0 ? Int8Kernel::kAuto : ParseInt8Kernel(isa).value();
   ::testing::internal::CaptureStderr();
-  auto out = RunSession(std::move(m), inputs, SessionOptions::Threads(threads));
+  auto out = RunSession(std::move(m), inputs, o);
   *log = ::testing::internal::GetCapturedStderr();
   return out;
 }
@@ -162,24 +165,20 @@ TEST(QConvU7Test, WeightsFit7Bit) {
   EXPECT_FALSE(xnn::WeightsFit7Bit(s));
   s.weights.back() = -65;
   EXPECT_FALSE(xnn::WeightsFit7Bit(s));
-  {
-    ScopedEnv e("KILN_XNN_QCONV_ISA", "avx2u7");
-    EXPECT_EQ(xnn::ChooseOwnQConvIsaFor(s), xnn::OwnQConvIsa::kAvx2);
-    s.weights.back() = 1;
-    EXPECT_EQ(xnn::ChooseOwnQConvIsaFor(s), xnn::OwnQConvIsa::kAvx2U7);
-  }
-  {
-    ScopedEnv e("KILN_XNN_QCONV_ISA", "avx2");
-    EXPECT_EQ(xnn::ChooseOwnQConvIsaFor(s), xnn::OwnQConvIsa::kAvx2);
-  }
-  {
-    ScopedEnv e("KILN_XNN_QCONV_ISA", "xnnpack");
-    EXPECT_EQ(xnn::ChooseOwnQConvIsaFor(s), xnn::OwnQConvIsa::kNone);
-  }
-  ScopedEnv e("KILN_XNN_QCONV_ISA", "");
+  const CpuIsa cpu = DetectedCpuIsa();
+  EXPECT_EQ(xnn::ChooseOwnQConvIsaFor(s, cpu, Int8Kernel::kAvx2U7), xnn::OwnQConvIsa::kAvx2);
+  s.weights.back() = 1;
+  EXPECT_EQ(xnn::ChooseOwnQConvIsaFor(s, cpu, Int8Kernel::kAvx2U7), xnn::OwnQConvIsa::kAvx2U7);
+  EXPECT_EQ(xnn::ChooseOwnQConvIsaFor(s, cpu, Int8Kernel::kAvx2), xnn::OwnQConvIsa::kAvx2);
+  EXPECT_EQ(xnn::ChooseOwnQConvIsaFor(s, cpu, Int8Kernel::kXnnpack), xnn::OwnQConvIsa::kNone);
   const bool vnni = xnn::ChooseOwnQConvIsa() == xnn::OwnQConvIsa::kVnni;
   EXPECT_EQ(xnn::ChooseOwnQConvIsaFor(s),
             vnni ? xnn::OwnQConvIsa::kVnni : xnn::OwnQConvIsa::kAvx2U7);
+  EXPECT_EQ(xnn::ChooseOwnQConvIsaFor(s, cpu, Int8Kernel::kVnni),
+            vnni ? xnn::OwnQConvIsa::kVnni : xnn::OwnQConvIsa::kNone);
+  // Below the AVX2 level (forced portable) no own kernel runs, whatever is asked.
+  EXPECT_EQ(xnn::ChooseOwnQConvIsaFor(s, CpuIsa::kPortable, Int8Kernel::kAvx2),
+            xnn::OwnQConvIsa::kNone);
 }
 
 std::vector<ConvCase> GeometryCases() {
@@ -222,7 +221,6 @@ TEST(QConvU7Test, GeometriesMatchReference) {
 // The same geometries on the AVX-512 VNNI kernel (the 1x1 stride-1 cases with K a multiple of 4
 // take its contiguous block copy instead of the im2col gather).
 TEST(QConvVnniTest, GeometriesMatchReference) {
-  ScopedEnv e("KILN_XNN_QCONV_ISA", "");
   if (xnn::ChooseOwnQConvIsa() != xnn::OwnQConvIsa::kVnni) {
     GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
   }
@@ -251,7 +249,7 @@ TEST(QConvU7Test, ExtremesMatchReference) {
   }
 }
 
-// Weights outside [-64, 64] with KILN_XNN_QCONV_ISA=avx2u7: the int16 AVX2 kernel, still exact.
+// Weights outside [-64, 64] with int8_kernel avx2u7: the int16 AVX2 kernel, still exact.
 TEST(QConvU7Test, EightBitWeightsFallBack) {
   ConvCase c;
   c.weights = W::kOutside;

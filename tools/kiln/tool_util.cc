@@ -230,6 +230,13 @@ void AddSessionFlags(CLI::App* app, SessionFlags& f) {
   app->add_option("--isa", f.isa,
                   "highest instruction set for Kiln's own kernels: auto (the CPU's best), "
                   "portable, avx2, avx512, avx512vnni (capped by the CPU)");
+  app->add_option("--int8-kernel", f.int8_kernel,
+                  "int8 convolution kernel: auto, vnni, avx2, avx2u7 (7-bit weights) or xnnpack "
+                  "(config key Int8Kernel; one the CPU or --isa cannot run falls back to "
+                  "XNNPACK's)");
+  app->add_flag("--exact-int8", f.exact_int8,
+                "same-shape int8 Add / Mul from a table of the reference's results instead of "
+                "XNNPACK's fixed-point kernels (config key ExactInt8 = 1)");
 }
 
 Result<SessionOptions> ToSessionOptions(const SessionFlags& f) {
@@ -261,6 +268,13 @@ Result<SessionOptions> ToSessionOptions(const SessionFlags& f) {
                              "': expected auto, portable, avx2, avx512 or avx512vnni");
     }
   }
+  const std::optional<Int8Kernel> k8 = ParseInt8Kernel(f.int8_kernel);
+  if (!k8) {
+    return InvalidArgument("--int8-kernel '" + f.int8_kernel +
+                           "': expected auto, vnni, avx2, avx2u7 or xnnpack");
+  }
+  o.int8_kernel = *k8;
+  o.exact_int8 = f.exact_int8;
   if (!f.model_type.empty()) {
     KILN_ASSIGN_OR_RETURN(ModelType t, ParseModelType(f.model_type));
     o.model_type = t;

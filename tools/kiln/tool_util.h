@@ -44,6 +44,8 @@ struct SessionFlags {
   bool no_thread_tuning = false;
   std::string model_type;  // empty: the model's own
   std::string isa = "auto";  // CpuIsa level cap for own kernels
+  std::string int8_kernel = "auto";  // Int8Kernel
+  bool exact_int8 = false;
 };
 void AddSessionFlags(CLI::App* app, SessionFlags& flags);
 Result<SessionOptions> ToSessionOptions(const SessionFlags& flags);

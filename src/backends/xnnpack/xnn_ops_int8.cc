@@ -35,8 +35,8 @@
 // DQ and Q are exact.
 // QAdd / QMul with a broadcast computed operand run XNNPACK's qs8 kernels, whose fixed-point
 // (add) or float (mul) requantization can differ from the reference's double arithmetic by one
-// step; KILN_XNN_EXACT_INT8=1 runs the same-shape ones through the pair table instead of the float
-// loop (two exact implementations, cross-checked in tests).
+// step; SessionOptions::exact_int8 (config key ExactInt8) runs the same-shape ones through the
+// pair table instead of the float loop (two exact implementations, cross-checked in tests).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -222,15 +222,18 @@ NodeSupport QConvSupports(const NodeQuery& q) {
 // The own int8 convolution (xnn_qconv.h) for this conv, or kNone for XNNPACK's qc8: dense
 // (group 1) convs; `weights` (storage values, any order) decide whether the 7-bit AVX2 kernel
 // can run.
-OwnQConvIsa OwnQConvFor(const ConvGeometry& g, std::span<const int8_t> weights, CpuIsa cap) {
+OwnQConvIsa OwnQConvFor(const ConvGeometry& g, std::span<const int8_t> weights, CpuIsa cap,
+                        Int8Kernel kernel) {
   if (g.group != 1) return OwnQConvIsa::kNone;
-  return ChooseOwnQConvIsaFor(weights, cap);
+  return ChooseOwnQConvIsaFor(weights, cap, kernel);
 }
 
 // Depthwise with one output channel per group and at most 32 kernel rows: the own AVX-512
 // loop (xnn_qconv.h).
-bool OwnDwQConvFor(const ConvGeometry& g, const Shape& x, int64_t m, CpuIsa cap) {
-  return g.group > 1 && g.group == x[1] && m == x[1] && g.kh <= 32 && OwnDwQConvAvailable(cap);
+bool OwnDwQConvFor(const ConvGeometry& g, const Shape& x, int64_t m, CpuIsa cap,
+                   Int8Kernel kernel) {
+  return g.group > 1 && g.group == x[1] && m == x[1] && g.kh <= 32 &&
+         OwnDwQConvAvailable(cap, kernel);
 }
 
 // XNNPACK's qc8 convolution of geometry g (x NCHW [batch, C, H, W], m output channels) with
@@ -295,8 +298,8 @@ Status QConvBuildPacking(Builder& b, const Node& n, const Fusion& f) {
   }
   int8_t lo, hi;
   StoredBounds(f, b.type(f.out), &lo, &hi);
-  const OwnQConvIsa isa = OwnQConvFor(g, kernel, b.spec().isa);
-  const bool own_dw = OwnDwQConvFor(g, x, m, b.spec().isa);
+  const OwnQConvIsa isa = OwnQConvFor(g, kernel, b.spec().isa, b.spec().int8_kernel);
+  const bool own_dw = OwnDwQConvFor(g, x, m, b.spec().isa, b.spec().int8_kernel);
   if (isa != OwnQConvIsa::kNone || own_dw) {
     QConvSpec s;
     s.batch = x[0], s.cin = x[1], s.ih = x[2], s.iw = x[3];
@@ -395,7 +398,7 @@ Status AddConstantProduct(Builder& b, const Node& n, const Fusion& f, ValueId in
   StoredBounds(f, b.type(f.out), &lo, &hi);
   const int iv = b.LogicalIn(in);
   const int out = b.LogicalOut(f.out);
-  const OwnQConvIsa isa = ChooseOwnQConvIsaFor(kernel, b.spec().isa);
+  const OwnQConvIsa isa = ChooseOwnQConvIsaFor(kernel, b.spec().isa, b.spec().int8_kernel);
   if (isa != OwnQConvIsa::kNone) {
     b.AddWeightBytes(static_cast<int64_t>(kernel.size() + bias.size() * 8));
     QConvSpec s;
@@ -1205,11 +1208,10 @@ Status QBinaryBuild(Builder& b, const Node& n, const Fusion& f) {
     return Status::Ok();
   }
   // Operands of the output's shape (or constants) run the exact pair table when XNNPACK rejects
-  // the scale ratios, or always with KILN_XNN_EXACT_INT8=1 (the table costs PP-OCR det 5 ms of
-  // 32 at 480x640, 1 thread); two computed ones otherwise the exact float loop (under 1 ms more
-  // than XNNPACK's qs8 add there).
-  const bool exact = std::getenv("KILN_XNN_EXACT_INT8") != nullptr &&
-                     std::string(std::getenv("KILN_XNN_EXACT_INT8")) == "1";
+  // the scale ratios, or always with SessionOptions::exact_int8 (config key ExactInt8: the table
+  // costs PP-OCR det 5 ms of 32 at 480x640, 1 thread); two computed ones otherwise the exact
+  // float loop (under 1 ms more than XNNPACK's qs8 add there).
+  const bool exact = b.spec().exact_int8;
   if ((exact || !XnnScalesFit(mul, bq)) && (ca != nullptr || b.shape(n.inputs[0]) == ys) &&
       (cb != nullptr || b.shape(n.inputs[3]) == ys)) {
     AddPairTableLoop(b, n.inputs[0], n.inputs[3], f.out, mul, bq, lo, hi);

@@ -441,14 +441,12 @@ KILN_TARGET_AVX2 void RunBlockAvx2(const Packed& P, const int8_t* x, int8_t* y, 
 
 }  // namespace
 
-OwnQConvIsa ChooseOwnQConvIsa(CpuIsa cap) {
+OwnQConvIsa ChooseOwnQConvIsa(CpuIsa cap, Int8Kernel kernel) {
   // Every own kernel needs AVX2 (the VNNI one AVX-512): without it XNNPACK's own dispatch runs.
   if (!CpuHasAvx2() || cap < CpuIsa::kAvx2) return OwnQConvIsa::kNone;
-  const char* e = std::getenv("KILN_XNN_QCONV_ISA");
-  const std::string v = e != nullptr ? e : "";
-  if (v == "xnnpack") return OwnQConvIsa::kNone;
-  if (v == "avx2") return OwnQConvIsa::kAvx2;
-  if (v == "avx2u7") return OwnQConvIsa::kAvx2U7;
+  if (kernel == Int8Kernel::kXnnpack) return OwnQConvIsa::kNone;
+  if (kernel == Int8Kernel::kAvx2) return OwnQConvIsa::kAvx2;
+  if (kernel == Int8Kernel::kAvx2U7) return OwnQConvIsa::kAvx2U7;
   return CpuHasVnni() && cap >= CpuIsa::kAvx512Vnni ? OwnQConvIsa::kVnni : OwnQConvIsa::kNone;
 }
 
@@ -458,19 +456,18 @@ bool WeightsFit7Bit(std::span<const int8_t> weights) {
 
 bool WeightsFit7Bit(const QConvSpec& s) { return WeightsFit7Bit(std::span(s.weights)); }
 
-OwnQConvIsa ChooseOwnQConvIsaFor(std::span<const int8_t> weights, CpuIsa cap) {
-  const OwnQConvIsa isa = ChooseOwnQConvIsa(cap);
+OwnQConvIsa ChooseOwnQConvIsaFor(std::span<const int8_t> weights, CpuIsa cap, Int8Kernel kernel) {
+  const OwnQConvIsa isa = ChooseOwnQConvIsa(cap, kernel);
   if (isa == OwnQConvIsa::kAvx2U7) return WeightsFit7Bit(weights) ? isa : OwnQConvIsa::kAvx2;
-  const char* e = std::getenv("KILN_XNN_QCONV_ISA");
   if (isa != OwnQConvIsa::kNone || !CpuHasAvx2() || cap < CpuIsa::kAvx2 ||
-      (e != nullptr && std::string(e) == "xnnpack")) {
+      kernel != Int8Kernel::kAuto) {
     return isa;
   }
   return WeightsFit7Bit(weights) ? OwnQConvIsa::kAvx2U7 : OwnQConvIsa::kNone;
 }
 
-OwnQConvIsa ChooseOwnQConvIsaFor(const QConvSpec& s, CpuIsa cap) {
-  return ChooseOwnQConvIsaFor(std::span(s.weights), cap);
+OwnQConvIsa ChooseOwnQConvIsaFor(const QConvSpec& s, CpuIsa cap, Int8Kernel kernel) {
+  return ChooseOwnQConvIsaFor(std::span(s.weights), cap, kernel);
 }
 
 QConvFn MakeOwnQConv(const QConvSpec& spec, OwnQConvIsa isa) {
@@ -706,10 +703,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,bmi2"))) void DwRowA
 
 }  // namespace
 
-bool OwnDwQConvAvailable(CpuIsa cap) {
-  const char* e = std::getenv("KILN_XNN_QCONV_DW");
-  if (e != nullptr && std::string(e) == "0") return false;
-  return CpuHasVnni() && ChooseOwnQConvIsa(cap) == OwnQConvIsa::kVnni;
+bool OwnDwQConvAvailable(CpuIsa cap, Int8Kernel kernel) {
+  return CpuHasVnni() && ChooseOwnQConvIsa(cap, kernel) == OwnQConvIsa::kVnni;
 }
 
 QConvFn MakeOwnDwQConv(const QConvSpec& spec) {

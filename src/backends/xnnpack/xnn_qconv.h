@@ -35,16 +35,16 @@ using QConvFn = std::function<void(const int8_t* x, int8_t* y, pthreadpool_t poo
 // kAvx2: int16 madd, any weights. kAvx2U7: vpmaddubsw, weights in [-64, 64] only.
 enum class OwnQConvIsa { kNone, kAvx2, kVnni, kAvx2U7 };
 
-// Which own kernel runs dense int8 convs, read from the environment at each call (tests switch
-// it between sessions), without looking at the weights: KILN_XNN_QCONV_ISA=xnnpack: none
-// (XNNPACK's qc8); =avx2: the int16 AVX2 kernel; =avx2u7: the 7-bit-weight AVX2 kernel (which
-// MakeOwnQConv turns into the int16 one for weights that do not fit); unset or else: AVX-512 VNNI
-// when the CPU has it, else none (measured on this project's AVX-512 dev machine, the int16 AVX2
-// kernel is not faster than XNNPACK's qc8 there, so XNNPACK keeps AVX2-only machines unless
-// forced or the weights fit 7 bits, see ChooseOwnQConvIsaFor).
+// Which own kernel runs dense int8 convs, without looking at the weights, for the session's
+// choice `kernel` (SessionOptions::int8_kernel): kXnnpack: none (XNNPACK's qc8); kAvx2: the
+// int16 AVX2 kernel; kAvx2U7: the 7-bit-weight AVX2 kernel (which MakeOwnQConv turns into the
+// int16 one for weights that do not fit); kAuto / kVnni: AVX-512 VNNI when the CPU has it, else
+// none (measured on this project's AVX-512 dev machine, the int16 AVX2 kernel is not faster than
+// XNNPACK's qc8 there, so XNNPACK keeps AVX2-only machines unless forced or the weights fit 7
+// bits, see ChooseOwnQConvIsaFor).
 // `cap` is the session's ISA level (SessionOptions::isa / CpuIsa, already capped by the CPU):
 // below kAvx2 no own kernel runs, below kAvx512Vnni not the VNNI one (the AVX2 rules apply).
-OwnQConvIsa ChooseOwnQConvIsa(CpuIsa cap = DetectedCpuIsa());
+OwnQConvIsa ChooseOwnQConvIsa(CpuIsa cap = DetectedCpuIsa(), Int8Kernel kernel = Int8Kernel::kAuto);
 
 // Whether every weight is in [-64, 64]: `kiln quantize --weight-bits 7` writes [-64, 63], ONNX
 // Runtime's reduce_range [-64, 64]; a vpmaddubsw pair sum of u8 activations by such weights is
@@ -52,22 +52,22 @@ OwnQConvIsa ChooseOwnQConvIsa(CpuIsa cap = DetectedCpuIsa());
 bool WeightsFit7Bit(std::span<const int8_t> weights);
 bool WeightsFit7Bit(const QConvSpec& s);
 
-// ChooseOwnQConvIsa for these weights (in any order): with the environment unset (or not a kernel
-// name), AVX-512 VNNI when the CPU has it, else kAvx2U7 when they fit WeightsFit7Bit, else none;
-// =avx2u7 gives kAvx2U7 when they fit and kAvx2 when not; =avx2 and =xnnpack as
-// ChooseOwnQConvIsa.
-OwnQConvIsa ChooseOwnQConvIsaFor(std::span<const int8_t> weights, CpuIsa cap = DetectedCpuIsa());
-OwnQConvIsa ChooseOwnQConvIsaFor(const QConvSpec& s, CpuIsa cap = DetectedCpuIsa());
+// ChooseOwnQConvIsa for these weights (in any order): kAuto gives AVX-512 VNNI when the CPU has
+// it, else kAvx2U7 when they fit WeightsFit7Bit, else none; kAvx2U7 gives kAvx2U7 when they fit
+// and kAvx2 when not; kVnni, kAvx2 and kXnnpack as ChooseOwnQConvIsa.
+OwnQConvIsa ChooseOwnQConvIsaFor(std::span<const int8_t> weights, CpuIsa cap = DetectedCpuIsa(),
+                                 Int8Kernel kernel = Int8Kernel::kAuto);
+OwnQConvIsa ChooseOwnQConvIsaFor(const QConvSpec& s, CpuIsa cap = DetectedCpuIsa(),
+                                 Int8Kernel kernel = Int8Kernel::kAuto);
 
 // Packs the weights once for `isa` (not kNone; kAvx2U7 with weights outside [-64, 64] packs the
 // int16 kAvx2 kernel instead); the returned function runs the convolution.
 QConvFn MakeOwnQConv(const QConvSpec& spec, OwnQConvIsa isa);
 
 // Depthwise (group = input = output channels) with AVX-512BW masked loads, 16 channels per
-// vector: whether it runs (an AVX-512 VNNI CPU, ChooseOwnQConvIsa() == kVnni and not
-// KILN_XNN_QCONV_DW=0), and the
-// function (spec.weights [c][1][kh][kw]; cin == cout; kh <= 32).
-bool OwnDwQConvAvailable(CpuIsa cap = DetectedCpuIsa());
+// vector: whether it runs (an AVX-512 VNNI CPU and ChooseOwnQConvIsa(cap, kernel) == kVnni), and
+// the function (spec.weights [c][1][kh][kw]; cin == cout; kh <= 32).
+bool OwnDwQConvAvailable(CpuIsa cap = DetectedCpuIsa(), Int8Kernel kernel = Int8Kernel::kAuto);
 QConvFn MakeOwnDwQConv(const QConvSpec& spec);
 
 }  // namespace kiln::xnn
