@@ -343,6 +343,66 @@ TEST(XnnFConv, KernelsMatchNaiveLoop) {
   if (cases == 0) GTEST_SKIP() << "the CPU has neither AVX2+FMA nor AVX-512";
 }
 
+// Convs with few input channels (stems: 3 -> 64 7x7 stride 2, 1 -> 40 5x5) run row taps: each
+// window row of kw * cin floats is one tap, edge rows copied with their padding. Windows across
+// every edge (asymmetric padding, batch 2, dilated rows, stride 2), SiLU and residual epilogues,
+// 1 and 2 threads, against the double loop.
+TEST(XnnFConv, RowTapsMatchNaiveLoop) {
+  std::mt19937 rng(4242);
+  pthreadpool_t pool2 = pthreadpool_create(2);
+  struct Case {
+    int64_t batch, cin, cout, ih, iw, kh, kw, s, dh, pt, pl, pb, pr;
+    bool silu, res;
+  };
+  const Case cases[] = {{1, 3, 64, 29, 31, 7, 7, 2, 1, 3, 3, 3, 3, false, false},
+                        {2, 1, 40, 13, 17, 5, 5, 1, 1, 2, 1, 0, 3, true, false},
+                        {1, 7, 33, 11, 12, 3, 3, 1, 2, 2, 1, 2, 1, false, true},
+                        {2, 3, 32, 18, 15, 3, 3, 2, 1, 1, 1, 1, 1, true, true}};
+  int ran = 0;
+  for (xnn::FConvIsa isa : {xnn::FConvIsa::kAvx2, xnn::FConvIsa::kAvx512}) {
+    if (!CpuHas(isa == xnn::FConvIsa::kAvx2 ? CpuIsa::kAvx2 : CpuIsa::kAvx512)) continue;
+    for (const Case& k : cases) {
+      xnn::FConvSpec s;
+      s.batch = k.batch;
+      s.cin = k.cin;
+      s.cout = k.cout;
+      s.ih = k.ih;
+      s.iw = k.iw;
+      s.kh = k.kh;
+      s.kw = k.kw;
+      s.sh = s.sw = k.s;
+      s.dh = k.dh;
+      s.pt = k.pt;
+      s.pl = k.pl;
+      s.oh = (s.ih + k.pt + k.pb - ((k.kh - 1) * k.dh + 1)) / k.s + 1;
+      s.ow = (s.iw + k.pl + k.pr - k.kw) / k.s + 1;
+      s.silu = k.silu;
+      const std::vector<float> weights = RandomVec(s.cout * s.cin * s.kh * s.kw, rng);
+      const std::vector<float> bias = RandomVec(s.cout, rng);
+      s.weights = weights.data();
+      s.bias = bias.data();
+      const std::vector<float> x = RandomVec(s.batch * s.ih * s.iw * s.cin, rng);
+      const std::vector<float> res =
+          k.res ? RandomVec(s.batch * s.oh * s.ow * s.cout, rng) : std::vector<float>();
+      const std::vector<float> want = NaiveConv(s, x, res);
+      xnn::FConvFn run = xnn::MakeOwnFConv(s, isa);
+      for (pthreadpool_t pool : {static_cast<pthreadpool_t>(nullptr), pool2}) {
+        std::vector<float> got(want.size() + 64, 7.0f);
+        run(x.data(), res.empty() ? nullptr : res.data(), got.data(), pool);
+        double err = 0;
+        for (size_t j = 0; j < want.size(); ++j)
+          err = std::max(err, static_cast<double>(std::fabs(got[j] - want[j])));
+        EXPECT_LE(err, 2e-5 * std::sqrt(static_cast<double>(s.cin * s.kh * s.kw)) + 1e-6)
+            << "isa " << static_cast<int>(isa) << " cin " << s.cin << " k " << s.kh << "x" << s.kw;
+        for (size_t j = want.size(); j < got.size(); ++j) ASSERT_EQ(got[j], 7.0f);
+      }
+      ++ran;
+    }
+  }
+  pthreadpool_destroy(pool2);
+  if (ran == 0) GTEST_SKIP() << "the CPU has neither AVX2+FMA nor AVX-512";
+}
+
 // One Conv (+ Relu or Clip) node as a model.
 Model ConvModel(const Shape& x, int64_t cout, int64_t k, int64_t stride, int64_t pad, int64_t dil,
                 const std::string& act, uint32_t seed) {

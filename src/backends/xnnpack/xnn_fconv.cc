@@ -18,6 +18,8 @@ namespace {
 constexpr int64_t kBlockBytes = 384 << 10;
 constexpr int64_t kMaxTilesPerBlock = 16;
 constexpr int64_t kWholeABytes = int64_t{3} << 20;
+// Convs with fewer input channels run row taps (FPacked::row_taps).
+constexpr int64_t kRowTapsMaxCin = 8;
 
 // Packed weights live in KilnXnnAllocator's memory (huge-page chunks: a cold plan build faults
 // once per 2 MB, as XNNPACK's own packed weights do).
@@ -34,6 +36,12 @@ struct FPacked {
   int mr = 0, nr = 0;
   int64_t taps = 1, k = 0, npanels = 0;
   bool direct = false;  // 1x1, stride 1, no padding: A rows are the input rows in place
+  // Row taps (few input channels: a stem): the tile runs kh taps of kw * cin contiguous floats
+  // (a window row of NHWC pixels) instead of kh * kw taps of cin, the same packed weights (their
+  // (ky, kx, c) order is the same); window rows crossing the left or right edge are copied
+  // with their padding into a per-task scratch row.
+  bool row_taps = false;
+  int64_t run_taps = 1, run_cin = 0;  // what the tile loops over
   std::unique_ptr<float[], XnnFree> w;  // panel p at panel_off[p]: [k][width(p)]
   std::vector<int64_t> panel_off;       // npanels + 1 offsets
   std::vector<float> bias;              // [npanels * nr], panel p's at p * nr
@@ -48,6 +56,50 @@ struct FPacked {
 // repeat the last one; their results are not stored). Runs once per tile and block, beside
 // mr x K x (panels) FMAs: no divisions past the first pixel, and a pixel whose window is inside
 // the image is its base pointer plus the taps' fixed offsets.
+// Row taps (P.row_taps): ptrs [kh][mr], each a window row of kw * cin floats: in place where
+// the row is inside the image, the zero row above or below it, else copied with its padding into
+// scratch (kh rows of kw * cin floats per tile row).
+void TileRowPointers(const FPacked& P, const float* x, int64_t pixels, int64_t p0,
+                     const float** ptrs, float* scratch) {
+  const FConvSpec& s = P.s;
+  const int64_t per = s.oh * s.ow, row = s.kw * s.cin;
+  const int mr = P.mr;
+  int64_t b = p0 / per, oy = p0 % per / s.ow, ox = p0 % s.ow;
+  for (int r = 0; r < mr; ++r) {
+    if (p0 + r >= pixels) {
+      for (int64_t t = 0; t < s.kh; ++t) ptrs[t * mr + r] = ptrs[t * mr + r - 1];
+      continue;
+    }
+    const float* image = x + b * s.ih * s.iw * s.cin;
+    const int64_t iy0 = oy * s.sh - s.pt, ix0 = ox * s.sw - s.pl;
+    const bool x_in = ix0 >= 0 && ix0 + s.kw <= s.iw;
+    for (int64_t ky = 0; ky < s.kh; ++ky) {
+      const int64_t iy = iy0 + ky * s.dh;
+      if (iy < 0 || iy >= s.ih) {
+        ptrs[ky * mr + r] = P.zero.data();
+      } else if (x_in) {
+        ptrs[ky * mr + r] = image + (iy * s.iw + ix0) * s.cin;
+      } else {
+        float* dst = scratch + (r * s.kh + ky) * row;
+        for (int64_t kx = 0; kx < s.kw; ++kx) {
+          const int64_t ix = ix0 + kx;
+          const bool in = ix >= 0 && ix < s.iw;
+          for (int64_t c = 0; c < s.cin; ++c)
+            dst[kx * s.cin + c] = in ? image[(iy * s.iw + ix) * s.cin + c] : 0.0f;
+        }
+        ptrs[ky * mr + r] = dst;
+      }
+    }
+    if (++ox == s.ow) {
+      ox = 0;
+      if (++oy == s.oh) {
+        oy = 0;
+        ++b;
+      }
+    }
+  }
+}
+
 void TilePointers(const FPacked& P, const float* x, int64_t pixels, int64_t p0,
                   const float** ptrs) {
   const FConvSpec& s = P.s;
@@ -111,10 +163,21 @@ void RunTask(void* arg, size_t task) {
   const int64_t p_end = std::min(c.pixels, p_begin + c.tiles_per_block * mr);
   const int64_t ntiles = (p_end - p_begin + mr - 1) / mr;
   thread_local std::vector<const float*> ptrs;
-  const auto need = static_cast<size_t>(ntiles * P.taps * mr);
+  thread_local std::vector<float> scratch;  // row taps: the edge window rows
+  const int64_t taps = P.run_taps;
+  const auto need = static_cast<size_t>(ntiles * taps * mr);
   if (ptrs.size() < need) ptrs.resize(need);
-  for (int64_t t = 0; t < ntiles; ++t)
-    TilePointers(P, c.x, c.pixels, p_begin + t * mr, ptrs.data() + t * P.taps * mr);
+  if (P.row_taps) {
+    const int64_t per_tile = mr * s.kh * s.kw * s.cin;
+    if (scratch.size() < static_cast<size_t>(ntiles * per_tile))
+      scratch.resize(static_cast<size_t>(ntiles * per_tile));
+    for (int64_t t = 0; t < ntiles; ++t)
+      TileRowPointers(P, c.x, c.pixels, p_begin + t * mr, ptrs.data() + t * taps * mr,
+                      scratch.data() + t * per_tile);
+  } else {
+    for (int64_t t = 0; t < ntiles; ++t)
+      TilePointers(P, c.x, c.pixels, p_begin + t * mr, ptrs.data() + t * taps * mr);
+  }
   for (int64_t pan = pan0; pan < pan1; ++pan) {
     // The panel after this one (in this task, else this task's first again, which the next
     // block of a multi-block run reads first), spread over this panel's tiles.
@@ -132,7 +195,7 @@ void RunTask(void* arg, size_t task) {
       const int rows = static_cast<int>(std::min<int64_t>(mr, p_end - p0));
       const int64_t at = p0 * s.ldy + pan * P.nr;
       const int64_t pf_row0 = std::min(P.k, t * pf_share);
-      table[rows](ptrs.data() + t * P.taps * mr, P.taps, s.cin, w, bias,
+      table[rows](ptrs.data() + t * taps * mr, taps, P.run_cin, w, bias,
                   c.res != nullptr ? c.res + at : nullptr, c.y + at, s.ldy, nc, s.lo, s.hi,
                   pf != nullptr ? pf + pf_row0 * pf_ld : nullptr,
                   pf != nullptr ? std::min(pf_share, P.k - pf_row0) : 0, pf_ld);
@@ -203,6 +266,10 @@ std::shared_ptr<FPacked> PackFConv(const FConvSpec& spec, FConvIsa isa) {
   P->k = P->taps * s.cin;
   P->direct = P->taps == 1 && s.sh == 1 && s.sw == 1 && s.pt == 0 && s.pl == 0 && s.ih == s.oh &&
               s.iw == s.ow;
+  // Row taps where the per-tap loop would run a handful of channels (stems: 3 -> 64, 7x7).
+  P->row_taps = s.kw > 1 && s.dw == 1 && s.ldx == s.cin && s.cin < kRowTapsMaxCin;
+  P->run_taps = P->row_taps ? s.kh : P->taps;
+  P->run_cin = P->row_taps ? s.kw * s.cin : s.cin;
   const int64_t nr = P->nr, k = P->k, taps = P->taps, cin = s.cin, cout = s.cout;
   P->npanels = (cout + nr - 1) / nr;
   P->panel_off.assign(static_cast<size_t>(P->npanels + 1), 0);
@@ -240,7 +307,7 @@ std::shared_ptr<FPacked> PackFConv(const FConvSpec& spec, FConvIsa isa) {
   }
   P->bias.assign(static_cast<size_t>(P->npanels * nr), 0.0f);
   if (spec.bias != nullptr) std::copy(spec.bias, spec.bias + cout, P->bias.begin());
-  P->zero.assign(static_cast<size_t>(cin), 0.0f);
+  P->zero.assign(static_cast<size_t>(P->run_cin), 0.0f);
   for (int64_t ky = 0; ky < s.kh; ++ky)
     for (int64_t kx = 0; kx < s.kw; ++kx)
       P->tap_off.push_back((ky * s.dh * s.iw + kx * s.dw) * s.ldx);
