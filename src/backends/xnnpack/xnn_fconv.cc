@@ -41,6 +41,7 @@ struct FPacked {
   // (ky, kx, c) order is the same); window rows crossing the left or right edge are copied
   // with their padding into a per-task scratch row.
   bool row_taps = false;
+  bool copy_rows = false;  // input pixels a multiple of 2 KB apart: A rows copied (RunTask)
   int64_t run_taps = 1, run_cin = 0;  // what the tile loops over
   std::unique_ptr<float[], XnnFree> w;  // panel p at panel_off[p]: [k][width(p)]
   std::vector<int64_t> panel_off;       // npanels + 1 offsets
@@ -178,6 +179,20 @@ void RunTask(void* arg, size_t task) {
     for (int64_t t = 0; t < ntiles; ++t)
       TilePointers(P, c.x, c.pixels, p_begin + t * mr, ptrs.data() + t * taps * mr);
   }
+  if (P.copy_rows) {
+    // Pixels a multiple of 2 KB apart (cin = 512, 1024, 2048) put a tile's 12 rows of a tap
+    // into one or two L1 sets, where they and the streaming weights evict each other. Copied
+    // once per block at a stride of cin + 16 floats (consecutive sets), the rows are then read
+    // by every panel.
+    thread_local std::vector<float> rows;
+    const int64_t ld = s.cin + 16, n = ntiles * taps * mr;
+    if (rows.size() < static_cast<size_t>(n * ld)) rows.resize(static_cast<size_t>(n * ld));
+    for (int64_t i = 0; i < n; ++i) {
+      float* dst = rows.data() + i * ld;
+      std::copy(ptrs[static_cast<size_t>(i)], ptrs[static_cast<size_t>(i)] + s.cin, dst);
+      ptrs[static_cast<size_t>(i)] = dst;
+    }
+  }
   for (int64_t pan = pan0; pan < pan1; ++pan) {
     // The panel after this one (in this task, else this task's first again, which the next
     // block of a multi-block run reads first), spread over this panel's tiles.
@@ -270,6 +285,7 @@ std::shared_ptr<FPacked> PackFConv(const FConvSpec& spec, FConvIsa isa) {
   P->row_taps = s.kw > 1 && s.dw == 1 && s.ldx == s.cin && s.cin < kRowTapsMaxCin;
   P->run_taps = P->row_taps ? s.kh : P->taps;
   P->run_cin = P->row_taps ? s.kw * s.cin : s.cin;
+  P->copy_rows = !P->row_taps && s.ldx % 512 == 0;
   const int64_t nr = P->nr, k = P->k, taps = P->taps, cin = s.cin, cout = s.cout;
   P->npanels = (cout + nr - 1) / nr;
   P->panel_off.assign(static_cast<size_t>(P->npanels + 1), 0);
