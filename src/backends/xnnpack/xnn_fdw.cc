@@ -48,6 +48,32 @@ __attribute__((always_inline)) inline void DwPixel(const DwPlan& P, const RowOf&
   const int64_t c = s.cout;
   const V vlo = V{} + s.lo, vhi = V{} + s.hi;
   int64_t ch = ch0;
+  // Four channel vectors at a time: four independent FMA chains (one chain is bound by the FMA
+  // latency: a 5x5 edge pixel of 1152 channels took as long as a group of 8 inside ones).
+  for (; ch + 4 * W <= c; ch += 4 * W) {
+    V acc[4];
+    for (int q = 0; q < 4; ++q) __builtin_memcpy(&acc[q], P.bias.data() + ch + q * W, sizeof(V));
+    for (int64_t ky = ky0; ky < ky1; ++ky) {
+      const float* xrow = row_of(ky) + ch;
+      const float* wrow = P.w.data() + ky * s.kw * c + ch;
+      for (int64_t kx = kx0; kx < kx1; ++kx) {
+        const float* xp = xrow + (ix0 + kx * s.dw) * c;
+        const float* wp = wrow + kx * c;
+        for (int q = 0; q < 4; ++q) {
+          V xv, wv;
+          __builtin_memcpy(&xv, xp + q * W, sizeof(V));
+          __builtin_memcpy(&wv, wp + q * W, sizeof(V));
+          acc[q] += xv * wv;
+        }
+      }
+    }
+    for (int q = 0; q < 4; ++q) {
+      V v = acc[q];
+      v = v < vlo ? vlo : v;
+      v = v > vhi ? vhi : v;
+      __builtin_memcpy(out + ch + q * W, &v, sizeof(V));
+    }
+  }
   for (; ch + W <= c; ch += W) {
     V acc;
     __builtin_memcpy(&acc, P.bias.data() + ch, sizeof(V));
