@@ -238,15 +238,19 @@ FConvIsa FConvIsaFor(CpuIsa isa) {
 //   3x3 from 3 input channels (K = 27, rrdb_x4's first conv): 0.8x; 3 output channels: 0.4-0.9x.
 // Images of 128 px and more swing 0.7-4x from run to run for both (the machine is shared), so the
 // rule is drawn from the stable sizes: the own kernel runs where the channels fill its tiles,
-// K = kh * kw * cin >= 64, cout at least one full panel and at most a quarter of the panels'
-// width padding. The AVX2 tile reaches the ymm FMA ceiling (~120 of ~130 GFLOP/s) on the same
+// K = kh * kw * cin >= 64, cout at least three quarters of a panel and at most a quarter of the
+// packed panels' width padding (mobilenet_v2 / efficientnet_b0 projections, 1x1: 96/144 -> 24
+// 1.1-1.25x, 144 -> 40 1.1-1.25x, 240 -> 80 1.12-1.17x, 192 -> 32 1.26-1.35x; 32 -> 16 at 112 px
+// 0.84-1.0x, so 16 channels stay with XNNPACK). The AVX2 tile reaches the ymm FMA ceiling (~120 of ~130 GFLOP/s) on the same
 // shapes (0.6x of XNNPACK's zmm kernel here, where XNNPACK dispatches to AVX-512 by itself) and
 // follows the same rule with its own panel width.
 bool UseOwnFConv(const FConvSpec& s, FConvIsa isa) {
   if (isa == FConvIsa::kNone) return false;
   const int64_t nr = isa == FConvIsa::kAvx512 ? kFNrAvx512 : kFNrAvx2;
-  const int64_t padded = (s.cout + nr - 1) / nr * nr;
-  return s.kh * s.kw * s.cin >= 64 && s.cout >= nr && s.cout * 4 >= padded * 3;
+  // The panels as packed: full ones, and a last of NR / 2 when at most that many are left.
+  const int64_t rem = s.cout % nr;
+  const int64_t padded = s.cout / nr * nr + (rem == 0 ? 0 : rem <= nr / 2 ? nr / 2 : nr);
+  return s.kh * s.kw * s.cin >= 64 && s.cout * 4 >= nr * 3 && s.cout * 4 >= padded * 3;
 }
 
 bool UseOwnFc(int64_t rows, int64_t k, int64_t n, FConvIsa isa) {
