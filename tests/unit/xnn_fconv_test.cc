@@ -480,6 +480,72 @@ TEST(XnnFConv, ConvSessionsMatchReference) {
   if (!CpuHas(CpuIsa::kAvx512)) GTEST_SKIP() << "no AVX-512: only the AVX2 path was checked";
 }
 
+// MaxPool in the own NHWC loop (AVX2 / AVX-512 levels; XNNPACK's operator at the portable
+// level): channel counts with vector tails (37: two zmm or four ymm and 5 lanes), padding,
+// stride 2, dilation 2, ceil_mode windows past the edge, a Relu fused; exactly the reference's
+// values (a max is exact) at every level and 1 and 2 threads.
+TEST(XnnFConv, MaxPoolMatchesReference) {
+  struct Case {
+    Shape x;
+    std::vector<int64_t> k, s, pads, d;
+    int64_t ceil;
+    bool relu;
+  };
+  const Case cases[] = {{{1, 64, 16, 16}, {3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 0, false},
+                        {{2, 37, 11, 13}, {3, 2}, {1, 2}, {1, 0, 2, 1}, {1, 1}, 0, true},
+                        {{1, 21, 12, 12}, {3, 3}, {2, 2}, {0, 0, 0, 0}, {2, 2}, 1, false},
+                        {{1, 5, 9, 7}, {2, 2}, {2, 2}, {0, 0, 0, 0}, {1, 1}, 1, false}};
+  uint32_t seed = 70;
+  for (const Case& c : cases) {
+    auto m = [&] {
+      testing::QdqBuilder b(seed);
+      ValueId in = b.Input("x", c.x);
+      Attributes a;
+      a.Add(Attribute::Ints("kernel_shape", c.k));
+      a.Add(Attribute::Ints("strides", c.s));
+      a.Add(Attribute::Ints("pads", c.pads));
+      a.Add(Attribute::Ints("dilations", c.d));
+      a.Add(Attribute::Int("ceil_mode", c.ceil));
+      ValueId y = b.Op("MaxPool", {in}, std::move(a));
+      if (c.relu) y = b.Op("Relu", {y});
+      b.g().MarkOutput(y);
+      return std::move(b.model);
+    };
+    const NamedTensors in = {{"x", Uniform(c.x, -1, 1, seed)}};
+    const auto want = RunSession(m(), in, SessionOptions::Reference());
+    ASSERT_EQ(want.size(), 1u);
+    for (CpuIsa isa : {CpuIsa::kPortable, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
+      if (!CpuHas(isa)) continue;
+      for (int threads : {1, 2}) {
+        SessionOptions o = Xnn(isa, threads);
+        // Pinned: a model this small goes to the reference kernels on cost.
+        o.op_backend["MaxPool"] = o.op_backend["Relu"] = "xnnpack";
+        o.profile = true;
+        auto s = Session::Create(m(), o);
+        ASSERT_TRUE(s.ok()) << s.status().ToString();
+        auto got = (*s)->Run(in);
+        ASSERT_TRUE(got.ok()) << got.status().ToString();
+        ASSERT_EQ(got->size(), 1u);
+        ASSERT_EQ((*got)[0].shape(), want[0].shape());
+        for (int64_t i = 0; i < want[0].size(); ++i) {
+          ASSERT_EQ((*got)[0].data<float>()[i], want[0].data<float>()[i])
+              << ShapeToString(c.x) << " " << CpuIsaName(isa) << " threads " << threads << " at "
+              << i;
+        }
+        int own = 0, relu = 0;
+        for (const ProfileRow& row : (*s)->Profile()) {
+          own += row.op_type == "MaxPool" && row.backend == "xnnpack" &&
+                 row.what.rfind("own loop", 0) == 0;
+          relu += row.op_type == "Relu";
+        }
+        EXPECT_EQ(own, isa == CpuIsa::kPortable ? 0 : 1) << CpuIsaName(isa);
+        EXPECT_EQ(relu, 0) << "the Relu folds into the pool's bounds";
+      }
+    }
+    seed += 3;
+  }
+}
+
 Model GemmModel(int trans_b) {
   testing::QdqBuilder b(5);
   ValueId a = b.Input("a", {7, 50});

@@ -89,6 +89,66 @@ Result<PoolGeometry> PoolGeometryOf(const Node& n, const Shape& x, const Shape& 
 
 namespace {
 
+// MaxPool over NHWC rows, own loop (XNNPACK 2022's f32 max pooling took resnet50's 3x3 s2 pool
+// at 112x112x64 in 0.34 ms, ONNX Runtime 0.15): per output pixel and vector of W channels the
+// max over the window's taps inside the image (padding never wins: ONNX pads with -inf), then
+// the fused clamp; the channel tail scalar. One output row per call.
+template <typename V, int W>
+__attribute__((always_inline)) inline void MaxPoolRow(const PoolGeometry& g, const Shape& x,
+                                                      int64_t ow, const float* image, int64_t oy,
+                                                      float* out, float lo, float hi) {
+  const int64_t ih = x[2], iw = x[3], c = x[1];
+  const int64_t iy0 = oy * g.sh - g.pt;
+  int64_t ky0 = 0, ky1 = g.kh;
+  while (ky0 < ky1 && iy0 + ky0 * g.dh < 0) ++ky0;
+  while (ky1 > ky0 && iy0 + (ky1 - 1) * g.dh >= ih) --ky1;
+  const V vlo = V{} + lo, vhi = V{} + hi;
+  for (int64_t ox = 0; ox < ow; ++ox, out += c) {
+    const int64_t ix0 = ox * g.sw - g.pl;
+    int64_t kx0 = 0, kx1 = g.kw;
+    while (kx0 < kx1 && ix0 + kx0 * g.dw < 0) ++kx0;
+    while (kx1 > kx0 && ix0 + (kx1 - 1) * g.dw >= iw) --kx1;
+    int64_t ch = 0;
+    for (; ch + W <= c; ch += W) {
+      V m = V{} - INFINITY;
+      for (int64_t ky = ky0; ky < ky1; ++ky) {
+        const float* row = image + ((iy0 + ky * g.dh) * iw + ix0 + kx0 * g.dw) * c + ch;
+        for (int64_t kx = 0; kx < kx1 - kx0; ++kx) {
+          V v;
+          __builtin_memcpy(&v, row + kx * g.dw * c, sizeof(V));
+          m = v > m ? v : m;
+        }
+      }
+      m = m < vlo ? vlo : m;
+      m = m > vhi ? vhi : m;
+      __builtin_memcpy(out + ch, &m, sizeof(V));
+    }
+    for (; ch < c; ++ch) {
+      float m = -INFINITY;
+      for (int64_t ky = ky0; ky < ky1; ++ky) {
+        const float* row = image + ((iy0 + ky * g.dh) * iw + ix0 + kx0 * g.dw) * c + ch;
+        for (int64_t kx = 0; kx < kx1 - kx0; ++kx) m = std::max(m, row[kx * g.dw * c]);
+      }
+      out[ch] = std::min(hi, std::max(lo, m));
+    }
+  }
+}
+
+typedef float V8p __attribute__((vector_size(32), aligned(4)));
+typedef float V16p __attribute__((vector_size(64), aligned(4)));
+
+KILN_TARGET_AVX2 void MaxPoolRowAvx2(const PoolGeometry& g, const Shape& x, int64_t ow,
+                                     const float* image, int64_t oy, float* out, float lo,
+                                     float hi) {
+  MaxPoolRow<V8p, 8>(g, x, ow, image, oy, out, lo, hi);
+}
+__attribute__((target("avx512f"))) void MaxPoolRowAvx512(const PoolGeometry& g, const Shape& x,
+                                                         int64_t ow, const float* image,
+                                                         int64_t oy, float* out, float lo,
+                                                         float hi) {
+  MaxPoolRow<V16p, 16>(g, x, ow, image, oy, out, lo, hi);
+}
+
 NodeSupport PoolSupports(const NodeQuery& q) {
   std::string e = CheckFloatNode(q, {0}, 4);
   if (!e.empty()) return NodeSupport::No(e);
@@ -103,6 +163,25 @@ Status PoolBuild(Builder& b, const Node& n, const Fusion& f) {
   const size_t c = static_cast<size_t>(x[1]);
   xnn_operator_t op = nullptr;
   const bool is_max = n.op_type == "MaxPool";
+  const CpuIsa isa = b.spec().isa;
+  if (is_max && isa >= CpuIsa::kAvx2) {
+    const int in = b.Buffer(n.inputs[0]);
+    const int out = b.Buffer(f.out);
+    const float lo = f.out_min, hi = f.out_max;
+    const auto row_fn = isa >= CpuIsa::kAvx512 ? MaxPoolRowAvx512 : MaxPoolRowAvx2;
+    b.AddLoop([=](const Workspace& ws, pthreadpool_t pool) {
+      const float* xs = ws.f(in);
+      float* ys = ws.f(out);
+      const int64_t rows = y[0] * y[2];
+      ParallelFor(pool, rows, std::max<int64_t>(1, 4096 / (y[3] * x[1])), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          const int64_t img = r / y[2], oy = r % y[2];
+          row_fn(g, x, y[3], xs + img * x[2] * x[3] * x[1], oy, ys + r * y[3] * x[1], lo, hi);
+        }
+      });
+    });
+    return Status::Ok();
+  }
   xnn_status st;
   if (is_max) {
     st = xnn_create_max_pooling2d_nhwc_f32(
