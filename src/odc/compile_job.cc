@@ -419,12 +419,23 @@ Result<CompileJobResult> RunCompileJob(const std::string& dir, const CompileJobO
         over = buf;
       }
     }
+    // A float plan runs the float model's own kernels on the same graph after the default
+    // passes: a difference within 50 % (and 50 us) is timing noise on a shared machine, and its
+    // gain is the cold start. An int8 candidate must be faster outright.
+    bool slow = quantize ? c.ms > c.float_ms : c.ms > c.float_ms * 1.5 + 0.05;
+    if (over.empty() && slow && !quantize) {
+      // A float plan that looks slower is timed once more against the float session before it
+      // is refused: it runs the very same kernels, and a burst of load on a shared machine (a
+      // sanitizer build in CI) once moved one window's medians 1.6x apart.
+      double again_float = 0;
+      KILN_ASSIGN_OR_RETURN(Timed again, time_against_float(*cs, &again_float));
+      c.ms = again.median_ms;
+      c.float_ms = again_float;
+      slow = c.ms > c.float_ms * 1.5 + 0.05;
+    }
     if (!over.empty()) {
       c.why = over;
-    } else if (quantize ? c.ms > c.float_ms : c.ms > c.float_ms * 1.5 + 0.05) {
-      // A float plan runs the float model's own kernels on the same graph after the default
-      // passes: a difference within 50 % (and 50 us) is timing noise on a shared machine, and
-      // its gain is the cold start. An int8 candidate must be faster outright.
+    } else if (slow) {
       char buf[200];
       std::snprintf(buf, sizeof(buf), "slower than the float model (%.2f ms vs %.2f ms)", c.ms,
                     c.float_ms);
