@@ -57,22 +57,39 @@ struct FPacked {
 // repeat the last one; their results are not stored). Runs once per tile and block, beside
 // mr x K x (panels) FMAs: no divisions past the first pixel, and a pixel whose window is inside
 // the image is its base pointer plus the taps' fixed offsets.
+// Output pixel p of a conv as (image b, row oy, column ox), walked one pixel at a time without
+// divisions (TilePointers, TileRowPointers).
+struct PixelAt {
+  int64_t b, oy, ox;
+  PixelAt(const FConvSpec& s, int64_t p)
+      : b(p / (s.oh * s.ow)), oy(p % (s.oh * s.ow) / s.ow), ox(p % s.ow) {}
+  void Next(const FConvSpec& s) {
+    if (++ox == s.ow) {
+      ox = 0;
+      if (++oy == s.oh) {
+        oy = 0;
+        ++b;
+      }
+    }
+  }
+};
+
 // Row taps (P.row_taps): ptrs [kh][mr], each a window row of kw * cin floats: in place where
 // the row is inside the image, the zero row above or below it, else copied with its padding into
 // scratch (kh rows of kw * cin floats per tile row).
 void TileRowPointers(const FPacked& P, const float* x, int64_t pixels, int64_t p0,
                      const float** ptrs, float* scratch) {
   const FConvSpec& s = P.s;
-  const int64_t per = s.oh * s.ow, row = s.kw * s.cin;
+  const int64_t row = s.kw * s.cin;
   const int mr = P.mr;
-  int64_t b = p0 / per, oy = p0 % per / s.ow, ox = p0 % s.ow;
+  PixelAt at(s, p0);
   for (int r = 0; r < mr; ++r) {
     if (p0 + r >= pixels) {
       for (int64_t t = 0; t < s.kh; ++t) ptrs[t * mr + r] = ptrs[t * mr + r - 1];
       continue;
     }
-    const float* image = x + b * s.ih * s.iw * s.cin;
-    const int64_t iy0 = oy * s.sh - s.pt, ix0 = ox * s.sw - s.pl;
+    const float* image = x + at.b * s.ih * s.iw * s.cin;
+    const int64_t iy0 = at.oy * s.sh - s.pt, ix0 = at.ox * s.sw - s.pl;
     const bool x_in = ix0 >= 0 && ix0 + s.kw <= s.iw;
     for (int64_t ky = 0; ky < s.kh; ++ky) {
       const int64_t iy = iy0 + ky * s.dh;
@@ -91,34 +108,27 @@ void TileRowPointers(const FPacked& P, const float* x, int64_t pixels, int64_t p
         ptrs[ky * mr + r] = dst;
       }
     }
-    if (++ox == s.ow) {
-      ox = 0;
-      if (++oy == s.oh) {
-        oy = 0;
-        ++b;
-      }
-    }
+    at.Next(s);
   }
 }
 
 void TilePointers(const FPacked& P, const float* x, int64_t pixels, int64_t p0,
                   const float** ptrs) {
   const FConvSpec& s = P.s;
-  const int64_t per = s.oh * s.ow;
   const int mr = P.mr;
   if (P.direct) {
     for (int r = 0; r < mr; ++r) ptrs[r] = x + std::min(p0 + r, pixels - 1) * s.ldx;
     return;
   }
   const int64_t ekh = (s.kh - 1) * s.dh, ekw = (s.kw - 1) * s.dw;
-  int64_t b = p0 / per, oy = p0 % per / s.ow, ox = p0 % s.ow;
+  PixelAt at(s, p0);
   for (int r = 0; r < mr; ++r) {
     if (p0 + r >= pixels) {
       for (int64_t t = 0; t < P.taps; ++t) ptrs[t * mr + r] = ptrs[t * mr + r - 1];
       continue;
     }
-    const float* image = x + b * s.ih * s.iw * s.ldx;
-    const int64_t iy0 = oy * s.sh - s.pt, ix0 = ox * s.sw - s.pl;
+    const float* image = x + at.b * s.ih * s.iw * s.ldx;
+    const int64_t iy0 = at.oy * s.sh - s.pt, ix0 = at.ox * s.sw - s.pl;
     if (iy0 >= 0 && iy0 + ekh < s.ih && ix0 >= 0 && ix0 + ekw < s.iw) {
       const float* base = image + (iy0 * s.iw + ix0) * s.ldx;
       for (int64_t t = 0; t < P.taps; ++t) ptrs[t * mr + r] = base + P.tap_off[t];
@@ -134,13 +144,7 @@ void TilePointers(const FPacked& P, const float* x, int64_t pixels, int64_t p0,
         }
       }
     }
-    if (++ox == s.ow) {
-      ox = 0;
-      if (++oy == s.oh) {
-        oy = 0;
-        ++b;
-      }
-    }
+    at.Next(s);
   }
 }
 
